@@ -1,0 +1,1 @@
+"""Vendor connectors: Jira and Zendesk payloads in, one write per decision out."""

@@ -1,0 +1,149 @@
+"""What every vendor connector offers the service, and the one error tree they all raise.
+
+The worker (webhooks/worker.py) drives a connector in three steps per ticket:
+
+    envelope = connector.envelope(body, headers)        # at the receiver: pure, no I/O
+    ticket   = connector.current_ticket(payloads, ...)  # 0 reads, or 1 if the payload lacks data
+    applied  = connector.apply(ticket, decision, ...)   # 0 writes if nothing changes, else 1
+
+Errors, translated once per connector from its library's exceptions (always `raise ... from exc`):
+
+    ConnectorError                 anything the vendor or the network did wrong
+    ├── VendorUnavailable          5xx, timeouts, connection failures: retry with backoff
+    │   └── RateLimited            429 (or 503 with Retry-After): retry after `retry_after` s, never sooner
+    └── VendorRejected             other 4xx: do not retry; dead-letter with the vendor's text
+
+`PayloadInvalid` is not a vendor error: the receiver answers it with 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tiering.models import Decision, Ticket
+
+
+class PayloadInvalid(ValueError):
+    """A webhook body that cannot be understood; the message says what is wrong (answered 400)."""
+
+
+class ConnectorError(Exception):
+    """A vendor call failed."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class VendorUnavailable(ConnectorError):
+    """Worth retrying with backoff: 5xx, timeout, connection failure.
+
+    `ambiguous` is true when a write may have reached the vendor before the failure (read
+    timeout, connection reset after sending): the next attempt must check before writing again.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+        self.ambiguous = ambiguous
+
+
+class RateLimited(VendorUnavailable):
+    """429: wait at least `retry_after` seconds before the next request to this vendor."""
+
+    def __init__(self, message: str, *, retry_after: float, status: int | None = 429) -> None:
+        super().__init__(message, status=status, retry_after=retry_after)
+
+
+class VendorRejected(ConnectorError):
+    """The vendor refused the request (4xx other than 429): retrying will not help."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What the receiver needs to know about one delivery before storing it."""
+
+    vendor: str
+    #: The vendor's event name (`jira:issue_updated`, `zen:event-type:ticket.created`, `trigger`).
+    event_type: str
+    #: False for a known event tierdesk does not act on: accepted, recorded as ignored.
+    handled: bool
+    #: Jira issue key or Zendesk ticket id; None only when `handled` is false.
+    ticket: str | None
+    #: Deduplication key: the same for every redelivery of one event.
+    delivery_id: str
+    #: Who caused the event (Jira accountId or name, Zendesk user id), when the payload says.
+    actor: str | None = None
+    #: When the vendor says the event happened, epoch milliseconds, for ordering.
+    occurred_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request made to a vendor, for the decision record and the metrics."""
+
+    method: str
+    path: str
+    status: int | None
+    purpose: str
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What `apply` did."""
+
+    calls: tuple[Call, ...] = ()
+    #: The decision that was finally applied (differs from the input after a 409 re-decision).
+    decision: Decision | None = None
+    #: The checklist note key that is now on the ticket, when a note was posted (or found posted).
+    note_key: str | None = None
+    wrote: bool = False
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+Decide = Callable[[Ticket], Decision]
+
+
+class Connector(Protocol):
+    """One vendor. Implementations: connectors.jira.JiraConnector, connectors.zendesk.ZendeskConnector."""
+
+    vendor: str
+
+    def envelope(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
+        """Classify a webhook body (already signature-checked and JSON-parsed). Pure; raises
+        PayloadInvalid when a handled event lacks what tierdesk needs (e.g. no ticket)."""
+        ...
+
+    def is_own_event(self, envelope: Envelope) -> bool:
+        """True when the event was caused by tierdesk's own bot account (dropped, no request)."""
+        ...
+
+    def current_ticket(
+        self,
+        payloads: Sequence[Mapping[str, Any]],
+        *,
+        fresh: bool = False,
+        last_note_key: str | None = None,
+    ) -> Ticket:
+        """The ticket's current state from the newest of `payloads` (arrival order).
+
+        Zero requests when that payload is complete; one read when it lacks data or when
+        `fresh` is true (a retry after an ambiguous failure, or an out-of-order delivery). On a
+        fresh read the connector also looks for tierdesk's own note marker so that a note that
+        did land is not posted again; the returned ticket's `last_note_key` says what it found
+        (else `last_note_key` as given)."""
+        ...
+
+    def apply(self, ticket: Ticket, decision: Decision, *, decide: Decide) -> Applied:
+        """Apply `decision` to the vendor in at most one write; none when `decision.changed` is
+        false. `decide` re-decides on fresh state after a collision (Zendesk 409)."""
+        ...

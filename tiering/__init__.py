@@ -1,0 +1,1 @@
+"""tierdesk policy engine: tiers, plans, rules, documentation gates and targets, without I/O."""

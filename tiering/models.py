@@ -1,0 +1,136 @@
+"""Vendor-neutral tickets and decisions: the data that flows into and out of the policy engine.
+
+A connector turns a vendor payload into a `Ticket`; `tiering.decide` turns a `Ticket` and a
+`Policy` into a `Decision` (the desired state plus reasons); the connector turns the difference
+into at most one vendor write. Both types are frozen so they can be logged, compared and replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+#: A documentation field's value as read from the vendor: text, a select option, the options of
+#: a multi-select, a number, or nothing.
+FieldValue = str | int | float | bool | tuple[str, ...] | None
+
+_EMPTY: Mapping[str, FieldValue] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """Who raised the ticket, as far as entitlement is concerned."""
+
+    organization: str | None = None
+    email: str | None = None
+    #: A plan name read from the vendor's own record (a Zendesk organization field, say). When
+    #: set it takes precedence over the policy's `customers` list.
+    plan: str | None = None
+
+    @property
+    def email_domain(self) -> str | None:
+        """The part of the email after the last `@`, lower-cased, or None."""
+        if not self.email or "@" not in self.email:
+            return None
+        return self.email.rsplit("@", 1)[1].strip().lower() or None
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One ticket's current state in vendor-neutral terms.
+
+    `key` is the Jira issue key or the Zendesk ticket id as text. `labels` are Jira labels or
+    Zendesk tags. `fields` holds the documentation fields by their policy name (already mapped
+    from custom field ids by the connector). `last_note_key` is the key of the checklist note that
+    tierdesk last posted on this ticket (from the inbox database, or from the note's marker), so
+    that an unchanged checklist is not posted twice.
+    """
+
+    key: str
+    subject: str = ""
+    description: str = ""
+    labels: frozenset[str] = frozenset()
+    priority: str | None = None
+    customer: Customer = field(default_factory=Customer)
+    fields: Mapping[str, FieldValue] = _EMPTY
+    attachments: int = 0
+    assignee: str | None = None
+    group: str | None = None
+    actor: str | None = None
+    updated_at: str | None = None
+    last_note_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChecklistItem:
+    """One documentation requirement and whether the ticket meets it."""
+
+    tier: str
+    field: str
+    label: str
+    done: bool
+    #: Why it is not done, in words an agent understands ("missing", "shorter than 20 characters").
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The desired state of one ticket under the policy, and why.
+
+    The connector applies `labels_add`, `labels_remove`, the assignment to `assign` (a key of the
+    policy's `targets`: a tier name or a route name) and the internal `comment`. When `changed` is
+    false, nothing is to be written at all.
+    """
+
+    ticket: str
+    tier: str | None
+    previous_tier: str | None
+    route: str | None = None
+    plan: str | None = None
+    labels_add: tuple[str, ...] = ()
+    labels_remove: tuple[str, ...] = ()
+    assign: str | None = None
+    missing: tuple[ChecklistItem, ...] = ()
+    checklist: tuple[ChecklistItem, ...] = ()
+    suggestions: tuple[str, ...] = ()
+    comment: str | None = None
+    #: Recorded with the posted comment; the next decision compares it with `Ticket.last_note_key`.
+    note_key: str | None = None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """True when applying this decision would change the ticket."""
+        return bool(self.labels_add or self.labels_remove or self.assign or self.comment)
+
+    def labels_after(self, labels: frozenset[str]) -> frozenset[str]:
+        """The label set that results from applying this decision to `labels`."""
+        return (labels - frozenset(self.labels_remove)) | frozenset(self.labels_add)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view, as `tierdesk decide` prints it."""
+        return {
+            "ticket": self.ticket,
+            "tier": self.tier,
+            "previous_tier": self.previous_tier,
+            "route": self.route,
+            "plan": self.plan,
+            "changed": self.changed,
+            "labels_add": list(self.labels_add),
+            "labels_remove": list(self.labels_remove),
+            "assign": self.assign,
+            "missing": [
+                {"tier": i.tier, "field": i.field, "label": i.label, "problem": i.problem}
+                for i in self.missing
+            ],
+            "checklist": [
+                {"tier": i.tier, "field": i.field, "label": i.label, "done": i.done}
+                for i in self.checklist
+            ],
+            "suggestions": list(self.suggestions),
+            "comment": self.comment,
+            "note_key": self.note_key,
+            "reasons": list(self.reasons),
+        }

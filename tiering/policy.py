@@ -1,0 +1,664 @@
+"""The tier policy: YAML text validated into models, checked for meaning, compiled for speed.
+
+`load_policy(text, source=...)` returns a `Policy` or raises `PolicyError` listing every problem,
+each naming the file, the key path, what was expected and the line:
+
+    policy.yaml: targets.L3.zendesk.group_id: expected an integer, got "three" (line 58)
+
+Structure (types, unknown keys) is checked by pydantic; meaning (unknown tier, plan, field or
+target names, invalid regexes, rules that can never match) by `_semantic_errors`. Reading the file
+is the caller's business: this module does no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+
+#: Names of tiers, plans, rules and routes end up in labels and tags, so they are kept label-safe.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[StrictStr, Field(pattern=NAME_PATTERN)]
+NonEmptyText = Annotated[StrictStr, Field(min_length=1)]
+
+#: Fixed labels the engine manages; a tier or route may not be named so that its label collides.
+RESERVED_NAMES = frozenset({"docs-missing", "entitlement-exceeded", "unverified"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PlanSpec(_Model):
+    """An entitlement: the highest tier a customer on this plan may reach."""
+
+    max_tier: StrictStr
+    description: StrictStr | None = None
+
+
+class CustomerMatch(_Model):
+    """How a customer is recognised: exactly one of organization, email domain or email."""
+
+    organization: NonEmptyText | None = None
+    email_domain: NonEmptyText | None = None
+    email: NonEmptyText | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CustomerMatch:
+        given = [k for k in ("organization", "email_domain", "email") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of organization, email_domain or email"
+                f" (got {', '.join(given) or 'none'})"
+            )
+        return self
+
+
+class CustomerEntry(_Model):
+    match: CustomerMatch
+    plan: StrictStr
+
+
+class When(_Model):
+    """Conditions of a rule; all given conditions must hold. Text matching ignores case."""
+
+    text_any: list[StrictStr] | None = None
+    text_all: list[StrictStr] | None = None
+    text_none: list[StrictStr] | None = None
+    text_regex: StrictStr | None = None
+    priority_in: list[StrictStr] | None = None
+    labels_any: list[StrictStr] | None = None
+    plan_in: list[StrictStr] | None = None
+
+
+class Rule(_Model):
+    """First-triage rule: a ticket with no tier that matches `when` gets `tier` or is routed."""
+
+    name: Annotated[StrictStr, Field(pattern=NAME_PATTERN)]
+    when: When
+    tier: StrictStr | None = None
+    route: StrictStr | None = None
+    suggest: list[NonEmptyText] = []
+    description: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _tier_or_route(self) -> Rule:
+        if (self.tier is None) == (self.route is None):
+            raise ValueError("give exactly one of tier or route")
+        if self.route is not None and self.suggest:
+            raise ValueError("suggest goes with tier, not with route")
+        return self
+
+
+class Requirement(_Model):
+    """One piece of documentation a ticket needs before it may enter a tier."""
+
+    field: Name
+    label: NonEmptyText
+    min_length: Annotated[StrictInt, Field(ge=1)] | None = None
+    pattern: StrictStr | None = None
+    one_of: list[StrictStr] | None = None
+    attachment: StrictBool = False
+
+
+class FieldMap(_Model):
+    """Where a documentation field lives in each vendor: a Jira field id, a Zendesk field id."""
+
+    jira: NonEmptyText | None = None
+    zendesk: StrictInt | None = None
+
+
+class JiraTarget(_Model):
+    """Jira escalation target: an assignee (accountId on Cloud, user name on Data Center)
+    and/or a component."""
+
+    assignee: NonEmptyText | None = None
+    component: NonEmptyText | None = None
+
+
+class ZendeskTarget(_Model):
+    """Zendesk escalation target: a group and/or an agent."""
+
+    group_id: StrictInt | None = None
+    assignee_id: StrictInt | None = None
+
+
+class Target(_Model):
+    jira: JiraTarget | None = None
+    zendesk: ZendeskTarget | None = None
+
+
+class Entitlement(_Model):
+    """Where a vendor's own records say which plan a customer has (optional)."""
+
+    #: Key in a Zendesk organization's `organization_fields` whose value is a plan name.
+    zendesk_organization_field: NonEmptyText | None = None
+    #: How long (seconds) an organization's plan read from Zendesk is trusted before re-reading.
+    organization_cache_seconds: Annotated[StrictInt, Field(ge=0)] = 900
+    #: The highest tier an unverified customer (no plan) may reach.
+    unverified_max_tier: StrictStr | None = None
+
+
+class PolicyDoc(_Model):
+    """The policy file exactly as written, structurally validated."""
+
+    version: Literal[1]
+    tiers: Annotated[list[Name], Field(min_length=1)]
+    default_tier: StrictStr
+    plans: dict[Name, PlanSpec] = {}
+    customers: list[CustomerEntry] = []
+    default_plan: StrictStr | None = None
+    rules: list[Rule] = []
+    documentation: dict[StrictStr, list[Requirement]] = {}
+    fields: dict[Name, FieldMap] = {}
+    targets: dict[StrictStr, Target] = {}
+    entitlement: Entitlement = Entitlement()
+    description: StrictStr | None = None
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a policy file."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def render(self, source: str) -> str:
+        where = f"{source}: {self.path}: " if self.path else f"{source}: "
+        line = f" (line {self.line})" if self.line else ""
+        return f"{where}{self.message}{line}"
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; `problems` lists every reason."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__("\n".join(p.render(source) for p in self.problems))
+
+    @property
+    def lines(self) -> list[str]:
+        return [p.render(self.source) for p in self.problems]
+
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _path(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    kind = err["type"]
+    given = err.get("input")
+    if kind in _TYPE_WORDS:
+        return f"expected {_TYPE_WORDS[kind]}, got {_show(given)}"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return "unknown key (check its spelling against the policy reference)"
+    if kind == "literal_error":
+        return f"expected {err.get('ctx', {}).get('expected', 'another value')}, got {_show(given)}"
+    if kind == "string_pattern_mismatch":
+        return (
+            f"{_show(given)} is not a valid name: use letters, digits, '-', '_' or '.',"
+            " starting with a letter or digit"
+        )
+    if kind == "too_short":
+        return "must not be empty"
+    if kind == "greater_than_equal":
+        return f"expected a number >= {err.get('ctx', {}).get('ge')}, got {_show(given)}"
+    if kind == "value_error":
+        return str(err.get("ctx", {}).get("error", err["msg"]))
+    return str(err["msg"])
+
+
+# --------------------------------------------------------------------------- line numbers
+
+
+def _line_map(node: yaml.Node | None) -> dict[tuple[str | int, ...], int]:
+    """Map each key path in a YAML document to the (1-based) line it starts on."""
+    lines: dict[tuple[str | int, ...], int] = {}
+
+    def walk(n: yaml.Node, path: tuple[str | int, ...]) -> None:
+        lines.setdefault(path, n.start_mark.line + 1)
+        if isinstance(n, yaml.MappingNode):
+            for key, value in n.value:
+                kp = (*path, str(key.value))
+                lines[kp] = key.start_mark.line + 1
+                walk(value, kp)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                walk(item, (*path, i))
+
+    if node is not None:
+        walk(node, ())
+    return lines
+
+
+def _line_for(lines: Mapping[tuple[str | int, ...], int], loc: tuple[str | int, ...]) -> int | None:
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return None
+
+
+# --------------------------------------------------------------------------- meaning
+
+
+def _literal_subsumes(general: Sequence[str], specific: Sequence[str]) -> bool:
+    """True if every text that contains one of `specific` also contains one of `general`."""
+    gen = [g.lower() for g in general]
+    return all(any(g in s.lower() for g in gen) for s in specific)
+
+
+def _shadows(earlier: When, later: When) -> bool:
+    """True if `earlier` matches every ticket that `later` matches (so `later` can never win)."""
+    if earlier.text_regex is not None or earlier.text_none:
+        return False
+    if earlier.text_any is not None and (
+        later.text_any is None or not _literal_subsumes(earlier.text_any, later.text_any)
+    ):
+        # text_all of the later rule also guarantees a term is present
+        if not (later.text_all and _literal_subsumes(earlier.text_any, later.text_all[:1])):
+            return False
+    if earlier.text_all is not None and (
+        later.text_all is None
+        or not all(any(e.lower() in t.lower() for t in later.text_all) for e in earlier.text_all)
+    ):
+        return False
+    for key in ("priority_in", "labels_any", "plan_in"):
+        mine = getattr(earlier, key)
+        theirs = getattr(later, key)
+        if mine is not None:
+            if theirs is None:
+                return False
+            if not {x.lower() for x in theirs} <= {x.lower() for x in mine}:
+                return False
+    return True
+
+
+def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    tiers = doc.tiers
+    tier_set = set(tiers)
+    seen: set[str] = set()
+    for i, t in enumerate(tiers):
+        if t.lower() in seen:
+            yield ("tiers", i), f'tier "{t}" is listed twice'
+        seen.add(t.lower())
+        if t.lower() in RESERVED_NAMES or t.lower().startswith("route-"):
+            yield ("tiers", i), f'"{t}" is reserved for tierdesk\'s own labels; rename the tier'
+    known_tiers = ", ".join(tiers)
+
+    def tier_ref(loc: tuple[str | int, ...], name: str | None) -> Iterator[
+        tuple[tuple[str | int, ...], str]
+    ]:
+        if name is not None and name not in tier_set:
+            yield loc, f'unknown tier "{name}" (tiers are: {known_tiers})'
+
+    yield from tier_ref(("default_tier",), doc.default_tier)
+    yield from tier_ref(("entitlement", "unverified_max_tier"), doc.entitlement.unverified_max_tier)
+    for name, plan in doc.plans.items():
+        yield from tier_ref(("plans", name, "max_tier"), plan.max_tier)
+    plans = ", ".join(doc.plans) or "none defined"
+    if doc.default_plan is not None and doc.default_plan not in doc.plans:
+        yield ("default_plan",), f'unknown plan "{doc.default_plan}" (plans are: {plans})'
+    seen_match: dict[tuple[str, str], int] = {}
+    for i, c in enumerate(doc.customers):
+        if c.plan not in doc.plans:
+            yield ("customers", i, "plan"), f'unknown plan "{c.plan}" (plans are: {plans})'
+        kind, value = next(
+            (k, v) for k in ("organization", "email_domain", "email") if (v := getattr(c.match, k))
+        )
+        mk = (kind, value.strip().lower())
+        if mk in seen_match:
+            yield (
+                ("customers", i, "match"),
+                f"never used: customers[{seen_match[mk]}] already matches {kind} {value!r}",
+            )
+        else:
+            seen_match[mk] = i
+
+    rule_names: dict[str, int] = {}
+    for i, rule in enumerate(doc.rules):
+        loc: tuple[str | int, ...] = ("rules", i)
+        if rule.name in rule_names:
+            yield (*loc, "name"), f'rule name "{rule.name}" is used by rules[{rule_names[rule.name]}] too'
+        rule_names.setdefault(rule.name, i)
+        yield from tier_ref((*loc, "tier"), rule.tier)
+        if rule.route is not None:
+            if rule.route not in doc.targets:
+                yield (
+                    (*loc, "route"),
+                    f'route "{rule.route}" has no entry under targets (add targets.{rule.route})',
+                )
+            if rule.route in tier_set:
+                yield (*loc, "route"), f'route "{rule.route}" is a tier name; use tier: instead'
+            if not re.match(NAME_PATTERN, rule.route):
+                yield (*loc, "route"), f'"{rule.route}" is not a valid route name'
+        w = rule.when
+        for key in ("text_any", "text_all", "text_none", "priority_in", "labels_any", "plan_in"):
+            values = getattr(w, key)
+            if values is None:
+                continue
+            if not values:
+                yield (*loc, "when", key), "an empty list can never match; remove the key or add values"
+            for j, v in enumerate(values):
+                if not v.strip():
+                    yield (*loc, "when", key, j), "an empty term can never be told apart; remove it"
+        for j, p in enumerate(w.plan_in or ()):
+            if p not in doc.plans:
+                yield (*loc, "when", "plan_in", j), f'unknown plan "{p}" (plans are: {plans})'
+        if w.text_regex is not None:
+            try:
+                re.compile(w.text_regex)
+            except re.error as exc:
+                yield (*loc, "when", "text_regex"), f"invalid regular expression: {exc}"
+        if w.text_none and w.text_any:
+            for term in w.text_any:
+                if any(n.lower() in term.lower() for n in w.text_none):
+                    yield (
+                        (*loc, "when"),
+                        f'can never match on "{term}": text_none excludes it',
+                    )
+        for k, earlier in enumerate(doc.rules[:i]):
+            if _shadows(earlier.when, w):
+                yield (
+                    (*loc, "when"),
+                    f'can never match: rules[{k}] ("{earlier.name}") comes first and matches'
+                    " every ticket this rule matches",
+                )
+                break
+
+    for tier, reqs in doc.documentation.items():
+        yield from tier_ref(("documentation", tier), tier)
+        for j, req in enumerate(reqs):
+            rloc: tuple[str | int, ...] = ("documentation", tier, j)
+            if not req.attachment and req.field not in doc.fields:
+                yield (
+                    (*rloc, "field"),
+                    f'unknown field "{req.field}": map it under fields'
+                    " (or set attachment: true for an attachment requirement)",
+                )
+            if req.pattern is not None:
+                try:
+                    re.compile(req.pattern)
+                except re.error as exc:
+                    yield (*rloc, "pattern"), f"invalid regular expression: {exc}"
+            if req.one_of is not None and not req.one_of:
+                yield (*rloc, "one_of"), "an empty list can never be satisfied"
+            if req.attachment and (req.min_length or req.pattern or req.one_of):
+                yield rloc, "an attachment requirement takes no min_length, pattern or one_of"
+
+    for name in doc.fields:
+        if name in doc.fields and not (doc.fields[name].jira or doc.fields[name].zendesk):
+            yield ("fields", name), "map the field for at least one vendor (jira: or zendesk:)"
+
+    route_names = {r.route for r in doc.rules if r.route}
+    for name, target in doc.targets.items():
+        if name not in tier_set and name not in route_names:
+            yield (
+                ("targets", name),
+                f'"{name}" is neither a tier nor a route used by a rule (tiers are: {known_tiers})',
+            )
+        if target.jira is not None and not (target.jira.assignee or target.jira.component):
+            yield ("targets", name, "jira"), "give assignee or component"
+        if target.zendesk is not None and not (
+            target.zendesk.group_id is not None or target.zendesk.assignee_id is not None
+        ):
+            yield ("targets", name, "zendesk"), "give group_id or assignee_id"
+
+
+# --------------------------------------------------------------------------- compiled policy
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    index: int
+    name: str
+    tier: str | None
+    route: str | None
+    suggest: tuple[str, ...]
+    text_any: tuple[str, ...] | None
+    text_all: tuple[str, ...] | None
+    text_none: tuple[str, ...] | None
+    text_regex: re.Pattern[str] | None
+    priority_in: frozenset[str] | None
+    labels_any: frozenset[str] | None
+    plan_in: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRequirement:
+    tier: str
+    field: str
+    label: str
+    min_length: int | None
+    pattern: re.Pattern[str] | None
+    one_of: frozenset[str] | None
+    attachment: bool
+
+
+class Policy:
+    """A validated policy, with the indexes the engine needs precomputed."""
+
+    def __init__(self, doc: PolicyDoc, *, source: str, digest: str) -> None:
+        self.doc = doc
+        self.source = source
+        #: sha256 of the policy text: recorded with every decision.
+        self.digest = digest
+        self.tiers: tuple[str, ...] = tuple(doc.tiers)
+        self.rank: dict[str, int] = {t: i for i, t in enumerate(doc.tiers)}
+        self.tier_label: dict[str, str] = {t: f"tier-{t.lower()}" for t in doc.tiers}
+        self.request_label: dict[str, str] = {t: f"escalate-{t.lower()}" for t in doc.tiers}
+        self.tier_by_label = {v: k for k, v in self.tier_label.items()}
+        self.tier_by_request = {v: k for k, v in self.request_label.items()}
+        self.default_tier = doc.default_tier
+        unverified = doc.entitlement.unverified_max_tier
+        if unverified is None:
+            unverified = "L1" if "L1" in self.rank else doc.tiers[0]
+        self.unverified_max_tier: str = unverified
+        self.plans = doc.plans
+        self.default_plan = doc.default_plan
+        by_org: dict[str, str] = {}
+        by_domain: dict[str, str] = {}
+        by_email: dict[str, str] = {}
+        self._customer_rank: dict[tuple[str, str], int] = {}
+        for i, c in enumerate(doc.customers):
+            m = c.match
+            for kind, value, index in (
+                ("organization", m.organization, by_org),
+                ("email_domain", m.email_domain, by_domain),
+                ("email", m.email, by_email),
+            ):
+                if value:
+                    k = value.strip().lower().lstrip("@") if kind == "email_domain" else (
+                        value.strip().lower()
+                    )
+                    if k not in index:
+                        index[k] = c.plan
+                        self._customer_rank[(kind, k)] = i
+        self._by_org = by_org
+        self._by_domain = by_domain
+        self._by_email = by_email
+        self.rules: tuple[CompiledRule, ...] = tuple(
+            CompiledRule(
+                index=i,
+                name=r.name,
+                tier=r.tier,
+                route=r.route,
+                suggest=tuple(r.suggest),
+                text_any=_lower(r.when.text_any),
+                text_all=_lower(r.when.text_all),
+                text_none=_lower(r.when.text_none),
+                text_regex=re.compile(r.when.text_regex, re.IGNORECASE)
+                if r.when.text_regex
+                else None,
+                priority_in=_lowset(r.when.priority_in),
+                labels_any=_lowset(r.when.labels_any),
+                plan_in=frozenset(r.when.plan_in) if r.when.plan_in is not None else None,
+            )
+            for i, r in enumerate(doc.rules)
+        )
+        #: For each tier, every requirement of that tier and of each tier below it, in order.
+        cumulative: dict[str, tuple[CompiledRequirement, ...]] = {}
+        acc: list[CompiledRequirement] = []
+        for t in doc.tiers:
+            for req in doc.documentation.get(t, ()):
+                acc.append(
+                    CompiledRequirement(
+                        tier=t,
+                        field=req.field,
+                        label=req.label,
+                        min_length=req.min_length,
+                        pattern=re.compile(req.pattern) if req.pattern else None,
+                        one_of=_lowset(req.one_of),
+                        attachment=req.attachment,
+                    )
+                )
+            cumulative[t] = tuple(acc)
+        self.requirements = cumulative
+        self.fields = doc.fields
+        self.targets = doc.targets
+        self.route_label: dict[str, str] = {
+            r.route: f"tier-route-{r.route.lower()}" for r in doc.rules if r.route
+        }
+        self.route_by_label = {v: k for k, v in self.route_label.items()}
+
+    def plan_for(self, organization: str | None, email: str | None) -> tuple[str | None, str]:
+        """The customer's plan from the `customers` list (first match wins), and how it was found."""
+        hits: list[tuple[int, str, str]] = []
+        if organization:
+            k = organization.strip().lower()
+            if k in self._by_org:
+                hits.append((self._customer_rank[("organization", k)], self._by_org[k],
+                             f'organization "{organization}"'))
+        if email:
+            e = email.strip().lower()
+            if e in self._by_email:
+                hits.append((self._customer_rank[("email", e)], self._by_email[e], f"email {e}"))
+            if "@" in e:
+                d = e.rsplit("@", 1)[1]
+                if d in self._by_domain:
+                    hits.append((self._customer_rank[("email_domain", d)], self._by_domain[d],
+                                 f"email domain {d}"))
+        if hits:
+            _, plan, how = min(hits)
+            return plan, how
+        return None, ""
+
+    @property
+    def jira_fields(self) -> dict[str, str]:
+        """Policy field name -> Jira field id, for the fields mapped for Jira."""
+        return {n: m.jira for n, m in self.fields.items() if m.jira}
+
+    @property
+    def zendesk_fields(self) -> dict[str, int]:
+        """Policy field name -> Zendesk ticket field id, for the fields mapped for Zendesk."""
+        return {n: m.zendesk for n, m in self.fields.items() if m.zendesk is not None}
+
+    @property
+    def managed_labels(self) -> frozenset[str]:
+        """Every label or tag the engine may add or remove (what a connector watches)."""
+        fixed = {"tier-docs-missing", "tier-entitlement-exceeded", "tier-unverified"}
+        return frozenset(
+            [*self.tier_label.values(), *self.request_label.values(),
+             *self.route_label.values(), *fixed]
+        )
+
+    def summary(self) -> str:
+        d = self.doc
+        return (
+            f"{self.source}: OK: {len(d.tiers)} tiers ({', '.join(d.tiers)}), {len(d.plans)} plans,"
+            f" {len(d.customers)} customers, {len(d.rules)} rules,"
+            f" {sum(len(v) for v in d.documentation.values())} documentation requirements,"
+            f" {len(d.targets)} targets"
+        )
+
+
+def _lower(values: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(v.lower() for v in values)
+
+
+def _lowset(values: Sequence[str] | None) -> frozenset[str] | None:
+    return None if values is None else frozenset(v.lower() for v in values)
+
+
+def load_policy(text: str, *, source: str = "policy.yaml") -> Policy:
+    """Parse, validate and compile a policy; raise `PolicyError` listing every problem."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError(source, [Problem("", f"not valid YAML: {problem}", line)]) from exc
+    lines = _line_map(node)
+    if not isinstance(data, dict):
+        raise PolicyError(
+            source, [Problem("", f"expected a mapping of policy keys, got {_show(data)}", 1)]
+        )
+    try:
+        doc = PolicyDoc.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            Problem(_path(e["loc"]), _describe(e), _line_for(lines, tuple(e["loc"])))
+            for e in exc.errors()
+        ]
+        raise PolicyError(source, problems) from exc
+    problems = [
+        Problem(_path(loc), message, _line_for(lines, loc)) for loc, message in _semantic_errors(doc)
+    ]
+    if problems:
+        raise PolicyError(source, problems)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Policy(doc, source=source, digest=digest)

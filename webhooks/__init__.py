@@ -1,0 +1,1 @@
+"""The tierdesk service: settings, webhook receiver, durable inbox, worker and CLI."""

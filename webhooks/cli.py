@@ -1,0 +1,30 @@
+"""The `tierdesk` command line: one group, each area's commands registered from its own module."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tierdesk")
+def main() -> None:
+    """tierdesk: tiered support for Jira and Zendesk, driven by one YAML tier policy."""
+
+
+@main.group()
+def install() -> None:
+    """Register tierdesk's webhooks (and triggers) with a vendor."""
+
+
+@main.group()
+def backfill() -> None:
+    """Queue existing tickets for evaluation."""
+
+
+def _register() -> None:
+    from webhooks import cli_policy
+
+    cli_policy.register(main)
+
+
+_register()
