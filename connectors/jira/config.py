@@ -1,0 +1,37 @@
+"""How to reach one Jira site and act on it: built by webhooks.settings, passed to JiraConnector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class JiraConfig:
+    """Connection and behaviour settings for a Jira Cloud, Data Center or Service Management site."""
+
+    base_url: str
+    email: str | None = None
+    #: Cloud: API token, used with `email` for basic auth.
+    api_token: str | None = None
+    #: Data Center: personal access token (bearer). Takes precedence over email + api_token.
+    pat: str | None = None
+    #: The bot's own account (accountId on Cloud, user name on Data Center): its events are dropped.
+    bot_account_id: str | None = None
+    #: Cloud assigns by accountId, Data Center by user name.
+    deployment: Literal["cloud", "datacenter"] = "cloud"
+    #: Restrict the checklist comment: ("role", "Administrators") or ("group", "support-agents").
+    comment_visibility: tuple[Literal["role", "group"], str] | None = None
+    #: Jira Service Management: mark the checklist comment internal (sd.public.comment).
+    service_management: bool = False
+    #: Seconds for connect and read on every request.
+    timeout: float = 10.0
+
+    def __repr__(self) -> str:
+        # Secrets never appear in logs or errors.
+        return (
+            f"JiraConfig(base_url={self.base_url!r}, email={self.email!r},"
+            f" api_token={'***' if self.api_token else None},"
+            f" pat={'***' if self.pat else None}, bot_account_id={self.bot_account_id!r},"
+            f" deployment={self.deployment!r}, service_management={self.service_management!r})"
+        )
