@@ -7,6 +7,7 @@ into at most one vendor write. Both types are frozen so they can be logged, comp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -54,7 +55,7 @@ class Ticket:
     labels: frozenset[str] = frozenset()
     priority: str | None = None
     customer: Customer = field(default_factory=Customer)
-    fields: Mapping[str, FieldValue] = _EMPTY
+    fields: Mapping[str, FieldValue] = field(default_factory=lambda: _EMPTY)
     attachments: int = 0
     assignee: str | None = None
     group: str | None = None
@@ -134,3 +135,17 @@ class Decision:
             "note_key": self.note_key,
             "reasons": list(self.reasons),
         }
+
+
+#: Every checklist note tierdesk posts ends with a line `tierdesk-note:<key>`, so a connector that
+#: is unsure whether a write landed can find the note on the ticket instead of posting it twice.
+NOTE_MARKER = "tierdesk-note:"
+_NOTE_RE = re.compile(r"tierdesk-note:([0-9a-f]{8,64})")
+
+
+def note_key_in(text: str | None) -> str | None:
+    """The note key in a comment tierdesk posted, or None for any other comment."""
+    if not text:
+        return None
+    found = _NOTE_RE.findall(text)
+    return found[-1] if found else None
