@@ -1,0 +1,201 @@
+"""Jira webhook classification: which events tierdesk handles, their ticket, actor and dedupe key.
+
+`envelope(body, headers)` is pure (no I/O) and runs at the receiver after the signature check.
+Payload facts it relies on (see ../shared/vendor/README.md, Jira section, and the fixtures in
+tests/connectors/jira/fixtures/):
+
+- `webhookEvent` names the event; `timestamp` is epoch milliseconds.
+- Issue events carry `user` (the actor) and the whole `issue`.
+- Cloud comment events carry no `user`: the actor is `comment.author` (or `comment.updateAuthor`
+  for `comment_updated`), and a trimmed `issue` (key present, labels absent).
+- Server/Data Center `comment_created` carries no `issue` at all: the issue is named only by its
+  numeric id inside `comment.self` (`.../rest/api/2/issue/10013/comment/10082`), so that id is the
+  ticket reference (Jira's `GET /rest/api/2/issue/{issueIdOrKey}` accepts it).
+- Cloud delivery header `X-Atlassian-Webhook-Identifier` is the same across retries of one
+  delivery: the dedupe key. Without it (Data Center) a sha256 of the canonical body is used, which
+  is equally stable across redeliveries of the same body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from connectors.base import Envelope, PayloadInvalid
+
+VENDOR = "jira"
+
+#: The synthetic event `tierdesk backfill jira` enqueues: `{"webhookEvent": ..., "issue": <GET issue>}`.
+BACKFILL_EVENT = "tierdesk:backfill"
+
+#: Events tierdesk evaluates a ticket on.
+HANDLED_EVENTS = frozenset(
+    {"jira:issue_created", "jira:issue_updated", "comment_created", "comment_updated", BACKFILL_EVENT}
+)
+
+#: Events Jira may send that tierdesk accepts (so Jira stops retrying) and records as ignored.
+#: Any other event name is treated the same way; this list documents the known ones.
+IGNORED_EVENTS = frozenset(
+    {
+        "jira:issue_deleted",
+        "comment_deleted",
+        "worklog_created",
+        "worklog_updated",
+        "worklog_deleted",
+        "issuelink_created",
+        "issuelink_deleted",
+        "attachment_created",
+        "attachment_deleted",
+        "project_created",
+        "project_updated",
+        "project_deleted",
+        "jira:version_created",
+        "jira:version_updated",
+        "jira:version_released",
+        "jira:version_deleted",
+        "user_created",
+        "user_updated",
+        "user_deleted",
+        "sprint_started",
+        "sprint_closed",
+        "board_created",
+        "board_updated",
+    }
+)
+
+DELIVERY_HEADER = "x-atlassian-webhook-identifier"
+
+_ISSUE_ID_IN_URL = re.compile(r"/rest/api/\d+/issue/(\d+)(?:/|$)")
+_ISSUE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-\d+$")
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """The value of header `name`, looked up case-insensitively (HTTP header names are)."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def delivery_id(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
+    """The dedupe key: Jira Cloud's webhook identifier, else a hash of the canonical body."""
+    ident = header(headers, DELIVERY_HEADER)
+    if ident is not None and ident.strip():
+        return ident.strip()
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any] | None:
+    """`value` if it is an object or absent (None); PayloadInvalid otherwise."""
+    if value is None or isinstance(value, Mapping):
+        return value
+    raise PayloadInvalid(f"{where}: expected an object, got {type(value).__name__}")
+
+
+def _text(value: Any, where: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise PayloadInvalid(f"{where}: expected a string, got {type(value).__name__}")
+
+
+def user_id(user: Mapping[str, Any] | None, where: str) -> str | None:
+    """A Jira user's identity: `accountId` (Cloud), else `name` (Data Center), else None."""
+    if user is None:
+        return None
+    for key in ("accountId", "name"):
+        value = _text(user.get(key), f"{where}.{key}")
+        if value:
+            return value
+    return None
+
+
+def issue_id_from_url(url: str) -> str | None:
+    """The numeric issue id in a REST URL such as `.../rest/api/2/issue/10013/comment/10082`."""
+    found = _ISSUE_ID_IN_URL.search(url)
+    return found.group(1) if found else None
+
+
+def ticket_ref(body: Mapping[str, Any]) -> str | None:
+    """The issue key (or, for Server comment events, the numeric issue id) the event is about."""
+    issue = _mapping(body.get("issue"), "issue")
+    if issue is not None:
+        key = _text(issue.get("key"), "issue.key")
+        if key:
+            if not _ISSUE_KEY.match(key):
+                raise PayloadInvalid(f"issue.key: {key!r} is not a Jira issue key like SUP-123")
+            return key
+        # Cloud `issue.self` can be malformed, so the id is preferred over parsing it.
+        ident = issue.get("id")
+        if isinstance(ident, str) and ident.isdigit():
+            return ident
+    comment = _mapping(body.get("comment"), "comment")
+    if comment is not None:
+        url = _text(comment.get("self"), "comment.self")
+        if url:
+            return issue_id_from_url(url)
+    return None
+
+
+def actor(body: Mapping[str, Any], event: str) -> str | None:
+    """Who caused the event: `user`, else (Cloud comment events) the comment's (update) author."""
+    found = user_id(_mapping(body.get("user"), "user"), "user")
+    if found:
+        return found
+    comment = _mapping(body.get("comment"), "comment")
+    if comment is None:
+        return None
+    if event == "comment_updated":
+        found = user_id(_mapping(comment.get("updateAuthor"), "comment.updateAuthor"),
+                        "comment.updateAuthor")
+        if found:
+            return found
+    return user_id(_mapping(comment.get("author"), "comment.author"), "comment.author")
+
+
+def envelope(body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
+    """Classify one Jira webhook body (signature already checked, JSON already parsed).
+
+    Raises PayloadInvalid, with the offending key path, when the body is not a Jira webhook or a
+    handled event lacks an issue reference or has values of the wrong type.
+    """
+    if not isinstance(body, Mapping):
+        raise PayloadInvalid(f"expected a JSON object, got {type(body).__name__}")
+    event = body.get("webhookEvent")
+    if not isinstance(event, str) or not event:
+        raise PayloadInvalid(
+            "webhookEvent: missing or not a string; is this a Jira webhook body?"
+            " (Jira sends e.g. {\"webhookEvent\": \"jira:issue_updated\", ...})"
+        )
+    dedupe = delivery_id(body, headers)
+    timestamp = body.get("timestamp")
+    if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, int)):
+        if event in HANDLED_EVENTS:
+            raise PayloadInvalid(
+                f"timestamp: expected epoch milliseconds (an integer), got {timestamp!r}"
+            )
+        timestamp = None
+    if event not in HANDLED_EVENTS:
+        return Envelope(
+            vendor=VENDOR, event_type=event, handled=False, ticket=None, delivery_id=dedupe,
+            occurred_at=timestamp,
+        )
+    ticket = ticket_ref(body)
+    if ticket is None:
+        raise PayloadInvalid(
+            f"{event}: no issue reference: expected issue.key, or comment.self naming"
+            " /rest/api/2/issue/<id>/comment/<id>"
+        )
+    return Envelope(
+        vendor=VENDOR,
+        event_type=event,
+        handled=True,
+        ticket=ticket,
+        delivery_id=dedupe,
+        actor=actor(body, event),
+        occurred_at=timestamp,
+    )
