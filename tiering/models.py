@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -100,6 +101,8 @@ class Decision:
     #: Recorded with the posted comment; the next decision compares it with `Ticket.last_note_key`.
     note_key: str | None = None
     reasons: tuple[str, ...] = ()
+    #: The `now` the decision was made for (passed in: the engine reads no clock).
+    decided_at: datetime | None = None
 
     @property
     def changed(self) -> bool:
@@ -134,6 +137,7 @@ class Decision:
             "comment": self.comment,
             "note_key": self.note_key,
             "reasons": list(self.reasons),
+            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
         }
 
 

@@ -304,12 +304,13 @@ def _shadows(earlier: When, later: When) -> bool:
     """True if `earlier` matches every ticket that `later` matches (so `later` can never win)."""
     if earlier.text_regex is not None or earlier.text_none:
         return False
-    if earlier.text_any is not None and (
-        later.text_any is None or not _literal_subsumes(earlier.text_any, later.text_any)
+    # The later rule's text_any, or one term of its text_all, guarantees a term is present.
+    if (
+        earlier.text_any is not None
+        and (later.text_any is None or not _literal_subsumes(earlier.text_any, later.text_any))
+        and not (later.text_all and _literal_subsumes(earlier.text_any, later.text_all[:1]))
     ):
-        # text_all of the later rule also guarantees a term is present
-        if not (later.text_all and _literal_subsumes(earlier.text_any, later.text_all[:1])):
-            return False
+        return False
     if earlier.text_all is not None and (
         later.text_all is None
         or not all(any(e.lower() in t.lower() for t in later.text_all) for e in earlier.text_all)
@@ -371,7 +372,10 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
     for i, rule in enumerate(doc.rules):
         loc: tuple[str | int, ...] = ("rules", i)
         if rule.name in rule_names:
-            yield (*loc, "name"), f'rule name "{rule.name}" is used by rules[{rule_names[rule.name]}] too'
+            yield (
+                (*loc, "name"),
+                f'rule name "{rule.name}" is used by rules[{rule_names[rule.name]}] too',
+            )
         rule_names.setdefault(rule.name, i)
         yield from tier_ref((*loc, "tier"), rule.tier)
         if rule.route is not None:
@@ -390,7 +394,10 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
             if values is None:
                 continue
             if not values:
-                yield (*loc, "when", key), "an empty list can never match; remove the key or add values"
+                yield (
+                    (*loc, "when", key),
+                    "an empty list can never match; remove the key or add values",
+                )
             for j, v in enumerate(values):
                 if not v.strip():
                     yield (*loc, "when", key, j), "an empty term can never be told apart; remove it"
@@ -574,7 +581,7 @@ class Policy:
         self.route_by_label = {v: k for k, v in self.route_label.items()}
 
     def plan_for(self, organization: str | None, email: str | None) -> tuple[str | None, str]:
-        """The customer's plan from the `customers` list (first match wins), and how it was found."""
+        """The customer's plan from `customers` (first match wins) and how it was found."""
         hits: list[tuple[int, str, str]] = []
         if organization:
             k = organization.strip().lower()
@@ -656,7 +663,8 @@ def load_policy(text: str, *, source: str = "policy.yaml") -> Policy:
         ]
         raise PolicyError(source, problems) from exc
     problems = [
-        Problem(_path(loc), message, _line_for(lines, loc)) for loc, message in _semantic_errors(doc)
+        Problem(_path(loc), message, _line_for(lines, loc))
+        for loc, message in _semantic_errors(doc)
     ]
     if problems:
         raise PolicyError(source, problems)

@@ -1,0 +1,110 @@
+"""`tierdesk policy check` and `tierdesk decide`: the policy engine from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from tiering import Policy, PolicyError, decide, load_policy
+from tiering.neutral import TicketFormatError, ticket_from_dict
+from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text
+
+
+def read_policy(path: str | None) -> Policy:
+    """Load the policy at `path`, or the embedded example when `path` is None.
+
+    Raises click.ClickException with every problem listed when the file is missing or invalid."""
+    if path is None:
+        return load_policy(default_policy_text(), source=EXAMPLE_POLICY_SOURCE)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"{path}: no such policy file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{path}: cannot read the policy file: {exc}") from exc
+    try:
+        return load_policy(text, source=path)
+    except PolicyError as exc:
+        raise click.ClickException(
+            f"{len(exc.problems)} problem(s) in the policy:\n" + str(exc)
+        ) from exc
+
+
+@click.group("policy")
+def policy_group() -> None:
+    """Work with tier policy files."""
+
+
+@policy_group.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def check(files: tuple[str, ...]) -> None:
+    """Validate policy FILES: list every problem (exit 1) or print a one-line summary."""
+    failed = False
+    for path in files:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            click.echo(f"{path}: no such policy file", err=True)
+            failed = True
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            click.echo(f"{path}: cannot read the policy file: {exc}", err=True)
+            failed = True
+            continue
+        try:
+            policy = load_policy(text, source=path)
+        except PolicyError as exc:
+            for line in exc.lines:
+                click.echo(line, err=True)
+            click.echo(f"{path}: {len(exc.problems)} problem(s); the policy was refused.", err=True)
+            failed = True
+            continue
+        click.echo(policy.summary())
+    sys.exit(1 if failed else 0)
+
+
+@click.command("decide")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False),
+              help="Policy file (default: the embedded example policy).")
+@click.option("--now", "now_text", metavar="ISO-8601",
+              help="Decide as of this time (default: the current time, UTC).")
+@click.argument("tickets", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def decide_command(policy_path: str | None, now_text: str | None, tickets: tuple[str, ...]) -> None:
+    """Print the decision for each vendor-neutral TICKET.json as JSON (one object per ticket)."""
+    policy = read_policy(policy_path)
+    if now_text is None:
+        now = datetime.now(UTC)
+    else:
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"{now_text!r} is not an ISO-8601 time", param_hint="--now"
+            ) from exc
+    out = []
+    for path in tickets:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise click.ClickException(f"{path}: no such ticket file") from exc
+        except json.JSONDecodeError as exc:
+            raise click.ClickException(
+                f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            ) from exc
+        try:
+            ticket = ticket_from_dict(data, source=path)
+        except TicketFormatError as exc:
+            raise click.ClickException(str(exc)) from exc
+        out.append(decide(ticket, policy, now=now).to_dict())
+    payload = out[0] if len(out) == 1 else out
+    click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+def register(main: click.Group) -> None:
+    """Add `policy check` and `decide` to the `tierdesk` group."""
+    main.add_command(policy_group)
+    main.add_command(decide_command)
