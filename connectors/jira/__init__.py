@@ -1,0 +1,7 @@
+"""Jira connector: webhook classification, issue -> Ticket mapping, one-PUT writes, admin tasks."""
+
+from connectors.jira.config import JiraConfig
+from connectors.jira.connector import JiraConnector
+from connectors.jira.events import envelope
+
+__all__ = ["JiraConfig", "JiraConnector", "envelope"]

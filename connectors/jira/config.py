@@ -8,7 +8,7 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class JiraConfig:
-    """Connection and behaviour settings for a Jira Cloud, Data Center or Service Management site."""
+    """Connection and behaviour settings for a Jira Cloud, Data Center or JSM site."""
 
     base_url: str
     email: str | None = None
@@ -26,6 +26,10 @@ class JiraConfig:
     service_management: bool = False
     #: Seconds for connect and read on every request.
     timeout: float = 10.0
+    #: JSM: id of the "Organizations" custom field (type sd-customer-organizations, e.g.
+    #: `customfield_10002`; the id differs per site: GET /rest/api/2/field lists it). Its first
+    #: organization's name is the ticket's customer organization, used for entitlement.
+    organization_field: str | None = None
 
     def __repr__(self) -> str:
         # Secrets never appear in logs or errors.
@@ -33,5 +37,6 @@ class JiraConfig:
             f"JiraConfig(base_url={self.base_url!r}, email={self.email!r},"
             f" api_token={'***' if self.api_token else None},"
             f" pat={'***' if self.pat else None}, bot_account_id={self.bot_account_id!r},"
-            f" deployment={self.deployment!r}, service_management={self.service_management!r})"
+            f" deployment={self.deployment!r}, service_management={self.service_management!r},"
+            f" organization_field={self.organization_field!r})"
         )

@@ -28,12 +28,18 @@ from connectors.base import Envelope, PayloadInvalid
 
 VENDOR = "jira"
 
-#: The synthetic event `tierdesk backfill jira` enqueues: `{"webhookEvent": ..., "issue": <GET issue>}`.
+#: The synthetic event `tierdesk backfill jira` enqueues, with `"issue": <GET issue JSON>`.
 BACKFILL_EVENT = "tierdesk:backfill"
 
 #: Events tierdesk evaluates a ticket on.
 HANDLED_EVENTS = frozenset(
-    {"jira:issue_created", "jira:issue_updated", "comment_created", "comment_updated", BACKFILL_EVENT}
+    {
+        "jira:issue_created",
+        "jira:issue_updated",
+        "comment_created",
+        "comment_updated",
+        BACKFILL_EVENT,
+    }
 )
 
 #: Events Jira may send that tierdesk accepts (so Jira stops retrying) and records as ignored.

@@ -1,0 +1,185 @@
+"""The `jira` library client, configured for tierdesk, and the one place its errors are translated.
+
+    ConnectorError                 (connectors.base)
+    ├── VendorUnavailable          5xx, timeouts, connection failures; `ambiguous` when a write
+    │   │                          may have landed (read timeout, reset after sending, 5xx on PUT)
+    │   └── RateLimited            429, or 503 with Retry-After: wait `retry_after` s, never sooner
+    └── VendorRejected             other 4xx, with Jira's errorMessages / errors text
+
+Why the library is configured as it is (../shared/vendor/README.md, jira 3.10 source):
+
+- `get_server_info=False`: otherwise `JIRA()` itself sends `GET /rest/api/2/serverInfo`.
+- `max_retries=0`: `ResilientSession.request` retries 429/503 and connection errors for every
+  method, POST and PUT included, sleeping at most 60 s (less than a long `Retry-After`), which
+  can post a comment twice. With 0 it makes exactly one attempt; tierdesk's worker retries,
+  honouring `Retry-After` and re-reading before re-writing after an ambiguous failure.
+- `timeout=config.timeout`: the library's default is no timeout at all.
+- Requests go through the library's own session (`JIRA._session`), so its auth, headers and
+  error parsing (`raise_on_error` -> JIRAError) apply, but never through `issue.update()` (it
+  re-reads the issue: 2 requests) or `assign_issue()` (searches users first: 2 requests).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from jira import JIRA, JIRAError
+
+from connectors.base import ConnectorError, RateLimited, VendorRejected, VendorUnavailable
+from connectors.jira.config import JiraConfig
+
+#: Used when Jira answers 429 without a usable Retry-After (Atlassian documents that it sends one;
+#: this is a floor, not a guess at the right value).
+DEFAULT_RETRY_AFTER = 30.0
+
+
+def make_client(config: JiraConfig, *, session: requests.Session | None = None) -> JIRA:
+    """A JIRA client that makes no request on construction and never retries on its own.
+
+    `session`, when given, lends its transport (mounted adapters, proxies, TLS settings) to the
+    library's session; auth and headers stay the library's.
+    """
+    auth: dict[str, Any] = {}
+    if config.pat:
+        auth["token_auth"] = config.pat
+    elif config.email and config.api_token:
+        auth["basic_auth"] = (config.email, config.api_token)
+    client = JIRA(
+        server=config.base_url.rstrip("/"),
+        options={"rest_api_version": "2", "check_update": False},
+        get_server_info=False,
+        max_retries=0,
+        timeout=config.timeout,
+        **auth,
+    )
+    if session is not None:
+        for prefix, adapter in session.adapters.items():
+            client._session.mount(prefix, adapter)
+        client._session.proxies.update(session.proxies)
+        client._session.verify = session.verify
+        client._session.cert = session.cert
+    return client
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait per a Retry-After header: delta-seconds or HTTP date (RFC 9110 10.2.3)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def jira_error_text(response: requests.Response | None, fallback: str = "") -> str:
+    """Jira's own explanation of a failed request: `errorMessages` and `errors` joined."""
+    if response is None:
+        return fallback
+    try:
+        data = response.json()
+    except ValueError:
+        text = (response.text or "").strip()
+        return text[:500] or fallback
+    parts: list[str] = []
+    if isinstance(data, Mapping):
+        messages = data.get("errorMessages")
+        if isinstance(messages, list):
+            parts.extend(str(m) for m in messages if m)
+        errors = data.get("errors")
+        if isinstance(errors, Mapping):
+            parts.extend(f"{k}: {v}" for k, v in errors.items())
+    return "; ".join(parts) or json.dumps(data)[:500] or fallback
+
+
+def translate(exc: Exception, *, method: str, path: str, write: bool) -> ConnectorError:
+    """The connectors.base error for a failed `method path` (raise it `from exc`)."""
+    where = f"Jira {method} {path}"
+    if isinstance(exc, JIRAError):
+        response: requests.Response | None = exc.response
+        status = exc.status_code if isinstance(exc.status_code, int) else None
+        detail = jira_error_text(response, str(exc.text or ""))
+        header = response.headers.get("Retry-After") if response is not None else None
+        wait = retry_after_seconds(header)
+        if status == 429:
+            return RateLimited(
+                f"{where}: rate limited (429); retry after {wait or DEFAULT_RETRY_AFTER:g} s",
+                retry_after=wait if wait is not None else DEFAULT_RETRY_AFTER,
+            )
+        if status == 503 and wait is not None:
+            # Atlassian sometimes rate-limits with 503 + Retry-After: the request was refused.
+            return RateLimited(
+                f"{where}: unavailable (503); retry after {wait:g} s", retry_after=wait, status=503
+            )
+        if status is not None and 400 <= status < 500:
+            return VendorRejected(f"{where}: rejected ({status}): {detail}", status=status)
+        # Other 5xx (and anything odd): a gateway error may hide a write that did land.
+        return VendorUnavailable(
+            f"{where}: server error ({status}): {detail}",
+            status=status,
+            retry_after=wait,
+            ambiguous=write,
+        )
+    if isinstance(exc, requests.ConnectTimeout):
+        return VendorUnavailable(f"{where}: connect timeout: {exc}")
+    if isinstance(exc, requests.Timeout):
+        # Read timeout: the request was sent; Jira may have applied it.
+        return VendorUnavailable(f"{where}: read timeout: {exc}", ambiguous=write)
+    if isinstance(exc, requests.ConnectionError):
+        # A reset can come after Jira received (and applied) the request.
+        return VendorUnavailable(f"{where}: connection failed: {exc}", ambiguous=write)
+    if isinstance(exc, requests.RequestException):
+        return VendorUnavailable(f"{where}: request failed: {exc}", ambiguous=write)
+    return ConnectorError(f"{where}: {type(exc).__name__}: {exc}")
+
+
+def send(
+    client: JIRA,
+    method: str,
+    path: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    body: Any = None,
+    write: bool = False,
+) -> requests.Response:
+    """One request through the library's session, errors translated; `path` starts with /rest/."""
+    url = client.server_url + path
+    kwargs: dict[str, Any] = {}
+    if params:
+        kwargs["params"] = dict(params)
+    if body is not None:
+        kwargs["data"] = json.dumps(body)
+        kwargs["headers"] = {"Content-Type": "application/json"}
+    try:
+        response: requests.Response = client._session.request(method, url, **kwargs)
+    except (JIRAError, requests.RequestException) as exc:
+        raise translate(exc, method=method, path=path, write=write) from exc
+    return response
+
+
+def json_object(response: requests.Response, *, what: str) -> Mapping[str, Any]:
+    """The JSON object in a 2xx response, or VendorUnavailable if Jira answered something else."""
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise VendorUnavailable(
+            f"{what}: Jira answered {response.status_code} without JSON"
+            " (a proxy or login page?)", status=response.status_code
+        ) from exc
+    if not isinstance(data, Mapping):
+        raise VendorUnavailable(
+            f"{what}: expected a JSON object, got {type(data).__name__}",
+            status=response.status_code,
+        )
+    return data

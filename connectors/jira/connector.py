@@ -1,0 +1,180 @@
+"""JiraConnector: Jira payloads to Tickets (0 or 1 read) and Decisions to one PUT (or none).
+
+Requests per decision (measured in tests/connectors/jira/test_jira_apply.py):
+
+- full issue payload (`jira:issue_*`, backfill): 0 reads; comment-only payloads (Cloud comment
+  events without labels, Server `comment_created` without an issue): exactly 1 read,
+  `GET /rest/api/2/issue/{key}?fields=<only what the policy uses>`; `fresh=True` adds `comment`
+  to that field list to find tierdesk's own note marker;
+- a changing decision: exactly 1 write, `PUT /rest/api/2/issue/{key}?notifyUsers=false` carrying
+  label add/remove, the assignment (or component) and the checklist comment together;
+- a decision that changes nothing, or whose changes already hold on the ticket: 0 requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import requests
+from jira import JIRA
+
+from connectors.base import Applied, Call, Decide, Envelope, PayloadInvalid
+from connectors.jira import events
+from connectors.jira.client import json_object, make_client, send
+from connectors.jira.config import JiraConfig
+from connectors.jira.tickets import fields_to_read, is_complete, ticket_from_issue
+from tiering.models import Decision, Ticket
+from tiering.policy import Policy
+
+
+class JiraConnector:
+    """The Jira Cloud / Data Center / Service Management connector (connectors.base.Connector)."""
+
+    vendor = events.VENDOR
+
+    def __init__(
+        self, config: JiraConfig, policy: Policy, *, session: requests.Session | None = None
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        self.client: JIRA = make_client(config, session=session)
+
+    # ------------------------------------------------------------------ events in
+
+    def envelope(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
+        """Classify a webhook body (see connectors.jira.events.envelope)."""
+        return events.envelope(body, headers)
+
+    def is_own_event(self, envelope: Envelope) -> bool:
+        """True when the bot account (`bot_account_id`) caused the event: drop it, no request."""
+        bot = self.config.bot_account_id
+        return bool(bot) and envelope.actor == bot
+
+    def current_ticket(
+        self,
+        payloads: Sequence[Mapping[str, Any]],
+        *,
+        fresh: bool = False,
+        last_note_key: str | None = None,
+    ) -> Ticket:
+        """The ticket from the newest payload: 0 requests when it is a full issue, else 1 GET."""
+        if not payloads:
+            raise ValueError("current_ticket needs at least one payload")
+        body = _newest(payloads)
+        event = body.get("webhookEvent")
+        actor = events.actor(body, event if isinstance(event, str) else "")
+        issue = body.get("issue")
+        if not fresh and isinstance(issue, Mapping) and is_complete(issue):
+            return ticket_from_issue(
+                issue, policy=self.policy, config=self.config, actor=actor, note_key=last_note_key
+            )
+        ref = events.ticket_ref(body)
+        if ref is None:
+            raise PayloadInvalid("payload names no issue: expected issue.key or comment.self")
+        fetched = self.read_issue(ref, comments=fresh)
+        return ticket_from_issue(
+            fetched, policy=self.policy, config=self.config, actor=actor, note_key=last_note_key
+        )
+
+    def read_issue(self, key: str, *, comments: bool = False) -> Mapping[str, Any]:
+        """One `GET /rest/api/2/issue/{key}` limited to the fields the policy uses."""
+        path = f"/rest/api/2/issue/{key}"
+        fields = ",".join(fields_to_read(self.policy, self.config, comments=comments))
+        response = send(self.client, "GET", path, params={"fields": fields})
+        return json_object(response, what=f"Jira GET {path}")
+
+    # ------------------------------------------------------------------ writes out
+
+    def plan(self, ticket: Ticket, decision: Decision) -> dict[str, Any] | None:
+        """The PUT body that brings `ticket` to `decision` (IssueUpdateDetails), or None when the
+        desired state already holds: labels already there, note already posted, same assignee."""
+        update: dict[str, list[dict[str, Any]]] = {}
+        fields: dict[str, Any] = {}
+        ops = [{"add": label} for label in decision.labels_add if label not in ticket.labels]
+        ops += [{"remove": label} for label in decision.labels_remove if label in ticket.labels]
+        if ops:
+            update["labels"] = ops
+        target = self._target(decision.assign)
+        if target is not None:
+            assignee, component = target
+            if assignee is not None and assignee != ticket.assignee:
+                key = "accountId" if self.config.deployment == "cloud" else "name"
+                fields["assignee"] = {key: assignee}
+            if component is not None:
+                # `add` of a component the issue already has is a no-op in Jira.
+                update["components"] = [{"add": {"name": component}}]
+        note_posted = decision.note_key is not None and decision.note_key == ticket.last_note_key
+        if decision.comment and not note_posted:
+            update["comment"] = [{"add": self._comment(decision.comment)}]
+        if not update and not fields:
+            return None
+        body: dict[str, Any] = {}
+        if fields:
+            body["fields"] = fields
+        if update:
+            body["update"] = update
+        return body
+
+    def apply(self, ticket: Ticket, decision: Decision, *, decide: Decide) -> Applied:
+        """At most one PUT; none when `decision.changed` is false or nothing is left to do.
+
+        `decide` is unused: Jira's issue edit has no collision guard to re-decide after (the
+        label operations are add/remove deltas, so concurrent agent edits are preserved).
+        """
+        if not decision.changed:
+            return Applied(decision=decision, note_key=ticket.last_note_key)
+        body = self.plan(ticket, decision)
+        if body is None:
+            return Applied(
+                decision=decision,
+                note_key=ticket.last_note_key,
+                details={"skipped": "the ticket already has the desired state"},
+            )
+        path = f"/rest/api/2/issue/{ticket.key}"
+        # notifyUsers=false: tierdesk's housekeeping should not email watchers (Jira requires
+        # the bot to have Administer Projects permission for this parameter).
+        response = send(
+            self.client, "PUT", path, params={"notifyUsers": "false"}, body=body, write=True
+        )
+        posted = "comment" in body.get("update", {})
+        return Applied(
+            calls=(Call("PUT", path, response.status_code, "apply decision"),),
+            decision=decision,
+            note_key=decision.note_key if posted else ticket.last_note_key,
+            wrote=True,
+            details={"body": body},
+        )
+
+    def _target(self, name: str | None) -> tuple[str | None, str | None] | None:
+        if name is None:
+            return None
+        target = self.policy.targets.get(name)
+        if target is None or target.jira is None:
+            return None
+        return target.jira.assignee, target.jira.component
+
+    def _comment(self, text: str) -> dict[str, Any]:
+        """The comment `add` operation: internal by role/group visibility or JSM property."""
+        comment: dict[str, Any] = {"body": text}
+        if self.config.comment_visibility is not None:
+            kind, value = self.config.comment_visibility
+            comment["visibility"] = {"type": kind, "value": value}
+        if self.config.service_management:
+            # JSM: comment property sd.public.comment {"internal": true} makes the comment
+            # internal (agents only) when added through the platform API (Comment.properties in
+            # platform-openapi-v3.json; Atlassian KB "add internal comment via REST").
+            comment["properties"] = [{"key": "sd.public.comment", "value": {"internal": True}}]
+        return comment
+
+
+def _newest(payloads: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The payload with the greatest `timestamp`; arrival order breaks ties and fills gaps."""
+    best_index = 0
+    best_ts = -1
+    for index, body in enumerate(payloads):
+        ts = body.get("timestamp")
+        stamp = ts if isinstance(ts, int) and not isinstance(ts, bool) else -1
+        if stamp >= best_ts:
+            best_index, best_ts = index, stamp
+    return payloads[best_index]

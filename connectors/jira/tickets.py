@@ -1,0 +1,240 @@
+"""Jira issue JSON -> tiering.models.Ticket: field mapping and the list of fields the policy reads.
+
+The same mapping serves webhook payloads (`issue` is shaped like GET issue) and tierdesk's own
+read (`GET /rest/api/2/issue/{key}?fields=...`). Untrusted JSON is read with checked access: a
+value of the wrong type raises PayloadInvalid naming its key path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from connectors.base import PayloadInvalid
+from connectors.jira.config import JiraConfig
+from connectors.jira.events import user_id
+from tiering.models import Customer, FieldValue, Ticket, note_key_in
+from tiering.policy import Policy
+
+#: System fields every decision reads. `labels` is also the completeness test of a payload: Cloud
+#: comment events carry a trimmed `issue.fields` without it (../shared/vendor/README.md).
+BASE_FIELDS = (
+    "summary",
+    "description",
+    "labels",
+    "priority",
+    "reporter",
+    "assignee",
+    "attachment",
+    "updated",
+)
+
+
+def fields_to_read(policy: Policy, config: JiraConfig, *, comments: bool = False) -> list[str]:
+    """The field ids for `GET issue?fields=...`: only what the decision uses, in a stable order."""
+    wanted = list(BASE_FIELDS)
+    extra = [*policy.jira_fields.values()]
+    if config.organization_field:
+        extra.append(config.organization_field)
+    if comments:
+        # Only a fresh read needs comments: to find tierdesk's own note marker.
+        extra.append("comment")
+    for field_id in extra:
+        if field_id not in wanted:
+            wanted.append(field_id)
+    return wanted
+
+
+def is_complete(issue: Mapping[str, Any] | None) -> bool:
+    """True when an issue object carries the fields a decision needs (no read required)."""
+    if not isinstance(issue, Mapping):
+        return False
+    fields = issue.get("fields")
+    return isinstance(fields, Mapping) and "labels" in fields and isinstance(issue.get("key"), str)
+
+
+def _obj(value: Any, where: str) -> Mapping[str, Any] | None:
+    if value is None or isinstance(value, Mapping):
+        return value
+    raise PayloadInvalid(f"{where}: expected an object, got {type(value).__name__}")
+
+
+def _str(value: Any, where: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise PayloadInvalid(f"{where}: expected a string, got {type(value).__name__}")
+
+
+def _list(value: Any, where: str) -> Sequence[Any]:
+    if value is None:
+        return ()
+    if isinstance(value, list):
+        return value
+    raise PayloadInvalid(f"{where}: expected a list, got {type(value).__name__}")
+
+
+def adf_text(node: Any) -> str:
+    """Plain text of an Atlassian Document Format node (v3 rich text), paragraphs on new lines."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, list):
+        return "".join(adf_text(n) for n in node)
+    if not isinstance(node, Mapping):
+        return ""
+    if node.get("type") == "text":
+        text = node.get("text")
+        return text if isinstance(text, str) else ""
+    if node.get("type") == "hardBreak":
+        return "\n"
+    inner = adf_text(node.get("content"))
+    if node.get("type") in ("paragraph", "heading", "listItem", "codeBlock", "blockquote"):
+        return inner + "\n"
+    return inner
+
+
+def _rich_text(value: Any, where: str) -> str:
+    """A v2 text field (wiki markup string) or, if a site sends it, a v3 ADF document."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and value.get("type") == "doc":
+        return adf_text(value).strip()
+    raise PayloadInvalid(f"{where}: expected text, got {type(value).__name__}")
+
+
+#: Keys that name an option or an object, in order of preference: select/radio/cascading options
+#: carry `value`; components, versions, JSM organizations, priorities carry `name`; users
+#: carry `displayName` (Cloud hides `name`); anything else falls back to its key or id.
+_LABEL_KEYS = ("value", "name", "displayName", "emailAddress", "accountId", "key", "id")
+
+
+def _option(value: Mapping[str, Any], where: str) -> str | None:
+    if value.get("type") == "doc":
+        return adf_text(value).strip() or None
+    for key in _LABEL_KEYS:
+        found = value.get(key)
+        if isinstance(found, str) and found:
+            child = value.get("child")
+            # Cascading select: {"value": "Hardware", "child": {"value": "Disk"}}.
+            if key == "value" and isinstance(child, Mapping):
+                sub = child.get("value")
+                if isinstance(sub, str) and sub:
+                    return f"{found} / {sub}"
+            return found
+        if isinstance(found, int | float) and not isinstance(found, bool):
+            return str(found)
+    return None
+
+
+def field_value(value: Any, where: str) -> FieldValue:
+    """A custom field of any type as the engine sees it.
+
+    text -> str; number -> int/float; checkbox-like booleans -> bool; select/radio/user/
+    cascading select `{value}` -> str; multi-select, checkboxes, labels, components, versions,
+    JSM organizations (lists) -> tuple of str; empty -> None (and an empty list -> ()).
+    """
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return _option(value, where)
+    if isinstance(value, list):
+        out: list[str] = []
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                out.append(item)
+            elif isinstance(item, Mapping):
+                text = _option(item, f"{where}[{i}]")
+                if text is not None:
+                    out.append(text)
+            elif isinstance(item, int | float) and not isinstance(item, bool):
+                out.append(str(item))
+            elif item is not None:
+                raise PayloadInvalid(
+                    f"{where}[{i}]: unsupported list item of type {type(item).__name__}"
+                )
+        return tuple(out)
+    raise PayloadInvalid(f"{where}: unsupported value of type {type(value).__name__}")
+
+
+def last_note_key(fields: Mapping[str, Any]) -> str | None:
+    """The key of tierdesk's newest checklist note among the issue's comments, if any."""
+    comment = _obj(fields.get("comment"), "issue.fields.comment")
+    if comment is None:
+        return None
+    found: str | None = None
+    for i, item in enumerate(_list(comment.get("comments"), "issue.fields.comment.comments")):
+        entry = _obj(item, f"issue.fields.comment.comments[{i}]")
+        if entry is None:
+            continue
+        body = entry.get("body")
+        text = body if isinstance(body, str) else adf_text(body)
+        key = note_key_in(text)
+        if key is not None:
+            found = key  # comments come oldest first: keep the newest marker
+    return found
+
+
+def _organization(value: Any, where: str) -> str | None:
+    """The first JSM organization's name (the Organizations field is a list of {id, name})."""
+    mapped = field_value(value, where)
+    if isinstance(mapped, tuple):
+        return mapped[0] if mapped else None
+    return mapped if isinstance(mapped, str) and mapped else None
+
+
+def ticket_from_issue(
+    issue: Mapping[str, Any],
+    *,
+    policy: Policy,
+    config: JiraConfig,
+    actor: str | None = None,
+    note_key: str | None = None,
+) -> Ticket:
+    """Map one issue object (webhook `issue` or GET issue JSON) to a Ticket.
+
+    `note_key` is the caller's last known checklist note key; a marker found in the issue's
+    comments (present when the payload or the read included them) takes precedence.
+    """
+    key = _str(issue.get("key"), "issue.key")
+    if not key:
+        raise PayloadInvalid("issue.key: missing; cannot tell which issue this is")
+    fields = _obj(issue.get("fields"), "issue.fields") or MappingProxyType({})
+    labels = frozenset(
+        _str(v, f"issue.fields.labels[{i}]") or ""
+        for i, v in enumerate(_list(fields.get("labels"), "issue.fields.labels"))
+    ) - {""}
+    priority = _obj(fields.get("priority"), "issue.fields.priority")
+    reporter = _obj(fields.get("reporter"), "issue.fields.reporter")
+    organization = None
+    if config.organization_field:
+        organization = _organization(
+            fields.get(config.organization_field), f"issue.fields.{config.organization_field}"
+        )
+    doc_fields: dict[str, FieldValue] = {
+        name: field_value(fields.get(field_id), f"issue.fields.{field_id}")
+        for name, field_id in policy.jira_fields.items()
+    }
+    attachments = _list(fields.get("attachment"), "issue.fields.attachment")
+    return Ticket(
+        key=key,
+        subject=_str(fields.get("summary"), "issue.fields.summary") or "",
+        description=_rich_text(fields.get("description"), "issue.fields.description"),
+        labels=labels,
+        priority=_str(priority.get("name"), "issue.fields.priority.name") if priority else None,
+        customer=Customer(
+            organization=organization,
+            email=_str(reporter.get("emailAddress"), "issue.fields.reporter.emailAddress")
+            if reporter
+            else None,
+        ),
+        fields=MappingProxyType(doc_fields),
+        attachments=len(attachments),
+        assignee=user_id(_obj(fields.get("assignee"), "issue.fields.assignee"),
+                         "issue.fields.assignee"),
+        actor=actor,
+        updated_at=_str(fields.get("updated"), "issue.fields.updated"),
+        last_note_key=last_note_key(fields) or note_key,
+    )
+
