@@ -10,7 +10,7 @@ from dataclasses import dataclass
 class ZendeskConfig:
     """Connection and behaviour settings for a Zendesk account."""
 
-    #: `https://{subdomain}.zendesk.com`, or any base URL (sandbox, tests) from TIERDESK_ZENDESK_URL.
+    #: `https://{subdomain}.zendesk.com`, or any base URL (sandbox, tests): TIERDESK_ZENDESK_URL.
     base_url: str
     email: str | None = None
     api_token: str | None = None
