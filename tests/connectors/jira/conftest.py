@@ -1,0 +1,67 @@
+"""Shared fixtures of the Jira connector tests: the test policy, configs, payloads, OpenAPI."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+
+from connectors.jira import JiraConfig, JiraConnector
+from tiering.policy import Policy, load_policy
+
+HERE = Path(__file__).parent
+FIXTURES = HERE / "fixtures"
+OPENAPI = Path("/work/shared/vendor/jira/platform-openapi-v3.json")
+BASE = "https://example.atlassian.net"
+DC_BASE = "https://jira.example.internal"
+
+
+def load(name: str) -> dict[str, Any]:
+    """A fresh copy of fixture `name` (tests may mutate it)."""
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return copy.deepcopy(data)
+
+
+@cache
+def policy() -> Policy:
+    """The test policy (tests/connectors/jira/policy.yaml)."""
+    return load_policy((HERE / "policy.yaml").read_text(encoding="utf-8"), source="policy.yaml")
+
+
+def cloud_config(**overrides: Any) -> JiraConfig:
+    """A Cloud config with basic auth and a bot account."""
+    values: dict[str, Any] = {
+        "base_url": BASE,
+        "email": "bot@example.com",
+        "api_token": "token-123",
+        "bot_account_id": "bot-account",
+        "timeout": 5.0,
+    }
+    values.update(overrides)
+    return JiraConfig(**values)
+
+
+@cache
+def openapi() -> dict[str, Any]:
+    """The Jira platform OpenAPI description (shared vendor folder), parsed once."""
+    data: dict[str, Any] = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    """`responses` intercepting every request; an unexpected request fails the test."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def connector(rsps: responses.RequestsMock) -> JiraConnector:
+    """A Cloud JiraConnector on the test policy (built under `responses`: no request escapes)."""
+    return JiraConnector(cloud_config(), policy())
