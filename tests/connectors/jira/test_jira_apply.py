@@ -1,0 +1,256 @@
+"""Decisions -> Jira writes: exact requests per decision kind, OpenAPI-valid bodies, no-op cases.
+
+Measured here (and asserted): changing decisions on full payloads cost 0 reads + 1 PUT; decisions
+that change nothing, and the webhook tierdesk's own write triggers, cost 0 requests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema
+import pytest
+import responses
+from responses import matchers
+
+from connectors.jira import JiraConnector
+from connectors.jira.config import JiraConfig
+from tests.connectors.jira.conftest import BASE, DC_BASE, cloud_config, load, openapi, policy
+from tiering import decide
+from tiering.models import Decision, Ticket
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def validate(schema_name: str, instance: Any) -> None:
+    """Validate `instance` against a schema of the Jira platform OpenAPI description."""
+    doc = openapi()
+    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": doc["components"]}
+    jsonschema.validate(instance, schema)
+
+
+def payload(name: str, **fields: Any) -> dict[str, Any]:
+    """Fixture `name` with some issue fields overridden."""
+    body = load(name)
+    body["issue"]["fields"].update(fields)
+    return body
+
+
+def sent(rsps: responses.RequestsMock) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """(method, url, JSON body) of every request made."""
+    out = []
+    for call in rsps.calls:
+        raw = call.request.body
+        out.append((call.request.method, call.request.url,
+                    json.loads(raw) if raw else None))
+    return out
+
+
+def run(connector: JiraConnector, body: dict[str, Any]) -> tuple[Ticket, Decision]:
+    ticket = connector.current_ticket([body])
+    decision = decide(ticket, policy(), now=NOW)
+    connector.apply(ticket, decision, decide=lambda t: decide(t, policy(), now=NOW))
+    return ticket, decision
+
+
+PUT_URL = f"{BASE}/rest/api/2/issue/{{key}}?notifyUsers=false"
+
+DECISIONS = [
+    # first triage: no tier yet, premium customer, no rule -> default L1, assigned to its target
+    ("first-triage", payload("jira_issue_created__cloud_many_fields.json"), "KT-22",
+     {"fields": {"assignee": {"accountId": "acc-l1"}},
+      "update": {"labels": [{"add": "tier-l1"}]}}),
+    # escalation granted: escalate-l2 with all L2 documentation -> L2, request label consumed
+    ("escalation-granted",
+     payload("jira_issue_created__cloud_many_fields.json",
+             labels=["Label1", "tier-l1", "escalate-l2"]), "KT-22",
+     {"fields": {"assignee": {"accountId": "acc-l2"}},
+      "update": {"labels": [{"add": "tier-l2"}, {"remove": "escalate-l2"},
+                            {"remove": "tier-l1"}]}}),
+    # escalation to a component target (L3 -> component Engineering)
+    ("escalation-component",
+     payload("jira_issue_created__cloud_many_fields.json",
+             labels=["tier-l2", "escalate-l3"]), "KT-22",
+     {"update": {"labels": [{"add": "tier-l3"}, {"remove": "escalate-l3"},
+                            {"remove": "tier-l2"}],
+                 "components": [{"add": {"name": "Engineering"}}]}}),
+    # route: billing words -> routed label + billing assignee, no tier
+    ("route", payload("jira_issue_updated__cloud_custom_field.json", summary="Refund my invoice",
+                      labels=[]), "TES-14",
+     {"fields": {"assignee": {"accountId": "acc-billing"}},
+      "update": {"labels": [{"add": "tier-route-billing"}]}}),
+]
+
+
+@pytest.mark.parametrize(("kind", "body", "key", "expected"), DECISIONS,
+                         ids=[d[0] for d in DECISIONS])
+def test_decision_is_one_put(kind: str, body: dict[str, Any], key: str, expected: dict[str, Any],
+                             connector: JiraConnector, rsps: responses.RequestsMock) -> None:
+    """A changing decision on a full payload is exactly 1 PUT (0 reads) with the exact body."""
+    rsps.put(f"{BASE}/rest/api/2/issue/{key}", status=204,
+             match=[matchers.query_param_matcher({"notifyUsers": "false"})])
+    run(connector, body)
+    assert sent(rsps) == [("PUT", PUT_URL.format(key=key), expected)]
+    validate("IssueUpdateDetails", expected)
+
+
+def test_documentation_missing_posts_restricted_checklist(rsps: responses.RequestsMock) -> None:
+    """Missing documentation: docs-missing label and the checklist comment, role-restricted."""
+    connector = JiraConnector(cloud_config(comment_visibility=("role", "Administrators")),
+                              policy())
+    rsps.put(f"{BASE}/rest/api/2/issue/TES-14", status=204)
+    body = payload("jira_issue_updated__cloud_custom_field.json",
+                   labels=["tier-l1", "escalate-l3"], customfield_10068=None)
+    _, decision = run(connector, body)
+    assert decision.comment is not None and decision.comment.endswith(
+        f"tierdesk-note:{decision.note_key}")
+    comment = {"body": decision.comment,
+               "visibility": {"type": "role", "value": "Administrators"}}
+    expected = {"update": {"labels": [{"add": "tier-docs-missing"}],
+                           "comment": [{"add": comment}]}}
+    assert sent(rsps) == [("PUT", PUT_URL.format(key="TES-14"), expected)]
+    validate("IssueUpdateDetails", expected)
+    validate("Comment", comment)
+
+
+def test_entitlement_exceeded_on_jsm_posts_internal_comment(
+    rsps: responses.RequestsMock,
+) -> None:
+    """Entitlement exceeded: refusal label, request removed, JSM-internal checklist comment."""
+    connector = JiraConnector(cloud_config(service_management=True), policy())
+    rsps.put(f"{BASE}/rest/api/2/issue/TES-41", status=204)
+    body = payload("jira_issue_updated__cloud_labels.json", labels=["tier-l1", "escalate-l2"])
+    _, decision = run(connector, body)
+    comment = {"body": decision.comment,
+               "properties": [{"key": "sd.public.comment", "value": {"internal": True}}]}
+    expected = {"update": {"labels": [{"add": "tier-entitlement-exceeded"},
+                                      {"remove": "escalate-l2"}],
+                           "comment": [{"add": comment}]}}
+    assert sent(rsps) == [("PUT", PUT_URL.format(key="TES-41"), expected)]
+    validate("IssueUpdateDetails", expected)
+    validate("Comment", comment)
+
+
+@pytest.mark.parametrize(("kind", "body", "key", "expected"), DECISIONS,
+                         ids=[d[0] for d in DECISIONS])
+def test_state_after_write_needs_no_request(
+    kind: str, body: dict[str, Any], key: str, expected: dict[str, Any],
+    connector: JiraConnector, rsps: responses.RequestsMock,
+) -> None:
+    """The webhook tierdesk's own write triggers (bot check aside) leads to 0 requests."""
+    ticket = connector.current_ticket([body])
+    decision = decide(ticket, policy(), now=NOW)
+    after = body["issue"]["fields"]
+    after["labels"] = sorted(decision.labels_after(ticket.labels))
+    target = policy().targets[decision.assign].jira if decision.assign else None
+    if target is not None and target.assignee:
+        after["assignee"] = {"accountId": target.assignee}
+    again = connector.current_ticket([body])
+    second = decide(again, policy(), now=NOW)
+    applied = connector.apply(again, second, decide=lambda t: second)
+    assert not second.changed
+    assert (applied.wrote, applied.calls, len(rsps.calls)) == (False, (), 0)
+
+
+def test_no_change_decision_makes_no_request(
+    connector: JiraConnector, rsps: responses.RequestsMock
+) -> None:
+    """decision.changed false: no request at all."""
+    ticket = Ticket(key="TES-1", labels=frozenset({"tier-l1"}))
+    decision = Decision(ticket="TES-1", tier="L1", previous_tier="L1")
+    applied = connector.apply(ticket, decision, decide=lambda t: decision)
+    assert (applied.wrote, applied.calls, len(rsps.calls)) == (False, (), 0)
+
+
+def test_already_applied_parts_are_not_resent(
+    connector: JiraConnector, rsps: responses.RequestsMock
+) -> None:
+    """Labels already present, the same assignee and an already-posted note make no request."""
+    ticket = Ticket(key="TES-1", labels=frozenset({"tier-l2"}), assignee="acc-l2",
+                    last_note_key="00000000deadbeef")
+    decision = Decision(ticket="TES-1", tier="L2", previous_tier="L1", labels_add=("tier-l2",),
+                        labels_remove=("tier-l1",), assign="L2",
+                        comment="x\ntierdesk-note:00000000deadbeef", note_key="00000000deadbeef")
+    applied = connector.apply(ticket, decision, decide=lambda t: decision)
+    assert (applied.wrote, len(rsps.calls), applied.note_key) == (False, 0, "00000000deadbeef")
+
+
+def test_applied_records_call_and_note_key(
+    connector: JiraConnector, rsps: responses.RequestsMock
+) -> None:
+    """Applied lists the one PUT with its status and the note key now on the ticket."""
+    rsps.put(f"{BASE}/rest/api/2/issue/TES-1", status=204)
+    ticket = Ticket(key="TES-1")
+    decision = Decision(ticket="TES-1", tier="L1", previous_tier=None, labels_add=("tier-l1",),
+                        comment="c\ntierdesk-note:1111111111111111", note_key="1111111111111111")
+    applied = connector.apply(ticket, decision, decide=lambda t: decision)
+    assert applied.wrote and applied.note_key == "1111111111111111"
+    assert [(c.method, c.path, c.status) for c in applied.calls] == [
+        ("PUT", "/rest/api/2/issue/TES-1", 204)]
+
+
+def test_data_center_assigns_by_name_with_bearer_token(rsps: responses.RequestsMock) -> None:
+    """Data Center: assignee by user name; a personal access token is sent as Bearer auth."""
+    config = JiraConfig(base_url=DC_BASE, pat="pat-secret", deployment="datacenter",
+                        bot_account_id="tierdesk-bot")
+    connector = JiraConnector(config, policy())
+    rsps.put(f"{DC_BASE}/rest/api/2/issue/PRJX-14", status=204)
+    body = load("jira_issue_updated__server_commented.json")
+    _, decision = run(connector, body)
+    assert decision.assign == "L1"
+    assert sent(rsps) == [("PUT", f"{DC_BASE}/rest/api/2/issue/PRJX-14?notifyUsers=false",
+                           {"fields": {"assignee": {"name": "acc-l1"}},
+                            "update": {"labels": [{"add": "tier-l1"},
+                                                  {"add": "tier-unverified"}],
+                                       "comment": [{"add": {"body": decision.comment}}]}})]
+    assert rsps.calls[0].request.headers["Authorization"] == "Bearer pat-secret"
+
+
+def test_cloud_uses_basic_auth_and_json(
+    connector: JiraConnector, rsps: responses.RequestsMock
+) -> None:
+    """Cloud: email + API token as basic auth; the body is sent as JSON."""
+    rsps.put(f"{BASE}/rest/api/2/issue/KT-22", status=204)
+    run(connector, payload("jira_issue_created__cloud_many_fields.json"))
+    headers = rsps.calls[0].request.headers
+    assert headers["Authorization"].startswith("Basic ")
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_comment_event_decision_is_one_read_one_write(
+    connector: JiraConnector, rsps: responses.RequestsMock
+) -> None:
+    """A Cloud comment event costs exactly 1 GET and, when something changes, 1 PUT."""
+    issue = load("jira_issue_created__cloud_many_fields.json")["issue"]
+    rsps.get(f"{BASE}/rest/api/2/issue/TES-41", json={**issue, "key": "TES-41"})
+    rsps.put(f"{BASE}/rest/api/2/issue/TES-41", status=204)
+    run(connector, load("comment_created__cloud_mention_user.json"))
+    assert [(m, u.split("?")[0]) for m, u, _ in sent(rsps)] == [
+        ("GET", f"{BASE}/rest/api/2/issue/TES-41"), ("PUT", f"{BASE}/rest/api/2/issue/TES-41")]
+
+
+def test_unknown_target_leaves_assignment_alone(
+    connector: JiraConnector, rsps: responses.RequestsMock
+) -> None:
+    """A target without a Jira entry sends labels only (Zendesk-only targets are legal)."""
+    rsps.put(f"{BASE}/rest/api/2/issue/TES-1", status=204)
+    decision = Decision(ticket="TES-1", tier="L0", previous_tier=None, labels_add=("tier-l0",),
+                        assign="L0")
+    connector.apply(Ticket(key="TES-1"), decision, decide=lambda t: decision)
+    assert sent(rsps)[0][2] == {"update": {"labels": [{"add": "tier-l0"}]}}
+
+
+def test_dataclass_replace_keeps_ticket_frozen() -> None:
+    """Tickets from the connector are frozen values (safe to log and compare)."""
+    ticket = Ticket(key="A-1")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ticket.key = "B-2"  # type: ignore[misc]
+
+
+def test_openapi_check_rejects_a_malformed_body() -> None:
+    """The OpenAPI check has teeth: an unknown field operation is refused."""
+    with pytest.raises(jsonschema.ValidationError):
+        validate("IssueUpdateDetails", {"update": {"labels": [{"append": "x"}]}})
