@@ -90,7 +90,9 @@ def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
     """The desired state of `ticket` under `policy`, with the reasons, as of `now`."""
     rank = policy.rank
     reasons: list[str] = []
-    by_lower = {label.lower(): label for label in ticket.labels}
+    by_lower: dict[str, list[str]] = {}
+    for label in ticket.labels:
+        by_lower.setdefault(label.lower(), []).append(label)
 
     # 1. current tier
     present_tiers = [t for lbl, t in policy.tier_by_label.items() if lbl in by_lower]
@@ -120,6 +122,11 @@ def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
     if plan is None and policy.default_plan is not None:
         plan, how = policy.default_plan, "the default plan"
     if plan is not None:
+        if unknown_vendor_plan is not None:
+            reasons.append(
+                f'The organization record names plan "{unknown_vendor_plan}", which the policy'
+                " does not define; it is ignored."
+            )
         max_tier = policy.plans[plan].max_tier
         reasons.append(f"Plan {plan} (from {how}) allows up to {max_tier}.")
     else:
@@ -176,11 +183,14 @@ def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
         capped = floor
         whose = f"plan {plan}" if plan is not None else "an unverified customer"
         if source in ("request", "rule"):
-            refusal = (
-                f"{target} is beyond what {whose} allows ({max_tier}):"
-                f" {'the escalation request was refused' if source == 'request' else 'capped'}"
-                f" at {capped}."
+            outcome = (
+                f"the ticket stays in {capped}" if capped == current
+                else f"it goes no higher than {capped}"
             )
+            asked = "the escalation request was refused" if source == "request" else (
+                f'rule "{rule.name}" asked for it' if rule is not None else "capped"
+            )
+            refusal = f"{target} is beyond what {whose} allows ({max_tier}): {asked}; {outcome}."
             reasons.append(refusal)
         else:
             reasons.append(
@@ -240,7 +250,12 @@ def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
 
     labels_add = tuple(sorted(w for w in want if w not in by_lower))
     labels_remove = tuple(sorted(
-        by_lower[lbl] for lbl in by_lower if lbl in drop and lbl not in want
+        original
+        for lbl, originals in by_lower.items()
+        if lbl in drop
+        for original in originals
+        # a wanted label stays; of several case variants, only the canonical one stays
+        if lbl not in want or (original != lbl and lbl in originals)
     ))
 
     # assignment only when the tier changes (first triage included)
@@ -270,6 +285,9 @@ def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
                      completed, plan, rule)
         note_key = checklist_key or _key("note", body)
         comment = f"{body}\n\n{NOTE_MARKER}{note_key}"
+
+    if not (labels_add or labels_remove or assign or comment):
+        reasons.append("The ticket already matches the policy: nothing to write.")
 
     return Decision(
         ticket=ticket.key,
