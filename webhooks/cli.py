@@ -25,6 +25,9 @@ def _register() -> None:
     from webhooks import cli_policy
 
     cli_policy.register(main)
+    from webhooks import cli_service
+
+    cli_service.register(main)
 
 
 _register()

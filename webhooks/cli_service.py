@@ -1,0 +1,329 @@
+"""The service's commands: `serve`, `worker`, `dead-letters list|show|replay`, `explain`.
+
+    tierdesk serve                 receiver and worker in one process (the default deployment)
+    tierdesk serve --no-worker     receiver only (split deployments: run `tierdesk worker` too)
+    tierdesk worker [--once]       worker only; --once drains what is ready and exits
+    tierdesk dead-letters list | show ID | replay ID | replay --all
+    tierdesk explain VENDOR TICKET the decision history of one ticket, newest first
+
+Every start-up problem (a bad setting, an unreadable policy, an unreachable database) is printed
+as one line per problem naming what to fix, and the command exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any, NoReturn
+
+import click
+
+from webhooks.inbox import Inbox, InboxError, StoredEvent
+from webhooks.settings import Settings, SettingsError, load_settings
+from webhooks.wiring import (
+    VENDORS,
+    WiringError,
+    build_connectors,
+    envelope_functions,
+    load_policy_for,
+)
+
+
+def _fail(lines: list[str]) -> NoReturn:
+    for line in lines:
+        click.echo(f"tierdesk: {line}", err=True)
+    sys.exit(2)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        _fail(["invalid settings:", *(f"  {line}" for line in exc.lines)])
+
+
+def _inbox(settings: Settings) -> Inbox:
+    try:
+        return Inbox.connect(settings.database_url)
+    except InboxError as exc:
+        _fail([str(exc)])
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _service_parts(settings: Settings, *, with_worker: bool) -> tuple[Any, ...]:
+    """Policy, inbox, metrics, worker pool (or None): everything `serve`/`worker` start with."""
+    from webhooks.logging import configure_logging, log
+    from webhooks.metrics import Metrics
+    from webhooks.worker import Worker, WorkerPool
+
+    configure_logging(settings.log_level)
+    try:
+        policy = load_policy_for(settings)
+    except WiringError as exc:
+        _fail(["cannot load the policy:", *(f"  {line}" for line in str(exc).splitlines())])
+    inbox = _inbox(settings)
+    metrics = Metrics()
+    metrics.watch_inbox(inbox.depth)
+    pool = None
+    if with_worker:
+        try:
+            connectors = build_connectors(settings, policy)
+        except WiringError as exc:
+            _fail([str(exc)])
+        if not connectors:
+            log("no vendor is configured: events are stored but not processed (set"
+                " TIERDESK_JIRA_URL or TIERDESK_ZENDESK_SUBDOMAIN/_URL)", level=30)
+        workers = [
+            Worker(
+                inbox=inbox,
+                connectors=connectors,
+                policy=policy,
+                max_attempts=settings.max_attempts,
+                lease_seconds=settings.lease_seconds,
+                retry_max_delay=settings.retry_max_delay,
+                metrics=metrics,
+                name=f"worker-{i + 1}",
+            )
+            for i in range(settings.worker_threads)
+        ]
+        pool = WorkerPool(workers)
+    log("policy loaded", source=policy.source, digest=policy.digest[:12])
+    return policy, inbox, metrics, pool
+
+
+@click.command()
+@click.option("--no-worker", is_flag=True, help="Receive only; run `tierdesk worker` separately.")
+@click.option("--host", default=None, help="Listen address (default TIERDESK_HOST).")
+@click.option("--port", type=int, default=None, help="Listen port (default TIERDESK_PORT).")
+def serve(no_worker: bool, host: str | None, port: int | None) -> None:
+    """Run the webhook receiver (and, unless --no-worker, the worker) until SIGTERM/SIGINT."""
+    import uvicorn
+
+    from webhooks.app import ReceiverConfig, create_app
+    from webhooks.logging import log
+
+    settings = _settings()
+    _policy, inbox, metrics, pool = _service_parts(settings, with_worker=not no_worker)
+    classifiers = envelope_functions()
+    secrets = {v: settings.webhook_secret(v) for v in VENDORS}
+    for vendor in VENDORS:
+        if not secrets[vendor]:
+            log(f"no {vendor} webhook secret: every {vendor} delivery is refused (401)", level=30,
+                vendor=vendor)
+    app = create_app(
+        inbox=inbox,
+        config=ReceiverConfig(
+            secrets=secrets,
+            classifiers=classifiers,
+            max_body_bytes=settings.max_body_bytes,
+            signature_max_age=settings.signature_max_age,
+        ),
+        metrics=metrics,
+        on_enqueued=pool.wake if pool else None,
+        on_startup=pool.start if pool else None,
+        on_shutdown=pool.stop if pool else None,
+    )
+    config = uvicorn.Config(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        lifespan="on",
+    )
+    log("serving", host=config.host, port=config.port, worker=pool is not None)
+    # uvicorn handles SIGTERM/SIGINT: it stops accepting, finishes in-flight requests, then runs
+    # the app's shutdown (commit what is queued; workers finish the ticket in hand).
+    uvicorn.Server(config).run()
+    inbox.close()
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Process what is ready now, then exit.")
+def worker(once: bool) -> None:
+    """Run the worker alone (split deployments), until SIGTERM/SIGINT."""
+    from webhooks.logging import log
+
+    settings = _settings()
+    _policy, inbox, _metrics, pool = _service_parts(settings, with_worker=True)
+    assert pool is not None
+    if once:
+        done = sum(w.drain() for w in pool.workers[:1])
+        log("worker drained", tickets=done)
+        click.echo(f"processed {done} ticket(s)")
+        inbox.close()
+        return
+    stop = pool.stop_event
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log("stopping: finishing the tickets in hand", signal=signal.Signals(signum).name)
+        stop.set()
+        pool.wake()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    pool.start()
+    while not stop.wait(1.0):
+        pass
+    pool.stop()
+    inbox.close()
+
+
+@click.group("dead-letters")
+def dead_letters() -> None:
+    """Events tierdesk gave up on: list, show, replay."""
+
+
+@dead_letters.command("list")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def dead_letters_list(limit: int, as_json: bool) -> None:
+    """List dead letters, newest first."""
+    inbox = _inbox(_settings())
+    rows = inbox.dead_letters(limit=limit)
+    if as_json:
+        for e in rows:
+            click.echo(json.dumps(_event_summary(e)))
+        return
+    if not rows:
+        click.echo("no dead letters")
+        return
+    click.echo(f"{'ID':>8}  {'VENDOR':8} {'TICKET':16} {'EVENT':28} {'TRIES':>5}  {'RECEIVED':20}"
+               " LAST ERROR")
+    for e in rows:
+        error = (e.last_error or "").splitlines()[0][:80] if e.last_error else ""
+        click.echo(f"{e.id:>8}  {e.vendor:8} {(e.ticket or '-')[:16]:16} {e.event_type[:28]:28}"
+                   f" {e.attempts:>5}  {_when(e.received_at):20} {error}")
+
+
+@dead_letters.command("show")
+@click.argument("event_id", type=int)
+def dead_letters_show(event_id: int) -> None:
+    """Show one dead letter: its error and its payload."""
+    inbox = _inbox(_settings())
+    e = inbox.event(event_id)
+    if e is None:
+        _fail([f"no event {event_id}: see `tierdesk dead-letters list`"])
+    summary = _event_summary(e)
+    for key, value in summary.items():
+        click.echo(f"{key}: {value}")
+    click.echo("payload:")
+    click.echo(json.dumps(e.payload, indent=2, ensure_ascii=False))
+
+
+@dead_letters.command("replay")
+@click.argument("event_id", type=int, required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
+def dead_letters_replay(event_id: int | None, replay_all: bool) -> None:
+    """Queue a dead letter (or --all) again with a fresh attempt count."""
+    if (event_id is None) == (not replay_all):
+        _fail(["give either an event ID or --all (see `tierdesk dead-letters list`)"])
+    inbox = _inbox(_settings())
+    if replay_all:
+        n = inbox.replay()
+        click.echo(f"queued {n} dead letter(s) again")
+        return
+    assert event_id is not None
+    e = inbox.event(event_id)
+    if e is None or e.status != "dead":
+        what = "does not exist" if e is None else f"is {e.status}, not a dead letter"
+        _fail([f"event {event_id} {what}: see `tierdesk dead-letters list`"])
+    n = inbox.replay([event_id])
+    click.echo(f"queued event {event_id} ({e.vendor} {e.ticket}) again" if n else "nothing queued")
+
+
+def _event_summary(e: StoredEvent) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "vendor": e.vendor,
+        "ticket": e.ticket,
+        "event_type": e.event_type,
+        "delivery_id": e.delivery_id,
+        "status": e.status,
+        "attempts": e.attempts,
+        "received_at": _when(e.received_at),
+        "last_error": e.last_error,
+    }
+
+
+@click.command()
+@click.argument("vendor", type=click.Choice(list(VENDORS)))
+@click.argument("ticket")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def explain(vendor: str, ticket: str, limit: int, as_json: bool) -> None:
+    """The decision history of one ticket with reasons, newest first."""
+    inbox = _inbox(_settings())
+    history = inbox.history(vendor, ticket, limit=limit)
+    state = inbox.ticket_state(vendor, ticket)
+    if as_json:
+        click.echo(json.dumps({
+            "vendor": vendor,
+            "ticket": ticket,
+            "state": _state_view(state),
+            "decisions": [_record_view(r) for r in history],
+        }, indent=2, default=str))
+        return
+    if state is None and not history:
+        click.echo(f"tierdesk has no events for {vendor} ticket {ticket}")
+        return
+    view = _state_view(state)
+    if view:
+        click.echo(f"{vendor} {ticket}: " + ", ".join(f"{k} {v}" for k, v in view.items()))
+    for r in history:
+        arrow = f"{r.tier_before or '-'} -> {r.tier_after or '-'}"
+        digest = (r.policy_digest or "-")[:12]
+        events = ", ".join(map(str, r.event_ids))
+        click.echo(f"\n{_when(r.created_at)}  {r.outcome:10} {arrow}  (policy {digest},"
+                   f" events {events})")
+        for reason in r.reasons:
+            click.echo(f"    - {reason}")
+        for c in r.calls:
+            click.echo(f"    {c.get('method')} {c.get('path')} -> {c.get('status')}"
+                       f"  ({c.get('purpose')})")
+        if r.error:
+            click.echo(f"    error: {r.error}")
+
+
+def _state_view(state: Any) -> dict[str, Any]:
+    if not state:
+        return {}
+    view: dict[str, Any] = {"pending": bool(state["pending"])}
+    if state["attempts"]:
+        view["failed attempts"] = state["attempts"]
+        view["next attempt"] = _when(state["next_attempt_at"])
+    if state["last_error"]:
+        view["last error"] = state["last_error"]
+    if state["last_note_key"]:
+        view["last note"] = state["last_note_key"]
+    return view
+
+
+def _record_view(r: Any) -> dict[str, Any]:
+    return {
+        "at": _when(r.created_at),
+        "outcome": r.outcome,
+        "tier_before": r.tier_before,
+        "tier_after": r.tier_after,
+        "policy_digest": r.policy_digest,
+        "reasons": list(r.reasons),
+        "calls": list(r.calls),
+        "events": list(r.event_ids),
+        "error": r.error,
+    }
+
+
+def register(main: click.Group) -> None:
+    """Add the service commands to the `tierdesk` group."""
+    for command in (serve, worker, dead_letters, explain):
+        main.add_command(command)
+

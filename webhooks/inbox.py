@@ -1,0 +1,837 @@
+"""The durable inbox: webhook events, per-ticket leases, retries, dead letters and decision records.
+
+One schema on SQLite (WAL, the single-host default) and PostgreSQL (several replicas), written
+with SQLAlchemy Core. State that must survive a restart lives here, never in process memory.
+
+Tables:
+
+    events          one row per delivery; unique (vendor, delivery_id) is the dedupe key.
+                    status: pending -> done | dead; ignored (a known event tierdesk does not act
+                    on) is final from the start.
+    tickets         one row per (vendor, ticket): `pending` (has pending events), the lease
+                    (`lease_token`, `lease_until`), backoff (`next_attempt_at`), `last_note_key`
+                    (the checklist last posted) and `last_occurred_at` (newest event processed).
+    decisions       every evaluation: policy digest, tier before/after, reasons, vendor calls.
+    vendor_pauses   a vendor's rate limit is per account: no ticket of it is claimed until then.
+    schema_version  the migration level (migrations below run on connect, in order, once).
+
+Claiming is one UPDATE ... WHERE id = (SELECT ... LIMIT 1 [FOR UPDATE SKIP LOCKED]) RETURNING:
+atomic on SQLite (one writer at a time, BEGIN IMMEDIATE) and on PostgreSQL (row locks), so two
+workers never hold one ticket. A claim carries a random token; completing or retrying a claim
+whose lease has expired and been taken over does not clobber the new holder's lease.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection, Engine
+
+from connectors.base import Envelope
+
+Clock = Callable[[], float]
+
+# Event statuses.
+PENDING = "pending"
+DONE = "done"
+IGNORED = "ignored"
+DEAD = "dead"
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "tierdesk_schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+events = sa.Table(
+    "tierdesk_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("delivery_id", sa.String(255), nullable=False),
+    sa.Column("event_type", sa.String(128), nullable=False),
+    sa.Column("ticket", sa.String(255)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(255)),
+    sa.Column("occurred_at", sa.BigInteger),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("finished_at", sa.Float),
+    sa.UniqueConstraint("vendor", "delivery_id", name="uq_tierdesk_events_delivery"),
+    sa.Index("ix_tierdesk_events_ticket", "vendor", "ticket", "status"),
+    sa.Index("ix_tierdesk_events_status", "status"),
+)
+
+tickets = sa.Table(
+    "tierdesk_tickets",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("ticket", sa.String(255), nullable=False),
+    sa.Column("pending", sa.Boolean, nullable=False, default=False),
+    sa.Column("lease_token", sa.String(64)),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("next_attempt_at", sa.Float, nullable=False, default=0.0),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_note_key", sa.String(128)),
+    sa.Column("last_occurred_at", sa.BigInteger),
+    sa.Column("last_error", sa.Text),
+    sa.Column("updated_at", sa.Float, nullable=False, default=0.0),
+    sa.UniqueConstraint("vendor", "ticket", name="uq_tierdesk_tickets_ticket"),
+    sa.Index("ix_tierdesk_tickets_ready", "pending", "next_attempt_at"),
+)
+
+decisions = sa.Table(
+    "tierdesk_decisions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("ticket", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("policy_digest", sa.String(64)),
+    sa.Column("tier_before", sa.String(64)),
+    sa.Column("tier_after", sa.String(64)),
+    #: applied | unchanged | own-event | retry | dead
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("calls", sa.Text, nullable=False),
+    sa.Column("decision", sa.Text),
+    sa.Column("event_ids", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_tierdesk_decisions_ticket", "vendor", "ticket", "id"),
+)
+
+vendor_pauses = sa.Table(
+    "tierdesk_vendor_pauses",
+    metadata,
+    sa.Column("vendor", sa.String(16), primary_key=True),
+    sa.Column("until", sa.Float, nullable=False),
+    sa.Column("reason", sa.Text),
+)
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def _migration_1(conn: Connection) -> None:
+    """The first schema: events, tickets, decisions, vendor pauses."""
+    metadata.create_all(conn, tables=[events, tickets, decisions, vendor_pauses])
+
+
+#: Versioned migrations, applied in order on connect. Never edit a released one: append.
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _migration_1),)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+class InboxError(RuntimeError):
+    """The inbox database cannot be used (bad URL, unreachable, newer schema)."""
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One stored delivery."""
+
+    id: int
+    vendor: str
+    delivery_id: str
+    event_type: str
+    ticket: str | None
+    status: str
+    actor: str | None
+    occurred_at: int | None
+    received_at: float
+    attempts: int
+    last_error: str | None
+    payload_text: str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        value = json.loads(self.payload_text)
+        return value if isinstance(value, dict) else {"_": value}
+
+    def envelope(self) -> Envelope:
+        """The envelope the receiver stored, rebuilt (for `Connector.is_own_event`)."""
+        return Envelope(
+            vendor=self.vendor,
+            event_type=self.event_type,
+            handled=self.status != IGNORED,
+            ticket=self.ticket,
+            delivery_id=self.delivery_id,
+            actor=self.actor,
+            occurred_at=self.occurred_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A worker's lease on one ticket and the pending events it covers (arrival order)."""
+
+    ticket_row: int
+    vendor: str
+    ticket: str
+    token: str
+    lease_until: float
+    events: tuple[StoredEvent, ...]
+    last_note_key: str | None
+    last_occurred_at: int | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """What one evaluation of a ticket decided and did."""
+
+    vendor: str
+    ticket: str
+    outcome: str
+    event_ids: tuple[int, ...]
+    policy_digest: str | None = None
+    tier_before: str | None = None
+    tier_after: str | None = None
+    reasons: tuple[str, ...] = ()
+    calls: tuple[Mapping[str, Any], ...] = ()
+    decision: Mapping[str, Any] | None = None
+    error: str | None = None
+    created_at: float = 0.0
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Depth:
+    """How much work the inbox holds."""
+
+    pending_events: int
+    ready_tickets: int
+    dead_letters: int
+    by_vendor: Mapping[str, int] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- engine set-up
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg 3 for `postgresql://` URLs (SQLAlchemy would otherwise pick psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = sa.create_engine(url, connect_args={"timeout": 30.0, "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so that every transaction starts with
+        # BEGIN IMMEDIATE (below): a read that later writes would otherwise fail with
+        # SQLITE_BUSY instead of waiting, when another process (a split worker) writes too.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before the receiver answers 202 (NORMAL would survive a
+        # process kill but not a power loss).
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Reads (Inbox._read) take no write lock, so /readyz and /metrics never queue behind
+        # the receiver's commits.
+        read_only = conn.get_execution_options().get("tierdesk_read", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise InboxError(
+            f"TIERDESK_DATABASE_URL is not a database URL ({exc}); expected"
+            " sqlite:///path/to/tierdesk.db or postgresql://user@host/db"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise InboxError(
+                "an in-memory SQLite inbox would lose every event on restart: give a file,"
+                " e.g. sqlite:///./tierdesk.db"
+            )
+        return _sqlite_engine(url)
+    if parsed.get_backend_name() == "postgresql":
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    raise InboxError(
+        f"unsupported database {parsed.get_backend_name()!r} in TIERDESK_DATABASE_URL:"
+        " use sqlite:///... or postgresql://..."
+    )
+
+
+# --------------------------------------------------------------------------- the inbox
+
+
+class Inbox:
+    """The durable inbox over one database. Thread-safe: every method runs its own transaction."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = time.time) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.dialect = engine.dialect.name
+        self._insert: Any = pg_dialect.insert if self.dialect == "postgresql" else (
+            sqlite_dialect.insert
+        )
+
+    @classmethod
+    def connect(cls, url: str, *, clock: Clock = time.time) -> Inbox:
+        """Open (and create or migrate) the inbox at `url`."""
+        engine = _make_engine(url)
+        inbox = cls(engine, clock=clock)
+        try:
+            inbox.migrate()
+        except sa.exc.OperationalError as exc:
+            engine.dispose()
+            raise InboxError(
+                f"cannot open the inbox database {engine.url.render_as_string(hide_password=True)}:"
+                f" {str(exc.orig).strip().splitlines()[0] if exc.orig else exc}"
+            ) from None
+        return inbox
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(tierdesk_read=True)
+            yield conn
+            conn.rollback()
+
+    def migrate(self) -> int:
+        """Apply pending migrations; return the schema version. Safe with several replicas."""
+        with self._tx() as conn:
+            if self.dialect == "postgresql":
+                # Replicas starting together migrate one at a time.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7261143)"))
+            schema_version.create(conn, checkfirst=True)
+            current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+            current = int(current or 0)
+            if current > SCHEMA_VERSION:
+                raise InboxError(
+                    f"the inbox database has schema version {current}, newer than this tierdesk"
+                    f" ({SCHEMA_VERSION}): upgrade tierdesk"
+                )
+            for version, step in MIGRATIONS:
+                if version > current:
+                    step(conn)
+                    if current == 0:
+                        conn.execute(schema_version.insert().values(version=version))
+                    else:
+                        conn.execute(schema_version.update().values(version=version))
+                    current = version
+            return current
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached (for /readyz)."""
+        with self._read() as conn:
+            conn.execute(sa.select(sa.literal(1)))
+
+    # ------------------------------------------------------------------ receiving
+
+    def enqueue(
+        self, envelope: Envelope, payload: Mapping[str, Any], *, raw: bytes | None = None
+    ) -> bool:
+        """Store one delivery; True if new, False for a duplicate (same vendor + delivery_id).
+
+        `raw` is the body as received (valid UTF-8 JSON); stored as is to spare re-encoding."""
+        return self.enqueue_many([(envelope, payload, raw)])[0]
+
+    def enqueue_many(
+        self, items: Sequence[tuple[Envelope, Mapping[str, Any], bytes | None]]
+    ) -> list[bool]:
+        """Store several deliveries in one transaction (one disk sync); True per new one."""
+        now = self.clock()
+        results: list[bool] = []
+        with self._tx() as conn:
+            for envelope, payload, raw in items:
+                results.append(self._enqueue_one(conn, envelope, payload, raw, now))
+        return results
+
+    def _enqueue_one(
+        self,
+        conn: Connection,
+        envelope: Envelope,
+        payload: Mapping[str, Any],
+        raw: bytes | None,
+        now: float,
+    ) -> bool:
+        if envelope.handled and not envelope.ticket:
+            raise ValueError("a handled event needs a ticket")
+        text = raw.decode("utf-8") if raw is not None else json.dumps(
+            payload, separators=(",", ":"), ensure_ascii=False
+        )
+        status = PENDING if envelope.handled else IGNORED
+        stmt = (
+            self._insert(events)
+            .values(
+                vendor=envelope.vendor,
+                delivery_id=envelope.delivery_id[:255],
+                event_type=envelope.event_type[:128],
+                ticket=envelope.ticket,
+                status=status,
+                actor=envelope.actor[:255] if envelope.actor else None,
+                occurred_at=envelope.occurred_at,
+                received_at=now,
+                payload=text,
+                attempts=0,
+                finished_at=None if envelope.handled else now,
+            )
+            .on_conflict_do_nothing(index_elements=["vendor", "delivery_id"])
+            .returning(events.c.id)
+        )
+        new_id = conn.execute(stmt).scalar()
+        if new_id is None:
+            return False
+        if envelope.handled:
+            assert envelope.ticket is not None
+            upsert = self._insert(tickets).values(
+                vendor=envelope.vendor,
+                ticket=envelope.ticket,
+                pending=True,
+                next_attempt_at=now,
+                attempts=0,
+                updated_at=now,
+            )
+            # A ticket already waiting (backoff after a failure) keeps its next_attempt_at.
+            conn.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=["vendor", "ticket"],
+                    set_={"pending": True, "updated_at": now},
+                )
+            )
+        return True
+
+    # ------------------------------------------------------------------ working
+
+    def claim(
+        self,
+        *,
+        lease_seconds: float,
+        vendors: Sequence[str] | None = None,
+        max_events: int = 200,
+    ) -> Claim | None:
+        """Lease the ticket that has waited longest among those with pending events, whose
+        backoff has passed and whose vendor is not paused; None when there is none."""
+        now = self.clock()
+        token = secrets.token_hex(16)
+        until = now + lease_seconds
+        free = sa.and_(
+            tickets.c.pending.is_(True),
+            sa.or_(tickets.c.lease_until.is_(None), tickets.c.lease_until < now),
+        )
+        paused = sa.select(vendor_pauses.c.vendor).where(vendor_pauses.c.until > now)
+        pick = (
+            sa.select(tickets.c.id)
+            .where(free, tickets.c.next_attempt_at <= now, tickets.c.vendor.not_in(paused))
+            .order_by(tickets.c.next_attempt_at, tickets.c.id)
+            .limit(1)
+        )
+        if vendors is not None:
+            pick = pick.where(tickets.c.vendor.in_(list(vendors)))
+        if self.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        stmt = (
+            tickets.update()
+            .where(tickets.c.id == pick.scalar_subquery(), free)
+            .values(lease_token=token, lease_until=until, updated_at=now)
+            .returning(
+                tickets.c.id, tickets.c.vendor, tickets.c.ticket, tickets.c.last_note_key,
+                tickets.c.last_occurred_at, tickets.c.attempts,
+            )
+        )
+        with self._tx() as conn:
+            row = conn.execute(stmt).first()
+            if row is None:
+                return None
+            found = conn.execute(
+                sa.select(events)
+                .where(
+                    events.c.vendor == row.vendor,
+                    events.c.ticket == row.ticket,
+                    events.c.status == PENDING,
+                )
+                .order_by(events.c.id)
+                .limit(max_events)
+            ).all()
+            if not found:
+                # Nothing left (replayed elsewhere, or a stale flag): clear the flag and lease.
+                conn.execute(
+                    tickets.update()
+                    .where(tickets.c.id == row.id, tickets.c.lease_token == token)
+                    .values(pending=False, lease_token=None, lease_until=None)
+                )
+                return None
+        return Claim(
+            ticket_row=row.id,
+            vendor=row.vendor,
+            ticket=row.ticket,
+            token=token,
+            lease_until=until,
+            events=tuple(_event(r) for r in found),
+            last_note_key=row.last_note_key,
+            last_occurred_at=row.last_occurred_at,
+            attempts=row.attempts,
+        )
+
+    def complete(
+        self,
+        claim: Claim,
+        *,
+        record: DecisionRecord | None,
+        note_key: str | None = None,
+    ) -> bool:
+        """Mark the claim's events done, remember the note posted and the newest event time,
+        record the decision and release the lease. False if the lease had been lost (the
+        events are still marked done: their work was done)."""
+        now = self.clock()
+        ids = [e.id for e in claim.events]
+        newest = max((e.occurred_at for e in claim.events if e.occurred_at is not None),
+                     default=None)
+        with self._tx() as conn:
+            conn.execute(
+                events.update()
+                .where(events.c.id.in_(ids), events.c.status == PENDING)
+                .values(status=DONE, finished_at=now, last_error=None)
+            )
+            if record is not None:
+                self._record(conn, record, now)
+            values: dict[str, Any] = {"updated_at": now, "attempts": 0, "last_error": None}
+            if note_key is not None:
+                values["last_note_key"] = note_key
+            if newest is not None:
+                values["last_occurred_at"] = sa.case(
+                    (tickets.c.last_occurred_at.is_(None), newest),
+                    (tickets.c.last_occurred_at < newest, newest),
+                    else_=tickets.c.last_occurred_at,
+                )
+            conn.execute(tickets.update().where(tickets.c.id == claim.ticket_row).values(values))
+            return self._release(conn, claim, now, next_attempt_at=now)
+
+    def retry(
+        self,
+        claim: Claim,
+        *,
+        error: str,
+        delay: float,
+        max_attempts: int,
+        record: DecisionRecord | None = None,
+    ) -> list[int]:
+        """Count a failed attempt on the claim's events and try again after `delay` seconds.
+        Events that reach `max_attempts` become dead letters; their ids are returned."""
+        now = self.clock()
+        ids = [e.id for e in claim.events]
+        dead = [e.id for e in claim.events if e.attempts + 1 >= max_attempts]
+        with self._tx() as conn:
+            conn.execute(
+                events.update()
+                .where(events.c.id.in_(ids), events.c.status == PENDING)
+                .values(attempts=events.c.attempts + 1, last_error=error)
+            )
+            if dead:
+                conn.execute(
+                    events.update()
+                    .where(events.c.id.in_(dead), events.c.status == PENDING)
+                    .values(status=DEAD, finished_at=now)
+                )
+            if record is not None:
+                self._record(conn, record, now)
+            conn.execute(
+                tickets.update()
+                .where(tickets.c.id == claim.ticket_row)
+                .values(attempts=tickets.c.attempts + 1, last_error=error, updated_at=now)
+            )
+            self._release(conn, claim, now, next_attempt_at=now + max(0.0, delay))
+        return dead
+
+    def dead_letter(
+        self, claim: Claim, *, error: str, record: DecisionRecord | None = None
+    ) -> None:
+        """Give up on the claim's events now (the vendor refused: retrying cannot help)."""
+        now = self.clock()
+        ids = [e.id for e in claim.events]
+        with self._tx() as conn:
+            conn.execute(
+                events.update()
+                .where(events.c.id.in_(ids), events.c.status == PENDING)
+                .values(status=DEAD, finished_at=now, last_error=error,
+                        attempts=events.c.attempts + 1)
+            )
+            if record is not None:
+                self._record(conn, record, now)
+            conn.execute(
+                tickets.update()
+                .where(tickets.c.id == claim.ticket_row)
+                .values(attempts=0, last_error=error, updated_at=now)
+            )
+            self._release(conn, claim, now, next_attempt_at=now)
+
+    def release(self, claim: Claim) -> None:
+        """Give the claim back untouched (graceful shutdown): no attempt is counted."""
+        now = self.clock()
+        with self._tx() as conn:
+            self._release(conn, claim, now, next_attempt_at=None)
+
+    def _release(
+        self, conn: Connection, claim: Claim, now: float, *, next_attempt_at: float | None
+    ) -> bool:
+        still_pending = (
+            sa.select(events.c.id)
+            .where(
+                events.c.vendor == claim.vendor,
+                events.c.ticket == claim.ticket,
+                events.c.status == PENDING,
+            )
+            .exists()
+        )
+        values: dict[str, Any] = {
+            "lease_token": None,
+            "lease_until": None,
+            "pending": still_pending,
+        }
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        result = conn.execute(
+            tickets.update()
+            .where(tickets.c.id == claim.ticket_row, tickets.c.lease_token == claim.token)
+            .values(values)
+        )
+        if result.rowcount == 1:
+            return True
+        # The lease expired and another worker holds the ticket now: leave its lease alone but
+        # keep the pending flag true if events remain (the holder recomputes it anyway).
+        conn.execute(
+            tickets.update()
+            .where(tickets.c.id == claim.ticket_row, still_pending)
+            .values(pending=True)
+        )
+        return False
+
+    def pause_vendor(self, vendor: str, *, until: float, reason: str) -> None:
+        """Claim no ticket of `vendor` before `until` (epoch seconds); a later pause wins."""
+        with self._tx() as conn:
+            stmt = self._insert(vendor_pauses).values(vendor=vendor, until=until, reason=reason)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["vendor"],
+                    set_={
+                        "until": sa.case(
+                            (vendor_pauses.c.until < until, until), else_=vendor_pauses.c.until
+                        ),
+                        "reason": reason,
+                    },
+                )
+            )
+
+    def paused_until(self, vendor: str) -> float | None:
+        """When `vendor`'s pause ends, if it is paused now."""
+        with self._read() as conn:
+            until = conn.execute(
+                sa.select(vendor_pauses.c.until).where(vendor_pauses.c.vendor == vendor)
+            ).scalar()
+        return float(until) if until is not None and until > self.clock() else None
+
+    def next_ready_in(self) -> float | None:
+        """Seconds until the earliest waiting ticket becomes claimable (None: nothing waits)."""
+        with self._read() as conn:
+            soonest = conn.execute(
+                sa.select(sa.func.min(tickets.c.next_attempt_at)).where(
+                    tickets.c.pending.is_(True)
+                )
+            ).scalar()
+        if soonest is None:
+            return None
+        return max(0.0, float(soonest) - self.clock())
+
+    def _record(self, conn: Connection, record: DecisionRecord, now: float) -> None:
+        conn.execute(
+            decisions.insert().values(
+                vendor=record.vendor,
+                ticket=record.ticket,
+                created_at=now,
+                policy_digest=record.policy_digest,
+                tier_before=record.tier_before,
+                tier_after=record.tier_after,
+                outcome=record.outcome,
+                reasons=json.dumps(list(record.reasons)),
+                calls=json.dumps([dict(c) for c in record.calls]),
+                decision=json.dumps(record.decision) if record.decision is not None else None,
+                event_ids=json.dumps(list(record.event_ids)),
+                error=record.error,
+            )
+        )
+
+    # ------------------------------------------------------------------ operators
+
+    def event(self, event_id: int) -> StoredEvent | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(events).where(events.c.id == event_id)).first()
+        return _event(row) if row is not None else None
+
+    def events_of(self, vendor: str, ticket: str) -> list[StoredEvent]:
+        """Every stored event of one ticket, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(events)
+                .where(events.c.vendor == vendor, events.c.ticket == ticket)
+                .order_by(events.c.id)
+            ).all()
+        return [_event(r) for r in rows]
+
+    def dead_letters(self, *, limit: int = 100) -> list[StoredEvent]:
+        """Dead letters, newest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(events).where(events.c.status == DEAD).order_by(events.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [_event(r) for r in rows]
+
+    def replay(self, event_ids: Sequence[int] | None = None) -> int:
+        """Make dead letters pending again with a fresh attempt count (all when `event_ids` is
+        None); return how many. Their tickets become claimable at once."""
+        now = self.clock()
+        with self._tx() as conn:
+            query = sa.select(events.c.id, events.c.vendor, events.c.ticket).where(
+                events.c.status == DEAD
+            )
+            if event_ids is not None:
+                query = query.where(events.c.id.in_(list(event_ids)))
+            rows = conn.execute(query).all()
+            if not rows:
+                return 0
+            conn.execute(
+                events.update()
+                .where(events.c.id.in_([r.id for r in rows]))
+                .values(status=PENDING, attempts=0, finished_at=None)
+            )
+            for vendor, ticket in sorted({(r.vendor, r.ticket) for r in rows}):
+                conn.execute(
+                    tickets.update()
+                    .where(tickets.c.vendor == vendor, tickets.c.ticket == ticket)
+                    .values(pending=True, attempts=0, next_attempt_at=now, updated_at=now)
+                )
+        return len(rows)
+
+    def history(self, vendor: str, ticket: str, *, limit: int = 50) -> list[DecisionRecord]:
+        """The decision records of one ticket, newest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(decisions)
+                .where(decisions.c.vendor == vendor, decisions.c.ticket == ticket)
+                .order_by(decisions.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [
+            DecisionRecord(
+                id=r.id,
+                vendor=r.vendor,
+                ticket=r.ticket,
+                outcome=r.outcome,
+                event_ids=tuple(json.loads(r.event_ids)),
+                policy_digest=r.policy_digest,
+                tier_before=r.tier_before,
+                tier_after=r.tier_after,
+                reasons=tuple(json.loads(r.reasons)),
+                calls=tuple(json.loads(r.calls)),
+                decision=json.loads(r.decision) if r.decision else None,
+                error=r.error,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+    def ticket_state(self, vendor: str, ticket: str) -> Mapping[str, Any] | None:
+        """The per-ticket row (lease, backoff, last note key), for operators and tests."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(tickets).where(tickets.c.vendor == vendor, tickets.c.ticket == ticket)
+            ).first()
+        return dict(row._mapping) if row is not None else None
+
+    def depth(self) -> Depth:
+        """Counts for /metrics and the CLI."""
+        now = self.clock()
+        with self._read() as conn:
+            by_vendor = {
+                str(v): int(n)
+                for v, n in conn.execute(
+                    sa.select(events.c.vendor, sa.func.count())
+                    .where(events.c.status == PENDING)
+                    .group_by(events.c.vendor)
+                ).all()
+            }
+            ready = conn.execute(
+                sa.select(sa.func.count()).select_from(tickets).where(
+                    tickets.c.pending.is_(True), tickets.c.next_attempt_at <= now
+                )
+            ).scalar()
+            dead = conn.execute(
+                sa.select(sa.func.count()).select_from(events).where(events.c.status == DEAD)
+            ).scalar()
+        return Depth(
+            pending_events=sum(by_vendor.values()),
+            ready_tickets=int(ready or 0),
+            dead_letters=int(dead or 0),
+            by_vendor=by_vendor,
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Number of events per status."""
+        with self._read() as conn:
+            return {
+                str(s): int(n)
+                for s, n in conn.execute(
+                    sa.select(events.c.status, sa.func.count()).group_by(events.c.status)
+                ).all()
+            }
+
+
+def _event(row: Any) -> StoredEvent:
+    return StoredEvent(
+        id=row.id,
+        vendor=row.vendor,
+        delivery_id=row.delivery_id,
+        event_type=row.event_type,
+        ticket=row.ticket,
+        status=row.status,
+        actor=row.actor,
+        occurred_at=row.occurred_at,
+        received_at=row.received_at,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        payload_text=row.payload,
+    )

@@ -1,0 +1,243 @@
+"""The service's settings: every `TIERDESK_*` environment variable (and `.env`), validated once.
+
+This is the only module that reads the environment. Everything else receives values through
+keyword arguments: the connector configs (`jira_config()`, `zendesk_config()`), the inbox URL,
+the receiver's limits. Secrets are `SecretStr`, so they never show in `repr`, logs or errors.
+
+`load_settings()` turns pydantic's validation errors into a `SettingsError` whose lines name the
+variable and what is expected, e.g. `TIERDESK_PORT: expected an integer, got "http"`, so
+`tierdesk serve` can print them instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connectors.jira.config import JiraConfig
+from connectors.zendesk.config import ZendeskConfig
+
+ENV_PREFIX = "TIERDESK_"
+
+_EXPECTED = {
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "literal_error": "one of the allowed values",
+    "greater_than": "a larger number",
+    "greater_than_equal": "a larger number",
+    "less_than_equal": "a smaller number",
+}
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; `lines` has one `TIERDESK_NAME: what is wrong` per problem."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__("\n".join(lines))
+
+
+class Settings(BaseSettings):
+    """All settings of the receiver, the worker and the CLI (environment prefix `TIERDESK_`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+    )
+
+    #: Path of the YAML tier policy; unset means the embedded example policy.
+    policy: Path | None = None
+    #: `sqlite:///./tierdesk.db` (one host) or `postgresql://...` (several replicas).
+    database_url: str = "sqlite:///./tierdesk.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+    jira_url: str | None = None
+    jira_email: str | None = None
+    jira_api_token: SecretStr | None = None
+    jira_pat: SecretStr | None = None
+    jira_webhook_secret: SecretStr | None = None
+    #: The bot's own account (accountId on Cloud, user name on Data Center).
+    jira_account_id: str | None = None
+    jira_deployment: Literal["cloud", "datacenter"] = "cloud"
+    #: `role:Administrators` or `group:support-agents`: who may see the checklist comment.
+    jira_comment_visibility: str | None = None
+    jira_service_management: bool = False
+
+    zendesk_subdomain: str | None = None
+    zendesk_url: str | None = None
+    zendesk_email: str | None = None
+    zendesk_api_token: SecretStr | None = None
+    zendesk_webhook_secret: SecretStr | None = None
+    zendesk_user_id: int | None = None
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Zendesk signature timestamps further than this from now (seconds) are refused as replays.
+    signature_max_age: int = Field(default=300, ge=1)
+    #: Connect and read timeout of every vendor request, seconds.
+    http_timeout: float = Field(default=10.0, gt=0)
+    #: Attempts per event before it becomes a dead letter.
+    max_attempts: int = Field(default=8, ge=1)
+    #: How long a worker's claim on a ticket lasts before another worker may take it over.
+    lease_seconds: float = Field(default=120.0, gt=0)
+    #: Upper bound of the retry backoff, seconds (Retry-After may ask for longer).
+    retry_max_delay: float = Field(default=600.0, gt=0)
+    #: Worker threads per process (each holds one ticket at a time).
+    worker_threads: int = Field(default=2, ge=1, le=64)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator(
+        "jira_url", "jira_email", "jira_account_id", "jira_comment_visibility",
+        "zendesk_subdomain", "zendesk_url", "zendesk_email", mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # An exported-but-empty variable (`TIERDESK_JIRA_URL=`) means "not configured".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("jira_url", "zendesk_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f'expected an http:// or https:// URL, got "{value}"')
+        return value.rstrip("/")
+
+    @field_validator("jira_comment_visibility")
+    @classmethod
+    def _visibility(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        kind, sep, name = value.partition(":")
+        if not sep or kind not in ("role", "group") or not name.strip():
+            raise ValueError(
+                f'expected "role:<project role>" or "group:<group name>", got "{value}"'
+            )
+        return value
+
+    @field_validator("zendesk_subdomain")
+    @classmethod
+    def _subdomain(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "." in value or "/" in value:
+            raise ValueError(
+                f'expected only the subdomain (e.g. "acme" for acme.zendesk.com), got "{value}";'
+                " use TIERDESK_ZENDESK_URL for a full base URL"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _complete_vendors(self) -> Settings:
+        problems: list[str] = []
+        if self.jira_url and not (self.jira_pat or (self.jira_email and self.jira_api_token)):
+            problems.append(
+                "TIERDESK_JIRA_URL is set but no credentials: set TIERDESK_JIRA_EMAIL and"
+                " TIERDESK_JIRA_API_TOKEN (Cloud) or TIERDESK_JIRA_PAT (Data Center)"
+            )
+        if (self.zendesk_url or self.zendesk_subdomain) and not (
+            self.zendesk_email and self.zendesk_api_token
+        ):
+            problems.append(
+                "Zendesk is configured but has no credentials: set TIERDESK_ZENDESK_EMAIL and"
+                " TIERDESK_ZENDESK_API_TOKEN"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # ------------------------------------------------------------------ connector configs
+
+    def jira_config(self) -> JiraConfig | None:
+        """The Jira connector's config, or None when Jira is not configured."""
+        if not self.jira_url:
+            return None
+        visibility: tuple[Literal["role", "group"], str] | None = None
+        if self.jira_comment_visibility:
+            kind, _, name = self.jira_comment_visibility.partition(":")
+            visibility = ("role" if kind == "role" else "group", name.strip())
+        return JiraConfig(
+            base_url=self.jira_url,
+            email=self.jira_email,
+            api_token=_reveal(self.jira_api_token),
+            pat=_reveal(self.jira_pat),
+            bot_account_id=self.jira_account_id,
+            deployment=self.jira_deployment,
+            comment_visibility=visibility,
+            service_management=self.jira_service_management,
+            timeout=self.http_timeout,
+        )
+
+    def zendesk_config(self) -> ZendeskConfig | None:
+        """The Zendesk connector's config, or None when Zendesk is not configured.
+
+        `TIERDESK_ZENDESK_URL` (sandboxes, tests) wins over `TIERDESK_ZENDESK_SUBDOMAIN`."""
+        if self.zendesk_url:
+            base = self.zendesk_url
+        elif self.zendesk_subdomain:
+            base = f"https://{self.zendesk_subdomain}.zendesk.com"
+        else:
+            return None
+        return ZendeskConfig(
+            base_url=base,
+            email=self.zendesk_email,
+            api_token=_reveal(self.zendesk_api_token),
+            bot_user_id=self.zendesk_user_id,
+            timeout=self.http_timeout,
+        )
+
+    def webhook_secret(self, vendor: str) -> str | None:
+        """The signing secret of `vendor`'s webhooks, or None (then every delivery is refused)."""
+        secret = {"jira": self.jira_webhook_secret, "zendesk": self.zendesk_webhook_secret}.get(
+            vendor
+        )
+        return _reveal(secret) or None
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+def _line(err: Mapping[str, Any]) -> str:
+    loc = [str(p) for p in err.get("loc", ()) if p != "__root__"]
+    msg = str(err.get("msg", "invalid"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if not loc:
+        return msg
+    name = ENV_PREFIX + loc[0].upper()
+    kind = str(err.get("type", ""))
+    expected = _EXPECTED.get(kind)
+    if kind == "literal_error":
+        allowed = err.get("ctx", {}).get("expected", "")
+        return f"{name}: expected {allowed}"
+    if kind in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):
+        return f"{name}: {msg.lower()}"
+    if expected:
+        return f"{name}: expected {expected}"
+    return f"{name}: {msg}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment (and `.env`); raise `SettingsError` naming each
+    bad variable. `overrides` (keyword names as the fields) win over the environment."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError([_line(e) for e in exc.errors()]) from None

@@ -1,0 +1,132 @@
+"""How the service finds its parts: the policy, the vendors' envelope functions, the connectors and
+the engine, all imported lazily so that the receiver starts without vendor libraries loaded.
+
+    envelope_function("jira")        -> connectors.jira.events.envelope     (pure; no credentials)
+    build_connectors(settings, p)    -> {"jira": JiraConnector(..), "zendesk": ZendeskConnector(..)}
+    decide_function()                -> tiering.decide
+    load_policy_for(settings)        -> Policy from TIERDESK_POLICY, else the embedded example
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+from connectors.base import Connector, Envelope
+from tiering.models import Decision, Ticket
+from tiering.policy import Policy, PolicyError, load_policy
+from webhooks.settings import Settings
+
+VENDORS = ("jira", "zendesk")
+
+EnvelopeFunction = Callable[[Mapping[str, Any], Mapping[str, str]], Envelope]
+
+
+class DecideFunction(Protocol):
+    """`tiering.decide`'s signature."""
+
+    def __call__(self, ticket: Ticket, policy: Policy, *, now: datetime) -> Decision: ...
+
+
+class WiringError(RuntimeError):
+    """A part of the service cannot be set up; the message says what to fix."""
+
+
+_REPO_EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "policy.example.yaml"
+
+
+def envelope_function(vendor: str) -> EnvelopeFunction:
+    """`connectors.<vendor>.events.envelope`, the receiver's pure classifier for `vendor`."""
+    if vendor not in VENDORS:
+        raise WiringError(f"unknown vendor {vendor!r}: expected one of {', '.join(VENDORS)}")
+    try:
+        module = importlib.import_module(f"connectors.{vendor}.events")
+    except ImportError as exc:
+        raise WiringError(
+            f"the {vendor} connector is not installed (connectors.{vendor}.events: {exc})"
+        ) from exc
+    function = getattr(module, "envelope", None)
+    if not callable(function):
+        raise WiringError(f"connectors.{vendor}.events has no envelope(body, headers) function")
+    return cast(EnvelopeFunction, function)
+
+
+def envelope_functions(vendors: tuple[str, ...] = VENDORS) -> dict[str, EnvelopeFunction]:
+    """The envelope functions of every vendor whose connector is installed."""
+    found: dict[str, EnvelopeFunction] = {}
+    for vendor in vendors:
+        try:
+            found[vendor] = envelope_function(vendor)
+        except WiringError:
+            continue
+    return found
+
+
+def build_connectors(settings: Settings, policy: Policy) -> dict[str, Connector]:
+    """A connector for each vendor configured in `settings` (none configured: empty)."""
+    out: dict[str, Connector] = {}
+    jira = settings.jira_config()
+    if jira is not None:
+        module = _import("connectors.jira", "Jira")
+        out["jira"] = cast(Connector, module.JiraConnector(jira, policy))
+    zendesk = settings.zendesk_config()
+    if zendesk is not None:
+        module = _import("connectors.zendesk", "Zendesk")
+        out["zendesk"] = cast(Connector, module.ZendeskConnector(zendesk, policy))
+    return out
+
+
+def _import(name: str, label: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise WiringError(f"the {label} connector cannot be loaded ({name}: {exc})") from exc
+
+
+def decide_function() -> DecideFunction:
+    """The policy engine's `decide`."""
+    try:
+        module = importlib.import_module("tiering.engine")
+    except ImportError as exc:
+        raise WiringError(f"the policy engine is not installed (tiering.engine: {exc})") from exc
+    return cast(DecideFunction, module.decide)
+
+
+def default_policy_text() -> tuple[str, str]:
+    """The embedded example policy (package data, webhooks.defaults) and its source name."""
+    try:
+        from webhooks.defaults import EXAMPLE_POLICY_SOURCE
+        from webhooks.defaults import default_policy_text as embedded
+
+        return embedded(), EXAMPLE_POLICY_SOURCE
+    except (ImportError, OSError):
+        pass
+    if _REPO_EXAMPLE.is_file():
+        return _REPO_EXAMPLE.read_text(encoding="utf-8"), str(_REPO_EXAMPLE)
+    raise WiringError(
+        "TIERDESK_POLICY is not set and no embedded example policy was found: set TIERDESK_POLICY"
+        " to your policy file"
+    )
+
+
+def load_policy_for(settings: Settings) -> Policy:
+    """Load the policy named by TIERDESK_POLICY (else the embedded example); WiringError lists
+    every problem, each naming the file and key."""
+    if settings.policy is None:
+        text, source = default_policy_text()
+    else:
+        path = settings.policy
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise WiringError(
+                f"TIERDESK_POLICY: cannot read {path}: {exc.strerror or exc}"
+            ) from None
+        source = str(path)
+    try:
+        return load_policy(text, source=source)
+    except PolicyError as exc:
+        raise WiringError(str(exc)) from None

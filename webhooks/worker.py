@@ -1,0 +1,352 @@
+"""The worker: claims one ticket's pending events, decides once on its current state, applies.
+
+Per claimed ticket (see connectors/base.py for the connector's side):
+
+    1. events whose actor is tierdesk's own bot: all of them -> done, no request at all
+    2. ticket   = connector.current_ticket(payloads in arrival order, fresh=..., last_note_key=...)
+                  fresh when an event was attempted before (a write may have landed) or arrived
+                  out of order (older than the newest event already processed)
+    3. decision = tiering.decide(ticket, policy, now=...)
+    4. applied  = connector.apply(ticket, decision, decide=...)   0 or 1 write
+    5. record the decision, remember the note posted, mark the events done
+
+Failures:
+
+    RateLimited          retry at max(backoff, Retry-After) and pause every claim of that vendor
+                         until Retry-After has passed (the limit is per account, not per ticket)
+    VendorUnavailable    retry with exponential backoff and jitter (tenacity's wait strategy);
+                         a 503 with Retry-After pauses the vendor like a 429
+    VendorRejected       dead letter at once, with the vendor's error text
+    PayloadInvalid       dead letter at once (the stored payload can never be understood)
+    anything else        a bug: logged with its traceback, retried like an outage, so that a fix
+                         deployed later still processes the event
+
+After `max_attempts` failed attempts an event becomes a dead letter (`tierdesk dead-letters`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from tenacity import RetryCallState, wait_exponential_jitter
+
+from connectors.base import (
+    Applied,
+    Connector,
+    PayloadInvalid,
+    RateLimited,
+    VendorRejected,
+    VendorUnavailable,
+)
+from tiering.models import Decision, Ticket
+from tiering.policy import Policy
+from webhooks.inbox import Claim, DecisionRecord, Inbox
+from webhooks.logging import log
+from webhooks.metrics import Metrics
+from webhooks.wiring import DecideFunction, decide_function
+
+#: Outcomes recorded with each evaluation.
+APPLIED = "applied"
+UNCHANGED = "unchanged"
+OWN_EVENT = "own-event"
+RETRY = "retry"
+DEAD = "dead"
+
+
+def backoff_delay(attempt: int, *, initial: float = 1.0, maximum: float = 600.0) -> float:
+    """Seconds to wait before attempt `attempt + 1`: exponential with jitter (tenacity)."""
+    wait = wait_exponential_jitter(initial=initial, max=maximum, exp_base=2, jitter=initial)
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = max(1, attempt)
+    return float(wait(state))
+
+
+class Worker:
+    """Processes the inbox with the given connectors. Thread-safe: run several on one inbox."""
+
+    def __init__(
+        self,
+        *,
+        inbox: Inbox,
+        connectors: Mapping[str, Connector],
+        policy: Policy,
+        decide: DecideFunction | None = None,
+        max_attempts: int = 8,
+        lease_seconds: float = 120.0,
+        retry_max_delay: float = 600.0,
+        retry_initial_delay: float = 1.0,
+        metrics: Metrics | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        name: str = "worker",
+    ) -> None:
+        self.inbox = inbox
+        self.connectors = dict(connectors)
+        self.policy = policy
+        self._decide = decide
+        self.max_attempts = max_attempts
+        self.lease_seconds = lease_seconds
+        self.retry_max_delay = retry_max_delay
+        self.retry_initial_delay = retry_initial_delay
+        self.metrics = metrics or Metrics()
+        self.now = now
+        self.name = name
+        self._wake = threading.Event()
+
+    @property
+    def decide(self) -> DecideFunction:
+        if self._decide is None:
+            self._decide = decide_function()
+        return self._decide
+
+    def wake(self) -> None:
+        """New work was stored: stop idling now (the receiver calls this)."""
+        self._wake.set()
+
+    def run(self, stop: threading.Event, *, idle: float = 1.0) -> None:
+        """Process until `stop` is set; the ticket in hand is finished first."""
+        log("worker started", worker=self.name, vendors=sorted(self.connectors))
+        while not stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception as exc:  # the database is down: wait and try again
+                log("worker cannot reach the inbox", level=40, worker=self.name,
+                    error=repr(exc)[:300])
+                stop.wait(idle * 5)
+                continue
+            if worked:
+                continue
+            try:
+                soonest = self.inbox.next_ready_in()
+            except Exception:
+                soonest = None
+            wait = idle if soonest is None else min(idle, max(0.01, soonest))
+            self._wake.wait(wait)
+            self._wake.clear()
+        log("worker stopped", worker=self.name)
+
+    def run_once(self) -> bool:
+        """Claim and process one ticket; False when nothing was ready."""
+        if not self.connectors:
+            return False
+        claim = self.inbox.claim(lease_seconds=self.lease_seconds, vendors=list(self.connectors))
+        if claim is None:
+            return False
+        self.process(claim)
+        return True
+
+    def drain(self, *, limit: int = 100_000) -> int:
+        """Process until nothing is ready (tests, `tierdesk worker --once`); return tickets done."""
+        done = 0
+        while done < limit and self.run_once():
+            done += 1
+        return done
+
+    # ------------------------------------------------------------------ one ticket
+
+    def process(self, claim: Claim) -> None:
+        connector = self.connectors[claim.vendor]
+        ids = tuple(e.id for e in claim.events)
+        fields: dict[str, Any] = {
+            "vendor": claim.vendor,
+            "ticket": claim.ticket,
+            "delivery_id": claim.events[-1].delivery_id,
+            "events": len(claim.events),
+        }
+        if all(connector.is_own_event(e.envelope()) for e in claim.events):
+            # Loop safety: tierdesk's own write came back as a webhook; nothing to do.
+            self.inbox.complete(
+                claim,
+                record=DecisionRecord(vendor=claim.vendor, ticket=claim.ticket,
+                                      outcome=OWN_EVENT, event_ids=ids),
+            )
+            self.metrics.decisions.labels(claim.vendor, OWN_EVENT).inc()
+            log("own event dropped", **fields)
+            return
+        fresh = any(e.attempts > 0 for e in claim.events) or (
+            claim.last_occurred_at is not None
+            and any(e.occurred_at is not None and e.occurred_at < claim.last_occurred_at
+                    for e in claim.events)
+        )
+        decision: Decision | None = None
+        ticket: Ticket | None = None
+        try:
+            ticket = connector.current_ticket(
+                [e.payload for e in claim.events], fresh=fresh, last_note_key=claim.last_note_key
+            )
+            now = self.now()
+            decision = self.decide(ticket, self.policy, now=now)
+            applied = connector.apply(
+                ticket, decision, decide=lambda t: self.decide(t, self.policy, now=now)
+            )
+        except RateLimited as exc:
+            self._retry(claim, exc, exc.retry_after, decision, ticket, fields, pause=True)
+            return
+        except VendorUnavailable as exc:
+            self._retry(claim, exc, exc.retry_after, decision, ticket, fields,
+                        pause=exc.retry_after is not None)
+            return
+        except (VendorRejected, PayloadInvalid) as exc:
+            self._dead(claim, exc, decision, ticket, fields)
+            return
+        except Exception as exc:
+            log("processing failed unexpectedly", level=40, error=repr(exc)[:500],
+                exc_info_text=_traceback(exc), **fields)
+            self._retry(claim, exc, None, decision, ticket, fields, pause=False)
+            return
+        self._done(claim, ticket, decision, applied, fields)
+
+    def _done(
+        self,
+        claim: Claim,
+        ticket: Ticket,
+        decision: Decision,
+        applied: Applied,
+        fields: Mapping[str, Any],
+    ) -> None:
+        final = applied.decision or decision
+        outcome = APPLIED if applied.wrote else UNCHANGED
+        calls = tuple(
+            {"method": c.method, "path": c.path, "status": c.status, "purpose": c.purpose}
+            for c in applied.calls
+        )
+        for c in applied.calls:
+            self.metrics.vendor_calls.labels(claim.vendor, str(c.status)).inc()
+        record = DecisionRecord(
+            vendor=claim.vendor,
+            ticket=claim.ticket,
+            outcome=outcome,
+            event_ids=tuple(e.id for e in claim.events),
+            policy_digest=self.policy.digest,
+            tier_before=final.previous_tier,
+            tier_after=final.tier,
+            reasons=tuple(final.reasons),
+            calls=calls,
+            decision=final.to_dict(),
+        )
+        kept = self.inbox.complete(claim, record=record, note_key=applied.note_key)
+        self.metrics.decisions.labels(claim.vendor, outcome).inc()
+        oldest = min(e.received_at for e in claim.events)
+        self.metrics.processing_latency.labels(claim.vendor).observe(
+            max(0.0, self.inbox.clock() - oldest)
+        )
+        log("ticket decided", outcome=outcome, tier_before=final.previous_tier,
+            tier_after=final.tier, calls=len(calls), lease_kept=kept, **fields)
+
+    def _retry(
+        self,
+        claim: Claim,
+        exc: Exception,
+        retry_after: float | None,
+        decision: Decision | None,
+        ticket: Ticket | None,
+        fields: Mapping[str, Any],
+        *,
+        pause: bool,
+    ) -> None:
+        attempt = max(e.attempts for e in claim.events) + 1
+        delay = backoff_delay(
+            attempt, initial=self.retry_initial_delay, maximum=self.retry_max_delay
+        )
+        if retry_after is not None:
+            # Never sooner than the vendor asked.
+            delay = max(delay, retry_after)
+            if pause:
+                self.inbox.pause_vendor(
+                    claim.vendor, until=self.inbox.clock() + retry_after,
+                    reason=f"{type(exc).__name__}: {exc}"[:500],
+                )
+        error = _error_text(exc)
+        status = getattr(exc, "status", None)
+        if status is not None:
+            self.metrics.vendor_calls.labels(claim.vendor, str(status)).inc()
+        record = self._failure_record(claim, RETRY, error, decision, ticket)
+        dead = self.inbox.retry(
+            claim, error=error, delay=delay, max_attempts=self.max_attempts, record=record
+        )
+        self.metrics.decisions.labels(claim.vendor, RETRY).inc()
+        if dead:
+            self.metrics.dead_lettered.labels(claim.vendor).inc(len(dead))
+        log("ticket will be retried", level=30, error=error, attempt=attempt,
+            delay=round(delay, 3), dead_letters=dead, **fields)
+
+    def _dead(
+        self,
+        claim: Claim,
+        exc: Exception,
+        decision: Decision | None,
+        ticket: Ticket | None,
+        fields: Mapping[str, Any],
+    ) -> None:
+        error = _error_text(exc)
+        status = getattr(exc, "status", None)
+        if status is not None:
+            self.metrics.vendor_calls.labels(claim.vendor, str(status)).inc()
+        record = self._failure_record(claim, DEAD, error, decision, ticket)
+        self.inbox.dead_letter(claim, error=error, record=record)
+        self.metrics.decisions.labels(claim.vendor, DEAD).inc()
+        self.metrics.dead_lettered.labels(claim.vendor).inc(len(claim.events))
+        log("events dead-lettered", level=40, error=error, **fields)
+
+    def _failure_record(
+        self,
+        claim: Claim,
+        outcome: str,
+        error: str,
+        decision: Decision | None,
+        ticket: Ticket | None,
+    ) -> DecisionRecord:
+        return DecisionRecord(
+            vendor=claim.vendor,
+            ticket=claim.ticket,
+            outcome=outcome,
+            event_ids=tuple(e.id for e in claim.events),
+            policy_digest=self.policy.digest,
+            tier_before=decision.previous_tier if decision else None,
+            tier_after=decision.tier if decision else None,
+            reasons=tuple(decision.reasons) if decision else (),
+            decision=decision.to_dict() if decision else None,
+            error=error,
+        )
+
+
+def _error_text(exc: Exception) -> str:
+    status = getattr(exc, "status", None)
+    prefix = f"{type(exc).__name__}" + (f" (HTTP {status})" if status is not None else "")
+    return f"{prefix}: {exc}"[:2000]
+
+
+def _traceback(exc: Exception) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(exc))[-4000:]
+
+
+class WorkerPool:
+    """Several worker threads in one process, stopped together (for `serve` and `worker`)."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        self.stop_event = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for w in self.workers:
+            t = threading.Thread(target=w.run, args=(self.stop_event,), name=w.name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def wake(self) -> None:
+        for w in self.workers:
+            w.wake()
+
+    def stop(self, *, timeout: float = 60.0) -> None:
+        """Ask every worker to stop after the ticket in hand, and wait for them."""
+        self.stop_event.set()
+        self.wake()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
