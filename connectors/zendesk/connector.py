@@ -1,0 +1,320 @@
+"""ZendeskConnector: payloads to Tickets with the fewest reads, a Decision to at most one PUT.
+
+Requests per decision (measured in tests/connectors/zendesk/test_zendesk_connector.py):
+
+- tierdesk trigger body: 0 reads (the organization's plan, when the placeholder is empty, costs
+  at most one organization read per organization per `organization_cache_seconds`).
+- event-subscribed ticket event, backfill body, or `fresh=True`: one ticket read with the
+  requester and organization sideloaded; plus one comments read when the policy needs an
+  attachment count or when `fresh` asks for tierdesk's note marker.
+- write: none when the desired state already holds, else one
+  `PUT /api/v2/tickets/{id}.json`; a 409 (an agent changed the ticket meanwhile) costs one read,
+  one re-decision and one more PUT.
+
+Write body (Zendesk "Update Ticket"; ../shared/vendor/README.md): `tags` replaces the whole set,
+so it is sent only when the set changes and then always with `safe_update: true` and
+`updated_stamp` (the ticket's `updated_at`): Zendesk answers 409 instead of dropping a tag an
+agent added in between. A comment or assignment alone carries no collision guard (nothing can be
+lost). The checklist is an internal note (`comment.public: false`) and is left out when the
+ticket already carries a note with the same key (`Ticket.last_note_key`), so a resent write never
+adds it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import requests
+from zenpy.lib.api_objects import Comment
+from zenpy.lib.api_objects import Ticket as ZenpyTicket
+
+from connectors.base import (
+    Applied,
+    Call,
+    Decide,
+    Envelope,
+    PayloadInvalid,
+    VendorUnavailable,
+)
+from connectors.zendesk import events
+from connectors.zendesk.client import HTTPFailure, calling, make_zenpy, response_json, translate
+from connectors.zendesk.config import ZendeskConfig
+from connectors.zendesk.tickets import (
+    count_attachments,
+    plan_of,
+    ticket_from_api,
+    ticket_from_trigger,
+)
+from connectors.zendesk.trigger_body import needs_attachments
+from tiering.models import Decision, Ticket, note_key_in
+from tiering.policy import Policy
+
+log = logging.getLogger("tierdesk.zendesk")
+
+#: Comments read per fresh look for the note marker: the newest page, newest first (Zendesk
+#: "List Comments" `sort_order=desc`); tierdesk's latest note is recent by construction.
+COMMENTS_PAGE = 100
+
+
+class ZendeskConnector:
+    """The Zendesk side of tierdesk (see connectors.base.Connector)."""
+
+    vendor = events.VENDOR
+
+    def __init__(
+        self,
+        config: ZendeskConfig,
+        policy: Policy,
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        self.clock = clock
+        self.zenpy, self.recorder = make_zenpy(config, session=session)
+        #: organization id -> (plan or None, when it was read by `clock`).
+        self._plans: dict[str, tuple[str | None, float]] = {}
+        self._ttl = float(policy.doc.entitlement.organization_cache_seconds)
+
+    # ------------------------------------------------------------------ events in
+
+    def envelope(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
+        """Classify a delivery (pure): see connectors.zendesk.events."""
+        return events.envelope(body, headers)
+
+    def is_own_event(self, envelope: Envelope) -> bool:
+        """True when the bot (`TIERDESK_ZENDESK_USER_ID`) caused the event: dropped, 0 requests."""
+        bot = self.config.bot_user_id
+        return bot is not None and envelope.actor is not None and envelope.actor == str(bot)
+
+    def current_ticket(
+        self,
+        payloads: Sequence[Mapping[str, Any]],
+        *,
+        fresh: bool = False,
+        last_note_key: str | None = None,
+    ) -> Ticket:
+        """The newest payload's ticket: 0 reads for a complete trigger body, else one read
+        (plus the comments when attachments or, with `fresh`, the note marker are needed)."""
+        if not payloads:
+            raise ValueError("current_ticket needs at least one payload")
+        self.recorder.take()  # a new decision starts: count its requests from here
+        body = payloads[-1]
+        env = events.envelope(body, {})
+        if not env.handled or env.ticket is None:
+            raise PayloadInvalid(f"{env.event_type}: not a ticket event tierdesk handles")
+        if events.is_tierdesk_body(body) and not fresh:
+            found = ticket_from_trigger(body, self.policy, last_note_key=last_note_key)
+            if found is not None:
+                ticket, org_lookup = found
+                if org_lookup is not None:
+                    plan = self._organization_plan(org_lookup)
+                    ticket = _with_plan(ticket, plan)
+                return ticket
+        return self.read_ticket(
+            env.ticket, actor=env.actor, fresh=fresh, last_note_key=last_note_key
+        )
+
+    def read_ticket(
+        self,
+        ticket_id: str,
+        *,
+        actor: str | None = None,
+        fresh: bool = False,
+        last_note_key: str | None = None,
+    ) -> Ticket:
+        """Read the ticket with its requester and organization sideloaded (one request), and its
+        comments when the policy counts attachments or `fresh` looks for the note marker."""
+        path = f"/api/v2/tickets/{ticket_id}.json"
+        with calling(self.recorder, f"read ticket {ticket_id}", path=path):
+            self.zenpy.tickets(id=int(ticket_id), include=["users", "organizations"])
+        data = response_json(self.recorder, what=f"read ticket {ticket_id}")
+        raw = data.get("ticket")
+        org_id = raw.get("organization_id") if isinstance(raw, Mapping) else None
+        organizations = data.get("organizations")
+        for org in organizations if isinstance(organizations, list) else ():
+            if isinstance(org, Mapping) and org.get("id") is not None:
+                # A sideloaded organization is as fresh as it gets: refresh the plan cache.
+                self._plans[str(org["id"])] = (plan_of(org, self.policy), self.clock())
+        plan = None
+        if org_id is not None and self.policy.doc.entitlement.zendesk_organization_field:
+            cached = self._plans.get(str(org_id))
+            plan = cached[0] if cached else self._organization_plan(str(org_id))
+        attachments = 0
+        note_key = last_note_key
+        if fresh or needs_attachments(self.policy):
+            comments = self._comments(ticket_id)
+            attachments = count_attachments(comments)
+            if fresh:
+                note_key = self._note_key(comments) or last_note_key
+        return ticket_from_api(
+            data, self.policy, actor=actor, attachments=attachments, plan=plan,
+            last_note_key=note_key,
+        )
+
+    def _comments(self, ticket_id: str) -> list[Mapping[str, Any]]:
+        path = f"/api/v2/tickets/{ticket_id}/comments.json"
+        # zenpy's `tickets.comments()` cannot ask for newest-first, so the same session and
+        # zenpy's URL base are used directly (still one request, still recorded and translated).
+        url = self.zenpy.tickets._build_url(
+            endpoint=self.zenpy.tickets.endpoint.comments(id=int(ticket_id))
+        )
+        with calling(self.recorder, f"read comments of ticket {ticket_id}", path=path):
+            self.zenpy.tickets.session.get(
+                url,
+                params={"sort_order": "desc", "per_page": COMMENTS_PAGE},
+                timeout=self.config.timeout,
+            )
+        data = response_json(self.recorder, what=f"read comments of ticket {ticket_id}")
+        items = data.get("comments")
+        return [c for c in items if isinstance(c, Mapping)] if isinstance(items, list) else []
+
+    def _note_key(self, comments: Sequence[Mapping[str, Any]]) -> str | None:
+        """The key of the newest note tierdesk (the bot, when known) posted, else None."""
+        bot = self.config.bot_user_id
+        for comment in comments:  # newest first
+            if bot is not None and comment.get("author_id") != bot:
+                continue
+            body = comment.get("body") or comment.get("plain_body")
+            key = note_key_in(body if isinstance(body, str) else None)
+            if key:
+                return key
+        return None
+
+    def _organization_plan(self, org_id: str) -> str | None:
+        """The organization's plan, read at most once per `organization_cache_seconds`."""
+        cached = self._plans.get(org_id)
+        now = self.clock()
+        if cached is not None and now - cached[1] < self._ttl:
+            return cached[0]
+        path = f"/api/v2/organizations/{org_id}.json"
+        with calling(self.recorder, f"read organization {org_id}", path=path):
+            self.zenpy.organizations(id=int(org_id))
+        data = response_json(self.recorder, what=f"read organization {org_id}")
+        org = data.get("organization")
+        plan = plan_of(org if isinstance(org, Mapping) else None, self.policy)
+        self._plans[org_id] = (plan, now)
+        return plan
+
+    # ------------------------------------------------------------------ writes out
+
+    def update_body(self, ticket: Ticket, decision: Decision) -> dict[str, Any] | None:
+        """The `ticket` object of the PUT that makes `decision` true, or None when it holds."""
+        body: dict[str, Any] = {}
+        after = decision.labels_after(ticket.labels)
+        if after != ticket.labels:
+            body["tags"] = sorted(after)
+        if decision.assign is not None:
+            target = self.policy.targets.get(decision.assign)
+            zd = target.zendesk if target is not None else None
+            if zd is not None:
+                if zd.group_id is not None and str(zd.group_id) != ticket.group:
+                    body["group_id"] = zd.group_id
+                if zd.assignee_id is not None and str(zd.assignee_id) != ticket.assignee:
+                    body["assignee_id"] = zd.assignee_id
+                elif zd.assignee_id is None and "group_id" in body and ticket.assignee:
+                    # Moving to a group the assignee may not belong to: Zendesk rejects an
+                    # assignee outside the group (422), so the ticket goes to the group queue.
+                    body["assignee_id"] = None
+        if decision.comment and not (
+            decision.note_key is not None and decision.note_key == ticket.last_note_key
+        ):
+            body["comment"] = {"body": decision.comment, "public": False}
+        if not body:
+            return None
+        if "tags" in body and ticket.updated_at:
+            body["safe_update"] = True
+            body["updated_stamp"] = ticket.updated_at
+        return body
+
+    def apply(self, ticket: Ticket, decision: Decision, *, decide: Decide) -> Applied:
+        """At most one PUT (none when nothing changes); on 409 read, re-decide, PUT once more.
+
+        `Applied.calls` lists every request since `current_ticket` began this decision: its
+        reads, then the writes (the measured cost of the decision)."""
+        if not decision.changed:
+            return Applied(
+                calls=self.recorder.take(), decision=decision, note_key=ticket.last_note_key
+            )
+        if "tags" in (self.update_body(ticket, decision) or {}) and not ticket.updated_at:
+            # No stamp to guard a whole-set tags write with: read the current state first.
+            ticket = self.read_ticket(ticket.key, actor=ticket.actor,
+                                      last_note_key=ticket.last_note_key)
+            decision = decide(ticket)
+        try:
+            return self._put(ticket, decision, calls=())
+        except _Collision as collision:
+            log.info(
+                "zendesk update collided with a concurrent edit; re-deciding",
+                extra={"vendor": self.vendor, "ticket": ticket.key},
+            )
+            fresh = self.read_ticket(
+                ticket.key, actor=ticket.actor, last_note_key=ticket.last_note_key
+            )
+            redecided = decide(fresh)
+            try:
+                applied = self._put(fresh, redecided, calls=collision.calls)
+            except _Collision as again:
+                raise VendorUnavailable(
+                    f"ticket {ticket.key} changed again while tierdesk updated it (409 twice);"
+                    " retrying later",
+                    status=409,
+                ) from again
+            details = dict(applied.details) | {"collision": True}
+            return Applied(
+                calls=applied.calls, decision=applied.decision, note_key=applied.note_key,
+                wrote=applied.wrote, details=details,
+            )
+
+    def _put(self, ticket: Ticket, decision: Decision, *, calls: tuple[Call, ...]) -> Applied:
+        body = self.update_body(ticket, decision) if decision.changed else None
+        if body is None:
+            return Applied(
+                calls=calls + self.recorder.take(), decision=decision,
+                note_key=ticket.last_note_key,
+            )
+        path = f"/api/v2/tickets/{ticket.key}.json"
+        what = f"update ticket {ticket.key}"
+        update = ZenpyTicket(id=int(ticket.key))
+        for key, value in body.items():
+            setattr(update, key, Comment(**value) if key == "comment" else value)
+        self.recorder.purpose = what
+        try:
+            self.zenpy.tickets.update(update)
+        except HTTPFailure as exc:
+            if exc.response.status_code == 409:
+                raise _Collision(calls + self.recorder.take()) from exc
+            raise translate(exc, what=what, write=True) from exc
+        except Exception as exc:
+            if isinstance(exc, requests.RequestException):
+                self.recorder.calls.append(Call("PUT", path, None, what))
+            raise translate(exc, what=what, write=True) from exc
+        posted = "comment" in body
+        return Applied(
+            calls=calls + self.recorder.take(),
+            decision=decision,
+            note_key=decision.note_key if posted else ticket.last_note_key,
+            wrote=True,
+            details={"sent": sorted(k for k in body if k not in ("safe_update", "updated_stamp"))},
+        )
+
+    def take_calls(self) -> tuple[Call, ...]:
+        """Requests recorded since the last `apply` or `take_calls()`, and forget them."""
+        return self.recorder.take()
+
+
+class _Collision(Exception):
+    """Zendesk answered 409 to a safe_update: the ticket changed since `updated_stamp`."""
+
+    def __init__(self, calls: tuple[Call, ...]) -> None:
+        super().__init__("409 collision")
+        self.calls = calls
+
+
+def _with_plan(ticket: Ticket, plan: str | None) -> Ticket:
+    return replace(ticket, customer=replace(ticket.customer, plan=plan))

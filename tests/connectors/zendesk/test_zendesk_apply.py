@@ -1,0 +1,173 @@
+"""Zendesk decisions to requests: exact method, path, JSON body and count per decision kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import responses
+
+from connectors.base import Call
+from connectors.zendesk import ZendeskConnector
+from tiering import Policy, decide
+
+from .conftest import BASE, BOT, NOW, decider, sent, trigger_body
+
+PUT_42 = f"{BASE}/api/v2/tickets/42.json"
+STAMP = "2026-11-21T11:59:58Z"
+
+
+def _ok(rsps: responses.RequestsMock) -> None:
+    rsps.put(PUT_42, json={"ticket": {"id": 42}, "audit": {"id": 1, "events": []}})
+
+
+DOCS_NOTE = (
+    "tierdesk: L2 needs documentation before this ticket can move up (it stays in L1 for now)."
+    "\n\nChecklist for L2 (0 of 2 done):\n✘ Steps to reproduce — missing\n"
+    "✘ Logs attached — no attachment yet\n\nComplete the missing items; the ticket moves to L2"
+    " by itself.\n\nWhy: plan premium (up to L4).\n\ntierdesk-note:2dad25c362215742"
+)
+REFUSAL_NOTE = (
+    "tierdesk: ticket 42 is in L1.\n\nEntitlement: L2 is beyond what plan basic allows (L1):"
+    " the escalation request was refused; the ticket stays in L1.\n\nWhy: plan basic (up to L1)."
+    "\n\ntierdesk-note:792a50ea0540c6d1"
+)
+
+# One row per decision kind: the trigger body Zendesk sent, and the exact requests that follow.
+KINDS: list[tuple[str, dict[str, Any], list[tuple[str, str, Any]]]] = [
+    # First triage: no tier yet, nothing matches a rule -> default L1, L1's group.
+    ("first_triage", trigger_body(group_id=""), [
+        ("PUT", "/api/v2/tickets/42.json", {"ticket": {
+            "id": 42, "tags": ["tier-l1"], "group_id": 100,
+            "safe_update": True, "updated_stamp": STAMP}}),
+    ]),
+    # Escalation granted: documentation complete, premium plan -> L2 and L2's group.
+    ("escalation_granted", trigger_body(
+        tags="tier-l1 escalate-l2 vip", attachments="++",
+        fields={"360001111": "Open the app, click export, crash", "360001114": ""},
+    ), [
+        ("PUT", "/api/v2/tickets/42.json", {"ticket": {
+            "id": 42, "tags": ["tier-l2", "vip"], "group_id": 200,
+            "safe_update": True, "updated_stamp": STAMP}}),
+    ]),
+    # Documentation missing: stays L1, docs-missing tag, checklist as an internal note.
+    ("documentation_missing", trigger_body(tags="tier-l1 escalate-l2"), [
+        ("PUT", "/api/v2/tickets/42.json", {"ticket": {
+            "id": 42, "tags": ["escalate-l2", "tier-docs-missing", "tier-l1"],
+            "comment": {"body": DOCS_NOTE, "public": False},
+            "safe_update": True, "updated_stamp": STAMP}}),
+    ]),
+    # Entitlement exceeded: the plan (from the organization field) caps at L1; refusal note.
+    ("entitlement_exceeded", trigger_body(
+        tags="tier-l1 escalate-l2", organization_plan="basic", organization_name="Initech",
+    ), [
+        ("PUT", "/api/v2/tickets/42.json", {"ticket": {
+            "id": 42, "tags": ["tier-entitlement-exceeded", "tier-l1"],
+            "comment": {"body": REFUSAL_NOTE, "public": False},
+            "safe_update": True, "updated_stamp": STAMP}}),
+    ]),
+    # Route: a billing question gets the route tag and the billing group, no tier.
+    ("route", trigger_body(subject="Refund for invoice 7", group_id=""), [
+        ("PUT", "/api/v2/tickets/42.json", {"ticket": {
+            "id": 42, "tags": ["tier-route-billing"], "group_id": 900,
+            "safe_update": True, "updated_stamp": STAMP}}),
+    ]),
+    # No change: the ticket already has its tier: not a single request.
+    ("no_change", trigger_body(tags="tier-l1"), []),
+]
+
+
+@pytest.mark.parametrize(("kind", "body", "expected"), KINDS, ids=[k[0] for k in KINDS])
+def test_decision_kind_requests(
+    kind: str,
+    body: dict[str, Any],
+    expected: list[tuple[str, str, Any]],
+    connector: ZendeskConnector,
+    policy: Policy,
+    rsps: responses.RequestsMock,
+) -> None:
+    """A trigger body costs 0 reads and exactly the listed writes (1 PUT, or none)."""
+    _ok(rsps)
+    ticket = connector.current_ticket([body])
+    decision = decide(ticket, policy, now=NOW)
+    applied = connector.apply(ticket, decision, decide=decider(policy))
+    assert sent(rsps) == expected
+    assert applied.wrote is bool(expected)
+    assert [(c.method, c.path, c.status) for c in applied.calls] == [
+        (m, p, 200) for m, p, _ in expected
+    ]
+
+
+def test_own_update_changes_nothing_further(
+    connector: ZendeskConnector, policy: Policy, rsps: responses.RequestsMock
+) -> None:
+    """Deciding again on the state tierdesk just wrote makes no request (loop safety)."""
+    _ok(rsps)
+    body = trigger_body(tags="tier-l1 escalate-l2")
+    ticket = connector.current_ticket([body])
+    first = connector.apply(ticket, decide(ticket, policy, now=NOW), decide=decider(policy))
+    after = trigger_body(
+        tags=" ".join(sent(rsps)[0][2]["ticket"]["tags"]), current_user_id=str(BOT),
+    )
+    again = connector.current_ticket([after], last_note_key=first.note_key)
+    applied = connector.apply(again, decide(again, policy, now=NOW), decide=decider(policy))
+    assert applied.calls == () and not applied.wrote
+    assert len(rsps.calls) == 1
+
+
+def test_bot_events_are_own(connector: ZendeskConnector, rsps: responses.RequestsMock) -> None:
+    """An event whose actor is the bot user is recognised as own, without any request."""
+    env = connector.envelope(trigger_body(current_user_id=str(BOT)), {})
+    assert connector.is_own_event(env) is True
+    assert connector.is_own_event(connector.envelope(trigger_body(), {})) is False
+    assert len(rsps.calls) == 0
+
+
+def test_note_already_posted_is_not_resent(
+    connector: ZendeskConnector, policy: Policy, rsps: responses.RequestsMock
+) -> None:
+    """A decision whose note key is already on the ticket sends the tags only."""
+    _ok(rsps)
+    ticket = connector.current_ticket(
+        [trigger_body(tags="tier-l1 escalate-l2")], last_note_key="0000000000000000"
+    )
+    decision = decide(ticket, policy, now=NOW)
+    assert decision.note_key is not None
+    ticket = connector.current_ticket(
+        [trigger_body(tags="tier-l1 escalate-l2")], last_note_key=decision.note_key
+    )
+    forced = decision  # the engine would not comment again; the connector must not either
+    connector.apply(ticket, forced, decide=decider(policy))
+    assert sent(rsps) == [("PUT", "/api/v2/tickets/42.json", {"ticket": {
+        "id": 42, "tags": ["escalate-l2", "tier-docs-missing", "tier-l1"],
+        "safe_update": True, "updated_stamp": STAMP}})]
+
+
+def test_assignment_only_carries_no_collision_guard(
+    connector: ZendeskConnector, policy: Policy, rsps: responses.RequestsMock
+) -> None:
+    """An assignment to a target with an agent sends group and assignee, no tags, no stamp."""
+    _ok(rsps)
+    ticket = connector.current_ticket([trigger_body(tags="tier-l2", group_id="100")])
+    decision = decide(ticket, policy, now=NOW)
+    from dataclasses import replace
+
+    moved = replace(decision, assign="L3", labels_add=(), labels_remove=())
+    applied = connector.apply(ticket, moved, decide=decider(policy))
+    assert sent(rsps) == [("PUT", "/api/v2/tickets/42.json", {"ticket": {
+        "id": 42, "group_id": 300, "assignee_id": 3001}})]
+    assert applied.calls == (Call("PUT", "/api/v2/tickets/42.json", 200, "update ticket 42"),)
+
+
+def test_group_move_unassigns_agent(
+    connector: ZendeskConnector, policy: Policy, rsps: responses.RequestsMock
+) -> None:
+    """Moving to a group-only target clears the old agent (Zendesk refuses a foreign assignee)."""
+    _ok(rsps)
+    ticket = connector.current_ticket([trigger_body(
+        tags="tier-l1 escalate-l2", assignee_id="55", attachments="+",
+        fields={"360001111": "Open the app, click export, crash", "360001114": ""},
+    )])
+    connector.apply(ticket, decide(ticket, policy, now=NOW), decide=decider(policy))
+    assert sent(rsps)[0][2]["ticket"]["assignee_id"] is None
+    assert sent(rsps)[0][2]["ticket"]["group_id"] == 200
