@@ -1,0 +1,173 @@
+"""`tierdesk install jira` and `tierdesk backfill jira`: thin shells over connectors.jira.admin."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from connectors.base import ConnectorError
+from connectors.jira.admin import (
+    DEFAULT_WEBHOOK_NAME,
+    PAGE_SIZE,
+    AdminError,
+    BackfillSummary,
+    backfill_items,
+    check_jql,
+    count_issues,
+    describe,
+    install_webhook,
+    search_issues,
+)
+from connectors.jira.client import make_client
+from connectors.jira.config import JiraConfig
+from tiering.models import Decision, Ticket
+
+
+def _settings() -> Any:
+    from webhooks.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(f"invalid settings:\n{exc}") from exc
+
+
+def _jira_config(settings: Any) -> JiraConfig:
+    config: JiraConfig | None = settings.jira_config()
+    if config is None:
+        raise click.ClickException(
+            "Jira is not configured: set TIERDESK_JIRA_URL and either TIERDESK_JIRA_PAT (Data"
+            " Center) or TIERDESK_JIRA_EMAIL + TIERDESK_JIRA_API_TOKEN (Cloud)"
+        )
+    return config
+
+
+@click.command("jira")
+@click.option("--callback-url", required=True,
+              help="Absolute URL Jira should call, e.g. https://tierdesk.example.com/webhooks/jira")
+@click.option("--jql", default=None,
+              help='Only issues matching this JQL, e.g. "project in (SUP, OPS)".')
+@click.option("--name", default=DEFAULT_WEBHOOK_NAME, show_default=True,
+              help="Webhook name: an existing webhook of this name is updated in place.")
+@click.option("--dry-run", is_flag=True, help="Print the request without sending it.")
+def install_jira(callback_url: str, jql: str | None, name: str, dry_run: bool) -> None:
+    """Register (or update, matched by name) tierdesk's Jira admin webhook with a new secret."""
+    config = _jira_config(_settings())
+    try:
+        result = install_webhook(
+            make_client(config), callback_url=callback_url, jql=jql, name=name, dry_run=dry_run
+        )
+    except AdminError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    except ConnectorError as exc:
+        raise click.ClickException(f"installing the Jira webhook failed: {exc}") from exc
+    plan = result.plan
+    if dry_run:
+        shown = {**plan.body, "secret": "<generated when installing for real>"}
+        click.echo(f"Dry run: nothing sent. tierdesk would send to {config.base_url}:")
+        click.echo(f"  GET {plan.path}   (to find a webhook named {name!r})")
+        click.echo(f"  then POST {plan.path}, or PUT {plan.path}/<id> if it exists, with:")
+        click.echo(json.dumps(shown, indent=2))
+        return
+    click.echo(f"Jira webhook {name!r} {result.action} ({plan.method} {plan.path}).")
+    if result.webhook_url:
+        click.echo(f"  {result.webhook_url}")
+    click.echo("Set this in tierdesk's environment (the old secret, if any, no longer works):")
+    click.echo(f"TIERDESK_JIRA_WEBHOOK_SECRET={result.secret}")
+
+
+@click.command("jira")
+@click.option("--jql", required=True,
+              help='Which issues, e.g. "project = SUP AND resolution IS EMPTY".')
+@click.option("--dry-run", is_flag=True,
+              help="Print per issue what would change; enqueue and write nothing.")
+@click.option("--page-size", type=click.IntRange(1, 100), default=PAGE_SIZE, show_default=True)
+def backfill_jira(jql: str, dry_run: bool, page_size: int) -> None:
+    """Queue every issue matching JQL for evaluation (the worker applies the policy)."""
+    from webhooks.wiring import WiringError, decide_function, load_policy_for
+
+    try:
+        check_jql(jql)
+    except AdminError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    settings = _settings()
+    config = _jira_config(settings)
+    try:
+        policy = load_policy_for(settings)
+    except WiringError as exc:
+        raise click.ClickException(str(exc)) from exc
+    client = make_client(config)
+    summary = BackfillSummary()
+    decide: Callable[[Ticket], Decision] | None = None
+    inbox: Any = None
+    if dry_run:
+        engine = decide_function()
+        now = datetime.now(UTC)
+
+        def decide_now(ticket: Ticket) -> Decision:
+            return engine(ticket, policy, now=now)
+
+        decide = decide_now
+    else:
+        from webhooks.inbox import Inbox
+
+        inbox = Inbox.connect(settings.database_url)
+    try:
+        total = count_issues(client, config, jql=jql)
+        issues = search_issues(client, config, policy, jql=jql, page_size=page_size)
+        items = backfill_items(issues, policy=policy, config=config, decide=decide)
+        lines: list[str] = []
+        with click.progressbar(items, length=total, label="Jira issues",
+                               file=sys.stderr) as bar:
+            for item in bar:
+                summary.seen += 1
+                if item.error is not None or item.envelope is None:
+                    summary.skipped.append(f"{item.key}: {item.error}")
+                    continue
+                if dry_run:
+                    assert item.decision is not None
+                    if item.decision.changed:
+                        summary.would_change += 1
+                    else:
+                        summary.unchanged += 1
+                    lines.append(describe(item, policy))
+                elif inbox.enqueue(item.envelope, item.payload):
+                    summary.enqueued += 1
+                else:
+                    summary.duplicates += 1
+    except AdminError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    except ConnectorError as exc:
+        raise click.ClickException(
+            f"backfill stopped after {summary.seen} issue(s): {exc}"
+            + (f"; {summary.enqueued} were queued and will be processed" if summary.enqueued
+               else "")
+        ) from exc
+    for line in lines:
+        click.echo(line)
+    for line in summary.skipped:
+        click.echo(f"skipped {line}", err=True)
+    if dry_run:
+        click.echo(
+            f"Dry run: {summary.seen} issue(s): {summary.would_change} would change,"
+            f" {summary.unchanged} unchanged, {len(summary.skipped)} skipped. Nothing was written."
+        )
+    else:
+        click.echo(
+            f"Backfill: {summary.seen} issue(s): {summary.enqueued} queued,"
+            f" {summary.duplicates} already queued, {len(summary.skipped)} skipped."
+        )
+
+
+def register(main: click.Group) -> None:
+    """Add `install jira` and `backfill jira` to the `tierdesk` group."""
+    install = main.commands["install"]
+    backfill = main.commands["backfill"]
+    assert isinstance(install, click.Group) and isinstance(backfill, click.Group)
+    install.add_command(install_jira)
+    backfill.add_command(backfill_jira)
