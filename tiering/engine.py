@@ -52,19 +52,19 @@ def _requirement_problem(req: CompiledRequirement, ticket: Ticket) -> str | None
     return None
 
 
-def _rule_matches(rule: CompiledRule, text: str, priority: str, labels: frozenset[str],
-                  plan: str | None) -> bool:
+def _rule_matches(rule: CompiledRule, text: str, terms: frozenset[str], priority: str,
+                  labels: frozenset[str], plan: str | None) -> bool:
     if rule.priority_in is not None and priority not in rule.priority_in:
         return False
     if rule.labels_any is not None and rule.labels_any.isdisjoint(labels):
         return False
     if rule.plan_in is not None and plan not in rule.plan_in:
         return False
-    if rule.text_any is not None and not any(t in text for t in rule.text_any):
+    if rule.text_any is not None and terms.isdisjoint(rule.text_any):
         return False
-    if rule.text_all is not None and not all(t in text for t in rule.text_all):
+    if rule.text_all is not None and not terms.issuperset(rule.text_all):
         return False
-    if rule.text_none is not None and any(t in text for t in rule.text_none):
+    if rule.text_none is not None and not terms.isdisjoint(rule.text_none):
         return False
     return rule.text_regex is None or rule.text_regex.search(text) is not None
 
@@ -76,8 +76,9 @@ def first_matching_rule(policy: Policy, ticket: Ticket, plan: str | None) -> Com
     text = f"{ticket.subject}\n{ticket.description}".lower()
     priority = (ticket.priority or "").lower()
     labels = frozenset(label.lower() for label in ticket.labels)
-    for rule in policy.rules:
-        if _rule_matches(rule, text, priority, labels, plan):
+    terms = policy.terms_in(text)
+    for rule in policy.candidate_rules(terms):
+        if _rule_matches(rule, text, terms, priority, labels, plan):
             return rule
     return None
 
@@ -95,13 +96,15 @@ def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
         by_lower.setdefault(label.lower(), []).append(label)
 
     # 1. current tier
-    present_tiers = [t for lbl, t in policy.tier_by_label.items() if lbl in by_lower]
+    present_tiers = [t for lbl in by_lower if (t := policy.tier_by_label.get(lbl)) is not None]
     current = max(present_tiers, key=rank.__getitem__) if present_tiers else None
     if current is not None:
         reasons.append(f"Current tier is {current} (label {policy.tier_label[current]}).")
 
     # 2. requests
-    present_requests = [t for lbl, t in policy.tier_by_request.items() if lbl in by_lower]
+    present_requests = [
+        t for lbl in by_lower if (t := policy.tier_by_request.get(lbl)) is not None
+    ]
     requested = max(present_requests, key=rank.__getitem__) if present_requests else None
     if requested is not None:
         reasons.append(
@@ -149,7 +152,7 @@ def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
             )
 
     # 3 + 7. target, from request, current tier, rule or default
-    route_present = [r for lbl, r in policy.route_by_label.items() if lbl in by_lower]
+    route_present = [r for lbl in by_lower if (r := policy.route_by_label.get(lbl)) is not None]
     rule: CompiledRule | None = None
     source: str
     if requested is not None:
@@ -234,19 +237,15 @@ def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
 
     # 6. labels
     want: set[str] = {policy.tier_label[resulting]}
-    drop: set[str] = set(policy.tier_label.values()) | set(policy.request_label.values())
+    drop = policy.managed_labels
     if docs_missing:
         want.add(policy.request_label[capped])
         want.add(DOCS_MISSING)
-    drop.add(DOCS_MISSING)
     tier_changes = resulting != current
     if plan is None:
         want.add(UNVERIFIED)
-    drop.add(UNVERIFIED)
     if exceeded_now or (ENTITLEMENT_EXCEEDED in by_lower and not tier_changes):
         want.add(ENTITLEMENT_EXCEEDED)
-    drop.add(ENTITLEMENT_EXCEEDED)
-    drop.update(policy.route_label.values())
 
     labels_add = tuple(sorted(w for w in want if w not in by_lower))
     labels_remove = tuple(sorted(

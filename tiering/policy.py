@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import ahocorasick
 import yaml
 from pydantic import (
     BaseModel,
@@ -555,6 +556,27 @@ class Policy:
             )
             for i, r in enumerate(doc.rules)
         )
+        #: Every literal text term of every rule, found in one pass over a ticket's text by an
+        #: Aho-Corasick automaton (pyahocorasick) instead of one substring scan per term.
+        terms = sorted({
+            t for r in self.rules for t in (*(r.text_any or ()), *(r.text_all or ()),
+                                            *(r.text_none or ()))
+        })
+        #: Rules that need one of their text_any terms present, by term; rules without text_any
+        #: are candidates for every ticket. Only candidates are evaluated, in policy order.
+        by_term: dict[str, set[int]] = {}
+        for r in self.rules:
+            for t in r.text_any or ():
+                by_term.setdefault(t, set()).add(r.index)
+        self._rules_by_term = {t: frozenset(ix) for t, ix in by_term.items()}
+        self._always = frozenset(r.index for r in self.rules if r.text_any is None)
+        self._automaton: Any = None
+        if terms:
+            automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
+            for term in terms:
+                automaton.add_word(term, term)
+            automaton.make_automaton()
+            self._automaton = automaton
         #: For each tier, every requirement of that tier and of each tier below it, in order.
         cumulative: dict[str, tuple[CompiledRequirement, ...]] = {}
         acc: list[CompiledRequirement] = []
@@ -579,6 +601,26 @@ class Policy:
             r.route: f"tier-route-{r.route.lower()}" for r in doc.rules if r.route
         }
         self.route_by_label = {v: k for k, v in self.route_label.items()}
+        fixed = {"tier-docs-missing", "tier-entitlement-exceeded", "tier-unverified"}
+        self._managed = frozenset(
+            [*self.tier_label.values(), *self.request_label.values(),
+             *self.route_label.values(), *fixed]
+        )
+
+    def terms_in(self, text: str) -> frozenset[str]:
+        """The rule terms that occur in `text` (already lower-cased)."""
+        if self._automaton is None:
+            return frozenset()
+        return frozenset({term for _, term in self._automaton.iter(text)})
+
+    def candidate_rules(self, terms: frozenset[str]) -> list[CompiledRule]:
+        """The rules that can match a text containing exactly `terms`, in policy order."""
+        indices = set(self._always)
+        for term in terms:
+            hit = self._rules_by_term.get(term)
+            if hit:
+                indices.update(hit)
+        return [self.rules[i] for i in sorted(indices)]
 
     def plan_for(self, organization: str | None, email: str | None) -> tuple[str | None, str]:
         """The customer's plan from `customers` (first match wins) and how it was found."""
@@ -615,11 +657,7 @@ class Policy:
     @property
     def managed_labels(self) -> frozenset[str]:
         """Every label or tag the engine may add or remove (what a connector watches)."""
-        fixed = {"tier-docs-missing", "tier-entitlement-exceeded", "tier-unverified"}
-        return frozenset(
-            [*self.tier_label.values(), *self.request_label.values(),
-             *self.route_label.values(), *fixed]
-        )
+        return self._managed
 
     def summary(self) -> str:
         d = self.doc

@@ -158,7 +158,8 @@ def test_checklist_reposted_when_missing_list_changes(policy: Policy) -> None:
     t = ticket(labels=("tier-l1", "escalate-l2"))
     first = run(t, policy)
     t2 = applied(t, first)
-    t3 = ticket(labels=tuple(t2.labels), fields={"steps_to_reproduce": DOCS_L2["steps_to_reproduce"]},
+    t3 = ticket(labels=tuple(t2.labels),
+                fields={"steps_to_reproduce": DOCS_L2["steps_to_reproduce"]},
                 last_note_key=t2.last_note_key)
     second = run(t3, policy)
     assert second.comment is not None

@@ -152,7 +152,10 @@ def test_every_error_is_listed_with_its_line() -> None:
     lines = info.value.lines
     assert len(lines) == 2
     default_line = EXAMPLE.splitlines().index("default_tier: L1") + 1
-    assert f'p.yaml: default_tier: unknown tier "L8" (tiers are: L0, L1, L2, L3, L4) (line {default_line})' in lines
+    assert (
+        'p.yaml: default_tier: unknown tier "L8" (tiers are: L0, L1, L2, L3, L4)'
+        f" (line {default_line})"
+    ) in lines
 
 
 def test_invalid_yaml_names_the_line() -> None:
