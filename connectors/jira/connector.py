@@ -132,8 +132,9 @@ class JiraConnector:
                 details={"skipped": "the ticket already has the desired state"},
             )
         path = f"/rest/api/2/issue/{ticket.key}"
-        # notifyUsers=false: tierdesk's housekeeping should not email watchers (Jira requires
-        # the bot to have Administer Projects permission for this parameter).
+        # notifyUsers=false: tierdesk's housekeeping should not email watchers. Without the
+        # Administer Projects permission Jira ignores the parameter rather than failing (Edit
+        # issue, platform-openapi-v3.json), so the write still lands.
         response = send(
             self.client, "PUT", path, params={"notifyUsers": "false"}, body=body, write=True
         )

@@ -330,3 +330,20 @@ def test_real_decisions_survive_reset(
     applied = connector.apply(again, second, decide=lambda t: second)
     assert not applied.wrote
     assert len(jira.comments) == 1
+
+
+def test_given_session_lends_its_transport(rsps: responses.RequestsMock) -> None:
+    """A session passed to JiraConnector provides the adapters the library's requests use."""
+    used: list[str] = []
+
+    class Recording(requests.adapters.HTTPAdapter):
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            used.append(request.method or "")
+            return super().send(request, **kwargs)
+
+    session = requests.Session()
+    session.mount("https://", Recording())
+    connector = JiraConnector(cloud_config(), policy(), session=session)
+    rsps.put(ISSUE_URL, status=204)
+    attempt(connector)
+    assert used == ["PUT"]
