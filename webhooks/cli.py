@@ -31,6 +31,9 @@ def _register() -> None:
     from webhooks import cli_jira
 
     cli_jira.register(main)
+    from webhooks import cli_zendesk
+
+    cli_zendesk.register(main)
 
 
 _register()

@@ -1,0 +1,343 @@
+"""Zendesk administration: install tierdesk's webhook and trigger, and list tickets to backfill.
+
+`install(...)` is idempotent and matches by name: the webhook named `WEBHOOK_NAME` and the trigger
+titled `TRIGGER_TITLE` are created when absent, updated when they differ from what the current
+policy needs, and left alone otherwise. Zendesk API documents used (developer.zendesk.com):
+
+- Webhooks: `GET /api/v2/webhooks?filter[name_contains]=`, `POST /api/v2/webhooks`,
+  `PATCH /api/v2/webhooks/{id}`, `GET /api/v2/webhooks/{id}/signing_secret`. A trigger can only
+  call a webhook subscribed to `conditional_ticket_events` (../shared/vendor/zendesk/zendesk_docs/
+  create_webhook_request_conditional_ticket_events.json); the subscription cannot change later.
+- Triggers: `GET /api/v2/triggers/search?query=`, `POST /api/v2/triggers`,
+  `PUT /api/v2/triggers/{id}`; action `notification_webhook` = [webhook id, JSON body].
+- Search export: `GET /api/v2/search/export?query=&filter[type]=ticket&page[size]=` (cursor
+  pagination, no 1,000-result cap unlike `/api/v2/search`), and `GET /api/v2/search/count`.
+
+These calls go through the connector's own session (recorded, failures translated like every
+other Zendesk call); zenpy's webhook `update` would PUT whole objects and it has no name filter.
+
+Loop guard in the trigger: `current_via_id is_not 5` (5 = "Web service (API)", the channel of
+tierdesk's own writes) keeps tierdesk's updates from firing it. Zendesk offers no "updater is
+user X" trigger condition that we could confirm; the receiver still drops events whose
+`current_user_id` is the bot (`TIERDESK_ZENDESK_USER_ID`), so `--include-api-updates` (no via
+condition, other integrations' API edits also re-evaluate tickets) is safe too.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from connectors.base import Envelope
+from connectors.zendesk.client import calling, response_json
+from connectors.zendesk.connector import ZendeskConnector
+from connectors.zendesk.events import BACKFILL_EVENT, envelope
+from connectors.zendesk.trigger_body import TEMPLATE_VERSION, render_template
+from tiering.models import Decision, Ticket
+
+WEBHOOK_NAME = "tierdesk"
+TRIGGER_TITLE = "tierdesk: evaluate ticket tiers"
+#: Zendesk's via id of the REST API ("Web service (API)"), the channel tierdesk writes through.
+VIA_WEB_SERVICE = "5"
+SECRET_VARIABLE = "TIERDESK_ZENDESK_WEBHOOK_SECRET"
+PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request install makes (or, with dry_run, would make)."""
+
+    method: str
+    path: str
+    body: Mapping[str, Any] | None = None
+
+    def render(self) -> str:
+        text = f"{self.method} {self.path}"
+        if self.body is not None:
+            text += "\n" + json.dumps(self.body, indent=2, ensure_ascii=False)
+        return text
+
+
+@dataclass
+class InstallResult:
+    """What `install` did: each write (sent or, in a dry run, only planned) and the secret."""
+
+    webhook_id: str | None = None
+    trigger_id: str | None = None
+    writes: list[Request] = field(default_factory=list)
+    secret: str | None = None
+    dry_run: bool = False
+
+    @property
+    def secret_line(self) -> str | None:
+        """The line to put in the service's environment."""
+        return f"{SECRET_VARIABLE}={self.secret}" if self.secret else None
+
+
+class ZendeskAdmin:
+    """Admin requests on the connector's session (every call recorded and translated)."""
+
+    def __init__(self, connector: ZendeskConnector) -> None:
+        self.connector = connector
+        self.base = connector.config.base_url.rstrip("/")
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Mapping[str, Any]:
+        """Send one request and return its JSON object (empty for a 204)."""
+        recorder = self.connector.recorder
+        session = self.connector.zenpy.tickets.session
+        url = self.base + path + ("?" + urlencode(params) if params else "")
+        what = f"{method} {path}"
+        with calling(recorder, what, method=method, path=path, write=method != "GET"):
+            session.request(method, url, json=body, timeout=self.connector.config.timeout)
+        last = recorder.last
+        if last is not None and last.status_code == 204:
+            return {}
+        return response_json(recorder, what=what)
+
+
+# ---------------------------------------------------------------------- install
+
+
+def webhook_spec(callback_url: str) -> dict[str, Any]:
+    """The webhook tierdesk needs (a trigger-connected JSON POST to the receiver)."""
+    return {
+        "name": WEBHOOK_NAME,
+        "description": "tierdesk receiver: tiered-support evaluation of ticket changes",
+        "status": "active",
+        "endpoint": callback_url,
+        "http_method": "POST",
+        "request_format": "json",
+        "subscriptions": ["conditional_ticket_events"],
+    }
+
+
+def trigger_spec(webhook_id: str, body_text: str, *, include_api_updates: bool) -> dict[str, Any]:
+    """The trigger: on ticket create or change (not by the API, unless asked), call the webhook."""
+    conditions_all: list[dict[str, str]] = [
+        {"field": "status", "operator": "less_than", "value": "solved"},
+    ]
+    if not include_api_updates:
+        conditions_all.append(
+            {"field": "current_via_id", "operator": "is_not", "value": VIA_WEB_SERVICE}
+        )
+    return {
+        "title": TRIGGER_TITLE,
+        "description": f"Sends ticket changes to tierdesk (body template v{TEMPLATE_VERSION}).",
+        "active": True,
+        "conditions": {
+            "all": conditions_all,
+            "any": [
+                {"field": "update_type", "operator": "is", "value": "Create"},
+                {"field": "update_type", "operator": "is", "value": "Change"},
+            ],
+        },
+        "actions": [{"field": "notification_webhook", "value": [webhook_id, body_text]}],
+    }
+
+
+def _differs(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of `wanted` whose value `current` does not have."""
+    return {k: v for k, v in wanted.items() if current.get(k) != v}
+
+
+def _conditions_equal(current: Any, wanted: Mapping[str, Any]) -> bool:
+    if not isinstance(current, Mapping):
+        return False
+
+    def norm(items: Any) -> list[tuple[str, str, str]]:
+        return sorted(
+            (str(c.get("field")), str(c.get("operator")), str(c.get("value")))
+            for c in items or () if isinstance(c, Mapping)
+        )
+
+    return all(norm(current.get(k)) == norm(wanted.get(k)) for k in ("all", "any"))
+
+
+def install(
+    admin: ZendeskAdmin,
+    *,
+    callback_url: str,
+    dry_run: bool = False,
+    include_api_updates: bool = False,
+) -> InstallResult:
+    """Create or update (matched by name) the webhook and the trigger; read the signing secret.
+
+    With `dry_run`, only reads are sent; each write is returned in `writes` but not sent."""
+    if not callback_url.startswith(("https://", "http://")):
+        raise ValueError(f"--callback-url: expected an https:// URL, got {callback_url!r}")
+    result = InstallResult(dry_run=dry_run)
+
+    def write(method: str, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        result.writes.append(Request(method, path, body))
+        return {} if dry_run else admin.call(method, path, body=body)
+
+    # 1. The webhook, matched by exact name.
+    wanted_hook = webhook_spec(callback_url)
+    listed = admin.call("GET", "/api/v2/webhooks", params={"filter[name_contains]": WEBHOOK_NAME})
+    hooks = [h for h in listed.get("webhooks") or () if isinstance(h, Mapping)]
+    hook = next((h for h in hooks if h.get("name") == WEBHOOK_NAME), None)
+    if hook is None:
+        created = write("POST", "/api/v2/webhooks", {"webhook": wanted_hook})
+        made = created.get("webhook")
+        result.webhook_id = str(made["id"]) if isinstance(made, Mapping) else None
+        if result.webhook_id is None and not dry_run:
+            raise ValueError(f"Zendesk created the webhook but returned no id: {created!r}")
+    else:
+        result.webhook_id = str(hook["id"])
+        if hook.get("subscriptions") != ["conditional_ticket_events"]:
+            raise ValueError(
+                f"Zendesk webhook {result.webhook_id} named {WEBHOOK_NAME!r} subscribes to"
+                f" {hook.get('subscriptions')!r}, and a webhook's subscription cannot be changed:"
+                " delete or rename it in Admin Center, then run install again"
+            )
+        changes = _differs(
+            hook, {k: wanted_hook[k] for k in ("endpoint", "http_method", "request_format",
+                                                "status", "description")}
+        )
+        if changes:
+            write("PATCH", f"/api/v2/webhooks/{result.webhook_id}", {"webhook": changes})
+
+    # 2. Its signing secret (what the receiver verifies deliveries with).
+    if result.webhook_id is not None:
+        secret = admin.call("GET", f"/api/v2/webhooks/{result.webhook_id}/signing_secret")
+        data = secret.get("signing_secret")
+        if isinstance(data, Mapping) and isinstance(data.get("secret"), str):
+            result.secret = data["secret"]
+
+    # 3. The trigger, matched by exact title.
+    hook_ref = result.webhook_id or "<id of the webhook created above>"
+    wanted = trigger_spec(
+        hook_ref, render_template(admin.connector.policy), include_api_updates=include_api_updates
+    )
+    found = admin.call("GET", "/api/v2/triggers/search", params={"query": TRIGGER_TITLE})
+    triggers = [t for t in found.get("triggers") or () if isinstance(t, Mapping)]
+    trigger = next((t for t in triggers if t.get("title") == TRIGGER_TITLE), None)
+    if trigger is None:
+        created = write("POST", "/api/v2/triggers", {"trigger": wanted})
+        made = created.get("trigger")
+        result.trigger_id = str(made["id"]) if isinstance(made, Mapping) else None
+    else:
+        result.trigger_id = str(trigger["id"])
+        stale = (
+            trigger.get("active") is not True
+            or trigger.get("description") != wanted["description"]
+            or not _conditions_equal(trigger.get("conditions"), wanted["conditions"])
+            or trigger.get("actions") != wanted["actions"]
+        )
+        if stale:
+            write("PUT", f"/api/v2/triggers/{result.trigger_id}", {"trigger": wanted})
+    return result
+
+
+# ---------------------------------------------------------------------- backfill
+
+
+def backfill_body(ticket_id: int | str, run: str) -> dict[str, Any]:
+    """The inbox payload for one backfilled ticket; `run` keeps separate backfills distinct
+    (the dedupe key is the body hash) while a rerun of one page does not queue twice."""
+    return {
+        "tierdesk": TEMPLATE_VERSION,
+        "event_type": BACKFILL_EVENT,
+        "ticket_id": str(ticket_id),
+        "backfill_run": run,
+    }
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def count_tickets(admin: ZendeskAdmin, query: str) -> int | None:
+    """How many tickets the query matches (for the progress bar), or None if Zendesk won't say."""
+    data = admin.call("GET", "/api/v2/search/count", params={"query": f"type:ticket {query}"})
+    count = data.get("count")
+    return count if isinstance(count, int) else None
+
+
+def search_tickets(admin: ZendeskAdmin, query: str) -> Iterator[Mapping[str, Any]]:
+    """Every ticket the Zendesk search `query` matches, page by page (one request per page)."""
+    params: dict[str, str | int] = {
+        "query": query, "filter[type]": "ticket", "page[size]": PAGE_SIZE,
+    }
+    while True:
+        data = admin.call("GET", "/api/v2/search/export", params=params)
+        for item in data.get("results") or ():
+            if isinstance(item, Mapping) and item.get("id") is not None:
+                yield item
+        meta = data.get("meta")
+        if not isinstance(meta, Mapping) or not meta.get("has_more") or not meta.get(
+            "after_cursor"
+        ):
+            return
+        params = dict(params, **{"page[after]": str(meta["after_cursor"])})
+
+
+@dataclass
+class BackfillSummary:
+    """Counts of one backfill run."""
+
+    seen: int = 0
+    queued: int = 0
+    duplicates: int = 0
+    would_change: int = 0
+    unchanged: int = 0
+    failed: int = 0
+
+
+def backfill(
+    admin: ZendeskAdmin,
+    *,
+    query: str,
+    enqueue: Callable[[Envelope, Mapping[str, Any]], bool] | None,
+    decide: Callable[[Ticket], Decision] | None = None,
+    report: Callable[[str], None] = lambda _line: None,
+    progress: Callable[[int], None] = lambda _n: None,
+    run: str | None = None,
+) -> BackfillSummary:
+    """Queue every matching ticket (`enqueue`), or with `enqueue=None` (dry run) read each
+    ticket, `decide` on it and `report` what would change, writing nothing."""
+    summary = BackfillSummary()
+    run = run or new_run_id()
+    for item in search_tickets(admin, query):
+        summary.seen += 1
+        ticket_id = str(item["id"])
+        if enqueue is not None:
+            body = backfill_body(ticket_id, run)
+            if enqueue(envelope(body, {}), body):
+                summary.queued += 1
+            else:
+                summary.duplicates += 1
+        elif decide is not None:
+            try:
+                ticket = admin.connector.read_ticket(ticket_id)
+            except Exception as exc:  # reported per ticket; the run goes on
+                summary.failed += 1
+                report(f"#{ticket_id}: cannot read: {exc}")
+                continue
+            decision = decide(ticket)
+            if decision.changed:
+                summary.would_change += 1
+                added = ", ".join(f"+{x}" for x in decision.labels_add)
+                removed = ", ".join(f"-{x}" for x in decision.labels_remove)
+                parts = [p for p in (added, removed) if p]
+                if decision.assign:
+                    parts.append(f"assign {decision.assign}")
+                if decision.comment:
+                    parts.append("internal note")
+                report(f"#{ticket_id}: {decision.previous_tier} -> {decision.tier}: "
+                       + "; ".join(parts))
+            else:
+                summary.unchanged += 1
+        progress(1)
+    return summary

@@ -1,0 +1,146 @@
+"""`tierdesk install zendesk` and `tierdesk backfill zendesk`: thin shells over
+connectors.zendesk.admin."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from connectors.base import ConnectorError
+from connectors.zendesk.admin import (
+    ZendeskAdmin,
+    backfill,
+    count_tickets,
+    install,
+)
+from connectors.zendesk.config import ZendeskConfig
+from tiering.models import Decision, Ticket
+
+
+def _settings() -> Any:
+    from webhooks.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(f"invalid settings:\n{exc}") from exc
+
+
+def _admin(settings: Any) -> ZendeskAdmin:
+    from connectors.zendesk import ZendeskConnector
+    from webhooks.wiring import WiringError, load_policy_for
+
+    config: ZendeskConfig | None = settings.zendesk_config()
+    if config is None:
+        raise click.ClickException(
+            "Zendesk is not configured: set TIERDESK_ZENDESK_SUBDOMAIN (or TIERDESK_ZENDESK_URL),"
+            " TIERDESK_ZENDESK_EMAIL and TIERDESK_ZENDESK_API_TOKEN"
+        )
+    try:
+        policy = load_policy_for(settings)
+    except WiringError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        return ZendeskAdmin(ZendeskConnector(config, policy))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command("zendesk")
+@click.option("--callback-url", required=True,
+              help="Absolute URL Zendesk should call, e.g."
+                   " https://tierdesk.example.com/webhooks/zendesk")
+@click.option("--dry-run", is_flag=True,
+              help="Read what exists and print the writes install would send; send none.")
+@click.option("--include-api-updates", is_flag=True,
+              help="Also fire on updates made through the API by other integrations (tierdesk's"
+                   " own are still dropped by the receiver).")
+def install_zendesk(callback_url: str, dry_run: bool, include_api_updates: bool) -> None:
+    """Create or update (matched by name) tierdesk's Zendesk webhook and trigger."""
+    admin = _admin(_settings())
+    try:
+        result = install(admin, callback_url=callback_url, dry_run=dry_run,
+                         include_api_updates=include_api_updates)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    except ConnectorError as exc:
+        raise click.ClickException(f"installing the Zendesk webhook failed: {exc}") from exc
+    base = admin.connector.config.base_url
+    if dry_run:
+        click.echo(f"Dry run: nothing written. tierdesk would send to {base}:")
+        for request in result.writes:
+            click.echo(request.render())
+        if not result.writes:
+            click.echo("(no writes: the webhook and the trigger are up to date)")
+        return
+    click.echo(f"Zendesk webhook {result.webhook_id}, trigger {result.trigger_id}:"
+               f" {len(result.writes)} change(s) sent.")
+    for request in result.writes:
+        click.echo(f"  {request.method} {request.path}")
+    if result.secret_line:
+        click.echo("Set this in tierdesk's environment:")
+        click.echo(result.secret_line)
+
+
+@click.command("zendesk")
+@click.option("--query", required=True,
+              help='Zendesk search query for tickets, e.g. "status<solved".')
+@click.option("--dry-run", is_flag=True,
+              help="Read each ticket and print what would change; enqueue and write nothing.")
+def backfill_zendesk(query: str, dry_run: bool) -> None:
+    """Queue every ticket the search matches for evaluation (the worker applies the policy)."""
+    from webhooks.wiring import decide_function
+
+    settings = _settings()
+    admin = _admin(settings)
+    inbox: Any = None
+    decide_now: Any = None
+    if dry_run:
+        engine = decide_function()
+        now = datetime.now(UTC)
+        policy = admin.connector.policy
+
+        def decide_now(ticket: Ticket) -> Decision:
+            return engine(ticket, policy, now=now)
+    else:
+        from webhooks.inbox import Inbox
+
+        inbox = Inbox.connect(settings.database_url)
+    lines: list[str] = []
+    try:
+        total = count_tickets(admin, query)
+        with click.progressbar(length=total or 0, label="Zendesk tickets",
+                               file=sys.stderr) as bar:
+            summary = backfill(
+                admin, query=query, enqueue=None if dry_run else inbox.enqueue,
+                decide=decide_now, report=lines.append, progress=bar.update,
+            )
+    except ConnectorError as exc:
+        raise click.ClickException(f"backfill stopped: {exc}") from exc
+    finally:
+        if inbox is not None:
+            inbox.close()
+    for line in lines:
+        click.echo(line)
+    if dry_run:
+        click.echo(
+            f"Dry run: {summary.seen} ticket(s): {summary.would_change} would change,"
+            f" {summary.unchanged} unchanged, {summary.failed} unreadable. Nothing was written."
+        )
+    else:
+        click.echo(
+            f"Backfill: {summary.seen} ticket(s): {summary.queued} queued,"
+            f" {summary.duplicates} already queued."
+        )
+
+
+def register(main: click.Group) -> None:
+    """Add `install zendesk` and `backfill zendesk` to the `tierdesk` group."""
+    install_group = main.commands["install"]
+    backfill_group = main.commands["backfill"]
+    assert isinstance(install_group, click.Group) and isinstance(backfill_group, click.Group)
+    install_group.add_command(install_zendesk)
+    backfill_group.add_command(backfill_zendesk)
