@@ -1,0 +1,1047 @@
+"""The Jira half of the sandbox: issues, comments, search and admin webhooks, in memory.
+
+Answers the Jira REST API v2 the way Jira Cloud (or Data Center, `deployment: "Server"` in the
+seed) does, with the shapes of platform-openapi-v3.json and the real payloads in
+../shared/vendor/jira/webhooks/. Covered:
+
+    GET  /rest/api/2/serverInfo, /rest/api/2/myself, /rest/api/2/user/search
+    GET  /rest/api/2/issue/{key}?fields=...           PUT (204) with fields + update
+    PUT  /rest/api/2/issue/{key}/assignee             POST /rest/api/2/issue (create)
+    GET  /rest/api/2/issue/{key}/comment              POST (201)
+    GET|POST /rest/api/{2,3}/search/jql (Cloud: nextPageToken; unbounded JQL refused)
+    GET|POST /rest/api/2/search (Data Center; Cloud answers 410 Gone, as Cloud does since 2025)
+    /rest/webhooks/1.0/webhook: POST, GET; GET|PUT|DELETE /{id}
+
+Every change to an issue emits the webhooks Jira would send: `jira:issue_created`,
+`jira:issue_updated` (with `changelog.items[].fieldId`; `issue_event_type_name` issue_updated,
+issue_assigned or issue_commented) and Cloud `comment_created` (no `user`, trimmed issue
+fields), each to the registered webhooks whose events and JQL filter match.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors.sandbox.query import QueryError, evaluate, parse_jql
+from connectors.sandbox.wire import ApiError, Request, Response, Route, json_body, route
+
+# ---------------------------------------------------------------------------------------- seed
+
+
+class _Seed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JiraUserSeed(_Seed):
+    accountId: str  # noqa: N815 - Jira's own spelling
+    name: str
+    displayName: str  # noqa: N815
+    emailAddress: str | None = None  # noqa: N815
+    #: A Data Center personal access token that authenticates as this user.
+    pat: str | None = None
+
+
+class JiraProjectSeed(_Seed):
+    key: str
+    id: str
+    name: str
+
+
+class JiraComponentSeed(_Seed):
+    id: str
+    name: str
+    project: str
+
+
+class JiraFieldSeed(_Seed):
+    id: str = Field(pattern=r"^customfield_\d+$")
+    name: str
+
+
+class JiraCommentSeed(_Seed):
+    author: str
+    body: str
+
+
+class JiraIssueSeed(_Seed):
+    key: str = Field(pattern=r"^[A-Z][A-Z0-9_]*-\d+$")
+    summary: str
+    description: str | None = None
+    labels: list[str] = []
+    priority: str | None = "Medium"
+    reporter: str | None = None
+    assignee: str | None = None
+    components: list[str] = []
+    status: str = "To Do"
+    issuetype: str = "Task"
+    custom: dict[str, Any] = {}
+    comments: list[JiraCommentSeed] = []
+
+
+class JiraSeed(_Seed):
+    deployment: Literal["Cloud", "Server"] = "Cloud"
+    users: list[JiraUserSeed] = []
+    projects: list[JiraProjectSeed] = []
+    components: list[JiraComponentSeed] = []
+    fields: list[JiraFieldSeed] = []
+    issues: list[JiraIssueSeed] = []
+
+
+PRIORITIES = {"Highest": "1", "High": "2", "Medium": "3", "Low": "4", "Lowest": "5"}
+STATUSES = {"To Do": ("10000", "new"), "In Progress": ("3", "indeterminate"), "Done": ("10001", "done")}
+ISSUE_TYPES = {"Task": "10002", "Bug": "10004", "Story": "10001", "Service Request": "10010"}
+ISSUE_EVENTS = ("jira:issue_created", "jira:issue_updated", "jira:issue_deleted")
+COMMENT_EVENTS = ("comment_created", "comment_updated", "comment_deleted")
+FILTER_KEY = "issue-related-events-section"
+SYSTEM_FIELDS = frozenset(
+    {"summary", "description", "labels", "assignee", "priority", "components", "reporter"}
+)
+
+# ------------------------------------------------------------------------------------- records
+
+
+@dataclass
+class Comment:
+    id: str
+    author: str
+    body: str
+    created: datetime
+    updated: datetime
+    visibility: dict[str, Any] | None = None
+    properties: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Issue:
+    id: str
+    key: str
+    project: str
+    summary: str
+    description: str | None
+    labels: list[str]
+    priority: str | None
+    reporter: str | None
+    creator: str | None
+    assignee: str | None
+    components: list[str]
+    status: str
+    issuetype: str
+    custom: dict[str, Any]
+    created: datetime
+    updated: datetime
+    comments: list[Comment] = field(default_factory=list)
+
+
+@dataclass
+class Webhook:
+    id: int
+    name: str
+    url: str
+    events: list[str]
+    filters: dict[str, str]
+    exclude_body: bool
+    secret: str | None
+    enabled: bool
+    updated_by: str | None
+    updated: datetime
+
+
+def jira_time(when: datetime) -> str:
+    """Jira's timestamp format: 2019-02-16T13:12:10.037+0000."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}+0000"
+
+
+Emit = Callable[[str, str, str, str | None, dict[str, Any], str], None]
+"""emit(webhook_id, url, event, secret, body, ticket): hand one delivery to the deliverer."""
+
+
+def _error(status: int, *messages: str, **errors: str) -> ApiError:
+    return ApiError(status, {"errorMessages": list(messages), "errors": errors})
+
+
+def _bad_json(message: str) -> ApiError:
+    return _error(400, message)
+
+
+class JiraSim:
+    """In-memory Jira site. All methods run under the sandbox lock held by the HTTP layer."""
+
+    vendor = "jira"
+
+    def __init__(self, seed: JiraSeed, *, emit: Emit, now: Callable[[], datetime]) -> None:
+        self.seed = seed
+        self.cloud = seed.deployment == "Cloud"
+        self.emit = emit
+        self.now = now
+        self.base_url = "http://127.0.0.1"
+        self.users = {u.accountId: u for u in seed.users}
+        self.projects = {p.key: p for p in seed.projects}
+        self.components = {c.id: c for c in seed.components}
+        self.field_names = {f.id: f.name for f in seed.fields}
+        self.issues: dict[str, Issue] = {}
+        self.webhooks: dict[int, Webhook] = {}
+        self._ids = itertools.count(10000)
+        self._comment_ids = itertools.count(20000)
+        self._changelog_ids = itertools.count(30000)
+        self._webhook_ids = itertools.count(1)
+        self._numbers: dict[str, int] = {}
+        start = now()
+        for s in seed.issues:
+            project = s.key.split("-")[0]
+            if project not in self.projects:
+                raise ValueError(f"seed: jira.issues {s.key}: project {project} is not in jira.projects")
+            for who in (s.reporter, s.assignee, *(c.author for c in s.comments)):
+                if who is not None and who not in self.users:
+                    raise ValueError(f"seed: jira.issues {s.key}: user {who!r} is not in jira.users")
+            for key in s.custom:
+                if key not in self.field_names:
+                    raise ValueError(f"seed: jira.issues {s.key}: {key} is not in jira.fields")
+            issue = Issue(
+                id=str(next(self._ids)), key=s.key, project=project, summary=s.summary,
+                description=s.description, labels=list(s.labels), priority=s.priority,
+                reporter=s.reporter, creator=s.reporter, assignee=s.assignee,
+                components=[self._component(project, {"name": n}, "components").id
+                            for n in s.components],
+                status=s.status, issuetype=s.issuetype, custom=dict(s.custom),
+                created=start, updated=start,
+            )
+            for c in s.comments:
+                issue.comments.append(
+                    Comment(str(next(self._comment_ids)), c.author, c.body, start, start)
+                )
+            self.issues[issue.key] = issue
+            number = int(s.key.split("-")[1])
+            self._numbers[project] = max(self._numbers.get(project, 0), number)
+
+    # ----------------------------------------------------------------------------- identity
+
+    def authenticate(self, headers: Mapping[str, str]) -> str:
+        """The accountId the request's credentials belong to, or a 401 like Jira's."""
+        auth = headers.get("Authorization") or headers.get("authorization") or ""
+        if auth.startswith("Basic "):
+            try:
+                login = base64.b64decode(auth[6:]).decode().split(":", 1)[0]
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise _error(401, "Basic authentication header is malformed.") from exc
+            for user in self.users.values():
+                if login in (user.emailAddress, user.name):
+                    return user.accountId
+            raise _error(401, f"Client must be authenticated: no sandbox user has login {login!r}"
+                         " (add it to the seed's jira.users).")
+        if auth.startswith("Bearer "):
+            token = auth[7:]
+            for user in self.users.values():
+                if user.pat and user.pat == token:
+                    return user.accountId
+            raise _error(401, "Client must be authenticated: unknown personal access token.")
+        raise _error(401, "Client must be authenticated to access this resource.")
+
+    def user_json(self, account_id: str | None) -> dict[str, Any] | None:
+        if account_id is None:
+            return None
+        u = self.users[account_id]
+        data: dict[str, Any] = {
+            "self": f"{self.base_url}/rest/api/2/user?accountId={u.accountId}",
+            "accountId": u.accountId,
+            "displayName": u.displayName,
+            "active": True,
+            "timeZone": "UTC",
+            "accountType": "atlassian",
+            "avatarUrls": {"48x48": f"{self.base_url}/avatar/{u.accountId}"},
+        }
+        if not self.cloud:
+            data["name"] = u.name
+            data["key"] = u.name
+        if u.emailAddress:
+            data["emailAddress"] = u.emailAddress
+        return data
+
+    def _user_ref(self, value: Any, field_id: str) -> str | None:
+        """An accountId from `{"accountId": ...}` (Cloud) or `{"name": ...}` (Data Center)."""
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise _error(400, errors_field(field_id, "expected an object such as {\"accountId\": ...}"))
+        if self.cloud:
+            if "accountId" not in value:
+                raise _error(
+                    400, **{field_id: "'accountId' must be the only user identifying query"
+                            " parameter in GDPR strict mode."}
+                )
+            account = value["accountId"]
+            if account is None:
+                return None
+            if account not in self.users:
+                raise _error(400, **{field_id: "Specified user does not exist or you do not have"
+                                     " required permissions"})
+            return str(account)
+        name = value.get("name")
+        if name is None:
+            raise _error(400, **{field_id: "expected {\"name\": ...} on Jira Data Center"})
+        for u in self.users.values():
+            if u.name == name:
+                return u.accountId
+        raise _error(400, **{field_id: f"User '{name}' does not exist."})
+
+    # --------------------------------------------------------------------------- rendering
+
+    def issue_json(self, issue: Issue, wanted: set[str] | None = None) -> dict[str, Any]:
+        """GET issue's shape; `wanted` None means all fields."""
+        base = self.base_url
+        project = self.projects[issue.project]
+        status_id, category = STATUSES.get(issue.status, ("10000", "new"))
+        fields: dict[str, Any] = {
+            "summary": issue.summary,
+            "description": issue.description,
+            "labels": list(issue.labels),
+            "priority": None if issue.priority is None else {
+                "self": f"{base}/rest/api/2/priority/{PRIORITIES.get(issue.priority, '3')}",
+                "name": issue.priority, "id": PRIORITIES.get(issue.priority, "3"),
+            },
+            "reporter": self.user_json(issue.reporter),
+            "creator": self.user_json(issue.creator),
+            "assignee": self.user_json(issue.assignee),
+            "components": [
+                {"self": f"{base}/rest/api/2/component/{cid}", "id": cid,
+                 "name": self.components[cid].name}
+                for cid in issue.components
+            ],
+            "status": {
+                "self": f"{base}/rest/api/2/status/{status_id}", "name": issue.status,
+                "id": status_id, "description": "",
+                "statusCategory": {"id": 2, "key": category, "name": issue.status},
+            },
+            "issuetype": {
+                "self": f"{base}/rest/api/2/issuetype/{ISSUE_TYPES.get(issue.issuetype, '10002')}",
+                "id": ISSUE_TYPES.get(issue.issuetype, "10002"), "name": issue.issuetype,
+                "subtask": False,
+            },
+            "project": {
+                "self": f"{base}/rest/api/2/project/{project.id}", "id": project.id,
+                "key": project.key, "name": project.name, "projectTypeKey": "service_desk",
+            },
+            "created": jira_time(issue.created),
+            "updated": jira_time(issue.updated),
+            "attachment": [],
+            "comment": {
+                "comments": [self.comment_json(issue, c) for c in issue.comments],
+                "self": f"{base}/rest/api/2/issue/{issue.id}/comment",
+                "maxResults": len(issue.comments), "total": len(issue.comments), "startAt": 0,
+            },
+        }
+        for fid in self.field_names:
+            fields[fid] = issue.custom.get(fid)
+        if wanted is not None:
+            fields = {k: v for k, v in fields.items() if k in wanted}
+        return {
+            "expand": "renderedFields,names,schema,operations,editmeta,changelog",
+            "id": issue.id,
+            "self": f"{base}/rest/api/2/issue/{issue.id}",
+            "key": issue.key,
+            "fields": fields,
+        }
+
+    def comment_json(self, issue: Issue, c: Comment, *, properties: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "self": f"{self.base_url}/rest/api/2/issue/{issue.id}/comment/{c.id}",
+            "id": c.id,
+            "author": self.user_json(c.author),
+            "body": c.body,
+            "updateAuthor": self.user_json(c.author),
+            "created": jira_time(c.created),
+            "updated": jira_time(c.updated),
+            "jsdPublic": not any(
+                p.get("key") == "sd.public.comment"
+                and isinstance(p.get("value"), dict) and p["value"].get("internal")
+                for p in c.properties
+            ),
+        }
+        if c.visibility:
+            data["visibility"] = c.visibility
+        if properties:
+            data["properties"] = c.properties
+        return data
+
+    def wanted_fields(self, request: Request, *, default: str = "*all") -> set[str] | None:
+        names = request.args("fields") or [default]
+        everything = set(self.issue_json_keys())
+        chosen: set[str] = set()
+        for name in names:
+            if name in ("*all", "*navigable"):
+                chosen |= everything
+            elif name.startswith("-"):
+                chosen.discard(name[1:])
+            elif name == "id":
+                continue
+            else:
+                chosen.add(name)
+        for name in names:
+            if name.startswith("-"):
+                chosen.discard(name[1:])
+        return chosen
+
+    def issue_json_keys(self) -> list[str]:
+        return [
+            "summary", "description", "labels", "priority", "reporter", "creator", "assignee",
+            "components", "status", "issuetype", "project", "created", "updated", "attachment",
+            "comment", *self.field_names,
+        ]
+
+    def find(self, key: str) -> Issue:
+        issue = self.issues.get(key)
+        if issue is None:
+            for candidate in self.issues.values():
+                if candidate.id == key:
+                    return candidate
+            raise _error(404, "Issue does not exist or you do not have permission to see it.")
+        return issue
+
+    # ------------------------------------------------------------------------------ routes
+
+    def routes(self) -> list[Route]:
+        return [
+            route("GET", "/rest/api/2/serverInfo", self.server_info),
+            route("GET", "/rest/api/2/myself", self.myself),
+            route("GET", "/rest/api/2/user/search", self.user_search),
+            route("GET", "/rest/api/2/field", self.list_fields),
+            route("POST", "/rest/api/2/issue", self.create_issue, write=True),
+            route("GET", "/rest/api/2/issue/{key}", self.get_issue),
+            route("PUT", "/rest/api/2/issue/{key}", self.edit_issue, write=True),
+            route("PUT", "/rest/api/2/issue/{key}/assignee", self.assign, write=True),
+            route("GET", "/rest/api/2/issue/{key}/comment", self.list_comments),
+            route("POST", "/rest/api/2/issue/{key}/comment", self.add_comment, write=True),
+            route("GET", "/rest/api/{v}/search/jql", self.search_jql),
+            route("POST", "/rest/api/{v}/search/jql", self.search_jql),
+            route("GET", "/rest/api/2/search", self.search),
+            route("POST", "/rest/api/2/search", self.search),
+            route("POST", "/rest/webhooks/1.0/webhook", self.create_webhook, write=True),
+            route("GET", "/rest/webhooks/1.0/webhook", self.list_webhooks),
+            route("GET", "/rest/webhooks/1.0/webhook/{id}", self.get_webhook),
+            route("PUT", "/rest/webhooks/1.0/webhook/{id}", self.update_webhook, write=True),
+            route("DELETE", "/rest/webhooks/1.0/webhook/{id}", self.delete_webhook, write=True),
+        ]
+
+    def server_info(self, request: Request) -> Response:
+        now = self.now()
+        version = [1001, 0, 0] if self.cloud else [9, 12, 0]
+        return Response(200, {
+            "baseUrl": self.base_url,
+            "version": ".".join(map(str, version)) + ("-SNAPSHOT" if self.cloud else ""),
+            "versionNumbers": version,
+            "deploymentType": self.seed.deployment,
+            "buildNumber": 100260,
+            "buildDate": "2026-01-01T00:00:00.000+0000",
+            "serverTime": jira_time(now),
+            "scmInfo": "sandbox",
+            "serverTitle": "tierdesk Jira sandbox",
+        })
+
+    def myself(self, request: Request) -> Response:
+        return Response(200, self.user_json(request.actor))
+
+    def user_search(self, request: Request) -> Response:
+        text = (request.arg("query") or request.arg("username") or "").lower()
+        found = [
+            self.user_json(u.accountId) for u in self.users.values()
+            if text and any(text in (v or "").lower()
+                            for v in (u.displayName, u.emailAddress, u.name))
+        ]
+        return Response(200, found)
+
+    def list_fields(self, request: Request) -> Response:
+        """GET /rest/api/2/field: system and custom fields (the library caches the names)."""
+        out = [
+            {"id": name, "key": name, "name": name.capitalize(), "custom": False,
+             "orderable": True, "navigable": True, "searchable": True, "clauseNames": [name]}
+            for name in self.issue_json_keys() if not name.startswith("customfield_")
+        ]
+        for fid, title in self.field_names.items():
+            number = fid.rsplit("_", 1)[1]
+            out.append({"id": fid, "key": fid, "name": title, "custom": True, "orderable": True,
+                        "navigable": True, "searchable": True,
+                        "clauseNames": [f"cf[{number}]", title],
+                        "schema": {"type": "any", "custom": "sandbox", "customId": int(number)}})
+        return Response(200, out)
+
+    def get_issue(self, request: Request) -> Response:
+        issue = self.find(request.params["key"])
+        return Response(200, self.issue_json(issue, self.wanted_fields(request)))
+
+    # ---------------------------------------------------------------------------- editing
+
+    def edit_issue(self, request: Request) -> Response:
+        issue = self.find(request.params["key"])
+        body = json_body(request, _bad_json)
+        fields = body.get("fields") or {}
+        update = body.get("update") or {}
+        if not isinstance(fields, dict) or not isinstance(update, dict):
+            raise _error(400, "'fields' and 'update' must be JSON objects.")
+        both = sorted(set(fields) & set(update))
+        if both:
+            raise _error(400, **{
+                f: f"Field '{f}' cannot be set in both 'fields' and 'update'" for f in both
+            })
+        actor = request.actor
+        assert actor is not None
+        items, comment = self._apply(issue, fields, update, actor)
+        if items or comment:
+            issue.updated = self.now()
+            self._issue_updated(issue, actor, items, comment)
+        return Response(204, None, wrote=True)
+
+    def _apply(
+        self, issue: Issue, fields: Mapping[str, Any], update: Mapping[str, Any], actor: str
+    ) -> tuple[list[dict[str, Any]], Comment | None]:
+        """Validate everything first, then change the issue; returns changelog items, comment."""
+        for name in [*fields, *update]:
+            if name not in SYSTEM_FIELDS and name not in self.field_names and name != "comment":
+                raise _error(400, **{name: f"Field '{name}' cannot be set. It is not on the"
+                                     " appropriate screen, or unknown."})
+        new = {
+            "labels": list(issue.labels),
+            "components": list(issue.components),
+            "assignee": issue.assignee,
+            "reporter": issue.reporter,
+            "priority": issue.priority,
+            "summary": issue.summary,
+            "description": issue.description,
+            **{fid: issue.custom.get(fid) for fid in self.field_names},
+        }
+        comments: list[Comment] = []
+        for name, value in fields.items():
+            new[name] = self._set_value(issue, name, value)
+        for name, ops in update.items():
+            if not isinstance(ops, list):
+                raise _error(400, **{name: "expected a list of operations"})
+            for op in ops:
+                if not isinstance(op, dict) or len(op) != 1:
+                    raise _error(400, **{name: "each operation is one of add, remove, set, edit"})
+                verb, value = next(iter(op.items()))
+                if name == "comment":
+                    if verb != "add":
+                        raise _error(400, comment="only 'add' is supported for comments here")
+                    comments.append(self._new_comment(value, actor))
+                elif name == "labels":
+                    new["labels"] = _list_op(new["labels"], verb, value, name, self._label)
+                elif name == "components":
+                    new["components"] = _list_op(
+                        new["components"], verb, value, name,
+                        lambda v: self._component(issue.project, v, "components").id,
+                    )
+                elif verb == "set":
+                    new[name] = self._set_value(issue, name, value)
+                else:
+                    raise _error(400, **{name: f"operation '{verb}' is not supported for {name}"})
+        items = self._changelog(issue, new)
+        issue.labels = new["labels"]
+        issue.components = new["components"]
+        issue.assignee = new["assignee"]
+        issue.reporter = new["reporter"]
+        issue.priority = new["priority"]
+        issue.summary = new["summary"]
+        issue.description = new["description"]
+        for fid in self.field_names:
+            if new[fid] is None:
+                issue.custom.pop(fid, None)
+            else:
+                issue.custom[fid] = new[fid]
+        issue.comments.extend(comments)
+        return items, comments[-1] if comments else None
+
+    def _label(self, value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            raise _error(400, labels="a label must be a non-empty string")
+        if " " in value:
+            raise _error(400, labels=f"The label '{value}' contains spaces which is invalid.")
+        return value
+
+    def _component(self, project: str, value: Any, name: str) -> JiraComponentSeed:
+        if isinstance(value, dict):
+            for c in self.components.values():
+                if c.project == project and (c.id == value.get("id") or c.name == value.get("name")):
+                    return c
+        raise _error(400, **{name: f"Component name '{value}' is not valid"})
+
+    def _set_value(self, issue: Issue, name: str, value: Any) -> Any:
+        if name == "labels":
+            if not isinstance(value, list):
+                raise _error(400, labels="expected a list of labels")
+            return [self._label(v) for v in value]
+        if name == "components":
+            if not isinstance(value, list):
+                raise _error(400, components="expected a list of components")
+            return [self._component(issue.project, v, name).id for v in value]
+        if name in ("assignee", "reporter"):
+            return self._user_ref(value, name)
+        if name == "priority":
+            if not isinstance(value, dict) or value.get("name") not in PRIORITIES:
+                raise _error(400, priority=f"Specify a valid priority name: {sorted(PRIORITIES)}")
+            return value["name"]
+        if name in ("summary", "description"):
+            if value is not None and not isinstance(value, str):
+                raise _error(400, **{name: "Operation value must be a string"})
+            if name == "summary" and not value:
+                raise _error(400, summary="You must specify a summary of the issue.")
+            return value
+        return value  # custom fields hold whatever JSON the client sets
+
+    def _new_comment(self, value: Any, actor: str) -> Comment:
+        if not isinstance(value, dict) or not isinstance(value.get("body"), str):
+            raise _error(400, comment="Comment body can not be empty! (v2 takes a plain string)")
+        if not value["body"].strip():
+            raise _error(400, comment="Comment body can not be empty!")
+        visibility = value.get("visibility")
+        if visibility is not None and (
+            not isinstance(visibility, dict)
+            or visibility.get("type") not in ("role", "group")
+            or not visibility.get("value")
+        ):
+            raise _error(400, comment="visibility must be {\"type\": \"role\"|\"group\", \"value\": ...}")
+        properties = value.get("properties") or []
+        if not isinstance(properties, list):
+            raise _error(400, comment="properties must be a list of {key, value}")
+        now = self.now()
+        return Comment(str(next(self._comment_ids)), actor, value["body"], now, now,
+                       visibility, properties)
+
+    def _changelog(self, issue: Issue, new: Mapping[str, Any]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+
+        def item(fid: str, name: str, kind: str, old: Any, to: Any, old_s: Any, to_s: Any,
+                 **extra: Any) -> None:
+            items.append({"field": name, "fieldtype": kind, "fieldId": fid, "from": old,
+                          "fromString": old_s, "to": to, "toString": to_s, **extra})
+
+        if sorted(new["labels"]) != sorted(issue.labels):
+            item("labels", "labels", "jira", None, None,
+                 " ".join(issue.labels), " ".join(new["labels"]))
+        if new["assignee"] != issue.assignee:
+            old, to = issue.assignee, new["assignee"]
+            item("assignee", "assignee", "jira", old, to,
+                 self.users[old].displayName if old else None,
+                 self.users[to].displayName if to else None,
+                 tmpFromAccountId=old, tmpToAccountId=to)
+        if new["components"] != issue.components:
+            item("components", "Component", "jira", ",".join(issue.components) or None,
+                 ",".join(new["components"]) or None,
+                 ", ".join(self.components[c].name for c in issue.components) or None,
+                 ", ".join(self.components[c].name for c in new["components"]) or None)
+        for fid in ("priority", "summary", "description", "reporter"):
+            if new[fid] != getattr(issue, fid):
+                item(fid, fid, "jira", None, None, getattr(issue, fid), new[fid])
+        for fid, name in self.field_names.items():
+            if new[fid] != issue.custom.get(fid):
+                item(fid, name, "custom", None, None, _field_text(issue.custom.get(fid)),
+                     _field_text(new[fid]))
+        return items
+
+    def assign(self, request: Request) -> Response:
+        issue = self.find(request.params["key"])
+        body = json_body(request, _bad_json)
+        assignee = self._user_ref(body, "assignee")
+        actor = request.actor
+        assert actor is not None
+        items, _ = self._apply(issue, {"assignee": {"accountId": assignee} if self.cloud else
+                                       {"name": self.users[assignee].name if assignee else None}},
+                               {}, actor)
+        if items:
+            issue.updated = self.now()
+            self._issue_updated(issue, actor, items, None)
+        return Response(204, None, wrote=True)
+
+    def create_issue(self, request: Request) -> Response:
+        body = json_body(request, _bad_json)
+        fields = dict(body.get("fields") or {})
+        project_ref = fields.pop("project", None)
+        project = None
+        if isinstance(project_ref, dict):
+            for p in self.projects.values():
+                if project_ref.get("key") == p.key or project_ref.get("id") == p.id:
+                    project = p
+        if project is None:
+            raise _error(400, project="valid project is required")
+        kind = fields.pop("issuetype", None)
+        if not isinstance(kind, dict) or kind.get("name", "Task") not in ISSUE_TYPES:
+            raise _error(400, issuetype=f"valid issue type is required: {sorted(ISSUE_TYPES)}")
+        if not isinstance(fields.get("summary"), str) or not fields["summary"]:
+            raise _error(400, summary="You must specify a summary of the issue.")
+        actor = request.actor
+        assert actor is not None
+        number = self._numbers.get(project.key, 0) + 1
+        now = self.now()
+        issue = Issue(
+            id=str(next(self._ids)), key=f"{project.key}-{number}", project=project.key,
+            summary=fields["summary"], description=None, labels=[], priority="Medium",
+            reporter=actor, creator=actor, assignee=None, components=[],
+            status="To Do", issuetype=kind.get("name", "Task"), custom={},
+            created=now, updated=now,
+        )
+        fields.setdefault("reporter", {"accountId": actor} if self.cloud
+                          else {"name": self.users[actor].name})
+        blank = Issue(**{**issue.__dict__, "summary": "", "priority": None, "reporter": None,
+                         "custom": {}, "labels": [], "components": []})
+        items, _ = self._apply(blank, fields, {}, actor)
+        issue = Issue(**{**blank.__dict__, "summary": fields["summary"]})
+        self.issues[issue.key] = issue
+        self._numbers[project.key] = number
+        self._deliver(
+            "jira:issue_created", issue,
+            lambda: {
+                "timestamp": _ms(now), "webhookEvent": "jira:issue_created",
+                "issue_event_type_name": "issue_created", "user": self.user_json(actor),
+                "issue": self.issue_json(issue),
+                "changelog": {"id": str(next(self._changelog_ids)), "items": items},
+            },
+        )
+        return Response(201, {"id": issue.id, "key": issue.key,
+                              "self": f"{self.base_url}/rest/api/2/issue/{issue.id}"}, wrote=True)
+
+    # ---------------------------------------------------------------------------- comments
+
+    def list_comments(self, request: Request) -> Response:
+        issue = self.find(request.params["key"])
+        start = _int(request.arg("startAt"), 0, "startAt")
+        size = _int(request.arg("maxResults"), 5000, "maxResults")
+        ordered = list(issue.comments)
+        if (request.arg("orderBy") or "").lstrip("+") == "-created":
+            ordered.reverse()
+        props = "properties" in (request.arg("expand") or "")
+        page = ordered[start:start + size]
+        return Response(200, {
+            "startAt": start, "maxResults": size, "total": len(ordered),
+            "comments": [self.comment_json(issue, c, properties=props) for c in page],
+        })
+
+    def add_comment(self, request: Request) -> Response:
+        issue = self.find(request.params["key"])
+        actor = request.actor
+        assert actor is not None
+        comment = self._new_comment(json_body(request, _bad_json), actor)
+        issue.comments.append(comment)
+        issue.updated = comment.created
+        self._issue_updated(issue, actor, [], comment)
+        return Response(201, self.comment_json(issue, comment), wrote=True)
+
+    # ------------------------------------------------------------------------------ search
+
+    def _values(self, issue: Issue) -> Callable[[str], list[str] | None]:
+        def user(a: str | None) -> list[str]:
+            if a is None:
+                return []
+            u = self.users[a]
+            return [u.accountId, u.name, u.displayName, *([u.emailAddress] if u.emailAddress else [])]
+
+        def values(name: str) -> list[str] | None:
+            project = self.projects[issue.project]
+            table: dict[str, list[str]] = {
+                "project": [project.key, project.id, project.name],
+                "key": [issue.key, issue.id], "issuekey": [issue.key, issue.id],
+                "id": [issue.id],
+                "labels": list(issue.labels),
+                "status": [issue.status], "issuetype": [issue.issuetype], "type": [issue.issuetype],
+                "assignee": user(issue.assignee), "reporter": user(issue.reporter),
+                "priority": [issue.priority] if issue.priority else [],
+                "component": [self.components[c].name for c in issue.components],
+                "summary": [issue.summary], "description": [issue.description or ""],
+                "comment": [c.body for c in issue.comments],
+                "text": [issue.summary, issue.description or "", *(c.body for c in issue.comments)],
+                "created": [issue.created.isoformat()], "updated": [issue.updated.isoformat()],
+                "createddate": [issue.created.isoformat()],
+                "updateddate": [issue.updated.isoformat()],
+            }
+            if name in table:
+                return table[name]
+            fid = name
+            if name.startswith("cf[") and name.endswith("]"):
+                fid = f"customfield_{name[3:-1]}"
+            for known, title in self.field_names.items():
+                if fid in (known, title.lower()):
+                    raw = issue.custom.get(known)
+                    return [] if raw is None else [
+                        _field_text(v) or "" for v in (raw if isinstance(raw, list) else [raw])
+                    ]
+            return None
+
+        return values
+
+    def matching(self, jql: str) -> list[Issue]:
+        """Issues matching `jql`, in its ORDER BY (default: key)."""
+        try:
+            parsed = parse_jql(jql)
+            now = self.now()
+            found = [i for i in self.issues.values()
+                     if evaluate(parsed.where, self._values(i), now=now)]
+        except QueryError as exc:
+            raise _error(400, str(exc)) from exc
+        found.sort(key=lambda i: (i.project, int(i.key.split("-")[1])))
+        for name, desc in reversed(parsed.order):
+            if name in ("updated", "created"):
+                found.sort(key=lambda i, n=name: getattr(i, n), reverse=desc)
+            elif name in ("key", "id", "issuekey"):
+                found.sort(key=lambda i: (i.project, int(i.key.split("-")[1])), reverse=desc)
+        return found
+
+    def _search_params(self, request: Request) -> dict[str, Any]:
+        if request.method == "POST":
+            body = json_body(request, _bad_json)
+            return body
+        params: dict[str, Any] = {k: v[-1] for k, v in request.query.items()}
+        params["fields"] = request.args("fields") or None
+        return params
+
+    def search_jql(self, request: Request) -> Response:
+        if not self.cloud:
+            raise _error(404, "The /search/jql API exists on Jira Cloud only.")
+        params = self._search_params(request)
+        jql = str(params.get("jql") or "")
+        if not jql.strip() or parse_jql_safe(jql).where is None:
+            raise _error(400, "Unbounded JQL queries are not allowed here. Please add a search"
+                         " restriction to your query.")
+        size = min(_int(params.get("maxResults"), 50, "maxResults"), 5000)
+        token = params.get("nextPageToken")
+        start = 0
+        if token:
+            try:
+                start = int(base64.urlsafe_b64decode(str(token)).decode())
+            except ValueError as exc:
+                raise _error(400, "The nextPageToken is invalid.") from exc
+        found = self.matching(jql)
+        page = found[start:start + size]
+        wanted = self._fields_param(params.get("fields"), default="id")
+        result: dict[str, Any] = {
+            "issues": [self.issue_json(i, wanted) for i in page],
+            "isLast": start + size >= len(found),
+        }
+        if start + size < len(found):
+            result["nextPageToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
+        return Response(200, result)
+
+    def search(self, request: Request) -> Response:
+        if self.cloud:
+            raise _error(410, "The requested API has been removed. Please migrate to the"
+                         " /rest/api/3/search/jql API.")
+        params = self._search_params(request)
+        start = _int(params.get("startAt"), 0, "startAt")
+        size = min(_int(params.get("maxResults"), 50, "maxResults"), 1000)
+        found = self.matching(str(params.get("jql") or ""))
+        wanted = self._fields_param(params.get("fields"), default="*navigable")
+        return Response(200, {
+            "expand": "schema,names", "startAt": start, "maxResults": size, "total": len(found),
+            "issues": [self.issue_json(i, wanted) for i in found[start:start + size]],
+        })
+
+    def _fields_param(self, value: Any, *, default: str) -> set[str] | None:
+        names = value if isinstance(value, list) else (str(value).split(",") if value else [default])
+        fake = Request("GET", "", {"fields": [",".join(str(n) for n in names)]}, {}, b"", "")
+        return self.wanted_fields(fake, default=default)
+
+    # ---------------------------------------------------------------------------- webhooks
+
+    def _webhook_from(self, body: Mapping[str, Any], wid: int, actor: str | None) -> Webhook:
+        url = body.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise _error(400, url="Webhook url must be an absolute http(s) URL.")
+        events = body.get("events")
+        if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+            raise _error(400, events="Webhook events must be a non-empty list of event names.")
+        filters = body.get("filters") or {}
+        if not isinstance(filters, dict):
+            raise _error(400, filters="filters must be an object")
+        jql = filters.get(FILTER_KEY)
+        if jql:
+            try:
+                parse_jql(str(jql))
+            except QueryError as exc:
+                raise _error(400, filters=f"Invalid JQL in {FILTER_KEY}: {exc}") from exc
+        secret = body.get("secret")
+        if secret is not None and not isinstance(secret, str):
+            raise _error(400, secret="secret must be a string")
+        return Webhook(wid, str(body.get("name") or f"webhook {wid}"), url, list(events),
+                       {k: str(v) for k, v in filters.items()}, bool(body.get("excludeBody")),
+                       secret or None, bool(body.get("enabled", True)), actor, self.now())
+
+    def webhook_json(self, w: Webhook) -> dict[str, Any]:
+        # The secret is write-only: Jira does not echo it back.
+        return {
+            "name": w.name, "url": w.url, "excludeBody": w.exclude_body, "filters": w.filters,
+            "events": w.events, "enabled": w.enabled,
+            "self": f"{self.base_url}/rest/webhooks/1.0/webhook/{w.id}",
+            "lastUpdatedUser": w.updated_by, "lastUpdated": _ms(w.updated),
+            "lastUpdatedDisplayName": self.users[w.updated_by].displayName if w.updated_by else None,
+        }
+
+    def create_webhook(self, request: Request) -> Response:
+        wid = next(self._webhook_ids)
+        hook = self._webhook_from(json_body(request, _bad_json), wid, request.actor)
+        self.webhooks[wid] = hook
+        return Response(201, self.webhook_json(hook), wrote=True)
+
+    def list_webhooks(self, request: Request) -> Response:
+        return Response(200, [self.webhook_json(w) for w in self.webhooks.values()])
+
+    def _hook(self, request: Request) -> Webhook:
+        try:
+            return self.webhooks[int(request.params["id"])]
+        except (KeyError, ValueError) as exc:
+            raise _error(404, f"Webhook {request.params['id']} does not exist.") from exc
+
+    def get_webhook(self, request: Request) -> Response:
+        return Response(200, self.webhook_json(self._hook(request)))
+
+    def update_webhook(self, request: Request) -> Response:
+        old = self._hook(request)
+        body = json_body(request, _bad_json)
+        merged = {"name": old.name, "url": old.url, "events": old.events, "filters": old.filters,
+                  "excludeBody": old.exclude_body, "secret": old.secret, **body}
+        self.webhooks[old.id] = self._webhook_from(merged, old.id, request.actor)
+        return Response(200, self.webhook_json(self.webhooks[old.id]), wrote=True)
+
+    def delete_webhook(self, request: Request) -> Response:
+        hook = self._hook(request)
+        del self.webhooks[hook.id]
+        return Response(204, None, wrote=True)
+
+    # --------------------------------------------------------------------------- emitting
+
+    def _issue_updated(
+        self, issue: Issue, actor: str, items: list[dict[str, Any]], comment: Comment | None
+    ) -> None:
+        now = self.now()
+        if comment is not None and not items:
+            kind = "issue_commented"
+        elif items and all(i["fieldId"] == "assignee" for i in items) and comment is None:
+            kind = "issue_assigned"
+        else:
+            kind = "issue_updated"
+
+        def body() -> dict[str, Any]:
+            data: dict[str, Any] = {
+                "timestamp": _ms(now), "webhookEvent": "jira:issue_updated",
+                "issue_event_type_name": kind, "user": self.user_json(actor),
+                "issue": self.issue_json(issue),
+            }
+            if items:
+                data["changelog"] = {"id": str(next(self._changelog_ids)), "items": items}
+            if comment is not None:
+                data["comment"] = self.comment_json(issue, comment)
+            return data
+
+        self._deliver("jira:issue_updated", issue, body)
+        if comment is not None:
+            self._deliver("comment_created", issue, lambda: self._comment_event(issue, comment, now))
+
+    def _comment_event(self, issue: Issue, comment: Comment, now: datetime) -> dict[str, Any]:
+        full = self.issue_json(issue)
+        if not self.cloud:
+            # Data Center comment_created carries no issue at all (see the Server fixture).
+            return {"timestamp": _ms(now), "webhookEvent": "comment_created",
+                    "comment": self.comment_json(issue, comment)}
+        trimmed = {k: full["fields"][k] for k in
+                   ("summary", "issuetype", "project", "assignee", "priority", "status")}
+        return {
+            "timestamp": _ms(now), "webhookEvent": "comment_created",
+            "comment": self.comment_json(issue, comment),
+            "issue": {"id": full["id"], "self": full["self"], "key": full["key"], "fields": trimmed},
+        }
+
+    def _deliver(self, event: str, issue: Issue, body: Callable[[], dict[str, Any]]) -> None:
+        built: dict[str, Any] | None = None
+        now = self.now()
+        for hook in self.webhooks.values():
+            if not hook.enabled or event not in hook.events:
+                continue
+            jql = hook.filters.get(FILTER_KEY)
+            if jql:
+                parsed = parse_jql_safe(jql)
+                try:
+                    if not evaluate(parsed.where, self._values(issue), now=now):
+                        continue
+                except QueryError:
+                    continue
+            if built is None:
+                built = body()
+            payload = built
+            if hook.exclude_body:
+                payload = {}
+            self.emit(str(hook.id), hook.url, event, hook.secret, payload, issue.key)
+
+    # ------------------------------------------------------------------------------ agent
+
+    def state(self) -> dict[str, Any]:
+        """A compact JSON view for `/_sandbox/state`."""
+        return {
+            "deployment": self.seed.deployment,
+            "issues": {
+                k: {
+                    "labels": sorted(i.labels), "assignee": i.assignee,
+                    "components": [self.components[c].name for c in i.components],
+                    "priority": i.priority, "summary": i.summary, "custom": i.custom,
+                    "updated": jira_time(i.updated),
+                    "comments": [{"id": c.id, "author": c.author, "body": c.body,
+                                  "visibility": c.visibility, "properties": c.properties}
+                                 for c in i.comments],
+                }
+                for k, i in self.issues.items()
+            },
+            "webhooks": [{**self.webhook_json(w), "id": w.id} for w in self.webhooks.values()],
+        }
+
+
+def parse_jql_safe(jql: str) -> Any:
+    try:
+        return parse_jql(jql)
+    except QueryError as exc:
+        raise _error(400, str(exc)) from exc
+
+
+def errors_field(name: str, message: str) -> str:
+    return f"{name}: {message}"
+
+
+def _list_op(
+    current: list[str], verb: str, value: Any, name: str, check: Callable[[Any], str]
+) -> list[str]:
+    if verb == "add":
+        item = check(value)
+        return current if item in current else [*current, item]
+    if verb == "remove":
+        item = check(value)
+        return [c for c in current if c != item]
+    if verb == "set":
+        if not isinstance(value, list):
+            raise _error(400, **{name: "set takes a list"})
+        return [check(v) for v in value]
+    raise _error(400, **{name: f"operation '{verb}' is not supported; use add, remove or set"})
+
+
+def _field_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return str(value.get("value") or value.get("name") or value.get("id") or value)
+    if isinstance(value, list):
+        return ", ".join(_field_text(v) or "" for v in value)
+    return str(value)
+
+
+def _int(value: Any, default: int, name: str) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise _error(400, f"'{name}' must be a whole number, got {value!r}.") from exc
+    if number < 0:
+        raise _error(400, f"'{name}' must not be negative.")
+    return number
+
+
+def _ms(when: datetime) -> int:
+    return int(when.astimezone(UTC).timestamp() * 1000)

@@ -1,0 +1,380 @@
+"""The sandbox's HTTP servers (one port per vendor), its control API, and `run_in_thread`.
+
+Built on the standard library's `ThreadingHTTPServer` rather than an ASGI server because the
+faults need the TCP connection itself: "reset after a write was applied" closes the socket with
+SO_LINGER 0 (an RST, which `requests` reports as a connection error), which no ASGI app can do.
+
+Per vendor request, in order: route match (404/405 in the vendor's shape), fault gate (a client
+back before its Retry-After is counted as a violation and refused; outage 503; 429 storm or
+count; per-minute budget), authentication (401), injected 409 collision on an issue/ticket
+edit, the handler (under the sandbox lock), reset-after-write, slow answer.
+
+Control API, on both ports (never subject to faults):
+
+    GET    /_sandbox/state                  records, faults, violations, counts, deliveries
+    GET    /_sandbox/log?since=N            requests answered (and delivery attempts)
+    POST   /_sandbox/faults                 {"jira": {...}, "zendesk": {...}}  (faults.FaultSpec)
+    DELETE /_sandbox/faults                 all faults off
+    POST   /_sandbox/{jira|zendesk}/agent   {"as": user, "method", "path", "body"}: act as an agent
+    POST   /_sandbox/wait?timeout=S         block until no delivery is queued or in flight
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import socket
+import struct
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from connectors.sandbox.faults import VENDORS, FaultsInvalid, Vendor, parse_faults
+from connectors.sandbox.state import Sandbox, Seed, load_seed
+from connectors.sandbox.wire import ApiError, Request, Response, Route, parse_query
+from connectors.sandbox.zendesk import UPDATE_CONFLICT
+
+log = logging.getLogger("tierdesk.sandbox")
+
+EDIT_HANDLERS = frozenset({"edit_issue", "update_ticket"})
+
+
+class Router:
+    """The routes of one vendor."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = routes
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | int:
+        """The route and its path parameters, or 404 / 405."""
+        allowed = False
+        for r in self.routes:
+            m = r.pattern.match(path)
+            if m:
+                if r.method == method:
+                    return r, m.groupdict()
+                allowed = True
+        return 405 if allowed else 404
+
+
+def vendor_error(vendor: str, status: int, message: str) -> Any:
+    """An error body in the vendor's own shape."""
+    if vendor == "jira":
+        return {"errorMessages": [message], "errors": {}}
+    return {"error": {401: "Couldn't authenticate you", 404: "InvalidEndpoint",
+                      409: "Conflict", 429: "TooManyRequests", 503: "ServiceUnavailable"}.get(
+        status, "Error"), "description": message}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], vendor: Vendor, sandbox: Sandbox,
+                 router: Router, routers: Mapping[str, Router]) -> None:
+        super().__init__(address, _Handler)
+        self.vendor = vendor
+        self.sandbox = sandbox
+        self.router = router
+        self.routers = routers
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that time out or hang up mid-answer are part of the game, not errors.
+        log.debug("connection from %s ended abruptly", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s " + format, self.server.vendor, *args)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self._handle()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._handle()
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._handle()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._handle()
+
+    # ------------------------------------------------------------------------------- core
+
+    def _handle(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        host = self.headers.get("Host") or "%s:%s" % self.server.server_address[:2]
+        request = Request(self.command, parts.path, parse_query(parts.query), self.headers,
+                          body, f"http://{host}")
+        if parts.path.startswith("/_sandbox/"):
+            self._send(self._control(request, parts.path))
+            return
+        vendor = self.server.vendor
+        sandbox = self.server.sandbox
+        matched = self.server.router.match(self.command, parts.path)
+        if isinstance(matched, int):
+            text = "No such endpoint in the sandbox" if matched == 404 else "Method not allowed"
+            sandbox.record(vendor, self.command, parts.path, parts.query, matched, None,
+                           write=False, fault=None)
+            self._send(Response(matched, vendor_error(vendor, matched, text)))
+            return
+        route, params = matched
+        request.params = params
+        faults = sandbox.faults[vendor]
+        auth = self.headers.get("Authorization") or f"anonymous {self.client_address[0]}"
+        identity = hashlib.sha256(auth.encode()).hexdigest()[:16]
+        gate = faults.admit(identity, self.command, parts.path, now=time.monotonic())
+        if gate is not None:
+            headers = {"Retry-After": str(gate.retry_after)} if gate.retry_after else {}
+            sandbox.record(vendor, self.command, parts.path, parts.query, gate.status, None,
+                           write=route.write, fault=gate.reason)
+            self._send(Response(gate.status, vendor_error(vendor, gate.status, gate.reason),
+                                headers))
+            return
+        fault: str | None = None
+        with sandbox.lock:
+            sim = sandbox.sim(vendor)
+            sim.base_url = request.base_url
+            try:
+                request.actor = sim.authenticate(self.headers)
+                if route.handler.__name__ in EDIT_HANDLERS and faults.take("conflict"):
+                    fault = "conflict"
+                    response = self._collision(vendor, sandbox, params)
+                else:
+                    response = route.handler(request)
+            except ApiError as exc:
+                response = Response(exc.status, exc.body, exc.headers)
+        if route.write and response.status < 400 and faults.take("reset_after_write"):
+            sandbox.record(vendor, self.command, parts.path, parts.query, None, request.actor,
+                           write=True, fault="reset_after_write")
+            self._reset()
+            return
+        if faults.take("slow"):
+            fault = fault or "slow"
+            time.sleep(faults.slow_seconds())
+        sandbox.record(vendor, self.command, parts.path, parts.query, response.status,
+                       request.actor, write=route.write, fault=fault)
+        self._send(response)
+
+    def _collision(self, vendor: str, sandbox: Sandbox, params: Mapping[str, str]) -> Response:
+        """Someone else saved the ticket a moment before this write: 409, nothing applied."""
+        if vendor == "zendesk":
+            ticket = sandbox.zendesk.tickets.get(int(params["id"])) if params["id"].isdigit() \
+                else None
+            if ticket is not None:
+                sandbox.zendesk.touch(ticket)
+            return Response(409, dict(UPDATE_CONFLICT))
+        return Response(409, vendor_error("jira", 409, "The issue was changed by another"
+                                          " request; read it again and retry."))
+
+    def _reset(self) -> None:
+        """Close with an RST: the client sees a connection reset and no answer."""
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def _send(self, response: Response) -> None:
+        data = b""
+        if response.body is not None:
+            data = json.dumps(response.body).encode()
+        try:
+            self.send_response(response.status)
+            for k, v in response.headers.items():
+                self.send_header(k, v)
+            if response.body is not None:
+                self.send_header("Content-Type", "application/json;charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if data and self.command != "HEAD":
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (its timeout passed while the answer was slow).
+            self.close_connection = True
+
+    # ---------------------------------------------------------------------------- control
+
+    def _control(self, request: Request, path: str) -> Response:
+        sandbox = self.server.sandbox
+        try:
+            if path == "/_sandbox/state" and request.method == "GET":
+                return Response(200, sandbox.snapshot())
+            if path == "/_sandbox/log" and request.method == "GET":
+                return Response(200, sandbox.log_since(int(request.arg("since") or 0)))
+            if path == "/_sandbox/faults" and request.method == "POST":
+                specs = parse_faults(json.loads(request.body or b"{}"), source="POST /_sandbox/faults")
+                sandbox.set_faults(specs)
+                return Response(200, {v: sandbox.faults[v].snapshot() for v in VENDORS})
+            if path == "/_sandbox/faults" and request.method == "DELETE":
+                sandbox.clear_faults()
+                return Response(204, None)
+            if path == "/_sandbox/wait" and request.method == "POST":
+                idle = sandbox.deliverer.wait_idle(float(request.arg("timeout") or 10))
+                return Response(200, {"idle": idle})
+            for vendor in VENDORS:
+                if path == f"/_sandbox/{vendor}/agent" and request.method == "POST":
+                    spec = json.loads(request.body or b"{}")
+                    if not isinstance(spec, dict) or not {"as", "method", "path"} <= set(spec):
+                        raise ValueError('expected {"as": user, "method": ..., "path": ...,'
+                                         ' "body": {...}}')
+                    result = agent(sandbox, self.server.routers[vendor], vendor, str(spec["as"]),
+                                   str(spec["method"]), str(spec["path"]), spec.get("body"),
+                                   base_url=request.base_url)
+                    return Response(200, {"status": result.status, "body": result.body})
+        except (ValueError, FaultsInvalid) as exc:
+            return Response(400, {"error": str(exc)})
+        return Response(404, {"error": f"no control endpoint {request.method} {path}; see"
+                                       " connectors/sandbox/server.py"})
+
+
+def agent(
+    sandbox: Sandbox, router: Router, vendor: str, as_user: str, method: str, path: str,
+    body: Any = None, *, base_url: str | None = None,
+) -> Response:
+    """Make a vendor request as a scripted agent: no faults, not counted with tierdesk's."""
+    split = urlsplit(path)
+    matched = router.match(method.upper(), split.path)
+    if isinstance(matched, int):
+        raise ValueError(f"{vendor} has no endpoint {method.upper()} {split.path}")
+    route, params = matched
+    with sandbox.lock:
+        sim = sandbox.sim(vendor)
+        actor = _find_user(sandbox, vendor, as_user)
+        request = Request(method.upper(), split.path, parse_query(split.query), {},
+                          json.dumps(body).encode() if body is not None else b"",
+                          base_url or sim.base_url, actor, params)
+        try:
+            response = route.handler(request)
+        except ApiError as exc:
+            response = Response(exc.status, exc.body, exc.headers)
+    sandbox.record(f"{vendor}-agent", method.upper(), split.path, split.query, response.status,
+                   actor, write=route.write, fault=None)
+    return response
+
+
+def _find_user(sandbox: Sandbox, vendor: str, who: str) -> str:
+    if vendor == "jira":
+        for u in sandbox.jira.users.values():
+            if who in (u.accountId, u.name, u.emailAddress):
+                return u.accountId
+    else:
+        for zu in sandbox.zendesk.users.values():
+            if who in (str(zu.id), zu.email):
+                return str(zu.id)
+    raise ValueError(f"no {vendor} user {who!r} in the seed")
+
+
+@dataclass
+class SandboxHandle:
+    """A running sandbox: its URLs, its state, and how to stop it."""
+
+    sandbox: Sandbox
+    jira_url: str
+    zendesk_url: str
+    _servers: tuple[_Server, _Server]
+    _threads: tuple[threading.Thread, threading.Thread]
+
+    @property
+    def zendesk_netloc(self) -> str:
+        """`host:port` for ZENPY_FORCE_NETLOC (zenpy builds https://{subdomain}.zendesk.com)."""
+        return self.zendesk_url.split("://", 1)[1]
+
+    def zenpy_env(self) -> dict[str, str]:
+        """The environment that points an unmodified zenpy at this sandbox."""
+        return {"ZENPY_FORCE_SCHEME": "http", "ZENPY_FORCE_NETLOC": self.zendesk_netloc}
+
+    def set_faults(self, data: Mapping[str, Any]) -> None:
+        """Switch faults on: `{"jira": {...}, "zendesk": {...}}` (see faults.FaultSpec)."""
+        self.sandbox.set_faults(parse_faults(dict(data)))
+
+    def clear_faults(self) -> None:
+        self.sandbox.clear_faults()
+
+    def state(self) -> dict[str, Any]:
+        return self.sandbox.snapshot()
+
+    def agent(self, vendor: str, as_user: str, method: str, path: str, body: Any = None
+              ) -> Response:
+        """Act on a vendor as a scripted agent (webhooks fire as for any other change)."""
+        server = self._servers[0] if vendor == "jira" else self._servers[1]
+        base = self.jira_url if vendor == "jira" else self.zendesk_url
+        return agent(self.sandbox, server.router, vendor, as_user, method, path, body,
+                     base_url=base)
+
+    def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
+        """Block until no webhook delivery is queued or in flight; False on timeout."""
+        return self.sandbox.deliverer.wait_idle(timeout)
+
+    def stop(self) -> None:
+        """Stop both servers and the deliverer; safe to call twice."""
+        for s in self._servers:
+            s.shutdown()
+            s.server_close()
+        for t in self._threads:
+            t.join(timeout=5)
+        self.sandbox.close()
+
+    def __enter__(self) -> SandboxHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_in_thread(
+    *,
+    seed: Seed | str | Path | dict[str, Any] | None = None,
+    host: str = "127.0.0.1",
+    jira_port: int = 0,
+    zendesk_port: int = 0,
+    faults: Mapping[str, Any] | None = None,
+    delivery_workers: int = 4,
+    retry_base: float = 0.25,
+) -> SandboxHandle:
+    """Start the sandbox on two ports (0 = any free port) in background threads."""
+    loaded = seed if isinstance(seed, Seed) else load_seed(seed)
+    sandbox = Sandbox(loaded, delivery_workers=delivery_workers, retry_base=retry_base)
+    if faults:
+        sandbox.set_faults(parse_faults(dict(faults)))
+    routers = {"jira": Router(sandbox.jira.routes()), "zendesk": Router(sandbox.zendesk.routes())}
+    try:
+        jira = _Server((host, jira_port), "jira", sandbox, routers["jira"], routers)
+        try:
+            zendesk = _Server((host, zendesk_port), "zendesk", sandbox, routers["zendesk"],
+                              routers)
+        except OSError:
+            jira.server_close()
+            raise
+    except OSError:
+        sandbox.close()
+        raise
+    threads = (
+        threading.Thread(target=jira.serve_forever, kwargs={"poll_interval": 0.1},
+                         name="sandbox-jira", daemon=True),
+        threading.Thread(target=zendesk.serve_forever, kwargs={"poll_interval": 0.1},
+                         name="sandbox-zendesk", daemon=True),
+    )
+    for t in threads:
+        t.start()
+    jira_url = f"http://{host}:{jira.server_address[1]}"
+    zendesk_url = f"http://{host}:{zendesk.server_address[1]}"
+    sandbox.jira.base_url = jira_url
+    sandbox.zendesk.base_url = zendesk_url
+    return SandboxHandle(sandbox, jira_url, zendesk_url, (jira, zendesk), threads)

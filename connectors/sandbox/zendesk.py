@@ -1,0 +1,1068 @@
+"""The Zendesk half of the sandbox: tickets, comments, organizations, search, webhooks, triggers.
+
+Answers the Zendesk Support API v2 with the shapes of ../shared/vendor/zendesk/ (zenpy's
+specification objects and the recorded create/update exchange). Paths work with and without
+the `.json` suffix, as Zendesk's do. Covered:
+
+    GET|PUT /api/v2/tickets/{id}     POST /api/v2/tickets     GET /api/v2/tickets/{id}/comments
+    GET /api/v2/users/{id}, /api/v2/users/me, /api/v2/organizations/{id}, /api/v2/groups,
+        /api/v2/ticket_fields, /api/v2/search (query, page, per_page, sort_by, sort_order)
+    /api/v2/webhooks: POST, GET; GET|PUT|PATCH|DELETE /{id}; GET /{id}/signing_secret
+    /api/v2/triggers: POST, GET; GET|PUT|DELETE /{id}
+
+A ticket update with `safe_update: true` whose `updated_stamp` is not the ticket's `updated_at`
+answers 409 UpdateConflict, as Zendesk does. Zendesk keeps `updated_at` to the second; the
+sandbox moves it on by at least one second per change so that a stale stamp is always caught.
+
+After each change the active triggers run in position order; a `notification_webhook` action
+renders its body template (every `{{placeholder}}` resolved from the ticket, its requester,
+organization, group, assignee and the current user; unknown ones render empty; values are
+JSON-escaped when the webhook's request_format is json) and posts it. Webhooks subscribed to
+`zen:event-type:ticket.*` get the event envelope of ../shared/vendor/zendesk/dust-tt_dust/.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from connectors.sandbox.query import QueryError, parse_zendesk_query, zendesk_match
+from connectors.sandbox.wire import ApiError, Request, Response, Route, json_body, route
+
+# ---------------------------------------------------------------------------------------- seed
+
+
+class _Seed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ZendeskUserSeed(_Seed):
+    id: int
+    name: str
+    email: str
+    role: Literal["end-user", "agent", "admin"] = "end-user"
+    organization_id: int | None = None
+
+
+class ZendeskGroupSeed(_Seed):
+    id: int
+    name: str
+
+
+class ZendeskOrganizationSeed(_Seed):
+    id: int
+    name: str
+    domain_names: list[str] = []
+    organization_fields: dict[str, Any] = {}
+
+
+class ZendeskFieldSeed(_Seed):
+    id: int
+    title: str
+    type: str = "text"
+
+
+class ZendeskCommentSeed(_Seed):
+    author_id: int
+    body: str
+    public: bool = True
+
+
+class ZendeskTicketSeed(_Seed):
+    id: int
+    subject: str
+    description: str = ""
+    requester_id: int
+    organization_id: int | None = None
+    group_id: int | None = None
+    assignee_id: int | None = None
+    tags: list[str] = []
+    priority: str | None = None
+    status: str = "open"
+    type: str | None = None
+    custom_fields: dict[str, Any] = {}
+    comments: list[ZendeskCommentSeed] = []
+
+
+class ZendeskSeed(_Seed):
+    account_id: int = 1234567
+    subdomain: str = "tierdesk-sandbox"
+    users: list[ZendeskUserSeed] = []
+    groups: list[ZendeskGroupSeed] = []
+    organizations: list[ZendeskOrganizationSeed] = []
+    ticket_fields: list[ZendeskFieldSeed] = []
+    tickets: list[ZendeskTicketSeed] = []
+
+
+STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent")
+CONDITION_FIELDS = frozenset({
+    "update_type", "current_user", "role", "status", "priority", "type", "ticket_type_id",
+    "group_id", "assignee_id", "organization_id", "requester_id", "tags", "subject_includes_word",
+    "comment_is_public", "comment_includes_word",
+})
+CONDITION_OPERATORS = frozenset({
+    "is", "is_not", "includes", "not_includes", "changed", "not_changed", "value",
+    "value_previous", "not_value", "not_value_previous", "present", "not_present",
+    "less_than", "greater_than",
+})
+EVENT_PREFIX = "zen:event-type:ticket."
+UPDATE_CONFLICT = {
+    "error": "UpdateConflict",
+    "description": "Safe Update prevented the update due to outdated ticket data. Please fetch"
+    " the latest ticket data and try again.",
+}
+
+# ------------------------------------------------------------------------------------- records
+
+
+@dataclass
+class Comment:
+    id: int
+    author_id: int
+    body: str
+    public: bool
+    created_at: datetime
+    audit_id: int
+
+
+@dataclass
+class Ticket:
+    id: int
+    subject: str
+    description: str
+    requester_id: int
+    submitter_id: int
+    organization_id: int | None
+    group_id: int | None
+    assignee_id: int | None
+    tags: list[str]
+    priority: str | None
+    status: str
+    type: str | None
+    custom: dict[int, Any]
+    created_at: datetime
+    updated_at: datetime
+    comments: list[Comment] = field(default_factory=list)
+
+
+@dataclass
+class Webhook:
+    id: str
+    body: dict[str, Any]
+    secret: str
+    created_at: datetime
+
+
+@dataclass
+class Trigger:
+    id: int
+    body: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+def zd_time(when: datetime) -> str:
+    """Zendesk's timestamp format: 2024-05-01T10:12:07Z (seconds)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _error(status: int, error: str, description: str, **details: str) -> ApiError:
+    body: dict[str, Any] = {"error": error, "description": description}
+    if details:
+        body["details"] = {k: [{"description": v}] for k, v in details.items()}
+    return ApiError(status, body)
+
+
+def _invalid(**details: str) -> ApiError:
+    return _error(422, "RecordInvalid", "Record validation errors", **details)
+
+
+def _bad_json(message: str) -> ApiError:
+    return _error(400, "InvalidJSON", message)
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, {"error": "RecordNotFound", "description": "Not found"})
+
+
+Emit = Callable[[str, str, str, str | None, bytes, str], None]
+"""emit(webhook_id, url, event, secret, raw_body, ticket): hand one delivery to the deliverer."""
+
+
+class ZendeskSim:
+    """In-memory Zendesk account. All methods run under the sandbox lock held by the HTTP layer."""
+
+    vendor = "zendesk"
+
+    def __init__(self, seed: ZendeskSeed, *, emit: Emit, now: Callable[[], datetime]) -> None:
+        self.seed = seed
+        self.emit = emit
+        self.now = now
+        self.base_url = "http://127.0.0.1"
+        self.users = {u.id: u for u in seed.users}
+        self.groups = {g.id: g for g in seed.groups}
+        self.organizations = {o.id: o for o in seed.organizations}
+        self.fields = {f.id: f for f in seed.ticket_fields}
+        self.tickets: dict[int, Ticket] = {}
+        self.webhooks: dict[str, Webhook] = {}
+        self.triggers: dict[int, Trigger] = {}
+        self._ticket_ids = itertools.count(max([t.id for t in seed.tickets] or [0]) + 1)
+        self._comment_ids = itertools.count(900000)
+        self._audit_ids = itertools.count(700000)
+        self._trigger_ids = itertools.count(360000)
+        self._user_ids = itertools.count(max([u.id for u in seed.users] or [0]) + 1000)
+        self._invocations = itertools.count(8350205582)
+        start = now().replace(microsecond=0)
+        for s in seed.tickets:
+            for uid in (s.requester_id, s.assignee_id, *(c.author_id for c in s.comments)):
+                if uid is not None and uid not in self.users:
+                    raise ValueError(f"seed: zendesk.tickets {s.id}: user {uid} is not in zendesk.users")
+            if s.group_id is not None and s.group_id not in self.groups:
+                raise ValueError(f"seed: zendesk.tickets {s.id}: group {s.group_id} is not in zendesk.groups")
+            custom: dict[int, Any] = {}
+            for key, value in s.custom_fields.items():
+                if not key.isdigit() or int(key) not in self.fields:
+                    raise ValueError(
+                        f"seed: zendesk.tickets {s.id}: custom field {key} is not in zendesk.ticket_fields"
+                    )
+                custom[int(key)] = value
+            org = s.organization_id or self.users[s.requester_id].organization_id
+            ticket = Ticket(s.id, s.subject, s.description, s.requester_id, s.requester_id, org,
+                            s.group_id, s.assignee_id, _tags(s.tags), s.priority, s.status, s.type,
+                            custom, start, start)
+            audit = next(self._audit_ids)
+            if s.description:
+                ticket.comments.append(
+                    Comment(next(self._comment_ids), s.requester_id, s.description, True, start, audit)
+                )
+            for c in s.comments:
+                ticket.comments.append(
+                    Comment(next(self._comment_ids), c.author_id, c.body, c.public, start, audit)
+                )
+            self.tickets[s.id] = ticket
+
+    # ----------------------------------------------------------------------------- identity
+
+    def authenticate(self, headers: Mapping[str, str]) -> str:
+        """The user id (as text) the request's credentials belong to, or Zendesk's 401."""
+        auth = headers.get("Authorization") or headers.get("authorization") or ""
+        if auth.startswith("Basic "):
+            try:
+                login = base64.b64decode(auth[6:]).decode().split(":", 1)[0]
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ApiError(401, {"error": "Couldn't authenticate you"}) from exc
+            email = login.removesuffix("/token")
+            for user in self.users.values():
+                if user.email == email and user.role in ("agent", "admin"):
+                    return str(user.id)
+        raise ApiError(401, {"error": "Couldn't authenticate you"})
+
+    def user_json(self, uid: int) -> dict[str, Any]:
+        u = self.users[uid]
+        return {
+            "id": u.id, "url": f"{self.base_url}/api/v2/users/{u.id}.json", "name": u.name,
+            "email": u.email, "role": u.role, "organization_id": u.organization_id,
+            "active": True, "verified": True, "time_zone": "UTC", "locale": "en-US",
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "tags": [], "user_fields": {}, "suspended": False,
+        }
+
+    def organization_json(self, oid: int) -> dict[str, Any]:
+        o = self.organizations[oid]
+        return {
+            "id": o.id, "url": f"{self.base_url}/api/v2/organizations/{o.id}.json",
+            "name": o.name, "domain_names": o.domain_names, "details": "", "notes": "",
+            "group_id": None, "shared_tickets": False, "shared_comments": False, "tags": [],
+            "organization_fields": dict(o.organization_fields), "external_id": None,
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+        }
+
+    def ticket_json(self, t: Ticket) -> dict[str, Any]:
+        custom = [{"id": fid, "value": t.custom.get(fid)} for fid in self.fields]
+        return {
+            "url": f"{self.base_url}/api/v2/tickets/{t.id}.json", "id": t.id,
+            "external_id": None, "via": {"channel": "api", "source": {"from": {}, "to": {},
+                                                                      "rel": None}},
+            "created_at": zd_time(t.created_at), "updated_at": zd_time(t.updated_at),
+            "generated_timestamp": int(t.updated_at.timestamp()),
+            "type": t.type, "subject": t.subject, "raw_subject": t.subject,
+            "description": t.description, "priority": t.priority, "status": t.status,
+            "recipient": None, "requester_id": t.requester_id, "submitter_id": t.submitter_id,
+            "assignee_id": t.assignee_id, "organization_id": t.organization_id,
+            "group_id": t.group_id, "collaborator_ids": [], "follower_ids": [],
+            "email_cc_ids": [], "forum_topic_id": None, "problem_id": None,
+            "has_incidents": False, "is_public": any(c.public for c in t.comments) or not t.comments,
+            "due_at": None, "tags": list(t.tags), "custom_fields": custom, "fields": custom,
+            "satisfaction_rating": None, "sharing_agreement_ids": [], "custom_status_id": 1,
+            "followup_ids": [], "brand_id": 1, "allow_channelback": False,
+            "allow_attachments": True, "from_messaging_channel": False,
+        }
+
+    def comment_json(self, c: Comment) -> dict[str, Any]:
+        return {
+            "id": c.id, "type": "Comment", "author_id": c.author_id, "body": c.body,
+            "html_body": f"<div class=\"zd-comment\"><p>{c.body}</p></div>",
+            "plain_body": c.body, "public": c.public, "attachments": [], "audit_id": c.audit_id,
+            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+            "created_at": zd_time(c.created_at), "metadata": {"system": {}, "custom": {}},
+        }
+
+    def find(self, raw: str) -> Ticket:
+        try:
+            return self.tickets[int(raw)]
+        except (KeyError, ValueError) as exc:
+            raise _not_found() from exc
+
+    # ------------------------------------------------------------------------------ routes
+
+    def routes(self) -> list[Route]:
+        def r(method: str, path: str, handler: Callable[[Request], Response], *,
+              write: bool = False) -> list[Route]:
+            return [route(method, path, handler, write=write),
+                    route(method, path + ".json", handler, write=write)]
+
+        return [
+            *r("GET", "/api/v2/users/me", self.me),
+            *r("GET", "/api/v2/users/{id}", self.get_user),
+            *r("GET", "/api/v2/organizations/{id}", self.get_organization),
+            *r("GET", "/api/v2/groups", self.list_groups),
+            *r("GET", "/api/v2/ticket_fields", self.list_fields),
+            *r("POST", "/api/v2/tickets", self.create_ticket, write=True),
+            *r("GET", "/api/v2/tickets/{id}", self.get_ticket),
+            *r("PUT", "/api/v2/tickets/{id}", self.update_ticket, write=True),
+            *r("GET", "/api/v2/tickets/{id}/comments", self.list_comments),
+            *r("GET", "/api/v2/search", self.search),
+            *r("POST", "/api/v2/webhooks", self.create_webhook, write=True),
+            *r("GET", "/api/v2/webhooks", self.list_webhooks),
+            *r("GET", "/api/v2/webhooks/{id}", self.get_webhook),
+            *r("PUT", "/api/v2/webhooks/{id}", self.update_webhook, write=True),
+            *r("PATCH", "/api/v2/webhooks/{id}", self.patch_webhook, write=True),
+            *r("DELETE", "/api/v2/webhooks/{id}", self.delete_webhook, write=True),
+            *r("GET", "/api/v2/webhooks/{id}/signing_secret", self.signing_secret),
+            *r("POST", "/api/v2/triggers", self.create_trigger, write=True),
+            *r("GET", "/api/v2/triggers", self.list_triggers),
+            *r("GET", "/api/v2/triggers/{id}", self.get_trigger),
+            *r("PUT", "/api/v2/triggers/{id}", self.update_trigger, write=True),
+            *r("DELETE", "/api/v2/triggers/{id}", self.delete_trigger, write=True),
+        ]
+
+    def me(self, request: Request) -> Response:
+        return Response(200, {"user": self.user_json(int(request.actor or 0))})
+
+    def get_user(self, request: Request) -> Response:
+        try:
+            return Response(200, {"user": self.user_json(int(request.params["id"]))})
+        except (KeyError, ValueError) as exc:
+            raise _not_found() from exc
+
+    def get_organization(self, request: Request) -> Response:
+        try:
+            oid = int(request.params["id"])
+            return Response(200, {"organization": self.organization_json(oid)})
+        except (KeyError, ValueError) as exc:
+            raise _not_found() from exc
+
+    def list_groups(self, request: Request) -> Response:
+        groups = [{"id": g.id, "name": g.name, "url": f"{self.base_url}/api/v2/groups/{g.id}.json",
+                   "deleted": False, "default": False} for g in self.groups.values()]
+        return Response(200, {"groups": groups, "next_page": None, "previous_page": None,
+                              "count": len(groups)})
+
+    def list_fields(self, request: Request) -> Response:
+        fields = [{"id": f.id, "title": f.title, "type": f.type, "active": True,
+                   "url": f"{self.base_url}/api/v2/ticket_fields/{f.id}.json"}
+                  for f in self.fields.values()]
+        return Response(200, {"ticket_fields": fields, "next_page": None, "previous_page": None,
+                              "count": len(fields)})
+
+    def get_ticket(self, request: Request) -> Response:
+        return Response(200, {"ticket": self.ticket_json(self.find(request.params["id"]))})
+
+    def list_comments(self, request: Request) -> Response:
+        t = self.find(request.params["id"])
+        comments = [self.comment_json(c) for c in t.comments]
+        if request.arg("sort_order") == "desc":
+            comments.reverse()
+        return Response(200, {"comments": comments, "next_page": None, "previous_page": None,
+                              "count": len(comments)})
+
+    # ---------------------------------------------------------------------------- writing
+
+    def _ticket_body(self, request: Request) -> dict[str, Any]:
+        body = json_body(request, _bad_json)
+        data = body.get("ticket")
+        if not isinstance(data, dict):
+            raise _error(400, "InvalidJSON", "expected {\"ticket\": {...}}")
+        return data
+
+    def update_ticket(self, request: Request) -> Response:
+        t = self.find(request.params["id"])
+        data = self._ticket_body(request)
+        if data.get("safe_update"):
+            stamp = data.get("updated_stamp")
+            if not isinstance(stamp, str):
+                raise _invalid(updated_stamp="safe_update needs updated_stamp, the ticket's"
+                               " updated_at")
+            if stamp != zd_time(t.updated_at):
+                raise ApiError(409, dict(UPDATE_CONFLICT))
+        actor = int(request.actor or 0)
+        return self._change(t, data, actor, created=False)
+
+    def touch(self, t: Ticket) -> None:
+        """Another agent saved the ticket: updated_at moves on, nothing visible changes."""
+        t.updated_at = self._next_stamp(t)
+
+    def _next_stamp(self, t: Ticket) -> datetime:
+        now = self.now().replace(microsecond=0)
+        return max(now, t.updated_at + timedelta(seconds=1))
+
+    def create_ticket(self, request: Request) -> Response:
+        data = self._ticket_body(request)
+        actor = int(request.actor or 0)
+        requester = data.get("requester_id")
+        if requester is None and isinstance(data.get("requester"), dict):
+            requester = self._requester(data["requester"])
+        requester = int(requester) if requester is not None else actor
+        if requester not in self.users:
+            raise _invalid(requester="Requester: is invalid")
+        comment = data.get("comment")
+        if not isinstance(comment, dict) or not (comment.get("body") or comment.get("html_body")):
+            raise _invalid(description="Description: cannot be blank")
+        if not data.get("subject"):
+            raise _invalid(subject="Subject: cannot be blank")
+        now = self.now().replace(microsecond=0)
+        org = data.get("organization_id", self.users[requester].organization_id)
+        t = Ticket(next(self._ticket_ids), "", str(comment.get("body") or comment.get("html_body")),
+                   requester, actor, org, None, None, [], None, "new", None, {}, now, now)
+        self.tickets[t.id] = t
+        try:
+            return self._change(t, data, actor, created=True)
+        except ApiError:
+            del self.tickets[t.id]
+            raise
+
+    def _requester(self, spec: Mapping[str, Any]) -> int:
+        email = spec.get("email")
+        for u in self.users.values():
+            if u.email == email:
+                return u.id
+        if not isinstance(email, str) or "@" not in email:
+            raise _invalid(requester="Requester: an email is required for a new requester")
+        uid = next(self._user_ids)
+        self.users[uid] = ZendeskUserSeed(id=uid, name=str(spec.get("name") or email), email=email)
+        return uid
+
+    def _change(self, t: Ticket, data: Mapping[str, Any], actor: int, *, created: bool) -> Response:
+        """Validate and apply a ticket write, then run triggers and event webhooks."""
+        before = Ticket(**{**t.__dict__, "tags": list(t.tags), "custom": dict(t.custom),
+                           "comments": list(t.comments)})
+        tags = list(t.tags)
+        if "tags" in data:
+            if not isinstance(data["tags"], list):
+                raise _invalid(tags="Tags: must be a list of strings")
+            tags = _tags(data["tags"])
+        for extra in _tags(data.get("additional_tags") or []):
+            if extra not in tags:
+                tags.append(extra)
+        gone = set(_tags(data.get("remove_tags") or []))
+        tags = [x for x in tags if x not in gone]
+        group_id = t.group_id
+        if "group_id" in data:
+            group_id = data["group_id"]
+            if group_id is not None and group_id not in self.groups:
+                raise _invalid(group="Group: is invalid")
+        assignee_id = t.assignee_id
+        if "assignee_id" in data:
+            assignee_id = data["assignee_id"]
+            if assignee_id is not None and (
+                assignee_id not in self.users or self.users[assignee_id].role == "end-user"
+            ):
+                raise _invalid(assignee="Assignee: is not an agent")
+        status = data.get("status", t.status)
+        if status not in STATUSES:
+            raise _invalid(status=f"Status: must be one of {', '.join(STATUSES)}")
+        priority = data.get("priority", t.priority)
+        if priority is not None and priority not in PRIORITIES:
+            raise _invalid(priority=f"Priority: must be one of {', '.join(PRIORITIES)}")
+        custom = dict(t.custom)
+        for entry in data.get("custom_fields") or []:
+            if not isinstance(entry, dict) or "id" not in entry:
+                raise _invalid(custom_fields="each custom field is {\"id\": ..., \"value\": ...}")
+            fid = int(entry["id"])
+            # Zendesk ignores ids that are not ticket fields of the account.
+            if fid in self.fields:
+                if entry.get("value") in (None, ""):
+                    custom.pop(fid, None)
+                else:
+                    custom[fid] = entry["value"]
+        comment_in = data.get("comment")
+        new_comment: Comment | None = None
+        if comment_in is not None and not created:
+            if not isinstance(comment_in, dict) or not (
+                comment_in.get("body") or comment_in.get("html_body")
+            ):
+                raise _invalid(comment="Comment: body cannot be blank")
+        subject = data.get("subject", t.subject)
+        t.tags, t.group_id, t.assignee_id = tags, group_id, assignee_id
+        t.status, t.priority, t.custom, t.subject = status, priority, custom, str(subject)
+        t.type = data.get("type", t.type)
+        if created and t.status == "new" and (assignee_id is not None):
+            t.status = "open"
+        audit_id = next(self._audit_ids)
+        if isinstance(comment_in, dict):
+            author = int(comment_in.get("author_id") or actor) if not created else t.requester_id
+            new_comment = Comment(next(self._comment_ids), author,
+                                  str(comment_in.get("body") or comment_in.get("html_body")),
+                                  bool(comment_in.get("public", True)),
+                                  self.now().replace(microsecond=0), audit_id)
+            t.comments.append(new_comment)
+        changes = _diff(before, t)
+        if not created and not changes and new_comment is None:
+            return Response(200, {"ticket": self.ticket_json(t), "audit": self._audit(
+                t, audit_id, actor, [])}, wrote=True)
+        t.updated_at = t.updated_at if created else self._next_stamp(before)
+        events = self._audit_events(changes, new_comment)
+        self._run_triggers(t, before, actor, created=created, changes=changes,
+                           comment=new_comment)
+        self._emit_events(t, before, actor, created=created, changes=changes,
+                          comment=new_comment)
+        return Response(201 if created else 200,
+                        {"ticket": self.ticket_json(t),
+                         "audit": self._audit(t, audit_id, actor, events)}, wrote=True)
+
+    def _audit(self, t: Ticket, audit_id: int, actor: int, events: list[dict[str, Any]]
+               ) -> dict[str, Any]:
+        return {"id": audit_id, "ticket_id": t.id, "created_at": zd_time(t.updated_at),
+                "author_id": actor, "metadata": {"system": {}, "custom": {}},
+                "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+                "events": events}
+
+    def _audit_events(self, changes: Mapping[str, tuple[Any, Any]], comment: Comment | None
+                      ) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        for name, (old, new) in changes.items():
+            events.append({"id": next(self._audit_ids), "type": "Change", "field_name": name,
+                           "value": new, "previous_value": old})
+        if comment is not None:
+            events.append({**self.comment_json(comment), "type": "Comment"})
+        return events
+
+    # ---------------------------------------------------------------------------- triggers
+
+    def _check_trigger(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict) or not body.get("title"):
+            raise _invalid(title="Title: cannot be blank")
+        conditions = body.get("conditions") or {}
+        if not isinstance(conditions, dict) or not (conditions.get("all") or conditions.get("any")):
+            raise _invalid(conditions="Conditions: give at least one in all or any")
+        for group in ("all", "any"):
+            for c in conditions.get(group) or []:
+                if not isinstance(c, dict):
+                    raise _invalid(conditions="each condition is {field, operator, value}")
+                fname = str(c.get("field", ""))
+                if fname not in CONDITION_FIELDS and not re.fullmatch(r"custom_fields_\d+", fname):
+                    raise _invalid(conditions=f"the sandbox does not know the condition field"
+                                   f" {fname!r}; known: {', '.join(sorted(CONDITION_FIELDS))},"
+                                   " custom_fields_<id>")
+                if c.get("operator") not in CONDITION_OPERATORS:
+                    raise _invalid(conditions=f"unknown operator {c.get('operator')!r} for {fname}")
+        actions = body.get("actions")
+        if not isinstance(actions, list) or not actions:
+            raise _invalid(actions="Actions: give at least one")
+        for a in actions:
+            if not isinstance(a, dict) or a.get("field") != "notification_webhook":
+                raise _invalid(actions="the sandbox runs notification_webhook actions only, got"
+                               f" {a.get('field') if isinstance(a, dict) else a!r}")
+            value = a.get("value")
+            if not (isinstance(value, list) and len(value) == 2 and all(
+                    isinstance(v, str) for v in value)):
+                raise _invalid(actions="notification_webhook value is [webhook_id, body]")
+            if value[0] not in self.webhooks:
+                raise _invalid(actions=f"webhook {value[0]} does not exist")
+        return body
+
+    def _trigger_json(self, tr: Trigger) -> dict[str, Any]:
+        return {"url": f"{self.base_url}/api/v2/triggers/{tr.id}.json", "id": tr.id,
+                "active": True, "position": 0, "description": None, "default": False,
+                "raw_title": tr.body.get("title"), "category_id": None, **tr.body,
+                "created_at": zd_time(tr.created_at), "updated_at": zd_time(tr.updated_at)}
+
+    def create_trigger(self, request: Request) -> Response:
+        body = json_body(request, _bad_json).get("trigger")
+        now = self.now()
+        tr = Trigger(next(self._trigger_ids), self._check_trigger(body), now, now)
+        self.triggers[tr.id] = tr
+        return Response(201, {"trigger": self._trigger_json(tr)}, wrote=True)
+
+    def list_triggers(self, request: Request) -> Response:
+        found = [self._trigger_json(t) for t in self.triggers.values()]
+        return Response(200, {"triggers": found, "next_page": None, "previous_page": None,
+                              "count": len(found)})
+
+    def _trigger(self, request: Request) -> Trigger:
+        try:
+            return self.triggers[int(request.params["id"])]
+        except (KeyError, ValueError) as exc:
+            raise _not_found() from exc
+
+    def get_trigger(self, request: Request) -> Response:
+        return Response(200, {"trigger": self._trigger_json(self._trigger(request))})
+
+    def update_trigger(self, request: Request) -> Response:
+        tr = self._trigger(request)
+        body = json_body(request, _bad_json).get("trigger")
+        if not isinstance(body, dict):
+            raise _invalid(trigger="expected {\"trigger\": {...}}")
+        merged = {**tr.body, **body}
+        tr.body = self._check_trigger(merged)
+        tr.updated_at = self.now()
+        return Response(200, {"trigger": self._trigger_json(tr)}, wrote=True)
+
+    def delete_trigger(self, request: Request) -> Response:
+        del self.triggers[self._trigger(request).id]
+        return Response(204, None, wrote=True)
+
+    def _condition(self, c: Mapping[str, Any], t: Ticket, before: Ticket, actor: int, *,
+                   created: bool, changes: Mapping[str, tuple[Any, Any]],
+                   comment: Comment | None) -> bool:
+        fname, op, value = str(c["field"]), str(c["operator"]), c.get("value")
+        if fname == "update_type":
+            kind = "Create" if created else "Change"
+            return (str(value) == kind) == (op == "is")
+        if fname == "current_user":
+            role = self.users[actor].role if actor in self.users else "agent"
+            names = {str(actor), "end_user" if role == "end-user" else "agent"}
+            return (str(value) in names) == (op == "is")
+        if fname == "role":
+            role = self.users[actor].role if actor in self.users else "agent"
+            hit = str(value) == ("end_user" if role == "end-user" else "agent")
+            return hit == (op == "is")
+        if fname == "tags":
+            wanted = set(_tags(str(value or "").split()))
+            hit = bool(wanted & set(t.tags))
+            return hit if op == "includes" else not hit
+        if fname == "comment_is_public":
+            if comment is None:
+                return str(value) == "not_relevant"
+            return str(value) in (str(comment.public).lower(), "not_relevant")
+        if fname in ("comment_includes_word", "subject_includes_word"):
+            text = (comment.body if comment and fname.startswith("comment") else t.subject).lower()
+            hit = any(w in text for w in str(value or "").lower().split())
+            return hit if op == "includes" else not hit
+        key = fname
+        current: Any
+        previous: Any
+        if fname.startswith("custom_fields_"):
+            fid = int(fname.rsplit("_", 1)[1])
+            current, previous = t.custom.get(fid), before.custom.get(fid)
+            key = f"custom_field_{fid}"
+        else:
+            attr = {"ticket_type_id": "type"}.get(fname, fname)
+            current, previous = getattr(t, attr), getattr(before, attr)
+            key = attr
+        changed = key in changes or (created and current is not None)
+        as_text = "" if current is None else str(current)
+        want = "" if value is None else str(value)
+        if op == "is":
+            return as_text == want
+        if op == "is_not":
+            return as_text != want
+        if op == "present":
+            return current not in (None, "")
+        if op == "not_present":
+            return current in (None, "")
+        if op == "changed":
+            return changed
+        if op == "not_changed":
+            return not changed
+        if op == "value":
+            return changed and as_text == want
+        if op == "not_value":
+            return changed and as_text != want
+        if op == "value_previous":
+            return changed and str(previous or "") == want
+        if op == "not_value_previous":
+            return changed and str(previous or "") != want
+        if fname == "status" and op in ("less_than", "greater_than"):
+            a, b = STATUSES.index(t.status), STATUSES.index(want) if want in STATUSES else 0
+            return a < b if op == "less_than" else a > b
+        return False
+
+    def _run_triggers(self, t: Ticket, before: Ticket, actor: int, *, created: bool,
+                      changes: Mapping[str, tuple[Any, Any]], comment: Comment | None) -> None:
+        ordered = sorted(self.triggers.values(),
+                         key=lambda tr: (int(tr.body.get("position") or 0), tr.id))
+        for tr in ordered:
+            if tr.body.get("active") is False:
+                continue
+            conds = tr.body.get("conditions") or {}
+
+            def ok(c: Mapping[str, Any]) -> bool:
+                return self._condition(c, t, before, actor, created=created, changes=changes,
+                                       comment=comment)
+
+            if not all(ok(c) for c in conds.get("all") or []):
+                continue
+            anys = conds.get("any") or []
+            if anys and not any(ok(c) for c in anys):
+                continue
+            for action in tr.body.get("actions") or []:
+                hook_id, template = action["value"]
+                hook = self.webhooks.get(hook_id)
+                if hook is None or hook.body.get("status") != "active":
+                    continue
+                escape = hook.body.get("request_format", "json") == "json"
+                body = self.render(template, t, actor, comment, escape=escape)
+                self.emit(hook.id, str(hook.body["endpoint"]), "trigger", hook.secret,
+                          body.encode(), str(t.id))
+
+    def render(self, template: str, t: Ticket, actor: int, comment: Comment | None, *,
+               escape: bool) -> str:
+        """Substitute Zendesk placeholders ({{ticket.id}}, {{current_user.email}}, ...)."""
+        context = self._placeholder_context(t, actor, comment)
+
+        def resolve(match: re.Match[str]) -> str:
+            node: Any = context
+            for part in match.group(1).split("."):
+                if isinstance(node, dict) and part in node:
+                    node = node[part]
+                else:
+                    node = ""
+                    break
+            if isinstance(node, dict):
+                node = node.get("id", "")
+            text = "" if node is None else str(node)
+            return json.dumps(text)[1:-1] if escape else text
+
+        return re.sub(r"\{\{\s*([\w.]+)\s*\}\}", resolve, template)
+
+    def _placeholder_context(self, t: Ticket, actor: int, comment: Comment | None
+                             ) -> dict[str, Any]:
+        def user(uid: int | None) -> dict[str, Any]:
+            if uid is None or uid not in self.users:
+                return {}
+            u = self.users[uid]
+            first, _, last = u.name.partition(" ")
+            return {"id": u.id, "email": u.email, "name": u.name, "first_name": first,
+                    "last_name": last, "role": u.role,
+                    "organization": {"id": u.organization_id} if u.organization_id else {}}
+
+        org: dict[str, Any] = {}
+        if t.organization_id in self.organizations:
+            o = self.organizations[t.organization_id]  # type: ignore[index]
+            org = {"id": o.id, "name": o.name, "custom_fields": dict(o.organization_fields),
+                   "external_id": ""}
+        group: dict[str, Any] = {}
+        if t.group_id in self.groups:
+            group = {"id": t.group_id, "name": self.groups[t.group_id].name}  # type: ignore[index]
+        latest = comment or (t.comments[-1] if t.comments else None)
+        ticket: dict[str, Any] = {
+            "id": t.id, "title": t.subject, "description": t.description, "status": t.status,
+            "priority": t.priority or "", "ticket_type": t.type or "", "tags": " ".join(t.tags),
+            "url": f"{self.seed.subdomain}.zendesk.com/agent/tickets/{t.id}",
+            "link": f"https://{self.seed.subdomain}.zendesk.com/agent/tickets/{t.id}",
+            "via": "Web Service", "account": self.seed.subdomain,
+            "created_at": zd_time(t.created_at), "updated_at": zd_time(t.updated_at),
+            "created_at_with_timestamp": zd_time(t.created_at),
+            "updated_at_with_timestamp": zd_time(t.updated_at),
+            "group": group, "assignee": user(t.assignee_id), "requester": user(t.requester_id),
+            "organization": org,
+            "latest_comment": {"value": latest.body, "id": latest.id,
+                               "is_public": str(latest.public).lower(),
+                               "author": user(latest.author_id)} if latest else {},
+        }
+        for fid, fdef in self.fields.items():
+            value = t.custom.get(fid)
+            if isinstance(value, list):
+                value = " ".join(str(v) for v in value)
+            ticket[f"ticket_field_{fid}"] = "" if value is None else value
+            ticket[f"ticket_field_option_title_{fid}"] = "" if value is None else value
+            del fdef
+        return {"ticket": ticket, "current_user": user(actor),
+                "satisfaction": {}, "account": self.seed.subdomain}
+
+    # ------------------------------------------------------------------------ event hooks
+
+    def _emit_events(self, t: Ticket, before: Ticket, actor: int, *, created: bool,
+                     changes: Mapping[str, tuple[Any, Any]], comment: Comment | None) -> None:
+        events: list[tuple[str, dict[str, Any]]] = []
+        if created:
+            events.append(("created", {}))
+        else:
+            for name, (old, new) in changes.items():
+                if name == "tags":
+                    events.append(("tags_changed", {
+                        "tags_added": [x for x in new if x not in old],
+                        "tags_removed": [x for x in old if x not in new]}))
+                elif name in ("status", "priority"):
+                    events.append((f"{name}_changed", {"current": _upper(new),
+                                                        "previous": _upper(old)}))
+                elif name == "group_id":
+                    events.append(("group_assignment_changed", {
+                        "current": _ref(new), "previous": _ref(old)}))
+                elif name == "assignee_id":
+                    events.append(("agent_assignment_changed", {
+                        "current": _ref(new), "previous": _ref(old)}))
+                elif name == "subject":
+                    events.append(("subject_changed", {"current": new, "previous": old}))
+                elif name.startswith("custom_field_"):
+                    events.append(("custom_field_changed", {
+                        "current": new, "previous": old,
+                        "custom_field": {"id": name.rsplit("_", 1)[1]}}))
+            if comment is not None:
+                author = self.users.get(comment.author_id)
+                events.append(("comment_added", {"comment": {
+                    "id": str(comment.id), "body": comment.body, "is_public": comment.public,
+                    "author": {"id": str(comment.author_id),
+                               "is_staff": bool(author and author.role != "end-user"),
+                               "name": author.name if author else ""}}}))
+        if not events:
+            return
+        detail = self._detail(t, actor)
+        for name, event in events:
+            kind = EVENT_PREFIX + name
+            for hook in self.webhooks.values():
+                if hook.body.get("status") != "active" or kind not in (
+                        hook.body.get("subscriptions") or []):
+                    continue
+                envelope = {
+                    "account_id": self.seed.account_id, "detail": detail, "event": event,
+                    "id": str(uuid.uuid4()), "subject": f"zen:ticket:{t.id}",
+                    "time": t.updated_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "type": kind,
+                    "zendesk_event_version": "2022-11-06",
+                }
+                self.emit(hook.id, str(hook.body["endpoint"]), kind, hook.secret,
+                          json.dumps(envelope).encode(), str(t.id))
+
+    def _detail(self, t: Ticket, actor: int) -> dict[str, Any]:
+        def s(v: Any) -> str | None:
+            return None if v is None else str(v)
+
+        return {
+            "actor_id": str(actor), "assignee_id": s(t.assignee_id), "brand_id": "1",
+            "created_at": zd_time(t.created_at), "custom_status": "1",
+            "description": t.description, "external_id": None, "form_id": "1",
+            "group_id": s(t.group_id), "id": str(t.id), "is_public": True,
+            "organization_id": s(t.organization_id), "priority": _upper(t.priority),
+            "requester_id": str(t.requester_id), "status": _upper(t.status),
+            "subject": t.subject, "submitter_id": str(t.submitter_id), "tags": list(t.tags),
+            "type": _upper(t.type), "updated_at": zd_time(t.updated_at),
+            "via": {"channel": "web_service"},
+        }
+
+    # ---------------------------------------------------------------------------- webhooks
+
+    def _check_webhook(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise _invalid(webhook="expected {\"webhook\": {...}}")
+        for key in ("name", "endpoint", "http_method", "request_format", "status"):
+            if not body.get(key):
+                raise _invalid(**{key: f"{key} is required"})
+        if not str(body["endpoint"]).startswith(("http://", "https://")):
+            raise _invalid(endpoint="endpoint must be an absolute http(s) URL")
+        if body["status"] not in ("active", "inactive"):
+            raise _invalid(status="status is active or inactive")
+        subs = body.get("subscriptions")
+        if not isinstance(subs, list) or not subs:
+            raise _invalid(subscriptions="give conditional_ticket_events or zen:event-type:...")
+        for sub in subs:
+            if sub != "conditional_ticket_events" and not str(sub).startswith("zen:event-type:"):
+                raise _invalid(subscriptions=f"unknown subscription {sub!r}")
+        return body
+
+    def _webhook_json(self, w: Webhook) -> dict[str, Any]:
+        data = {k: v for k, v in w.body.items() if k != "signing_secret"}
+        return {**data, "id": w.id, "created_at": zd_time(w.created_at),
+                "created_by": "-1", "updated_at": zd_time(w.created_at), "updated_by": "-1",
+                "signing_secret": {"algorithm": "SHA256", "secret": None}}
+
+    def create_webhook(self, request: Request) -> Response:
+        body = self._check_webhook(json_body(request, _bad_json).get("webhook"))
+        given = body.get("signing_secret") or {}
+        secret = given.get("secret") if isinstance(given, dict) else None
+        wid = "01" + uuid.uuid4().hex[:24].upper()
+        hook = Webhook(wid, dict(body), str(secret or secrets.token_urlsafe(30)), self.now())
+        self.webhooks[wid] = hook
+        return Response(201, {"webhook": self._webhook_json(hook)}, wrote=True)
+
+    def list_webhooks(self, request: Request) -> Response:
+        found = [self._webhook_json(w) for w in self.webhooks.values()]
+        return Response(200, {"webhooks": found,
+                              "meta": {"has_more": False, "after_cursor": None,
+                                       "before_cursor": None},
+                              "links": {"prev": None, "next": None}})
+
+    def _hook(self, request: Request) -> Webhook:
+        hook = self.webhooks.get(request.params["id"])
+        if hook is None:
+            raise _not_found()
+        return hook
+
+    def get_webhook(self, request: Request) -> Response:
+        return Response(200, {"webhook": self._webhook_json(self._hook(request))})
+
+    def update_webhook(self, request: Request) -> Response:
+        hook = self._hook(request)
+        hook.body = self._check_webhook(json_body(request, _bad_json).get("webhook"))
+        return Response(204, None, wrote=True)
+
+    def patch_webhook(self, request: Request) -> Response:
+        hook = self._hook(request)
+        patch = json_body(request, _bad_json).get("webhook")
+        if not isinstance(patch, dict):
+            raise _invalid(webhook="expected {\"webhook\": {...}}")
+        hook.body = self._check_webhook({**hook.body, **patch})
+        return Response(204, None, wrote=True)
+
+    def delete_webhook(self, request: Request) -> Response:
+        del self.webhooks[self._hook(request).id]
+        return Response(204, None, wrote=True)
+
+    def signing_secret(self, request: Request) -> Response:
+        hook = self._hook(request)
+        return Response(200, {"signing_secret": {"algorithm": "SHA256", "secret": hook.secret}})
+
+    # ------------------------------------------------------------------------------ search
+
+    def search(self, request: Request) -> Response:
+        query = request.arg("query") or ""
+        try:
+            terms = parse_zendesk_query(query)
+        except QueryError as exc:
+            raise _error(400, "InvalidSearch", str(exc)) from exc
+        types = {t.value for t in terms if t.key == "type"}
+        if types - {"ticket"}:
+            raise _error(400, "InvalidSearch", "the sandbox searches tickets only (type:ticket)")
+        page = _int(request.arg("page"), 1, minimum=1)
+        size = min(_int(request.arg("per_page"), 100, minimum=1), 100)
+        if page * size > 1000:
+            raise _error(422, "invalid", "Search results are limited to 1000; narrow the query"
+                         " (for example with updated>DATE) or use the export endpoint.")
+        now = self.now()
+        try:
+            found = [t for t in self.tickets.values()
+                     if zendesk_match(terms, self._values(t), now=now)]
+        except QueryError as exc:
+            raise _error(400, "InvalidSearch", str(exc)) from exc
+        sort_by = request.arg("sort_by") or "created_at"
+        if sort_by in ("updated_at", "created_at", "status", "priority", "ticket_type"):
+            attr = {"ticket_type": "type"}.get(sort_by, sort_by)
+            found.sort(key=lambda t: (str(getattr(t, attr) or ""), t.id),
+                       reverse=request.arg("sort_order", "desc") == "desc")
+        chunk = found[(page - 1) * size: page * size]
+        base = f"{request.base_url}/api/v2/search.json"
+
+        def link(p: int) -> str:
+            from urllib.parse import urlencode
+            params = {"query": query, "page": p, "per_page": size}
+            return f"{base}?{urlencode(params)}"
+
+        return Response(200, {
+            "results": [{**self.ticket_json(t), "result_type": "ticket"} for t in chunk],
+            "facets": None, "count": len(found),
+            "next_page": link(page + 1) if page * size < len(found) else None,
+            "previous_page": link(page - 1) if page > 1 else None,
+        })
+
+    def _values(self, t: Ticket) -> Callable[[str], list[str] | None]:
+        def user(uid: int | None) -> list[str]:
+            if uid is None or uid not in self.users:
+                return []
+            u = self.users[uid]
+            return [str(u.id), u.email, u.name]
+
+        def values(name: str) -> list[str] | None:
+            org = self.organizations.get(t.organization_id) if t.organization_id else None
+            table: dict[str, list[str]] = {
+                "status": [t.status], "priority": [t.priority] if t.priority else [],
+                "ticket_type": [t.type] if t.type else [], "tags": list(t.tags),
+                "tag": list(t.tags),
+                "group": [str(t.group_id), self.groups[t.group_id].name]
+                if t.group_id in self.groups else [],  # type: ignore[index]
+                "assignee": user(t.assignee_id), "requester": user(t.requester_id),
+                "organization": [str(org.id), org.name] if org else [],
+                "created": [t.created_at.isoformat()], "updated": [t.updated_at.isoformat()],
+                "subject": [t.subject], "description": [t.description],
+            }
+            if name in table:
+                return table[name]
+            m = re.fullmatch(r"custom_field_(\d+)", name)
+            if m and int(m.group(1)) in self.fields:
+                v = t.custom.get(int(m.group(1)))
+                return [] if v is None else [str(x) for x in (v if isinstance(v, list) else [v])]
+            return None
+
+        return values
+
+    def state(self) -> dict[str, Any]:
+        """A compact JSON view for `/_sandbox/state`."""
+        return {
+            "tickets": {
+                str(t.id): {
+                    "subject": t.subject, "tags": sorted(t.tags), "group_id": t.group_id,
+                    "assignee_id": t.assignee_id, "status": t.status, "priority": t.priority,
+                    "organization_id": t.organization_id,
+                    "custom_fields": {str(k): v for k, v in t.custom.items()},
+                    "updated_at": zd_time(t.updated_at),
+                    "comments": [{"id": c.id, "author_id": c.author_id, "body": c.body,
+                                  "public": c.public} for c in t.comments],
+                }
+                for t in self.tickets.values()
+            },
+            "webhooks": [self._webhook_json(w) for w in self.webhooks.values()],
+            "triggers": [self._trigger_json(t) for t in self.triggers.values()],
+        }
+
+
+def _tags(values: Any) -> list[str]:
+    """Zendesk stores tags lower-cased; a tag with spaces becomes several tags."""
+    out: list[str] = []
+    for v in values if isinstance(values, list) else [values]:
+        for part in str(v).lower().split():
+            if part not in out:
+                out.append(part)
+    return out
+
+
+def _diff(before: Ticket, after: Ticket) -> dict[str, tuple[Any, Any]]:
+    changes: dict[str, tuple[Any, Any]] = {}
+    for name in ("subject", "status", "priority", "type", "group_id", "assignee_id"):
+        if getattr(before, name) != getattr(after, name):
+            changes[name] = (getattr(before, name), getattr(after, name))
+    if sorted(before.tags) != sorted(after.tags):
+        changes["tags"] = (list(before.tags), list(after.tags))
+    for fid in set(before.custom) | set(after.custom):
+        if before.custom.get(fid) != after.custom.get(fid):
+            changes[f"custom_field_{fid}"] = (before.custom.get(fid), after.custom.get(fid))
+    return changes
+
+
+def _upper(value: Any) -> str | None:
+    return None if value is None else str(value).upper()
+
+
+def _ref(value: Any) -> dict[str, str] | None:
+    return None if value is None else {"id": str(value)}
+
+
+def _int(value: str | None, default: int, *, minimum: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise _error(400, "InvalidParameter", f"expected a whole number, got {value!r}") from exc
+    if number < minimum:
+        raise _error(400, "InvalidParameter", f"expected at least {minimum}, got {number}")
+    return number
