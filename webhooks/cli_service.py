@@ -15,21 +15,28 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from webhooks.inbox import Inbox, InboxError, StoredEvent
+from webhooks.logging import configure_logging, log
 from webhooks.settings import Settings, SettingsError, load_settings
-from webhooks.wiring import (
-    VENDORS,
-    WiringError,
-    build_connectors,
-    envelope_functions,
-    load_policy_for,
-)
+
+if TYPE_CHECKING:  # the service's modules load only when a command runs (fast `--help`)
+    import uvicorn
+
+    from connectors.base import Connector
+    from tiering.policy import Policy
+    from webhooks.inbox import Inbox, StoredEvent
+    from webhooks.metrics import Metrics
+    from webhooks.wiring import EnvelopeFunction
+    from webhooks.worker import WorkerPool
+
+VENDORS = ("jira", "zendesk")
 
 
 def _fail(lines: list[str]) -> NoReturn:
@@ -46,6 +53,8 @@ def _settings() -> Settings:
 
 
 def _inbox(settings: Settings) -> Inbox:
+    from webhooks.inbox import Inbox, InboxError
+
     try:
         return Inbox.connect(settings.database_url)
     except InboxError as exc:
@@ -58,30 +67,60 @@ def _when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _service_parts(settings: Settings, *, with_worker: bool) -> tuple[Any, ...]:
-    """Policy, inbox, metrics, worker pool (or None): everything `serve`/`worker` start with."""
-    from webhooks.logging import configure_logging, log
+class StartupError(RuntimeError):
+    """The service cannot start; `lines` say what to fix."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class Service:
+    """Everything `serve` and `worker` run: the policy, the inbox, metrics and the workers."""
+
+    policy: Policy
+    inbox: Inbox
+    metrics: Metrics
+    pool: WorkerPool | None
+
+
+def build_service(
+    settings: Settings,
+    *,
+    with_worker: bool,
+    connectors: Mapping[str, Connector] | None = None,
+) -> Service:
+    """Load the policy, open the inbox and build the worker pool. `connectors` replaces the
+    ones built from the settings (tests start the real service with a test connector)."""
+    from webhooks.inbox import Inbox, InboxError
     from webhooks.metrics import Metrics
+    from webhooks.wiring import WiringError, build_connectors, load_policy_for
     from webhooks.worker import Worker, WorkerPool
 
-    configure_logging(settings.log_level)
     try:
         policy = load_policy_for(settings)
     except WiringError as exc:
-        _fail(["cannot load the policy:", *(f"  {line}" for line in str(exc).splitlines())])
-    inbox = _inbox(settings)
+        raise StartupError(
+            ["cannot load the policy:", *(f"  {line}" for line in str(exc).splitlines())]
+        ) from None
+    try:
+        inbox = Inbox.connect(settings.database_url)
+    except InboxError as exc:
+        raise StartupError([str(exc)]) from None
     metrics = Metrics()
     metrics.watch_inbox(inbox.depth)
     pool = None
     if with_worker:
-        try:
-            connectors = build_connectors(settings, policy)
-        except WiringError as exc:
-            _fail([str(exc)])
+        if connectors is None:
+            try:
+                connectors = build_connectors(settings, policy)
+            except WiringError as exc:
+                raise StartupError([str(exc)]) from None
         if not connectors:
             log("no vendor is configured: events are stored but not processed (set"
                 " TIERDESK_JIRA_URL or TIERDESK_ZENDESK_SUBDOMAIN/_URL)", level=30)
-        workers = [
+        pool = WorkerPool([
             Worker(
                 inbox=inbox,
                 connectors=connectors,
@@ -93,40 +132,43 @@ def _service_parts(settings: Settings, *, with_worker: bool) -> tuple[Any, ...]:
                 name=f"worker-{i + 1}",
             )
             for i in range(settings.worker_threads)
-        ]
-        pool = WorkerPool(workers)
+        ])
     log("policy loaded", source=policy.source, digest=policy.digest[:12])
-    return policy, inbox, metrics, pool
+    return Service(policy=policy, inbox=inbox, metrics=metrics, pool=pool)
 
 
-@click.command()
-@click.option("--no-worker", is_flag=True, help="Receive only; run `tierdesk worker` separately.")
-@click.option("--host", default=None, help="Listen address (default TIERDESK_HOST).")
-@click.option("--port", type=int, default=None, help="Listen port (default TIERDESK_PORT).")
-def serve(no_worker: bool, host: str | None, port: int | None) -> None:
-    """Run the webhook receiver (and, unless --no-worker, the worker) until SIGTERM/SIGINT."""
+def build_server(
+    settings: Settings,
+    *,
+    with_worker: bool = True,
+    connectors: Mapping[str, Connector] | None = None,
+    classifiers: Mapping[str, EnvelopeFunction] | None = None,
+    host: str | None = None,
+    port: int | None = None,
+) -> tuple[uvicorn.Server, Service]:
+    """The uvicorn server of `tierdesk serve` (receiver, plus the worker pool unless
+    `with_worker` is false). Run it with `.run()`; SIGTERM/SIGINT stop it gracefully."""
     import uvicorn
 
     from webhooks.app import ReceiverConfig, create_app
-    from webhooks.logging import log
+    from webhooks.wiring import envelope_functions
 
-    settings = _settings()
-    _policy, inbox, metrics, pool = _service_parts(settings, with_worker=not no_worker)
-    classifiers = envelope_functions()
+    service = build_service(settings, with_worker=with_worker, connectors=connectors)
     secrets = {v: settings.webhook_secret(v) for v in VENDORS}
     for vendor in VENDORS:
         if not secrets[vendor]:
             log(f"no {vendor} webhook secret: every {vendor} delivery is refused (401)", level=30,
                 vendor=vendor)
+    pool = service.pool
     app = create_app(
-        inbox=inbox,
+        inbox=service.inbox,
         config=ReceiverConfig(
             secrets=secrets,
-            classifiers=classifiers,
+            classifiers=classifiers if classifiers is not None else envelope_functions(),
             max_body_bytes=settings.max_body_bytes,
             signature_max_age=settings.signature_max_age,
         ),
-        metrics=metrics,
+        metrics=service.metrics,
         on_enqueued=pool.wake if pool else None,
         on_startup=pool.start if pool else None,
         on_shutdown=pool.stop if pool else None,
@@ -140,42 +182,72 @@ def serve(no_worker: bool, host: str | None, port: int | None) -> None:
         timeout_graceful_shutdown=30,
         lifespan="on",
     )
-    log("serving", host=config.host, port=config.port, worker=pool is not None)
+    return uvicorn.Server(config), service
+
+
+def run_worker(
+    settings: Settings, *, once: bool = False, connectors: Mapping[str, Connector] | None = None
+) -> int:
+    """Run the worker pool until SIGTERM/SIGINT (or, with `once`, until nothing is ready);
+    return the number of tickets processed by `once`."""
+    service = build_service(settings, with_worker=True, connectors=connectors)
+    pool = service.pool
+    assert pool is not None
+    try:
+        if once:
+            done = pool.workers[0].drain()
+            log("worker drained", tickets=done)
+            return done
+        stop = pool.stop_event
+
+        def _on_signal(signum: int, _frame: FrameType | None) -> None:
+            log("stopping: finishing the tickets in hand", signal=signal.Signals(signum).name)
+            stop.set()
+            pool.wake()
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+        pool.start()
+        while not stop.wait(1.0):
+            pass
+        pool.stop()
+        return 0
+    finally:
+        service.inbox.close()
+
+
+@click.command()
+@click.option("--no-worker", is_flag=True, help="Receive only; run `tierdesk worker` separately.")
+@click.option("--host", default=None, help="Listen address (default TIERDESK_HOST).")
+@click.option("--port", type=int, default=None, help="Listen port (default TIERDESK_PORT).")
+def serve(no_worker: bool, host: str | None, port: int | None) -> None:
+    """Run the webhook receiver (and, unless --no-worker, the worker) until SIGTERM/SIGINT."""
+    settings = _settings()
+    configure_logging(settings.log_level)
+    try:
+        server, service = build_server(settings, with_worker=not no_worker, host=host, port=port)
+    except StartupError as exc:
+        _fail(exc.lines)
+    log("serving", host=server.config.host, port=server.config.port,
+        worker=service.pool is not None)
     # uvicorn handles SIGTERM/SIGINT: it stops accepting, finishes in-flight requests, then runs
     # the app's shutdown (commit what is queued; workers finish the ticket in hand).
-    uvicorn.Server(config).run()
-    inbox.close()
+    server.run()
+    service.inbox.close()
 
 
 @click.command()
 @click.option("--once", is_flag=True, help="Process what is ready now, then exit.")
 def worker(once: bool) -> None:
     """Run the worker alone (split deployments), until SIGTERM/SIGINT."""
-    from webhooks.logging import log
-
     settings = _settings()
-    _policy, inbox, _metrics, pool = _service_parts(settings, with_worker=True)
-    assert pool is not None
+    configure_logging(settings.log_level)
+    try:
+        done = run_worker(settings, once=once)
+    except StartupError as exc:
+        _fail(exc.lines)
     if once:
-        done = sum(w.drain() for w in pool.workers[:1])
-        log("worker drained", tickets=done)
         click.echo(f"processed {done} ticket(s)")
-        inbox.close()
-        return
-    stop = pool.stop_event
-
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        log("stopping: finishing the tickets in hand", signal=signal.Signals(signum).name)
-        stop.set()
-        pool.wake()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    pool.start()
-    while not stop.wait(1.0):
-        pass
-    pool.stop()
-    inbox.close()
 
 
 @click.group("dead-letters")

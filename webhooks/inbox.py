@@ -28,7 +28,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,7 +68,11 @@ events = sa.Table(
     sa.Column("occurred_at", sa.BigInteger),
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("payload", sa.Text, nullable=False),
+    #: Failed attempts (counted towards max_attempts).
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    #: Times a worker claimed the event: above 1 means an earlier holder failed or crashed,
+    #: perhaps after its write reached the vendor, so the next one reads fresh state first.
+    sa.Column("claims", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text),
     sa.Column("finished_at", sa.Float),
     sa.UniqueConstraint("vendor", "delivery_id", name="uq_tierdesk_events_delivery"),
@@ -162,6 +166,7 @@ class StoredEvent:
     attempts: int
     last_error: str | None
     payload_text: str
+    claims: int = 0
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -408,6 +413,7 @@ class Inbox:
                 received_at=now,
                 payload=text,
                 attempts=0,
+                claims=0,
                 finished_at=None if envelope.handled else now,
             )
             .on_conflict_do_nothing(index_elements=["vendor", "delivery_id"])
@@ -487,6 +493,12 @@ class Inbox:
                 .order_by(events.c.id)
                 .limit(max_events)
             ).all()
+            if found:
+                conn.execute(
+                    events.update()
+                    .where(events.c.id.in_([r.id for r in found]))
+                    .values(claims=events.c.claims + 1)
+                )
             if not found:
                 # Nothing left (replayed elsewhere, or a stale flag): clear the flag and lease.
                 conn.execute(
@@ -501,7 +513,7 @@ class Inbox:
             ticket=row.ticket,
             token=token,
             lease_until=until,
-            events=tuple(_event(r) for r in found),
+            events=tuple(replace(_event(r), claims=r.claims + 1) for r in found),
             last_note_key=row.last_note_key,
             last_occurred_at=row.last_occurred_at,
             attempts=row.attempts,
@@ -603,6 +615,12 @@ class Inbox:
         """Give the claim back untouched (graceful shutdown): no attempt is counted."""
         now = self.clock()
         with self._tx() as conn:
+            # Handed back unattempted: this claim does not count as a possibly-landed write.
+            conn.execute(
+                events.update()
+                .where(events.c.id.in_([e.id for e in claim.events]), events.c.claims > 0)
+                .values(claims=events.c.claims - 1)
+            )
             self._release(conn, claim, now, next_attempt_at=None)
 
     def _release(
@@ -737,6 +755,7 @@ class Inbox:
                 events.update()
                 .where(events.c.id.in_([r.id for r in rows]))
                 .values(status=PENDING, attempts=0, finished_at=None)
+                # claims stay: the replayed events' earlier writes may have landed.
             )
             for vendor, ticket in sorted({(r.vendor, r.ticket) for r in rows}):
                 conn.execute(
@@ -834,4 +853,5 @@ def _event(row: Any) -> StoredEvent:
         attempts=row.attempts,
         last_error=row.last_error,
         payload_text=row.payload,
+        claims=row.claims,
     )

@@ -4,7 +4,7 @@ Per claimed ticket (see connectors/base.py for the connector's side):
 
     1. events whose actor is tierdesk's own bot: all of them -> done, no request at all
     2. ticket   = connector.current_ticket(payloads in arrival order, fresh=..., last_note_key=...)
-                  fresh when an event was attempted before (a write may have landed) or arrived
+                  fresh when an event was claimed before (a write may have landed) or arrived
                   out of order (older than the newest event already processed)
     3. decision = tiering.decide(ticket, policy, now=...)
     4. applied  = connector.apply(ticket, decision, decide=...)   0 or 1 write
@@ -166,7 +166,9 @@ class Worker:
             self.metrics.decisions.labels(claim.vendor, OWN_EVENT).inc()
             log("own event dropped", **fields)
             return
-        fresh = any(e.attempts > 0 for e in claim.events) or (
+        # Fresh state when an earlier holder of these events failed or crashed (its write may
+        # have landed), or when an event is older than one already processed (out of order).
+        fresh = any(e.attempts > 0 or e.claims > 1 for e in claim.events) or (
             claim.last_occurred_at is not None
             and any(e.occurred_at is not None and e.occurred_at < claim.last_occurred_at
                     for e in claim.events)
