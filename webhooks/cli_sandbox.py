@@ -37,19 +37,30 @@ def _faults_option(value: str | None) -> dict[str, Any] | None:
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=8081, show_default=True,
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8081,
+    show_default=True,
     help="Jira port (0: any free port).",
 )
 @click.option(
-    "--zendesk-port", type=click.IntRange(0, 65535), default=None,
+    "--zendesk-port",
+    type=click.IntRange(0, 65535),
+    default=None,
     help="Zendesk port [default: --port + 1, or any free port when --port is 0].",
 )
 @click.option(
-    "--seed", "seed_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None, help="Seed JSON file [default: the packaged connectors/sandbox/seed.json].",
+    "--seed",
+    "seed_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Seed JSON file [default: the packaged connectors/sandbox/seed.json].",
 )
 @click.option(
-    "--faults", "faults_text", default=None, metavar="JSON|FILE",
+    "--faults",
+    "faults_text",
+    default=None,
+    metavar="JSON|FILE",
     help='Faults at start, e.g. \'{"zendesk": {"rate_limit": {"requests": 3, "retry_after":'
     ' 2}}, "jira": {"unavailable": {"seconds": 120}}}\'. Change them later with POST'
     " /_sandbox/faults.",
@@ -90,9 +101,16 @@ def sandbox(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     if as_json:
-        click.echo(json.dumps({
-            "jira_url": handle.jira_url, "zendesk_url": handle.zendesk_url, **handle.zenpy_env()
-        }), nl=True)
+        click.echo(
+            json.dumps(
+                {
+                    "jira_url": handle.jira_url,
+                    "zendesk_url": handle.zendesk_url,
+                    **handle.zenpy_env(),
+                }
+            ),
+            nl=True,
+        )
     else:
         env = handle.zenpy_env()
         click.echo(f"Jira sandbox     {handle.jira_url}    TIERDESK_JIRA_URL={handle.jira_url}")

@@ -210,8 +210,16 @@ class Deliverer:
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {exc}"
         record = Attempt(
-            d.vendor, d.webhook_id, d.delivery_id, d.event, d.ticket, d.attempt, d.copy,
-            status, error, time.time(),
+            d.vendor,
+            d.webhook_id,
+            d.delivery_id,
+            d.event,
+            d.ticket,
+            d.attempt,
+            d.copy,
+            status,
+            error,
+            time.time(),
         )
         with self._cond:
             self.attempts.append(record)

@@ -175,9 +175,9 @@ class FaultState:
                 if limit.requests is not None and self.remaining.get("rate_limit", 0) > 0:
                     self.remaining["rate_limit"] -= 1
                     return self._refuse(429, limit.retry_after, "rate limited", identity, now)
-                if limit.requests is None and limit.seconds is not None:
-                    if now < self.started + limit.seconds:
-                        return self._refuse(429, limit.retry_after, "rate limited", identity, now)
+                storm = limit.requests is None and limit.seconds is not None
+                if storm and now < self.started + (limit.seconds or 0.0):
+                    return self._refuse(429, limit.retry_after, "rate limited", identity, now)
             if spec.budget_per_minute is not None:
                 while self.window and self.window[0] <= now - 60.0:
                     self.window.popleft()

@@ -40,10 +40,10 @@ class _Seed(BaseModel):
 
 
 class JiraUserSeed(_Seed):
-    accountId: str  # noqa: N815 - Jira's own spelling
+    accountId: str
     name: str
-    displayName: str  # noqa: N815
-    emailAddress: str | None = None  # noqa: N815
+    displayName: str
+    emailAddress: str | None = None
     #: A Data Center personal access token that authenticates as this user.
     pat: str | None = None
 
@@ -95,7 +95,11 @@ class JiraSeed(_Seed):
 
 
 PRIORITIES = {"Highest": "1", "High": "2", "Medium": "3", "Low": "4", "Lowest": "5"}
-STATUSES = {"To Do": ("10000", "new"), "In Progress": ("3", "indeterminate"), "Done": ("10001", "done")}
+STATUSES = {
+    "To Do": ("10000", "new"),
+    "In Progress": ("3", "indeterminate"),
+    "Done": ("10001", "done"),
+}
 ISSUE_TYPES = {"Task": "10002", "Bug": "10004", "Story": "10001", "Service Request": "10010"}
 ISSUE_EVENTS = ("jira:issue_created", "jira:issue_updated", "jira:issue_deleted")
 COMMENT_EVENTS = ("comment_created", "comment_updated", "comment_deleted")
@@ -196,21 +200,36 @@ class JiraSim:
         for s in seed.issues:
             project = s.key.split("-")[0]
             if project not in self.projects:
-                raise ValueError(f"seed: jira.issues {s.key}: project {project} is not in jira.projects")
+                raise ValueError(
+                    f"seed: jira.issues {s.key}: project {project} is not in jira.projects"
+                )
             for who in (s.reporter, s.assignee, *(c.author for c in s.comments)):
                 if who is not None and who not in self.users:
-                    raise ValueError(f"seed: jira.issues {s.key}: user {who!r} is not in jira.users")
+                    raise ValueError(
+                        f"seed: jira.issues {s.key}: user {who!r} is not in jira.users"
+                    )
             for key in s.custom:
                 if key not in self.field_names:
                     raise ValueError(f"seed: jira.issues {s.key}: {key} is not in jira.fields")
             issue = Issue(
-                id=str(next(self._ids)), key=s.key, project=project, summary=s.summary,
-                description=s.description, labels=list(s.labels), priority=s.priority,
-                reporter=s.reporter, creator=s.reporter, assignee=s.assignee,
-                components=[self._component(project, {"name": n}, "components").id
-                            for n in s.components],
-                status=s.status, issuetype=s.issuetype, custom=dict(s.custom),
-                created=start, updated=start,
+                id=str(next(self._ids)),
+                key=s.key,
+                project=project,
+                summary=s.summary,
+                description=s.description,
+                labels=list(s.labels),
+                priority=s.priority,
+                reporter=s.reporter,
+                creator=s.reporter,
+                assignee=s.assignee,
+                components=[
+                    self._component(project, {"name": n}, "components").id for n in s.components
+                ],
+                status=s.status,
+                issuetype=s.issuetype,
+                custom=dict(s.custom),
+                created=start,
+                updated=start,
             )
             for c in s.comments:
                 issue.comments.append(
@@ -233,8 +252,11 @@ class JiraSim:
             for user in self.users.values():
                 if login in (user.emailAddress, user.name):
                     return user.accountId
-            raise _error(401, f"Client must be authenticated: no sandbox user has login {login!r}"
-                         " (add it to the seed's jira.users).")
+            raise _error(
+                401,
+                f"Client must be authenticated: no sandbox user has login {login!r}"
+                " (add it to the seed's jira.users).",
+            )
         if auth.startswith("Bearer "):
             token = auth[7:]
             for user in self.users.values():
@@ -268,23 +290,33 @@ class JiraSim:
         if value is None:
             return None
         if not isinstance(value, dict):
-            raise _error(400, errors_field(field_id, "expected an object such as {\"accountId\": ...}"))
+            raise _error(
+                400, errors_field(field_id, 'expected an object such as {"accountId": ...}')
+            )
         if self.cloud:
             if "accountId" not in value:
                 raise _error(
-                    400, **{field_id: "'accountId' must be the only user identifying query"
-                            " parameter in GDPR strict mode."}
+                    400,
+                    **{
+                        field_id: "'accountId' must be the only user identifying query"
+                        " parameter in GDPR strict mode."
+                    },
                 )
             account = value["accountId"]
             if account is None:
                 return None
             if account not in self.users:
-                raise _error(400, **{field_id: "Specified user does not exist or you do not have"
-                                     " required permissions"})
+                raise _error(
+                    400,
+                    **{
+                        field_id: "Specified user does not exist or you do not have"
+                        " required permissions"
+                    },
+                )
             return str(account)
         name = value.get("name")
         if name is None:
-            raise _error(400, **{field_id: "expected {\"name\": ...} on Jira Data Center"})
+            raise _error(400, **{field_id: 'expected {"name": ...} on Jira Data Center'})
         for u in self.users.values():
             if u.name == name:
                 return u.accountId
@@ -301,31 +333,43 @@ class JiraSim:
             "summary": issue.summary,
             "description": issue.description,
             "labels": list(issue.labels),
-            "priority": None if issue.priority is None else {
+            "priority": None
+            if issue.priority is None
+            else {
                 "self": f"{base}/rest/api/2/priority/{PRIORITIES.get(issue.priority, '3')}",
-                "name": issue.priority, "id": PRIORITIES.get(issue.priority, "3"),
+                "name": issue.priority,
+                "id": PRIORITIES.get(issue.priority, "3"),
             },
             "reporter": self.user_json(issue.reporter),
             "creator": self.user_json(issue.creator),
             "assignee": self.user_json(issue.assignee),
             "components": [
-                {"self": f"{base}/rest/api/2/component/{cid}", "id": cid,
-                 "name": self.components[cid].name}
+                {
+                    "self": f"{base}/rest/api/2/component/{cid}",
+                    "id": cid,
+                    "name": self.components[cid].name,
+                }
                 for cid in issue.components
             ],
             "status": {
-                "self": f"{base}/rest/api/2/status/{status_id}", "name": issue.status,
-                "id": status_id, "description": "",
+                "self": f"{base}/rest/api/2/status/{status_id}",
+                "name": issue.status,
+                "id": status_id,
+                "description": "",
                 "statusCategory": {"id": 2, "key": category, "name": issue.status},
             },
             "issuetype": {
                 "self": f"{base}/rest/api/2/issuetype/{ISSUE_TYPES.get(issue.issuetype, '10002')}",
-                "id": ISSUE_TYPES.get(issue.issuetype, "10002"), "name": issue.issuetype,
+                "id": ISSUE_TYPES.get(issue.issuetype, "10002"),
+                "name": issue.issuetype,
                 "subtask": False,
             },
             "project": {
-                "self": f"{base}/rest/api/2/project/{project.id}", "id": project.id,
-                "key": project.key, "name": project.name, "projectTypeKey": "service_desk",
+                "self": f"{base}/rest/api/2/project/{project.id}",
+                "id": project.id,
+                "key": project.key,
+                "name": project.name,
+                "projectTypeKey": "service_desk",
             },
             "created": jira_time(issue.created),
             "updated": jira_time(issue.updated),
@@ -333,7 +377,9 @@ class JiraSim:
             "comment": {
                 "comments": [self.comment_json(issue, c) for c in issue.comments],
                 "self": f"{base}/rest/api/2/issue/{issue.id}/comment",
-                "maxResults": len(issue.comments), "total": len(issue.comments), "startAt": 0,
+                "maxResults": len(issue.comments),
+                "total": len(issue.comments),
+                "startAt": 0,
             },
         }
         for fid in self.field_names:
@@ -359,7 +405,8 @@ class JiraSim:
             "updated": jira_time(c.updated),
             "jsdPublic": not any(
                 p.get("key") == "sd.public.comment"
-                and isinstance(p.get("value"), dict) and p["value"].get("internal")
+                and isinstance(p.get("value"), dict)
+                and p["value"].get("internal")
                 for p in c.properties
             ),
         }
@@ -389,9 +436,22 @@ class JiraSim:
 
     def issue_json_keys(self) -> list[str]:
         return [
-            "summary", "description", "labels", "priority", "reporter", "creator", "assignee",
-            "components", "status", "issuetype", "project", "created", "updated", "attachment",
-            "comment", *self.field_names,
+            "summary",
+            "description",
+            "labels",
+            "priority",
+            "reporter",
+            "creator",
+            "assignee",
+            "components",
+            "status",
+            "issuetype",
+            "project",
+            "created",
+            "updated",
+            "attachment",
+            "comment",
+            *self.field_names,
         ]
 
     def find(self, key: str) -> Issue:
@@ -419,6 +479,7 @@ class JiraSim:
             route("POST", "/rest/api/2/issue/{key}/comment", self.add_comment, write=True),
             route("GET", "/rest/api/{v}/search/jql", self.search_jql),
             route("POST", "/rest/api/{v}/search/jql", self.search_jql),
+            route("POST", "/rest/api/{v}/search/approximate-count", self.approximate_count),
             route("GET", "/rest/api/2/search", self.search),
             route("POST", "/rest/api/2/search", self.search),
             route("POST", "/rest/webhooks/1.0/webhook", self.create_webhook, write=True),
@@ -431,17 +492,20 @@ class JiraSim:
     def server_info(self, request: Request) -> Response:
         now = self.now()
         version = [1001, 0, 0] if self.cloud else [9, 12, 0]
-        return Response(200, {
-            "baseUrl": self.base_url,
-            "version": ".".join(map(str, version)) + ("-SNAPSHOT" if self.cloud else ""),
-            "versionNumbers": version,
-            "deploymentType": self.seed.deployment,
-            "buildNumber": 100260,
-            "buildDate": "2026-01-01T00:00:00.000+0000",
-            "serverTime": jira_time(now),
-            "scmInfo": "sandbox",
-            "serverTitle": "tierdesk Jira sandbox",
-        })
+        return Response(
+            200,
+            {
+                "baseUrl": self.base_url,
+                "version": ".".join(map(str, version)) + ("-SNAPSHOT" if self.cloud else ""),
+                "versionNumbers": version,
+                "deploymentType": self.seed.deployment,
+                "buildNumber": 100260,
+                "buildDate": "2026-01-01T00:00:00.000+0000",
+                "serverTime": jira_time(now),
+                "scmInfo": "sandbox",
+                "serverTitle": "tierdesk Jira sandbox",
+            },
+        )
 
     def myself(self, request: Request) -> Response:
         return Response(200, self.user_json(request.actor))
@@ -449,25 +513,44 @@ class JiraSim:
     def user_search(self, request: Request) -> Response:
         text = (request.arg("query") or request.arg("username") or "").lower()
         found = [
-            self.user_json(u.accountId) for u in self.users.values()
-            if text and any(text in (v or "").lower()
-                            for v in (u.displayName, u.emailAddress, u.name))
+            self.user_json(u.accountId)
+            for u in self.users.values()
+            if text
+            and any(text in (v or "").lower() for v in (u.displayName, u.emailAddress, u.name))
         ]
         return Response(200, found)
 
     def list_fields(self, request: Request) -> Response:
         """GET /rest/api/2/field: system and custom fields (the library caches the names)."""
         out = [
-            {"id": name, "key": name, "name": name.capitalize(), "custom": False,
-             "orderable": True, "navigable": True, "searchable": True, "clauseNames": [name]}
-            for name in self.issue_json_keys() if not name.startswith("customfield_")
+            {
+                "id": name,
+                "key": name,
+                "name": name.capitalize(),
+                "custom": False,
+                "orderable": True,
+                "navigable": True,
+                "searchable": True,
+                "clauseNames": [name],
+            }
+            for name in self.issue_json_keys()
+            if not name.startswith("customfield_")
         ]
         for fid, title in self.field_names.items():
             number = fid.rsplit("_", 1)[1]
-            out.append({"id": fid, "key": fid, "name": title, "custom": True, "orderable": True,
-                        "navigable": True, "searchable": True,
-                        "clauseNames": [f"cf[{number}]", title],
-                        "schema": {"type": "any", "custom": "sandbox", "customId": int(number)}})
+            out.append(
+                {
+                    "id": fid,
+                    "key": fid,
+                    "name": title,
+                    "custom": True,
+                    "orderable": True,
+                    "navigable": True,
+                    "searchable": True,
+                    "clauseNames": [f"cf[{number}]", title],
+                    "schema": {"type": "any", "custom": "sandbox", "customId": int(number)},
+                }
+            )
         return Response(200, out)
 
     def get_issue(self, request: Request) -> Response:
@@ -485,9 +568,9 @@ class JiraSim:
             raise _error(400, "'fields' and 'update' must be JSON objects.")
         both = sorted(set(fields) & set(update))
         if both:
-            raise _error(400, **{
-                f: f"Field '{f}' cannot be set in both 'fields' and 'update'" for f in both
-            })
+            raise _error(
+                400, **{f: f"Field '{f}' cannot be set in both 'fields' and 'update'" for f in both}
+            )
         actor = request.actor
         assert actor is not None
         items, comment = self._apply(issue, fields, update, actor)
@@ -502,9 +585,14 @@ class JiraSim:
         """Validate everything first, then change the issue; returns changelog items, comment."""
         for name in [*fields, *update]:
             if name not in SYSTEM_FIELDS and name not in self.field_names and name != "comment":
-                raise _error(400, **{name: f"Field '{name}' cannot be set. It is not on the"
-                                     " appropriate screen, or unknown."})
-        new = {
+                raise _error(
+                    400,
+                    **{
+                        name: f"Field '{name}' cannot be set. It is not on the"
+                        " appropriate screen, or unknown."
+                    },
+                )
+        new: dict[str, Any] = {
             "labels": list(issue.labels),
             "components": list(issue.components),
             "assignee": issue.assignee,
@@ -532,7 +620,10 @@ class JiraSim:
                     new["labels"] = _list_op(new["labels"], verb, value, name, self._label)
                 elif name == "components":
                     new["components"] = _list_op(
-                        new["components"], verb, value, name,
+                        new["components"],
+                        verb,
+                        value,
+                        name,
                         lambda v: self._component(issue.project, v, "components").id,
                     )
                 elif verb == "set":
@@ -565,7 +656,9 @@ class JiraSim:
     def _component(self, project: str, value: Any, name: str) -> JiraComponentSeed:
         if isinstance(value, dict):
             for c in self.components.values():
-                if c.project == project and (c.id == value.get("id") or c.name == value.get("name")):
+                if c.project == project and (
+                    c.id == value.get("id") or c.name == value.get("name")
+                ):
                     return c
         raise _error(400, **{name: f"Component name '{value}' is not valid"})
 
@@ -603,43 +696,81 @@ class JiraSim:
             or visibility.get("type") not in ("role", "group")
             or not visibility.get("value")
         ):
-            raise _error(400, comment="visibility must be {\"type\": \"role\"|\"group\", \"value\": ...}")
+            raise _error(400, comment='visibility must be {"type": "role"|"group", "value": ...}')
         properties = value.get("properties") or []
         if not isinstance(properties, list):
             raise _error(400, comment="properties must be a list of {key, value}")
         now = self.now()
-        return Comment(str(next(self._comment_ids)), actor, value["body"], now, now,
-                       visibility, properties)
+        return Comment(
+            str(next(self._comment_ids)), actor, value["body"], now, now, visibility, properties
+        )
 
     def _changelog(self, issue: Issue, new: Mapping[str, Any]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
 
-        def item(fid: str, name: str, kind: str, old: Any, to: Any, old_s: Any, to_s: Any,
-                 **extra: Any) -> None:
-            items.append({"field": name, "fieldtype": kind, "fieldId": fid, "from": old,
-                          "fromString": old_s, "to": to, "toString": to_s, **extra})
+        def item(
+            fid: str, name: str, kind: str, old: Any, to: Any, old_s: Any, to_s: Any, **extra: Any
+        ) -> None:
+            items.append(
+                {
+                    "field": name,
+                    "fieldtype": kind,
+                    "fieldId": fid,
+                    "from": old,
+                    "fromString": old_s,
+                    "to": to,
+                    "toString": to_s,
+                    **extra,
+                }
+            )
 
         if sorted(new["labels"]) != sorted(issue.labels):
-            item("labels", "labels", "jira", None, None,
-                 " ".join(issue.labels), " ".join(new["labels"]))
+            item(
+                "labels",
+                "labels",
+                "jira",
+                None,
+                None,
+                " ".join(issue.labels),
+                " ".join(new["labels"]),
+            )
         if new["assignee"] != issue.assignee:
             old, to = issue.assignee, new["assignee"]
-            item("assignee", "assignee", "jira", old, to,
-                 self.users[old].displayName if old else None,
-                 self.users[to].displayName if to else None,
-                 tmpFromAccountId=old, tmpToAccountId=to)
+            item(
+                "assignee",
+                "assignee",
+                "jira",
+                old,
+                to,
+                self.users[old].displayName if old else None,
+                self.users[to].displayName if to else None,
+                tmpFromAccountId=old,
+                tmpToAccountId=to,
+            )
         if new["components"] != issue.components:
-            item("components", "Component", "jira", ",".join(issue.components) or None,
-                 ",".join(new["components"]) or None,
-                 ", ".join(self.components[c].name for c in issue.components) or None,
-                 ", ".join(self.components[c].name for c in new["components"]) or None)
+            item(
+                "components",
+                "Component",
+                "jira",
+                ",".join(issue.components) or None,
+                ",".join(new["components"]) or None,
+                ", ".join(self.components[c].name for c in issue.components) or None,
+                ", ".join(self.components[c].name for c in new["components"]) or None,
+            )
         for fid in ("priority", "summary", "description", "reporter"):
             if new[fid] != getattr(issue, fid):
                 item(fid, fid, "jira", None, None, getattr(issue, fid), new[fid])
         for fid, name in self.field_names.items():
             if new[fid] != issue.custom.get(fid):
-                item(fid, name, "custom", None, None, _field_text(issue.custom.get(fid)),
-                     _field_text(new[fid]))
+                item(
+                    fid,
+                    name,
+                    "custom",
+                    None,
+                    None,
+                    _field_text(issue.custom.get(fid)),
+                    _field_text(new[fid]),
+                )
         return items
 
     def assign(self, request: Request) -> Response:
@@ -648,9 +779,16 @@ class JiraSim:
         assignee = self._user_ref(body, "assignee")
         actor = request.actor
         assert actor is not None
-        items, _ = self._apply(issue, {"assignee": {"accountId": assignee} if self.cloud else
-                                       {"name": self.users[assignee].name if assignee else None}},
-                               {}, actor)
+        items, _ = self._apply(
+            issue,
+            {
+                "assignee": {"accountId": assignee}
+                if self.cloud
+                else {"name": self.users[assignee].name if assignee else None}
+            },
+            {},
+            actor,
+        )
         if items:
             issue.updated = self.now()
             self._issue_updated(issue, actor, items, None)
@@ -677,31 +815,62 @@ class JiraSim:
         number = self._numbers.get(project.key, 0) + 1
         now = self.now()
         issue = Issue(
-            id=str(next(self._ids)), key=f"{project.key}-{number}", project=project.key,
-            summary=fields["summary"], description=None, labels=[], priority="Medium",
-            reporter=actor, creator=actor, assignee=None, components=[],
-            status="To Do", issuetype=kind.get("name", "Task"), custom={},
-            created=now, updated=now,
+            id=str(next(self._ids)),
+            key=f"{project.key}-{number}",
+            project=project.key,
+            summary=fields["summary"],
+            description=None,
+            labels=[],
+            priority="Medium",
+            reporter=actor,
+            creator=actor,
+            assignee=None,
+            components=[],
+            status="To Do",
+            issuetype=kind.get("name", "Task"),
+            custom={},
+            created=now,
+            updated=now,
         )
-        fields.setdefault("reporter", {"accountId": actor} if self.cloud
-                          else {"name": self.users[actor].name})
-        blank = Issue(**{**issue.__dict__, "summary": "", "priority": None, "reporter": None,
-                         "custom": {}, "labels": [], "components": []})
+        fields.setdefault(
+            "reporter", {"accountId": actor} if self.cloud else {"name": self.users[actor].name}
+        )
+        blank = Issue(
+            **{
+                **issue.__dict__,
+                "summary": "",
+                "priority": None,
+                "reporter": None,
+                "custom": {},
+                "labels": [],
+                "components": [],
+            }
+        )
         items, _ = self._apply(blank, fields, {}, actor)
         issue = Issue(**{**blank.__dict__, "summary": fields["summary"]})
         self.issues[issue.key] = issue
         self._numbers[project.key] = number
         self._deliver(
-            "jira:issue_created", issue,
+            "jira:issue_created",
+            issue,
             lambda: {
-                "timestamp": _ms(now), "webhookEvent": "jira:issue_created",
-                "issue_event_type_name": "issue_created", "user": self.user_json(actor),
+                "timestamp": _ms(now),
+                "webhookEvent": "jira:issue_created",
+                "issue_event_type_name": "issue_created",
+                "user": self.user_json(actor),
                 "issue": self.issue_json(issue),
                 "changelog": {"id": str(next(self._changelog_ids)), "items": items},
             },
         )
-        return Response(201, {"id": issue.id, "key": issue.key,
-                              "self": f"{self.base_url}/rest/api/2/issue/{issue.id}"}, wrote=True)
+        return Response(
+            201,
+            {
+                "id": issue.id,
+                "key": issue.key,
+                "self": f"{self.base_url}/rest/api/2/issue/{issue.id}",
+            },
+            wrote=True,
+        )
 
     # ---------------------------------------------------------------------------- comments
 
@@ -713,11 +882,16 @@ class JiraSim:
         if (request.arg("orderBy") or "").lstrip("+") == "-created":
             ordered.reverse()
         props = "properties" in (request.arg("expand") or "")
-        page = ordered[start:start + size]
-        return Response(200, {
-            "startAt": start, "maxResults": size, "total": len(ordered),
-            "comments": [self.comment_json(issue, c, properties=props) for c in page],
-        })
+        page = ordered[start : start + size]
+        return Response(
+            200,
+            {
+                "startAt": start,
+                "maxResults": size,
+                "total": len(ordered),
+                "comments": [self.comment_json(issue, c, properties=props) for c in page],
+            },
+        )
 
     def add_comment(self, request: Request) -> Response:
         issue = self.find(request.params["key"])
@@ -736,23 +910,34 @@ class JiraSim:
             if a is None:
                 return []
             u = self.users[a]
-            return [u.accountId, u.name, u.displayName, *([u.emailAddress] if u.emailAddress else [])]
+            return [
+                u.accountId,
+                u.name,
+                u.displayName,
+                *([u.emailAddress] if u.emailAddress else []),
+            ]
 
         def values(name: str) -> list[str] | None:
             project = self.projects[issue.project]
             table: dict[str, list[str]] = {
                 "project": [project.key, project.id, project.name],
-                "key": [issue.key, issue.id], "issuekey": [issue.key, issue.id],
+                "key": [issue.key, issue.id],
+                "issuekey": [issue.key, issue.id],
                 "id": [issue.id],
                 "labels": list(issue.labels),
-                "status": [issue.status], "issuetype": [issue.issuetype], "type": [issue.issuetype],
-                "assignee": user(issue.assignee), "reporter": user(issue.reporter),
+                "status": [issue.status],
+                "issuetype": [issue.issuetype],
+                "type": [issue.issuetype],
+                "assignee": user(issue.assignee),
+                "reporter": user(issue.reporter),
                 "priority": [issue.priority] if issue.priority else [],
                 "component": [self.components[c].name for c in issue.components],
-                "summary": [issue.summary], "description": [issue.description or ""],
+                "summary": [issue.summary],
+                "description": [issue.description or ""],
                 "comment": [c.body for c in issue.comments],
                 "text": [issue.summary, issue.description or "", *(c.body for c in issue.comments)],
-                "created": [issue.created.isoformat()], "updated": [issue.updated.isoformat()],
+                "created": [issue.created.isoformat()],
+                "updated": [issue.updated.isoformat()],
                 "createddate": [issue.created.isoformat()],
                 "updateddate": [issue.updated.isoformat()],
             }
@@ -764,9 +949,13 @@ class JiraSim:
             for known, title in self.field_names.items():
                 if fid in (known, title.lower()):
                     raw = issue.custom.get(known)
-                    return [] if raw is None else [
-                        _field_text(v) or "" for v in (raw if isinstance(raw, list) else [raw])
-                    ]
+                    return (
+                        []
+                        if raw is None
+                        else [
+                            _field_text(v) or "" for v in (raw if isinstance(raw, list) else [raw])
+                        ]
+                    )
             return None
 
         return values
@@ -776,14 +965,20 @@ class JiraSim:
         try:
             parsed = parse_jql(jql)
             now = self.now()
-            found = [i for i in self.issues.values()
-                     if evaluate(parsed.where, self._values(i), now=now)]
+            found = [
+                i for i in self.issues.values() if evaluate(parsed.where, self._values(i), now=now)
+            ]
         except QueryError as exc:
             raise _error(400, str(exc)) from exc
         found.sort(key=lambda i: (i.project, int(i.key.split("-")[1])))
         for name, desc in reversed(parsed.order):
             if name in ("updated", "created"):
-                found.sort(key=lambda i, n=name: getattr(i, n), reverse=desc)
+                attr: str = name
+
+                def when(i: Issue, attr: str = attr) -> datetime:
+                    return getattr(i, attr)  # type: ignore[no-any-return]
+
+                found.sort(key=when, reverse=desc)
             elif name in ("key", "id", "issuekey"):
                 found.sort(key=lambda i: (i.project, int(i.key.split("-")[1])), reverse=desc)
         return found
@@ -802,8 +997,11 @@ class JiraSim:
         params = self._search_params(request)
         jql = str(params.get("jql") or "")
         if not jql.strip() or parse_jql_safe(jql).where is None:
-            raise _error(400, "Unbounded JQL queries are not allowed here. Please add a search"
-                         " restriction to your query.")
+            raise _error(
+                400,
+                "Unbounded JQL queries are not allowed here. Please add a search"
+                " restriction to your query.",
+            )
         size = min(_int(params.get("maxResults"), 50, "maxResults"), 5000)
         token = params.get("nextPageToken")
         start = 0
@@ -813,7 +1011,7 @@ class JiraSim:
             except ValueError as exc:
                 raise _error(400, "The nextPageToken is invalid.") from exc
         found = self.matching(jql)
-        page = found[start:start + size]
+        page = found[start : start + size]
         wanted = self._fields_param(params.get("fields"), default="id")
         result: dict[str, Any] = {
             "issues": [self.issue_json(i, wanted) for i in page],
@@ -823,22 +1021,46 @@ class JiraSim:
             result["nextPageToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
         return Response(200, result)
 
+    def approximate_count(self, request: Request) -> Response:
+        """POST /rest/api/2/search/approximate-count (Cloud): {"count": n}."""
+        if not self.cloud:
+            raise _error(404, "The approximate-count API exists on Jira Cloud only.")
+        jql = str(json_body(request, _bad_json).get("jql") or "")
+        if not jql.strip() or parse_jql_safe(jql).where is None:
+            raise _error(
+                400,
+                "Unbounded JQL queries are not allowed here. Please add a search"
+                " restriction to your query.",
+            )
+        return Response(200, {"count": len(self.matching(jql))})
+
     def search(self, request: Request) -> Response:
         if self.cloud:
-            raise _error(410, "The requested API has been removed. Please migrate to the"
-                         " /rest/api/3/search/jql API.")
+            raise _error(
+                410,
+                "The requested API has been removed. Please migrate to the"
+                " /rest/api/3/search/jql API.",
+            )
         params = self._search_params(request)
         start = _int(params.get("startAt"), 0, "startAt")
         size = min(_int(params.get("maxResults"), 50, "maxResults"), 1000)
         found = self.matching(str(params.get("jql") or ""))
         wanted = self._fields_param(params.get("fields"), default="*navigable")
-        return Response(200, {
-            "expand": "schema,names", "startAt": start, "maxResults": size, "total": len(found),
-            "issues": [self.issue_json(i, wanted) for i in found[start:start + size]],
-        })
+        return Response(
+            200,
+            {
+                "expand": "schema,names",
+                "startAt": start,
+                "maxResults": size,
+                "total": len(found),
+                "issues": [self.issue_json(i, wanted) for i in found[start : start + size]],
+            },
+        )
 
     def _fields_param(self, value: Any, *, default: str) -> set[str] | None:
-        names = value if isinstance(value, list) else (str(value).split(",") if value else [default])
+        names = (
+            value if isinstance(value, list) else (str(value).split(",") if value else [default])
+        )
         fake = Request("GET", "", {"fields": [",".join(str(n) for n in names)]}, {}, b"", "")
         return self.wanted_fields(fake, default=default)
 
@@ -849,7 +1071,11 @@ class JiraSim:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise _error(400, url="Webhook url must be an absolute http(s) URL.")
         events = body.get("events")
-        if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        if (
+            not isinstance(events, list)
+            or not events
+            or not all(isinstance(e, str) for e in events)
+        ):
             raise _error(400, events="Webhook events must be a non-empty list of event names.")
         filters = body.get("filters") or {}
         if not isinstance(filters, dict):
@@ -863,18 +1089,34 @@ class JiraSim:
         secret = body.get("secret")
         if secret is not None and not isinstance(secret, str):
             raise _error(400, secret="secret must be a string")
-        return Webhook(wid, str(body.get("name") or f"webhook {wid}"), url, list(events),
-                       {k: str(v) for k, v in filters.items()}, bool(body.get("excludeBody")),
-                       secret or None, bool(body.get("enabled", True)), actor, self.now())
+        return Webhook(
+            wid,
+            str(body.get("name") or f"webhook {wid}"),
+            url,
+            list(events),
+            {k: str(v) for k, v in filters.items()},
+            bool(body.get("excludeBody")),
+            secret or None,
+            bool(body.get("enabled", True)),
+            actor,
+            self.now(),
+        )
 
     def webhook_json(self, w: Webhook) -> dict[str, Any]:
         # The secret is write-only: Jira does not echo it back.
         return {
-            "name": w.name, "url": w.url, "excludeBody": w.exclude_body, "filters": w.filters,
-            "events": w.events, "enabled": w.enabled,
+            "name": w.name,
+            "url": w.url,
+            "excludeBody": w.exclude_body,
+            "filters": w.filters,
+            "events": w.events,
+            "enabled": w.enabled,
             "self": f"{self.base_url}/rest/webhooks/1.0/webhook/{w.id}",
-            "lastUpdatedUser": w.updated_by, "lastUpdated": _ms(w.updated),
-            "lastUpdatedDisplayName": self.users[w.updated_by].displayName if w.updated_by else None,
+            "lastUpdatedUser": w.updated_by,
+            "lastUpdated": _ms(w.updated),
+            "lastUpdatedDisplayName": self.users[w.updated_by].displayName
+            if w.updated_by
+            else None,
         }
 
     def create_webhook(self, request: Request) -> Response:
@@ -898,8 +1140,15 @@ class JiraSim:
     def update_webhook(self, request: Request) -> Response:
         old = self._hook(request)
         body = json_body(request, _bad_json)
-        merged = {"name": old.name, "url": old.url, "events": old.events, "filters": old.filters,
-                  "excludeBody": old.exclude_body, "secret": old.secret, **body}
+        merged = {
+            "name": old.name,
+            "url": old.url,
+            "events": old.events,
+            "filters": old.filters,
+            "excludeBody": old.exclude_body,
+            "secret": old.secret,
+            **body,
+        }
         self.webhooks[old.id] = self._webhook_from(merged, old.id, request.actor)
         return Response(200, self.webhook_json(self.webhooks[old.id]), wrote=True)
 
@@ -923,8 +1172,10 @@ class JiraSim:
 
         def body() -> dict[str, Any]:
             data: dict[str, Any] = {
-                "timestamp": _ms(now), "webhookEvent": "jira:issue_updated",
-                "issue_event_type_name": kind, "user": self.user_json(actor),
+                "timestamp": _ms(now),
+                "webhookEvent": "jira:issue_updated",
+                "issue_event_type_name": kind,
+                "user": self.user_json(actor),
                 "issue": self.issue_json(issue),
             }
             if items:
@@ -935,20 +1186,33 @@ class JiraSim:
 
         self._deliver("jira:issue_updated", issue, body)
         if comment is not None:
-            self._deliver("comment_created", issue, lambda: self._comment_event(issue, comment, now))
+            self._deliver(
+                "comment_created", issue, lambda: self._comment_event(issue, comment, now)
+            )
 
     def _comment_event(self, issue: Issue, comment: Comment, now: datetime) -> dict[str, Any]:
         full = self.issue_json(issue)
         if not self.cloud:
             # Data Center comment_created carries no issue at all (see the Server fixture).
-            return {"timestamp": _ms(now), "webhookEvent": "comment_created",
-                    "comment": self.comment_json(issue, comment)}
-        trimmed = {k: full["fields"][k] for k in
-                   ("summary", "issuetype", "project", "assignee", "priority", "status")}
+            return {
+                "timestamp": _ms(now),
+                "webhookEvent": "comment_created",
+                "comment": self.comment_json(issue, comment),
+            }
+        trimmed = {
+            k: full["fields"][k]
+            for k in ("summary", "issuetype", "project", "assignee", "priority", "status")
+        }
         return {
-            "timestamp": _ms(now), "webhookEvent": "comment_created",
+            "timestamp": _ms(now),
+            "webhookEvent": "comment_created",
             "comment": self.comment_json(issue, comment),
-            "issue": {"id": full["id"], "self": full["self"], "key": full["key"], "fields": trimmed},
+            "issue": {
+                "id": full["id"],
+                "self": full["self"],
+                "key": full["key"],
+                "fields": trimmed,
+            },
         }
 
     def _deliver(self, event: str, issue: Issue, body: Callable[[], dict[str, Any]]) -> None:
@@ -980,13 +1244,23 @@ class JiraSim:
             "deployment": self.seed.deployment,
             "issues": {
                 k: {
-                    "labels": sorted(i.labels), "assignee": i.assignee,
+                    "labels": sorted(i.labels),
+                    "assignee": i.assignee,
                     "components": [self.components[c].name for c in i.components],
-                    "priority": i.priority, "summary": i.summary, "custom": i.custom,
+                    "priority": i.priority,
+                    "summary": i.summary,
+                    "custom": i.custom,
                     "updated": jira_time(i.updated),
-                    "comments": [{"id": c.id, "author": c.author, "body": c.body,
-                                  "visibility": c.visibility, "properties": c.properties}
-                                 for c in i.comments],
+                    "comments": [
+                        {
+                            "id": c.id,
+                            "author": c.author,
+                            "body": c.body,
+                            "visibility": c.visibility,
+                            "properties": c.properties,
+                        }
+                        for c in i.comments
+                    ],
                 }
                 for k, i in self.issues.items()
             },

@@ -255,7 +255,7 @@ def _clause(clause: Clause, values: Values, *, now: datetime) -> bool:
     if op in ("=", "in"):
         return (None in clause.values and not have) or bool(lowered & set(wanted))
     if op in ("!=", "not in"):
-        return bool(have) and not (lowered & set(wanted)) and not (None in clause.values)
+        return bool(have) and not (lowered & set(wanted)) and None not in clause.values
     if op in ("~", "!~"):
         needle = (wanted or [""])[0].strip("*")
         found = any(needle in v for v in lowered)
@@ -306,9 +306,7 @@ def parse_zendesk_query(text: str) -> list[ZendeskTerm]:
 STATUS_ORDER = ("new", "open", "pending", "hold", "solved", "closed")
 
 
-def zendesk_match(
-    terms: Sequence[ZendeskTerm], values: Values, *, now: datetime
-) -> bool:
+def zendesk_match(terms: Sequence[ZendeskTerm], values: Values, *, now: datetime) -> bool:
     """True when a ticket, seen through `values(field)`, matches every term."""
     for term in terms:
         if term.key == "type":
@@ -328,8 +326,10 @@ def zendesk_match(
                 rank = STATUS_ORDER.index
                 if term.value not in STATUS_ORDER or not have:
                     raise QueryError(f"unknown status {term.value!r} in the search query")
-                hit = (rank(have[0]) < rank(term.value)) if term.op == "<" else (
-                    rank(have[0]) > rank(term.value)
+                hit = (
+                    (rank(have[0]) < rank(term.value))
+                    if term.op == "<"
+                    else (rank(have[0]) > rank(term.value))
                 )
             else:
                 if not have:

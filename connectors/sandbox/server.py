@@ -67,17 +67,30 @@ def vendor_error(vendor: str, status: int, message: str) -> Any:
     """An error body in the vendor's own shape."""
     if vendor == "jira":
         return {"errorMessages": [message], "errors": {}}
-    return {"error": {401: "Couldn't authenticate you", 404: "InvalidEndpoint",
-                      409: "Conflict", 429: "TooManyRequests", 503: "ServiceUnavailable"}.get(
-        status, "Error"), "description": message}
+    return {
+        "error": {
+            401: "Couldn't authenticate you",
+            404: "InvalidEndpoint",
+            409: "Conflict",
+            429: "TooManyRequests",
+            503: "ServiceUnavailable",
+        }.get(status, "Error"),
+        "description": message,
+    }
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], vendor: Vendor, sandbox: Sandbox,
-                 router: Router, routers: Mapping[str, Router]) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        vendor: Vendor,
+        sandbox: Sandbox,
+        router: Router,
+        routers: Mapping[str, Router],
+    ) -> None:
         super().__init__(address, _Handler)
         self.vendor = vendor
         self.sandbox = sandbox
@@ -93,22 +106,22 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.server.vendor, *args)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         self._handle()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle()
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._handle()
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._handle()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._handle()
 
     # ------------------------------------------------------------------------------- core
@@ -117,9 +130,12 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        host = self.headers.get("Host") or "%s:%s" % self.server.server_address[:2]
-        request = Request(self.command, parts.path, parse_query(parts.query), self.headers,
-                          body, f"http://{host}")
+        headers = dict(self.headers.items())
+        address = self.server.server_address
+        host = self.headers.get("Host") or f"{address[0]!s}:{address[1]}"
+        request = Request(
+            self.command, parts.path, parse_query(parts.query), headers, body, f"http://{host}"
+        )
         if parts.path.startswith("/_sandbox/"):
             self._send(self._control(request, parts.path))
             return
@@ -128,8 +144,16 @@ class _Handler(BaseHTTPRequestHandler):
         matched = self.server.router.match(self.command, parts.path)
         if isinstance(matched, int):
             text = "No such endpoint in the sandbox" if matched == 404 else "Method not allowed"
-            sandbox.record(vendor, self.command, parts.path, parts.query, matched, None,
-                           write=False, fault=None)
+            sandbox.record(
+                vendor,
+                self.command,
+                parts.path,
+                parts.query,
+                matched,
+                None,
+                write=False,
+                fault=None,
+            )
             self._send(Response(matched, vendor_error(vendor, matched, text)))
             return
         route, params = matched
@@ -140,17 +164,26 @@ class _Handler(BaseHTTPRequestHandler):
         gate = faults.admit(identity, self.command, parts.path, now=time.monotonic())
         if gate is not None:
             headers = {"Retry-After": str(gate.retry_after)} if gate.retry_after else {}
-            sandbox.record(vendor, self.command, parts.path, parts.query, gate.status, None,
-                           write=route.write, fault=gate.reason)
-            self._send(Response(gate.status, vendor_error(vendor, gate.status, gate.reason),
-                                headers))
+            sandbox.record(
+                vendor,
+                self.command,
+                parts.path,
+                parts.query,
+                gate.status,
+                None,
+                write=route.write,
+                fault=gate.reason,
+            )
+            self._send(
+                Response(gate.status, vendor_error(vendor, gate.status, gate.reason), headers)
+            )
             return
         fault: str | None = None
         with sandbox.lock:
             sim = sandbox.sim(vendor)
             sim.base_url = request.base_url
             try:
-                request.actor = sim.authenticate(self.headers)
+                request.actor = sim.authenticate(headers)
                 if route.handler.__name__ in EDIT_HANDLERS and faults.take("conflict"):
                     fault = "conflict"
                     response = self._collision(vendor, sandbox, params)
@@ -159,33 +192,53 @@ class _Handler(BaseHTTPRequestHandler):
             except ApiError as exc:
                 response = Response(exc.status, exc.body, exc.headers)
         if route.write and response.status < 400 and faults.take("reset_after_write"):
-            sandbox.record(vendor, self.command, parts.path, parts.query, None, request.actor,
-                           write=True, fault="reset_after_write")
+            sandbox.record(
+                vendor,
+                self.command,
+                parts.path,
+                parts.query,
+                None,
+                request.actor,
+                write=True,
+                fault="reset_after_write",
+            )
             self._reset()
             return
         if faults.take("slow"):
             fault = fault or "slow"
             time.sleep(faults.slow_seconds())
-        sandbox.record(vendor, self.command, parts.path, parts.query, response.status,
-                       request.actor, write=route.write, fault=fault)
+        sandbox.record(
+            vendor,
+            self.command,
+            parts.path,
+            parts.query,
+            response.status,
+            request.actor,
+            write=route.write,
+            fault=fault,
+        )
         self._send(response)
 
     def _collision(self, vendor: str, sandbox: Sandbox, params: Mapping[str, str]) -> Response:
         """Someone else saved the ticket a moment before this write: 409, nothing applied."""
         if vendor == "zendesk":
-            ticket = sandbox.zendesk.tickets.get(int(params["id"])) if params["id"].isdigit() \
-                else None
+            ticket = (
+                sandbox.zendesk.tickets.get(int(params["id"])) if params["id"].isdigit() else None
+            )
             if ticket is not None:
                 sandbox.zendesk.touch(ticket)
             return Response(409, dict(UPDATE_CONFLICT))
-        return Response(409, vendor_error("jira", 409, "The issue was changed by another"
-                                          " request; read it again and retry."))
+        return Response(
+            409,
+            vendor_error(
+                "jira", 409, "The issue was changed by another request; read it again and retry."
+            ),
+        )
 
     def _reset(self) -> None:
         """Close with an RST: the client sees a connection reset and no answer."""
         try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
         except OSError:
             pass
@@ -219,7 +272,9 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/_sandbox/log" and request.method == "GET":
                 return Response(200, sandbox.log_since(int(request.arg("since") or 0)))
             if path == "/_sandbox/faults" and request.method == "POST":
-                specs = parse_faults(json.loads(request.body or b"{}"), source="POST /_sandbox/faults")
+                specs = parse_faults(
+                    json.loads(request.body or b"{}"), source="POST /_sandbox/faults"
+                )
                 sandbox.set_faults(specs)
                 return Response(200, {v: sandbox.faults[v].snapshot() for v in VENDORS})
             if path == "/_sandbox/faults" and request.method == "DELETE":
@@ -232,21 +287,41 @@ class _Handler(BaseHTTPRequestHandler):
                 if path == f"/_sandbox/{vendor}/agent" and request.method == "POST":
                     spec = json.loads(request.body or b"{}")
                     if not isinstance(spec, dict) or not {"as", "method", "path"} <= set(spec):
-                        raise ValueError('expected {"as": user, "method": ..., "path": ...,'
-                                         ' "body": {...}}')
-                    result = agent(sandbox, self.server.routers[vendor], vendor, str(spec["as"]),
-                                   str(spec["method"]), str(spec["path"]), spec.get("body"),
-                                   base_url=request.base_url)
+                        raise ValueError(
+                            'expected {"as": user, "method": ..., "path": ..., "body": {...}}'
+                        )
+                    result = agent(
+                        sandbox,
+                        self.server.routers[vendor],
+                        vendor,
+                        str(spec["as"]),
+                        str(spec["method"]),
+                        str(spec["path"]),
+                        spec.get("body"),
+                        base_url=request.base_url,
+                    )
                     return Response(200, {"status": result.status, "body": result.body})
         except (ValueError, FaultsInvalid) as exc:
             return Response(400, {"error": str(exc)})
-        return Response(404, {"error": f"no control endpoint {request.method} {path}; see"
-                                       " connectors/sandbox/server.py"})
+        return Response(
+            404,
+            {
+                "error": f"no control endpoint {request.method} {path}; see"
+                " connectors/sandbox/server.py"
+            },
+        )
 
 
 def agent(
-    sandbox: Sandbox, router: Router, vendor: str, as_user: str, method: str, path: str,
-    body: Any = None, *, base_url: str | None = None,
+    sandbox: Sandbox,
+    router: Router,
+    vendor: str,
+    as_user: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    base_url: str | None = None,
 ) -> Response:
     """Make a vendor request as a scripted agent: no faults, not counted with tierdesk's."""
     split = urlsplit(path)
@@ -257,15 +332,30 @@ def agent(
     with sandbox.lock:
         sim = sandbox.sim(vendor)
         actor = _find_user(sandbox, vendor, as_user)
-        request = Request(method.upper(), split.path, parse_query(split.query), {},
-                          json.dumps(body).encode() if body is not None else b"",
-                          base_url or sim.base_url, actor, params)
+        request = Request(
+            method.upper(),
+            split.path,
+            parse_query(split.query),
+            {},
+            json.dumps(body).encode() if body is not None else b"",
+            base_url or sim.base_url,
+            actor,
+            params,
+        )
         try:
             response = route.handler(request)
         except ApiError as exc:
             response = Response(exc.status, exc.body, exc.headers)
-    sandbox.record(f"{vendor}-agent", method.upper(), split.path, split.query, response.status,
-                   actor, write=route.write, fault=None)
+    sandbox.record(
+        f"{vendor}-agent",
+        method.upper(),
+        split.path,
+        split.query,
+        response.status,
+        actor,
+        write=route.write,
+        fault=None,
+    )
     return response
 
 
@@ -310,13 +400,15 @@ class SandboxHandle:
     def state(self) -> dict[str, Any]:
         return self.sandbox.snapshot()
 
-    def agent(self, vendor: str, as_user: str, method: str, path: str, body: Any = None
-              ) -> Response:
+    def agent(
+        self, vendor: str, as_user: str, method: str, path: str, body: Any = None
+    ) -> Response:
         """Act on a vendor as a scripted agent (webhooks fire as for any other change)."""
         server = self._servers[0] if vendor == "jira" else self._servers[1]
         base = self.jira_url if vendor == "jira" else self.zendesk_url
-        return agent(self.sandbox, server.router, vendor, as_user, method, path, body,
-                     base_url=base)
+        return agent(
+            self.sandbox, server.router, vendor, as_user, method, path, body, base_url=base
+        )
 
     def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
         """Block until no webhook delivery is queued or in flight; False on timeout."""
@@ -357,8 +449,7 @@ def run_in_thread(
     try:
         jira = _Server((host, jira_port), "jira", sandbox, routers["jira"], routers)
         try:
-            zendesk = _Server((host, zendesk_port), "zendesk", sandbox, routers["zendesk"],
-                              routers)
+            zendesk = _Server((host, zendesk_port), "zendesk", sandbox, routers["zendesk"], routers)
         except OSError:
             jira.server_close()
             raise
@@ -366,10 +457,18 @@ def run_in_thread(
         sandbox.close()
         raise
     threads = (
-        threading.Thread(target=jira.serve_forever, kwargs={"poll_interval": 0.1},
-                         name="sandbox-jira", daemon=True),
-        threading.Thread(target=zendesk.serve_forever, kwargs={"poll_interval": 0.1},
-                         name="sandbox-zendesk", daemon=True),
+        threading.Thread(
+            target=jira.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="sandbox-jira",
+            daemon=True,
+        ),
+        threading.Thread(
+            target=zendesk.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="sandbox-zendesk",
+            daemon=True,
+        ),
     )
     for t in threads:
         t.start()

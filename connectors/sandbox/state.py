@@ -115,7 +115,12 @@ class Sandbox:
     # -------------------------------------------------------------------------- deliveries
 
     def _emit_jira(
-        self, webhook_id: str, url: str, event: str, secret: str | None, body: dict[str, Any],
+        self,
+        webhook_id: str,
+        url: str,
+        event: str,
+        secret: str | None,
+        body: dict[str, Any],
         ticket: str,
     ) -> None:
         raw = json.dumps(body, separators=(",", ":")).encode()
@@ -127,8 +132,14 @@ class Sandbox:
         self._submit("zendesk", webhook_id, url, event, secret, body, ticket)
 
     def _submit(
-        self, vendor: Vendor, webhook_id: str, url: str, event: str, secret: str | None,
-        body: bytes, ticket: str,
+        self,
+        vendor: Vendor,
+        webhook_id: str,
+        url: str,
+        event: str,
+        secret: str | None,
+        body: bytes,
+        ticket: str,
     ) -> None:
         self._delivery_seq += 1
         if vendor == "jira":
@@ -139,25 +150,48 @@ class Sandbox:
         for copy in range(1, wf.duplicate + 1):
             delay = random.uniform(0, wf.delay_seconds) if wf.delay_seconds else 0.0
             self.deliverer.submit(
-                Delivery(vendor, webhook_id, url, body, event, ticket, delivery_id, secret,
-                         account_id=self.zendesk.seed.account_id, copy=copy),
+                Delivery(
+                    vendor,
+                    webhook_id,
+                    url,
+                    body,
+                    event,
+                    ticket,
+                    delivery_id,
+                    secret,
+                    account_id=self.zendesk.seed.account_id,
+                    copy=copy,
+                ),
                 delay=delay,
             )
 
     # ------------------------------------------------------------------------------- log
 
     def record(
-        self, vendor: str, method: str, path: str, query: str, status: int | None,
-        actor: str | None, *, write: bool, fault: str | None,
+        self,
+        vendor: str,
+        method: str,
+        path: str,
+        query: str,
+        status: int | None,
+        actor: str | None,
+        *,
+        write: bool,
+        fault: str | None,
     ) -> None:
         with self.lock:
             self._seq += 1
-            self.log.append(LogEntry(self._seq, time.time(), vendor, method, path, query,
-                                     status, actor, write, fault))
+            self.log.append(
+                LogEntry(
+                    self._seq, time.time(), vendor, method, path, query, status, actor, write, fault
+                )
+            )
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Requests per vendor: total, reads, writes, refused by a fault."""
-        out = {v: {"requests": 0, "reads": 0, "writes": 0, "faulted": 0} for v in VENDORS}
+        out: dict[str, dict[str, int]] = {
+            v: {"requests": 0, "reads": 0, "writes": 0, "faulted": 0} for v in VENDORS
+        }
         with self.lock:
             for e in self.log:
                 if e.vendor not in out:
@@ -198,8 +232,11 @@ class Sandbox:
         with self.lock:
             requests = [e.__dict__ for e in self.log if e.seq > since]
         attempts = [a.__dict__ for a in list(self.deliverer.attempts)]
-        return {"requests": requests, "deliveries": attempts,
-                "last": requests[-1]["seq"] if requests else since}
+        return {
+            "requests": requests,
+            "deliveries": attempts,
+            "last": requests[-1]["seq"] if requests else since,
+        }
 
     def close(self) -> None:
         self.deliverer.stop()

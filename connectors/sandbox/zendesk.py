@@ -106,16 +106,43 @@ class ZendeskSeed(_Seed):
 
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
-CONDITION_FIELDS = frozenset({
-    "update_type", "current_user", "role", "status", "priority", "type", "ticket_type_id",
-    "group_id", "assignee_id", "organization_id", "requester_id", "tags", "subject_includes_word",
-    "comment_is_public", "comment_includes_word",
-})
-CONDITION_OPERATORS = frozenset({
-    "is", "is_not", "includes", "not_includes", "changed", "not_changed", "value",
-    "value_previous", "not_value", "not_value_previous", "present", "not_present",
-    "less_than", "greater_than",
-})
+CONDITION_FIELDS = frozenset(
+    {
+        "update_type",
+        "current_user",
+        "role",
+        "status",
+        "priority",
+        "type",
+        "ticket_type_id",
+        "group_id",
+        "assignee_id",
+        "organization_id",
+        "requester_id",
+        "tags",
+        "subject_includes_word",
+        "comment_is_public",
+        "comment_includes_word",
+    }
+)
+CONDITION_OPERATORS = frozenset(
+    {
+        "is",
+        "is_not",
+        "includes",
+        "not_includes",
+        "changed",
+        "not_changed",
+        "value",
+        "value_previous",
+        "not_value",
+        "not_value_previous",
+        "present",
+        "not_present",
+        "less_than",
+        "greater_than",
+    }
+)
 EVENT_PREFIX = "zen:event-type:ticket."
 UPDATE_CONFLICT = {
     "error": "UpdateConflict",
@@ -227,24 +254,45 @@ class ZendeskSim:
         for s in seed.tickets:
             for uid in (s.requester_id, s.assignee_id, *(c.author_id for c in s.comments)):
                 if uid is not None and uid not in self.users:
-                    raise ValueError(f"seed: zendesk.tickets {s.id}: user {uid} is not in zendesk.users")
+                    raise ValueError(
+                        f"seed: zendesk.tickets {s.id}: user {uid} is not in zendesk.users"
+                    )
             if s.group_id is not None and s.group_id not in self.groups:
-                raise ValueError(f"seed: zendesk.tickets {s.id}: group {s.group_id} is not in zendesk.groups")
+                raise ValueError(
+                    f"seed: zendesk.tickets {s.id}: group {s.group_id} is not in zendesk.groups"
+                )
             custom: dict[int, Any] = {}
             for key, value in s.custom_fields.items():
                 if not key.isdigit() or int(key) not in self.fields:
                     raise ValueError(
-                        f"seed: zendesk.tickets {s.id}: custom field {key} is not in zendesk.ticket_fields"
+                        f"seed: zendesk.tickets {s.id}: custom field {key} is not in"
+                        " zendesk.ticket_fields"
                     )
                 custom[int(key)] = value
             org = s.organization_id or self.users[s.requester_id].organization_id
-            ticket = Ticket(s.id, s.subject, s.description, s.requester_id, s.requester_id, org,
-                            s.group_id, s.assignee_id, _tags(s.tags), s.priority, s.status, s.type,
-                            custom, start, start)
+            ticket = Ticket(
+                s.id,
+                s.subject,
+                s.description,
+                s.requester_id,
+                s.requester_id,
+                org,
+                s.group_id,
+                s.assignee_id,
+                _tags(s.tags),
+                s.priority,
+                s.status,
+                s.type,
+                custom,
+                start,
+                start,
+            )
             audit = next(self._audit_ids)
             if s.description:
                 ticket.comments.append(
-                    Comment(next(self._comment_ids), s.requester_id, s.description, True, start, audit)
+                    Comment(
+                        next(self._comment_ids), s.requester_id, s.description, True, start, audit
+                    )
                 )
             for c in s.comments:
                 ticket.comments.append(
@@ -271,51 +319,99 @@ class ZendeskSim:
     def user_json(self, uid: int) -> dict[str, Any]:
         u = self.users[uid]
         return {
-            "id": u.id, "url": f"{self.base_url}/api/v2/users/{u.id}.json", "name": u.name,
-            "email": u.email, "role": u.role, "organization_id": u.organization_id,
-            "active": True, "verified": True, "time_zone": "UTC", "locale": "en-US",
-            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
-            "tags": [], "user_fields": {}, "suspended": False,
+            "id": u.id,
+            "url": f"{self.base_url}/api/v2/users/{u.id}.json",
+            "name": u.name,
+            "email": u.email,
+            "role": u.role,
+            "organization_id": u.organization_id,
+            "active": True,
+            "verified": True,
+            "time_zone": "UTC",
+            "locale": "en-US",
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+            "tags": [],
+            "user_fields": {},
+            "suspended": False,
         }
 
     def organization_json(self, oid: int) -> dict[str, Any]:
         o = self.organizations[oid]
         return {
-            "id": o.id, "url": f"{self.base_url}/api/v2/organizations/{o.id}.json",
-            "name": o.name, "domain_names": o.domain_names, "details": "", "notes": "",
-            "group_id": None, "shared_tickets": False, "shared_comments": False, "tags": [],
-            "organization_fields": dict(o.organization_fields), "external_id": None,
-            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "id": o.id,
+            "url": f"{self.base_url}/api/v2/organizations/{o.id}.json",
+            "name": o.name,
+            "domain_names": o.domain_names,
+            "details": "",
+            "notes": "",
+            "group_id": None,
+            "shared_tickets": False,
+            "shared_comments": False,
+            "tags": [],
+            "organization_fields": dict(o.organization_fields),
+            "external_id": None,
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
         }
 
     def ticket_json(self, t: Ticket) -> dict[str, Any]:
         custom = [{"id": fid, "value": t.custom.get(fid)} for fid in self.fields]
         return {
-            "url": f"{self.base_url}/api/v2/tickets/{t.id}.json", "id": t.id,
-            "external_id": None, "via": {"channel": "api", "source": {"from": {}, "to": {},
-                                                                      "rel": None}},
-            "created_at": zd_time(t.created_at), "updated_at": zd_time(t.updated_at),
+            "url": f"{self.base_url}/api/v2/tickets/{t.id}.json",
+            "id": t.id,
+            "external_id": None,
+            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+            "created_at": zd_time(t.created_at),
+            "updated_at": zd_time(t.updated_at),
             "generated_timestamp": int(t.updated_at.timestamp()),
-            "type": t.type, "subject": t.subject, "raw_subject": t.subject,
-            "description": t.description, "priority": t.priority, "status": t.status,
-            "recipient": None, "requester_id": t.requester_id, "submitter_id": t.submitter_id,
-            "assignee_id": t.assignee_id, "organization_id": t.organization_id,
-            "group_id": t.group_id, "collaborator_ids": [], "follower_ids": [],
-            "email_cc_ids": [], "forum_topic_id": None, "problem_id": None,
-            "has_incidents": False, "is_public": any(c.public for c in t.comments) or not t.comments,
-            "due_at": None, "tags": list(t.tags), "custom_fields": custom, "fields": custom,
-            "satisfaction_rating": None, "sharing_agreement_ids": [], "custom_status_id": 1,
-            "followup_ids": [], "brand_id": 1, "allow_channelback": False,
-            "allow_attachments": True, "from_messaging_channel": False,
+            "type": t.type,
+            "subject": t.subject,
+            "raw_subject": t.subject,
+            "description": t.description,
+            "priority": t.priority,
+            "status": t.status,
+            "recipient": None,
+            "requester_id": t.requester_id,
+            "submitter_id": t.submitter_id,
+            "assignee_id": t.assignee_id,
+            "organization_id": t.organization_id,
+            "group_id": t.group_id,
+            "collaborator_ids": [],
+            "follower_ids": [],
+            "email_cc_ids": [],
+            "forum_topic_id": None,
+            "problem_id": None,
+            "has_incidents": False,
+            "is_public": any(c.public for c in t.comments) or not t.comments,
+            "due_at": None,
+            "tags": list(t.tags),
+            "custom_fields": custom,
+            "fields": custom,
+            "satisfaction_rating": None,
+            "sharing_agreement_ids": [],
+            "custom_status_id": 1,
+            "followup_ids": [],
+            "brand_id": 1,
+            "allow_channelback": False,
+            "allow_attachments": True,
+            "from_messaging_channel": False,
         }
 
     def comment_json(self, c: Comment) -> dict[str, Any]:
         return {
-            "id": c.id, "type": "Comment", "author_id": c.author_id, "body": c.body,
-            "html_body": f"<div class=\"zd-comment\"><p>{c.body}</p></div>",
-            "plain_body": c.body, "public": c.public, "attachments": [], "audit_id": c.audit_id,
+            "id": c.id,
+            "type": "Comment",
+            "author_id": c.author_id,
+            "body": c.body,
+            "html_body": f'<div class="zd-comment"><p>{c.body}</p></div>',
+            "plain_body": c.body,
+            "public": c.public,
+            "attachments": [],
+            "audit_id": c.audit_id,
             "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
-            "created_at": zd_time(c.created_at), "metadata": {"system": {}, "custom": {}},
+            "created_at": zd_time(c.created_at),
+            "metadata": {"system": {}, "custom": {}},
         }
 
     def find(self, raw: str) -> Ticket:
@@ -327,10 +423,13 @@ class ZendeskSim:
     # ------------------------------------------------------------------------------ routes
 
     def routes(self) -> list[Route]:
-        def r(method: str, path: str, handler: Callable[[Request], Response], *,
-              write: bool = False) -> list[Route]:
-            return [route(method, path, handler, write=write),
-                    route(method, path + ".json", handler, write=write)]
+        def r(
+            method: str, path: str, handler: Callable[[Request], Response], *, write: bool = False
+        ) -> list[Route]:
+            return [
+                route(method, path, handler, write=write),
+                route(method, path + ".json", handler, write=write),
+            ]
 
         return [
             *r("GET", "/api/v2/users/me", self.me),
@@ -343,6 +442,8 @@ class ZendeskSim:
             *r("PUT", "/api/v2/tickets/{id}", self.update_ticket, write=True),
             *r("GET", "/api/v2/tickets/{id}/comments", self.list_comments),
             *r("GET", "/api/v2/search", self.search),
+            *r("GET", "/api/v2/search/count", self.search_count),
+            *r("GET", "/api/v2/search/export", self.search_export),
             *r("POST", "/api/v2/webhooks", self.create_webhook, write=True),
             *r("GET", "/api/v2/webhooks", self.list_webhooks),
             *r("GET", "/api/v2/webhooks/{id}", self.get_webhook),
@@ -352,6 +453,7 @@ class ZendeskSim:
             *r("GET", "/api/v2/webhooks/{id}/signing_secret", self.signing_secret),
             *r("POST", "/api/v2/triggers", self.create_trigger, write=True),
             *r("GET", "/api/v2/triggers", self.list_triggers),
+            *r("GET", "/api/v2/triggers/search", self.search_triggers),
             *r("GET", "/api/v2/triggers/{id}", self.get_trigger),
             *r("PUT", "/api/v2/triggers/{id}", self.update_trigger, write=True),
             *r("DELETE", "/api/v2/triggers/{id}", self.delete_trigger, write=True),
@@ -374,28 +476,76 @@ class ZendeskSim:
             raise _not_found() from exc
 
     def list_groups(self, request: Request) -> Response:
-        groups = [{"id": g.id, "name": g.name, "url": f"{self.base_url}/api/v2/groups/{g.id}.json",
-                   "deleted": False, "default": False} for g in self.groups.values()]
-        return Response(200, {"groups": groups, "next_page": None, "previous_page": None,
-                              "count": len(groups)})
+        groups = [
+            {
+                "id": g.id,
+                "name": g.name,
+                "url": f"{self.base_url}/api/v2/groups/{g.id}.json",
+                "deleted": False,
+                "default": False,
+            }
+            for g in self.groups.values()
+        ]
+        return Response(
+            200, {"groups": groups, "next_page": None, "previous_page": None, "count": len(groups)}
+        )
 
     def list_fields(self, request: Request) -> Response:
-        fields = [{"id": f.id, "title": f.title, "type": f.type, "active": True,
-                   "url": f"{self.base_url}/api/v2/ticket_fields/{f.id}.json"}
-                  for f in self.fields.values()]
-        return Response(200, {"ticket_fields": fields, "next_page": None, "previous_page": None,
-                              "count": len(fields)})
+        fields = [
+            {
+                "id": f.id,
+                "title": f.title,
+                "type": f.type,
+                "active": True,
+                "url": f"{self.base_url}/api/v2/ticket_fields/{f.id}.json",
+            }
+            for f in self.fields.values()
+        ]
+        return Response(
+            200,
+            {
+                "ticket_fields": fields,
+                "next_page": None,
+                "previous_page": None,
+                "count": len(fields),
+            },
+        )
 
     def get_ticket(self, request: Request) -> Response:
-        return Response(200, {"ticket": self.ticket_json(self.find(request.params["id"]))})
+        t = self.find(request.params["id"])
+        body: dict[str, Any] = {"ticket": self.ticket_json(t)}
+        include = set(request.args("include"))
+        if "users" in include:
+            ids = [t.requester_id, t.submitter_id, t.assignee_id]
+            body["users"] = [self.user_json(u) for u in dict.fromkeys(ids) if u in self.users]
+        if "organizations" in include:
+            body["organizations"] = (
+                [self.organization_json(t.organization_id)]
+                if t.organization_id in self.organizations
+                else []
+            )
+        if "groups" in include:
+            body["groups"] = (
+                [{"id": t.group_id, "name": self.groups[t.group_id].name}]
+                if t.group_id in self.groups
+                else []
+            )
+        return Response(200, body)
 
     def list_comments(self, request: Request) -> Response:
         t = self.find(request.params["id"])
         comments = [self.comment_json(c) for c in t.comments]
         if request.arg("sort_order") == "desc":
             comments.reverse()
-        return Response(200, {"comments": comments, "next_page": None, "previous_page": None,
-                              "count": len(comments)})
+        return Response(
+            200,
+            {
+                "comments": comments,
+                "next_page": None,
+                "previous_page": None,
+                "count": len(comments),
+            },
+        )
 
     # ---------------------------------------------------------------------------- writing
 
@@ -403,7 +553,7 @@ class ZendeskSim:
         body = json_body(request, _bad_json)
         data = body.get("ticket")
         if not isinstance(data, dict):
-            raise _error(400, "InvalidJSON", "expected {\"ticket\": {...}}")
+            raise _error(400, "InvalidJSON", 'expected {"ticket": {...}}')
         return data
 
     def update_ticket(self, request: Request) -> Response:
@@ -412,8 +562,9 @@ class ZendeskSim:
         if data.get("safe_update"):
             stamp = data.get("updated_stamp")
             if not isinstance(stamp, str):
-                raise _invalid(updated_stamp="safe_update needs updated_stamp, the ticket's"
-                               " updated_at")
+                raise _invalid(
+                    updated_stamp="safe_update needs updated_stamp, the ticket's updated_at"
+                )
             if stamp != zd_time(t.updated_at):
                 raise ApiError(409, dict(UPDATE_CONFLICT))
         actor = int(request.actor or 0)
@@ -443,8 +594,23 @@ class ZendeskSim:
             raise _invalid(subject="Subject: cannot be blank")
         now = self.now().replace(microsecond=0)
         org = data.get("organization_id", self.users[requester].organization_id)
-        t = Ticket(next(self._ticket_ids), "", str(comment.get("body") or comment.get("html_body")),
-                   requester, actor, org, None, None, [], None, "new", None, {}, now, now)
+        t = Ticket(
+            next(self._ticket_ids),
+            "",
+            str(comment.get("body") or comment.get("html_body")),
+            requester,
+            actor,
+            org,
+            None,
+            None,
+            [],
+            None,
+            "new",
+            None,
+            {},
+            now,
+            now,
+        )
         self.tickets[t.id] = t
         try:
             return self._change(t, data, actor, created=True)
@@ -465,8 +631,14 @@ class ZendeskSim:
 
     def _change(self, t: Ticket, data: Mapping[str, Any], actor: int, *, created: bool) -> Response:
         """Validate and apply a ticket write, then run triggers and event webhooks."""
-        before = Ticket(**{**t.__dict__, "tags": list(t.tags), "custom": dict(t.custom),
-                           "comments": list(t.comments)})
+        before = Ticket(
+            **{
+                **t.__dict__,
+                "tags": list(t.tags),
+                "custom": dict(t.custom),
+                "comments": list(t.comments),
+            }
+        )
         tags = list(t.tags)
         if "tags" in data:
             if not isinstance(data["tags"], list):
@@ -498,7 +670,7 @@ class ZendeskSim:
         custom = dict(t.custom)
         for entry in data.get("custom_fields") or []:
             if not isinstance(entry, dict) or "id" not in entry:
-                raise _invalid(custom_fields="each custom field is {\"id\": ..., \"value\": ...}")
+                raise _invalid(custom_fields='each custom field is {"id": ..., "value": ...}')
             fid = int(entry["id"])
             # Zendesk ignores ids that are not ticket fields of the account.
             if fid in self.fields:
@@ -508,11 +680,11 @@ class ZendeskSim:
                     custom[fid] = entry["value"]
         comment_in = data.get("comment")
         new_comment: Comment | None = None
-        if comment_in is not None and not created:
-            if not isinstance(comment_in, dict) or not (
-                comment_in.get("body") or comment_in.get("html_body")
-            ):
-                raise _invalid(comment="Comment: body cannot be blank")
+        if (comment_in is not None and not created) and (
+            not isinstance(comment_in, dict)
+            or not (comment_in.get("body") or comment_in.get("html_body"))
+        ):
+            raise _invalid(comment="Comment: body cannot be blank")
         subject = data.get("subject", t.subject)
         t.tags, t.group_id, t.assignee_id = tags, group_id, assignee_id
         t.status, t.priority, t.custom, t.subject = status, priority, custom, str(subject)
@@ -522,38 +694,59 @@ class ZendeskSim:
         audit_id = next(self._audit_ids)
         if isinstance(comment_in, dict):
             author = int(comment_in.get("author_id") or actor) if not created else t.requester_id
-            new_comment = Comment(next(self._comment_ids), author,
-                                  str(comment_in.get("body") or comment_in.get("html_body")),
-                                  bool(comment_in.get("public", True)),
-                                  self.now().replace(microsecond=0), audit_id)
+            new_comment = Comment(
+                next(self._comment_ids),
+                author,
+                str(comment_in.get("body") or comment_in.get("html_body")),
+                bool(comment_in.get("public", True)),
+                self.now().replace(microsecond=0),
+                audit_id,
+            )
             t.comments.append(new_comment)
         changes = _diff(before, t)
         if not created and not changes and new_comment is None:
-            return Response(200, {"ticket": self.ticket_json(t), "audit": self._audit(
-                t, audit_id, actor, [])}, wrote=True)
+            return Response(
+                200,
+                {"ticket": self.ticket_json(t), "audit": self._audit(t, audit_id, actor, [])},
+                wrote=True,
+            )
         t.updated_at = t.updated_at if created else self._next_stamp(before)
         events = self._audit_events(changes, new_comment)
-        self._run_triggers(t, before, actor, created=created, changes=changes,
-                           comment=new_comment)
-        self._emit_events(t, before, actor, created=created, changes=changes,
-                          comment=new_comment)
-        return Response(201 if created else 200,
-                        {"ticket": self.ticket_json(t),
-                         "audit": self._audit(t, audit_id, actor, events)}, wrote=True)
+        self._run_triggers(t, before, actor, created=created, changes=changes, comment=new_comment)
+        self._emit_events(t, before, actor, created=created, changes=changes, comment=new_comment)
+        return Response(
+            201 if created else 200,
+            {"ticket": self.ticket_json(t), "audit": self._audit(t, audit_id, actor, events)},
+            wrote=True,
+        )
 
-    def _audit(self, t: Ticket, audit_id: int, actor: int, events: list[dict[str, Any]]
-               ) -> dict[str, Any]:
-        return {"id": audit_id, "ticket_id": t.id, "created_at": zd_time(t.updated_at),
-                "author_id": actor, "metadata": {"system": {}, "custom": {}},
-                "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
-                "events": events}
+    def _audit(
+        self, t: Ticket, audit_id: int, actor: int, events: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        return {
+            "id": audit_id,
+            "ticket_id": t.id,
+            "created_at": zd_time(t.updated_at),
+            "author_id": actor,
+            "metadata": {"system": {}, "custom": {}},
+            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+            "events": events,
+        }
 
-    def _audit_events(self, changes: Mapping[str, tuple[Any, Any]], comment: Comment | None
-                      ) -> list[dict[str, Any]]:
+    def _audit_events(
+        self, changes: Mapping[str, tuple[Any, Any]], comment: Comment | None
+    ) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         for name, (old, new) in changes.items():
-            events.append({"id": next(self._audit_ids), "type": "Change", "field_name": name,
-                           "value": new, "previous_value": old})
+            events.append(
+                {
+                    "id": next(self._audit_ids),
+                    "type": "Change",
+                    "field_name": name,
+                    "value": new,
+                    "previous_value": old,
+                }
+            )
         if comment is not None:
             events.append({**self.comment_json(comment), "type": "Comment"})
         return events
@@ -572,9 +765,11 @@ class ZendeskSim:
                     raise _invalid(conditions="each condition is {field, operator, value}")
                 fname = str(c.get("field", ""))
                 if fname not in CONDITION_FIELDS and not re.fullmatch(r"custom_fields_\d+", fname):
-                    raise _invalid(conditions=f"the sandbox does not know the condition field"
-                                   f" {fname!r}; known: {', '.join(sorted(CONDITION_FIELDS))},"
-                                   " custom_fields_<id>")
+                    raise _invalid(
+                        conditions=f"the sandbox does not know the condition field"
+                        f" {fname!r}; known: {', '.join(sorted(CONDITION_FIELDS))},"
+                        " custom_fields_<id>"
+                    )
                 if c.get("operator") not in CONDITION_OPERATORS:
                     raise _invalid(conditions=f"unknown operator {c.get('operator')!r} for {fname}")
         actions = body.get("actions")
@@ -582,21 +777,35 @@ class ZendeskSim:
             raise _invalid(actions="Actions: give at least one")
         for a in actions:
             if not isinstance(a, dict) or a.get("field") != "notification_webhook":
-                raise _invalid(actions="the sandbox runs notification_webhook actions only, got"
-                               f" {a.get('field') if isinstance(a, dict) else a!r}")
+                raise _invalid(
+                    actions="the sandbox runs notification_webhook actions only, got"
+                    f" {a.get('field') if isinstance(a, dict) else a!r}"
+                )
             value = a.get("value")
-            if not (isinstance(value, list) and len(value) == 2 and all(
-                    isinstance(v, str) for v in value)):
+            if not (
+                isinstance(value, list)
+                and len(value) == 2
+                and all(isinstance(v, str) for v in value)
+            ):
                 raise _invalid(actions="notification_webhook value is [webhook_id, body]")
             if value[0] not in self.webhooks:
                 raise _invalid(actions=f"webhook {value[0]} does not exist")
         return body
 
     def _trigger_json(self, tr: Trigger) -> dict[str, Any]:
-        return {"url": f"{self.base_url}/api/v2/triggers/{tr.id}.json", "id": tr.id,
-                "active": True, "position": 0, "description": None, "default": False,
-                "raw_title": tr.body.get("title"), "category_id": None, **tr.body,
-                "created_at": zd_time(tr.created_at), "updated_at": zd_time(tr.updated_at)}
+        return {
+            "url": f"{self.base_url}/api/v2/triggers/{tr.id}.json",
+            "id": tr.id,
+            "active": True,
+            "position": 0,
+            "description": None,
+            "default": False,
+            "raw_title": tr.body.get("title"),
+            "category_id": None,
+            **tr.body,
+            "created_at": zd_time(tr.created_at),
+            "updated_at": zd_time(tr.updated_at),
+        }
 
     def create_trigger(self, request: Request) -> Response:
         body = json_body(request, _bad_json).get("trigger")
@@ -607,8 +816,21 @@ class ZendeskSim:
 
     def list_triggers(self, request: Request) -> Response:
         found = [self._trigger_json(t) for t in self.triggers.values()]
-        return Response(200, {"triggers": found, "next_page": None, "previous_page": None,
-                              "count": len(found)})
+        return Response(
+            200, {"triggers": found, "next_page": None, "previous_page": None, "count": len(found)}
+        )
+
+    def search_triggers(self, request: Request) -> Response:
+        """GET /api/v2/triggers/search?query=: triggers whose title contains the words."""
+        needle = (request.arg("query") or "").lower()
+        found = [
+            self._trigger_json(t)
+            for t in self.triggers.values()
+            if needle in str(t.body.get("title", "")).lower()
+        ]
+        return Response(
+            200, {"triggers": found, "next_page": None, "previous_page": None, "count": len(found)}
+        )
 
     def _trigger(self, request: Request) -> Trigger:
         try:
@@ -623,7 +845,7 @@ class ZendeskSim:
         tr = self._trigger(request)
         body = json_body(request, _bad_json).get("trigger")
         if not isinstance(body, dict):
-            raise _invalid(trigger="expected {\"trigger\": {...}}")
+            raise _invalid(trigger='expected {"trigger": {...}}')
         merged = {**tr.body, **body}
         tr.body = self._check_trigger(merged)
         tr.updated_at = self.now()
@@ -633,9 +855,17 @@ class ZendeskSim:
         del self.triggers[self._trigger(request).id]
         return Response(204, None, wrote=True)
 
-    def _condition(self, c: Mapping[str, Any], t: Ticket, before: Ticket, actor: int, *,
-                   created: bool, changes: Mapping[str, tuple[Any, Any]],
-                   comment: Comment | None) -> bool:
+    def _condition(
+        self,
+        c: Mapping[str, Any],
+        t: Ticket,
+        before: Ticket,
+        actor: int,
+        *,
+        created: bool,
+        changes: Mapping[str, tuple[Any, Any]],
+        comment: Comment | None,
+    ) -> bool:
         fname, op, value = str(c["field"]), str(c["operator"]), c.get("value")
         if fname == "update_type":
             kind = "Create" if created else "Change"
@@ -699,18 +929,28 @@ class ZendeskSim:
             return a < b if op == "less_than" else a > b
         return False
 
-    def _run_triggers(self, t: Ticket, before: Ticket, actor: int, *, created: bool,
-                      changes: Mapping[str, tuple[Any, Any]], comment: Comment | None) -> None:
-        ordered = sorted(self.triggers.values(),
-                         key=lambda tr: (int(tr.body.get("position") or 0), tr.id))
+    def _run_triggers(
+        self,
+        t: Ticket,
+        before: Ticket,
+        actor: int,
+        *,
+        created: bool,
+        changes: Mapping[str, tuple[Any, Any]],
+        comment: Comment | None,
+    ) -> None:
+        ordered = sorted(
+            self.triggers.values(), key=lambda tr: (int(tr.body.get("position") or 0), tr.id)
+        )
         for tr in ordered:
             if tr.body.get("active") is False:
                 continue
             conds = tr.body.get("conditions") or {}
 
             def ok(c: Mapping[str, Any]) -> bool:
-                return self._condition(c, t, before, actor, created=created, changes=changes,
-                                       comment=comment)
+                return self._condition(
+                    c, t, before, actor, created=created, changes=changes, comment=comment
+                )
 
             if not all(ok(c) for c in conds.get("all") or []):
                 continue
@@ -724,11 +964,18 @@ class ZendeskSim:
                     continue
                 escape = hook.body.get("request_format", "json") == "json"
                 body = self.render(template, t, actor, comment, escape=escape)
-                self.emit(hook.id, str(hook.body["endpoint"]), "trigger", hook.secret,
-                          body.encode(), str(t.id))
+                self.emit(
+                    hook.id,
+                    str(hook.body["endpoint"]),
+                    "trigger",
+                    hook.secret,
+                    body.encode(),
+                    str(t.id),
+                )
 
-    def render(self, template: str, t: Ticket, actor: int, comment: Comment | None, *,
-               escape: bool) -> str:
+    def render(
+        self, template: str, t: Ticket, actor: int, comment: Comment | None, *, escape: bool
+    ) -> str:
         """Substitute Zendesk placeholders ({{ticket.id}}, {{current_user.email}}, ...)."""
         context = self._placeholder_context(t, actor, comment)
 
@@ -747,40 +994,65 @@ class ZendeskSim:
 
         return re.sub(r"\{\{\s*([\w.]+)\s*\}\}", resolve, template)
 
-    def _placeholder_context(self, t: Ticket, actor: int, comment: Comment | None
-                             ) -> dict[str, Any]:
+    def _placeholder_context(
+        self, t: Ticket, actor: int, comment: Comment | None
+    ) -> dict[str, Any]:
         def user(uid: int | None) -> dict[str, Any]:
             if uid is None or uid not in self.users:
                 return {}
             u = self.users[uid]
             first, _, last = u.name.partition(" ")
-            return {"id": u.id, "email": u.email, "name": u.name, "first_name": first,
-                    "last_name": last, "role": u.role,
-                    "organization": {"id": u.organization_id} if u.organization_id else {}}
+            return {
+                "id": u.id,
+                "email": u.email,
+                "name": u.name,
+                "first_name": first,
+                "last_name": last,
+                "role": u.role,
+                "organization": {"id": u.organization_id} if u.organization_id else {},
+            }
 
         org: dict[str, Any] = {}
         if t.organization_id in self.organizations:
-            o = self.organizations[t.organization_id]  # type: ignore[index]
-            org = {"id": o.id, "name": o.name, "custom_fields": dict(o.organization_fields),
-                   "external_id": ""}
+            o = self.organizations[t.organization_id]
+            org = {
+                "id": o.id,
+                "name": o.name,
+                "custom_fields": dict(o.organization_fields),
+                "external_id": "",
+            }
         group: dict[str, Any] = {}
         if t.group_id in self.groups:
-            group = {"id": t.group_id, "name": self.groups[t.group_id].name}  # type: ignore[index]
+            group = {"id": t.group_id, "name": self.groups[t.group_id].name}
         latest = comment or (t.comments[-1] if t.comments else None)
         ticket: dict[str, Any] = {
-            "id": t.id, "title": t.subject, "description": t.description, "status": t.status,
-            "priority": t.priority or "", "ticket_type": t.type or "", "tags": " ".join(t.tags),
+            "id": t.id,
+            "title": t.subject,
+            "description": t.description,
+            "status": t.status,
+            "priority": t.priority or "",
+            "ticket_type": t.type or "",
+            "tags": " ".join(t.tags),
             "url": f"{self.seed.subdomain}.zendesk.com/agent/tickets/{t.id}",
             "link": f"https://{self.seed.subdomain}.zendesk.com/agent/tickets/{t.id}",
-            "via": "Web Service", "account": self.seed.subdomain,
-            "created_at": zd_time(t.created_at), "updated_at": zd_time(t.updated_at),
+            "via": "Web Service",
+            "account": self.seed.subdomain,
+            "created_at": zd_time(t.created_at),
+            "updated_at": zd_time(t.updated_at),
             "created_at_with_timestamp": zd_time(t.created_at),
             "updated_at_with_timestamp": zd_time(t.updated_at),
-            "group": group, "assignee": user(t.assignee_id), "requester": user(t.requester_id),
+            "group": group,
+            "assignee": user(t.assignee_id),
+            "requester": user(t.requester_id),
             "organization": org,
-            "latest_comment": {"value": latest.body, "id": latest.id,
-                               "is_public": str(latest.public).lower(),
-                               "author": user(latest.author_id)} if latest else {},
+            "latest_comment": {
+                "value": latest.body,
+                "id": latest.id,
+                "is_public": str(latest.public).lower(),
+                "author": user(latest.author_id),
+            }
+            if latest
+            else {},
         }
         for fid, fdef in self.fields.items():
             value = t.custom.get(fid)
@@ -789,44 +1061,84 @@ class ZendeskSim:
             ticket[f"ticket_field_{fid}"] = "" if value is None else value
             ticket[f"ticket_field_option_title_{fid}"] = "" if value is None else value
             del fdef
-        return {"ticket": ticket, "current_user": user(actor),
-                "satisfaction": {}, "account": self.seed.subdomain}
+        return {
+            "ticket": ticket,
+            "current_user": user(actor),
+            "satisfaction": {},
+            "account": self.seed.subdomain,
+        }
 
     # ------------------------------------------------------------------------ event hooks
 
-    def _emit_events(self, t: Ticket, before: Ticket, actor: int, *, created: bool,
-                     changes: Mapping[str, tuple[Any, Any]], comment: Comment | None) -> None:
+    def _emit_events(
+        self,
+        t: Ticket,
+        before: Ticket,
+        actor: int,
+        *,
+        created: bool,
+        changes: Mapping[str, tuple[Any, Any]],
+        comment: Comment | None,
+    ) -> None:
         events: list[tuple[str, dict[str, Any]]] = []
         if created:
             events.append(("created", {}))
         else:
             for name, (old, new) in changes.items():
                 if name == "tags":
-                    events.append(("tags_changed", {
-                        "tags_added": [x for x in new if x not in old],
-                        "tags_removed": [x for x in old if x not in new]}))
+                    events.append(
+                        (
+                            "tags_changed",
+                            {
+                                "tags_added": [x for x in new if x not in old],
+                                "tags_removed": [x for x in old if x not in new],
+                            },
+                        )
+                    )
                 elif name in ("status", "priority"):
-                    events.append((f"{name}_changed", {"current": _upper(new),
-                                                        "previous": _upper(old)}))
+                    events.append(
+                        (f"{name}_changed", {"current": _upper(new), "previous": _upper(old)})
+                    )
                 elif name == "group_id":
-                    events.append(("group_assignment_changed", {
-                        "current": _ref(new), "previous": _ref(old)}))
+                    events.append(
+                        ("group_assignment_changed", {"current": _ref(new), "previous": _ref(old)})
+                    )
                 elif name == "assignee_id":
-                    events.append(("agent_assignment_changed", {
-                        "current": _ref(new), "previous": _ref(old)}))
+                    events.append(
+                        ("agent_assignment_changed", {"current": _ref(new), "previous": _ref(old)})
+                    )
                 elif name == "subject":
                     events.append(("subject_changed", {"current": new, "previous": old}))
                 elif name.startswith("custom_field_"):
-                    events.append(("custom_field_changed", {
-                        "current": new, "previous": old,
-                        "custom_field": {"id": name.rsplit("_", 1)[1]}}))
+                    events.append(
+                        (
+                            "custom_field_changed",
+                            {
+                                "current": new,
+                                "previous": old,
+                                "custom_field": {"id": name.rsplit("_", 1)[1]},
+                            },
+                        )
+                    )
             if comment is not None:
                 author = self.users.get(comment.author_id)
-                events.append(("comment_added", {"comment": {
-                    "id": str(comment.id), "body": comment.body, "is_public": comment.public,
-                    "author": {"id": str(comment.author_id),
-                               "is_staff": bool(author and author.role != "end-user"),
-                               "name": author.name if author else ""}}}))
+                events.append(
+                    (
+                        "comment_added",
+                        {
+                            "comment": {
+                                "id": str(comment.id),
+                                "body": comment.body,
+                                "is_public": comment.public,
+                                "author": {
+                                    "id": str(comment.author_id),
+                                    "is_staff": bool(author and author.role != "end-user"),
+                                    "name": author.name if author else "",
+                                },
+                            }
+                        },
+                    )
+                )
         if not events:
             return
         detail = self._detail(t, actor)
@@ -834,30 +1146,53 @@ class ZendeskSim:
             kind = EVENT_PREFIX + name
             for hook in self.webhooks.values():
                 if hook.body.get("status") != "active" or kind not in (
-                        hook.body.get("subscriptions") or []):
+                    hook.body.get("subscriptions") or []
+                ):
                     continue
                 envelope = {
-                    "account_id": self.seed.account_id, "detail": detail, "event": event,
-                    "id": str(uuid.uuid4()), "subject": f"zen:ticket:{t.id}",
-                    "time": t.updated_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "type": kind,
+                    "account_id": self.seed.account_id,
+                    "detail": detail,
+                    "event": event,
+                    "id": str(uuid.uuid4()),
+                    "subject": f"zen:ticket:{t.id}",
+                    "time": t.updated_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    "type": kind,
                     "zendesk_event_version": "2022-11-06",
                 }
-                self.emit(hook.id, str(hook.body["endpoint"]), kind, hook.secret,
-                          json.dumps(envelope).encode(), str(t.id))
+                self.emit(
+                    hook.id,
+                    str(hook.body["endpoint"]),
+                    kind,
+                    hook.secret,
+                    json.dumps(envelope).encode(),
+                    str(t.id),
+                )
 
     def _detail(self, t: Ticket, actor: int) -> dict[str, Any]:
         def s(v: Any) -> str | None:
             return None if v is None else str(v)
 
         return {
-            "actor_id": str(actor), "assignee_id": s(t.assignee_id), "brand_id": "1",
-            "created_at": zd_time(t.created_at), "custom_status": "1",
-            "description": t.description, "external_id": None, "form_id": "1",
-            "group_id": s(t.group_id), "id": str(t.id), "is_public": True,
-            "organization_id": s(t.organization_id), "priority": _upper(t.priority),
-            "requester_id": str(t.requester_id), "status": _upper(t.status),
-            "subject": t.subject, "submitter_id": str(t.submitter_id), "tags": list(t.tags),
-            "type": _upper(t.type), "updated_at": zd_time(t.updated_at),
+            "actor_id": str(actor),
+            "assignee_id": s(t.assignee_id),
+            "brand_id": "1",
+            "created_at": zd_time(t.created_at),
+            "custom_status": "1",
+            "description": t.description,
+            "external_id": None,
+            "form_id": "1",
+            "group_id": s(t.group_id),
+            "id": str(t.id),
+            "is_public": True,
+            "organization_id": s(t.organization_id),
+            "priority": _upper(t.priority),
+            "requester_id": str(t.requester_id),
+            "status": _upper(t.status),
+            "subject": t.subject,
+            "submitter_id": str(t.submitter_id),
+            "tags": list(t.tags),
+            "type": _upper(t.type),
+            "updated_at": zd_time(t.updated_at),
             "via": {"channel": "web_service"},
         }
 
@@ -865,7 +1200,7 @@ class ZendeskSim:
 
     def _check_webhook(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
-            raise _invalid(webhook="expected {\"webhook\": {...}}")
+            raise _invalid(webhook='expected {"webhook": {...}}')
         for key in ("name", "endpoint", "http_method", "request_format", "status"):
             if not body.get(key):
                 raise _invalid(**{key: f"{key} is required"})
@@ -883,9 +1218,15 @@ class ZendeskSim:
 
     def _webhook_json(self, w: Webhook) -> dict[str, Any]:
         data = {k: v for k, v in w.body.items() if k != "signing_secret"}
-        return {**data, "id": w.id, "created_at": zd_time(w.created_at),
-                "created_by": "-1", "updated_at": zd_time(w.created_at), "updated_by": "-1",
-                "signing_secret": {"algorithm": "SHA256", "secret": None}}
+        return {
+            **data,
+            "id": w.id,
+            "created_at": zd_time(w.created_at),
+            "created_by": "-1",
+            "updated_at": zd_time(w.created_at),
+            "updated_by": "-1",
+            "signing_secret": {"algorithm": "SHA256", "secret": None},
+        }
 
     def create_webhook(self, request: Request) -> Response:
         body = self._check_webhook(json_body(request, _bad_json).get("webhook"))
@@ -897,11 +1238,20 @@ class ZendeskSim:
         return Response(201, {"webhook": self._webhook_json(hook)}, wrote=True)
 
     def list_webhooks(self, request: Request) -> Response:
-        found = [self._webhook_json(w) for w in self.webhooks.values()]
-        return Response(200, {"webhooks": found,
-                              "meta": {"has_more": False, "after_cursor": None,
-                                       "before_cursor": None},
-                              "links": {"prev": None, "next": None}})
+        needle = (request.arg("filter[name_contains]") or "").lower()
+        found = [
+            self._webhook_json(w)
+            for w in self.webhooks.values()
+            if needle in str(w.body.get("name", "")).lower()
+        ]
+        return Response(
+            200,
+            {
+                "webhooks": found,
+                "meta": {"has_more": False, "after_cursor": None, "before_cursor": None},
+                "links": {"prev": None, "next": None},
+            },
+        )
 
     def _hook(self, request: Request) -> Webhook:
         hook = self.webhooks.get(request.params["id"])
@@ -921,7 +1271,7 @@ class ZendeskSim:
         hook = self._hook(request)
         patch = json_body(request, _bad_json).get("webhook")
         if not isinstance(patch, dict):
-            raise _invalid(webhook="expected {\"webhook\": {...}}")
+            raise _invalid(webhook='expected {"webhook": {...}}')
         hook.body = self._check_webhook({**hook.body, **patch})
         return Response(204, None, wrote=True)
 
@@ -935,45 +1285,104 @@ class ZendeskSim:
 
     # ------------------------------------------------------------------------------ search
 
-    def search(self, request: Request) -> Response:
-        query = request.arg("query") or ""
+    def _found(self, query: str, *, filter_type: str | None = None) -> list[Ticket]:
         try:
             terms = parse_zendesk_query(query)
         except QueryError as exc:
             raise _error(400, "InvalidSearch", str(exc)) from exc
-        types = {t.value for t in terms if t.key == "type"}
+        types = {t.value for t in terms if t.key == "type"} | (
+            {filter_type} if filter_type else set()
+        )
         if types - {"ticket"}:
             raise _error(400, "InvalidSearch", "the sandbox searches tickets only (type:ticket)")
+        now = self.now()
+        try:
+            return [
+                t for t in self.tickets.values() if zendesk_match(terms, self._values(t), now=now)
+            ]
+        except QueryError as exc:
+            raise _error(400, "InvalidSearch", str(exc)) from exc
+
+    def search_count(self, request: Request) -> Response:
+        """GET /api/v2/search/count?query=: {"count": n}."""
+        return Response(200, {"count": len(self._found(request.arg("query") or ""))})
+
+    def search_export(self, request: Request) -> Response:
+        """GET /api/v2/search/export: cursor pages (page[size] up to 1000, page[after]), no cap."""
+        kind = request.arg("filter[type]")
+        if not kind:
+            raise _error(
+                400, "InvalidSearch", "filter[type] is required (e.g. filter[type]=ticket)"
+            )
+        found = sorted(
+            self._found(request.arg("query") or "", filter_type=kind), key=lambda t: t.id
+        )
+        size = min(_int(request.arg("page[size]"), 100, minimum=1), 1000)
+        after = request.arg("page[after]")
+        start = 0
+        if after:
+            try:
+                start = int(base64.urlsafe_b64decode(after.encode()).decode())
+            except ValueError as exc:
+                raise _error(
+                    400, "InvalidCursor", "page[after] is not a cursor this search returned"
+                ) from exc
+        chunk = found[start : start + size]
+        more = start + size < len(found)
+        cursor = base64.urlsafe_b64encode(str(start + size).encode()).decode() if more else None
+        return Response(
+            200,
+            {
+                "results": [{**self.ticket_json(t), "result_type": "ticket"} for t in chunk],
+                "facets": None,
+                "meta": {"has_more": more, "after_cursor": cursor, "before_cursor": None},
+                "links": {
+                    "next": None
+                    if not more
+                    else f"{request.base_url}/api/v2/search/export.json?page[after]={cursor}",
+                    "prev": None,
+                },
+            },
+        )
+
+    def search(self, request: Request) -> Response:
+        query = request.arg("query") or ""
+        found = self._found(query)
         page = _int(request.arg("page"), 1, minimum=1)
         size = min(_int(request.arg("per_page"), 100, minimum=1), 100)
         if page * size > 1000:
-            raise _error(422, "invalid", "Search results are limited to 1000; narrow the query"
-                         " (for example with updated>DATE) or use the export endpoint.")
-        now = self.now()
-        try:
-            found = [t for t in self.tickets.values()
-                     if zendesk_match(terms, self._values(t), now=now)]
-        except QueryError as exc:
-            raise _error(400, "InvalidSearch", str(exc)) from exc
+            raise _error(
+                422,
+                "invalid",
+                "Search results are limited to 1000; narrow the query"
+                " (for example with updated>DATE) or use the export endpoint.",
+            )
         sort_by = request.arg("sort_by") or "created_at"
         if sort_by in ("updated_at", "created_at", "status", "priority", "ticket_type"):
             attr = {"ticket_type": "type"}.get(sort_by, sort_by)
-            found.sort(key=lambda t: (str(getattr(t, attr) or ""), t.id),
-                       reverse=request.arg("sort_order", "desc") == "desc")
-        chunk = found[(page - 1) * size: page * size]
+            found.sort(
+                key=lambda t: (str(getattr(t, attr) or ""), t.id),
+                reverse=request.arg("sort_order", "desc") == "desc",
+            )
+        chunk = found[(page - 1) * size : page * size]
         base = f"{request.base_url}/api/v2/search.json"
 
         def link(p: int) -> str:
             from urllib.parse import urlencode
+
             params = {"query": query, "page": p, "per_page": size}
             return f"{base}?{urlencode(params)}"
 
-        return Response(200, {
-            "results": [{**self.ticket_json(t), "result_type": "ticket"} for t in chunk],
-            "facets": None, "count": len(found),
-            "next_page": link(page + 1) if page * size < len(found) else None,
-            "previous_page": link(page - 1) if page > 1 else None,
-        })
+        return Response(
+            200,
+            {
+                "results": [{**self.ticket_json(t), "result_type": "ticket"} for t in chunk],
+                "facets": None,
+                "count": len(found),
+                "next_page": link(page + 1) if page * size < len(found) else None,
+                "previous_page": link(page - 1) if page > 1 else None,
+            },
+        )
 
     def _values(self, t: Ticket) -> Callable[[str], list[str] | None]:
         def user(uid: int | None) -> list[str]:
@@ -985,15 +1394,21 @@ class ZendeskSim:
         def values(name: str) -> list[str] | None:
             org = self.organizations.get(t.organization_id) if t.organization_id else None
             table: dict[str, list[str]] = {
-                "status": [t.status], "priority": [t.priority] if t.priority else [],
-                "ticket_type": [t.type] if t.type else [], "tags": list(t.tags),
+                "status": [t.status],
+                "priority": [t.priority] if t.priority else [],
+                "ticket_type": [t.type] if t.type else [],
+                "tags": list(t.tags),
                 "tag": list(t.tags),
                 "group": [str(t.group_id), self.groups[t.group_id].name]
-                if t.group_id in self.groups else [],  # type: ignore[index]
-                "assignee": user(t.assignee_id), "requester": user(t.requester_id),
+                if t.group_id in self.groups
+                else [],
+                "assignee": user(t.assignee_id),
+                "requester": user(t.requester_id),
                 "organization": [str(org.id), org.name] if org else [],
-                "created": [t.created_at.isoformat()], "updated": [t.updated_at.isoformat()],
-                "subject": [t.subject], "description": [t.description],
+                "created": [t.created_at.isoformat()],
+                "updated": [t.updated_at.isoformat()],
+                "subject": [t.subject],
+                "description": [t.description],
             }
             if name in table:
                 return table[name]
@@ -1010,13 +1425,19 @@ class ZendeskSim:
         return {
             "tickets": {
                 str(t.id): {
-                    "subject": t.subject, "tags": sorted(t.tags), "group_id": t.group_id,
-                    "assignee_id": t.assignee_id, "status": t.status, "priority": t.priority,
+                    "subject": t.subject,
+                    "tags": sorted(t.tags),
+                    "group_id": t.group_id,
+                    "assignee_id": t.assignee_id,
+                    "status": t.status,
+                    "priority": t.priority,
                     "organization_id": t.organization_id,
                     "custom_fields": {str(k): v for k, v in t.custom.items()},
                     "updated_at": zd_time(t.updated_at),
-                    "comments": [{"id": c.id, "author_id": c.author_id, "body": c.body,
-                                  "public": c.public} for c in t.comments],
+                    "comments": [
+                        {"id": c.id, "author_id": c.author_id, "body": c.body, "public": c.public}
+                        for c in t.comments
+                    ],
                 }
                 for t in self.tickets.values()
             },

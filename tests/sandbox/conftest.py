@@ -57,10 +57,10 @@ def receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with rec.cond:
                 rec.calls.append(Received(self.path, dict(self.headers.items()), body))
@@ -100,5 +100,10 @@ def zenpy_client(sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> Zen
     """The real zenpy, as tierdesk's bot, redirected by ZENPY_FORCE_SCHEME/NETLOC only."""
     for key, value in sandbox.zenpy_env().items():
         monkeypatch.setenv(key, value)
-    return Zenpy(subdomain="tierdesk-sandbox", email="bot@tierdesk.example", token="t",
-                 disable_cache=True, timeout=5)
+    return Zenpy(
+        subdomain="tierdesk-sandbox",
+        email="bot@tierdesk.example",
+        token="t",
+        disable_cache=True,
+        timeout=5,
+    )

@@ -10,8 +10,12 @@ from connectors.sandbox.server import SandboxHandle, run_in_thread
 
 def test_server_info_and_myself(sandbox: SandboxHandle) -> None:
     """JIRA() reads serverInfo (Cloud) and myself answers the authenticated bot account."""
-    client = JIRA(server=sandbox.jira_url, basic_auth=("bot@tierdesk.example", "t"),
-                  max_retries=0, options={"check_update": False})
+    client = JIRA(
+        server=sandbox.jira_url,
+        basic_auth=("bot@tierdesk.example", "t"),
+        max_retries=0,
+        options={"check_update": False},
+    )
     assert client.deploymentType == "Cloud"
     assert client.myself()["accountId"] == "acc-bot"
 
@@ -19,8 +23,12 @@ def test_server_info_and_myself(sandbox: SandboxHandle) -> None:
 def test_unknown_login_is_refused(sandbox: SandboxHandle) -> None:
     """Credentials of no seeded user get a 401 that says how to fix the seed."""
     with pytest.raises(JIRAError) as err:
-        JIRA(server=sandbox.jira_url, basic_auth=("who@nowhere", "t"), max_retries=0,
-             options={"check_update": False})
+        JIRA(
+            server=sandbox.jira_url,
+            basic_auth=("who@nowhere", "t"),
+            max_retries=0,
+            options={"check_update": False},
+        )
     assert err.value.status_code == 401
     assert "jira.users" in err.value.text
 
@@ -45,17 +53,26 @@ def test_one_put_carries_labels_assignee_and_internal_comment(
     sandbox: SandboxHandle, jira_client: JIRA
 ) -> None:
     """PUT issue applies label add/remove, assignee by accountId and a restricted comment: 204."""
-    sandbox.agent("jira", "agent", "PUT", "/rest/api/2/issue/SUP-1",
-                  {"update": {"labels": [{"add": "escalate-l2"}]}})
+    sandbox.agent(
+        "jira",
+        "agent",
+        "PUT",
+        "/rest/api/2/issue/SUP-1",
+        {"update": {"labels": [{"add": "escalate-l2"}]}},
+    )
     body = {
         "fields": {"assignee": {"accountId": "acc-l2"}},
         "update": {
             "labels": [{"add": "tier-l2"}, {"remove": "escalate-l2"}],
-            "comment": [{"add": {
-                "body": "Checklist\ntierdesk-note:0123456789abcdef",
-                "visibility": {"type": "role", "value": "Administrators"},
-                "properties": [{"key": "sd.public.comment", "value": {"internal": True}}],
-            }}],
+            "comment": [
+                {
+                    "add": {
+                        "body": "Checklist\ntierdesk-note:0123456789abcdef",
+                        "visibility": {"type": "role", "value": "Administrators"},
+                        "properties": [{"key": "sd.public.comment", "value": {"internal": True}}],
+                    }
+                }
+            ],
         },
     }
     response = jira_client._session.put(
@@ -75,8 +92,10 @@ def test_one_put_carries_labels_assignee_and_internal_comment(
     ("body", "message"),
     [
         # A field may not be in both fields and update.
-        ({"fields": {"labels": ["a"]}, "update": {"labels": [{"add": "b"}]}},
-         "cannot be set in both"),
+        (
+            {"fields": {"labels": ["a"]}, "update": {"labels": [{"add": "b"}]}},
+            "cannot be set in both",
+        ),
         # Unknown fields are refused with Jira's wording.
         ({"fields": {"customfield_99999": "x"}}, "It is not on the appropriate screen"),
         # Labels cannot contain spaces.
@@ -106,8 +125,10 @@ def test_component_add_and_custom_field(sandbox: SandboxHandle, jira_client: JIR
     """update.components add and a custom field set land on the issue."""
     response = jira_client._session.put(
         f"{sandbox.jira_url}/rest/api/2/issue/SUP-1",
-        json={"fields": {"customfield_10101": "1. open 2. click 3. crash"},
-              "update": {"components": [{"add": {"name": "Engineering"}}]}},
+        json={
+            "fields": {"customfield_10101": "1. open 2. click 3. crash"},
+            "update": {"components": [{"add": {"name": "Engineering"}}]},
+        },
     )
     assert response.status_code == 204
     fields = jira_client.issue("SUP-1").raw["fields"]
@@ -122,7 +143,8 @@ def test_comments_add_and_list(jira_client: JIRA) -> None:
     listed = jira_client.comments("SUP-1")
     assert [c.body for c in listed] == ["internal note"]
     raw = jira_client._session.get(
-        f"{jira_client.server_url}/rest/api/2/issue/SUP-1/comment?expand=properties").json()
+        f"{jira_client.server_url}/rest/api/2/issue/SUP-1/comment?expand=properties"
+    ).json()
     assert raw["comments"][0]["properties"] == [
         {"key": "sd.public.comment", "value": {"internal": True}}
     ]
@@ -130,10 +152,15 @@ def test_comments_add_and_list(jira_client: JIRA) -> None:
 
 def test_create_issue(jira_client: JIRA) -> None:
     """create_issue answers 201 with the next key; the library's follow-up GET sees it."""
-    issue = jira_client.create_issue(fields={
-        "project": {"key": "SUP"}, "summary": "App crash on save", "issuetype": {"name": "Task"},
-        "priority": {"name": "High"}, "labels": ["mobile"],
-    })
+    issue = jira_client.create_issue(
+        fields={
+            "project": {"key": "SUP"},
+            "summary": "App crash on save",
+            "issuetype": {"name": "Task"},
+            "priority": {"name": "High"},
+            "labels": ["mobile"],
+        }
+    )
     assert issue.key == "SUP-2"
     assert issue.fields.priority.name == "High"
     assert issue.fields.labels == ["mobile"]
@@ -145,14 +172,27 @@ def test_cloud_search_uses_search_jql_with_page_tokens(
 ) -> None:
     """search_issues on Cloud goes to /search/jql and follows nextPageToken to the end."""
     for n in range(5):
-        sandbox.agent("jira", "agent", "POST", "/rest/api/2/issue", {"fields": {
-            "project": {"key": "SUP"}, "summary": f"ticket {n}", "issuetype": {"name": "Task"},
-            "labels": ["batch"]}})
-    found = jira_client.enhanced_search_issues("project = SUP AND labels = batch",
-                                               maxResults=False, fields="summary")
+        sandbox.agent(
+            "jira",
+            "agent",
+            "POST",
+            "/rest/api/2/issue",
+            {
+                "fields": {
+                    "project": {"key": "SUP"},
+                    "summary": f"ticket {n}",
+                    "issuetype": {"name": "Task"},
+                    "labels": ["batch"],
+                }
+            },
+        )
+    found = jira_client.enhanced_search_issues(
+        "project = SUP AND labels = batch", maxResults=False, fields="summary"
+    )
     assert [i.key for i in found] == [f"SUP-{n}" for n in range(2, 7)]
-    page = jira_client.enhanced_search_issues("labels in (batch) ORDER BY key DESC",
-                                              maxResults=2, json_result=True)
+    page = jira_client.enhanced_search_issues(
+        "labels in (batch) ORDER BY key DESC", maxResults=2, json_result=True
+    )
     assert [i["key"] for i in page["issues"]] == ["SUP-6", "SUP-5"]
     assert page["nextPageToken"] and page["isLast"] is False
     paths = [e["path"] for e in sandbox.sandbox.log_since(0)["requests"]]
@@ -187,21 +227,37 @@ def test_cloud_old_search_is_gone(sandbox: SandboxHandle, jira_client: JIRA) -> 
 
 def test_data_center_search_and_assign_by_name() -> None:
     """A Server seed: search_issues pages with startAt, and assignee is set by user name."""
-    seed = {"jira": {"deployment": "Server",
-                     "users": [{"accountId": "u1", "name": "bot", "displayName": "Bot",
-                                "emailAddress": "bot@x.example"},
-                               {"accountId": "u2", "name": "l2", "displayName": "L2"}],
-                     "projects": [{"key": "DC", "id": "1", "name": "DC"}],
-                     "issues": [{"key": f"DC-{n}", "summary": f"s{n}"} for n in range(1, 4)]}}
+    seed = {
+        "jira": {
+            "deployment": "Server",
+            "users": [
+                {
+                    "accountId": "u1",
+                    "name": "bot",
+                    "displayName": "Bot",
+                    "emailAddress": "bot@x.example",
+                },
+                {"accountId": "u2", "name": "l2", "displayName": "L2"},
+            ],
+            "projects": [{"key": "DC", "id": "1", "name": "DC"}],
+            "issues": [{"key": f"DC-{n}", "summary": f"s{n}"} for n in range(1, 4)],
+        }
+    }
     with run_in_thread(seed=seed) as handle:
-        client = JIRA(server=handle.jira_url, basic_auth=("bot", "pw"), max_retries=0,
-                      options={"check_update": False})
+        client = JIRA(
+            server=handle.jira_url,
+            basic_auth=("bot", "pw"),
+            max_retries=0,
+            options={"check_update": False},
+        )
         assert client.deploymentType == "Server"
         found = client.search_issues("project = DC ORDER BY key", startAt=1, maxResults=1)
         assert [i.key for i in found] == ["DC-2"]
         assert found.total == 3
-        response = client._session.put(f"{handle.jira_url}/rest/api/2/issue/DC-1",
-                                       json={"fields": {"assignee": {"name": "l2"}}})
+        response = client._session.put(
+            f"{handle.jira_url}/rest/api/2/issue/DC-1",
+            json={"fields": {"assignee": {"name": "l2"}}},
+        )
         assert response.status_code == 204
         assert client.issue("DC-1").raw["fields"]["assignee"]["name"] == "l2"
 
@@ -209,10 +265,17 @@ def test_data_center_search_and_assign_by_name() -> None:
 def test_admin_webhooks_crud(sandbox: SandboxHandle, jira_client: JIRA) -> None:
     """POST/GET/PUT/DELETE /rest/webhooks/1.0/webhook store url, events, filters; secret hidden."""
     url = f"{sandbox.jira_url}/rest/webhooks/1.0/webhook"
-    created = jira_client._session.post(url, json={
-        "name": "tierdesk", "url": "http://127.0.0.1:9/hook", "events": ["jira:issue_updated"],
-        "filters": {"issue-related-events-section": "project = SUP"}, "excludeBody": False,
-        "secret": "s3cret"})
+    created = jira_client._session.post(
+        url,
+        json={
+            "name": "tierdesk",
+            "url": "http://127.0.0.1:9/hook",
+            "events": ["jira:issue_updated"],
+            "filters": {"issue-related-events-section": "project = SUP"},
+            "excludeBody": False,
+            "secret": "s3cret",
+        },
+    )
     assert created.status_code == 201
     hook = created.json()
     assert "secret" not in hook
@@ -225,13 +288,16 @@ def test_admin_webhooks_crud(sandbox: SandboxHandle, jira_client: JIRA) -> None:
     assert jira_client._session.get(url).json() == []
 
 
-def test_webhook_with_bad_jql_filter_is_refused(sandbox: SandboxHandle, jira_client: JIRA
-                                                ) -> None:
+def test_webhook_with_bad_jql_filter_is_refused(sandbox: SandboxHandle, jira_client: JIRA) -> None:
     """A webhook whose JQL filter cannot be parsed is refused with 400."""
     with pytest.raises(JIRAError) as err:
         jira_client._session.post(
             f"{sandbox.jira_url}/rest/webhooks/1.0/webhook",
-            json={"url": "http://x/", "events": ["jira:issue_updated"],
-                  "filters": {"issue-related-events-section": "project = = SUP"}})
+            json={
+                "url": "http://x/",
+                "events": ["jira:issue_updated"],
+                "filters": {"issue-related-events-section": "project = = SUP"},
+            },
+        )
     assert err.value.status_code == 400
     assert "Invalid JQL" in err.value.text

@@ -13,12 +13,20 @@ from tests.sandbox.conftest import Receiver
 SECRET = "It's a Secret to Everybody"
 
 
-def register(client: JIRA, url: str, receiver: Receiver, events: list[str],
-             jql: str = "project = SUP") -> None:
-    response = client._session.post(f"{url}/rest/webhooks/1.0/webhook", json={
-        "name": "tierdesk", "url": receiver.url + "/webhooks/jira", "events": events,
-        "filters": {"issue-related-events-section": jql}, "excludeBody": False,
-        "secret": SECRET})
+def register(
+    client: JIRA, url: str, receiver: Receiver, events: list[str], jql: str = "project = SUP"
+) -> None:
+    response = client._session.post(
+        f"{url}/rest/webhooks/1.0/webhook",
+        json={
+            "name": "tierdesk",
+            "url": receiver.url + "/webhooks/jira",
+            "events": events,
+            "filters": {"issue-related-events-section": jql},
+            "excludeBody": False,
+            "secret": SECRET,
+        },
+    )
     assert response.status_code == 201
 
 
@@ -32,8 +40,13 @@ def test_agent_label_edit_sends_signed_issue_updated(
 ) -> None:
     """An agent's label edit arrives as jira:issue_updated, signed, with a labels changelog."""
     register(jira_client, sandbox.jira_url, receiver, ["jira:issue_updated"])
-    sandbox.agent("jira", "agent", "PUT", "/rest/api/2/issue/SUP-1",
-                  {"update": {"labels": [{"add": "escalate-l2"}]}})
+    sandbox.agent(
+        "jira",
+        "agent",
+        "PUT",
+        "/rest/api/2/issue/SUP-1",
+        {"update": {"labels": [{"add": "escalate-l2"}]}},
+    )
     [call] = receiver.wait_for(1)
     assert sandbox.wait_for_deliveries()
     assert signature_ok(call.body, call.headers["X-Hub-Signature"])
@@ -45,9 +58,17 @@ def test_agent_label_edit_sends_signed_issue_updated(
     assert body["user"]["accountId"] == "acc-agent"
     assert body["issue"]["key"] == "SUP-1"
     assert body["issue"]["fields"]["labels"] == ["escalate-l2"]
-    assert body["changelog"]["items"] == [{
-        "field": "labels", "fieldtype": "jira", "fieldId": "labels", "from": None,
-        "fromString": "", "to": None, "toString": "escalate-l2"}]
+    assert body["changelog"]["items"] == [
+        {
+            "field": "labels",
+            "fieldtype": "jira",
+            "fieldId": "labels",
+            "from": None,
+            "fromString": "",
+            "to": None,
+            "toString": "escalate-l2",
+        }
+    ]
     assert isinstance(body["timestamp"], int)
 
 
@@ -74,8 +95,10 @@ def test_bot_writes_echo_back_as_webhooks(
 ) -> None:
     """tierdesk's own PUT is delivered too, with the bot as user: loops happen for real."""
     register(jira_client, sandbox.jira_url, receiver, ["jira:issue_updated"])
-    jira_client._session.put(f"{sandbox.jira_url}/rest/api/2/issue/SUP-1",
-                             json={"update": {"labels": [{"add": "tier-l1"}]}})
+    jira_client._session.put(
+        f"{sandbox.jira_url}/rest/api/2/issue/SUP-1",
+        json={"update": {"labels": [{"add": "tier-l1"}]}},
+    )
     [call] = receiver.wait_for(1)
     assert call.json()["user"]["accountId"] == "acc-bot"
 
@@ -84,27 +107,45 @@ def test_jql_filter_and_event_list_select_deliveries(
     sandbox: SandboxHandle, jira_client: JIRA, receiver: Receiver
 ) -> None:
     """Only webhooks whose events and JQL filter match an issue receive its events."""
-    register(jira_client, sandbox.jira_url, receiver, ["jira:issue_updated"],
-             jql="project = SUP AND labels = vip")
+    register(
+        jira_client,
+        sandbox.jira_url,
+        receiver,
+        ["jira:issue_updated"],
+        jql="project = SUP AND labels = vip",
+    )
     register(jira_client, sandbox.jira_url, receiver, ["jira:issue_created"])
-    sandbox.agent("jira", "agent", "PUT", "/rest/api/2/issue/SUP-1",
-                  {"fields": {"summary": "changed"}})
+    sandbox.agent(
+        "jira", "agent", "PUT", "/rest/api/2/issue/SUP-1", {"fields": {"summary": "changed"}}
+    )
     assert sandbox.wait_for_deliveries()
     assert receiver.calls == []
-    sandbox.agent("jira", "agent", "PUT", "/rest/api/2/issue/SUP-1",
-                  {"update": {"labels": [{"add": "vip"}]}})
+    sandbox.agent(
+        "jira", "agent", "PUT", "/rest/api/2/issue/SUP-1", {"update": {"labels": [{"add": "vip"}]}}
+    )
     calls = receiver.wait_for(1)
     assert sandbox.wait_for_deliveries()
     assert [c.json()["webhookEvent"] for c in calls] == ["jira:issue_updated"]
 
 
-def test_issue_created_event(sandbox: SandboxHandle, jira_client: JIRA, receiver: Receiver
-                             ) -> None:
+def test_issue_created_event(sandbox: SandboxHandle, jira_client: JIRA, receiver: Receiver) -> None:
     """Creating an issue sends jira:issue_created with the full issue and a changelog."""
     register(jira_client, sandbox.jira_url, receiver, ["jira:issue_created"])
-    sandbox.agent("jira", "alice", "POST", "/rest/api/2/issue", {"fields": {
-        "project": {"key": "SUP"}, "summary": "Crash", "issuetype": {"name": "Bug"},
-        "priority": {"name": "High"}, "customfield_10002": [{"id": "1", "name": "Acme Corp"}]}})
+    sandbox.agent(
+        "jira",
+        "alice",
+        "POST",
+        "/rest/api/2/issue",
+        {
+            "fields": {
+                "project": {"key": "SUP"},
+                "summary": "Crash",
+                "issuetype": {"name": "Bug"},
+                "priority": {"name": "High"},
+                "customfield_10002": [{"id": "1", "name": "Acme Corp"}],
+            }
+        },
+    )
     [call] = receiver.wait_for(1)
     body = call.json()
     assert body["webhookEvent"] == "jira:issue_created"
@@ -119,8 +160,9 @@ def test_failed_delivery_is_retried_with_the_same_identifier(
     """503 then 429 from the receiver: Jira retries, same identifier, retry count rising."""
     register(jira_client, sandbox.jira_url, receiver, ["jira:issue_updated"])
     receiver.statuses = [503, 429]
-    sandbox.agent("jira", "agent", "PUT", "/rest/api/2/issue/SUP-1",
-                  {"fields": {"summary": "again"}})
+    sandbox.agent(
+        "jira", "agent", "PUT", "/rest/api/2/issue/SUP-1", {"fields": {"summary": "again"}}
+    )
     calls = receiver.wait_for(3)
     assert sandbox.wait_for_deliveries()
     assert len({c.headers["X-Atlassian-Webhook-Identifier"] for c in calls}) == 1
@@ -134,20 +176,24 @@ def test_client_error_is_not_retried(
     """A 400 from the receiver is final, as with Jira Cloud."""
     register(jira_client, sandbox.jira_url, receiver, ["jira:issue_updated"])
     receiver.statuses = [400]
-    sandbox.agent("jira", "agent", "PUT", "/rest/api/2/issue/SUP-1",
-                  {"fields": {"summary": "again"}})
+    sandbox.agent(
+        "jira", "agent", "PUT", "/rest/api/2/issue/SUP-1", {"fields": {"summary": "again"}}
+    )
     receiver.wait_for(1)
     assert sandbox.wait_for_deliveries()
     assert len(receiver.calls) == 1
     assert sandbox.state()["deliveries"]["gave_up"] == 1
 
 
-def test_no_change_sends_nothing(sandbox: SandboxHandle, jira_client: JIRA, receiver: Receiver
-                                 ) -> None:
+def test_no_change_sends_nothing(
+    sandbox: SandboxHandle, jira_client: JIRA, receiver: Receiver
+) -> None:
     """A PUT that changes nothing answers 204 and fires no webhook."""
     register(jira_client, sandbox.jira_url, receiver, ["jira:issue_updated"])
-    response = jira_client._session.put(f"{sandbox.jira_url}/rest/api/2/issue/SUP-1",
-                                        json={"update": {"labels": [{"remove": "absent"}]}})
+    response = jira_client._session.put(
+        f"{sandbox.jira_url}/rest/api/2/issue/SUP-1",
+        json={"update": {"labels": [{"remove": "absent"}]}},
+    )
     assert response.status_code == 204
     assert sandbox.wait_for_deliveries()
     assert receiver.calls == []
