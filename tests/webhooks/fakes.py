@@ -42,9 +42,9 @@ def fake_envelope(body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelo
 
 
 def fake_decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
-    """Desired state: label `tier-l1` present and a note with key `n-<labels>` posted once."""
+    """Desired state: label `tier-l1` present and the note `ab000000` posted once."""
     add = () if "tier-l1" in ticket.labels else ("tier-l1",)
-    key = "ab" + format(len(ticket.labels), "06x")
+    key = "ab000000"
     comment = None if ticket.last_note_key == key else f"checklist\ntierdesk-note:{key}"
     return Decision(
         ticket=ticket.key,

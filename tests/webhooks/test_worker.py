@@ -1,0 +1,262 @@
+"""The worker with a fake connector: coalescing, own events, fresh reads, retries honouring
+Retry-After, vendor pauses, dead letters and the decision records."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from connectors.base import (
+    Envelope,
+    PayloadInvalid,
+    RateLimited,
+    VendorRejected,
+    VendorUnavailable,
+)
+from tests.webhooks.conftest import FakeClock
+from tests.webhooks.fakes import BOT, FakeConnector, fake_decide
+from tiering.policy import Policy, load_policy
+from webhooks.inbox import Inbox
+from webhooks.wiring import default_policy_text
+from webhooks.worker import Worker, WorkerPool, backoff_delay
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    text, source = default_policy_text()
+    return load_policy(text, source=source)
+
+
+def make_worker(inbox: Inbox, policy: Policy, *connectors: FakeConnector,
+                max_attempts: int = 8) -> Worker:
+    return Worker(inbox=inbox, connectors={c.vendor: c for c in connectors} or {},
+                  policy=policy, decide=fake_decide, max_attempts=max_attempts,
+                  lease_seconds=60, retry_max_delay=600, now=lambda: NOW)
+
+
+def put(inbox: Inbox, delivery: str, ticket: str = "T-1", *, vendor: str = "jira",
+        seq: int = 1, actor: str | None = "agent", ts: int | None = None,
+        labels: tuple[str, ...] = ()) -> None:
+    inbox.enqueue(
+        Envelope(vendor=vendor, event_type="jira:issue_updated", handled=True, ticket=ticket,
+                 delivery_id=delivery, actor=actor, occurred_at=ts),
+        {"ticket": ticket, "seq": seq, "labels": list(labels)},
+    )
+
+
+def test_pending_events_are_coalesced_into_one_evaluation(inbox: Inbox, policy: Policy) -> None:
+    """Three events of one ticket make one current_ticket call (arrival order) and one write."""
+    fake = FakeConnector()
+    for i in range(3):
+        put(inbox, f"d{i}", seq=i)
+    assert make_worker(inbox, policy, fake).drain() == 1
+    assert [[p["seq"] for p in c.payloads] for c in fake.current_calls] == [[0, 1, 2]]
+    assert len(fake.applied) == 1
+    assert inbox.counts() == {"done": 3}
+
+
+def test_decision_is_recorded_and_note_key_kept(inbox: Inbox, policy: Policy) -> None:
+    """A write is recorded (policy digest, tiers, reasons, calls) and its note key is passed to
+    the next evaluation, which then writes nothing."""
+    fake = FakeConnector()
+    worker = make_worker(inbox, policy, fake)
+    put(inbox, "d1")
+    worker.drain()
+    put(inbox, "d2", labels=("tier-l1",))  # the vendor now shows our label
+    worker.drain()
+    assert fake.current_calls[1].last_note_key == "ab000000"
+    assert len(fake.applied) == 1  # the second evaluation changed nothing
+    newest, first = inbox.history("jira", "T-1")
+    assert (first.outcome, first.policy_digest, first.tier_after, first.reasons) == (
+        "applied", policy.digest, "L1", ("fake rule: everything is L1",))
+    assert first.calls == ({"method": "PUT", "path": "/rest/api/2/issue/T-1", "status": 204,
+                            "purpose": "apply decision"},)
+    assert (newest.outcome, newest.calls) == ("unchanged", ())
+
+
+def test_bot_events_make_no_request(inbox: Inbox, policy: Policy) -> None:
+    """Events caused by tierdesk's own account are done without any connector call."""
+    fake = FakeConnector()
+    put(inbox, "d1", actor=BOT)
+    put(inbox, "d2", actor=BOT)
+    make_worker(inbox, policy, fake).drain()
+    assert fake.current_calls == [] and fake.applied == []
+    assert inbox.counts() == {"done": 2}
+    assert [r.outcome for r in inbox.history("jira", "T-1")] == ["own-event"]
+
+
+def test_bot_event_mixed_with_agent_event_is_evaluated(inbox: Inbox, policy: Policy) -> None:
+    """An agent's event with the bot's own is evaluated on all payloads (newest state last)."""
+    fake = FakeConnector()
+    put(inbox, "d1", actor="agent", seq=1)
+    put(inbox, "d2", actor=BOT, seq=2)
+    make_worker(inbox, policy, fake).drain()
+    assert [[p["seq"] for p in c.payloads] for c in fake.current_calls] == [[1, 2]]
+
+
+def test_rate_limit_waits_retry_after_and_pauses_vendor(
+    inbox: Inbox, policy: Policy, clock: FakeClock
+) -> None:
+    """A 429 retries no sooner than Retry-After and pauses every ticket of that vendor, not
+    the other vendor's."""
+    jira = FakeConnector(errors=[RateLimited("429 Too Many Requests", retry_after=30)])
+    zendesk = FakeConnector(vendor="zendesk")
+    worker = make_worker(inbox, policy, jira, zendesk)
+    put(inbox, "d1", "A")
+    clock.advance(1)
+    put(inbox, "d2", "B")
+    put(inbox, "z1", "99", vendor="zendesk")
+    assert worker.run_once()  # A: 429
+    assert worker.run_once()  # Zendesk is not paused
+    assert [t.key for t, _ in zendesk.applied] == ["99"]
+    assert not worker.run_once()  # B waits: the Jira account is rate limited
+    state = inbox.ticket_state("jira", "A")
+    assert state is not None and state["next_attempt_at"] >= clock.now + 30
+    clock.advance(29)
+    assert not worker.run_once()
+    clock.advance(2)
+    assert worker.drain() == 2
+    assert sorted(t.key for t, _ in jira.applied) == ["A", "B"]
+    assert inbox.history("jira", "A")[1].outcome == "retry"
+
+
+def test_outage_is_retried_with_a_fresh_read(
+    inbox: Inbox, policy: Policy, clock: FakeClock
+) -> None:
+    """After a 503/timeout the next attempt reads the ticket fresh (the write may have landed)."""
+    fake = FakeConnector(errors=[VendorUnavailable("read timeout", ambiguous=True)])
+    worker = make_worker(inbox, policy, fake)
+    put(inbox, "d1")
+    worker.drain()
+    assert inbox.counts() == {"pending": 1}
+    clock.advance(backoff_delay(1, maximum=600) + 2)  # at most initial * 2 + jitter
+    assert worker.drain() == 1
+    assert [c.fresh for c in fake.current_calls] == [False, True]
+    assert inbox.counts() == {"done": 1}
+
+
+def test_503_with_retry_after_pauses_the_vendor(
+    inbox: Inbox, policy: Policy, clock: FakeClock
+) -> None:
+    """A 503 that says Retry-After is honoured like a 429."""
+    fake = FakeConnector(errors=[VendorUnavailable("503", status=503, retry_after=120)])
+    worker = make_worker(inbox, policy, fake)
+    put(inbox, "d1")
+    worker.drain()
+    assert inbox.paused_until("jira") == pytest.approx(clock.now + 120)
+
+
+def test_rejection_is_a_dead_letter_with_vendor_text(inbox: Inbox, policy: Policy) -> None:
+    """A 4xx is not retried: the events become dead letters carrying the vendor's text."""
+    fake = FakeConnector(errors=[VendorRejected("Field 'labels' cannot be set", status=400)])
+    put(inbox, "d1")
+    make_worker(inbox, policy, fake).drain()
+    [letter] = inbox.dead_letters()
+    assert letter.last_error == "VendorRejected (HTTP 400): Field 'labels' cannot be set"
+    assert inbox.history("jira", "T-1")[0].outcome == "dead"
+
+
+def test_unreadable_stored_payload_is_a_dead_letter(inbox: Inbox, policy: Policy) -> None:
+    """A payload the connector cannot read is dead-lettered at once (retrying cannot help)."""
+    fake = FakeConnector(errors=[PayloadInvalid("issue.fields is not an object")])
+    put(inbox, "d1")
+    make_worker(inbox, policy, fake).drain()
+    assert inbox.depth().dead_letters == 1
+
+
+def test_max_attempts_then_dead_letter(inbox: Inbox, policy: Policy, clock: FakeClock) -> None:
+    """Repeated outages end as a dead letter after max_attempts, with the last error."""
+    fake = FakeConnector(errors=[VendorUnavailable(f"503 #{i}", status=503) for i in range(3)])
+    worker = make_worker(inbox, policy, fake, max_attempts=3)
+    put(inbox, "d1")
+    for _ in range(3):
+        worker.drain()
+        clock.advance(700)
+    [letter] = inbox.dead_letters()
+    assert (letter.attempts, letter.last_error) == (3, "VendorUnavailable (HTTP 503): 503 #2")
+    assert fake.applied == []
+
+
+def test_out_of_order_delivery_reads_fresh(inbox: Inbox, policy: Policy) -> None:
+    """An event older than one already processed makes the connector read current state."""
+    fake = FakeConnector()
+    worker = make_worker(inbox, policy, fake)
+    put(inbox, "d1", ts=2000)
+    worker.drain()
+    put(inbox, "d0", ts=1000)  # delivered late
+    worker.drain()
+    assert [c.fresh for c in fake.current_calls] == [False, True]
+
+
+def test_unexpected_error_is_retried_not_fatal(
+    inbox: Inbox, policy: Policy, clock: FakeClock
+) -> None:
+    """A bug in a connector does not stop the worker; the event is retried later."""
+    fake = FakeConnector(errors=[KeyError("fields")])
+    worker = make_worker(inbox, policy, fake)
+    put(inbox, "d1")
+    worker.drain()
+    assert inbox.history("jira", "T-1")[0].error == "KeyError: 'fields'"
+    clock.advance(10)
+    worker.drain()
+    assert inbox.counts() == {"done": 1}
+
+
+def test_unconfigured_vendor_is_left_pending(inbox: Inbox, policy: Policy) -> None:
+    """Events of a vendor this worker has no connector for stay pending for another worker."""
+    put(inbox, "z1", "5", vendor="zendesk")
+    assert make_worker(inbox, policy, FakeConnector()).drain() == 0
+    assert inbox.counts() == {"pending": 1}
+
+
+def test_real_engine_decision_is_recorded(inbox: Inbox, policy: Policy) -> None:
+    """With tiering.decide the record carries the engine's tier, reasons and the policy digest."""
+    from tiering import decide
+
+    fake = FakeConnector()
+    worker = Worker(inbox=inbox, connectors={"jira": fake}, policy=policy, decide=decide,
+                    now=lambda: NOW)
+    put(inbox, "d1")
+    worker.drain()
+    [record] = inbox.history("jira", "T-1")
+    same_ticket = FakeConnector().current_ticket([{"ticket": "T-1", "seq": 1, "labels": []}])
+    expected = decide(same_ticket, policy, now=NOW)
+    assert (record.policy_digest, record.tier_before, record.tier_after, record.reasons) == (
+        policy.digest, expected.previous_tier, expected.tier, expected.reasons)
+    assert record.outcome == ("applied" if expected.changed else "unchanged")
+    assert record.decision == expected.to_dict()
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 5, 8, 20])
+def test_backoff_grows_with_jitter_and_is_capped(attempt: int) -> None:
+    """Backoff is initial * 2^(n-1) plus up to `initial` jitter, never above the cap."""
+    delays = [backoff_delay(attempt, initial=1, maximum=300) for _ in range(50)]
+    base = min(300.0, 2.0 ** (attempt - 1))
+    assert all(base <= d <= min(300.0, base + 1) for d in delays)
+
+
+def test_pool_processes_and_stops_gracefully(tmp_path: object, policy: Policy) -> None:
+    """Worker threads process stored events, wake on new work, and stop when asked."""
+    box = Inbox.connect(f"sqlite:///{tmp_path}/pool.db")
+    fake = FakeConnector()
+    workers = [Worker(inbox=box, connectors={"jira": fake}, policy=policy, decide=fake_decide,
+                      name=f"w{i}") for i in range(2)]
+    pool = WorkerPool(workers)
+    pool.start()
+    try:
+        for i in range(20):
+            put(box, f"d{i}", f"T-{i}")
+        pool.wake()
+        deadline = time.monotonic() + 30
+        while box.counts().get("done", 0) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        pool.stop(timeout=10)
+    assert box.counts() == {"done": 20}
+    assert not any(t.is_alive() for t in threading.enumerate() if t.name in ("w0", "w1"))
+    box.close()
