@@ -12,8 +12,9 @@ tests/connectors/jira/fixtures/):
   numeric id inside `comment.self` (`.../rest/api/2/issue/10013/comment/10082`), so that id is the
   ticket reference (Jira's `GET /rest/api/2/issue/{issueIdOrKey}` accepts it).
 - Cloud delivery header `X-Atlassian-Webhook-Identifier` is the same across retries of one
-  delivery: the dedupe key. Without it (Data Center) a sha256 of the canonical body is used, which
-  is equally stable across redeliveries of the same body.
+  delivery: the dedupe key. Without it (Data Center) a comment event and its `issue_commented`
+  twin share `comment:<id>:<updated>`, and anything else uses a sha256 of the canonical body,
+  equally stable across redeliveries of the same body (see `delivery_id`).
 """
 
 from __future__ import annotations
@@ -87,11 +88,44 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+#: Data Center sends every comment twice: `comment_created` (no issue) and `jira:issue_updated`
+#: with one of these `issue_event_type_name`s (full issue), carrying the same comment.
+_COMMENT_TWIN_TYPES = frozenset({"issue_commented", "issue_comment_edited"})
+
+
+def _comment_delivery(body: Mapping[str, Any]) -> str | None:
+    """`comment:<id>:<updated>` for a comment event or its DC `issue_commented` twin, else None."""
+    event = body.get("webhookEvent")
+    kind = body.get("issue_event_type_name")
+    twin = event == "jira:issue_updated" and kind in _COMMENT_TWIN_TYPES
+    if event not in ("comment_created", "comment_updated") and not twin:
+        return None
+    comment = body.get("comment")
+    if not isinstance(comment, Mapping):
+        return None
+    ident, updated = comment.get("id"), comment.get("updated")
+    if isinstance(ident, str) and ident and isinstance(updated, str) and updated:
+        return f"comment:{ident}:{updated}"
+    return None
+
+
 def delivery_id(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
-    """The dedupe key: Jira Cloud's webhook identifier, else a hash of the canonical body."""
+    """The dedupe key: Jira Cloud's webhook identifier; else, for a comment, the comment's id and
+    update time; else a hash of the canonical body.
+
+    Without the Cloud header (Data Center), one comment arrives as two events: `comment_created`
+    without an issue (its ticket reference is the numeric issue id) and `jira:issue_updated` /
+    `issue_commented` (referenced by key): see the fixtures comment_created__server.json and
+    jira_issue_updated__server_commented.json. Processed separately, under two ticket references,
+    both could post the same checklist note; sharing one dedupe key makes the inbox keep only
+    the first to arrive.
+    """
     ident = header(headers, DELIVERY_HEADER)
     if ident is not None and ident.strip():
         return ident.strip()
+    shared = _comment_delivery(body)
+    if shared is not None:
+        return shared
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -138,3 +138,20 @@ def test_non_object_body_is_invalid() -> None:
     """A JSON array body is rejected with a clear message."""
     with pytest.raises(PayloadInvalid, match="expected a JSON object, got list"):
         envelope([], {})  # type: ignore[arg-type]
+
+
+def test_data_center_comment_twins_share_a_dedupe_key() -> None:
+    """DC's comment_created and its issue_commented twin dedupe as one delivery (same comment)."""
+    alone = envelope(load("comment_created__server.json"), {})
+    twin = envelope(load("jira_issue_updated__server_commented.json"), {})
+    assert alone.ticket == "10013" and twin.ticket == "PRJX-14"
+    assert alone.delivery_id == twin.delivery_id == "comment:10082:2019-06-04T00:15:17.234+0000"
+    edited = envelope(load("comment_updated__server.json"), {})
+    assert edited.delivery_id == "comment:10084:2019-06-04T00:53:33.665+0000"
+
+
+def test_plain_issue_update_is_not_a_comment_twin() -> None:
+    """An issue update that is not a comment keeps the body-hash dedupe key."""
+    body = load("jira_issue_updated__server_commented.json")
+    body["issue_event_type_name"] = "issue_updated"
+    assert envelope(body, {}).delivery_id.startswith("sha256:")
