@@ -1,15 +1,17 @@
 """ZendeskConnector: payloads to Tickets with the fewest reads, a Decision to at most one PUT.
 
-Requests per decision (measured in tests/connectors/zendesk/test_zendesk_connector.py):
+Requests per decision (measured in tests/connectors/zendesk/ and bench/zendesk_requests.py):
 
-- tierdesk trigger body: 0 reads (the organization's plan, when the placeholder is empty, costs
-  at most one organization read per organization per `organization_cache_seconds`).
-- event-subscribed ticket event, backfill body, or `fresh=True`: one ticket read with the
-  requester and organization sideloaded; plus one comments read when the policy needs an
+- tierdesk trigger body: 0 reads to build the Ticket (the organization's plan, when its
+  placeholder is empty, costs at most one organization read per organization per
+  `organization_cache_seconds`).
+- event-subscribed ticket event, backfill body, salvaged body or `fresh=True`: one ticket read
+  with the requester and organization sideloaded; plus one comments read when the policy needs an
   attachment count or when `fresh` asks for tierdesk's note marker.
-- write: none when the desired state already holds, else one
-  `PUT /api/v2/tickets/{id}.json`; a 409 (an agent changed the ticket meanwhile) costs one read,
-  one re-decision and one more PUT.
+- write: none when the desired state already holds, else one `PUT /api/v2/tickets/{id}.json`.
+  A tags write needs the ticket's `updated_at` to the second; Zendesk documents the trigger
+  placeholder to the minute only, so then one `GET` of the ticket comes first (1 read + 1 write).
+  A 409 (an agent changed the ticket meanwhile) costs one read, one re-decision, one more PUT.
 
 Write body (Zendesk "Update Ticket"; ../shared/vendor/README.md): `tags` replaces the whole set,
 so it is sent only when the set changes and then always with `safe_update: true` and
@@ -23,6 +25,7 @@ adds it twice.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -157,6 +160,19 @@ class ZendeskConnector:
             last_note_key=note_key,
         )
 
+    def refresh(self, ticket: Ticket) -> Ticket:
+        """`ticket` with what agents can change meanwhile (tags, fields, group, assignee,
+        priority, text, `updated_at`) read again: one `GET /api/v2/tickets/{id}.json`, no
+        sideloads (the customer and the attachment count are kept)."""
+        path = f"/api/v2/tickets/{ticket.key}.json"
+        with calling(self.recorder, f"refresh ticket {ticket.key}", path=path):
+            self.zenpy.tickets(id=int(ticket.key))
+        data = response_json(self.recorder, what=f"refresh ticket {ticket.key}")
+        fresh = ticket_from_api(data, self.policy, actor=ticket.actor,
+                                attachments=ticket.attachments,
+                                last_note_key=ticket.last_note_key)
+        return replace(fresh, customer=ticket.customer)
+
     def _comments(self, ticket_id: str) -> list[Mapping[str, Any]]:
         path = f"/api/v2/tickets/{ticket_id}/comments.json"
         # zenpy's `tickets.comments()` cannot ask for newest-first, so the same session and
@@ -241,10 +257,14 @@ class ZendeskConnector:
             return Applied(
                 calls=self.recorder.take(), decision=decision, note_key=ticket.last_note_key
             )
-        if "tags" in (self.update_body(ticket, decision) or {}) and not ticket.updated_at:
-            # No stamp to guard a whole-set tags write with: read the current state first.
-            ticket = self.read_ticket(ticket.key, actor=ticket.actor,
-                                      last_note_key=ticket.last_note_key)
+        if "tags" in (self.update_body(ticket, decision) or {}) and not precise_stamp(
+            ticket.updated_at
+        ):
+            # Zendesk documents `{{ticket.updated_at_with_timestamp}}` to the minute
+            # ("2013-12-12T05:35Z"), but `updated_stamp` must equal the ticket's `updated_at`
+            # (to the second) or Zendesk answers 409. Rather than a certain 409 and a re-read, read
+            # the ticket's current state once and decide on that: 1 read + 1 write.
+            ticket = self.refresh(ticket)
             decision = decide(ticket)
         try:
             return self._put(ticket, decision, calls=())
@@ -314,6 +334,14 @@ class _Collision(Exception):
     def __init__(self, calls: tuple[Call, ...]) -> None:
         super().__init__("409 collision")
         self.calls = calls
+
+
+_SECONDS = re.compile(r"T\d{2}:\d{2}:\d{2}")
+
+
+def precise_stamp(updated_at: str | None) -> bool:
+    """True when `updated_at` is given to the second, as `updated_stamp` needs it."""
+    return bool(updated_at and _SECONDS.search(updated_at))
 
 
 def _with_plan(ticket: Ticket, plan: str | None) -> Ticket:

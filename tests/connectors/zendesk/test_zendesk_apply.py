@@ -171,3 +171,37 @@ def test_group_move_unassigns_agent(
     connector.apply(ticket, decide(ticket, policy, now=NOW), decide=decider(policy))
     assert sent(rsps)[0][2]["ticket"]["assignee_id"] is None
     assert sent(rsps)[0][2]["ticket"]["group_id"] == 200
+
+
+def test_minute_precision_stamp_reads_once_before_tags_write(
+    connector: ZendeskConnector, policy: Policy, rsps: responses.RequestsMock
+) -> None:
+    """A trigger stamp to the minute (as Zendesk documents it) cannot guard a tags write: one
+    plain read of the ticket first, then one PUT stamped with the exact `updated_at`."""
+    from .test_zendesk_faults import api_ticket
+
+    _ok(rsps)
+    rsps.get(PUT_42, json=api_ticket(["tier-l1", "escalate-l2", "vip"], "2026-11-21T11:59:41Z"))
+    ticket = connector.current_ticket(
+        [trigger_body(tags="tier-l1 escalate-l2", updated_at="2026-11-21T11:59Z")]
+    )
+    applied = connector.apply(ticket, decide(ticket, policy, now=NOW), decide=decider(policy))
+    calls = sent(rsps)
+    assert [(m, p) for m, p, _ in calls] == [
+        ("GET", "/api/v2/tickets/42.json"), ("PUT", "/api/v2/tickets/42.json"),
+    ]
+    assert calls[1][2] == {"ticket": {
+        "id": 42, "tags": ["escalate-l2", "tier-docs-missing", "tier-l1", "vip"],
+        "comment": {"body": DOCS_NOTE, "public": False},
+        "safe_update": True, "updated_stamp": "2026-11-21T11:59:41Z"}}
+    assert [c.purpose for c in applied.calls] == ["refresh ticket 42", "update ticket 42"]
+
+
+def test_minute_precision_stamp_no_change_makes_no_request(
+    connector: ZendeskConnector, policy: Policy, rsps: responses.RequestsMock
+) -> None:
+    """The extra read is only for tags writes: an unchanged ticket still costs nothing."""
+    body = trigger_body(tags="tier-l1", updated_at="2026-11-21T11:59Z")
+    ticket = connector.current_ticket([body])
+    applied = connector.apply(ticket, decide(ticket, policy, now=NOW), decide=decider(policy))
+    assert applied.calls == () and len(rsps.calls) == 0
