@@ -1,0 +1,89 @@
+"""The Jira connector and admin tasks against the sandbox's in-memory Jira over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from connectors.jira import JiraConfig, JiraConnector
+from connectors.jira.admin import install_webhook, search_issues
+from connectors.jira.client import make_client
+from connectors.sandbox.server import SandboxHandle, run_in_thread
+from tiering import decide, load_policy
+from tiering.policy import Policy
+from webhooks.defaults import default_policy_text
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxHandle]:
+    """A running sandbox (seeded SUP project, users and issues)."""
+    handle = run_in_thread(retry_base=0.05)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def example_policy() -> Policy:
+    return load_policy(default_policy_text(), source="example")
+
+
+def config(sandbox: SandboxHandle, **over: Any) -> JiraConfig:
+    values: dict[str, Any] = {"base_url": sandbox.jira_url, "email": "bot@tierdesk.example",
+                              "api_token": "t", "bot_account_id": "acc-bot", "timeout": 5.0}
+    values.update(over)
+    return JiraConfig(**values)
+
+
+def backfill_body(connector: JiraConnector, key: str) -> dict[str, Any]:
+    return {"webhookEvent": "tierdesk:backfill", "issue": dict(connector.read_issue(key))}
+
+
+def test_decision_round_trip_on_sandbox(sandbox: SandboxHandle) -> None:
+    """Read SUP-1, apply its first-triage decision in one PUT, then the fresh state is settled."""
+    policy = example_policy()
+    connector = JiraConnector(config(sandbox, comment_visibility=("role", "Administrators")),
+                              policy)
+    ticket = connector.current_ticket([backfill_body(connector, "SUP-1")])
+    decision = decide(ticket, policy, now=NOW)
+    assert decision.changed
+    applied = connector.apply(ticket, decision, decide=lambda t: decision)
+    assert applied.wrote and [c.method for c in applied.calls] == ["PUT"]
+    again = connector.current_ticket([backfill_body(connector, "SUP-1")], fresh=True)
+    assert again.labels >= frozenset(decision.labels_add)
+    assert again.last_note_key == (decision.note_key if decision.comment else None)
+    second = decide(again, policy, now=NOW)
+    assert not second.changed
+    assert not connector.apply(again, second, decide=lambda t: second).wrote
+
+
+def test_install_is_idempotent_on_sandbox(sandbox: SandboxHandle) -> None:
+    """Installing twice leaves one webhook of that name, updated in place."""
+    client = make_client(config(sandbox, email="admin@tierdesk.example"))
+    first = install_webhook(client, callback_url="https://td.example/webhooks/jira",
+                            jql="project = SUP")
+    second = install_webhook(client, callback_url="https://td.example/webhooks/jira",
+                             jql="project = SUP")
+    assert (first.action, second.action) == ("created", "updated")
+    hooks = client._session.get(sandbox.jira_url + "/rest/webhooks/1.0/webhook").json()
+    assert [h["name"] for h in hooks].count("tierdesk") == 1
+
+
+def test_backfill_search_pages_on_sandbox(sandbox: SandboxHandle) -> None:
+    """search_issues pages through every SUP issue with only the policy's fields."""
+    policy = example_policy()
+    cfg = config(sandbox)
+    for n in range(4):
+        created = sandbox.agent("jira", "acc-globex", "POST", "/rest/api/2/issue", {"fields": {
+            "project": {"key": "SUP"}, "issuetype": {"name": "Task"}, "summary": f"Issue {n}"}})
+        assert created.status == 201, created
+    issues = list(search_issues(make_client(cfg), cfg, policy, jql="project = SUP",
+                                page_size=2))
+    keys = [i["key"] for i in issues]
+    assert sorted(keys) == ["SUP-1", "SUP-2", "SUP-3", "SUP-4", "SUP-5"]
+    assert all("labels" in i["fields"] for i in issues)
