@@ -166,8 +166,8 @@ Emit = Callable[[str, str, str, str | None, dict[str, Any], str], None]
 """emit(webhook_id, url, event, secret, body, ticket): hand one delivery to the deliverer."""
 
 
-def _error(status: int, *messages: str, **errors: str) -> ApiError:
-    return ApiError(status, {"errorMessages": list(messages), "errors": errors})
+def _error(code: int, /, *messages: str, **errors: str) -> ApiError:
+    return ApiError(code, {"errorMessages": list(messages), "errors": errors})
 
 
 def _bad_json(message: str) -> ApiError:

@@ -191,6 +191,11 @@ class _Handler(BaseHTTPRequestHandler):
                     response = route.handler(request)
             except ApiError as exc:
                 response = Response(exc.status, exc.body, exc.headers)
+            except Exception as exc:  # a sandbox bug: answer 500 and say so, keep serving
+                log.exception("sandbox handler %s failed", route.handler.__name__)
+                response = Response(
+                    500, vendor_error(vendor, 500, f"sandbox error: {type(exc).__name__}: {exc}")
+                )
         if route.write and response.status < 400 and faults.take("reset_after_write"):
             sandbox.record(
                 vendor,

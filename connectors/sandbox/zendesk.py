@@ -204,11 +204,11 @@ def zd_time(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _error(status: int, error: str, description: str, **details: str) -> ApiError:
+def _error(code: int, error: str, description: str, /, **details: str) -> ApiError:
     body: dict[str, Any] = {"error": error, "description": description}
     if details:
         body["details"] = {k: [{"description": v}] for k, v in details.items()}
-    return ApiError(status, body)
+    return ApiError(code, body)
 
 
 def _invalid(**details: str) -> ApiError:

@@ -1,0 +1,220 @@
+"""Zendesk deliveries from the sandbox: trigger bodies with placeholders, event envelopes,
+signatures, the bot exclusion condition and retries."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+
+import requests
+
+from connectors.sandbox.server import SandboxHandle
+from tests.sandbox.conftest import Receiver
+
+BOT = ("bot@tierdesk.example/token", "t")
+TEMPLATE = (
+    '{"ticket_id": "{{ticket.id}}", "tags": "{{ticket.tags}}", "subject": "{{ticket.title}}",'
+    ' "steps": "{{ticket.ticket_field_360001111}}", "actor": "{{current_user.id}}",'
+    ' "org": "{{ticket.organization.name}}", "plan":'
+    ' "{{ticket.organization.custom_fields.support_plan}}",'
+    ' "requester": "{{ticket.requester.email}}", "updated": "{{ticket.updated_at_with_timestamp}}",'
+    ' "unknown": "{{ticket.no_such_thing}}"}'
+)
+
+
+def install(
+    sandbox: SandboxHandle,
+    receiver: Receiver,
+    *,
+    subscriptions: list[str] | None = None,
+    trigger: bool = True,
+) -> tuple[str, str]:
+    """Create a webhook (and the tierdesk-style trigger); return its id and signing secret."""
+    hook = requests.post(
+        f"{sandbox.zendesk_url}/api/v2/webhooks",
+        auth=BOT,
+        timeout=5,
+        json={
+            "webhook": {
+                "name": "tierdesk",
+                "endpoint": receiver.url + "/webhooks/zendesk",
+                "http_method": "POST",
+                "request_format": "json",
+                "status": "active",
+                "subscriptions": subscriptions or ["conditional_ticket_events"],
+            }
+        },
+    ).json()
+    hook_id = hook["webhook"]["id"]
+    secret = requests.get(
+        f"{sandbox.zendesk_url}/api/v2/webhooks/{hook_id}/signing_secret", auth=BOT, timeout=5
+    ).json()["signing_secret"]["secret"]
+    if trigger:
+        created = requests.post(
+            f"{sandbox.zendesk_url}/api/v2/triggers.json",
+            auth=BOT,
+            timeout=5,
+            json={
+                "trigger": {
+                    "title": "tierdesk",
+                    "conditions": {
+                        "all": [{"field": "current_user", "operator": "is_not", "value": "9001"}],
+                        "any": [
+                            {"field": "update_type", "operator": "is", "value": "Create"},
+                            {"field": "update_type", "operator": "is", "value": "Change"},
+                        ],
+                    },
+                    "actions": [{"field": "notification_webhook", "value": [hook_id, TEMPLATE]}],
+                }
+            },
+        )
+        assert created.status_code == 201
+    return hook_id, secret
+
+
+def verify(call_body: bytes, headers: dict[str, str], secret: str) -> bool:
+    stamp = headers["X-Zendesk-Webhook-Signature-Timestamp"]
+    digest = hmac.new(secret.encode(), stamp.encode() + call_body, hashlib.sha256).digest()
+    return hmac.compare_digest(
+        base64.b64encode(digest).decode(), headers["X-Zendesk-Webhook-Signature"]
+    )
+
+
+def test_agent_change_fires_trigger_with_rendered_placeholders(
+    sandbox: SandboxHandle, receiver: Receiver
+) -> None:
+    """An agent's edit runs the trigger: the body template is rendered, valid JSON, signed."""
+    hook_id, secret = install(sandbox, receiver)
+    sandbox.agent(
+        "zendesk",
+        "agent@tierdesk.example",
+        "PUT",
+        "/api/v2/tickets/1",
+        {
+            "ticket": {
+                "tags": ["escalate-l2"],
+                "subject": 'Export "quoted" report',
+                "custom_fields": [{"id": 360001111, "value": "line1\nline2"}],
+            }
+        },
+    )
+    [call] = receiver.wait_for(1)
+    assert verify(call.body, call.headers, secret)
+    assert call.headers["X-Zendesk-Webhook-Id"] == hook_id
+    assert call.headers["X-Zendesk-Account-Id"] == "1234567"
+    assert call.headers["X-Zendesk-Webhook-Invocation-Id"].isdigit()
+    body = call.json()
+    updated = sandbox.state()["zendesk"]["tickets"]["1"]["updated_at"]
+    assert body == {
+        "ticket_id": "1",
+        "tags": "escalate-l2",
+        "subject": 'Export "quoted" report',
+        "steps": "line1\nline2",
+        "actor": "9002",
+        "org": "Globex",
+        "plan": "standard",
+        "requester": "bob@globex.example",
+        "updated": updated,
+        "unknown": "",
+    }
+
+
+def test_bot_changes_do_not_fire_the_excluding_trigger(
+    sandbox: SandboxHandle, receiver: Receiver
+) -> None:
+    """current_user is_not <bot id> keeps tierdesk's own writes from coming back."""
+    install(sandbox, receiver)
+    response = requests.put(
+        f"{sandbox.zendesk_url}/api/v2/tickets/1.json",
+        auth=BOT,
+        timeout=5,
+        json={"ticket": {"tags": ["tier-l1"], "group_id": 100}},
+    )
+    assert response.status_code == 200
+    assert sandbox.wait_for_deliveries()
+    assert receiver.calls == []
+
+
+def test_ticket_creation_fires_the_create_condition(
+    sandbox: SandboxHandle, receiver: Receiver
+) -> None:
+    """A ticket created by an end user's channel (agent API) matches update_type Create."""
+    install(sandbox, receiver)
+    sandbox.agent(
+        "zendesk",
+        "9002",
+        "POST",
+        "/api/v2/tickets",
+        {
+            "ticket": {
+                "subject": "Invoice question",
+                "comment": {"body": "Wrong invoice"},
+                "requester_id": 9103,
+            }
+        },
+    )
+    [call] = receiver.wait_for(1)
+    assert call.json()["ticket_id"] == "2"
+    assert call.json()["plan"] == "basic"
+
+
+def test_event_subscription_envelopes(sandbox: SandboxHandle, receiver: Receiver) -> None:
+    """zen:event-type:ticket.* webhooks get the envelope with string ids and UPPERCASE enums."""
+    _, secret = install(
+        sandbox,
+        receiver,
+        trigger=False,
+        subscriptions=["zen:event-type:ticket.tags_changed", "zen:event-type:ticket.comment_added"],
+    )
+    sandbox.agent(
+        "zendesk",
+        "9002",
+        "PUT",
+        "/api/v2/tickets/1",
+        {"ticket": {"tags": ["vip"], "comment": {"body": "looking", "public": False}}},
+    )
+    calls = receiver.wait_for(2)
+    assert all(verify(c.body, c.headers, secret) for c in calls)
+    by_type = {c.json()["type"]: c.json() for c in calls}
+    tags = by_type["zen:event-type:ticket.tags_changed"]
+    assert tags["event"] == {"tags_added": ["vip"], "tags_removed": []}
+    assert tags["subject"] == "zen:ticket:1"
+    assert tags["detail"]["id"] == "1"
+    assert tags["detail"]["actor_id"] == "9002"
+    assert tags["detail"]["priority"] == "LOW"
+    assert tags["detail"]["status"] == "OPEN"
+    comment = by_type["zen:event-type:ticket.comment_added"]["event"]["comment"]
+    assert comment["body"] == "looking"
+    assert comment["is_public"] is False
+    assert comment["author"] == {"id": "9002", "is_staff": True, "name": "Ada Agent"}
+
+
+def test_failed_delivery_is_retried_with_fresh_signature_and_same_invocation(
+    sandbox: SandboxHandle, receiver: Receiver
+) -> None:
+    """A 503 from the receiver is retried: same invocation id, each attempt signed."""
+    _, secret = install(sandbox, receiver)
+    receiver.statuses = [503, 409]
+    sandbox.agent("zendesk", "9002", "PUT", "/api/v2/tickets/1", {"ticket": {"tags": ["a"]}})
+    calls = receiver.wait_for(3)
+    assert sandbox.wait_for_deliveries()
+    assert len({c.headers["X-Zendesk-Webhook-Invocation-Id"] for c in calls}) == 1
+    assert all(verify(c.body, c.headers, secret) for c in calls)
+    assert json.loads(calls[-1].body)["tags"] == "a"
+
+
+def test_zendesk_gives_up_after_three_retries(sandbox: SandboxHandle, receiver: Receiver) -> None:
+    """An endpoint that keeps failing gets 1 + 3 attempts, then the delivery is dropped."""
+    install(sandbox, receiver)
+    receiver.statuses = [500] * 10
+    sandbox.agent("zendesk", "9002", "PUT", "/api/v2/tickets/1", {"ticket": {"tags": ["a"]}})
+    assert sandbox.wait_for_deliveries()
+    assert len(receiver.calls) == 1  # 500 is not among the codes Zendesk retries
+    receiver.calls.clear()
+    receiver.statuses = [503] * 10
+    sandbox.agent("zendesk", "9002", "PUT", "/api/v2/tickets/1", {"ticket": {"tags": ["b"]}})
+    assert sandbox.wait_for_deliveries()
+    assert len(receiver.calls) == 4
+    assert sandbox.state()["deliveries"]["gave_up"] == 2
