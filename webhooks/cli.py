@@ -28,6 +28,9 @@ def _register() -> None:
     from webhooks import cli_service
 
     cli_service.register(main)
+    from webhooks import cli_sandbox
+
+    cli_sandbox.register(main)
     from webhooks import cli_jira
 
     cli_jira.register(main)
