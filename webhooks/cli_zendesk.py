@@ -55,15 +55,16 @@ def _admin(settings: Any) -> ZendeskAdmin:
                    " https://tierdesk.example.com/webhooks/zendesk")
 @click.option("--dry-run", is_flag=True,
               help="Read what exists and print the writes install would send; send none.")
-@click.option("--include-api-updates", is_flag=True,
-              help="Also fire on updates made through the API by other integrations (tierdesk's"
-                   " own are still dropped by the receiver).")
-def install_zendesk(callback_url: str, dry_run: bool, include_api_updates: bool) -> None:
+@click.option("--loop-guard", type=click.Choice(["user", "api"]), default="user",
+              show_default=True,
+              help="How the trigger skips tierdesk's own updates: 'user' (updater is not the bot,"
+                   " TIERDESK_ZENDESK_USER_ID) or 'api' (update not made through the API).")
+def install_zendesk(callback_url: str, dry_run: bool, loop_guard: str) -> None:
     """Create or update (matched by name) tierdesk's Zendesk webhook and trigger."""
     admin = _admin(_settings())
     try:
         result = install(admin, callback_url=callback_url, dry_run=dry_run,
-                         include_api_updates=include_api_updates)
+                         loop_guard="api" if loop_guard == "api" else "user")
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     except ConnectorError as exc:

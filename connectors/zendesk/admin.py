@@ -16,11 +16,17 @@ policy needs, and left alone otherwise. Zendesk API documents used (developer.ze
 These calls go through the connector's own session (recorded, failures translated like every
 other Zendesk call); zenpy's webhook `update` would PUT whole objects and it has no name filter.
 
-Loop guard in the trigger: `current_via_id is_not 5` (5 = "Web service (API)", the channel of
-tierdesk's own writes) keeps tierdesk's updates from firing it. Zendesk offers no "updater is
-user X" trigger condition that we could confirm; the receiver still drops events whose
-`current_user_id` is the bot (`TIERDESK_ZENDESK_USER_ID`), so `--include-api-updates` (no via
-condition, other integrations' API edits also re-evaluate tickets) is safe too.
+Loop guard in the trigger (`loop_guard`):
+
+- "user" (default): `{"field": "current_user", "operator": "is_not", "value": "<bot id>"}`, the
+  trigger skips updates made by tierdesk's bot (`TIERDESK_ZENDESK_USER_ID`). The condition's use
+  with a user id is not confirmed against a live account (the sandbox implements it so); if
+  Zendesk refuses it (422 naming the condition), use "api".
+- "api": `current_via_id is_not 5` (5 = "Web service (API)", the channel of tierdesk's writes);
+  it also skips other integrations' API edits.
+
+Either way the receiver drops deliveries whose `current_user_id` is the bot, with no request, and
+decisions are idempotent, so the guard saves webhook invocations rather than carrying safety.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from connectors.base import Envelope
@@ -122,12 +128,26 @@ def webhook_spec(callback_url: str) -> dict[str, Any]:
     }
 
 
-def trigger_spec(webhook_id: str, body_text: str, *, include_api_updates: bool) -> dict[str, Any]:
-    """The trigger: on ticket create or change (not by the API, unless asked), call the webhook."""
+LoopGuard = Literal["user", "api"]
+
+
+def trigger_spec(
+    webhook_id: str, body_text: str, *, bot_user_id: int | None, loop_guard: LoopGuard = "user"
+) -> dict[str, Any]:
+    """The trigger: on ticket create or change by anyone but the bot, call the webhook."""
     conditions_all: list[dict[str, str]] = [
         {"field": "status", "operator": "less_than", "value": "solved"},
     ]
-    if not include_api_updates:
+    if loop_guard == "user":
+        if bot_user_id is None:
+            raise ValueError(
+                "set TIERDESK_ZENDESK_USER_ID to the bot user's id so the trigger can skip"
+                " tierdesk's own updates (or use --loop-guard api)"
+            )
+        conditions_all.append(
+            {"field": "current_user", "operator": "is_not", "value": str(bot_user_id)}
+        )
+    else:
         conditions_all.append(
             {"field": "current_via_id", "operator": "is_not", "value": VIA_WEB_SERVICE}
         )
@@ -169,13 +189,15 @@ def install(
     *,
     callback_url: str,
     dry_run: bool = False,
-    include_api_updates: bool = False,
+    loop_guard: LoopGuard = "user",
 ) -> InstallResult:
     """Create or update (matched by name) the webhook and the trigger; read the signing secret.
 
     With `dry_run`, only reads are sent; each write is returned in `writes` but not sent."""
     if not callback_url.startswith(("https://", "http://")):
         raise ValueError(f"--callback-url: expected an https:// URL, got {callback_url!r}")
+    if loop_guard == "user" and admin.connector.config.bot_user_id is None:
+        trigger_spec("", "", bot_user_id=None)  # raises the explanation before any request
     result = InstallResult(dry_run=dry_run)
 
     def write(method: str, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -218,7 +240,8 @@ def install(
     # 3. The trigger, matched by exact title.
     hook_ref = result.webhook_id or "<id of the webhook created above>"
     wanted = trigger_spec(
-        hook_ref, render_template(admin.connector.policy), include_api_updates=include_api_updates
+        hook_ref, render_template(admin.connector.policy),
+        bot_user_id=admin.connector.config.bot_user_id, loop_guard=loop_guard,
     )
     found = admin.call("GET", "/api/v2/triggers/search", params={"query": TRIGGER_TITLE})
     triggers = [t for t in found.get("triggers") or () if isinstance(t, Mapping)]

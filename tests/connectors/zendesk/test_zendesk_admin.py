@@ -40,7 +40,7 @@ def _secret(rsps: responses.RequestsMock) -> None:
 def _existing(policy: Policy, **hook_over: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     hook = webhook_spec(CALLBACK) | {"id": HOOK_ID, "created_at": "2022-12-02T03:31:00Z"}
     hook.update(hook_over)
-    trigger = trigger_spec(HOOK_ID, render_template(policy), include_api_updates=False) | {
+    trigger = trigger_spec(HOOK_ID, render_template(policy), bot_user_id=777) | {
         "id": 360099, "position": 12, "updated_at": "2026-11-01T00:00:00Z"}
     return hook, trigger
 
@@ -74,7 +74,7 @@ def test_install_creates_webhook_and_trigger(
             "conditions": {
                 "all": [
                     {"field": "status", "operator": "less_than", "value": "solved"},
-                    {"field": "current_via_id", "operator": "is_not", "value": "5"},
+                    {"field": "current_user", "operator": "is_not", "value": "777"},
                 ],
                 "any": [
                     {"field": "update_type", "operator": "is", "value": "Create"},
@@ -127,7 +127,7 @@ def test_install_updates_what_drifted(
     ]
     assert calls[1][2] == {"webhook": {"endpoint": CALLBACK}}
     assert calls[4][2] == {"trigger": trigger_spec(
-        HOOK_ID, render_template(policy), include_api_updates=False)}
+        HOOK_ID, render_template(policy), bot_user_id=777)}
 
 
 def test_install_dry_run_sends_no_write(
@@ -268,3 +268,25 @@ def test_cli_backfill_dry_run_decides_and_writes_nothing(
     )
     assert all(c.request.method == "GET" for c in rsps.calls)
     assert not (env / "inbox.db").exists()
+
+
+def test_trigger_loop_guard_api_variant() -> None:
+    """--loop-guard api excludes updates made through the API (via id 5) instead of the bot."""
+    spec = trigger_spec(HOOK_ID, "{}", bot_user_id=None, loop_guard="api")
+    assert spec["conditions"]["all"][-1] == {
+        "field": "current_via_id", "operator": "is_not", "value": "5",
+    }
+
+
+def test_install_needs_bot_id_for_user_guard(
+    policy: Policy, rsps: responses.RequestsMock
+) -> None:
+    """Without the bot's user id the default loop guard cannot be built: said before any request."""
+    from connectors.zendesk.config import ZendeskConfig
+
+    connector = ZendeskConnector(
+        ZendeskConfig(base_url=BASE, email="bot@acme.example", api_token="tok"), policy
+    )
+    with pytest.raises(ValueError, match="set TIERDESK_ZENDESK_USER_ID"):
+        install(ZendeskAdmin(connector), callback_url=CALLBACK)
+    assert len(rsps.calls) == 0
