@@ -1,0 +1,264 @@
+"""Story files of the reference policies: loading, replaying through `tiering.decide`, checking.
+
+A story file (`deploy/policies/stories/<model>.yaml`) walks tickets through one shipped policy
+(`deploy/policies/<model>.yaml`) step by step:
+
+    policy: five-level.yaml
+    about: what the story shows
+    triage_customer: {organization: "Acme Corp"}     # customer of the triage rows
+    triage:                                          # first triage of typical requests
+      - {subject: "Invoice 2211 is wrong", route: billing, rule: billing}
+      - {subject: "Sync stopped", tier: L1, rule: null}   # null: no rule, the default tier
+    tickets:
+      - name: crash-climbs-to-l2
+        about: ...
+        ticket: {key: FL-3, subject: ..., customer: {...}}   # neutral format (tiering/neutral.py)
+        steps:
+          - say: New ticket                          # the first step is the first triage
+            expect: {tier: L1, add: [...], remove: [], assign: L1, missing: [...], note: true}
+          - say: The agent fills in the steps to reproduce
+            edit: {fields: {steps_to_reproduce: "..."}, attachments: 1, add_labels: [...]}
+            expect: {...}
+
+Each step first applies its `edit` (what an agent or the customer changes: labels added or
+removed, documentation fields set or cleared with null, the new attachment count), then decides,
+then applies the decision as a connector would (labels, assignment to the target key, the note's
+key when a note is posted). `expect` states the whole outcome of the decision: the tier (or the
+route), labels added and removed, the assignment target (a key of the policy's `targets`, null
+for none), the missing documentation fields, whether a note is posted, and optionally the plan,
+the suggestions, words the note must contain and a reason. After the last step, deciding again
+must change nothing.
+
+An end-to-end runner (sandbox, Jira or Zendesk) replays the same data: `load_stories()`, then for
+each `TicketStory` create `ticket` in the vendor, and for each step apply `edit` through the
+vendor API, let tierdesk process the webhook, and compare the vendor's state with
+`expected_labels(story, i)` (the managed labels after step i), the target of `expect.assign`
+(`policy.targets[key].jira` / `.zendesk`) and the note (posted or not, `expect.note_contains`).
+`replay()` gives the same steps through the Python API, for comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from tiering import Decision, Policy, Ticket, decide, load_policy
+from tiering.models import FieldValue
+from tiering.neutral import ticket_from_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICIES = ROOT / "deploy" / "policies"
+STORIES = POLICIES / "stories"
+#: The time every story is decided at (the engine reads no clock).
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+FieldIn = StrictStr | StrictInt | float | StrictBool | list[StrictStr] | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Edit(_Strict):
+    """What changes on the ticket before a step's decision (an agent's or customer's edit)."""
+
+    add_labels: list[StrictStr] = []
+    remove_labels: list[StrictStr] = []
+    #: Documentation fields by policy name; null clears a field.
+    fields: dict[StrictStr, FieldIn] = {}
+    #: The ticket's attachment count after the edit (not a delta).
+    attachments: Annotated[StrictInt, Field(ge=0)] | None = None
+
+
+class Expect(_Strict):
+    """The whole outcome of one decision."""
+
+    tier: StrictStr | None
+    route: StrictStr | None = None
+    add: list[StrictStr]
+    remove: list[StrictStr]
+    assign: StrictStr | None
+    #: Policy field names of the missing documentation items, in checklist order.
+    missing: list[StrictStr]
+    note: StrictBool
+    plan: StrictStr | None = None
+    suggestions: list[StrictStr] | None = None
+    note_contains: list[StrictStr] = []
+    reason: StrictStr | None = None
+
+
+class Step(_Strict):
+    say: Annotated[StrictStr, Field(min_length=1)]
+    edit: Edit | None = None
+    expect: Expect
+
+
+class TicketStory(_Strict):
+    name: Annotated[StrictStr, Field(min_length=1)]
+    about: StrictStr
+    #: The ticket as it is created, in the neutral format of `tierdesk decide`.
+    ticket: dict[StrictStr, Any]
+    steps: Annotated[list[Step], Field(min_length=1)]
+
+    def first_ticket(self) -> Ticket:
+        return ticket_from_dict(self.ticket, source=self.name)
+
+
+class TriageRow(_Strict):
+    """A new request and where first triage puts it: a tier or a route, and by which rule."""
+
+    subject: StrictStr
+    description: StrictStr = ""
+    priority: StrictStr | None = None
+    tier: StrictStr | None = None
+    route: StrictStr | None = None
+    #: The rule that matched, or null when no rule matched (the default tier).
+    rule: StrictStr | None
+
+
+class Story(_Strict):
+    policy: StrictStr
+    about: StrictStr
+    triage_customer: dict[StrictStr, StrictStr] = {}
+    triage: list[TriageRow] = []
+    tickets: Annotated[list[TicketStory], Field(min_length=1)]
+
+    @property
+    def policy_path(self) -> Path:
+        return POLICIES / self.policy
+
+
+def load_story(path: Path) -> Story:
+    """A story file validated into a `Story` (pydantic names the key of any mistake)."""
+    return Story.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def story_paths() -> list[Path]:
+    return sorted(STORIES.glob("*.yaml"))
+
+
+@cache
+def policy_of(story_policy: str) -> Policy:
+    """The shipped policy a story names, loaded once."""
+    path = POLICIES / story_policy
+    return load_policy(path.read_text(encoding="utf-8"), source=str(path))
+
+
+def apply_edit(t: Ticket, edit: Edit | None) -> Ticket:
+    """The ticket after an agent's or customer's edit."""
+    if edit is None:
+        return t
+    fields: dict[str, FieldValue] = dict(t.fields)
+    for name, value in edit.fields.items():
+        if value is None:
+            fields.pop(name, None)
+        else:
+            fields[name] = tuple(value) if isinstance(value, list) else value
+    return replace(
+        t,
+        labels=(t.labels - frozenset(edit.remove_labels)) | frozenset(edit.add_labels),
+        fields=fields,
+        attachments=t.attachments if edit.attachments is None else edit.attachments,
+    )
+
+
+def apply_decision(t: Ticket, d: Decision) -> Ticket:
+    """The ticket after a connector applied `d`: labels, assignment (target key), note key."""
+    return replace(
+        t,
+        labels=d.labels_after(t.labels),
+        assignee=d.assign or t.assignee,
+        last_note_key=d.note_key if d.comment else t.last_note_key,
+    )
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """One replayed step: the ticket decided on, the decision, and the ticket after applying it."""
+
+    index: int
+    step: Step
+    before: Ticket
+    decision: Decision
+    after: Ticket
+
+
+Decide = Callable[[Ticket, Policy], Decision]
+
+
+def _decide(t: Ticket, p: Policy) -> Decision:
+    return decide(t, p, now=NOW)
+
+
+def replay(story: TicketStory, policy: Policy, decide_fn: Decide = _decide) -> Iterator[StepRun]:
+    """Walk the ticket through every step: edit, decide, apply."""
+    t = story.first_ticket()
+    for i, step in enumerate(story.steps):
+        before = apply_edit(t, step.edit)
+        d = decide_fn(before, policy)
+        t = apply_decision(before, d)
+        yield StepRun(i, step, before, d, t)
+
+
+def mismatches(e: Expect, d: Decision) -> list[str]:
+    """What in `d` differs from `e`, one line each (empty when the decision is as expected)."""
+    got: dict[str, Any] = {
+        "tier": d.tier,
+        "route": d.route,
+        "add": list(d.labels_add),
+        "remove": list(d.labels_remove),
+        "assign": d.assign,
+        "missing": [i.field for i in d.missing],
+        "note": d.comment is not None,
+    }
+    want: dict[str, Any] = {k: getattr(e, k) for k in got}
+    if "plan" in e.model_fields_set:
+        got["plan"], want["plan"] = d.plan, e.plan
+    if e.suggestions is not None:
+        got["suggestions"], want["suggestions"] = list(d.suggestions), e.suggestions
+    out = [f"{k}: expected {want[k]!r}, got {got[k]!r}" for k in got if got[k] != want[k]]
+    for words in e.note_contains:
+        if d.comment is None or words not in d.comment:
+            out.append(f"note: expected it to contain {words!r}, got {d.comment!r}")
+    if e.reason is not None and not any(e.reason in r for r in d.reasons):
+        out.append(f"reasons: expected one containing {e.reason!r}, got {list(d.reasons)!r}")
+    return out
+
+
+def expected_labels(story: TicketStory, upto: int) -> frozenset[str]:
+    """The ticket's labels after step `upto`, from the story data alone (no engine involved)."""
+    labels = frozenset(story.first_ticket().labels)
+    for step in story.steps[: upto + 1]:
+        if step.edit is not None:
+            labels = (labels - frozenset(step.edit.remove_labels)) | frozenset(
+                step.edit.add_labels
+            )
+        labels = (labels - frozenset(step.expect.remove)) | frozenset(step.expect.add)
+    return labels
+
+
+def to_neutral(t: Ticket) -> dict[str, Any]:
+    """`t` in the neutral format `tierdesk decide` reads (the inverse of ticket_from_dict)."""
+    return {
+        "key": t.key,
+        "subject": t.subject,
+        "description": t.description,
+        "labels": sorted(t.labels),
+        "priority": t.priority,
+        "customer": {
+            "organization": t.customer.organization,
+            "email": t.customer.email,
+            "plan": t.customer.plan,
+        },
+        "fields": {k: list(v) if isinstance(v, tuple) else v for k, v in t.fields.items()},
+        "attachments": t.attachments,
+        "assignee": t.assignee,
+        "last_note_key": t.last_note_key,
+    }
