@@ -114,11 +114,17 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int) -> None:
 
         decide = decide_now
     else:
-        from webhooks.inbox import Inbox
+        from webhooks.inbox import Inbox, InboxError
 
-        inbox = Inbox.connect(settings.database_url)
+        try:
+            inbox = Inbox.connect(settings.database_url)
+        except InboxError as exc:
+            raise click.ClickException(f"cannot open the inbox: {exc}") from exc
     try:
-        total = count_issues(client, config, jql=jql)
+        try:
+            total = count_issues(client, config, jql=jql)
+        except ConnectorError:
+            total = None  # only the progress bar's length; the search itself will say what fails
         issues = search_issues(client, config, policy, jql=jql, page_size=page_size)
         items = backfill_items(issues, policy=policy, config=config, decide=decide)
         lines: list[str] = []

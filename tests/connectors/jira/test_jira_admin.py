@@ -243,3 +243,24 @@ def test_backfill_requires_non_empty_jql(env: Path, rsps: responses.RequestsMock
     assert result.exit_code == 2
     assert "--jql: give a JQL query" in result.output
     assert len(rsps.calls) == 0
+
+
+def test_backfill_works_without_a_count(env: Path, rsps: responses.RequestsMock) -> None:
+    """If Jira cannot count the matches, the backfill runs with an open-ended progress bar."""
+    rsps.post(f"{BASE}/rest/api/2/search/approximate-count", status=404,
+              json={"errorMessages": ["Not found"]})
+    rsps.get(f"{BASE}/rest/api/2/search/jql", json={"issues": _issues()[:1], "isLast": True})
+    result = cli("backfill", "jira", "--jql", "project = KT")
+    assert result.exit_code == 0, result.output
+    assert "1 queued" in result.output
+
+
+def test_backfill_reports_unusable_inbox(
+    env: Path, monkeypatch: pytest.MonkeyPatch, rsps: responses.RequestsMock
+) -> None:
+    """A database URL that cannot be opened is a one-line error before any search."""
+    monkeypatch.setenv("TIERDESK_DATABASE_URL", "sqlite:////nonexistent-dir/x/inbox.db")
+    result = cli("backfill", "jira", "--jql", "project = KT")
+    assert result.exit_code == 1
+    assert "cannot open the inbox" in result.output
+    assert len(rsps.calls) == 0
