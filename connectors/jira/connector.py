@@ -13,6 +13,7 @@ Requests per decision (measured in tests/connectors/jira/test_jira_apply.py):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,8 @@ from connectors.jira.tickets import fields_to_read, is_complete, ticket_from_iss
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
 
+LOG = logging.getLogger(__name__)
+
 
 class JiraConnector:
     """The Jira Cloud / Data Center / Service Management connector (connectors.base.Connector)."""
@@ -39,6 +42,12 @@ class JiraConnector:
         self.config = config
         self.policy = policy
         self.client: JIRA = make_client(config, session=session)
+        if config.comment_visibility is None and not config.service_management:
+            LOG.warning(
+                "Jira checklist comments will be visible to everyone who can see the issue:"
+                " set TIERDESK_JIRA_COMMENT_VISIBILITY (e.g. role:Administrators) or, on Jira"
+                " Service Management, TIERDESK_JIRA_SERVICE_MANAGEMENT=true"
+            )
 
     # ------------------------------------------------------------------ events in
 

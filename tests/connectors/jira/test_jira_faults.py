@@ -347,3 +347,14 @@ def test_given_session_lends_its_transport(rsps: responses.RequestsMock) -> None
     rsps.put(ISSUE_URL, status=204)
     attempt(connector)
     assert used == ["PUT"]
+
+
+def test_public_checklist_is_warned_about(
+    rsps: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without visibility or JSM, building the connector warns that notes would be public."""
+    JiraConnector(cloud_config(), policy())
+    assert "TIERDESK_JIRA_COMMENT_VISIBILITY" in caplog.text
+    caplog.clear()
+    JiraConnector(cloud_config(comment_visibility=("group", "agents")), policy())
+    assert caplog.text == ""
