@@ -1,0 +1,137 @@
+"""End to end against the sandbox's Zendesk over real HTTP: install, a ticket change fires the
+trigger, its body becomes one guarded write, and tierdesk's own write fires nothing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+
+from connectors.zendesk import ZendeskConnector, parse_body
+from connectors.zendesk.admin import ZendeskAdmin, install
+from connectors.zendesk.config import ZendeskConfig
+from tiering import Decision, Ticket, decide, load_policy
+from webhooks.defaults import default_policy_text
+
+sandbox_server = pytest.importorskip("connectors.sandbox.server")
+
+BOT_ID = 9001  # the seed's "tierdesk bot"
+AGENT = ("agent@tierdesk.example/token", "t")
+
+
+@dataclass
+class Inbox:
+    """A minimal webhook endpoint: raw bodies and headers, in arrival order."""
+
+    url: str = ""
+    calls: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[bytes, dict[str, str]]]:
+        with self.cond:
+            self.cond.wait_for(lambda: len(self.calls) >= count, timeout)
+            return list(self.calls)
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    box = Inbox()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with box.cond:
+                box.calls.append((body, dict(self.headers.items())))
+                box.cond.notify_all()
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    box.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield box
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Any]:
+    handle = sandbox_server.run_in_thread(retry_base=0.05)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Inbox) -> None:
+    """An agent's change reaches tierdesk as the installed trigger body; the decision lands in
+    one guarded PUT and nothing else; the bot's own write fires no further delivery."""
+    from webhooks.signatures import verify_zendesk
+
+    policy = load_policy(default_policy_text(), source="example policy")
+    config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
+                           api_token="t", bot_user_id=BOT_ID, timeout=5.0)
+    connector = ZendeskConnector(config, policy)
+    admin = ZendeskAdmin(connector)
+    first = install(admin, callback_url=inbox.url + "/webhooks/zendesk")
+    assert [w.method for w in first.writes] == ["POST", "POST"] and first.secret
+    assert install(admin, callback_url=inbox.url + "/webhooks/zendesk").writes == []
+
+    created = requests.post(f"{sandbox.zendesk_url}/api/v2/tickets.json", auth=AGENT, timeout=5,
+                            json={"ticket": {"subject": "Reports page crash", "priority": "high",
+                                             "requester_id": 9101,
+                                             "comment": {"body": "The app crashes on export."}}})
+    assert created.status_code == 201, created.text
+    ticket_id = created.json()["ticket"]["id"]
+
+    raw, headers = inbox.wait_for(1)[0]
+    verify_zendesk(raw, signature=headers.get("X-Zendesk-Webhook-Signature"),
+                   timestamp=headers.get("X-Zendesk-Webhook-Signature-Timestamp"),
+                   secret=first.secret)
+    body = parse_body(raw)
+    env = connector.envelope(body, headers)
+    assert (env.event_type, env.ticket, env.actor) == ("trigger", str(ticket_id), "9002")
+    assert not connector.is_own_event(env)
+
+    now = datetime.now(UTC)
+
+    def run(t: Ticket) -> Decision:
+        return decide(t, policy, now=now)
+
+    ticket = connector.current_ticket([body])
+    assert ticket.customer.plan == "premium" and ticket.customer.organization == "Acme Corp"
+    decision = run(ticket)
+    applied = connector.apply(ticket, decision, decide=run)
+    assert applied.wrote
+    assert all(c.status == 200 for c in applied.calls)
+    # The sandbox renders the stamp to the second: no refresh read, just the PUT.
+    assert [(c.method, c.path) for c in applied.calls] == [
+        ("PUT", f"/api/v2/tickets/{ticket_id}.json")
+    ]
+
+    after = requests.get(f"{sandbox.zendesk_url}/api/v2/tickets/{ticket_id}.json", auth=AGENT,
+                         timeout=5).json()["ticket"]
+    final = applied.decision
+    assert final is not None
+    assert set(after["tags"]) == set(final.labels_after(ticket.labels))
+    assert after["group_id"] == policy.targets["L1"].zendesk.group_id  # type: ignore[union-attr]
+
+    # tierdesk's own update must not fire the trigger (current_user is the bot).
+    assert len(inbox.wait_for(2, timeout=1.0)) == 1
