@@ -134,3 +134,19 @@ def test_retry_never_duplicates_the_checklist(
     assert jira.puts == puts
     assert jira.gets == 1  # the retry read the issue once, fresh, with its comments
     assert "tier-docs-missing" in jira.fields["labels"]
+
+
+def test_data_center_comment_twins_are_stored_once(tmp_path: Path) -> None:
+    """DC's comment_created and its issue_commented twin: the inbox keeps only the first."""
+    inbox = Inbox.connect(f"sqlite:///{tmp_path / 'twins.db'}")
+    try:
+        with responses.RequestsMock():
+            connector = JiraConnector(cloud_config(deployment="datacenter"), policy())
+        alone = load("comment_created__server.json")
+        twin = load("jira_issue_updated__server_commented.json")
+        assert inbox.enqueue(connector.envelope(alone, {}), alone) is True
+        assert inbox.enqueue(connector.envelope(twin, {}), twin) is False
+        assert len(inbox.events_of("jira", "10013")) == 1
+        assert inbox.events_of("jira", "PRJX-14") == []
+    finally:
+        inbox.close()
