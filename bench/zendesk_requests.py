@@ -64,6 +64,11 @@ KINDS: list[tuple[str, dict[str, Any]]] = [
     ("ticket event, first triage (event)", {
         "type": "zen:event-type:ticket.created", "id": "e-1", "time": "2026-11-21T12:00:00Z",
         "subject": "zen:ticket:42", "detail": {"id": "42", "actor_id": "501"}, "event": {}}),
+    ("ticket event, settled ticket (event)", {
+        "type": "zen:event-type:ticket.comment_added", "id": "e-2",
+        "time": "2026-11-21T12:00:00Z", "subject": "zen:ticket:42",
+        "detail": {"id": "42", "actor_id": "501", "tags": ["tier-l1"], "group_id": "100"},
+        "event": {}}),
 ]
 
 
@@ -72,7 +77,8 @@ def api_ticket(body: dict[str, Any]) -> dict[str, Any]:
     return {
         "ticket": {"id": 42, "subject": body.get("subject", ""),
                    "description": body.get("description", ""),
-                   "tags": str(body.get("tags", "")).split(), "priority": "normal",
+                   "tags": tags if isinstance(tags := body.get("tags", ""), list)
+                   else str(tags).split(), "priority": "normal",
                    "requester_id": 11, "organization_id": 9001,
                    "group_id": int(body["group_id"]) if body.get("group_id") else None,
                    "assignee_id": None, "updated_at": "2026-11-21T11:59:41Z",
@@ -97,7 +103,7 @@ def main() -> None:
         connector = ZendeskConnector(config, policy)
         with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
             mock.put(f"{BASE}/api/v2/tickets/42.json", json={"ticket": {"id": 42}})
-            mock.get(f"{BASE}/api/v2/tickets/42.json", json=api_ticket(body))
+            mock.get(f"{BASE}/api/v2/tickets/42.json", json=api_ticket(body.get("detail", body)))
             mock.get(f"{BASE}/api/v2/tickets/42/comments.json", json={"comments": []})
             env = connector.envelope(body, {})
             what = "dropped (own event)"

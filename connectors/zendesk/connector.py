@@ -6,8 +6,9 @@ Requests per decision (measured in tests/connectors/zendesk/ and bench/zendesk_r
   placeholder is empty, costs at most one organization read per organization per
   `organization_cache_seconds`).
 - event-subscribed ticket event, backfill body, salvaged body or `fresh=True`: one ticket read
-  with the requester and organization sideloaded; plus one comments read when the policy needs an
-  attachment count or when `fresh` asks for tierdesk's note marker.
+  with the requester and organization sideloaded; plus one comments read when `fresh` asks for
+  tierdesk's note marker or when an attachment count can matter (the policy requires an
+  attachment and the ticket has no tier yet or carries an `escalate-*` request).
 - write: none when the desired state already holds, else one `PUT /api/v2/tickets/{id}.json`.
   A tags write needs the ticket's `updated_at` to the second; Zendesk documents the trigger
   placeholder to the minute only, so then one `GET` of the ticket comes first (1 read + 1 write).
@@ -150,7 +151,8 @@ class ZendeskConnector:
             plan = cached[0] if cached else self._organization_plan(str(org_id))
         attachments = 0
         note_key = last_note_key
-        if fresh or needs_attachments(self.policy):
+        tags = raw.get("tags") if isinstance(raw, Mapping) else None
+        if fresh or self._attachments_matter(tags if isinstance(tags, list) else []):
             comments = self._comments(ticket_id)
             attachments = count_attachments(comments)
             if fresh:
@@ -159,6 +161,19 @@ class ZendeskConnector:
             data, self.policy, actor=actor, attachments=attachments, plan=plan,
             last_note_key=note_key,
         )
+
+    def _attachments_matter(self, tags: Sequence[Any]) -> bool:
+        """Whether the attachment count can change the decision, so the comments must be read.
+
+        The engine checks documentation only on the way into a higher tier: for a ticket with
+        no tier yet (first triage) or with an `escalate-*` request. A settled ticket (a tier
+        label, no request) needs no count, which saves the comments read for most events."""
+        if not needs_attachments(self.policy):
+            return False
+        labels = {str(t).lower() for t in tags}
+        has_tier = any(label in labels for label in self.policy.tier_by_label)
+        has_request = any(label in labels for label in self.policy.tier_by_request)
+        return has_request or not has_tier
 
     def refresh(self, ticket: Ticket) -> Ticket:
         """`ticket` with what agents can change meanwhile (tags, fields, group, assignee,

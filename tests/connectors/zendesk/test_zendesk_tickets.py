@@ -223,11 +223,29 @@ def test_incomplete_trigger_body_reads_ticket(change: dict[str, Any], policy: Po
 def test_incomplete_trigger_body_costs_one_read(
     connector: ZendeskConnector, rsps: responses.RequestsMock
 ) -> None:
-    """The fallback for an incomplete trigger body is the sideloaded read (+ comments)."""
+    """The fallback for an incomplete trigger body is one sideloaded read; a settled ticket (a
+    tier, no escalation request) needs no attachment count, so its comments are not read."""
     from .test_zendesk_faults import api_ticket
 
     rsps.get(f"{BASE}/api/v2/tickets/42.json", json=api_ticket(["tier-l1"]))
-    rsps.get(f"{BASE}/api/v2/tickets/42/comments.json", json={"comments": []})
     ticket = connector.current_ticket([trigger_body(partial=True)])
     assert ticket.labels == frozenset({"tier-l1"}) and ticket.actor == "501"
+    assert [(m, p) for m, p, _ in sent(rsps)] == [
+        ("GET", "/api/v2/tickets/42.json?include=users,organizations"),
+    ]
+
+
+def test_escalation_request_reads_comments_for_attachments(
+    connector: ZendeskConnector, rsps: responses.RequestsMock
+) -> None:
+    """With an escalate-* request the attachment count matters: the comments are read too."""
+    from .test_zendesk_faults import api_ticket
+
+    rsps.get(f"{BASE}/api/v2/tickets/42.json", json=api_ticket(["tier-l1", "escalate-l2"]))
+    rsps.get(f"{BASE}/api/v2/tickets/42/comments.json", json={"comments": [
+        {"id": 3, "author_id": 11, "body": "logs", "attachments": [{"id": 1}, {"id": 2}]},
+        {"id": 2, "author_id": 11, "body": "pic", "attachments": [{"id": 3, "inline": True}]},
+    ]})
+    ticket = connector.current_ticket([trigger_body(partial=True)])
+    assert ticket.attachments == 2
     assert len(rsps.calls) == 2
