@@ -21,10 +21,12 @@ fields), each to the registered webhooks whose events and JQL filter match.
 from __future__ import annotations
 
 import base64
+import email.policy
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.parser import BytesParser
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -83,6 +85,8 @@ class JiraIssueSeed(_Seed):
     issuetype: str = "Task"
     custom: dict[str, Any] = {}
     comments: list[JiraCommentSeed] = []
+    #: File names of attachments already on the issue.
+    attachments: list[str] = []
 
 
 class JiraSeed(_Seed):
@@ -141,6 +145,7 @@ class Issue:
     created: datetime
     updated: datetime
     comments: list[Comment] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -231,6 +236,7 @@ class JiraSim:
                 created=start,
                 updated=start,
             )
+            issue.attachments = [self._attachment(n, 0, s.reporter) for n in s.attachments]
             for c in s.comments:
                 issue.comments.append(
                     Comment(str(next(self._comment_ids)), c.author, c.body, start, start)
@@ -373,7 +379,15 @@ class JiraSim:
             },
             "created": jira_time(issue.created),
             "updated": jira_time(issue.updated),
-            "attachment": [],
+            "attachment": [
+                {
+                    **a,
+                    "self": f"{base}/rest/api/2/attachment/{a['id']}",
+                    "author": self.user_json(a["author"]),
+                    "content": f"{base}/secure/attachment/{a['id']}/{a['filename']}",
+                }
+                for a in issue.attachments
+            ],
             "comment": {
                 "comments": [self.comment_json(issue, c) for c in issue.comments],
                 "self": f"{base}/rest/api/2/issue/{issue.id}/comment",
@@ -476,6 +490,7 @@ class JiraSim:
             route("PUT", "/rest/api/2/issue/{key}", self.edit_issue, write=True),
             route("PUT", "/rest/api/2/issue/{key}/assignee", self.assign, write=True),
             route("GET", "/rest/api/2/issue/{key}/comment", self.list_comments),
+            route("POST", "/rest/api/2/issue/{key}/attachments", self.attach, write=True),
             route("POST", "/rest/api/2/issue/{key}/comment", self.add_comment, write=True),
             route("GET", "/rest/api/{v}/search/jql", self.search_jql),
             route("POST", "/rest/api/{v}/search/jql", self.search_jql),
@@ -872,6 +887,56 @@ class JiraSim:
             wrote=True,
         )
 
+    # ------------------------------------------------------------------------- attachments
+
+    def _attachment(self, name: str, size: int, author: str | None) -> dict[str, Any]:
+        return {
+            "id": str(next(self._ids)),
+            "filename": name,
+            "author": author,
+            "created": jira_time(self.now()),
+            "size": size,
+            "mimeType": "application/octet-stream",
+        }
+
+    def attach(self, request: Request) -> Response:
+        """POST issue/{key}/attachments: multipart `file` parts (XSRF header required, as Jira).
+
+        A scripted agent may send JSON `{"filename": ..., "content": ...}` instead."""
+        issue = self.find(request.params["key"])
+        files: list[tuple[str, bytes]] = []
+        if request.agent:
+            body = json_body(request, _bad_json)
+            files.append(
+                (str(body.get("filename") or "file.txt"), str(body.get("content") or "").encode())
+            )
+        else:
+            if request.headers.get("X-Atlassian-Token", "").lower() != "no-check":
+                raise _error(403, "XSRF check failed: send X-Atlassian-Token: no-check.")
+            files = _multipart_files(request)
+            if not files:
+                raise _error(400, "No file parts named 'file' in the multipart body.")
+        actor = request.actor
+        assert actor is not None
+        added = [self._attachment(name, len(data), actor) for name, data in files]
+        issue.attachments.extend(added)
+        issue.updated = self.now()
+        items = [
+            {
+                "field": "Attachment",
+                "fieldtype": "jira",
+                "fieldId": "attachment",
+                "from": None,
+                "fromString": None,
+                "to": a["id"],
+                "toString": a["filename"],
+            }
+            for a in added
+        ]
+        self._issue_updated(issue, actor, items, None)
+        rendered = self.issue_json(issue, {"attachment"})["fields"]["attachment"]
+        return Response(200, rendered[-len(added) :], wrote=True)
+
     # ---------------------------------------------------------------------------- comments
 
     def list_comments(self, request: Request) -> Response:
@@ -1266,6 +1331,24 @@ class JiraSim:
             },
             "webhooks": [{**self.webhook_json(w), "id": w.id} for w in self.webhooks.values()],
         }
+
+
+def _multipart_files(request: Request) -> list[tuple[str, bytes]]:
+    """The (filename, bytes) of each `file` part of a multipart/form-data body."""
+    kind = request.headers.get("Content-Type") or request.headers.get("content-type") or ""
+    if not kind.startswith("multipart/form-data"):
+        raise _error(415, "Send the attachment as multipart/form-data with a 'file' part.")
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {kind}\r\n\r\n".encode() + request.body
+    )
+    files: list[tuple[str, bytes]] = []
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == "file":
+            payload = part.get_payload(decode=True)
+            files.append(
+                (part.get_filename() or "file", payload if isinstance(payload, bytes) else b"")
+            )
+    return files
 
 
 def parse_jql_safe(jql: str) -> Any:

@@ -346,6 +346,7 @@ def agent(
             base_url or sim.base_url,
             actor,
             params,
+            agent=True,
         )
         try:
             response = route.handler(request)

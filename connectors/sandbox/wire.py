@@ -24,6 +24,8 @@ class Request:
     base_url: str
     actor: str | None = None
     params: dict[str, str] = field(default_factory=dict)
+    #: Made through the control API by a scripted agent (JSON conveniences allowed).
+    agent: bool = False
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         """The last value of query parameter `name`."""

@@ -76,6 +76,8 @@ class ZendeskCommentSeed(_Seed):
     author_id: int
     body: str
     public: bool = True
+    #: File names of attachments on this comment.
+    attachments: list[str] = []
 
 
 class ZendeskTicketSeed(_Seed):
@@ -161,6 +163,7 @@ class Comment:
     public: bool
     created_at: datetime
     audit_id: int
+    attachments: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -244,6 +247,9 @@ class ZendeskSim:
         self.tickets: dict[int, Ticket] = {}
         self.webhooks: dict[str, Webhook] = {}
         self.triggers: dict[int, Trigger] = {}
+        #: Upload tokens not yet attached to a comment, and their attachments.
+        self.uploads: dict[str, list[dict[str, Any]]] = {}
+        self._attachment_ids = itertools.count(500000)
         self._ticket_ids = itertools.count(max([t.id for t in seed.tickets] or [0]) + 1)
         self._comment_ids = itertools.count(900000)
         self._audit_ids = itertools.count(700000)
@@ -296,7 +302,15 @@ class ZendeskSim:
                 )
             for c in s.comments:
                 ticket.comments.append(
-                    Comment(next(self._comment_ids), c.author_id, c.body, c.public, start, audit)
+                    Comment(
+                        next(self._comment_ids),
+                        c.author_id,
+                        c.body,
+                        c.public,
+                        start,
+                        audit,
+                        [self._attachment(name, b"") for name in c.attachments],
+                    )
                 )
             self.tickets[s.id] = ticket
 
@@ -407,7 +421,7 @@ class ZendeskSim:
             "html_body": f'<div class="zd-comment"><p>{c.body}</p></div>',
             "plain_body": c.body,
             "public": c.public,
-            "attachments": [],
+            "attachments": list(c.attachments),
             "audit_id": c.audit_id,
             "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
             "created_at": zd_time(c.created_at),
@@ -438,6 +452,7 @@ class ZendeskSim:
             *r("GET", "/api/v2/groups", self.list_groups),
             *r("GET", "/api/v2/ticket_fields", self.list_fields),
             *r("POST", "/api/v2/tickets", self.create_ticket, write=True),
+            *r("POST", "/api/v2/uploads", self.upload, write=True),
             *r("GET", "/api/v2/tickets/{id}", self.get_ticket),
             *r("PUT", "/api/v2/tickets/{id}", self.update_ticket, write=True),
             *r("GET", "/api/v2/tickets/{id}/comments", self.list_comments),
@@ -509,6 +524,40 @@ class ZendeskSim:
                 "previous_page": None,
                 "count": len(fields),
             },
+        )
+
+    def _attachment(self, name: str, content: bytes) -> dict[str, Any]:
+        aid = next(self._attachment_ids)
+        return {
+            "id": aid,
+            "file_name": name,
+            "content_type": "application/octet-stream",
+            "content_url": f"{self.base_url}/attachments/token/{aid}/?name={name}",
+            "size": len(content),
+            "inline": False,
+            "deleted": False,
+            "thumbnails": [],
+        }
+
+    def upload(self, request: Request) -> Response:
+        """POST /api/v2/uploads?filename=x (raw bytes): a token to put in comment.uploads."""
+        name = request.arg("filename")
+        if not name:
+            raise _error(400, "InvalidParameter", "filename is required: /api/v2/uploads?filename=")
+        token = request.arg("token") or secrets.token_hex(12)
+        attachment = self._attachment(name, request.body)
+        self.uploads.setdefault(token, []).append(attachment)
+        return Response(
+            201,
+            {
+                "upload": {
+                    "token": token,
+                    "expires_at": zd_time(self.now() + timedelta(days=3)),
+                    "attachment": attachment,
+                    "attachments": self.uploads[token],
+                }
+            },
+            wrote=True,
         )
 
     def get_ticket(self, request: Request) -> Response:
@@ -685,6 +734,14 @@ class ZendeskSim:
             or not (comment_in.get("body") or comment_in.get("html_body"))
         ):
             raise _invalid(comment="Comment: body cannot be blank")
+        files: list[dict[str, Any]] = []
+        if isinstance(comment_in, dict):
+            tokens = comment_in.get("uploads") or []
+            if not isinstance(tokens, list) or any(tok not in self.uploads for tok in tokens):
+                raise _invalid(uploads="Uploads: a token is invalid or already used")
+            files = [a for tok in tokens for a in self.uploads[tok]]
+            for tok in tokens:
+                del self.uploads[tok]
         subject = data.get("subject", t.subject)
         t.tags, t.group_id, t.assignee_id = tags, group_id, assignee_id
         t.status, t.priority, t.custom, t.subject = status, priority, custom, str(subject)
@@ -701,6 +758,7 @@ class ZendeskSim:
                 bool(comment_in.get("public", True)),
                 self.now().replace(microsecond=0),
                 audit_id,
+                files,
             )
             t.comments.append(new_comment)
         changes = _diff(before, t)
@@ -788,6 +846,10 @@ class ZendeskSim:
                 and all(isinstance(v, str) for v in value)
             ):
                 raise _invalid(actions="notification_webhook value is [webhook_id, body]")
+            try:
+                render_liquid(value[1], {}, escape=False)
+            except ValueError as exc:
+                raise _invalid(actions=f"notification_webhook body: {exc}") from exc
             if value[0] not in self.webhooks:
                 raise _invalid(actions=f"webhook {value[0]} does not exist")
         return body
@@ -976,23 +1038,9 @@ class ZendeskSim:
     def render(
         self, template: str, t: Ticket, actor: int, comment: Comment | None, *, escape: bool
     ) -> str:
-        """Substitute Zendesk placeholders ({{ticket.id}}, {{current_user.email}}, ...)."""
-        context = self._placeholder_context(t, actor, comment)
-
-        def resolve(match: re.Match[str]) -> str:
-            node: Any = context
-            for part in match.group(1).split("."):
-                if isinstance(node, dict) and part in node:
-                    node = node[part]
-                else:
-                    node = ""
-                    break
-            if isinstance(node, dict):
-                node = node.get("id", "")
-            text = "" if node is None else str(node)
-            return json.dumps(text)[1:-1] if escape else text
-
-        return re.sub(r"\{\{\s*([\w.]+)\s*\}\}", resolve, template)
+        """Substitute Zendesk placeholders ({{ticket.id}}, {{current_user.email}}, ...) and run
+        Liquid `{% for x in list %}...{% endfor %}` loops (the only Liquid tag supported)."""
+        return render_liquid(template, self._placeholder_context(t, actor, comment), escape=escape)
 
     def _placeholder_context(
         self, t: Ticket, actor: int, comment: Comment | None
@@ -1029,8 +1077,9 @@ class ZendeskSim:
             "id": t.id,
             "title": t.subject,
             "description": t.description,
-            "status": t.status,
-            "priority": t.priority or "",
+            # Placeholders give display names ("High", "Open"), not the API's values.
+            "priority": (t.priority or "").capitalize(),
+            "status": t.status.capitalize(),
             "ticket_type": t.type or "",
             "tags": " ".join(t.tags),
             "url": f"{self.seed.subdomain}.zendesk.com/agent/tickets/{t.id}",
@@ -1045,6 +1094,18 @@ class ZendeskSim:
             "assignee": user(t.assignee_id),
             "requester": user(t.requester_id),
             "organization": org,
+            "comments": [
+                {
+                    "value": c.body,
+                    "id": c.id,
+                    "is_public": str(c.public).lower(),
+                    "author": user(c.author_id),
+                    "attachments": [
+                        {"filename": a["file_name"], "url": a["content_url"]} for a in c.attachments
+                    ],
+                }
+                for c in t.comments
+            ],
             "latest_comment": {
                 "value": latest.body,
                 "id": latest.id,
@@ -1435,7 +1496,13 @@ class ZendeskSim:
                     "custom_fields": {str(k): v for k, v in t.custom.items()},
                     "updated_at": zd_time(t.updated_at),
                     "comments": [
-                        {"id": c.id, "author_id": c.author_id, "body": c.body, "public": c.public}
+                        {
+                            "id": c.id,
+                            "author_id": c.author_id,
+                            "body": c.body,
+                            "public": c.public,
+                            "attachments": [a["file_name"] for a in c.attachments],
+                        }
                         for c in t.comments
                     ],
                 }
@@ -1444,6 +1511,60 @@ class ZendeskSim:
             "webhooks": [self._webhook_json(w) for w in self.webhooks.values()],
             "triggers": [self._trigger_json(t) for t in self.triggers.values()],
         }
+
+
+_LIQUID = re.compile(r"\{%\s*(for\s+(\w+)\s+in\s+([\w.]+)|endfor)\s*%\}")
+_PLACEHOLDER = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
+
+
+def _lookup(context: Mapping[str, Any], path: str) -> Any:
+    node: Any = context
+    for part in path.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
+            return ""
+    return node
+
+
+def render_liquid(template: str, context: Mapping[str, Any], *, escape: bool) -> str:
+    """Render placeholders and `for` loops. Unknown placeholders render empty; with `escape`
+    values are JSON-escaped (no quotes added) so a JSON template stays valid JSON."""
+    out: list[str] = []
+    pos = 0
+    while True:
+        m = _LIQUID.search(template, pos)
+        if m is None:
+            out.append(_placeholders(template[pos:], context, escape=escape))
+            return "".join(out)
+        out.append(_placeholders(template[pos : m.start()], context, escape=escape))
+        if m.group(1) == "endfor":
+            raise ValueError("{% endfor %} without {% for %}")
+        depth, scan, body_end = 1, m.end(), m.end()
+        while depth:
+            inner = _LIQUID.search(template, scan)
+            if inner is None:
+                raise ValueError(f"{{% {m.group(1)} %}} has no {{% endfor %}}")
+            depth += -1 if inner.group(1) == "endfor" else 1
+            body_end, scan = inner.start(), inner.end()
+        body = template[m.end() : body_end]
+        items = _lookup(context, m.group(3))
+        for item in items if isinstance(items, list) else []:
+            out.append(render_liquid(body, {**context, m.group(2): item}, escape=escape))
+        pos = scan
+
+
+def _placeholders(text: str, context: Mapping[str, Any], *, escape: bool) -> str:
+    def resolve(match: re.Match[str]) -> str:
+        node = _lookup(context, match.group(1))
+        if isinstance(node, Mapping):
+            node = node.get("id", "")
+        if isinstance(node, list):
+            node = " ".join(str(n) for n in node)
+        value = "" if node is None else str(node)
+        return json.dumps(value)[1:-1] if escape else value
+
+    return _PLACEHOLDER.sub(resolve, text)
 
 
 def _tags(values: Any) -> list[str]:

@@ -301,3 +301,19 @@ def test_webhook_with_bad_jql_filter_is_refused(sandbox: SandboxHandle, jira_cli
         )
     assert err.value.status_code == 400
     assert "Invalid JQL" in err.value.text
+
+
+def test_attachments_through_the_library(sandbox: SandboxHandle, jira_client: JIRA) -> None:
+    """add_attachment (multipart, XSRF header) lands in fields.attachment; XSRF is enforced."""
+    import io
+
+    added = jira_client.add_attachment("SUP-1", io.BytesIO(b"trace"), filename="crash.log")
+    assert (added.filename, added.size) == ("crash.log", 5)
+    assert [a.filename for a in jira_client.issue("SUP-1").fields.attachment] == ["crash.log"]
+    with pytest.raises(JIRAError) as err:
+        jira_client._session.post(
+            f"{sandbox.jira_url}/rest/api/2/issue/SUP-1/attachments",
+            files={"file": ("x.txt", b"x")},
+            headers={"X-Atlassian-Token": "", "Content-Type": None},
+        )
+    assert err.value.status_code == 403

@@ -218,3 +218,75 @@ def test_zendesk_gives_up_after_three_retries(sandbox: SandboxHandle, receiver: 
     assert sandbox.wait_for_deliveries()
     assert len(receiver.calls) == 4
     assert sandbox.state()["deliveries"]["gave_up"] == 2
+
+
+def test_liquid_loop_counts_attachments_in_trigger_body(
+    sandbox: SandboxHandle, receiver: Receiver
+) -> None:
+    """`{% for comment in ticket.comments %}{% for a in comment.attachments %}+...` renders one
+    `+` per uploaded attachment, as tierdesk's trigger body expects."""
+    hook = requests.post(
+        f"{sandbox.zendesk_url}/api/v2/webhooks",
+        auth=BOT,
+        timeout=5,
+        json={
+            "webhook": {
+                "name": "t",
+                "endpoint": receiver.url,
+                "http_method": "POST",
+                "request_format": "json",
+                "status": "active",
+                "subscriptions": ["conditional_ticket_events"],
+            }
+        },
+    ).json()["webhook"]
+    template = (
+        '{"n": "{% for comment in ticket.comments %}{% for attachment in'
+        ' comment.attachments %}+{% endfor %}{% endfor %}", "p": "{{ticket.priority}}"}'
+    )
+    requests.post(
+        f"{sandbox.zendesk_url}/api/v2/triggers",
+        auth=BOT,
+        timeout=5,
+        json={
+            "trigger": {
+                "title": "t",
+                "conditions": {
+                    "all": [{"field": "update_type", "operator": "is", "value": "Change"}]
+                },
+                "actions": [{"field": "notification_webhook", "value": [hook["id"], template]}],
+            }
+        },
+    )
+    token = requests.post(
+        f"{sandbox.zendesk_url}/api/v2/uploads.json?filename=a.log",
+        data=b"trace",
+        auth=BOT,
+        timeout=5,
+    ).json()["upload"]["token"]
+    requests.post(
+        f"{sandbox.zendesk_url}/api/v2/uploads.json?filename=b.png&token={token}",
+        data=b"png",
+        auth=BOT,
+        timeout=5,
+    )
+    sandbox.agent(
+        "zendesk",
+        "9002",
+        "PUT",
+        "/api/v2/tickets/1",
+        {"ticket": {"comment": {"body": "logs attached", "uploads": [token]}, "priority": "high"}},
+    )
+    [call] = receiver.wait_for(1)
+    assert call.json() == {"n": "++", "p": "High"}
+    comments = requests.get(
+        f"{sandbox.zendesk_url}/api/v2/tickets/1/comments.json", auth=BOT, timeout=5
+    ).json()["comments"]
+    assert [a["file_name"] for a in comments[-1]["attachments"]] == ["a.log", "b.png"]
+    reused = requests.put(
+        f"{sandbox.zendesk_url}/api/v2/tickets/1.json",
+        auth=BOT,
+        timeout=5,
+        json={"ticket": {"comment": {"body": "again", "uploads": [token]}}},
+    )
+    assert reused.status_code == 422
