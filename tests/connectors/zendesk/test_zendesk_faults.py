@@ -227,3 +227,62 @@ def test_unrendered_plan_placeholder_uses_organization(
     body = trigger_body(organization_plan="{{ticket.organization.custom_fields.support_plan}}")
     assert connector.current_ticket([body]).customer.plan is None
     assert len(rsps.calls) == 1
+
+
+def test_read_timeout_on_read_is_not_ambiguous(
+    connector: ZendeskConnector, rsps: responses.RequestsMock
+) -> None:
+    """A timed-out read is retryable and never ambiguous (nothing was written); it is recorded."""
+    rsps.get(GET_42, body=requests.ReadTimeout("read timed out"))
+    with pytest.raises(VendorUnavailable) as err:
+        connector.current_ticket([{"tierdesk": 1, "event_type": "tierdesk:backfill",
+                                   "ticket_id": "42"}])
+    assert err.value.ambiguous is False
+    assert [(c.method, c.path, c.status) for c in connector.take_calls()] == [
+        ("GET", "/api/v2/tickets/42.json", None),
+    ]
+
+
+def test_own_session_is_used_without_retrying_adapter(policy: Policy) -> None:
+    """The connector sends through the session it is given; by default one whose adapter never
+    retries (zenpy's own adapter would resend a PUT on 503 or a read timeout)."""
+    from connectors.zendesk.config import ZendeskConfig
+
+    config = ZendeskConfig(base_url=BASE, email="b@x.example", api_token="t", bot_user_id=BOT)
+    given = requests.Session()
+    assert ZendeskConnector(config, policy, session=given).zenpy.tickets.session is given
+    own = ZendeskConnector(config, policy).zenpy.tickets.session
+    adapter = own.get_adapter(BASE)
+    assert adapter.max_retries.total == 0
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        # A Zendesk account: zenpy's own subdomain.domain form.
+        ("https://acme.zendesk.com", "https://acme.zendesk.com/api/v2/tickets/42.json"),
+        # A sandbox on a port over plain HTTP.
+        ("http://127.0.0.1:8123", "http://127.0.0.1:8123/api/v2/tickets/42.json"),
+        # A proxy that serves Zendesk under a path.
+        ("https://gw.example.com/zendesk/", "https://gw.example.com/zendesk/api/v2/tickets/42.json"),
+    ],
+)
+def test_base_url_redirects_zenpy(base_url: str, expected: str, policy: Policy) -> None:
+    """TIERDESK_ZENDESK_URL points zenpy anywhere (scheme, host, port, path) without env vars."""
+    from connectors.zendesk.config import ZendeskConfig
+
+    config = ZendeskConfig(base_url=base_url, email="b@x.example", api_token="t")
+    connector = ZendeskConnector(config, policy)
+    with responses.RequestsMock() as mock:
+        mock.get(expected, json=api_ticket(["tier-l1"]))
+        connector.read_ticket("42")
+        assert str(mock.calls[0].request.url).split("?")[0] == expected
+
+
+def test_dotless_host_is_refused_with_advice(policy: Policy) -> None:
+    """A host zenpy cannot address (no dot) is refused, naming the variable and the fix."""
+    from connectors.zendesk.config import ZendeskConfig
+
+    config = ZendeskConfig(base_url="http://localhost:8080", email="b@x.example", api_token="t")
+    with pytest.raises(ValueError, match=r"TIERDESK_ZENDESK_URL: .* use an IP address"):
+        ZendeskConnector(config, policy)
