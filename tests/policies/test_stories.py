@@ -158,3 +158,20 @@ def test_story_file_typo_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as err:
         load_story(bad)
     assert "tickets.0.steps.1.expect.remvoe\n  Extra inputs are not permitted" in str(err.value)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_shipped_sample_ticket_is_a_story_ticket(model: str) -> None:
+    """The sample ticket a policy's header suggests trying is a story's first ticket, and
+    `tierdesk decide` on it gives that story's first decision."""
+    sample = POLICIES / "stories" / f"{model}.ticket.json"
+    data = json.loads(sample.read_text(encoding="utf-8"))
+    story = next(t for t in STORIES[model].tickets if t.ticket == data)
+    assert str(sample.relative_to(POLICIES.parents[1])) in (
+        POLICIES / f"{model}.yaml").read_text(encoding="utf-8")
+    result = CliRunner().invoke(main, ["decide", "--policy", str(POLICIES / f"{model}.yaml"),
+                                       "--now", NOW.isoformat(), str(sample)])
+    assert result.exit_code == 0, result.output
+    first = next(replay(story, policy_of(STORIES[model].policy)))
+    assert json.loads(result.output) == first.decision.to_dict()
+    assert not mismatches(first.step.expect, first.decision)
