@@ -32,13 +32,22 @@ decisions are idempotent, so the guard saves webhook invocations rather than car
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
-from connectors.base import Envelope
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from connectors.base import Envelope, VendorUnavailable
 from connectors.zendesk.client import calling, response_json
 from connectors.zendesk.connector import ZendeskConnector
 from connectors.zendesk.events import BACKFILL_EVENT, envelope
@@ -84,12 +93,51 @@ class InstallResult:
         return f"{SECRET_VARIABLE}={self.secret}" if self.secret else None
 
 
-class ZendeskAdmin:
-    """Admin requests on the connector's session (every call recorded and translated)."""
+T = TypeVar("T")
 
-    def __init__(self, connector: ZendeskConnector) -> None:
+#: Reads (search pages, counts, listings) are retried this many times in all on 429/5xx/timeouts.
+READ_ATTEMPTS = 5
+#: Longest wait between read attempts when Zendesk gives no Retry-After, seconds.
+READ_BACKOFF_MAX = 30.0
+
+
+class ZendeskAdmin:
+    """Admin requests on the connector's session (every call recorded and translated).
+
+    A long backfill must not stop at the first 429 on page 40: reads (GET, safe to repeat) are
+    retried with tenacity, waiting at least Zendesk's `Retry-After` (else exponential backoff);
+    writes are sent once."""
+
+    def __init__(
+        self, connector: ZendeskConnector, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.connector = connector
         self.base = connector.config.base_url.rstrip("/")
+        self.sleep = sleep
+
+    def retry_reads(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a read (safe to repeat) with retries on RateLimited / VendorUnavailable."""
+        backoff = wait_exponential(multiplier=1, max=READ_BACKOFF_MAX)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            after = getattr(exc, "retry_after", None)
+            return float(after) if after is not None else float(backoff(state))
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(VendorUnavailable),
+            wait=wait,
+            stop=stop_after_attempt(READ_ATTEMPTS),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        return retrying(fn, *args, **kwargs)
+
+    def read(
+        self, path: str, *, params: Mapping[str, str | int] | None = None
+    ) -> Mapping[str, Any]:
+        """GET `path`, retried as `retry_reads` says."""
+        return self.retry_reads(self.call, "GET", path, params=params)
 
     def call(
         self,
@@ -206,7 +254,7 @@ def install(
 
     # 1. The webhook, matched by exact name.
     wanted_hook = webhook_spec(callback_url)
-    listed = admin.call("GET", "/api/v2/webhooks", params={"filter[name_contains]": WEBHOOK_NAME})
+    listed = admin.read("/api/v2/webhooks", params={"filter[name_contains]": WEBHOOK_NAME})
     hooks = [h for h in listed.get("webhooks") or () if isinstance(h, Mapping)]
     hook = next((h for h in hooks if h.get("name") == WEBHOOK_NAME), None)
     if hook is None:
@@ -232,7 +280,7 @@ def install(
 
     # 2. Its signing secret (what the receiver verifies deliveries with).
     if result.webhook_id is not None:
-        secret = admin.call("GET", f"/api/v2/webhooks/{result.webhook_id}/signing_secret")
+        secret = admin.read(f"/api/v2/webhooks/{result.webhook_id}/signing_secret")
         data = secret.get("signing_secret")
         if isinstance(data, Mapping) and isinstance(data.get("secret"), str):
             result.secret = data["secret"]
@@ -243,7 +291,7 @@ def install(
         hook_ref, render_template(admin.connector.policy),
         bot_user_id=admin.connector.config.bot_user_id, loop_guard=loop_guard,
     )
-    found = admin.call("GET", "/api/v2/triggers/search", params={"query": TRIGGER_TITLE})
+    found = admin.read("/api/v2/triggers/search", params={"query": TRIGGER_TITLE})
     triggers = [t for t in found.get("triggers") or () if isinstance(t, Mapping)]
     trigger = next((t for t in triggers if t.get("title") == TRIGGER_TITLE), None)
     if trigger is None:
@@ -283,7 +331,7 @@ def new_run_id() -> str:
 
 def count_tickets(admin: ZendeskAdmin, query: str) -> int | None:
     """How many tickets the query matches (for the progress bar), or None if Zendesk won't say."""
-    data = admin.call("GET", "/api/v2/search/count", params={"query": f"type:ticket {query}"})
+    data = admin.read("/api/v2/search/count", params={"query": f"type:ticket {query}"})
     count = data.get("count")
     return count if isinstance(count, int) else None
 
@@ -294,7 +342,7 @@ def search_tickets(admin: ZendeskAdmin, query: str) -> Iterator[Mapping[str, Any
         "query": query, "filter[type]": "ticket", "page[size]": PAGE_SIZE,
     }
     while True:
-        data = admin.call("GET", "/api/v2/search/export", params=params)
+        data = admin.read("/api/v2/search/export", params=params)
         for item in data.get("results") or ():
             if isinstance(item, Mapping) and item.get("id") is not None:
                 yield item
@@ -343,7 +391,7 @@ def backfill(
                 summary.duplicates += 1
         elif decide is not None:
             try:
-                ticket = admin.connector.read_ticket(ticket_id)
+                ticket = admin.retry_reads(admin.connector.read_ticket, ticket_id)
             except Exception as exc:  # reported per ticket; the run goes on
                 summary.failed += 1
                 report(f"#{ticket_id}: cannot read: {exc}")

@@ -290,3 +290,51 @@ def test_install_needs_bot_id_for_user_guard(
     with pytest.raises(ValueError, match="set TIERDESK_ZENDESK_USER_ID"):
         install(ZendeskAdmin(connector), callback_url=CALLBACK)
     assert len(rsps.calls) == 0
+
+
+def test_backfill_waits_out_rate_limits(
+    connector: ZendeskConnector, rsps: responses.RequestsMock
+) -> None:
+    """A 429 on a search page waits Retry-After and carries on; nothing is queued twice."""
+    from connectors.zendesk.admin import backfill
+
+    waits: list[float] = []
+    export = f"{BASE}/api/v2/search/export"
+    rsps.get(export, status=429, headers={"Retry-After": "3"})
+    rsps.get(export, json={"results": [{"id": 42}, {"id": 43}], "meta": {"has_more": False}})
+    queued: list[str] = []
+
+    def enqueue(env: Any, payload: Any) -> bool:
+        queued.append(str(env.ticket))
+        return True
+
+    summary = backfill(ZendeskAdmin(connector, sleep=waits.append), query="status<solved",
+                       enqueue=enqueue, run="run-1")
+    assert waits == [3.0]
+    assert queued == ["42", "43"] and (summary.seen, summary.queued) == (2, 2)
+
+
+def test_backfill_gives_up_after_repeated_outage(
+    connector: ZendeskConnector, rsps: responses.RequestsMock
+) -> None:
+    """Five 503s in a row stop the backfill with the vendor error (backoff between attempts)."""
+    from connectors.base import VendorUnavailable
+    from connectors.zendesk.admin import READ_ATTEMPTS, backfill
+
+    waits: list[float] = []
+    rsps.get(f"{BASE}/api/v2/search/export", status=503)
+    with pytest.raises(VendorUnavailable, match="503"):
+        backfill(ZendeskAdmin(connector, sleep=waits.append), query="x",
+                 enqueue=lambda e, p: True)
+    assert len(rsps.calls) == READ_ATTEMPTS and len(waits) == READ_ATTEMPTS - 1
+    assert all(w > 0 for w in waits)
+
+
+def test_backfill_bodies_distinct_per_run() -> None:
+    """Two backfill runs queue the same ticket again (distinct dedupe keys); one run does not."""
+    from connectors.zendesk.admin import backfill_body
+    from connectors.zendesk.events import envelope
+
+    one = envelope(backfill_body(42, "run-1"), {}).delivery_id
+    assert one == envelope(backfill_body(42, "run-1"), {}).delivery_id
+    assert one != envelope(backfill_body(42, "run-2"), {}).delivery_id
