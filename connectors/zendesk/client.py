@@ -27,10 +27,10 @@ Errors, translated once here (always `raise ... from exc`):
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,13 +70,34 @@ def _raise_for_failure(response: requests.Response, *args: Any, **kwargs: Any) -
         raise HTTPFailure(response)
 
 
-@dataclass
 class Recorder:
-    """Counts every request sent through the session, with the purpose the caller declared."""
+    """Counts every request sent through the session, with the purpose the caller declared.
 
-    calls: list[Call] = field(default_factory=list)
-    purpose: str = ""
-    last: requests.Response | None = None
+    The worker runs several threads on one connector, so what is recorded is per thread (the
+    response hook runs in the thread that sent the request)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @property
+    def calls(self) -> list[Call]:
+        calls: list[Call] | None = getattr(self._local, "calls", None)
+        if calls is None:
+            calls = self._local.calls = []
+        return calls
+
+    @property
+    def purpose(self) -> str:
+        return str(getattr(self._local, "purpose", ""))
+
+    @purpose.setter
+    def purpose(self, value: str) -> None:
+        self._local.purpose = value
+
+    @property
+    def last(self) -> requests.Response | None:
+        last: requests.Response | None = getattr(self._local, "last", None)
+        return last
 
     def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         request = response.request
@@ -88,10 +109,10 @@ class Recorder:
                 purpose=self.purpose,
             )
         )
-        self.last = response
+        self._local.last = response
 
     def take(self) -> tuple[Call, ...]:
-        """The calls recorded since the last `take`, and forget them."""
+        """The calls this thread recorded since its last `take`, and forget them."""
         out = tuple(self.calls)
         self.calls.clear()
         return out

@@ -205,3 +205,32 @@ def test_minute_precision_stamp_no_change_makes_no_request(
     ticket = connector.current_ticket([body])
     applied = connector.apply(ticket, decide(ticket, policy, now=NOW), decide=decider(policy))
     assert applied.calls == () and len(rsps.calls) == 0
+
+
+def test_calls_are_counted_per_worker_thread(
+    connector: ZendeskConnector, policy: Policy, rsps: responses.RequestsMock
+) -> None:
+    """Worker threads share one connector; each decision's Applied.calls holds only its own."""
+    import threading
+
+    for tid in range(100, 108):
+        rsps.put(f"{BASE}/api/v2/tickets/{tid}.json", json={"ticket": {"id": tid}})
+    results: dict[int, list[tuple[str, str]]] = {}
+    start = threading.Barrier(8)
+
+    def work(tid: int) -> None:
+        start.wait()
+        for _ in range(5):
+            ticket = connector.current_ticket([trigger_body(ticket_id=str(tid), group_id="")])
+            applied = connector.apply(ticket, decide(ticket, policy, now=NOW),
+                                      decide=decider(policy))
+            results.setdefault(tid, []).extend((c.method, c.path) for c in applied.calls)
+
+    threads = [threading.Thread(target=work, args=(tid,)) for tid in range(100, 108)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {
+        tid: [("PUT", f"/api/v2/tickets/{tid}.json")] * 5 for tid in range(100, 108)
+    }
