@@ -42,6 +42,7 @@ from connectors.base import (
     Decide,
     Envelope,
     PayloadInvalid,
+    VendorRejected,
     VendorUnavailable,
 )
 from connectors.zendesk import events
@@ -62,6 +63,9 @@ log = logging.getLogger("tierdesk.zendesk")
 #: Comments read per fresh look for the note marker: the newest page, newest first (Zendesk
 #: "List Comments" `sort_order=desc`); tierdesk's latest note is recent by construction.
 COMMENTS_PAGE = 100
+
+#: Organizations whose plan is cached at most (memory bound for very large accounts).
+PLAN_CACHE_MAX = 10_000
 
 
 class ZendeskConnector:
@@ -144,7 +148,7 @@ class ZendeskConnector:
         for org in organizations if isinstance(organizations, list) else ():
             if isinstance(org, Mapping) and org.get("id") is not None:
                 # A sideloaded organization is as fresh as it gets: refresh the plan cache.
-                self._plans[str(org["id"])] = (plan_of(org, self.policy), self.clock())
+                self._remember_plan(str(org["id"]), plan_of(org, self.policy))
         plan = None
         if org_id is not None and self.policy.doc.entitlement.zendesk_organization_field:
             cached = self._plans.get(str(org_id))
@@ -224,13 +228,32 @@ class ZendeskConnector:
         if cached is not None and now - cached[1] < self._ttl:
             return cached[0]
         path = f"/api/v2/organizations/{org_id}.json"
-        with calling(self.recorder, f"read organization {org_id}", path=path):
-            self.zenpy.organizations(id=int(org_id))
+        try:
+            with calling(self.recorder, f"read organization {org_id}", path=path):
+                self.zenpy.organizations(id=int(org_id))
+        except VendorRejected as exc:
+            if exc.status != 404:
+                raise
+            # Deleted since the trigger fired: no plan (the customers list may still match).
+            self._remember_plan(org_id, None)
+            return None
         data = response_json(self.recorder, what=f"read organization {org_id}")
         org = data.get("organization")
         plan = plan_of(org if isinstance(org, Mapping) else None, self.policy)
-        self._plans[org_id] = (plan, now)
+        self._remember_plan(org_id, plan)
         return plan
+
+    def _remember_plan(self, org_id: str, plan: str | None) -> None:
+        """Cache an organization's plan; past PLAN_CACHE_MAX entries, forget expired ones."""
+        now = self.clock()
+        if len(self._plans) >= PLAN_CACHE_MAX and org_id not in self._plans:
+            self._plans = {
+                k: v for k, v in self._plans.items() if now - v[1] < self._ttl
+            }
+            if len(self._plans) >= PLAN_CACHE_MAX:  # all fresh: drop the oldest half
+                keep = sorted(self._plans.items(), key=lambda kv: kv[1][1])[PLAN_CACHE_MAX // 2:]
+                self._plans = dict(keep)
+        self._plans[org_id] = (plan, now)
 
     # ------------------------------------------------------------------ writes out
 

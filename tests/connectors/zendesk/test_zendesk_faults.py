@@ -286,3 +286,34 @@ def test_dotless_host_is_refused_with_advice(policy: Policy) -> None:
     config = ZendeskConfig(base_url="http://localhost:8080", email="b@x.example", api_token="t")
     with pytest.raises(ValueError, match=r"TIERDESK_ZENDESK_URL: .* use an IP address"):
         ZendeskConnector(config, policy)
+
+
+def test_deleted_organization_means_no_plan(
+    connector: ZendeskConnector, rsps: responses.RequestsMock
+) -> None:
+    """An organization gone since the trigger fired (404) leaves the plan unknown, not a dead
+    letter; the answer is cached like any other."""
+    rsps.get(f"{BASE}/api/v2/organizations/9001.json", status=404,
+             json={"error": "RecordNotFound", "description": "Not found"})
+    body = trigger_body(organization_plan="")
+    assert connector.current_ticket([body]).customer.plan is None
+    assert connector.current_ticket([body]).customer.plan is None
+    assert len(rsps.calls) == 1
+
+
+def test_plan_cache_is_bounded(
+    connector: ZendeskConnector, rsps: responses.RequestsMock, clock: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past its size bound the plan cache forgets expired entries first, then the oldest half."""
+    from connectors.zendesk import connector as module
+
+    monkeypatch.setattr(module, "PLAN_CACHE_MAX", 4)
+    for org in range(1, 9):
+        rsps.get(f"{BASE}/api/v2/organizations/{org}.json", json={"organization": {
+            "id": org, "organization_fields": {"support_plan": "basic"}}})
+    for org in range(1, 9):
+        clock.now += 1
+        connector.current_ticket([trigger_body(organization_id=str(org), organization_plan="")])
+    assert len(connector._plans) <= 4
+    assert "8" in connector._plans
