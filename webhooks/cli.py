@@ -31,6 +31,9 @@ def _register() -> None:
     from webhooks import cli_sandbox
 
     cli_sandbox.register(main)
+    from webhooks import cli_demo
+
+    cli_demo.register(main)
     from webhooks import cli_jira
 
     cli_jira.register(main)

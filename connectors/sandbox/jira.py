@@ -25,7 +25,7 @@ import email.policy
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from typing import Any, Literal
 
@@ -188,7 +188,8 @@ class JiraSim:
         self.seed = seed
         self.cloud = seed.deployment == "Cloud"
         self.emit = emit
-        self.now = now
+        self._wall = now
+        self._last = datetime.min.replace(tzinfo=UTC)
         self.base_url = "http://127.0.0.1"
         self.users = {u.accountId: u for u in seed.users}
         self.projects = {p.key: p for p in seed.projects}
@@ -244,6 +245,16 @@ class JiraSim:
             self.issues[issue.key] = issue
             number = int(s.key.split("-")[1])
             self._numbers[project] = max(self._numbers.get(project, 0), number)
+
+    def now(self) -> datetime:
+        """The site's clock in whole milliseconds, strictly increasing: two changes never share
+        a `timestamp`/`updated`, as on a real site where each edit takes longer than 1 ms."""
+        t = self._wall()
+        t = t.replace(microsecond=t.microsecond // 1000 * 1000)
+        if t <= self._last:
+            t = self._last + timedelta(milliseconds=1)
+        self._last = t
+        return t
 
     # ----------------------------------------------------------------------------- identity
 
