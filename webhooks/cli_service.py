@@ -185,6 +185,26 @@ def build_server(
     return uvicorn.Server(config), service
 
 
+def run_server(server: uvicorn.Server, service: Service) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully and return (exit status 0).
+
+    uvicorn stops accepting, finishes in-flight requests, runs the app's shutdown (commit what
+    is queued; workers finish the ticket in hand), then re-raises the signal it captured. The
+    handler installed here receives that re-raise and only asks the server to exit, so a
+    graceful stop ends normally; before uvicorn installs its own handlers it stops start-up."""
+
+    def _exit(_signum: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGINT, _exit)
+    try:
+        server.run()
+    finally:
+        service.inbox.close()
+    log("stopped")
+
+
 def run_worker(
     settings: Settings, *, once: bool = False, connectors: Mapping[str, Connector] | None = None
 ) -> int:
@@ -230,10 +250,7 @@ def serve(no_worker: bool, host: str | None, port: int | None) -> None:
         _fail(exc.lines)
     log("serving", host=server.config.host, port=server.config.port,
         worker=service.pool is not None)
-    # uvicorn handles SIGTERM/SIGINT: it stops accepting, finishes in-flight requests, then runs
-    # the app's shutdown (commit what is queued; workers finish the ticket in hand).
-    server.run()
-    service.inbox.close()
+    run_server(server, service)
 
 
 @click.command()

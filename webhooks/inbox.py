@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -305,6 +306,12 @@ class Inbox:
         self._insert: Any = pg_dialect.insert if self.dialect == "postgresql" else (
             sqlite_dialect.insert
         )
+        # SQLite has one writer at a time. Threads of this process queue on a lock instead of
+        # on SQLite's busy handler, which sleeps in steps of up to 100 ms and would wreck
+        # latency; other processes (a split worker) still wait through busy_timeout.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        )
 
     @classmethod
     def connect(cls, url: str, *, clock: Clock = time.time) -> Inbox:
@@ -326,7 +333,7 @@ class Inbox:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        with self._write_lock, self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -684,11 +691,15 @@ class Inbox:
 
     def next_ready_in(self) -> float | None:
         """Seconds until the earliest waiting ticket becomes claimable (None: nothing waits)."""
+        # A leased ticket becomes claimable when its lease expires, not at its next_attempt_at.
+        ready_at = sa.case(
+            (tickets.c.lease_until.is_(None), tickets.c.next_attempt_at),
+            (tickets.c.lease_until > tickets.c.next_attempt_at, tickets.c.lease_until),
+            else_=tickets.c.next_attempt_at,
+        )
         with self._read() as conn:
             soonest = conn.execute(
-                sa.select(sa.func.min(tickets.c.next_attempt_at)).where(
-                    tickets.c.pending.is_(True)
-                )
+                sa.select(sa.func.min(ready_at)).where(tickets.c.pending.is_(True))
             ).scalar()
         if soonest is None:
             return None

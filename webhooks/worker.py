@@ -106,7 +106,7 @@ class Worker:
         """New work was stored: stop idling now (the receiver calls this)."""
         self._wake.set()
 
-    def run(self, stop: threading.Event, *, idle: float = 1.0) -> None:
+    def run(self, stop: threading.Event, *, idle: float = 0.25) -> None:
         """Process until `stop` is set; the ticket in hand is finished first."""
         log("worker started", worker=self.name, vendors=sorted(self.connectors))
         while not stop.is_set():

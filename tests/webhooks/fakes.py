@@ -7,9 +7,11 @@ The fake's webhook bodies look like `{"ticket": "T-1", "id": "d1", "seq": 1, "ac
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -117,37 +119,48 @@ class RecordingVendor:
     def __init__(self, path: str) -> None:
         self.path = path
         self._local = threading.local()
-        with self._conn() as c:
+        with self._locked() as c:
             c.execute("CREATE TABLE IF NOT EXISTS writes (ticket TEXT, seq INTEGER, pid INTEGER)")
             c.execute("CREATE TABLE IF NOT EXISTS active (ticket TEXT PRIMARY KEY)")
             c.execute("CREATE TABLE IF NOT EXISTS overlaps (ticket TEXT)")
 
-    def _conn(self) -> sqlite3.Connection:
+    @contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        # One writer across processes through flock (woken at once by the kernel), rather
+        # than SQLite's sleeping busy handler. synchronous=OFF still survives a process kill.
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=OFF")
             self._local.conn = conn
-        return conn
+            self._local.lock = open(self.path + ".lock", "a+")  # noqa: SIM115
+        fcntl.flock(self._local.lock, fcntl.LOCK_EX)
+        try:
+            yield conn
+        finally:
+            fcntl.flock(self._local.lock, fcntl.LOCK_UN)
 
     def enter(self, ticket: str) -> None:
-        try:
-            self._conn().execute("INSERT INTO active VALUES (?)", (ticket,))
-        except sqlite3.IntegrityError:
-            self._conn().execute("INSERT INTO overlaps VALUES (?)", (ticket,))
+        with self._locked() as c:
+            try:
+                c.execute("INSERT INTO active VALUES (?)", (ticket,))
+            except sqlite3.IntegrityError:
+                c.execute("INSERT INTO overlaps VALUES (?)", (ticket,))
 
     def leave(self, ticket: str) -> None:
-        self._conn().execute("DELETE FROM active WHERE ticket = ?", (ticket,))
+        with self._locked() as c:
+            c.execute("DELETE FROM active WHERE ticket = ?", (ticket,))
 
     def written(self, ticket: str) -> set[int]:
-        rows = self._conn().execute("SELECT seq FROM writes WHERE ticket = ?", (ticket,))
-        return {r[0] for r in rows}
+        with self._locked() as c:
+            return {r[0] for r in c.execute("SELECT seq FROM writes WHERE ticket = ?", (ticket,))}
 
     def write(self, ticket: str, seqs: Sequence[int], pid: int) -> None:
-        c = self._conn()
-        c.execute("BEGIN IMMEDIATE")
-        c.executemany("INSERT INTO writes VALUES (?, ?, ?)", [(ticket, s, pid) for s in seqs])
-        c.execute("COMMIT")
+        with self._locked() as c:
+            c.execute("BEGIN")
+            c.executemany("INSERT INTO writes VALUES (?, ?, ?)", [(ticket, s, pid) for s in seqs])
+            c.execute("COMMIT")
 
 
 class VendorBackedConnector(FakeConnector):
