@@ -1,0 +1,60 @@
+"""`tierdesk demo`: the whole chain on the sandbox, and how it judges the outcome."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from webhooks.cli_demo import Case, Expect, View, _secret_lines
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_runs_the_story_and_exits_zero() -> None:
+    """The demo installs, serves, plays both vendors, every check passes, nothing is left."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from webhooks.cli import main; main(prog_name='tierdesk')", "demo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "Every step came out as the policy says." in out
+    assert out.count("✔ jira") == 8 and out.count("✔ zendesk") == 8
+    assert "\n✘" not in out and "    ✘ label" not in out
+    assert "Checklist for L2 (0 of 4 done)" in out
+    assert "documentation for L2 is complete" in out
+    assert "Retry-After violations: 0" in out
+
+
+def test_a_case_reports_every_difference() -> None:
+    """A ticket that is not as the policy says yields one problem per difference."""
+    case = Case(
+        "zendesk",
+        "crash",
+        "4",
+        Expect(
+            has=frozenset({"tier-l2"}), lacks=frozenset({"tier-l1"}), owner="200", note="now in L2"
+        ),
+    )
+    view = View(["tier-l1"], "100", "L1 Support", "tierdesk: stays in L1")
+    assert case.check(view) == [
+        "label tier-l2 missing",
+        "label tier-l1 present",
+        "handed to L1 Support, expected 200",
+        "checklist note does not say 'now in L2'",
+    ]
+    assert case.check(View(["tier-l2"], "200", "L2", "the ticket is now in L2.")) == []
+
+
+def test_install_output_secrets_are_picked_up() -> None:
+    """The secret lines printed by `tierdesk install` become the service's environment."""
+    out = (
+        "Jira webhook 'tierdesk' created (POST /rest/webhooks/1.0/webhook).\n"
+        "Set this in tierdesk's environment:\nTIERDESK_JIRA_WEBHOOK_SECRET=abc=def\n"
+    )
+    assert _secret_lines(out) == {"TIERDESK_JIRA_WEBHOOK_SECRET": "abc=def"}
