@@ -29,8 +29,10 @@ for none), the missing documentation fields, whether a note is posted, and optio
 the suggestions, words the note must contain and a reason. After the last step, deciding again
 must change nothing.
 
-An end-to-end runner (sandbox, Jira or Zendesk) replays the same data: `load_stories()`, then for
-each `TicketStory` create `ticket` in the vendor, and for each step apply `edit` through the
+An end-to-end runner (sandbox, Jira or Zendesk) replays the same data: `load_story(path)` for
+each of `story_paths()`, seed the vendor with `vendor_needs(story)` (components, groups, field
+ids, customers) and configure tierdesk with `story.policy_path`; then for each `TicketStory`
+create `ticket` in the vendor, and for each step apply `edit` through the
 vendor API, let tierdesk process the webhook, and compare the vendor's state with
 `expected_labels(story, i)` (the managed labels after step i), the target of `expect.assign`
 (`policy.targets[key].jira` / `.zendesk`) and the note (posted or not, `expect.note_contains`).
@@ -261,4 +263,36 @@ def to_neutral(t: Ticket) -> dict[str, Any]:
         "attachments": t.attachments,
         "assignee": t.assignee,
         "last_note_key": t.last_note_key,
+    }
+
+
+def vendor_needs(story: Story) -> dict[str, dict[str, list[Any]]]:
+    """What a Jira or Zendesk site (or the sandbox seed) must hold to replay `story` end to end:
+    the targets' components, assignees and groups, the documentation fields' ids, and the
+    organizations and emails of the story's customers. Each list is sorted and without repeats."""
+    policy = policy_of(story.policy)
+    jira_components = {t.jira.component for t in policy.targets.values()
+                       if t.jira is not None and t.jira.component}
+    jira_assignees = {t.jira.assignee for t in policy.targets.values()
+                      if t.jira is not None and t.jira.assignee}
+    groups = {t.zendesk.group_id for t in policy.targets.values()
+              if t.zendesk is not None and t.zendesk.group_id is not None}
+    agents = {t.zendesk.assignee_id for t in policy.targets.values()
+              if t.zendesk is not None and t.zendesk.assignee_id is not None}
+    customers = [t.first_ticket().customer for t in story.tickets]
+    return {
+        "jira": {
+            "components": sorted(jira_components),
+            "assignees": sorted(jira_assignees),
+            "fields": sorted(policy.jira_fields.values()),
+        },
+        "zendesk": {
+            "group_ids": sorted(groups),
+            "assignee_ids": sorted(agents),
+            "fields": sorted(policy.zendesk_fields.values()),
+        },
+        "customers": {
+            "organizations": sorted({c.organization for c in customers if c.organization}),
+            "emails": sorted({c.email for c in customers if c.email}),
+        },
     }

@@ -26,6 +26,7 @@ from tests.policies.stories import (
     replay,
     story_paths,
     to_neutral,
+    vendor_needs,
 )
 from tiering import decide
 from tiering.models import Customer, Ticket
@@ -175,3 +176,25 @@ def test_shipped_sample_ticket_is_a_story_ticket(model: str) -> None:
     first = next(replay(story, policy_of(STORIES[model].policy)))
     assert json.loads(result.output) == first.decision.to_dict()
     assert not mismatches(first.step.expect, first.decision)
+
+
+def test_vendor_needs_lists_what_a_replay_requires() -> None:
+    """`vendor_needs` lists the partner story's targets, field ids and customers exactly."""
+    assert vendor_needs(STORIES["partner-three-level"]) == {
+        "jira": {
+            "components": ["Partner L1", "Partner L2 (certified)", "Vendor Backline"],
+            "assignees": ["acc-licensing"],
+            "fields": ["customfield_10201", "customfield_10202", "customfield_10203",
+                       "customfield_10204", "customfield_10205", "customfield_10206"],
+        },
+        "zendesk": {
+            "group_ids": [1100, 1200, 1300, 1900],
+            "assignee_ids": [],
+            "fields": [360002201, 360002202, 360002203, 360002204, 360002205, 360002206],
+        },
+        "customers": {
+            "organizations": ["Contoso Manufacturing", "Northwind Traders"],
+            "emails": ["admin@unknown-customer.example", "it@contoso.example",
+                       "ops@northwind.example"],
+        },
+    }
