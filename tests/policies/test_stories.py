@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +18,7 @@ from tests.policies.stories import (
     POLICIES,
     Story,
     TicketStory,
+    TriageRow,
     expected_labels,
     load_story,
     mismatches,
@@ -73,18 +73,21 @@ def test_ticket_keys_are_unique() -> None:
     assert len(keys) == len(set(keys))
 
 
+def _triage_ticket(story: Story, index: int, row: TriageRow) -> Ticket:
+    c = story.triage_customer
+    return Ticket(key=f"T-{index}", subject=row.subject, description=row.description,
+                  priority=row.priority,
+                  customer=Customer(organization=c.get("organization"), email=c.get("email"),
+                                    plan=c.get("plan")))
+
+
 @pytest.mark.parametrize(("model", "index", "row"), TRIAGE,
                          ids=[f"{m}-{i}" for m, i, _ in TRIAGE])
-def test_first_triage(model: str, index: int, row: Any) -> None:
+def test_first_triage(model: str, index: int, row: TriageRow) -> None:
     """A new request lands in the tier (or route) the story's triage table says, by that rule."""
     story = STORIES[model]
     policy = policy_of(story.policy)
-    c = story.triage_customer
-    t = Ticket(key=f"T-{index}", subject=row.subject, description=row.description,
-               priority=row.priority,
-               customer=Customer(organization=c.get("organization"), email=c.get("email"),
-                                 plan=c.get("plan")))
-    d = decide(t, policy, now=NOW)
+    d = decide(_triage_ticket(story, index, row), policy, now=NOW)
     assert (d.tier, d.route) == (row.tier, row.route), d.reasons
     expected = f'Rule "{row.rule}" matched' if row.rule else "No rule matched"
     assert any(r.startswith(expected) for r in d.reasons), d.reasons
@@ -198,3 +201,14 @@ def test_vendor_needs_lists_what_a_replay_requires() -> None:
                        "ops@northwind.example"],
         },
     }
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_target_is_assigned(model: str) -> None:
+    """Each target of the policy receives a ticket in some story step or triage row."""
+    story = STORIES[model]
+    policy = policy_of(story.policy)
+    assigned = {decide(_triage_ticket(story, i, row), policy, now=NOW).assign
+                for i, row in enumerate(story.triage)}
+    assigned |= {run.decision.assign for t in story.tickets for run in replay(t, policy)}
+    assert set(policy.targets) <= assigned
