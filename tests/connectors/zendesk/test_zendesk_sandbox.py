@@ -135,3 +135,51 @@ def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Inbox) -> None:
 
     # tierdesk's own update must not fire the trigger (current_user is the bot).
     assert len(inbox.wait_for(2, timeout=1.0)) == 1
+
+
+def test_worker_pipeline_through_sandbox(sandbox: Any, inbox: Inbox, tmp_path: Any) -> None:
+    """Deliveries go through the real inbox and worker: triage, then an agent's escalation
+    request without documentation gets the checklist note once; every decision is 1 PUT."""
+    from webhooks.inbox import Inbox as EventInbox
+    from webhooks.worker import Worker
+
+    policy = load_policy(default_policy_text(), source="example policy")
+    config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
+                           api_token="t", bot_user_id=BOT_ID, timeout=5.0)
+    connector = ZendeskConnector(config, policy)
+    install(ZendeskAdmin(connector), callback_url=inbox.url + "/webhooks/zendesk")
+    events = EventInbox.connect(f"sqlite:///{tmp_path / 'inbox.db'}")
+    worker = Worker(inbox=events, connectors={"zendesk": connector}, policy=policy)
+
+    def deliver(count: int) -> None:
+        for raw, headers in inbox.wait_for(count)[count - 1:count]:
+            body = parse_body(raw)
+            assert events.enqueue(connector.envelope(body, headers), body, raw=raw)
+        assert worker.drain() == 1
+
+    api = f"{sandbox.zendesk_url}/api/v2/tickets"
+    created = requests.post(f"{api}.json", auth=AGENT, timeout=5, json={"ticket": {
+        "subject": "Export question", "requester_id": 9102,
+        "comment": {"body": "Where is the export button?"}}})
+    tid = created.json()["ticket"]["id"]
+    deliver(1)
+    after = requests.get(f"{api}/{tid}.json", auth=AGENT, timeout=5).json()["ticket"]
+    assert "tier-l1" in after["tags"]
+
+    tags = [*after["tags"], "escalate-l2"]
+    changed = requests.put(f"{api}/{tid}.json", auth=AGENT, timeout=5,
+                           json={"ticket": {"tags": tags}})
+    assert changed.status_code == 200, changed.text
+    deliver(2)
+    after = requests.get(f"{api}/{tid}.json", auth=AGENT, timeout=5).json()["ticket"]
+    assert {"tier-l1", "escalate-l2", "tier-docs-missing"} <= set(after["tags"])
+    comments = requests.get(f"{api}/{tid}/comments.json", auth=AGENT, timeout=5).json()
+    notes = [c for c in comments["comments"] if "tierdesk-note:" in c["body"]]
+    assert len(notes) == 1 and notes[0]["public"] is False and notes[0]["author_id"] == BOT_ID
+
+    history = events.history("zendesk", str(tid))
+    assert [r.outcome for r in history] == ["applied", "applied"]
+    assert all([c["method"] for c in r.calls] == ["PUT"] for r in history)
+    # Neither of the bot's two writes fired the trigger.
+    assert len(inbox.wait_for(3, timeout=1.0)) == 2
+    events.close()
