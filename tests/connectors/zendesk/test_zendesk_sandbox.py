@@ -183,3 +183,60 @@ def test_worker_pipeline_through_sandbox(sandbox: Any, inbox: Inbox, tmp_path: A
     # Neither of the bot's two writes fired the trigger.
     assert len(inbox.wait_for(3, timeout=1.0)) == 2
     events.close()
+
+
+def test_event_subscribed_webhook_through_sandbox(
+    sandbox: Any, inbox: Inbox, tmp_path: Any
+) -> None:
+    """Event-subscribed deliveries: a created ticket costs its reads and one PUT; the events
+    tierdesk's own PUT causes are dropped by the worker without any request."""
+    from webhooks.inbox import Inbox as EventInbox
+    from webhooks.worker import Worker
+
+    policy = load_policy(default_policy_text(), source="example policy")
+    config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
+                           api_token="t", bot_user_id=BOT_ID, timeout=5.0)
+    connector = ZendeskConnector(config, policy)
+    hook = requests.post(f"{sandbox.zendesk_url}/api/v2/webhooks", auth=AGENT, timeout=5, json={
+        "webhook": {"name": "tierdesk-events", "endpoint": inbox.url + "/webhooks/zendesk",
+                    "http_method": "POST", "request_format": "json", "status": "active",
+                    "subscriptions": ["zen:event-type:ticket.created",
+                                      "zen:event-type:ticket.tags_changed",
+                                      "zen:event-type:ticket.group_assignment_changed",
+                                      "zen:event-type:ticket.comment_added"]}})
+    assert hook.status_code in (200, 201), hook.text
+    events = EventInbox.connect(f"sqlite:///{tmp_path / 'inbox.db'}")
+    worker = Worker(inbox=events, connectors={"zendesk": connector}, policy=policy)
+    api = f"{sandbox.zendesk_url}/api/v2/tickets"
+    created = requests.post(f"{api}.json", auth=AGENT, timeout=5, json={"ticket": {
+        "subject": "Export question", "requester_id": 9102,
+        "comment": {"body": "Where is the export button?"}}})
+    tid = str(created.json()["ticket"]["id"])
+
+    raw, headers = inbox.wait_for(1)[0]
+    body = parse_body(raw)
+    env = connector.envelope(body, headers)
+    assert (env.event_type, env.ticket, env.handled) == (
+        "zen:event-type:ticket.created", tid, True)
+    events.enqueue(env, body, raw=raw)
+    assert worker.drain() == 1
+    first = events.history("zendesk", tid)[0]
+    assert first.outcome == "applied"
+    assert [(c["method"], c["path"]) for c in first.calls] == [
+        ("GET", f"/api/v2/tickets/{tid}.json"),
+        ("GET", f"/api/v2/tickets/{tid}/comments.json"),
+        ("PUT", f"/api/v2/tickets/{tid}.json"),
+    ]
+
+    # tierdesk's PUT changed tags and group: those events come back with the bot as actor.
+    echoes = inbox.wait_for(3)[1:]
+    assert len(echoes) >= 2
+    for raw, headers in echoes:
+        body = parse_body(raw)
+        env = connector.envelope(body, headers)
+        assert env.actor == str(BOT_ID) and connector.is_own_event(env)
+        events.enqueue(env, body, raw=raw)
+    assert worker.drain() == 1
+    dropped = events.history("zendesk", tid)[0]
+    assert (dropped.outcome, dropped.calls) == ("own-event", ())
+    events.close()
