@@ -137,7 +137,7 @@ def _policy_path() -> Path | None:
 @contextmanager
 def _service(env: dict[str, str], port: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`tierdesk serve` as a child process, ready to receive; stopped (TERM, then KILL) after."""
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -505,42 +505,13 @@ def demo(keep: bool) -> None:
     handle = run_in_thread()
     failed = False
     try:
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TIERDESK_", "ZENPY_"))}
-        env.update(
-            {
-                "TIERDESK_DATABASE_URL": f"sqlite:///{workdir / 'tierdesk.db'}",
-                "TIERDESK_JIRA_URL": handle.jira_url,
-                "TIERDESK_JIRA_EMAIL": JIRA_BOT[0],
-                "TIERDESK_JIRA_API_TOKEN": "sandbox-token",
-                "TIERDESK_JIRA_ACCOUNT_ID": JIRA_BOT[1],
-                "TIERDESK_JIRA_COMMENT_VISIBILITY": "role:Administrators",
-                # Used by settings that know it, ignored otherwise (see the module docstring).
-                "TIERDESK_JIRA_ORGANIZATION_FIELD": "customfield_10002",
-                "TIERDESK_ZENDESK_URL": handle.zendesk_url,
-                "TIERDESK_ZENDESK_EMAIL": ZENDESK_BOT[0],
-                "TIERDESK_ZENDESK_API_TOKEN": "sandbox-token",
-                "TIERDESK_ZENDESK_USER_ID": str(ZENDESK_BOT[1]),
-                "TIERDESK_LOG_LEVEL": "WARNING",
-            }
-        )
-        policy = _policy_path()
-        if policy is not None:
-            env["TIERDESK_POLICY"] = str(policy)
         click.echo(f"Sandbox: Jira {handle.jira_url}, Zendesk {handle.zendesk_url}")
-        base = f"http://127.0.0.1:{port}"
-        for vendor in ("jira", "zendesk"):
-            out = _cli(["install", vendor, "--callback-url", f"{base}/webhooks/{vendor}"], env)
-            secrets = _secret_lines(out)
-            if not secrets:
-                raise click.ClickException(f"`tierdesk install {vendor}` printed no secret:\n{out}")
-            env.update(secrets)
-            click.echo(f"Installed the {vendor} webhook with `tierdesk install {vendor}`.")
-        with _service(env, port, workdir / "serve.log"):
-            click.echo(f"tierdesk serve on {base} (policy: {policy or 'embedded example'})\n")
+        stack = install_stack(handle, workdir, echo=click.echo)
+        with service(stack):
+            click.echo(f"tierdesk serve on {stack.base_url} (policy: {stack.policy_name})\n")
             failed = _play(handle)
             if failed:
-                click.echo(f"\nService log (last lines):\n{_tail(workdir / 'serve.log')}", err=True)
+                click.echo(f"\nService log (last lines):\n{_tail(stack.log_path)}", err=True)
         state = handle.state()
         jira, zd = state["requests"]["jira"], state["requests"]["zendesk"]
         click.echo(
@@ -557,6 +528,73 @@ def demo(keep: bool) -> None:
     if failed:
         raise click.ClickException("some steps did not come out as the policy says (see above)")
     click.echo("Every step came out as the policy says.")
+
+
+@dataclass
+class Stack:
+    """How to run `tierdesk serve` against a sandbox: its environment, port and log."""
+
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    policy: Path | None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def policy_name(self) -> str:
+        return str(self.policy) if self.policy else "embedded example"
+
+
+def install_stack(
+    handle: Any,
+    workdir: Path,
+    *,
+    echo: Callable[[str], None] = lambda _: None,
+    extra_env: dict[str, str] | None = None,
+) -> Stack:
+    """The service's environment for `handle`, with webhooks installed by `tierdesk install`."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIERDESK_", "ZENPY_"))}
+    env.update(
+        {
+            "TIERDESK_DATABASE_URL": f"sqlite:///{workdir / 'tierdesk.db'}",
+            "TIERDESK_JIRA_URL": handle.jira_url,
+            "TIERDESK_JIRA_EMAIL": JIRA_BOT[0],
+            "TIERDESK_JIRA_API_TOKEN": "sandbox-token",
+            "TIERDESK_JIRA_ACCOUNT_ID": JIRA_BOT[1],
+            "TIERDESK_JIRA_COMMENT_VISIBILITY": "role:Administrators",
+            # Used by settings that know it, ignored otherwise (see the module docstring).
+            "TIERDESK_JIRA_ORGANIZATION_FIELD": "customfield_10002",
+            "TIERDESK_ZENDESK_URL": handle.zendesk_url,
+            "TIERDESK_ZENDESK_EMAIL": ZENDESK_BOT[0],
+            "TIERDESK_ZENDESK_API_TOKEN": "sandbox-token",
+            "TIERDESK_ZENDESK_USER_ID": str(ZENDESK_BOT[1]),
+            "TIERDESK_LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
+        }
+    )
+    policy = _policy_path()
+    if policy is not None:
+        env["TIERDESK_POLICY"] = str(policy)
+    stack = Stack(env, port, workdir / "serve.log", policy)
+    for vendor in ("jira", "zendesk"):
+        out = _cli(
+            ["install", vendor, "--callback-url", f"{stack.base_url}/webhooks/{vendor}"], env
+        )
+        secrets = _secret_lines(out)
+        if not secrets:
+            raise click.ClickException(f"`tierdesk install {vendor}` printed no secret:\n{out}")
+        env.update(secrets)
+        echo(f"Installed the {vendor} webhook with `tierdesk install {vendor}`.")
+    return stack
+
+
+def service(stack: Stack) -> Any:
+    """`tierdesk serve` for `stack` as a context manager (see `_service`)."""
+    return _service(stack.env, stack.port, stack.log_path)
 
 
 def _play(handle: Any) -> bool:
@@ -602,9 +640,9 @@ def _views(handle: Any, cases: list[Case]) -> dict[int, View]:
     }
 
 
-def _settle(handle: Any, cases: list[Case]) -> None:
-    """Wait until every case meets its expectation (or SETTLE_SECONDS pass); record problems."""
-    deadline = time.monotonic() + SETTLE_SECONDS
+def _settle(handle: Any, cases: list[Case], timeout: float = SETTLE_SECONDS) -> None:
+    """Wait until every case meets its expectation (or `timeout` passes); record problems."""
+    deadline = time.monotonic() + timeout
     while True:
         handle.wait_for_deliveries(timeout=2)
         views = _views(handle, cases)

@@ -24,6 +24,9 @@ from connectors.sandbox.faults import VENDORS, FaultSpec, FaultState, Vendor
 from connectors.sandbox.jira import JiraSeed, JiraSim
 from connectors.sandbox.zendesk import ZendeskSeed, ZendeskSim
 
+#: Fault reasons (faults.FaultState.admit) that refuse a request before its handler runs.
+REFUSALS = frozenset({"retry-after violated", "unavailable", "rate limited", "budget exhausted"})
+
 
 class SeedInvalid(ValueError):
     """A seed file that cannot be loaded; the message names the file, the key and the problem."""
@@ -188,7 +191,8 @@ class Sandbox:
             )
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Requests per vendor: total, reads, writes, refused by a fault."""
+        """Requests per vendor: total; reads and writes that reached the vendor's handler
+        (whatever it answered); `faulted`: refused by a 429/503 fault before that."""
         out: dict[str, dict[str, int]] = {
             v: {"requests": 0, "reads": 0, "writes": 0, "faulted": 0} for v in VENDORS
         }
@@ -198,8 +202,11 @@ class Sandbox:
                     continue
                 c = out[e.vendor]
                 c["requests"] += 1
-                c["writes" if e.write else "reads"] += 1
-                c["faulted"] += e.fault is not None
+                if e.fault in REFUSALS:
+                    # Refused before the handler ran (429, 503): neither a read nor a write.
+                    c["faulted"] += 1
+                else:
+                    c["writes" if e.write else "reads"] += 1
         return out
 
     # --------------------------------------------------------------------------- control
