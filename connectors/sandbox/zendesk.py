@@ -124,6 +124,8 @@ CONDITION_FIELDS = frozenset(
         "tags",
         "subject_includes_word",
         "comment_is_public",
+        "current_via_id",
+        "via_id",
         "comment_includes_word",
     }
 )
@@ -146,6 +148,10 @@ CONDITION_OPERATORS = frozenset(
     }
 )
 EVENT_PREFIX = "zen:event-type:ticket."
+#: Zendesk via ids: requests through the REST API come "via" 5 (Web service); the sandbox's
+#: scripted agents stand for people in the agent interface, via 0 (Web form).
+VIA_API = 5
+VIA_WEB = 0
 UPDATE_CONFLICT = {
     "error": "UpdateConflict",
     "description": "Safe Update prevented the update due to outdated ticket data. Please fetch"
@@ -184,6 +190,8 @@ class Ticket:
     created_at: datetime
     updated_at: datetime
     comments: list[Comment] = field(default_factory=list)
+    #: The channel the ticket was created through (Zendesk via ids: 0 web form, 5 API).
+    via_id: int = VIA_API
 
 
 @dataclass
@@ -256,6 +264,8 @@ class ZendeskSim:
         self._trigger_ids = itertools.count(360000)
         self._user_ids = itertools.count(max([u.id for u in seed.users] or [0]) + 1000)
         self._invocations = itertools.count(8350205582)
+        #: The channel of the update being applied (see VIA_API), for via conditions.
+        self._via = VIA_API
         start = now().replace(microsecond=0)
         for s in seed.tickets:
             for uid in (s.requester_id, s.assignee_id, *(c.author_id for c in s.comments)):
@@ -375,7 +385,10 @@ class ZendeskSim:
             "url": f"{self.base_url}/api/v2/tickets/{t.id}.json",
             "id": t.id,
             "external_id": None,
-            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+            "via": {
+                "channel": "web" if t.via_id == VIA_WEB else "api",
+                "source": {"from": {}, "to": {}, "rel": None},
+            },
             "created_at": zd_time(t.created_at),
             "updated_at": zd_time(t.updated_at),
             "generated_timestamp": int(t.updated_at.timestamp()),
@@ -617,6 +630,7 @@ class ZendeskSim:
             if stamp != zd_time(t.updated_at):
                 raise ApiError(409, dict(UPDATE_CONFLICT))
         actor = int(request.actor or 0)
+        self._via = VIA_WEB if request.agent else VIA_API
         return self._change(t, data, actor, created=False)
 
     def touch(self, t: Ticket) -> None:
@@ -662,6 +676,7 @@ class ZendeskSim:
         )
         self.tickets[t.id] = t
         try:
+            self._via = t.via_id = VIA_WEB if request.agent else VIA_API
             return self._change(t, data, actor, created=True)
         except ApiError:
             del self.tickets[t.id]
@@ -936,6 +951,9 @@ class ZendeskSim:
             role = self.users[actor].role if actor in self.users else "agent"
             names = {str(actor), "end_user" if role == "end-user" else "agent"}
             return (str(value) in names) == (op == "is")
+        if fname in ("current_via_id", "via_id"):
+            via = self._via if fname == "current_via_id" else t.via_id
+            return (str(value) == str(via)) == (op == "is")
         if fname == "role":
             role = self.users[actor].role if actor in self.users else "agent"
             hit = str(value) == ("end_user" if role == "end-user" else "agent")

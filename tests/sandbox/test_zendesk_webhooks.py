@@ -290,3 +290,56 @@ def test_liquid_loop_counts_attachments_in_trigger_body(
         json={"ticket": {"comment": {"body": "again", "uploads": [token]}}},
     )
     assert reused.status_code == 422
+
+
+def test_via_condition_tells_api_writes_from_agents(
+    sandbox: SandboxHandle, receiver: Receiver
+) -> None:
+    """current_via_id is_not 5: writes through the API (tierdesk) fire nothing, an agent's
+    change in the agent interface (scripted agent, via 0) fires the trigger."""
+    hook = requests.post(
+        f"{sandbox.zendesk_url}/api/v2/webhooks",
+        auth=BOT,
+        timeout=5,
+        json={
+            "webhook": {
+                "name": "t",
+                "endpoint": receiver.url,
+                "http_method": "POST",
+                "request_format": "json",
+                "status": "active",
+                "subscriptions": ["conditional_ticket_events"],
+            }
+        },
+    ).json()["webhook"]
+    created = requests.post(
+        f"{sandbox.zendesk_url}/api/v2/triggers",
+        auth=BOT,
+        timeout=5,
+        json={
+            "trigger": {
+                "title": "t",
+                "conditions": {
+                    "all": [{"field": "current_via_id", "operator": "is_not", "value": "5"}]
+                },
+                "actions": [
+                    {
+                        "field": "notification_webhook",
+                        "value": [hook["id"], '{"id": "{{ticket.id}}"}'],
+                    }
+                ],
+            }
+        },
+    )
+    assert created.status_code == 201
+    requests.put(
+        f"{sandbox.zendesk_url}/api/v2/tickets/1.json",
+        auth=BOT,
+        timeout=5,
+        json={"ticket": {"tags": ["api-write"]}},
+    )
+    assert sandbox.wait_for_deliveries()
+    assert receiver.calls == []
+    sandbox.agent("zendesk", "9002", "PUT", "/api/v2/tickets/1", {"ticket": {"tags": ["ui"]}})
+    [call] = receiver.wait_for(1)
+    assert call.json() == {"id": "1"}
