@@ -102,11 +102,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _cli(args: list[str], env: dict[str, str], *, timeout: float = 60) -> str:
-    """Run a `tierdesk` command as a child process; its output, or ClickException."""
+def _cli(args: list[str], env: dict[str, str], *, cwd: Path, timeout: float = 60) -> str:
+    """Run a `tierdesk` command as a child process in `cwd`; its output, or ClickException.
+
+    `cwd` is the demo's own directory, so that no `.env` of the caller's directory (read by
+    the settings) can point the children at a real Jira or Zendesk."""
     done = subprocess.run(
         [sys.executable, "-c", "from webhooks.cli import main; main(prog_name='tierdesk')", *args],
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -150,6 +154,7 @@ def _service(env: dict[str, str], port: int, log_path: Path) -> Iterator[subproc
                 str(port),
             ],
             env=env,
+            cwd=log_path.parent,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -539,6 +544,10 @@ class Stack:
     log_path: Path
     policy: Path | None
 
+    def cli(self, args: list[str]) -> str:
+        """Run `tierdesk <args>` with this stack's environment, in its directory."""
+        return _cli(args, self.env, cwd=self.log_path.parent)
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -581,8 +590,8 @@ def install_stack(
         env["TIERDESK_POLICY"] = str(policy)
     stack = Stack(env, port, workdir / "serve.log", policy)
     for vendor in ("jira", "zendesk"):
-        out = _cli(
-            ["install", vendor, "--callback-url", f"{stack.base_url}/webhooks/{vendor}"], env
+        out = stack.cli(
+            ["install", vendor, "--callback-url", f"{stack.base_url}/webhooks/{vendor}"]
         )
         secrets = _secret_lines(out)
         if not secrets:

@@ -25,7 +25,6 @@ from tiering.models import note_key_in
 from webhooks.cli_demo import (
     Case,
     Stack,
-    _cli,
     _jira_story,
     _settle,
     _zendesk_story,
@@ -113,7 +112,7 @@ def duplicate_notes(handle: SandboxHandle) -> list[str]:
 
 
 def dead_letters(stack: Stack) -> int:
-    out = _cli(["dead-letters", "list", "--json", "--limit", "100000"], stack.env)
+    out = stack.cli(["dead-letters", "list", "--json", "--limit", "100000"])
     return sum(1 for line in out.splitlines() if line.strip().startswith("{"))
 
 
