@@ -120,7 +120,7 @@ def build_service(
         if not connectors:
             log("no vendor is configured: events are stored but not processed (set"
                 " TIERDESK_JIRA_URL or TIERDESK_ZENDESK_SUBDOMAIN/_URL)", level=30)
-        pool = WorkerPool([
+        pool = None if not connectors else WorkerPool([
             Worker(
                 inbox=inbox,
                 connectors=connectors,
@@ -212,8 +212,14 @@ def run_worker(
     return the number of tickets processed by `once`."""
     service = build_service(settings, with_worker=True, connectors=connectors)
     pool = service.pool
-    assert pool is not None
     try:
+        if pool is None:
+            if once:
+                return 0
+            raise StartupError([
+                "no vendor is configured, so the worker has nothing to do: set TIERDESK_JIRA_URL"
+                " (and its credentials) or TIERDESK_ZENDESK_SUBDOMAIN / TIERDESK_ZENDESK_URL"
+            ])
         if once:
             done = pool.workers[0].drain()
             log("worker drained", tickets=done)

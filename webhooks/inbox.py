@@ -385,68 +385,78 @@ class Inbox:
     def enqueue_many(
         self, items: Sequence[tuple[Envelope, Mapping[str, Any], bytes | None]]
     ) -> list[bool]:
-        """Store several deliveries in one transaction (one disk sync); True per new one."""
-        now = self.clock()
-        results: list[bool] = []
-        with self._tx() as conn:
-            for envelope, payload, raw in items:
-                results.append(self._enqueue_one(conn, envelope, payload, raw, now))
-        return results
+        """Store several deliveries in one transaction (one disk sync); True per new one.
 
-    def _enqueue_one(
-        self,
-        conn: Connection,
-        envelope: Envelope,
-        payload: Mapping[str, Any],
-        raw: bytes | None,
-        now: float,
-    ) -> bool:
+        Two statements whatever the number of items: a multi-row insert of the events that
+        skips known (vendor, delivery_id) pairs and returns the new ones, then one upsert of the
+        distinct tickets that received a handled event."""
+        if not items:
+            return []
+        now = self.clock()
+        rows: list[dict[str, Any]] = []
+        keys: list[tuple[str, str]] = []
+        seen: set[tuple[str, str]] = set()
+        first: list[bool] = []
+        for envelope, payload, raw in items:
+            row = self._event_row(envelope, payload, raw, now)
+            key = (row["vendor"], row["delivery_id"])
+            keys.append(key)
+            first.append(key not in seen)  # a repeat inside one batch is a duplicate too
+            if key not in seen:
+                seen.add(key)
+                rows.append(row)
+        insert = (
+            self._insert(events)
+            .on_conflict_do_nothing(index_elements=["vendor", "delivery_id"])
+            .returning(events.c.vendor, events.c.delivery_id)
+        )
+        with self._tx() as conn:
+            new = {(r.vendor, r.delivery_id) for r in conn.execute(insert, rows).all()}
+            touched = sorted({
+                (row["vendor"], row["ticket"])
+                for row in rows
+                if row["status"] == PENDING and (row["vendor"], row["delivery_id"]) in new
+            })
+            if touched:
+                upsert = self._insert(tickets)
+                # A ticket already waiting (backoff after a failure) keeps its next_attempt_at.
+                conn.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=["vendor", "ticket"],
+                        set_={"pending": True, "updated_at": upsert.excluded.updated_at},
+                    ),
+                    [
+                        {"vendor": v, "ticket": t, "pending": True, "next_attempt_at": now,
+                         "attempts": 0, "updated_at": now}
+                        for v, t in touched
+                    ],
+                )
+        return [is_first and key in new for key, is_first in zip(keys, first, strict=True)]
+
+    @staticmethod
+    def _event_row(
+        envelope: Envelope, payload: Mapping[str, Any], raw: bytes | None, now: float
+    ) -> dict[str, Any]:
         if envelope.handled and not envelope.ticket:
             raise ValueError("a handled event needs a ticket")
         text = raw.decode("utf-8") if raw is not None else json.dumps(
             payload, separators=(",", ":"), ensure_ascii=False
         )
-        status = PENDING if envelope.handled else IGNORED
-        stmt = (
-            self._insert(events)
-            .values(
-                vendor=envelope.vendor,
-                delivery_id=envelope.delivery_id[:255],
-                event_type=envelope.event_type[:128],
-                ticket=envelope.ticket,
-                status=status,
-                actor=envelope.actor[:255] if envelope.actor else None,
-                occurred_at=envelope.occurred_at,
-                received_at=now,
-                payload=text,
-                attempts=0,
-                claims=0,
-                finished_at=None if envelope.handled else now,
-            )
-            .on_conflict_do_nothing(index_elements=["vendor", "delivery_id"])
-            .returning(events.c.id)
-        )
-        new_id = conn.execute(stmt).scalar()
-        if new_id is None:
-            return False
-        if envelope.handled:
-            assert envelope.ticket is not None
-            upsert = self._insert(tickets).values(
-                vendor=envelope.vendor,
-                ticket=envelope.ticket,
-                pending=True,
-                next_attempt_at=now,
-                attempts=0,
-                updated_at=now,
-            )
-            # A ticket already waiting (backoff after a failure) keeps its next_attempt_at.
-            conn.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=["vendor", "ticket"],
-                    set_={"pending": True, "updated_at": now},
-                )
-            )
-        return True
+        return {
+            "vendor": envelope.vendor,
+            "delivery_id": envelope.delivery_id[:255],
+            "event_type": envelope.event_type[:128],
+            "ticket": envelope.ticket,
+            "status": PENDING if envelope.handled else IGNORED,
+            "actor": envelope.actor[:255] if envelope.actor else None,
+            "occurred_at": envelope.occurred_at,
+            "received_at": now,
+            "payload": text,
+            "attempts": 0,
+            "claims": 0,
+            "finished_at": None if envelope.handled else now,
+            "last_error": None,
+        }
 
     # ------------------------------------------------------------------ working
 
@@ -689,18 +699,20 @@ class Inbox:
             ).scalar()
         return float(until) if until is not None and until > self.clock() else None
 
-    def next_ready_in(self) -> float | None:
-        """Seconds until the earliest waiting ticket becomes claimable (None: nothing waits)."""
+    def next_ready_in(self, vendors: Sequence[str] | None = None) -> float | None:
+        """Seconds until the earliest waiting ticket (of `vendors`) becomes claimable (None:
+        nothing waits)."""
         # A leased ticket becomes claimable when its lease expires, not at its next_attempt_at.
         ready_at = sa.case(
             (tickets.c.lease_until.is_(None), tickets.c.next_attempt_at),
             (tickets.c.lease_until > tickets.c.next_attempt_at, tickets.c.lease_until),
             else_=tickets.c.next_attempt_at,
         )
+        query = sa.select(sa.func.min(ready_at)).where(tickets.c.pending.is_(True))
+        if vendors is not None:
+            query = query.where(tickets.c.vendor.in_(list(vendors)))
         with self._read() as conn:
-            soonest = conn.execute(
-                sa.select(sa.func.min(ready_at)).where(tickets.c.pending.is_(True))
-            ).scalar()
+            soonest = conn.execute(query).scalar()
         if soonest is None:
             return None
         return max(0.0, float(soonest) - self.clock())

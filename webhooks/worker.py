@@ -120,7 +120,7 @@ class Worker:
             if worked:
                 continue
             try:
-                soonest = self.inbox.next_ready_in()
+                soonest = self.inbox.next_ready_in(list(self.connectors))
             except Exception:
                 soonest = None
             wait = idle if soonest is None else min(idle, max(0.01, soonest))
