@@ -127,7 +127,12 @@ class Violation:
     identity: str
     method: str
     path: str
+    #: How much sooner than Retry-After allowed the request arrived, seconds.
     early_by: float
+    #: How long after the refusal it arrived: a few milliseconds suggests a request that was
+    #: already under way when the client got the 429 (another thread), seconds more one that
+    #: was sent after it and ignored the header.
+    since_refusal: float
     at: float
 
 
@@ -140,6 +145,7 @@ class FaultState:
     started: float = 0.0
     remaining: dict[str, int] = field(default_factory=dict)
     blocked_until: dict[str, float] = field(default_factory=dict)
+    refused_at: dict[str, float] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
     window: deque[float] = field(default_factory=deque)
     answered: dict[str, int] = field(default_factory=dict)
@@ -163,8 +169,17 @@ class FaultState:
         with self.lock:
             until = self.blocked_until.get(identity)
             if until is not None and now < until:
+                since = now - self.refused_at.get(identity, now)
                 self.violations.append(
-                    Violation(self.vendor, identity, method, path, round(until - now, 3), now)
+                    Violation(
+                        self.vendor,
+                        identity,
+                        method,
+                        path,
+                        round(until - now, 3),
+                        round(since, 3),
+                        now,
+                    )
                 )
                 return self._refuse(429, max(1, int(until - now + 0.999)), "retry-after violated")
             spec = self.spec
@@ -197,6 +212,7 @@ class FaultState:
     ) -> Gate:
         if identity is not None and now is not None and retry_after is not None:
             self.blocked_until[identity] = now + retry_after
+            self.refused_at[identity] = now
         self.answered[reason] = self.answered.get(reason, 0) + 1
         return Gate(status, retry_after, reason)
 

@@ -37,7 +37,10 @@ def test_coming_back_early_is_a_counted_violation(sandbox: SandboxHandle) -> Non
     assert early.status_code == 429
     state = sandbox.state()
     assert state["retry_after_violations"] == 1
-    assert state["faults"]["zendesk"]["violations"][0]["path"] == "/api/v2/tickets/1.json"
+    [violation] = state["faults"]["zendesk"]["violations"]
+    assert violation["path"] == "/api/v2/tickets/1.json"
+    assert 0 < violation["early_by"] <= 1
+    assert 0 <= violation["since_refusal"] < 1
 
 
 def test_waiting_for_retry_after_is_no_violation(sandbox: SandboxHandle) -> None:
