@@ -96,7 +96,7 @@ def build_service(
     from webhooks.inbox import Inbox, InboxError
     from webhooks.metrics import Metrics
     from webhooks.wiring import WiringError, build_connectors, load_policy_for
-    from webhooks.worker import Worker, WorkerPool
+    from webhooks.worker import VendorGate, Worker, WorkerPool
 
     try:
         policy = load_policy_for(settings)
@@ -120,6 +120,7 @@ def build_service(
         if not connectors:
             log("no vendor is configured: events are stored but not processed (set"
                 " TIERDESK_JIRA_URL or TIERDESK_ZENDESK_SUBDOMAIN/_URL)", level=30)
+        gate = VendorGate(inbox.clock)  # one per process: a 429 stops every thread at once
         pool = None if not connectors else WorkerPool([
             Worker(
                 inbox=inbox,
@@ -130,6 +131,7 @@ def build_service(
                 retry_max_delay=settings.retry_max_delay,
                 metrics=metrics,
                 name=f"worker-{i + 1}",
+                gate=gate,
             )
             for i in range(settings.worker_threads)
         ])

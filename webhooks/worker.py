@@ -65,6 +65,30 @@ def backoff_delay(attempt: int, *, initial: float = 1.0, maximum: float = 600.0)
     return float(wait(state))
 
 
+class VendorGate:
+    """A vendor's rate-limit pause as every worker thread of this process sees it at once.
+
+    The inbox's `vendor_pauses` row tells other processes, but it is written only after the
+    429 has been handled; meanwhile another thread could send its own request. The thread that
+    gets the 429 closes this gate first, and every thread checks it right before it starts on a
+    ticket, so no request of this process goes out during Retry-After."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def close(self, vendor: str, until: float) -> None:
+        with self._lock:
+            self._until[vendor] = max(until, self._until.get(vendor, 0.0))
+
+    def closed_for(self, vendor: str) -> float:
+        """Seconds until `vendor` may be called again (0 when open)."""
+        with self._lock:
+            until = self._until.get(vendor, 0.0)
+        return max(0.0, until - self._clock())
+
+
 class Worker:
     """Processes the inbox with the given connectors. Thread-safe: run several on one inbox."""
 
@@ -82,6 +106,7 @@ class Worker:
         metrics: Metrics | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         name: str = "worker",
+        gate: VendorGate | None = None,
     ) -> None:
         self.inbox = inbox
         self.connectors = dict(connectors)
@@ -94,6 +119,7 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.now = now
         self.name = name
+        self.gate = gate or VendorGate(inbox.clock)
         self._wake = threading.Event()
 
     @property
@@ -168,6 +194,16 @@ class Worker:
             return
         # Fresh state when an earlier holder of these events failed or crashed (its write may
         # have landed), or when an event is older than one already processed (out of order).
+        closed = self.gate.closed_for(claim.vendor)
+        if closed > 0:
+            # Another thread of this process was just rate limited: hand the ticket back
+            # untouched, and make sure other processes hold off too.
+            self.inbox.pause_vendor(claim.vendor, until=self.inbox.clock() + closed,
+                                    reason="rate limited (seen by another worker thread)")
+            self.inbox.release(claim)
+            log("vendor paused: ticket handed back", level=10, paused_for=round(closed, 3),
+                **fields)
+            return
         fresh = any(e.attempts > 0 or e.claims > 1 for e in claim.events) or (
             claim.last_occurred_at is not None
             and any(e.occurred_at is not None and e.occurred_at < claim.last_occurred_at
@@ -181,9 +217,14 @@ class Worker:
             )
             now = self.now()
             decision = self.decide(ticket, self.policy, now=now)
+            if self.gate.closed_for(claim.vendor) > 0:
+                raise _GateClosed  # rate limited meanwhile: write later, after Retry-After
             applied = connector.apply(
                 ticket, decision, decide=lambda t: self.decide(t, self.policy, now=now)
             )
+        except _GateClosed:
+            self.inbox.release(claim)
+            return
         except RateLimited as exc:
             self._retry(claim, exc, exc.retry_after, decision, ticket, fields, pause=True)
             return
@@ -257,6 +298,7 @@ class Worker:
             # Never sooner than the vendor asked.
             delay = max(delay, retry_after)
             if pause:
+                self.gate.close(claim.vendor, self.inbox.clock() + retry_after)
                 self.inbox.pause_vendor(
                     claim.vendor, until=self.inbox.clock() + retry_after,
                     reason=f"{type(exc).__name__}: {exc}"[:500],
@@ -313,6 +355,10 @@ class Worker:
             decision=decision.to_dict() if decision else None,
             error=error,
         )
+
+
+class _GateClosed(Exception):
+    """Another thread was rate limited between this thread's read and its write."""
 
 
 def _error_text(exc: Exception) -> str:

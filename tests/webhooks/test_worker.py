@@ -260,3 +260,46 @@ def test_pool_processes_and_stops_gracefully(tmp_path: object, policy: Policy) -
     assert box.counts() == {"done": 20}
     assert not any(t.is_alive() for t in threading.enumerate() if t.name in ("w0", "w1"))
     box.close()
+
+
+def test_gate_closed_by_another_thread_hands_the_ticket_back(
+    inbox: Inbox, policy: Policy, clock: FakeClock
+) -> None:
+    """When another thread of the process was just rate limited, a claimed ticket is handed back
+    untouched (no request, no attempt counted) and the vendor is paused for other processes."""
+    from webhooks.worker import VendorGate
+
+    gate = VendorGate(clock)
+    gate.close("jira", clock.now + 20)
+    fake = FakeConnector()
+    worker = Worker(inbox=inbox, connectors={"jira": fake}, policy=policy, decide=fake_decide,
+                    gate=gate)
+    put(inbox, "d1")
+    assert worker.run_once()
+    assert fake.current_calls == [] and inbox.counts() == {"pending": 1}
+    assert inbox.paused_until("jira") == pytest.approx(clock.now + 20)
+    clock.advance(21)
+    assert worker.drain() == 1
+    [call] = fake.current_calls
+    assert call.fresh is False  # the handed-back claim did not count as an attempt
+
+
+def test_gate_closing_between_read_and_write_prevents_the_write(
+    inbox: Inbox, policy: Policy, clock: FakeClock
+) -> None:
+    """A 429 seen by another thread after this thread's read stops this thread's write."""
+    from webhooks.worker import VendorGate
+
+    gate = VendorGate(clock)
+
+    class RateLimitedElsewhere(FakeConnector):
+        def current_ticket(self, payloads, *, fresh=False, last_note_key=None):  # type: ignore[no-untyped-def]
+            gate.close("jira", clock.now + 20)  # another thread's 429 arrives now
+            return super().current_ticket(payloads, fresh=fresh, last_note_key=last_note_key)
+
+    fake = RateLimitedElsewhere()
+    worker = Worker(inbox=inbox, connectors={"jira": fake}, policy=policy, decide=fake_decide,
+                    gate=gate)
+    put(inbox, "d1")
+    worker.run_once()
+    assert fake.applied == [] and inbox.counts() == {"pending": 1}
