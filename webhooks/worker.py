@@ -29,6 +29,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -215,6 +216,11 @@ class Worker:
             ticket = connector.current_ticket(
                 [e.payload for e in claim.events], fresh=fresh, last_note_key=claim.last_note_key
             )
+            if not fresh and claim.last_note_key and ticket.last_note_key != claim.last_note_key:
+                # A payload-only ticket carries the note the inbox knows tierdesk posted last
+                # (connectors/base.py). A late or reordered webhook's payload may show an older
+                # note marker; believing it would post the current checklist again.
+                ticket = replace(ticket, last_note_key=claim.last_note_key)
             now = self.now()
             decision = self.decide(ticket, self.policy, now=now)
             if self.gate.closed_for(claim.vendor) > 0:

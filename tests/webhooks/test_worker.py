@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -303,3 +304,24 @@ def test_gate_closing_between_read_and_write_prevents_the_write(
     put(inbox, "d1")
     worker.run_once()
     assert fake.applied == [] and inbox.counts() == {"pending": 1}
+
+
+def test_stale_payload_marker_does_not_override_the_inbox_note_key(
+    inbox: Inbox, policy: Policy
+) -> None:
+    """A late webhook whose payload shows an older note marker does not make the worker post
+    the current checklist again: without a fresh read the inbox's last note key wins."""
+
+    class PayloadMarker(FakeConnector):
+        def current_ticket(self, payloads, *, fresh=False, last_note_key=None):  # type: ignore[no-untyped-def]
+            ticket = super().current_ticket(payloads, fresh=fresh, last_note_key=last_note_key)
+            return replace(ticket, last_note_key="0ld00000")  # marker seen in a stale payload
+
+    fake = PayloadMarker()
+    worker = make_worker(inbox, policy, fake)
+    put(inbox, "d1", labels=("tier-l1",))
+    worker.drain()
+    assert [d.comment is not None for _, d in fake.applied] == [True]  # first note posted
+    put(inbox, "d2", labels=("tier-l1",))  # a late delivery: payload shows the older marker
+    worker.drain()
+    assert len(fake.applied) == 1  # the same checklist is not posted again
