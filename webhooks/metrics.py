@@ -1,9 +1,11 @@
 """Prometheus metrics of the receiver and the worker, in one registry per process.
 
-Counters are process-local (a split `serve --no-worker` + `worker` deployment exposes receiver
-figures from the server and worker figures from the worker's own `/metrics`-less process through
-the decision records); the inbox depth and dead-letter gauges are read from the database at scrape
-time, so every replica reports the same shared figure.
+Counters (received, duplicates, ignored, rejected by reason, decisions by outcome, vendor calls
+by status, dead-lettered) and histograms (ingest and processing latency) count what this process
+did; with `serve --no-worker` plus `tierdesk worker`, the worker's figures live in the worker
+process and its decision records. The inbox gauges (pending events per vendor, ready tickets,
+dead letters) are read from the database at scrape time, so every replica reports the shared
+figure.
 """
 
 from __future__ import annotations

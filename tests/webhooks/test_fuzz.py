@@ -84,7 +84,7 @@ def _stored(inbox: Inbox) -> int:
     return sum(inbox.counts().values())
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[FIXTURE_CHECK])
+@settings(max_examples=100, deadline=None, suppress_health_check=[FIXTURE_CHECK])
 @given(vendor=st.sampled_from(["jira", "zendesk"]), body=bodies, headers=headers_strategy)
 def test_unsigned_input_is_never_stored_and_never_500(
     client_and_inbox: tuple[TestClient, Inbox], vendor: str, body: bytes, headers: dict[str, str]
@@ -97,7 +97,7 @@ def test_unsigned_input_is_never_stored_and_never_500(
     assert _stored(inbox) == before
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[FIXTURE_CHECK])
+@settings(max_examples=120, deadline=None, suppress_health_check=[FIXTURE_CHECK])
 @given(vendor=st.sampled_from(["jira", "zendesk"]), body=bodies, extra=headers_strategy,
        content_type=st.sampled_from(["application/json", "application/json; charset=utf-8",
                                      "text/plain"]))
