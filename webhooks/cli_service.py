@@ -208,12 +208,22 @@ def run_server(server: uvicorn.Server, service: Service) -> None:
 
 
 def run_worker(
-    settings: Settings, *, once: bool = False, connectors: Mapping[str, Connector] | None = None
+    settings: Settings,
+    *,
+    once: bool = False,
+    connectors: Mapping[str, Connector] | None = None,
+    metrics_port: int | None = None,
 ) -> int:
     """Run the worker pool until SIGTERM/SIGINT (or, with `once`, until nothing is ready);
-    return the number of tickets processed by `once`."""
+    return the number of tickets processed by `once`. `metrics_port` serves the worker's
+    Prometheus metrics on 0.0.0.0:PORT/ (split deployments have no receiver in this process)."""
     service = build_service(settings, with_worker=True, connectors=connectors)
     pool = service.pool
+    if metrics_port is not None and not once:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, registry=service.metrics.registry)
+        log("worker metrics served", port=metrics_port)
     try:
         if pool is None:
             if once:
@@ -263,12 +273,14 @@ def serve(no_worker: bool, host: str | None, port: int | None) -> None:
 
 @click.command()
 @click.option("--once", is_flag=True, help="Process what is ready now, then exit.")
-def worker(once: bool) -> None:
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve this worker's Prometheus metrics on this port.")
+def worker(once: bool, metrics_port: int | None) -> None:
     """Run the worker alone (split deployments), until SIGTERM/SIGINT."""
     settings = _settings()
     configure_logging(settings.log_level)
     try:
-        done = run_worker(settings, once=once)
+        done = run_worker(settings, once=once, metrics_port=metrics_port)
     except StartupError as exc:
         _fail(exc.lines)
     if once:

@@ -2,7 +2,7 @@
 process-level tests (crash safety, PostgreSQL concurrency, graceful stop).
 
     python -m tests.webhooks.service_launcher serve  VENDOR_DB [--no-worker]
-    python -m tests.webhooks.service_launcher worker VENDOR_DB
+    python -m tests.webhooks.service_launcher worker VENDOR_DB [--metrics-port N]
 
 Settings come from TIERDESK_* like the real commands; only the Jira connector and classifier are
 replaced by tests/webhooks/fakes.py (a vendor recorded in the SQLite file VENDOR_DB).
@@ -33,7 +33,8 @@ def main(argv: list[str]) -> int:
         run_server(server, service)
         return 0
     if mode == "worker":
-        run_worker(settings, connectors=connectors)
+        port = int(argv[argv.index("--metrics-port") + 1]) if "--metrics-port" in argv else None
+        run_worker(settings, connectors=connectors, metrics_port=port)
         return 0
     print(f"unknown mode {mode!r}", file=sys.stderr)
     return 2

@@ -126,3 +126,15 @@ def test_worker_once_without_vendors(db: str) -> None:
     """With no vendor configured the worker starts, processes nothing and says so."""
     code, out = run("worker", "--once")
     assert code == 0 and "processed 0 ticket(s)" in out
+
+
+def test_worker_without_vendors_refuses_to_idle(db: str) -> None:
+    """A long-running worker with no vendor configured exits 2 saying what to set."""
+    code, out = run("worker")
+    assert code == 2 and "no vendor is configured" in out and "TIERDESK_JIRA_URL" in out
+
+
+def test_worker_metrics_port_is_validated(db: str) -> None:
+    """--metrics-port must be a port number."""
+    code, out = run("worker", "--metrics-port", "0")
+    assert code == 2 and "--metrics-port" in out

@@ -174,7 +174,7 @@ def test_sigterm_finishes_in_flight_work_and_exits_cleanly(
     tmp_path: Path, stop_later: list[subprocess.Popen[bytes]]
 ) -> None:
     """SIGTERM: acknowledged events are stored, the worker finishes the ticket in hand, and the
-    process exits 0; a restart processes whatever was still pending."""
+    process exits 0; a split worker then processes whatever was pending and serves metrics."""
     db_url = f"sqlite:///{tmp_path}/inbox.db"
     vendor_db = tmp_path / "vendor.db"
     port = free_port()
@@ -200,9 +200,12 @@ def test_sigterm_finishes_in_flight_work_and_exits_cleanly(
         for s in range(100, 120)
     ])
     box.close()
-    server = launch("worker", vendor_db, env)
+    metrics_port = free_port()
+    server = launch("worker", vendor_db, env, "--metrics-port", str(metrics_port))
     stop_later.append(server)
     assert wait_all_done(db_url, 120) == {"done": 120}
+    scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/", timeout=5).text
+    assert 'tierdesk_decisions_total{outcome="applied",vendor="jira"}' in scraped
     server.send_signal(signal.SIGTERM)
     assert server.wait(timeout=30) == 0
     assert sorted(seq for _, seq in vendor_writes(vendor_db)) == list(range(120))
