@@ -675,6 +675,18 @@ class Inbox:
             )
             self._release(conn, claim, now, next_attempt_at=now)
 
+    def extend(self, claim: Claim, *, lease_seconds: float) -> Claim | None:
+        """Renew the claim's lease; None if it was lost (expired and taken over meanwhile)."""
+        now = self.clock()
+        until = now + lease_seconds
+        with self._tx() as conn:
+            result = conn.execute(
+                tickets.update()
+                .where(tickets.c.id == claim.ticket_row, tickets.c.lease_token == claim.token)
+                .values(lease_until=until, updated_at=now)
+            )
+        return replace(claim, lease_until=until) if result.rowcount == 1 else None
+
     def release(self, claim: Claim) -> None:
         """Give the claim back untouched (graceful shutdown): no attempt is counted."""
         now = self.clock()

@@ -225,11 +225,21 @@ class Worker:
             decision = self.decide(ticket, self.policy, now=now)
             if self.gate.closed_for(claim.vendor) > 0:
                 raise _GateClosed  # rate limited meanwhile: write later, after Retry-After
+            if self.inbox.clock() > claim.lease_until - self.lease_seconds / 2:
+                # A slow read used up half the lease: renew it before writing, and write
+                # nothing if another worker has taken the ticket over meanwhile.
+                renewed = self.inbox.extend(claim, lease_seconds=self.lease_seconds)
+                if renewed is None:
+                    raise _LeaseLost
+                claim = renewed
             applied = connector.apply(
                 ticket, decision, decide=lambda t: self.decide(t, self.policy, now=now)
             )
         except _GateClosed:
             self.inbox.release(claim)
+            return
+        except _LeaseLost:
+            log("lease lost before the write: left to the new holder", level=30, **fields)
             return
         except RateLimited as exc:
             self._retry(claim, exc, exc.retry_after, decision, ticket, fields, pause=True)
@@ -365,6 +375,10 @@ class Worker:
 
 class _GateClosed(Exception):
     """Another thread was rate limited between this thread's read and its write."""
+
+
+class _LeaseLost(Exception):
+    """The ticket's lease expired during the read and another worker holds it now."""
 
 
 def _error_text(exc: Exception) -> str:

@@ -325,3 +325,38 @@ def test_stale_payload_marker_does_not_override_the_inbox_note_key(
     put(inbox, "d2", labels=("tier-l1",))  # a late delivery: payload shows the older marker
     worker.drain()
     assert len(fake.applied) == 1  # the same checklist is not posted again
+
+
+def test_lease_lost_during_a_slow_read_means_no_write(
+    inbox: Inbox, policy: Policy, clock: FakeClock
+) -> None:
+    """If the lease expired during the read and another worker took the ticket, this worker
+    writes nothing; the new holder does the work once."""
+    other: list[object] = []
+
+    class SlowRead(FakeConnector):
+        def current_ticket(self, payloads, *, fresh=False, last_note_key=None):  # type: ignore[no-untyped-def]
+            clock.advance(61)  # the 60 s lease runs out while the vendor is slow
+            other.append(inbox.claim(lease_seconds=60))  # another worker takes over
+            return super().current_ticket(payloads, fresh=fresh, last_note_key=last_note_key)
+
+    slow = SlowRead()
+    put(inbox, "d1")
+    make_worker(inbox, policy, slow).run_once()
+    assert slow.applied == [] and other[0] is not None
+    assert inbox.counts() == {"pending": 1}
+
+
+def test_slow_read_renews_the_lease_before_writing(
+    inbox: Inbox, policy: Policy, clock: FakeClock
+) -> None:
+    """A read that used up more than half the lease renews it, then writes."""
+    class HalfLease(FakeConnector):
+        def current_ticket(self, payloads, *, fresh=False, last_note_key=None):  # type: ignore[no-untyped-def]
+            clock.advance(45)
+            return super().current_ticket(payloads, fresh=fresh, last_note_key=last_note_key)
+
+    fake = HalfLease()
+    put(inbox, "d1")
+    make_worker(inbox, policy, fake).run_once()
+    assert len(fake.applied) == 1 and inbox.counts() == {"done": 1}
