@@ -193,8 +193,6 @@ class Worker:
             self.metrics.decisions.labels(claim.vendor, OWN_EVENT).inc()
             log("own event dropped", **fields)
             return
-        # Fresh state when an earlier holder of these events failed or crashed (its write may
-        # have landed), or when an event is older than one already processed (out of order).
         closed = self.gate.closed_for(claim.vendor)
         if closed > 0:
             # Another thread of this process was just rate limited: hand the ticket back
@@ -205,6 +203,8 @@ class Worker:
             log("vendor paused: ticket handed back", level=10, paused_for=round(closed, 3),
                 **fields)
             return
+        # Fresh state when an earlier holder of these events failed or crashed (its write may
+        # have landed), or when an event is older than one already processed (out of order).
         fresh = any(e.attempts > 0 or e.claims > 1 for e in claim.events) or (
             claim.last_occurred_at is not None
             and any(e.occurred_at is not None and e.occurred_at < claim.last_occurred_at
