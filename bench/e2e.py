@@ -132,8 +132,10 @@ def report(vendor: str, actions: int, seconds: float, inbox: InboxView, traffic:
     records = [d for d in inbox.decisions() if d["vendor"] == vendor]
     outcomes = Counter(d["outcome"] for d in records)
 
-    def writes_of(rows: list[dict[str, Any]]) -> int:
-        return sum(1 for d in rows for c in json.loads(d["calls"]) if c["method"] in WRITE_METHODS)
+    def writes_of(rows: list[dict[str, Any]], *, ok: bool = True) -> int:
+        """Write calls the decisions made: applied ones (status < 400) or refused ones."""
+        return sum(1 for d in rows for c in json.loads(d["calls"])
+                   if c["method"] in WRITE_METHODS and (int(c["status"] or 0) < 400) == ok)
 
     applied = [d for d in records if d["outcome"] == "applied"]
     quiet = [d for d in records if d["outcome"] in ("unchanged", "own-event")]
@@ -142,6 +144,7 @@ def report(vendor: str, actions: int, seconds: float, inbox: InboxView, traffic:
     coalesced = [s for s in sizes if s > 1]
     reads = len(traffic.reads(vendor))
     writes = len(traffic.writes(vendor))
+    refused = len(traffic.refused_writes(vendor))
     return {
         "vendor": vendor,
         "agent actions": actions,
@@ -149,15 +152,18 @@ def report(vendor: str, actions: int, seconds: float, inbox: InboxView, traffic:
         "events ignored / dead": f"{statuses.get('ignored', 0)} / {statuses.get('dead', 0)}",
         "seconds": round(seconds, 1),
         "events/s end to end": round(stored / seconds, 1) if seconds else 0.0,
-        "vendor requests per event": _ratio(reads + writes, stored),
+        "vendor requests per event": _ratio(reads + writes + refused, stored),
         "  reads per event": _ratio(reads, stored),
-        "  writes per event": _ratio(writes, stored),
+        "  writes per event (applied)": _ratio(writes, stored),
+        "  writes refused (409 conflict)": refused,
         "decisions applied / unchanged / own-event": (
             f"{outcomes.get('applied', 0)} / {outcomes.get('unchanged', 0)}"
             f" / {outcomes.get('own-event', 0)}"),
         "writes per changing decision": _ratio(writes_of(applied), len(applied)),
+        "  + refused attempts per change": _ratio(writes_of(applied, ok=False), len(applied)),
         "writes for no-change and echoes": writes_of(quiet),
-        "vendor writes seen / recorded": f"{writes} / {writes_of(records)}",
+        "  refused attempts before no-change": writes_of(quiet, ok=False),
+        "applied writes seen / recorded": f"{writes} / {writes_of(records)}",
         "retries recorded": outcomes.get("retry", 0),
         "events per evaluation (coalescing)": _ratio(
             sum(len(json.loads(d["event_ids"])) for d in evaluated), len(evaluated)),
@@ -245,14 +251,14 @@ def main(argv: list[str] | None = None) -> int:
               f" deliveries {state['deliveries']}\n")
         rows = [report(v, actions[v], elapsed, inbox, traffic) for v in vendors]
         total_reads = len(traffic.reads())
-        total_writes = len(traffic.writes())
+        total_writes = len(traffic.writes()) + len(traffic.refused_writes())
         stored = sum(int(r["events stored"]) for r in rows)
         width = max(len(k) for k in rows[0])
         print(f"{'':<{width}}  " + "  ".join(f"{r['vendor']:>28}" for r in rows))
         for key in list(rows[0])[1:]:
             print(f"{key:<{width}}  " + "  ".join(f"{r[key]!s:>28}" for r in rows))
-        print(f"\nOverall: {stored} events, {total_reads} reads + {total_writes} writes ="
-              f" {_ratio(total_reads + total_writes, stored)} vendor requests per event"
+        print(f"\nOverall: {stored} events, {total_reads} reads + {total_writes} writes (applied"
+              f" or refused) = {_ratio(total_reads + total_writes, stored)} vendor requests per event"
               f" (goal < 1.0); {stored / elapsed:.1f} events/s end to end")
         return 0
     finally:

@@ -388,12 +388,25 @@ class Traffic:
     def writes(
         self, vendor: str | None = None, *, ticket: str | None = None
     ) -> list[dict[str, Any]]:
-        """Writes that reached a handler (not refused by a fault), optionally for one ticket."""
+        """Writes the vendor applied (answered < 400, or applied and then reset), optionally
+        for one ticket. Refused ones (429, 503, a 409 conflict) changed nothing: `refused()`."""
+        return [
+            e for e in self._mine(vendor, ticket)
+            if e["write"] and (e["fault"] == "reset_after_write"
+                               or (e["status"] is not None and e["status"] < 400))
+        ]
+
+    def refused_writes(
+        self, vendor: str | None = None, *, ticket: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Writes the vendor refused (a fault's 429/503, or a 409 edit conflict)."""
+        applied = {e["seq"] for e in self.writes(vendor, ticket=ticket)}
+        return [e for e in self._mine(vendor, ticket) if e["write"] and e["seq"] not in applied]
+
+    def _mine(self, vendor: str | None, ticket: str | None) -> list[dict[str, Any]]:
         return [
             e for e in self.entries
-            if e["write"] and (vendor is None or e["vendor"] == vendor)
-            and e["fault"] not in ("rate limited", "unavailable", "retry-after violated",
-                                   "budget exhausted")
+            if (vendor is None or e["vendor"] == vendor)
             and (ticket is None or ticket_of(e["vendor"], e["path"]) == ticket)
         ]
 
