@@ -76,9 +76,10 @@ def first_matching_rule(policy: Policy, ticket: Ticket, plan: str | None) -> Com
     text = f"{ticket.subject}\n{ticket.description}".lower()
     priority = (ticket.priority or "").lower()
     labels = frozenset(label.lower() for label in ticket.labels)
-    terms = policy.terms_in(text)
-    for rule in policy.candidate_rules(terms):
-        if _rule_matches(rule, text, terms, priority, labels, plan):
+    anywhere, words = policy.terms_in(text)
+    for rule in policy.candidate_rules(anywhere):
+        if _rule_matches(rule, text, words if rule.whole_words else anywhere, priority, labels,
+                         plan):
             return rule
     return None
 

@@ -81,6 +81,8 @@ class When(_Model):
     text_all: list[StrictStr] | None = None
     text_none: list[StrictStr] | None = None
     text_regex: StrictStr | None = None
+    #: Text terms match whole words only ("nas" then does not match "nasty").
+    whole_words: StrictBool = False
     priority_in: list[StrictStr] | None = None
     labels_any: list[StrictStr] | None = None
     plan_in: list[StrictStr] | None = None
@@ -303,7 +305,7 @@ def _literal_subsumes(general: Sequence[str], specific: Sequence[str]) -> bool:
 
 def _shadows(earlier: When, later: When) -> bool:
     """True if `earlier` matches every ticket that `later` matches (so `later` can never win)."""
-    if earlier.text_regex is not None or earlier.text_none:
+    if earlier.text_regex is not None or earlier.text_none or earlier.whole_words:
         return False
     # The later rule's text_any, or one term of its text_all, guarantees a term is present.
     if (
@@ -479,6 +481,7 @@ class CompiledRule:
     text_all: tuple[str, ...] | None
     text_none: tuple[str, ...] | None
     text_regex: re.Pattern[str] | None
+    whole_words: bool
     priority_in: frozenset[str] | None
     labels_any: frozenset[str] | None
     plan_in: frozenset[str] | None
@@ -550,6 +553,7 @@ class Policy:
                 text_regex=re.compile(r.when.text_regex, re.IGNORECASE)
                 if r.when.text_regex
                 else None,
+                whole_words=r.when.whole_words,
                 priority_in=_lowset(r.when.priority_in),
                 labels_any=_lowset(r.when.labels_any),
                 plan_in=frozenset(r.when.plan_in) if r.when.plan_in is not None else None,
@@ -607,11 +611,24 @@ class Policy:
              *self.route_label.values(), *fixed]
         )
 
-    def terms_in(self, text: str) -> frozenset[str]:
-        """The rule terms that occur in `text` (already lower-cased)."""
+    def terms_in(self, text: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The rule terms that occur in `text` (already lower-cased): anywhere, and as whole
+        words (not preceded or followed by a letter or digit)."""
         if self._automaton is None:
-            return frozenset()
-        return frozenset({term for _, term in self._automaton.iter(text)})
+            return frozenset(), frozenset()
+        anywhere: set[str] = set()
+        words: set[str] = set()
+        last = len(text) - 1
+        for end, term in self._automaton.iter(text):
+            anywhere.add(term)
+            if term in words:
+                continue
+            start = end - len(term) + 1
+            if (start == 0 or not text[start - 1].isalnum()) and (
+                end == last or not text[end + 1].isalnum()
+            ):
+                words.add(term)
+        return frozenset(anywhere), frozenset(words)
 
     def candidate_rules(self, terms: frozenset[str]) -> list[CompiledRule]:
         """The rules that can match a text containing exactly `terms`, in policy order."""

@@ -210,3 +210,19 @@ def test_decision_json_has_documented_keys(policy: Policy) -> None:
         assert key in out
     assert out["missing"][0] == {"tier": "L2", "field": "steps_to_reproduce",
                                  "label": "Steps to reproduce", "problem": "missing"}
+
+
+def test_whole_words_rule_ignores_terms_inside_words() -> None:
+    """With whole_words, "nas" matches "our NAS died" but not "a nasty bug"."""
+    from tiering import load_policy
+
+    p = load_policy(
+        "version: 1\ntiers: [L1, L2]\ndefault_tier: L1\ndefault_plan: all\n"
+        "plans: {all: {max_tier: L2}}\n"
+        "rules:\n  - name: nas\n    when: {text_any: [nas], whole_words: true}\n    tier: L2\n",
+        source="p.yaml",
+    )
+    assert run(ticket(subject="Our NAS died", org=None), p).tier == "L2"
+    assert run(ticket(subject="NAS", org=None), p).tier == "L2"
+    assert run(ticket(subject="a nasty bug", org=None), p).tier == "L1"
+    assert run(ticket(subject="see nas-01, please", org=None), p).tier == "L2"
