@@ -127,6 +127,8 @@ class Deliverer:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue: list[_Queued] = []
+        self._held: list[Delivery] = []
+        self._holding = False
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._in_flight = 0
@@ -145,10 +147,33 @@ class Deliverer:
             t.start()
 
     def submit(self, delivery: Delivery, *, delay: float = 0.0) -> None:
-        """Queue a delivery to be sent after `delay` seconds."""
+        """Queue a delivery to be sent after `delay` seconds (or hold it, see `hold`)."""
         with self._cond:
-            heapq.heappush(self._queue, _Queued(self._clock() + delay, next(self._seq), delivery))
-            self._cond.notify()
+            if self._holding:
+                self._held.append(delivery)
+                return
+            self._push(delivery, delay)
+
+    def _push(self, delivery: Delivery, delay: float) -> None:
+        heapq.heappush(self._queue, _Queued(self._clock() + delay, next(self._seq), delivery))
+        self._cond.notify()
+
+    def hold(self) -> None:
+        """Keep new deliveries back until `release` (retries of earlier ones still go out)."""
+        with self._cond:
+            self._holding = True
+
+    def release(self, *, order: str = "fifo", spacing: float = 0.0) -> int:
+        """Send the held deliveries, oldest first (`fifo`) or newest first (`reverse`),
+        `spacing` seconds apart; returns how many. New deliveries are no longer held."""
+        if order not in ("fifo", "reverse"):
+            raise ValueError(f"order is fifo or reverse, got {order!r}")
+        with self._cond:
+            held = self._held if order == "fifo" else list(reversed(self._held))
+            self._held, self._holding = [], False
+            for i, delivery in enumerate(held):
+                self._push(delivery, i * spacing)
+            return len(held)
 
     def pending(self) -> int:
         """Deliveries queued (including retries waiting) or being sent."""
@@ -244,7 +269,8 @@ class Deliverer:
                 return
             delay = max(delay, retry_after)
         again = Delivery(**{**d.__dict__, "attempt": d.attempt + 1})
-        self.submit(again, delay=delay)
+        with self._cond:
+            self._push(again, delay)
 
     @staticmethod
     def _retryable(vendor: str, status: int | None) -> bool:
@@ -260,6 +286,7 @@ class Deliverer:
             delivered = sum(1 for a in self.attempts if a.status and 200 <= a.status < 300)
             return {
                 "pending": len(self._queue) + self._in_flight,
+                "held": len(self._held),
                 "attempts": len(self.attempts),
                 "delivered": delivered,
                 "failed_attempts": len(self.attempts) - delivered,

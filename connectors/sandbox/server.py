@@ -17,6 +17,8 @@ Control API, on both ports (never subject to faults):
     DELETE /_sandbox/faults                 all faults off
     POST   /_sandbox/{jira|zendesk}/agent   {"as": user, "method", "path", "body"}: act as an agent
     POST   /_sandbox/wait?timeout=S         block until no delivery is queued or in flight
+    POST   /_sandbox/deliveries/hold        keep new deliveries back ...
+    POST   /_sandbox/deliveries/release?order=fifo|reverse&spacing=S   ... and send them
 """
 
 from __future__ import annotations
@@ -285,6 +287,15 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/_sandbox/faults" and request.method == "DELETE":
                 sandbox.clear_faults()
                 return Response(204, None)
+            if path == "/_sandbox/deliveries/hold" and request.method == "POST":
+                sandbox.deliverer.hold()
+                return Response(200, {"holding": True})
+            if path == "/_sandbox/deliveries/release" and request.method == "POST":
+                released = sandbox.deliverer.release(
+                    order=request.arg("order") or "fifo",
+                    spacing=float(request.arg("spacing") or 0),
+                )
+                return Response(200, {"released": released})
             if path == "/_sandbox/wait" and request.method == "POST":
                 idle = sandbox.deliverer.wait_idle(float(request.arg("timeout") or 10))
                 return Response(200, {"idle": idle})
@@ -415,6 +426,14 @@ class SandboxHandle:
         return agent(
             self.sandbox, server.router, vendor, as_user, method, path, body, base_url=base
         )
+
+    def hold_deliveries(self) -> None:
+        """Keep new webhook deliveries back until `release_deliveries`."""
+        self.sandbox.deliverer.hold()
+
+    def release_deliveries(self, *, order: str = "fifo", spacing: float = 0.0) -> int:
+        """Send the held deliveries in `order` (fifo or reverse), `spacing` seconds apart."""
+        return self.sandbox.deliverer.release(order=order, spacing=spacing)
 
     def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
         """Block until no webhook delivery is queued or in flight; False on timeout."""

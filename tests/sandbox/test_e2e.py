@@ -24,6 +24,7 @@ from tests.sandbox.conftest import E2E_FIGURES
 from tiering.models import note_key_in
 from webhooks.cli_demo import (
     Case,
+    Expect,
     Stack,
     _jira_story,
     _settle,
@@ -40,10 +41,11 @@ RETRY_AFTER = 2
 
 @pytest.fixture
 def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[SandboxHandle, Stack]]:
-    retry_base = getattr(request, "param", 0.2)
-    handle = run_in_thread(retry_base=retry_base)
+    """Sandbox and service environment; `indirect` params: {"retry_base": s, "env": {...}}."""
+    param: dict[str, Any] = getattr(request, "param", {})
+    handle = run_in_thread(retry_base=param.get("retry_base", 0.2))
     try:
-        yield handle, install_stack(handle, tmp_path)
+        yield handle, install_stack(handle, tmp_path, extra_env=param.get("env"))
     finally:
         handle.stop()
 
@@ -92,6 +94,36 @@ def noise(handle: SandboxHandle, cases: list[Case], per_ticket: int) -> int:
 
 def problems(cases: list[Case]) -> list[str]:
     return [f"{c.vendor} {c.ref} {c.title}: {p}" for c in cases for p in c.problems]
+
+
+def diagnose(handle: SandboxHandle, stack: Stack, cases: list[Case]) -> str:
+    """What went wrong, for an assertion message: problems, the first bad ticket's vendor
+    state, request log and deliveries, tierdesk's decision history, dead letters."""
+    bad = [c for c in cases if c.problems]
+    lines = problems(cases)
+    if bad:
+        case = bad[0]
+        state = handle.state()
+        record = (
+            state["jira"]["issues"] if case.vendor == "jira" else state["zendesk"]["tickets"]
+        )[case.ref]
+        lines.append(json.dumps(record, indent=1, default=str)[:4000])
+        needle = f"/{case.ref}" if case.vendor == "jira" else f"/tickets/{case.ref}"
+        lines += [
+            f"{e.seq} {e.at:.3f} {e.vendor} {e.method} {e.path} {e.status} {e.actor}"
+            f" {e.fault or ''}"
+            for e in handle.sandbox.log
+            if needle in e.path
+        ]
+        lines += [
+            f"delivery {a.at:.3f} {a.event} {a.delivery_id} try {a.attempt} copy {a.copy}"
+            f" -> {a.status or a.error}"
+            for a in handle.sandbox.deliverer.attempts
+            if a.ticket == case.ref and a.vendor == case.vendor
+        ]
+        lines.append(stack.cli(["explain", case.vendor, case.ref]))
+    lines.append(stack.cli(["dead-letters", "list"]))
+    return "\n".join(lines)
 
 
 def duplicate_notes(handle: SandboxHandle) -> list[str]:
@@ -164,10 +196,11 @@ def run_story(
         during()
     events += noise(handle, cases, noise_per_ticket)
     _settle(handle, cases, timeout=timeout)
-    assert problems(cases) == []
+    assert problems(cases) == [], diagnose(handle, stack, cases)
     second_act()
     events += 4 * rounds
     _settle(handle, cases, timeout=timeout)
+    assert problems(cases) == [], diagnose(handle, stack, cases)
     return cases, events, time.monotonic() - started
 
 
@@ -236,7 +269,13 @@ def test_outage_and_429_storm_during_a_burst(stack: tuple[SandboxHandle, Stack])
         )
 
 
-@pytest.mark.parametrize("stack", [1.0], indirect=True)
+# Deliveries refused while the service is down are retried by the vendor for a while
+# (retry_base 3 s: Zendesk's three retries span about 21 s, longer than a restart on a busy
+# CI machine; a delivery the vendor gives up on is lost for real and needs a backfill). The
+# killed process's claims are taken over once their lease ends (5 s instead of 120 s).
+@pytest.mark.parametrize(
+    "stack", [{"retry_base": 3.0, "env": {"TIERDESK_LEASE_SECONDS": "5"}}], indirect=True
+)
 def test_sigkill_mid_burst_and_restart(stack: tuple[SandboxHandle, Stack]) -> None:
     """`tierdesk serve` killed with SIGKILL mid-burst and restarted: every acknowledged event
     is applied exactly once (final states right, no note twice)."""
@@ -250,12 +289,137 @@ def test_sigkill_mid_burst_and_restart(stack: tuple[SandboxHandle, Stack]) -> No
         proc.wait(timeout=10)
     with service(st):
         _settle(handle, cases, timeout=90)
-        assert problems(cases) == []
+        assert problems(cases) == [], diagnose(handle, st, cases)
         second_act()
         _settle(handle, cases, timeout=90)
-        assert problems(cases) == []
+        assert problems(cases) == [], diagnose(handle, st, cases)
         assert duplicate_notes(handle) == []
         row = record("SIGKILL + restart", handle, st, cases, time.monotonic() - started, events)
     assert row["dead letters"] == 0
     gave_up = handle.state()["deliveries"]["gave_up"]
     assert gave_up == 0, json.dumps(handle.sandbox.deliverer.gave_up[:3], default=str)
+
+
+def test_a_late_stale_delivery_does_not_undo_a_newer_decision(
+    stack: tuple[SandboxHandle, Stack],
+) -> None:
+    """A Jira delivery that arrives after tierdesk already acted on newer state (vendors give
+    no ordering guarantee) must not re-post an outdated checklist note or undo the decision.
+
+    Deterministic: the create and a comment made right after it are held, then sent 5 s
+    apart; between them the ticket is triaged and the agent's L3 request is refused."""
+    handle, st = stack
+    with service(st):
+        handle.hold_deliveries()
+        created = handle.agent(
+            "jira",
+            "agent",
+            "POST",
+            "/rest/api/2/issue",
+            {
+                "fields": {
+                    "project": {"key": "SUP"},
+                    "summary": "Dashboard shows no data",
+                    "issuetype": {"name": "Task"},
+                    "reporter": {"accountId": "acc-unknown"},
+                }
+            },
+        )
+        key = created.body["key"]
+        handle.agent(
+            "jira",
+            "agent",
+            "POST",
+            f"/rest/api/2/issue/{key}/comment",
+            {"body": "Customer called again."},
+        )
+        handle.release_deliveries(order="fifo", spacing=5.0)
+        case = Case("jira", "triaged", key, Expect(has=frozenset({"tier-l1"})))
+        _settle(handle, [case], timeout=4)
+        assert case.problems == []
+        handle.agent(
+            "jira",
+            "agent",
+            "PUT",
+            f"/rest/api/2/issue/{key}",
+            {"update": {"labels": [{"add": "escalate-l3"}]}},
+        )
+        case.expect = Expect(
+            has=frozenset({"tier-l1", "tier-entitlement-exceeded"}),
+            lacks=frozenset({"escalate-l3"}),
+            note="refused",
+        )
+        _settle(handle, [case], timeout=4)
+        assert case.problems == []
+        assert handle.wait_for_deliveries(timeout=30)
+        time.sleep(2.0)  # let the worker act on the late deliveries
+        _settle(handle, [case], timeout=1)
+        assert case.problems == [], diagnose(handle, st, [case])
+        assert duplicate_notes(handle) == [], diagnose(handle, st, [case])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug, found by this test: a Jira payload snapshot older than tierdesk's own"
+    " last write (or than a fresh read) is decided on as current: the ticket is triaged again"
+    " and the outdated first note is posted a second time. The worker/connector must treat a"
+    " payload whose issue.fields.updated is older than the state it last acted on as stale"
+    " (read fresh). Remove this marker when fixed.",
+)
+def test_a_stale_snapshot_after_a_fresh_read_is_not_applied(
+    stack: tuple[SandboxHandle, Stack],
+) -> None:
+    """The order seen in the burst tests, made deterministic: the L3 refusal comes from a
+    fresh read triggered by an older comment event, then a full issue snapshot taken before
+    tierdesk's first write arrives. It must not re-triage the ticket from that snapshot."""
+    handle, st = stack
+    with service(st):
+        handle.hold_deliveries()
+        created = handle.agent(
+            "jira",
+            "agent",
+            "POST",
+            "/rest/api/2/issue",
+            {
+                "fields": {
+                    "project": {"key": "SUP"},
+                    "summary": "Dashboard shows no data",
+                    "issuetype": {"name": "Task"},
+                    "reporter": {"accountId": "acc-unknown"},
+                }
+            },
+        )
+        key = created.body["key"]
+        for n in (1, 2):
+            handle.agent(
+                "jira",
+                "agent",
+                "POST",
+                f"/rest/api/2/issue/{key}/comment",
+                {"body": f"Customer called again ({n})."},
+            )
+        # Sent 3 s apart: created, updated(1), comment_created(1), updated(2), comment_created(2)
+        assert handle.release_deliveries(order="fifo", spacing=3.0) == 5
+        handle.hold_deliveries()  # the agent's L3 request below is delivered last
+        case = Case("jira", "triaged", key, Expect(has=frozenset({"tier-l1"})))
+        _settle(handle, [case], timeout=2.5)
+        assert case.problems == []
+        handle.agent(
+            "jira",
+            "agent",
+            "PUT",
+            f"/rest/api/2/issue/{key}",
+            {"update": {"labels": [{"add": "escalate-l3"}]}},
+        )
+        time.sleep(11)  # the held older deliveries arrive meanwhile
+        handle.release_deliveries()
+        assert handle.wait_for_deliveries(timeout=30)
+        time.sleep(2.0)
+        case.expect = Expect(
+            has=frozenset({"tier-l1", "tier-entitlement-exceeded"}),
+            lacks=frozenset({"escalate-l3"}),
+            note="refused",
+        )
+        _settle(handle, [case], timeout=5)
+        assert case.problems == [], diagnose(handle, st, [case])
+        assert duplicate_notes(handle) == [], diagnose(handle, st, [case])

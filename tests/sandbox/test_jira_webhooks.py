@@ -197,3 +197,21 @@ def test_no_change_sends_nothing(
     assert response.status_code == 204
     assert sandbox.wait_for_deliveries()
     assert receiver.calls == []
+
+
+def test_held_deliveries_are_released_in_the_chosen_order(
+    sandbox: SandboxHandle, jira_client: JIRA, receiver: Receiver
+) -> None:
+    """hold/release: deliveries wait, then go out newest first when asked: reordering on demand."""
+    register(jira_client, sandbox.jira_url, receiver, ["jira:issue_updated"])
+    sandbox.hold_deliveries()
+    for summary in ("first", "second", "third"):
+        sandbox.agent(
+            "jira", "agent", "PUT", "/rest/api/2/issue/SUP-1", {"fields": {"summary": summary}}
+        )
+    assert sandbox.wait_for_deliveries()
+    assert receiver.calls == []
+    assert sandbox.state()["deliveries"]["held"] == 3
+    assert sandbox.release_deliveries(order="reverse", spacing=0.05) == 3
+    calls = receiver.wait_for(3)
+    assert [c.json()["issue"]["fields"]["summary"] for c in calls] == ["third", "second", "first"]
