@@ -190,18 +190,17 @@ def test_one_vendor_write_per_applied_decision(run: Run) -> None:
 
 #: Found by this test: the worker takes a webhook's issue payload as the current state even when
 #: the payload was produced before tierdesk's own last write to that issue (deliveries queue up or
-#: arrive late). The plan is then made against stale labels and comments: a tier label the bot
-#: added is not removed, and the checklist marker in the stale comments wins over the inbox's
-#: last_note_key, so the same note is posted again. Fix (worker/connector): read the issue fresh
-#: when the newest payload's timestamp is older than the ticket's last applied write. Not strict:
-#: whether a stale payload meets a ticket depends on timing.
+#: arrive late). The plan is then made against stale labels: a tier label the bot added is not
+#: removed, so the issue ends with two tier labels. (The same cause posted a checklist note twice;
+#: fixed in ef1c79c, which keeps the inbox's last note key.) Fix (worker/connector): read the issue
+#: fresh when the newest payload's timestamp is older than the ticket's last applied write. Not
+#: strict: whether a stale payload meets a ticket depends on timing.
 STALE_PAYLOAD_BUG = (
     "stale webhook payload used as current state after tierdesk's own later write"
     " (see STALE_PAYLOAD_BUG comment)"
 )
 
 
-@pytest.mark.xfail(strict=False, reason=STALE_PAYLOAD_BUG)
 def test_no_checklist_note_is_posted_twice_in_a_row(run: Run) -> None:
     """No issue has the same checklist note twice in a row (a checklist may come back after the
     ticket changed, but never without a different one between)."""
