@@ -107,21 +107,3 @@ def zenpy_client(sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> Zen
         disable_cache=True,
         timeout=5,
     )
-
-
-#: Rows for the end-of-run figures table of the end-to-end suite (test_e2e.py appends).
-E2E_FIGURES: list[dict[str, Any]] = []
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Print the end-to-end figures as a table after the run."""
-    if not E2E_FIGURES:
-        return
-    columns = list(E2E_FIGURES[0])
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in E2E_FIGURES)) for c in columns}
-    terminalreporter.section("tierdesk end-to-end figures (sandbox as the vendor)")
-    terminalreporter.write_line("  ".join(c.ljust(widths[c]) for c in columns))
-    for row in E2E_FIGURES:
-        terminalreporter.write_line(
-            "  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns)
-        )
