@@ -53,12 +53,12 @@ def haproxy() -> list[tuple[str, list[str]]]:
 def test_two_receivers_and_two_workers_with_real_commands() -> None:
     """Exactly two `serve --no-worker` and two `worker` services; the CLI accepts both lines."""
     receivers = by_command("serve", "--no-worker")
-    workers = by_command("worker")
+    workers = by_command("worker", "--metrics-port", "9108")
     assert receivers == ["receiver-1", "receiver-2"]
     assert workers == ["worker-1", "worker-2"]
     assert set(tierdesk_services()) == {*receivers, *workers}
     assert parse_cli(["tierdesk", "serve", "--no-worker"]) == ["serve"]
-    assert parse_cli(["tierdesk", "worker"]) == ["worker"]
+    assert parse_cli(["tierdesk", "worker", "--metrics-port", "9108"]) == ["worker"]
 
 
 def test_postgresql_is_the_shared_inbox() -> None:
@@ -148,7 +148,8 @@ def test_replicas_stop_gracefully_and_are_confined(live_server: LiveServer) -> N
 
 def test_workers_disable_the_http_healthcheck() -> None:
     """Workers serve no HTTP, so the image's /healthz HEALTHCHECK is switched off for them."""
-    for name in by_command("worker"):
+    for name in by_command("worker", "--metrics-port", "9108"):
         assert SERVICES[name]["healthcheck"] == {"disable": True}
+        assert SERVICES[name]["expose"] == ["9108"]
     for name in by_command("serve", "--no-worker"):
         assert "healthcheck" not in SERVICES[name], "receivers keep the image's /healthz check"

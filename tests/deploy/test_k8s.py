@@ -72,7 +72,10 @@ def test_kubectl_kustomize_renders_the_folder() -> None:
 
 @pytest.mark.parametrize(
     ("name", "command"),
-    [("tierdesk-receiver", ["serve", "--no-worker"]), ("tierdesk-worker", ["worker"])],
+    [
+        ("tierdesk-receiver", ["serve", "--no-worker"]),
+        ("tierdesk-worker", ["worker", "--metrics-port", "9108"]),
+    ],
 )
 def test_deployments_run_real_commands(name: str, command: list[str]) -> None:
     """Each Deployment's args, after the image's ENTRYPOINT, is a command the CLI accepts."""
@@ -102,6 +105,15 @@ def test_receiver_probes_point_at_real_endpoints(live_server: LiveServer) -> Non
         assert probe["path"] in live_server.get_paths
         assert probe["port"] in ports
     assert str(ports["http"]) == env(c)["TIERDESK_PORT"] == final_env()["TIERDESK_PORT"]
+
+
+def test_worker_probe_is_its_metrics_port() -> None:
+    """The worker's liveness probe reads /metrics on the port its --metrics-port argument opens."""
+    c = container(one("Deployment", "tierdesk-worker"))
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    probe = c["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/metrics"
+    assert str(ports[probe["port"]]) == c["args"][c["args"].index("--metrics-port") + 1]
 
 
 def test_pods_run_as_the_image_user_without_privileges() -> None:
