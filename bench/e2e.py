@@ -24,6 +24,7 @@ import argparse
 import json
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -187,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     if not set(vendors) <= set(VENDORS) or args.tickets < 1 or args.events < args.tickets:
         parser.error("vendors must be jira/zendesk, tickets >= 1 and events >= tickets")
 
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    # Stop the child processes on Ctrl-C and on SIGTERM alike (a background job ignores SIGINT).
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="tierdesk-bench-e2e-"))
     sandbox = SandboxProcess(workdir)
     service: Service | None = None
@@ -231,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 tickets = args.tickets // args.agents + (a < args.tickets % args.agents)
                 share = args.events // args.agents + (a < args.events % args.agents)
                 threads.append(threading.Thread(
-                    target=run, args=(vendor, share, tickets, args.seed * 100 + a
+                    daemon=True, target=run, args=(vendor, share, tickets, args.seed * 100 + a
                                       + (50 if vendor == "zendesk" else 0))))
         for t in threads:
             t.start()
@@ -258,8 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         for key in list(rows[0])[1:]:
             print(f"{key:<{width}}  " + "  ".join(f"{r[key]!s:>28}" for r in rows))
         print(f"\nOverall: {stored} events, {total_reads} reads + {total_writes} writes (applied"
-              f" or refused) = {_ratio(total_reads + total_writes, stored)} vendor requests per event"
-              f" (goal < 1.0); {stored / elapsed:.1f} events/s end to end")
+              f" or refused) = {_ratio(total_reads + total_writes, stored)} vendor requests per"
+              f" event (goal < 1.0); {stored / elapsed:.1f} events/s end to end")
         return 0
     finally:
         if service is not None:

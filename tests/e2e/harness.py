@@ -201,8 +201,8 @@ def vendor_env(sandbox: SandboxProcess, db_path: Path, policy: Path | None) -> d
             "TIERDESK_ZENDESK_USER_ID": str(ZENDESK_BOT[1]),
             "TIERDESK_LOG_LEVEL": "WARNING",
             "TIERDESK_HTTP_TIMEOUT": "5",
-            # Short backoff so a test sees recovery in seconds; Retry-After still wins.
-            "TIERDESK_RETRY_MAX_DELAY": "8",
+            # A crashed holder's tickets come back after this; retries keep the service's
+            # defaults (max attempts, backoff), which the outage test is about.
             "TIERDESK_LEASE_SECONDS": "15",
         }
     )
@@ -324,15 +324,22 @@ class InboxView:
     def count(self) -> int:
         return sum(self.statuses().values())
 
-    def dead(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._rows(
-            "SELECT id, vendor, ticket, delivery_id, event_type, last_error FROM tierdesk_events"
-            " WHERE status = 'dead'")]
+    def last_id(self) -> int:
+        """The newest event's id (a mark: `dead(after=...)`, `events(after=...)`)."""
+        rows = self._rows("SELECT MAX(id) AS m FROM tierdesk_events")
+        return int(rows[0]["m"] or 0) if rows else 0
 
-    def events(self) -> list[dict[str, Any]]:
+    def dead(self, *, after: int = 0) -> list[dict[str, Any]]:
+        """Dead letters among the events stored after event id `after`."""
+        return [dict(r) for r in self._rows(
+            "SELECT id, vendor, ticket, delivery_id, event_type, attempts, last_error"
+            " FROM tierdesk_events WHERE status = 'dead' AND id > ? ORDER BY id", (after,))]
+
+    def events(self, *, after: int = 0) -> list[dict[str, Any]]:
+        """Events stored after event id `after`, oldest first."""
         return [dict(r) for r in self._rows(
             "SELECT id, vendor, delivery_id, event_type, ticket, status, actor, attempts, claims"
-            " FROM tierdesk_events")]
+            " FROM tierdesk_events WHERE id > ? ORDER BY id", (after,))]
 
     def decisions(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._rows(

@@ -62,7 +62,7 @@ def test_duplicated_and_reordered_deliveries_apply_once(quiet_stack: Stack) -> N
     client.set_faults({"jira": webhooks, "zendesk": webhooks})
     mark = client.last_seq()
     attempts_before = len(client.log(10**12)["deliveries"])
-    events_before = stack.inbox.count()
+    first = stack.inbox.last_id()
     cases = [create(client, vendor, kind, tag="dup") for vendor in ("jira", "zendesk")
              for kind in KINDS]
     stack.settle()
@@ -82,12 +82,12 @@ def test_duplicated_and_reordered_deliveries_apply_once(quiet_stack: Stack) -> N
         assert 1 <= writes <= EXPECTED_WRITES[c.vendor][c.kind], (c, writes)
     attempts = client.log(10**12)["deliveries"][attempts_before:]
     copies = Counter(a["delivery_id"] for a in attempts if a["status"] is not None)
-    stored = stack.inbox.events()[events_before:]
+    stored = stack.inbox.events(after=first)
     stored_ids = Counter(_delivery_key(e["delivery_id"]) for e in stored)
     assert copies and all(n >= 3 for n in copies.values())
     # Each delivery stored exactly once however many copies arrived.
     assert set(stored_ids) == set(copies) and set(stored_ids.values()) == {1}
-    assert stack.inbox.dead() == []
+    assert stack.inbox.dead(after=first) == []
     figure("duplicates", "deliveries / copies sent", f"{len(copies)} / {sum(copies.values())}")
     figure("duplicates", "events stored", len(stored))
     figure("duplicates", "tierdesk writes / tickets", f"{len(traffic.writes())} / {len(cases)}")
@@ -128,6 +128,7 @@ def storm_run(stack: Stack) -> StormRun:
     storm = 10.0
     retry_after = 2
     mark = client.last_seq()
+    first = stack.inbox.last_id()
     # Jira's outage answers a bare 503 (backoff); Zendesk's carries Retry-After. The storm of
     # 429s follows the outage (`rate_limit.seconds` counts from the same start).
     client.set_faults({
@@ -145,7 +146,8 @@ def storm_run(stack: Stack) -> StormRun:
         state = client.state()
         client.clear_faults()
     recovered = time.monotonic() - started - outage - storm
-    run = StormRun(cases, state, Traffic.since(client, mark), stack.inbox.dead(), retry_after)
+    run = StormRun(cases, state, Traffic.since(client, mark), stack.inbox.dead(after=first),
+                   retry_after)
     refused = {v: state["faults"][v]["answered"] for v in ("jira", "zendesk")}
     events = sum(1 for _ in cases) * 3
     figure("outage+storm", "burst events / tickets", f"{events} / {len(cases)}")
@@ -155,6 +157,10 @@ def storm_run(stack: Stack) -> StormRun:
     figure("outage+storm", "refused (503 / 429)", "; ".join(
         f"{v} {r.get('unavailable', 0)} / {r.get('rate limited', 0)}" for v, r in refused.items()))
     figure("outage+storm", "Retry-After violations (referee)", state["retry_after_violations"])
+    for v in [v for f in state["faults"].values() for v in f["violations"]][:5]:
+        figure("outage+storm", "  violation",
+               f"{v['vendor']} {v['method']} {v['path']} {retry_after - v['early_by']:.3f} s"
+               " after the refusal")
     figure("outage+storm", "dead letters", len(run.dead))
     figure("outage+storm", "tierdesk writes / reads",
            f"{len(run.traffic.writes())} / {len(run.traffic.reads())}")
@@ -209,7 +215,7 @@ def test_sigkill_mid_burst_applies_every_acknowledged_event_exactly_once(
     client = stack.client
     mark = client.last_seq()
     attempts_before = len(client.log(10**12)["deliveries"])
-    events_before = stack.inbox.count()
+    first = stack.inbox.last_id()
     tickets = max(4, burst_size() // 2)
     cases: list[Case] = []
     failures: list[BaseException] = []
@@ -227,10 +233,10 @@ def test_sigkill_mid_burst_applies_every_acknowledged_event_exactly_once(
     player = threading.Thread(target=play)
     player.start()
     deadline = time.monotonic() + 60
-    while stack.inbox.count() - events_before < tickets // 3 and time.monotonic() < deadline:
+    while len(stack.inbox.events(after=first)) < tickets // 3 and time.monotonic() < deadline:
         time.sleep(0.02)
     stack.service.kill()
-    killed_at_events = stack.inbox.count() - events_before
+    killed_at_events = len(stack.inbox.events(after=first))
     stack.service.start()
     player.join(timeout=120)
     assert not failures, failures
@@ -240,11 +246,11 @@ def test_sigkill_mid_burst_applies_every_acknowledged_event_exactly_once(
     acked = {a["delivery_id"] for a in attempts if a["status"] == 202}
     given_up = {a["delivery_id"] for a in attempts} - {
         a["delivery_id"] for a in attempts if a["status"] is not None and a["status"] < 300}
-    stored = {_delivery_key(e["delivery_id"]): e for e in stack.inbox.events()[events_before:]}
+    stored = {_delivery_key(e["delivery_id"]): e for e in stack.inbox.events(after=first)}
     # Every acknowledged delivery is in the inbox, processed (never pending or dead).
     assert acked <= set(stored)
     assert {stored[d]["status"] for d in acked} <= {"done", "ignored"}
-    assert stack.inbox.dead() == []
+    assert stack.inbox.dead(after=first) == []
     acked_tickets = {(stored[d]["vendor"], stored[d]["ticket"]) for d in acked}
     done = [c for c in cases if (c.vendor, c.ref) in acked_tickets]
     assert done and _check(client, done, FIRST) == []
@@ -255,9 +261,9 @@ def test_sigkill_mid_burst_applies_every_acknowledged_event_exactly_once(
         (k, [e for e in traffic.entries if ticket_of(e["vendor"], e["path"]) == k[1]
              and e["vendor"] == k[0]],
          [d for d in stack.inbox.decisions() if (d["vendor"], d["ticket"]) == k],
-         [e for e in stack.inbox.events() if (e["vendor"], e["ticket"]) == k])
+         [e for e in stack.inbox.events(after=first) if (e["vendor"], e["ticket"]) == k])
         for k in twice], indent=1)
-    reclaimed = sum(1 for e in stack.inbox.events()[events_before:] if e["claims"] > 1)
+    reclaimed = sum(1 for e in stack.inbox.events(after=first) if e["claims"] > 1)
     figure("crash", "tickets created / acknowledged", f"{len(cases)} / {len(acked_tickets)}")
     figure("crash", "events stored when killed", killed_at_events)
     figure("crash", "deliveries the vendor gave up on while down", len(given_up))
