@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,25 @@ def vendor_error(vendor: str, status: int, message: str) -> Any:
         }.get(status, "Error"),
         "description": message,
     }
+
+
+def _refusal_headers(vendor: str, status: int, retry_after: int | None) -> dict[str, str]:
+    """Retry-After, and on 429 the vendor's rate-limit headers (Jira: X-RateLimit-*,
+    RateLimit-Reason; Zendesk: X-Rate-Limit, X-Rate-Limit-Remaining)."""
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    if status == 429 and vendor == "jira":
+        reset = datetime.now(UTC) + timedelta(seconds=retry_after or 1)
+        headers.update(
+            {
+                "X-RateLimit-Limit": "100",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%MZ"),
+                "RateLimit-Reason": "jira-quota-tenant-based",
+            }
+        )
+    elif status == 429:
+        headers.update({"X-Rate-Limit": "700", "X-Rate-Limit-Remaining": "0"})
+    return headers
 
 
 class _Server(ThreadingHTTPServer):
@@ -168,7 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
         identity = hashlib.sha256(auth.encode()).hexdigest()[:16]
         gate = faults.admit(identity, self.command, parts.path, now=time.monotonic())
         if gate is not None:
-            headers = {"Retry-After": str(gate.retry_after)} if gate.retry_after else {}
+            headers = _refusal_headers(vendor, gate.status, gate.retry_after)
             sandbox.record(
                 vendor,
                 self.command,

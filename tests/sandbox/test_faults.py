@@ -25,6 +25,7 @@ def test_rate_limit_answers_429_with_retry_after(sandbox: SandboxHandle) -> None
     response = requests.get(issue_url(sandbox), auth=BOT_JIRA, timeout=5)
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "1"
+    assert response.headers["X-RateLimit-Remaining"] == "0"
     assert "errorMessages" in response.json()
 
 
