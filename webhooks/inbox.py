@@ -97,6 +97,10 @@ tickets = sa.Table(
     sa.Column("last_occurred_at", sa.BigInteger),
     sa.Column("last_error", sa.Text),
     sa.Column("updated_at", sa.Float, nullable=False, default=0.0),
+    #: Epoch ms (tierdesk's clock) as of which tierdesk knows the ticket's state: the end of its
+    #: last write, or the start of its last fresh read. An event that happened before this
+    #: carries a stale snapshot, so the worker reads fresh instead of deciding on it.
+    sa.Column("known_at", sa.BigInteger),
     sa.UniqueConstraint("vendor", "ticket", name="uq_tierdesk_tickets_ticket"),
     sa.Index("ix_tierdesk_tickets_ready", "pending", "next_attempt_at"),
 )
@@ -150,12 +154,23 @@ _SQLITE_TICKET_UPSERT = (
 
 
 def _migration_1(conn: Connection) -> None:
-    """The first schema: events, tickets, decisions, vendor pauses."""
+    """The first schema: events, tickets, decisions, vendor pauses (as currently defined, so a
+    new database gets the whole schema at once; later steps skip what already exists)."""
     metadata.create_all(conn, tables=[events, tickets, decisions, vendor_pauses])
 
 
+def _migration_2(conn: Connection) -> None:
+    """tickets.known_at, for detecting stale webhook snapshots."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("tierdesk_tickets")}
+    if "known_at" not in columns:
+        conn.execute(sa.text("ALTER TABLE tierdesk_tickets ADD COLUMN known_at BIGINT"))
+
+
 #: Versioned migrations, applied in order on connect. Never edit a released one: append.
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _migration_1),)
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (1, _migration_1),
+    (2, _migration_2),
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -215,6 +230,8 @@ class Claim:
     last_note_key: str | None
     last_occurred_at: int | None
     attempts: int
+    #: See tickets.known_at.
+    known_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,7 +557,7 @@ class Inbox:
             .values(lease_token=token, lease_until=until, updated_at=now)
             .returning(
                 tickets.c.id, tickets.c.vendor, tickets.c.ticket, tickets.c.last_note_key,
-                tickets.c.last_occurred_at, tickets.c.attempts,
+                tickets.c.last_occurred_at, tickets.c.attempts, tickets.c.known_at,
             )
         )
         with self._tx() as conn:
@@ -581,6 +598,7 @@ class Inbox:
             last_note_key=row.last_note_key,
             last_occurred_at=row.last_occurred_at,
             attempts=row.attempts,
+            known_at=row.known_at,
         )
 
     def complete(
@@ -589,10 +607,11 @@ class Inbox:
         *,
         record: DecisionRecord | None,
         note_key: str | None = None,
+        known_at: int | None = None,
     ) -> bool:
-        """Mark the claim's events done, remember the note posted and the newest event time,
-        record the decision and release the lease. False if the lease had been lost (the
-        events are still marked done: their work was done)."""
+        """Mark the claim's events done, remember the note posted, the newest event time and
+        `known_at` (see tickets.known_at), record the decision and release the lease. False if
+        the lease had been lost (the events are still marked done: their work was done)."""
         now = self.clock()
         ids = [e.id for e in claim.events]
         newest = max((e.occurred_at for e in claim.events if e.occurred_at is not None),
@@ -608,6 +627,12 @@ class Inbox:
             values: dict[str, Any] = {"updated_at": now, "attempts": 0, "last_error": None}
             if note_key is not None:
                 values["last_note_key"] = note_key
+            if known_at is not None:
+                values["known_at"] = sa.case(
+                    (tickets.c.known_at.is_(None), known_at),
+                    (tickets.c.known_at < known_at, known_at),
+                    else_=tickets.c.known_at,
+                )
             if newest is not None:
                 values["last_occurred_at"] = sa.case(
                     (tickets.c.last_occurred_at.is_(None), newest),

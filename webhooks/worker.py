@@ -205,11 +205,13 @@ class Worker:
             return
         # Fresh state when an earlier holder of these events failed or crashed (its write may
         # have landed), or when an event is older than one already processed (out of order).
-        fresh = any(e.attempts > 0 or e.claims > 1 for e in claim.events) or (
-            claim.last_occurred_at is not None
-            and any(e.occurred_at is not None and e.occurred_at < claim.last_occurred_at
-                    for e in claim.events)
+        # A snapshot taken before tierdesk's own last write or fresh read (a late or reordered
+        # delivery) is stale too: deciding on it would undo what tierdesk already knows.
+        newest_known = max(claim.last_occurred_at or 0, claim.known_at or 0)
+        fresh = any(e.attempts > 0 or e.claims > 1 for e in claim.events) or any(
+            e.occurred_at is not None and e.occurred_at < newest_known for e in claim.events
         )
+        read_started = int(self.inbox.clock() * 1000)
         decision: Decision | None = None
         ticket: Ticket | None = None
         try:
@@ -256,7 +258,10 @@ class Worker:
                 exc_info_text=_traceback(exc), **fields)
             self._retry(claim, exc, None, decision, ticket, fields, pause=False)
             return
-        self._done(claim, ticket, decision, applied, fields)
+        known_at: int | None = read_started if fresh else None
+        if applied.wrote:
+            known_at = int(self.inbox.clock() * 1000)
+        self._done(claim, ticket, decision, applied, fields, known_at)
 
     def _done(
         self,
@@ -265,6 +270,7 @@ class Worker:
         decision: Decision,
         applied: Applied,
         fields: Mapping[str, Any],
+        known_at: int | None = None,
     ) -> None:
         final = applied.decision or decision
         outcome = APPLIED if applied.wrote else UNCHANGED
@@ -286,7 +292,9 @@ class Worker:
             calls=calls,
             decision=final.to_dict(),
         )
-        kept = self.inbox.complete(claim, record=record, note_key=applied.note_key)
+        kept = self.inbox.complete(
+            claim, record=record, note_key=applied.note_key, known_at=known_at
+        )
         self.metrics.decisions.labels(claim.vendor, outcome).inc()
         oldest = min(e.received_at for e in claim.events)
         self.metrics.processing_latency.labels(claim.vendor).observe(

@@ -307,3 +307,19 @@ def test_sqlite_uses_wal(tmp_path: object) -> None:
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(sa.text("PRAGMA synchronous")).scalar() == 2
     box.close()
+
+
+def test_migration_2_adds_known_at_to_a_version_1_database(db_url: str) -> None:
+    """A database at schema version 1 (no tickets.known_at) is migrated on connect, data kept."""
+    box = Inbox.connect(db_url)
+    box.enqueue(env("d1"), {})
+    with box.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE tierdesk_tickets DROP COLUMN known_at"))
+        conn.execute(schema_version.update().values(version=1))
+    box.close()
+    again = Inbox.connect(db_url)
+    columns = {c["name"] for c in sa.inspect(again.engine).get_columns("tierdesk_tickets")}
+    assert "known_at" in columns and again.migrate() == SCHEMA_VERSION == 2
+    claim = again.claim(lease_seconds=30)
+    assert claim is not None and claim.known_at is None
+    again.close()

@@ -360,3 +360,36 @@ def test_slow_read_renews_the_lease_before_writing(
     put(inbox, "d1")
     make_worker(inbox, policy, fake).run_once()
     assert len(fake.applied) == 1 and inbox.counts() == {"done": 1}
+
+
+def test_snapshot_older_than_our_own_write_is_read_fresh(
+    inbox: Inbox, policy: Policy, clock: FakeClock
+) -> None:
+    """A delivery whose event happened before tierdesk's last write carries a stale snapshot:
+    the worker asks for a fresh read instead of deciding on it; a later event needs none."""
+    fake = FakeConnector()
+    worker = make_worker(inbox, policy, fake)
+    written_ms = int(clock.now * 1000)
+    put(inbox, "d1", ts=written_ms - 5000)
+    worker.drain()  # writes: known_at = now
+    clock.advance(10)
+    put(inbox, "d0", ts=written_ms - 1000)  # happened before the write, delivered late
+    worker.drain()
+    put(inbox, "d2", ts=int(clock.now * 1000) + 500, labels=("tier-l1",))  # after the write
+    worker.drain()
+    assert [c.fresh for c in fake.current_calls] == [False, True, False]
+
+
+def test_fresh_read_moves_known_at(inbox: Inbox, policy: Policy, clock: FakeClock) -> None:
+    """After a fresh read, events older than the read are stale as well."""
+    fake = FakeConnector(errors=[VendorUnavailable("timeout", ambiguous=True)])
+    worker = make_worker(inbox, policy, fake)
+    put(inbox, "d1", ts=1000, labels=("tier-l1",))
+    worker.drain()
+    clock.advance(10)
+    worker.drain()  # retried with a fresh read, nothing to write (label present, note posted)
+    state = inbox.ticket_state("jira", "T-1")
+    assert state is not None and state["known_at"] is not None
+    put(inbox, "d0", ts=state["known_at"] - 1)
+    worker.drain()
+    assert [c.fresh for c in fake.current_calls] == [False, True, True]
