@@ -6,7 +6,8 @@ One run (module fixture) feeds every test below; each test checks one property o
 
 Scale: TIERDESK_REPLICA_EVENTS (default 600) agent actions over TIERDESK_REPLICA_TICKETS
 (default 80) issues, about a minute on a 2-core machine. The issue's full scale is
-TIERDESK_REPLICA_EVENTS=10000 TIERDESK_REPLICA_TICKETS=500 (several minutes).
+TIERDESK_REPLICA_EVENTS=10000 TIERDESK_REPLICA_TICKETS=500 (several minutes: add
+--timeout=2400 to pytest). Throughput figures: bench/replicas.py.
 """
 
 from __future__ import annotations
