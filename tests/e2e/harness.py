@@ -148,11 +148,12 @@ class SandboxClient:
 class SandboxProcess:
     """`tierdesk sandbox` as a child process on two free ports."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, seed: Path | None = None) -> None:
         self.log_path = workdir / "sandbox.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [*TIERDESK, "sandbox", "--port", "0", "--json"],
+            [*TIERDESK, "sandbox", "--port", "0", "--json",
+             *(["--seed", str(seed)] if seed is not None else [])],
             cwd=REPO,
             env=_clean_env(),
             stdout=subprocess.PIPE,

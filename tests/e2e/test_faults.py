@@ -179,7 +179,10 @@ def test_outage_and_429_storm_during_a_burst_apply_everything_after_recovery(
     for c in run.cases:
         assert len(run.traffic.writes(c.vendor, ticket=c.ref)) == 1, c
     refused = {v: run.state["faults"][v]["answered"] for v in ("jira", "zendesk")}
-    assert all(r.get("unavailable") and r.get("rate limited") for r in refused.values()), refused
+    # Both faults really hit: the outage on each vendor, the storm on at least one (with a long
+    # outage, one vendor's backoff can carry every retry past the storm's few seconds).
+    assert all(r.get("unavailable") for r in refused.values()), refused
+    assert any(r.get("rate limited") for r in refused.values()), refused
 
 
 @pytest.mark.timeout(900)
