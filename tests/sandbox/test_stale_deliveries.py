@@ -124,20 +124,13 @@ def test_a_late_stale_delivery_does_not_undo_a_newer_decision(
         assert duplicate_notes(handle) == [], diagnose(handle, st, [case])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug, found by this test: a Jira payload snapshot older than tierdesk's own"
-    " last write (or than a fresh read) is decided on as current: the ticket is triaged again"
-    " and the outdated first note is posted a second time. The worker/connector must treat a"
-    " payload whose issue.fields.updated is older than the state it last acted on as stale"
-    " (read fresh). Remove this marker when fixed.",
-)
 def test_a_stale_snapshot_after_a_fresh_read_is_not_applied(
     stack: tuple[SandboxHandle, Stack],
 ) -> None:
     """The order seen in the burst tests, made deterministic: the L3 refusal comes from a
     fresh read triggered by an older comment event, then a full issue snapshot taken before
-    tierdesk's first write arrives. It must not re-triage the ticket from that snapshot."""
+    tierdesk's first write arrives. It must not re-triage the ticket from that snapshot (it
+    did until 38e50b7: the outdated first note was posted a second time)."""
     handle, st = stack
     with service(st):
         handle.hold_deliveries()
