@@ -12,7 +12,7 @@ edit, the handler (under the sandbox lock), reset-after-write, slow answer.
 Control API, on both ports (never subject to faults):
 
     GET    /_sandbox/state                  records, faults, violations, counts, deliveries
-    GET    /_sandbox/log?since=N            requests answered (and delivery attempts)
+    GET    /_sandbox/log?since=N&deliveries_since=M   requests answered, delivery attempts
     POST   /_sandbox/faults                 {"jira": {...}, "zendesk": {...}}  (faults.FaultSpec)
     DELETE /_sandbox/faults                 all faults off
     POST   /_sandbox/{jira|zendesk}/agent   {"as": user, "method", "path", "body"}: act as an agent
@@ -300,7 +300,13 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/_sandbox/state" and request.method == "GET":
                 return Response(200, sandbox.snapshot())
             if path == "/_sandbox/log" and request.method == "GET":
-                return Response(200, sandbox.log_since(int(request.arg("since") or 0)))
+                mark = request.arg("deliveries_since")
+                return Response(
+                    200,
+                    sandbox.log_since(
+                        int(request.arg("since") or 0), int(mark) if mark is not None else None
+                    ),
+                )
             if path == "/_sandbox/faults" and request.method == "POST":
                 specs = parse_faults(
                     json.loads(request.body or b"{}"), source="POST /_sandbox/faults"

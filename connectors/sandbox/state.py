@@ -234,15 +234,21 @@ class Sandbox:
                 "deliveries": self.deliverer.snapshot(),
             }
 
-    def log_since(self, since: int) -> dict[str, Any]:
-        """The JSON of `GET /_sandbox/log?since=N`: requests and delivery attempts."""
+    def log_since(self, since: int, deliveries_since: int | None = None) -> dict[str, Any]:
+        """The JSON of `GET /_sandbox/log?since=N[&deliveries_since=M]`: requests after
+        sequence number N, and delivery attempts after index M (default: all of them when N
+        is 0, none otherwise, so that polling the request log stays cheap). `last` and
+        `last_delivery` are the values to pass next time."""
         with self.lock:
             requests = [e.__dict__ for e in self.log if e.seq > since]
-        attempts = [a.__dict__ for a in list(self.deliverer.attempts)]
+        attempts = list(self.deliverer.attempts)
+        start = deliveries_since if deliveries_since is not None else (0 if since == 0 else None)
+        chosen = [a.__dict__ for a in attempts[start:]] if start is not None else []
         return {
             "requests": requests,
-            "deliveries": attempts,
+            "deliveries": chosen,
             "last": requests[-1]["seq"] if requests else since,
+            "last_delivery": len(attempts),
         }
 
     def close(self) -> None:

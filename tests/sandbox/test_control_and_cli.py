@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from connectors.sandbox.faults import FaultsInvalid, parse_faults
 from connectors.sandbox.server import SandboxHandle, run_in_thread
 from connectors.sandbox.state import SeedInvalid, load_seed
+from tests.sandbox.conftest import Receiver
 from webhooks.cli import main
 
 
@@ -149,3 +150,29 @@ def test_cli_runs_and_stops_on_sigterm(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_log_pages_requests_and_deliveries(sandbox: SandboxHandle, receiver: Receiver) -> None:
+    """/_sandbox/log returns what came after the marks it handed out last time."""
+    requests.post(
+        f"{sandbox.jira_url}/rest/webhooks/1.0/webhook",
+        timeout=5,
+        auth=("bot@tierdesk.example", "t"),
+        json={"url": receiver.url, "events": ["jira:issue_updated"]},
+    )
+    sandbox.agent("jira", "agent", "PUT", "/rest/api/2/issue/SUP-1", {"fields": {"summary": "one"}})
+    receiver.wait_for(1)
+    assert sandbox.wait_for_deliveries()
+    first = requests.get(f"{sandbox.jira_url}/_sandbox/log", timeout=5).json()
+    assert len(first["requests"]) == 2 and len(first["deliveries"]) == 1
+    sandbox.agent("jira", "agent", "PUT", "/rest/api/2/issue/SUP-1", {"fields": {"summary": "two"}})
+    receiver.wait_for(2)
+    assert sandbox.wait_for_deliveries()
+    params = {"since": first["last"], "deliveries_since": first["last_delivery"]}
+    second = requests.get(f"{sandbox.jira_url}/_sandbox/log", params=params, timeout=5).json()
+    assert [r["path"] for r in second["requests"]] == ["/rest/api/2/issue/SUP-1"]
+    assert [d["attempt"] for d in second["deliveries"]] == [0]
+    polled = requests.get(
+        f"{sandbox.jira_url}/_sandbox/log", params={"since": second["last"]}, timeout=5
+    ).json()
+    assert polled["requests"] == [] and polled["deliveries"] == []
