@@ -124,7 +124,7 @@ def test_sigkill_mid_load_loses_nothing_and_does_nothing_twice(
     vendor_db = tmp_path / "vendor.db"
     port = free_port()
     env = service_env(db_url, port)
-    total, tickets = 400, 40
+    total, tickets = 250, 25
     server = launch("serve", vendor_db, env)
     stop_later.append(server)
     wait_healthy(port, server)
