@@ -48,6 +48,8 @@ class JiraUserSeed(_Seed):
     emailAddress: str | None = None
     #: A Data Center personal access token that authenticates as this user.
     pat: str | None = None
+    #: Jira administrator (admin webhooks) and project administrator (notifyUsers=false).
+    admin: bool = False
 
 
 class JiraProjectSeed(_Seed):
@@ -91,6 +93,9 @@ class JiraIssueSeed(_Seed):
 
 class JiraSeed(_Seed):
     deployment: Literal["Cloud", "Server"] = "Cloud"
+    #: Refuse (403) admin webhooks and notifyUsers=false to users without `admin`, as Jira
+    #: does. Off by default so tests may act as any seeded user.
+    strict_permissions: bool = False
     users: list[JiraUserSeed] = []
     projects: list[JiraProjectSeed] = []
     components: list[JiraComponentSeed] = []
@@ -508,11 +513,25 @@ class JiraSim:
             route("POST", "/rest/api/{v}/search/approximate-count", self.approximate_count),
             route("GET", "/rest/api/2/search", self.search),
             route("POST", "/rest/api/2/search", self.search),
-            route("POST", "/rest/webhooks/1.0/webhook", self.create_webhook, write=True),
-            route("GET", "/rest/webhooks/1.0/webhook", self.list_webhooks),
-            route("GET", "/rest/webhooks/1.0/webhook/{id}", self.get_webhook),
-            route("PUT", "/rest/webhooks/1.0/webhook/{id}", self.update_webhook, write=True),
-            route("DELETE", "/rest/webhooks/1.0/webhook/{id}", self.delete_webhook, write=True),
+            route(
+                "POST", "/rest/webhooks/1.0/webhook", self.create_webhook, write=True, admin=True
+            ),
+            route("GET", "/rest/webhooks/1.0/webhook", self.list_webhooks, admin=True),
+            route("GET", "/rest/webhooks/1.0/webhook/{id}", self.get_webhook, admin=True),
+            route(
+                "PUT",
+                "/rest/webhooks/1.0/webhook/{id}",
+                self.update_webhook,
+                write=True,
+                admin=True,
+            ),
+            route(
+                "DELETE",
+                "/rest/webhooks/1.0/webhook/{id}",
+                self.delete_webhook,
+                write=True,
+                admin=True,
+            ),
         ]
 
     def server_info(self, request: Request) -> Response:
@@ -585,8 +604,23 @@ class JiraSim:
 
     # ---------------------------------------------------------------------------- editing
 
+    def is_admin(self, actor: str | None) -> bool:
+        """True for administrators, and for everyone unless the seed has strict_permissions."""
+        if not self.seed.strict_permissions:
+            return True
+        return actor is not None and actor in self.users and self.users[actor].admin
+
     def edit_issue(self, request: Request) -> Response:
         issue = self.find(request.params["key"])
+        if (request.arg("notifyUsers") or "").lower() == "false" and not self.is_admin(
+            request.actor
+        ):
+            # Jira: suppressing notifications needs admin or project admin permission.
+            raise _error(
+                403,
+                "To discard the user notification either admin or project admin"
+                " permissions are required.",
+            )
         body = json_body(request, _bad_json)
         fields = body.get("fields") or {}
         update = body.get("update") or {}

@@ -209,6 +209,15 @@ class _Handler(BaseHTTPRequestHandler):
             sim.base_url = request.base_url
             try:
                 request.actor = sim.authenticate(headers)
+                if route.admin and not sim.is_admin(request.actor):
+                    raise ApiError(
+                        403,
+                        vendor_error(
+                            vendor,
+                            403,
+                            "Only administrators may do this (the seed user needs admin).",
+                        ),
+                    )
                 if route.handler.__name__ in EDIT_HANDLERS and faults.take("conflict"):
                     fault = "conflict"
                     response = self._collision(vendor, sandbox, params)
@@ -377,6 +386,8 @@ def agent(
     with sandbox.lock:
         sim = sandbox.sim(vendor)
         actor = _find_user(sandbox, vendor, as_user)
+        if route.admin and not sim.is_admin(actor):
+            raise ValueError(f"{as_user} is no administrator; {method} {split.path} needs one")
         request = Request(
             method.upper(),
             split.path,

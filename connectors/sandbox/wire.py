@@ -73,12 +73,16 @@ class Route:
     handler: Handler
     #: A write: counted as such in the figures, and subject to the write-only faults.
     write: bool = False
+    #: Needs an administrator (Jira admin webhooks; Zendesk webhooks and triggers): else 403.
+    admin: bool = False
 
 
-def route(method: str, path: str, handler: Handler, *, write: bool = False) -> Route:
+def route(
+    method: str, path: str, handler: Handler, *, write: bool = False, admin: bool = False
+) -> Route:
     """Build a route; `{name}` in `path` matches one path segment (an optional `.json` follows)."""
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/.]+)", path)
-    return Route(method, re.compile(f"^{regex}$"), handler, write)
+    return Route(method, re.compile(f"^{regex}$"), handler, write, admin)
 
 
 def parse_query(raw: str) -> dict[str, list[str]]:

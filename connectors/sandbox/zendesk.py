@@ -98,6 +98,9 @@ class ZendeskTicketSeed(_Seed):
 
 class ZendeskSeed(_Seed):
     account_id: int = 1234567
+    #: Refuse (403) webhooks and triggers to users whose role is not admin, as Zendesk does.
+    #: Off by default so tests may act as any seeded agent.
+    strict_permissions: bool = False
     subdomain: str = "tierdesk-sandbox"
     users: list[ZendeskUserSeed] = []
     groups: list[ZendeskGroupSeed] = []
@@ -453,9 +456,11 @@ class ZendeskSim:
         def r(
             method: str, path: str, handler: Callable[[Request], Response], *, write: bool = False
         ) -> list[Route]:
+            # Webhooks and triggers are an administrator's business in Zendesk.
+            admin = path.startswith(("/api/v2/webhooks", "/api/v2/triggers"))
             return [
-                route(method, path, handler, write=write),
-                route(method, path + ".json", handler, write=write),
+                route(method, path, handler, write=write, admin=admin),
+                route(method, path + ".json", handler, write=write, admin=admin),
             ]
 
         return [
@@ -618,8 +623,17 @@ class ZendeskSim:
             raise _error(400, "InvalidJSON", 'expected {"ticket": {...}}')
         return data
 
+    def is_admin(self, actor: str | None) -> bool:
+        """True for admins, and for every agent unless the seed has strict_permissions."""
+        if not self.seed.strict_permissions:
+            return True
+        uid = int(actor) if actor and actor.isdigit() else None
+        return uid is not None and uid in self.users and self.users[uid].role == "admin"
+
     def update_ticket(self, request: Request) -> Response:
         t = self.find(request.params["id"])
+        if t.status == "closed":
+            raise _invalid(status="Status: closed prevents ticket update")
         data = self._ticket_body(request)
         if data.get("safe_update"):
             stamp = data.get("updated_stamp")

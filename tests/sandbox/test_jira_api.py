@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from jira import JIRA, JIRAError
 
 from connectors.sandbox.server import SandboxHandle, run_in_thread
+from connectors.sandbox.state import default_seed_text
 
 
 def test_server_info_and_myself(sandbox: SandboxHandle) -> None:
@@ -316,4 +319,33 @@ def test_attachments_through_the_library(sandbox: SandboxHandle, jira_client: JI
             files={"file": ("x.txt", b"x")},
             headers={"X-Atlassian-Token": "", "Content-Type": None},
         )
+    assert err.value.status_code == 403
+
+
+def test_permissions_of_non_admins() -> None:
+    """With strict_permissions a non-admin may not suppress notifications (403) nor manage
+    admin webhooks (403)."""
+    seed = json.loads(default_seed_text())
+    seed["jira"]["strict_permissions"] = True
+    with run_in_thread(seed=seed) as sandbox:
+        _non_admin_refused(sandbox)
+
+
+def _non_admin_refused(sandbox: SandboxHandle) -> None:
+    client = JIRA(
+        server=sandbox.jira_url,
+        basic_auth=("agent@tierdesk.example", "t"),
+        max_retries=0,
+        get_server_info=False,
+        options={"check_update": False},
+    )
+    with pytest.raises(JIRAError) as err:
+        client._session.put(
+            f"{sandbox.jira_url}/rest/api/2/issue/SUP-1?notifyUsers=false",
+            json={"fields": {"summary": "x"}},
+        )
+    assert err.value.status_code == 403
+    assert "admin or project admin" in err.value.text
+    with pytest.raises(JIRAError) as err:
+        client._session.get(f"{sandbox.jira_url}/rest/webhooks/1.0/webhook")
     assert err.value.status_code == 403

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment, Ticket, Trigger, Webhook
 from zenpy.lib.exception import APIException
 
-from connectors.sandbox.server import SandboxHandle
+from connectors.sandbox.server import SandboxHandle, run_in_thread
+from connectors.sandbox.state import default_seed_text
 
 BOT = ("bot@tierdesk.example/token", "t")
 
@@ -266,3 +269,27 @@ def test_triggers_create_list_update_search(zenpy_client: Zenpy, sandbox: Sandbo
     )
     assert bad.status_code == 422
     assert "moon_phase" in bad.text
+
+
+def test_strict_permissions_keep_agents_from_webhooks_and_triggers() -> None:
+    """With strict_permissions, webhooks and triggers need an admin: 403 for agents."""
+    seed = json.loads(default_seed_text())
+    seed["zendesk"]["strict_permissions"] = True
+    with run_in_thread(seed=seed) as sandbox:
+        agent = ("agent@tierdesk.example/token", "t")
+        url = f"{sandbox.zendesk_url}/api/v2/triggers.json"
+        assert requests.get(url, auth=agent, timeout=5).status_code == 403
+        assert requests.get(url, auth=BOT, timeout=5).status_code == 200
+
+
+def test_closed_tickets_refuse_updates(sandbox: SandboxHandle) -> None:
+    """A closed ticket refuses updates with 422, as Zendesk does."""
+    sandbox.agent("zendesk", "9002", "PUT", "/api/v2/tickets/1", {"ticket": {"status": "closed"}})
+    response = requests.put(
+        f"{sandbox.zendesk_url}/api/v2/tickets/1.json",
+        auth=BOT,
+        timeout=5,
+        json={"ticket": {"tags": ["x"]}},
+    )
+    assert response.status_code == 422
+    assert "closed prevents ticket update" in response.text
