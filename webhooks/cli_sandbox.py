@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,8 @@ def sandbox(
             f" ZENPY_FORCE_NETLOC={env['ZENPY_FORCE_NETLOC']})"
         )
         click.echo(f"State, log, faults, agents: {handle.jira_url}/_sandbox/state  (Ctrl-C stops)")
+    # A script reading the URLs through a pipe must get them now, not when the sandbox exits.
+    sys.stdout.flush()
     try:
         stop.wait()
     finally:

@@ -121,8 +121,9 @@ def test_cli_refuses_bad_faults_option() -> None:
 
 
 def test_cli_runs_and_stops_on_sigterm(tmp_path: Path) -> None:
-    """`tierdesk sandbox --port 0 --json` prints its URLs, serves, and exits on SIGTERM."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    """`tierdesk sandbox --port 0 --json` prints its URLs at once (even into a pipe), serves,
+    and exits on SIGTERM."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     proc = subprocess.Popen(
         [
             sys.executable,
