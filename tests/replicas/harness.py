@@ -237,7 +237,9 @@ class Balancer:
             port = self.ports[(start + i) % len(self.ports)]
             try:
                 status, answer, answer_headers = _forward(port, "POST", path, body, headers)
-            except OSError:
+            except (OSError, http.client.HTTPException):
+                # Refused, reset, or killed halfway through its answer (IncompleteRead): the
+                # delivery may be stored there; the next receiver answers 200 for a duplicate.
                 with self._lock:
                     self.failovers += 1
                 continue

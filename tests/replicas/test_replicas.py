@@ -4,7 +4,7 @@ sending real signed webhooks (each delivered twice) through a round-robin balanc
 
 One run (module fixture) feeds every test below; each test checks one property of it.
 
-Scale: TIERDESK_REPLICA_EVENTS (default 600) agent actions over TIERDESK_REPLICA_TICKETS
+Scale: TIERDESK_REPLICA_EVENTS (default 500) agent actions over TIERDESK_REPLICA_TICKETS
 (default 80) issues, about a minute on a 2-core machine. The issue's full scale is
 TIERDESK_REPLICA_EVENTS=10000 TIERDESK_REPLICA_TICKETS=500 (several minutes: add
 --timeout=2400 to pytest). Throughput figures: bench/replicas.py.
@@ -46,7 +46,7 @@ from tiering.policy import load_policy
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 PG_URL = os.environ.get("TIERDESK_TEST_DATABASE_URL")
-EVENTS = int(os.environ.get("TIERDESK_REPLICA_EVENTS", "600"))
+EVENTS = int(os.environ.get("TIERDESK_REPLICA_EVENTS", "500"))
 TICKETS = int(os.environ.get("TIERDESK_REPLICA_TICKETS", "80"))
 
 
@@ -117,8 +117,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 "SELECT d.ticket, d.created_at, d.outcome, d.calls, d.decision, d.event_ids,"
                 " (SELECT string_agg(e.delivery_id || ' ' || e.event_type || ' '"
                 "   || coalesce(e.actor, '-'), '; ' ORDER BY e.id)"
-                "  FROM tierdesk_events e WHERE e.id::text IN"
-                "  (SELECT json_array_elements_text(d.event_ids::json))) AS events"
+                "  FROM json_array_elements_text(d.event_ids::json) AS x(id)"
+                "  JOIN tierdesk_events e ON e.id = x.id::bigint) AS events"
                 " FROM tierdesk_decisions d WHERE d.vendor = 'jira' ORDER BY d.id"
             )).all())
         engine.dispose()
