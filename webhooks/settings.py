@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     #: `role:Administrators` or `group:support-agents`: who may see the checklist comment.
     jira_comment_visibility: str | None = None
     jira_service_management: bool = False
+    #: JSM: the custom field id of the Organizations field (e.g. customfield_10002), so a
+    #: ticket's organization can decide its plan.
+    jira_organization_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]+$")
 
     zendesk_subdomain: str | None = None
     zendesk_url: str | None = None
@@ -181,6 +184,7 @@ class Settings(BaseSettings):
             deployment=self.jira_deployment,
             comment_visibility=visibility,
             service_management=self.jira_service_management,
+            organization_field=self.jira_organization_field,
             timeout=self.http_timeout,
         )
 

@@ -359,3 +359,26 @@ def test_zendesk_static_secret_vectors_at_the_receiver(
             "Content-Type": "application/json", "X-Zendesk-Webhook-Signature": sig,
             "X-Zendesk-Webhook-Signature-Timestamp": spec["timestamp"]})
     assert r.status_code == status, r.text
+
+
+def test_unescaped_zendesk_trigger_body_is_salvaged_not_lost(inbox: Inbox) -> None:
+    """A trigger body broken by an unescaped quote is stored as a partial body, not refused."""
+    from connectors.zendesk.events import envelope as zendesk_envelope
+
+    raw = (b'{"tierdesk": 1, "event_type": "trigger", "ticket_id": "777",'
+           b' "current_user_id": "42", "subject": "It says "boom" and dies"}')
+    with make_client(inbox, classifiers={"jira": fake_envelope,
+                                         "zendesk": zendesk_envelope}) as c:
+        r = zd_post(c, raw, headers={"X-Zendesk-Webhook-Invocation-Id": "inv-9"})
+    assert r.status_code == 202, r.text
+    [stored] = inbox.events_of("zendesk", "777")
+    payload = json.loads(stored.payload_text)
+    assert payload["partial"] is True
+    assert payload["ticket_id"] == "777"
+
+
+def test_zendesk_body_that_is_not_a_trigger_and_not_json_is_400(client: TestClient) -> None:
+    """Bytes that are neither JSON nor tierdesk's trigger body are refused with the reason."""
+    r = zd_post(client, b'{"id": 1, "broken": ')
+    assert r.status_code == 400
+    assert "body is not valid JSON" in r.json()["error"]

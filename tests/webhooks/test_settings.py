@@ -37,7 +37,7 @@ def test_jira_cloud_config(monkeypatch: pytest.MonkeyPatch) -> None:
         "JIRA_URL": "https://acme.atlassian.net/", "JIRA_EMAIL": "bot@acme.com",
         "JIRA_API_TOKEN": "tok", "JIRA_ACCOUNT_ID": "5b10", "JIRA_WEBHOOK_SECRET": "whs",
         "JIRA_COMMENT_VISIBILITY": "role:Administrators", "JIRA_SERVICE_MANAGEMENT": "true",
-        "HTTP_TIMEOUT": "4.5",
+        "HTTP_TIMEOUT": "4.5", "JIRA_ORGANIZATION_FIELD": "customfield_10002",
     }.items():
         monkeypatch.setenv("TIERDESK_" + k, v)
     cfg = load_settings().jira_config()
@@ -46,6 +46,7 @@ def test_jira_cloud_config(monkeypatch: pytest.MonkeyPatch) -> None:
             cfg.comment_visibility, cfg.service_management, cfg.timeout) == (
         "https://acme.atlassian.net", "bot@acme.com", "tok", None, "5b10", "cloud",
         ("role", "Administrators"), True, 4.5)
+    assert cfg.organization_field == "customfield_10002"
     assert load_settings().webhook_secret("jira") == "whs"
 
 
