@@ -98,11 +98,14 @@ def test_full_payload_is_one_put_then_quiet(
     world: tuple[Inbox, Worker, StatefulJira, Clock],
 ) -> None:
     """Webhook in -> exactly one PUT with the checklist; Jira's echo of it -> no request."""
-    inbox, worker, jira, _clock = world
+    inbox, worker, jira, clock = world
     assert worker.drain() == 1
     assert (jira.puts, jira.gets, jira.notes) == (1, 0, 1)
     echo = load("jira_issue_updated__cloud_labels.json")
     echo["issue"]["fields"] = json.loads(json.dumps(jira.fields))
+    # Jira stamps the echo after the write it reports (an older stamp would be read fresh).
+    clock.now += 1
+    echo["timestamp"] = int(clock.now * 1000)
     echo["user"]["accountId"] = "bot-account"  # tierdesk's own write comes back
     connector = worker.connectors["jira"]
     inbox.enqueue(connector.envelope(echo, {"X-Atlassian-Webhook-Identifier": "d-2"}), echo)
