@@ -109,6 +109,20 @@ class SandboxClient:
         r.raise_for_status()
         return dict(r.json())
 
+    def delivery_mark(self) -> int:
+        """How many webhook delivery attempts the sandbox has made so far (a mark)."""
+        r = self.http.get(self._url("log"), params={"since": 10**12, "deliveries_since": 10**12},
+                          timeout=30)
+        r.raise_for_status()
+        return int(r.json()["last_delivery"])
+
+    def deliveries(self, after: int = 0) -> list[dict[str, Any]]:
+        """Webhook delivery attempts made after the mark `after` (see `delivery_mark`)."""
+        r = self.http.get(self._url("log"), params={"since": 10**12, "deliveries_since": after},
+                          timeout=60)
+        r.raise_for_status()
+        return list(r.json()["deliveries"])
+
     def last_seq(self) -> int:
         """Sequence number of the newest logged request (a mark to count from)."""
         # `log?since=N` answers the entries after N and `last` (N when there are none), so

@@ -61,7 +61,7 @@ def test_duplicated_and_reordered_deliveries_apply_once(quiet_stack: Stack) -> N
     webhooks = {"webhooks": {"duplicate": 3, "delay_seconds": 1.5}}
     client.set_faults({"jira": webhooks, "zendesk": webhooks})
     mark = client.last_seq()
-    attempts_before = len(client.log(10**12)["deliveries"])
+    attempts_before = client.delivery_mark()
     first = stack.inbox.last_id()
     cases = [create(client, vendor, kind, tag="dup") for vendor in ("jira", "zendesk")
              for kind in KINDS]
@@ -80,7 +80,7 @@ def test_duplicated_and_reordered_deliveries_apply_once(quiet_stack: Stack) -> N
         writes = len(traffic.writes(c.vendor, ticket=c.ref))
         # Copies never add writes; coalesced events may save one.
         assert 1 <= writes <= EXPECTED_WRITES[c.vendor][c.kind], (c, writes)
-    attempts = client.log(10**12)["deliveries"][attempts_before:]
+    attempts = client.deliveries(after=attempts_before)
     copies = Counter(a["delivery_id"] for a in attempts if a["status"] is not None)
     stored = stack.inbox.events(after=first)
     stored_ids = Counter(_delivery_key(e["delivery_id"]) for e in stored)
@@ -218,7 +218,7 @@ def test_sigkill_mid_burst_applies_every_acknowledged_event_exactly_once(
     stack = quiet_stack
     client = stack.client
     mark = client.last_seq()
-    attempts_before = len(client.log(10**12)["deliveries"])
+    attempts_before = client.delivery_mark()
     first = stack.inbox.last_id()
     tickets = max(4, burst_size() // 2)
     cases: list[Case] = []
@@ -246,7 +246,7 @@ def test_sigkill_mid_burst_applies_every_acknowledged_event_exactly_once(
     assert not failures, failures
     stack.settle(timeout=180)
 
-    attempts = client.log(10**12)["deliveries"][attempts_before:]
+    attempts = client.deliveries(after=attempts_before)
     acked = {a["delivery_id"] for a in attempts if a["status"] == 202}
     given_up = {a["delivery_id"] for a in attempts} - {
         a["delivery_id"] for a in attempts if a["status"] is not None and a["status"] < 300}
