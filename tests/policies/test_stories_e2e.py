@@ -9,9 +9,11 @@ acted on the webhook the ticket must show the step's expected outcome: the manag
 (`expected_labels`), the group of the expected target, and a new checklist note exactly when the
 step expects one (with the words it must contain).
 
-Jira is not replayed here: the stories' customers are mostly known by organization, and
-tierdesk's settings have no Jira organization field (JiraConfig.organization_field is never set
-from the environment), so a Jira replay would decide with other plans than the stories state.
+Jira is not replayed yet. The stories' customers are mostly known by organization, which tierdesk
+reads on Jira only from TIERDESK_JIRA_ORGANIZATION_FIELD (added while this file was written); a
+Jira replay needs a seed with the targets' users and components and the customers' organizations
+in that field (customfield_10002 in the sandbox seed), reporters by email, and attachments
+uploaded one request each.
 """
 
 from __future__ import annotations
