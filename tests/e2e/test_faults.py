@@ -197,8 +197,8 @@ def test_retry_after_is_never_ignored(storm_run: StormRun) -> None:
 @pytest.mark.timeout(900)
 @pytest.mark.xfail(
     reason="known race: with TIERDESK_WORKER_THREADS>=2, a request already past the worker's"
-    " process-wide vendor gate (in flight on another thread) reaches the vendor 1-10 ms after"
-    " a 429/503 answered to a sibling thread, and the sandbox's referee counts it; 0 with one"
+    " process-wide vendor gate (in flight on another thread) reaches the vendor a few tens of ms"
+    " after a 429/503 answered to a sibling thread, and the sandbox's referee counts it; 0 with one"
     " thread. A fix: after a pause let one probe request through per vendor (half-open) until"
     " it succeeds",
     strict=False,
