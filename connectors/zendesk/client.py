@@ -138,9 +138,16 @@ def split_base_url(base_url: str) -> tuple[str, str, str, str]:
 
 
 def make_zenpy(
-    config: ZendeskConfig, *, session: requests.Session | None = None
+    config: ZendeskConfig,
+    *,
+    session: requests.Session | None = None,
+    recorder: Recorder | None = None,
 ) -> tuple[Zenpy, Recorder]:
-    """A zenpy client on tierdesk's own session (no retrying adapter, hook-raised failures)."""
+    """A zenpy client on tierdesk's own session (no retrying adapter, hook-raised failures).
+
+    Pass the `session` and `recorder` of an existing client to make another client for another
+    thread: zenpy keeps per-call state on its API objects (`_dirty_object`), so one Zenpy must
+    not be used by two threads at once."""
     if not config.email or not config.api_token:
         raise ValueError(
             "Zendesk needs TIERDESK_ZENDESK_EMAIL and TIERDESK_ZENDESK_API_TOKEN (an API token of"
@@ -148,7 +155,7 @@ def make_zenpy(
         )
     scheme, subdomain, domain, prefix = split_base_url(config.base_url)
     session = session if session is not None else requests.Session()
-    recorder = Recorder()
+    recorder = recorder if recorder is not None else Recorder()
     # Order matters: record first, then raise, so failed calls are counted too.
     session.hooks["response"] = [recorder.hook, _raise_for_failure]
     client = Zenpy(

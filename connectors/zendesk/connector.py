@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import requests
+from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment
 from zenpy.lib.api_objects import Ticket as ZenpyTicket
 
@@ -84,10 +86,25 @@ class ZendeskConnector:
         self.config = config
         self.policy = policy
         self.clock = clock
-        self.zenpy, self.recorder = make_zenpy(config, session=session)
+        client, self.recorder = make_zenpy(config, session=session)
+        self._session = client.tickets.session
+        # One Zenpy per worker thread (same session and recorder): zenpy keeps the object being
+        # written on the shared API object and clears it after *any* response, so two threads on
+        # one Zenpy corrupt each other's calls.
+        self._local = threading.local()
+        self._local.zenpy = client
         #: organization id -> (plan or None, when it was read by `clock`).
         self._plans: dict[str, tuple[str | None, float]] = {}
         self._ttl = float(policy.doc.entitlement.organization_cache_seconds)
+
+    @property
+    def zenpy(self) -> Zenpy:
+        """This thread's zenpy client."""
+        client: Zenpy | None = getattr(self._local, "zenpy", None)
+        if client is None:
+            client, _ = make_zenpy(self.config, session=self._session, recorder=self.recorder)
+            self._local.zenpy = client
+        return client
 
     # ------------------------------------------------------------------ events in
 
