@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # the service's modules load only when a command runs (fast `
     from tiering.policy import Policy
     from webhooks.inbox import Inbox, StoredEvent
     from webhooks.metrics import Metrics
+    from webhooks.reload import PolicyWatcher
     from webhooks.wiring import EnvelopeFunction
     from webhooks.worker import WorkerPool
 
@@ -83,6 +85,18 @@ class Service:
     inbox: Inbox
     metrics: Metrics
     pool: WorkerPool | None
+    #: Reloads TIERDESK_POLICY on SIGHUP or when the file changes (None: embedded policy).
+    watcher: PolicyWatcher | None = None
+
+    def start_watching(self) -> None:
+        """Reload on SIGHUP and on file change (call from the main thread)."""
+        if self.watcher is not None:
+            self.watcher.install_sighup()
+            self.watcher.start()
+
+    def stop_watching(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
 
 
 def build_service(
@@ -136,7 +150,26 @@ def build_service(
             for i in range(settings.worker_threads)
         ])
     log("policy loaded", source=policy.source, digest=policy.digest[:12])
-    return Service(policy=policy, inbox=inbox, metrics=metrics, pool=pool)
+    service = Service(policy=policy, inbox=inbox, metrics=metrics, pool=pool)
+    if settings.policy is not None:
+        from webhooks.reload import PolicyHolder, PolicyWatcher
+
+        holder = PolicyHolder(Path(settings.policy), policy)
+        injected = connectors if connectors is not None and pool is not None else None
+
+        def use(new: Policy) -> None:
+            service.policy = new
+            if pool is None:
+                return
+            # Connectors carry the policy's field mapping: rebuild them for the new policy
+            # (a test's injected connectors are kept as they are).
+            fresh = injected if injected is not None else build_connectors(settings, new)
+            for worker in pool.workers:
+                worker.swap(new, fresh)
+
+        holder.subscribe(use)
+        service.watcher = PolicyWatcher(holder)
+    return service
 
 
 def build_server(
@@ -200,9 +233,11 @@ def run_server(server: uvicorn.Server, service: Service) -> None:
 
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
+    service.start_watching()
     try:
         server.run()
     finally:
+        service.stop_watching()
         service.inbox.close()
     log("stopped")
 
@@ -245,10 +280,12 @@ def run_worker(
 
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
+        service.start_watching()
         pool.start()
         while not stop.wait(1.0):
             pass
         pool.stop()
+        service.stop_watching()
         return 0
     finally:
         service.inbox.close()

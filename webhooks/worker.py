@@ -112,6 +112,8 @@ class Worker:
         self.inbox = inbox
         self.connectors = dict(connectors)
         self.policy = policy
+        #: A new policy and its connectors, taken up between two tickets (`swap`).
+        self._next: tuple[Policy, dict[str, Connector]] | None = None
         self._decide = decide
         self.max_attempts = max_attempts
         self.lease_seconds = lease_seconds
@@ -155,8 +157,16 @@ class Worker:
             self._wake.clear()
         log("worker stopped", worker=self.name)
 
+    def swap(self, policy: Policy, connectors: Mapping[str, Connector]) -> None:
+        """Use `policy` (and `connectors` built for it) from the next ticket on: a reload never
+        changes the policy in the middle of one ticket's decision."""
+        self._next = (policy, dict(connectors))
+        self.wake()
+
     def run_once(self) -> bool:
         """Claim and process one ticket; False when nothing was ready."""
+        if self._next is not None:
+            (self.policy, self.connectors), self._next = self._next, None
         if not self.connectors:
             return False
         claim = self.inbox.claim(lease_seconds=self.lease_seconds, vendors=list(self.connectors))
