@@ -10,7 +10,7 @@ Errors, translated once per connector from its library's exceptions (always `rai
 
     ConnectorError                 anything the vendor or the network did wrong
     ├── VendorUnavailable          5xx, timeouts, connection failures: retry with backoff
-    │   └── RateLimited            429 (or 503 with Retry-After): retry after `retry_after` s, never sooner
+    │   └── RateLimited            429 (or 503 with Retry-After): wait `retry_after` s, not less
     └── VendorRejected             other 4xx: do not retry; dead-letter with the vendor's text
 
 `PayloadInvalid` is not a vendor error: the receiver answers it with 400.
@@ -114,7 +114,7 @@ Decide = Callable[[Ticket], Decision]
 
 
 class Connector(Protocol):
-    """One vendor. Implementations: connectors.jira.JiraConnector, connectors.zendesk.ZendeskConnector."""
+    """One vendor: connectors.jira.JiraConnector, connectors.zendesk.ZendeskConnector."""
 
     vendor: str
 
