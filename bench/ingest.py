@@ -33,7 +33,7 @@ from webhooks.inbox import Inbox  # noqa: E402
 from webhooks.signatures import sign_jira  # noqa: E402
 
 SECRET = "bench-secret"
-PAYLOAD = Path("/work/shared/vendor/jira/webhooks/webhook-issue-updated-labels.json")
+PAYLOAD = REPO / "tests/connectors/jira/fixtures/jira_issue_updated__cloud_labels.json"
 
 
 def free_port() -> int:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.shared_vendor import VENDOR
 from tests.webhooks.fakes import fake_envelope
 from webhooks.app import ReceiverConfig, create_app
 from webhooks.inbox import Inbox
@@ -22,7 +23,6 @@ JIRA_SECRET = "jira-secret"
 ZD_SECRET = "zendesk-secret"
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 ZD_TS = "2026-11-21T12:00:00Z"
-VENDOR = Path("/work/shared/vendor")
 
 
 @pytest.fixture

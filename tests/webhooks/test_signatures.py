@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from tests.shared_vendor import VENDOR
 from webhooks.signatures import (
     SignatureInvalid,
     check_timestamp,
@@ -17,7 +17,6 @@ from webhooks.signatures import (
     verify_zendesk,
 )
 
-VENDOR = Path("/work/shared/vendor")
 ZD_VECTORS = VENDOR / "zendesk" / "aaronellington_zendesk-go"
 ATLASSIAN_SECRET = "It's a Secret to Everybody"
 ATLASSIAN_SIG = "sha256=a4771c39fbe90f317c7824e83ddef3caae9cb3d976c214ace1f2937e133263c9"

@@ -13,11 +13,12 @@ import pytest
 import responses
 
 from connectors.jira import JiraConfig, JiraConnector
+from tests.shared_vendor import VENDOR
 from tiering.policy import Policy, load_policy
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures"
-OPENAPI = Path("/work/shared/vendor/jira/platform-openapi-v3.json")
+OPENAPI = VENDOR / "jira" / "platform-openapi-v3.json"
 BASE = "https://example.atlassian.net"
 DC_BASE = "https://jira.example.internal"
 
