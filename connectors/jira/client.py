@@ -21,9 +21,7 @@ Why the library is configured as it is (../shared/vendor/README.md, jira 3.10 so
 
 from __future__ import annotations
 
-import email.utils
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +29,7 @@ import requests
 from jira import JIRA, JIRAError
 
 from connectors.base import ConnectorError, RateLimited, VendorRejected, VendorUnavailable
+from connectors.http import retry_after_seconds
 from connectors.jira.config import JiraConfig
 
 #: Used when Jira answers 429 without a usable Retry-After (Atlassian documents that it sends one;
@@ -64,23 +63,6 @@ def make_client(config: JiraConfig, *, session: requests.Session | None = None) 
         client._session.verify = session.verify
         client._session.cert = session.cert
     return client
-
-
-def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait per a Retry-After header: delta-seconds or HTTP date (RFC 9110 10.2.3)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 def jira_error_text(response: requests.Response | None, fallback: str = "") -> str:

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import Envelope, PayloadInvalid
+from connectors.http import header
 
 VENDOR = "jira"
 
@@ -77,15 +78,6 @@ DELIVERY_HEADER = "x-atlassian-webhook-identifier"
 
 _ISSUE_ID_IN_URL = re.compile(r"/rest/api/\d+/issue/(\d+)(?:/|$)")
 _ISSUE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-\d+$")
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """The value of header `name`, looked up case-insensitively (HTTP header names are)."""
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
 
 
 #: Data Center sends every comment twice: `comment_created` (no issue) and `jira:issue_updated`

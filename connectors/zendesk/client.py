@@ -26,9 +26,7 @@ Errors, translated once here (always `raise ... from exc`):
 
 from __future__ import annotations
 
-import email.utils
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -46,6 +44,7 @@ from connectors.base import (
     VendorRejected,
     VendorUnavailable,
 )
+from connectors.http import retry_after_seconds
 from connectors.zendesk.config import ZendeskConfig
 
 #: When a 429 carries no usable Retry-After (Zendesk documents that it always sends one), wait
@@ -173,23 +172,6 @@ def make_zenpy(
             if prefix:
                 api.api_prefix = f"{prefix}/api/v2"
     return client, recorder
-
-
-def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta seconds or an HTTP date), or None."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 def zendesk_error_text(response: requests.Response) -> str:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import Envelope, PayloadInvalid
+from connectors.http import header
 from connectors.zendesk.trigger_body import TEMPLATE_VERSION, TRIGGER_EVENT
 
 VENDOR = "zendesk"
@@ -77,15 +78,6 @@ _SUBJECT_TICKET = re.compile(r"^zen:ticket:([0-9]+)$")
 _ISO = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(?::(\d{2})(?:\.(\d+))?)?\s*(Z|[+-]\d{2}:?\d{2})?$"
 )
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """The value of header `name`, looked up case-insensitively (HTTP header names are)."""
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
 
 
 def delivery_id(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:

@@ -21,8 +21,8 @@ from connectors.base import (
     VendorRejected,
     VendorUnavailable,
 )
+from connectors.http import retry_after_seconds
 from connectors.jira import JiraConnector
-from connectors.jira.client import retry_after_seconds
 from tests.connectors.jira.conftest import BASE, cloud_config, load, policy
 from tiering import decide
 from tiering.models import Decision, Ticket
