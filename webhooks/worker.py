@@ -60,7 +60,7 @@ DEAD = "dead"
 
 def backoff_delay(attempt: int, *, initial: float = 1.0, maximum: float = 600.0) -> float:
     """Seconds to wait before attempt `attempt + 1`: exponential with jitter (tenacity)."""
-    wait = wait_exponential_jitter(initial=initial, max=maximum, exp_base=2, jitter=initial)
+    wait = wait_exponential_jitter(multiplier=initial, max=maximum, exp_base=2, jitter=initial)
     state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
     state.attempt_number = max(1, attempt)
     return float(wait(state))
