@@ -26,15 +26,7 @@ from connectors.jira.admin import (
 from connectors.jira.client import make_client
 from connectors.jira.config import JiraConfig
 from tiering.models import Decision, Ticket
-
-
-def _settings() -> Any:
-    from webhooks.settings import SettingsError, load_settings
-
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(f"invalid settings:\n{exc}") from exc
+from webhooks.cli_settings import admin_settings
 
 
 def _jira_config(settings: Any) -> JiraConfig:
@@ -57,7 +49,7 @@ def _jira_config(settings: Any) -> JiraConfig:
 @click.option("--dry-run", is_flag=True, help="Print the request without sending it.")
 def install_jira(callback_url: str, jql: str | None, name: str, dry_run: bool) -> None:
     """Register (or update, matched by name) tierdesk's Jira admin webhook with a new secret."""
-    config = _jira_config(_settings())
+    config = _jira_config(admin_settings())
     try:
         result = install_webhook(
             make_client(config), callback_url=callback_url, jql=jql, name=name, dry_run=dry_run
@@ -95,7 +87,7 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int) -> None:
         check_jql(jql)
     except AdminError as exc:
         raise click.BadParameter(str(exc)) from exc
-    settings = _settings()
+    settings = admin_settings()
     config = _jira_config(settings)
     try:
         policy = load_policy_for(settings)

@@ -18,15 +18,7 @@ from connectors.zendesk.admin import (
 )
 from connectors.zendesk.config import ZendeskConfig
 from tiering.models import Decision, Ticket
-
-
-def _settings() -> Any:
-    from webhooks.settings import SettingsError, load_settings
-
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(f"invalid settings:\n{exc}") from exc
+from webhooks.cli_settings import admin_settings
 
 
 def _admin(settings: Any) -> ZendeskAdmin:
@@ -61,7 +53,7 @@ def _admin(settings: Any) -> ZendeskAdmin:
                    " TIERDESK_ZENDESK_USER_ID) or 'api' (update not made through the API).")
 def install_zendesk(callback_url: str, dry_run: bool, loop_guard: str) -> None:
     """Create or update (matched by name) tierdesk's Zendesk webhook and trigger."""
-    admin = _admin(_settings())
+    admin = _admin(admin_settings())
     try:
         result = install(admin, callback_url=callback_url, dry_run=dry_run,
                          loop_guard="api" if loop_guard == "api" else "user")
@@ -95,7 +87,7 @@ def backfill_zendesk(query: str, dry_run: bool) -> None:
     """Queue every ticket the search matches for evaluation (the worker applies the policy)."""
     from webhooks.wiring import decide_function
 
-    settings = _settings()
+    settings = admin_settings()
     admin = _admin(settings)
     inbox: Any = None
     decide_now: Any = None
