@@ -3,11 +3,8 @@ trigger, its body becomes one guarded write, and tierdesk's own write fires noth
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -20,55 +17,17 @@ from tiering import Decision, Ticket, decide, load_policy
 from webhooks.defaults import default_policy_text
 
 sandbox_server = pytest.importorskip("connectors.sandbox.server")
+from tests.webhook_receiver import Receiver, running_receiver  # noqa: E402
 
 BOT_ID = 9001  # the seed's "tierdesk bot"
 AGENT = ("agent@tierdesk.example/token", "t")
 
 
-@dataclass
-class Inbox:
-    """A minimal webhook endpoint: raw bodies and headers, in arrival order."""
-
-    url: str = ""
-    calls: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[bytes, dict[str, str]]]:
-        with self.cond:
-            self.cond.wait_for(lambda: len(self.calls) >= count, timeout)
-            return list(self.calls)
-
-
 @pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    box = Inbox()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with box.cond:
-                box.calls.append((body, dict(self.headers.items())))
-                box.cond.notify_all()
-            self.send_response(202)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    box.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield box
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def inbox() -> Iterator[Receiver]:
+    """The webhook endpoint the sandbox delivers to (raw bodies and headers, in order)."""
+    with running_receiver() as rec:
+        yield rec
 
 
 @pytest.fixture
@@ -80,7 +39,7 @@ def sandbox() -> Iterator[Any]:
         handle.stop()
 
 
-def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Inbox) -> None:
+def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Receiver) -> None:
     """An agent's change reaches tierdesk as the installed trigger body; the decision lands in
     one guarded PUT and nothing else; the bot's own write fires no further delivery."""
     from webhooks.signatures import verify_zendesk
@@ -101,7 +60,8 @@ def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Inbox) -> None:
     assert created.status_code == 201, created.text
     ticket_id = created.json()["ticket"]["id"]
 
-    raw, headers = inbox.wait_for(1)[0]
+    delivery = inbox.wait_for(1)[0]
+    raw, headers = delivery.body, delivery.headers
     verify_zendesk(raw, signature=headers.get("X-Zendesk-Webhook-Signature"),
                    timestamp=headers.get("X-Zendesk-Webhook-Signature-Timestamp"),
                    secret=first.secret)
@@ -137,7 +97,7 @@ def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Inbox) -> None:
     assert len(inbox.wait_for(2, timeout=1.0)) == 1
 
 
-def test_worker_pipeline_through_sandbox(sandbox: Any, inbox: Inbox, tmp_path: Any) -> None:
+def test_worker_pipeline_through_sandbox(sandbox: Any, inbox: Receiver, tmp_path: Any) -> None:
     """Deliveries go through the real inbox and worker: triage, then an agent's escalation
     request without documentation gets the checklist note once; every decision is 1 PUT."""
     from webhooks.inbox import Inbox as EventInbox
@@ -152,7 +112,8 @@ def test_worker_pipeline_through_sandbox(sandbox: Any, inbox: Inbox, tmp_path: A
     worker = Worker(inbox=events, connectors={"zendesk": connector}, policy=policy)
 
     def deliver(count: int) -> None:
-        for raw, headers in inbox.wait_for(count)[count - 1:count]:
+        for call in inbox.wait_for(count)[count - 1:count]:
+            raw, headers = call.body, call.headers
             body = parse_body(raw)
             assert events.enqueue(connector.envelope(body, headers), body, raw=raw)
         assert worker.drain() == 1
@@ -186,7 +147,7 @@ def test_worker_pipeline_through_sandbox(sandbox: Any, inbox: Inbox, tmp_path: A
 
 
 def test_event_subscribed_webhook_through_sandbox(
-    sandbox: Any, inbox: Inbox, tmp_path: Any
+    sandbox: Any, inbox: Receiver, tmp_path: Any
 ) -> None:
     """Event-subscribed deliveries: a created ticket costs its reads and one PUT; the events
     tierdesk's own PUT causes are dropped by the worker without any request."""
@@ -213,7 +174,8 @@ def test_event_subscribed_webhook_through_sandbox(
         "comment": {"body": "Where is the export button?"}}})
     tid = str(created.json()["ticket"]["id"])
 
-    raw, headers = inbox.wait_for(1)[0]
+    delivery = inbox.wait_for(1)[0]
+    raw, headers = delivery.body, delivery.headers
     body = parse_body(raw)
     env = connector.envelope(body, headers)
     assert (env.event_type, env.ticket, env.handled) == (
@@ -231,7 +193,8 @@ def test_event_subscribed_webhook_through_sandbox(
     # tierdesk's PUT changed tags and group: those events come back with the bot as actor.
     echoes = inbox.wait_for(3)[1:]
     assert len(echoes) >= 2
-    for raw, headers in echoes:
+    for echo in echoes:
+        raw, headers = echo.body, echo.headers
         body = parse_body(raw)
         env = connector.envelope(body, headers)
         assert env.actor == str(BOT_ID) and connector.is_own_event(env)
