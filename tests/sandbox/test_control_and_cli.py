@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from connectors.sandbox.faults import FaultsInvalid, parse_faults
 from connectors.sandbox.server import SandboxHandle, run_in_thread
 from connectors.sandbox.state import SeedInvalid, load_seed
-from tests.sandbox.conftest import Receiver
+from tests.webhook_receiver import Receiver
 from webhooks.cli import main
 
 

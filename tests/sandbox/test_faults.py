@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from connectors.sandbox.server import SandboxHandle
-from tests.sandbox.conftest import Receiver
+from tests.webhook_receiver import Receiver
 
 BOT_JIRA = ("bot@tierdesk.example", "t")
 BOT_ZD = ("bot@tierdesk.example/token", "t")

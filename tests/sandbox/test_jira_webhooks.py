@@ -8,7 +8,7 @@ import hmac
 from jira import JIRA
 
 from connectors.sandbox.server import SandboxHandle
-from tests.sandbox.conftest import Receiver
+from tests.webhook_receiver import Receiver
 
 SECRET = "It's a Secret to Everybody"
 

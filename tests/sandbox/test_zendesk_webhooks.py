@@ -11,7 +11,7 @@ import json
 import requests
 
 from connectors.sandbox.server import SandboxHandle
-from tests.sandbox.conftest import Receiver
+from tests.webhook_receiver import Receiver
 
 BOT = ("bot@tierdesk.example/token", "t")
 TEMPLATE = (
