@@ -73,7 +73,7 @@ KINDS: list[tuple[str, dict[str, Any]]] = [
 
 def run(body: dict[str, Any]) -> tuple[list[str], str]:
     config = JiraConfig(base_url=BASE, email="bot@acme.example", api_token="t",
-                        bot_account_id=BOT)
+                        bot_account_id=BOT, comment_visibility=("role", "Administrators"))
     answer = copy.deepcopy(issue_event()["issue"])
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.get(re.compile(rf"{BASE}/rest/api/2/issue/.*"), json=answer)

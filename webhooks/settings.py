@@ -73,7 +73,10 @@ class Settings(BaseSettings):
     #: The bot's own account (accountId on Cloud, user name on Data Center).
     jira_account_id: str | None = None
     jira_deployment: Literal["cloud", "datacenter"] = "cloud"
-    #: `role:Administrators` or `group:support-agents`: who may see the checklist comment.
+    #: `role:Administrators` or `group:support-agents`: who may see the checklist comment;
+    #: `public` posts it unrestricted on purpose. Required with Jira unless
+    #: `jira_service_management` (internal comments): the checklist never reaches customers by
+    #: a missed setting.
     jira_comment_visibility: str | None = None
     jira_service_management: bool = False
     #: JSM: the custom field id of the Organizations field (e.g. customfield_10002), so a
@@ -127,10 +130,13 @@ class Settings(BaseSettings):
     def _visibility(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        if value == "public":
+            return value
         kind, sep, name = value.partition(":")
         if not sep or kind not in ("role", "group") or not name.strip():
             raise ValueError(
-                f'expected "role:<project role>" or "group:<group name>", got "{value}"'
+                f'expected "role:<project role>", "group:<group name>" or "public" (unrestricted),'
+                f' got "{value}"'
             )
         return value
 
@@ -154,6 +160,10 @@ class Settings(BaseSettings):
                 "TIERDESK_JIRA_URL is set but no credentials: set TIERDESK_JIRA_EMAIL and"
                 " TIERDESK_JIRA_API_TOKEN (Cloud) or TIERDESK_JIRA_PAT (Data Center)"
             )
+        jira = self.jira_config()
+        problem = jira.comment_audience_problem() if jira is not None else None
+        if problem is not None:
+            problems.append(problem)
         if (self.zendesk_url or self.zendesk_subdomain) and not (
             self.zendesk_email and self.zendesk_api_token
         ):
@@ -172,7 +182,7 @@ class Settings(BaseSettings):
         if not self.jira_url:
             return None
         visibility: tuple[Literal["role", "group"], str] | None = None
-        if self.jira_comment_visibility:
+        if self.jira_comment_visibility and self.jira_comment_visibility != "public":
             kind, _, name = self.jira_comment_visibility.partition(":")
             visibility = ("role" if kind == "role" else "group", name.strip())
         return JiraConfig(
@@ -184,6 +194,7 @@ class Settings(BaseSettings):
             deployment=self.jira_deployment,
             comment_visibility=visibility,
             service_management=self.jira_service_management,
+            public_comments=self.jira_comment_visibility == "public",
             organization_field=self.jira_organization_field,
             timeout=self.http_timeout,
         )

@@ -24,6 +24,10 @@ class JiraConfig:
     comment_visibility: tuple[Literal["role", "group"], str] | None = None
     #: Jira Service Management: mark the checklist comment internal (sd.public.comment).
     service_management: bool = False
+    #: The admin's explicit choice to post the checklist unrestricted (everyone who can see the
+    #: issue sees it). Without it, `comment_visibility` or `service_management`, the connector
+    #: refuses to start: customers must never see the checklist by accident.
+    public_comments: bool = False
     #: Seconds for connect and read on every request.
     timeout: float = 10.0
     #: JSM: id of the "Organizations" custom field (type sd-customer-organizations, e.g.
@@ -38,5 +42,19 @@ class JiraConfig:
             f" api_token={'***' if self.api_token else None},"
             f" pat={'***' if self.pat else None}, bot_account_id={self.bot_account_id!r},"
             f" deployment={self.deployment!r}, service_management={self.service_management!r},"
+            f" comment_visibility={self.comment_visibility!r},"
+            f" public_comments={self.public_comments!r},"
             f" organization_field={self.organization_field!r})"
+        )
+
+    def comment_audience_problem(self) -> str | None:
+        """Why the checklist comment could reach customers with this config, or None."""
+        if self.comment_visibility is not None or self.service_management or self.public_comments:
+            return None
+        return (
+            "Jira checklist comments would be visible to everyone who can see the issue,"
+            " customers included: set TIERDESK_JIRA_COMMENT_VISIBILITY to role:<project role> or"
+            " group:<group> (e.g. role:Administrators), or TIERDESK_JIRA_SERVICE_MANAGEMENT=true"
+            " on Jira Service Management (internal comments); TIERDESK_JIRA_COMMENT_VISIBILITY="
+            "public posts them unrestricted on purpose"
         )

@@ -14,6 +14,7 @@ Requests per decision (measured in tests/connectors/jira/test_jira_apply.py):
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,14 +40,22 @@ class JiraConnector:
     def __init__(
         self, config: JiraConfig, policy: Policy, *, session: requests.Session | None = None
     ) -> None:
+        """Raises ValueError when the checklist comment could reach customers (see
+        JiraConfig.comment_audience_problem)."""
         self.config = config
         self.policy = policy
         self.client: JIRA = make_client(config, session=session)
-        if config.comment_visibility is None and not config.service_management:
+        # The reads of the decision in hand, per worker thread: `apply` reports them with its
+        # write, so the decision record lists every request the decision cost.
+        self._local = threading.local()
+        problem = config.comment_audience_problem()
+        if problem is not None:
+            # Fail closed: customers must never see the checklist because a setting was missed.
+            raise ValueError(problem)
+        if config.public_comments and config.comment_visibility is None:
             LOG.warning(
-                "Jira checklist comments will be visible to everyone who can see the issue:"
-                " set TIERDESK_JIRA_COMMENT_VISIBILITY (e.g. role:Administrators) or, on Jira"
-                " Service Management, TIERDESK_JIRA_SERVICE_MANAGEMENT=true"
+                "Jira checklist comments are posted unrestricted"
+                " (TIERDESK_JIRA_COMMENT_VISIBILITY=public): everyone who sees an issue sees them"
             )
 
     # ------------------------------------------------------------------ events in
@@ -70,6 +79,7 @@ class JiraConnector:
         """The ticket from the newest payload: 0 requests when it is a full issue, else 1 GET."""
         if not payloads:
             raise ValueError("current_ticket needs at least one payload")
+        self._local.reads = []  # a new decision starts: count its requests from here
         body = _newest(payloads)
         event = body.get("webhookEvent")
         actor = events.actor(body, event if isinstance(event, str) else "")
@@ -91,7 +101,19 @@ class JiraConnector:
         path = f"/rest/api/2/issue/{key}"
         fields = ",".join(fields_to_read(self.policy, self.config, comments=comments))
         response = send(self.client, "GET", path, params={"fields": fields})
+        self._reads().append(Call("GET", path, response.status_code, "read issue"))
         return json_object(response, what=f"Jira GET {path}")
+
+    def _reads(self) -> list[Call]:
+        reads: list[Call] | None = getattr(self._local, "reads", None)
+        if reads is None:
+            reads = self._local.reads = []
+        return reads
+
+    def _take_reads(self) -> tuple[Call, ...]:
+        reads = tuple(self._reads())
+        self._local.reads = []
+        return reads
 
     # ------------------------------------------------------------------ writes out
 
@@ -131,11 +153,13 @@ class JiraConnector:
         `decide` is unused: Jira's issue edit has no collision guard to re-decide after (the
         label operations are add/remove deltas, so concurrent agent edits are preserved).
         """
+        reads = self._take_reads()
         if not decision.changed:
-            return Applied(decision=decision, note_key=ticket.last_note_key)
+            return Applied(calls=reads, decision=decision, note_key=ticket.last_note_key)
         body = self.plan(ticket, decision)
         if body is None:
             return Applied(
+                calls=reads,
                 decision=decision,
                 note_key=ticket.last_note_key,
                 details={"skipped": "the ticket already has the desired state"},
@@ -149,7 +173,7 @@ class JiraConnector:
         )
         posted = "comment" in body.get("update", {})
         return Applied(
-            calls=(Call("PUT", path, response.status_code, "apply decision"),),
+            calls=(*reads, Call("PUT", path, response.status_code, "apply decision")),
             decision=decision,
             note_key=decision.note_key if posted else ticket.last_note_key,
             wrote=True,

@@ -55,8 +55,49 @@ def test_jira_datacenter_with_pat(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIERDESK_JIRA_URL", "https://jira.corp")
     monkeypatch.setenv("TIERDESK_JIRA_PAT", "pat-1")
     monkeypatch.setenv("TIERDESK_JIRA_DEPLOYMENT", "datacenter")
+    monkeypatch.setenv("TIERDESK_JIRA_COMMENT_VISIBILITY", "group:jira-agents")
     cfg = load_settings().jira_config()
     assert cfg is not None and (cfg.pat, cfg.deployment) == ("pat-1", "datacenter")
+    assert (cfg.comment_visibility, cfg.public_comments) == (("group", "jira-agents"), False)
+
+
+def test_jira_without_comment_audience_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jira with neither a comment visibility nor JSM is refused at start-up, naming the three
+    ways out: customers never see the checklist because a setting was missed."""
+    monkeypatch.setenv("TIERDESK_JIRA_URL", "https://jira.corp")
+    monkeypatch.setenv("TIERDESK_JIRA_PAT", "pat-1")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "checklist comments would be visible to everyone" in message
+    for way_out in ("TIERDESK_JIRA_COMMENT_VISIBILITY to role:<project role> or group:<group>",
+                    "TIERDESK_JIRA_SERVICE_MANAGEMENT=true",
+                    "TIERDESK_JIRA_COMMENT_VISIBILITY=public"):
+        assert way_out in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "visibility", "jsm", "public"),
+    [
+        ({"JIRA_SERVICE_MANAGEMENT": "true"}, None, True, False),
+        ({"JIRA_COMMENT_VISIBILITY": "public"}, None, False, True),
+        ({"JIRA_COMMENT_VISIBILITY": "role:Service Desk Team"}, ("role", "Service Desk Team"),
+         False, False),
+    ],
+)
+def test_each_comment_audience_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, str],
+    visibility: tuple[str, str] | None, jsm: bool, public: bool,
+) -> None:
+    """JSM internal comments, an explicit `public`, or a role/group each satisfy the check."""
+    monkeypatch.setenv("TIERDESK_JIRA_URL", "https://jira.corp")
+    monkeypatch.setenv("TIERDESK_JIRA_PAT", "pat-1")
+    for k, v in extra.items():
+        monkeypatch.setenv("TIERDESK_" + k, v)
+    cfg = load_settings().jira_config()
+    assert cfg is not None
+    assert (cfg.comment_visibility, cfg.service_management, cfg.public_comments) == (
+        visibility, jsm, public)
 
 
 def test_zendesk_url_wins_over_subdomain(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,6 +154,7 @@ def test_secrets_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIERDESK_JIRA_EMAIL", "bot@x.com")
     monkeypatch.setenv("TIERDESK_JIRA_API_TOKEN", "SUPERSECRET-token")
     monkeypatch.setenv("TIERDESK_JIRA_WEBHOOK_SECRET", "SUPERSECRET-hook")
+    monkeypatch.setenv("TIERDESK_JIRA_COMMENT_VISIBILITY", "role:Administrators")
     monkeypatch.setenv("TIERDESK_ZENDESK_API_TOKEN", "SUPERSECRET-zd")
     s = load_settings()
     assert "SUPERSECRET" not in repr(s) and "SUPERSECRET" not in str(s)

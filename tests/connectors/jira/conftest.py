@@ -36,13 +36,16 @@ def policy() -> Policy:
 
 
 def cloud_config(**overrides: Any) -> JiraConfig:
-    """A Cloud config with basic auth and a bot account."""
+    """A Cloud config with basic auth and a bot account. Comments are unrestricted on purpose
+    (`public_comments`), so request bodies show only what each test is about; the visibility
+    tests pass `comment_visibility` or `service_management`."""
     values: dict[str, Any] = {
         "base_url": BASE,
         "email": "bot@example.com",
         "api_token": "token-123",
         "bot_account_id": "bot-account",
         "timeout": 5.0,
+        "public_comments": True,
     }
     values.update(overrides)
     return JiraConfig(**values)

@@ -32,6 +32,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         "TIERDESK_JIRA_EMAIL": "bot@example.com",
         "TIERDESK_JIRA_API_TOKEN": "token-123",
         "TIERDESK_JIRA_ACCOUNT_ID": "bot-account",
+        "TIERDESK_JIRA_COMMENT_VISIBILITY": "role:Administrators",
         "TIERDESK_POLICY": str(HERE / "policy.yaml"),
         "TIERDESK_DATABASE_URL": f"sqlite:///{tmp_path / 'inbox.db'}",
     }.items():

@@ -16,6 +16,7 @@ import pytest
 import responses
 from responses import matchers
 
+from connectors.base import Call
 from connectors.jira import JiraConnector
 from connectors.jira.config import JiraConfig
 from tests.connectors.jira.conftest import BASE, DC_BASE, cloud_config, load, openapi, policy
@@ -195,7 +196,7 @@ def test_applied_records_call_and_note_key(
 def test_data_center_assigns_by_name_with_bearer_token(rsps: responses.RequestsMock) -> None:
     """Data Center: assignee by user name; a personal access token is sent as Bearer auth."""
     config = JiraConfig(base_url=DC_BASE, pat="pat-secret", deployment="datacenter",
-                        bot_account_id="tierdesk-bot")
+                        bot_account_id="tierdesk-bot", public_comments=True)
     connector = JiraConnector(config, policy())
     rsps.put(f"{DC_BASE}/rest/api/2/issue/PRJX-14", status=204)
     body = load("jira_issue_updated__server_commented.json")
@@ -227,9 +228,18 @@ def test_comment_event_decision_is_one_read_one_write(
     issue = load("jira_issue_created__cloud_many_fields.json")["issue"]
     rsps.get(f"{BASE}/rest/api/2/issue/TES-41", json={**issue, "key": "TES-41"})
     rsps.put(f"{BASE}/rest/api/2/issue/TES-41", status=204)
-    run(connector, load("comment_created__cloud_mention_user.json"))
+    ticket = connector.current_ticket([load("comment_created__cloud_mention_user.json")])
+    decision = decide(ticket, policy(), now=NOW)
+    applied = connector.apply(ticket, decision, decide=lambda t: decide(t, policy(), now=NOW))
     assert [(m, u.split("?")[0]) for m, u, _ in sent(rsps)] == [
         ("GET", f"{BASE}/rest/api/2/issue/TES-41"), ("PUT", f"{BASE}/rest/api/2/issue/TES-41")]
+    # The decision record lists the read with the write; the next decision starts afresh.
+    assert applied.calls == (
+        Call("GET", "/rest/api/2/issue/TES-41", 200, "read issue"),
+        Call("PUT", "/rest/api/2/issue/TES-41", 204, "apply decision"),
+    )
+    again = connector.apply(ticket, decision, decide=lambda t: decision)
+    assert again.calls == (Call("PUT", "/rest/api/2/issue/TES-41", 204, "apply decision"),)
 
 
 def test_unknown_target_leaves_assignment_alone(

@@ -349,12 +349,18 @@ def test_given_session_lends_its_transport(rsps: responses.RequestsMock) -> None
     assert used == ["PUT"]
 
 
-def test_public_checklist_is_warned_about(
+def test_checklist_audience_fails_closed(
     rsps: responses.RequestsMock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Without visibility or JSM, building the connector warns that notes would be public."""
-    JiraConnector(cloud_config(), policy())
-    assert "TIERDESK_JIRA_COMMENT_VISIBILITY" in caplog.text
+    """Without visibility, JSM or an explicit `public_comments`, the connector refuses to be
+    built (customers must not see the checklist by a missed setting); the explicit opt-out
+    builds with a warning, a visibility builds silently."""
+    with pytest.raises(ValueError, match="TIERDESK_JIRA_COMMENT_VISIBILITY=public"):
+        JiraConnector(cloud_config(public_comments=False), policy())
+    JiraConnector(cloud_config(public_comments=True), policy())
+    assert "posted unrestricted" in caplog.text
     caplog.clear()
-    JiraConnector(cloud_config(comment_visibility=("group", "agents")), policy())
+    JiraConnector(cloud_config(public_comments=False, comment_visibility=("group", "agents")),
+                  policy())
+    JiraConnector(cloud_config(public_comments=False, service_management=True), policy())
     assert caplog.text == ""
