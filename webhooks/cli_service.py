@@ -109,7 +109,7 @@ def build_service(
     ones built from the settings (tests start the real service with a test connector)."""
     from webhooks.inbox import Inbox, InboxError
     from webhooks.metrics import Metrics
-    from webhooks.wiring import WiringError, build_connectors, load_policy_for
+    from webhooks.wiring import WiringError, build_connectors, load_policy_for, vendor_lines
     from webhooks.worker import VendorGate, Worker, WorkerPool
 
     try:
@@ -125,10 +125,11 @@ def build_service(
     metrics = Metrics()
     metrics.watch_inbox(inbox.depth)
     pool = None
+    lines = vendor_lines(settings)  # one per process, kept across policy reloads
     if with_worker:
         if connectors is None:
             try:
-                connectors = build_connectors(settings, policy)
+                connectors = build_connectors(settings, policy, lines=lines)
             except WiringError as exc:
                 raise StartupError([str(exc)]) from None
         if not connectors:
@@ -163,7 +164,8 @@ def build_service(
                 return
             # Connectors carry the policy's field mapping: rebuild them for the new policy
             # (a test's injected connectors are kept as they are).
-            fresh = injected if injected is not None else build_connectors(settings, new)
+            fresh = (injected if injected is not None
+                     else build_connectors(settings, new, lines=lines))
             for worker in pool.workers:
                 worker.swap(new, fresh)
 

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     retry_max_delay: float = Field(default=600.0, gt=0)
     #: Worker threads per process (each holds one ticket at a time).
     worker_threads: int = Field(default=2, ge=1, le=64)
+    #: Requests in flight to one vendor from one process. 1 guarantees that no request reaches
+    #: the vendor after it answered 429/503 and before its Retry-After; more trades that for
+    #: throughput against a slow vendor (a request already on the wire may land in the window).
+    vendor_concurrency: int = Field(default=1, ge=1, le=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator(

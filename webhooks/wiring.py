@@ -3,6 +3,7 @@ the engine, all imported lazily so that the receiver starts without vendor libra
 
     envelope_function("jira")        -> connectors.jira.events.envelope     (pure; no credentials)
     build_connectors(settings, p)    -> {"jira": JiraConnector(..), "zendesk": ZendeskConnector(..)}
+    vendor_lines(settings)           -> {"jira": VendorLine, ...}: pass to build_connectors
     decide_function()                -> tiering.decide
     load_policy_for(settings)        -> Policy from TIERDESK_POLICY, else the embedded example
 """
@@ -13,11 +14,14 @@ import importlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from connectors.base import Connector, Envelope
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy, PolicyError, load_policy
+
+if TYPE_CHECKING:
+    from connectors.http import VendorLine
 from webhooks.settings import Settings
 
 VENDORS = ("jira", "zendesk")
@@ -65,17 +69,41 @@ def envelope_functions(vendors: tuple[str, ...] = VENDORS) -> dict[str, Envelope
     return found
 
 
-def build_connectors(settings: Settings, policy: Policy) -> dict[str, Connector]:
-    """A connector for each vendor configured in `settings` (none configured: empty)."""
+def vendor_lines(settings: Settings) -> dict[str, VendorLine]:
+    """One `VendorLine` per vendor for this process (TIERDESK_VENDOR_CONCURRENCY requests in
+    flight at most; none while the vendor asked to wait). Build once and keep across policy
+    reloads: a pause must outlive the connectors that saw it."""
+    from connectors.http import VendorLine
+
+    defaults = {"jira": 30.0, "zendesk": 60.0}  # the connectors' own floors for a bare 429
+    return {
+        vendor: VendorLine(vendor, concurrency=settings.vendor_concurrency,
+                           default_pause=defaults[vendor])
+        for vendor in VENDORS
+    }
+
+
+def build_connectors(
+    settings: Settings, policy: Policy, *, lines: Mapping[str, VendorLine] | None = None
+) -> dict[str, Connector]:
+    """A connector for each vendor configured in `settings` (none configured: empty). With
+    `lines`, every request a connector sends goes through its vendor's line."""
+    from connectors.http import session_on
+
     out: dict[str, Connector] = {}
     jira = settings.jira_config()
     if jira is not None:
         module = _import("connectors.jira", "Jira")
-        out["jira"] = cast(Connector, module.JiraConnector(jira, policy))
+        session = session_on(lines["jira"]) if lines else None
+        try:
+            out["jira"] = cast(Connector, module.JiraConnector(jira, policy, session=session))
+        except ValueError as exc:
+            raise WiringError(f"cannot use Jira: {exc}") from None
     zendesk = settings.zendesk_config()
     if zendesk is not None:
         module = _import("connectors.zendesk", "Zendesk")
-        out["zendesk"] = cast(Connector, module.ZendeskConnector(zendesk, policy))
+        session = session_on(lines["zendesk"]) if lines else None
+        out["zendesk"] = cast(Connector, module.ZendeskConnector(zendesk, policy, session=session))
     return out
 
 

@@ -43,6 +43,7 @@ from connectors.base import (
     VendorRejected,
     VendorUnavailable,
 )
+from connectors.http import LinePaused
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
 from webhooks.inbox import Claim, DecisionRecord, Inbox
@@ -72,7 +73,9 @@ class VendorGate:
     The inbox's `vendor_pauses` row tells other processes, but it is written only after the
     429 has been handled; meanwhile another thread could send its own request. The thread that
     gets the 429 closes this gate first, and every thread checks it right before it starts on a
-    ticket, so no request of this process goes out during Retry-After."""
+    ticket, so no thread starts a ticket during Retry-After. Single requests are held by the
+    vendor lines (connectors/http.py), which also keep a request from starting after a refusal
+    on the wire meets it; other processes learn of the pause from the inbox when they claim."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._until: dict[str, float] = {}
@@ -249,6 +252,17 @@ class Worker:
             )
         except _GateClosed:
             self.inbox.release(claim)
+            return
+        except LinePaused as exc:
+            # Nothing was sent: a sibling thread's refusal closed the vendor line meanwhile.
+            # Hand the ticket back without counting an attempt, and hold other processes off.
+            wait = exc.retry_after or 0.0
+            self.gate.close(claim.vendor, self.inbox.clock() + wait)
+            self.inbox.pause_vendor(claim.vendor, until=self.inbox.clock() + wait,
+                                    reason=str(exc)[:500])
+            self.inbox.release(claim)
+            log("vendor paused: ticket handed back", level=10, paused_for=round(wait, 3),
+                **fields)
             return
         except _LeaseLost:
             log("lease lost before the write: left to the new holder", level=30, **fields)

@@ -393,3 +393,22 @@ def test_fresh_read_moves_known_at(inbox: Inbox, policy: Policy, clock: FakeCloc
     put(inbox, "d0", ts=state["known_at"] - 1)
     worker.drain()
     assert [c.fresh for c in fake.current_calls] == [False, True, True]
+
+
+def test_line_paused_hands_the_ticket_back_without_an_attempt(
+    inbox: Inbox, policy: Policy, clock: FakeClock
+) -> None:
+    """A request refused by the vendor line (nothing sent: a sibling thread's 429 closed it)
+    hands the ticket back untouched, counts no attempt and pauses the vendor for others."""
+    from connectors.http import LinePaused
+
+    fake = FakeConnector(errors=[LinePaused("jira", 12.0)])
+    worker = make_worker(inbox, policy, fake)
+    put(inbox, "d1")
+    assert worker.run_once()
+    assert fake.applied == [] and inbox.counts() == {"pending": 1}
+    assert inbox.paused_until("jira") == pytest.approx(clock.now + 12)
+    clock.advance(13)
+    assert worker.drain() == 1
+    assert len(fake.applied) == 1
+    assert fake.current_calls[-1].fresh is False  # no attempt was counted
