@@ -12,6 +12,11 @@ seed) does, with the shapes of platform-openapi-v3.json and the real payloads in
     GET|POST /rest/api/2/search (Data Center; Cloud answers 410 Gone, as Cloud does since 2025)
     /rest/webhooks/1.0/webhook: POST, GET; GET|PUT|DELETE /{id}
 
+What the site holds comes from the seed: users, projects, components, custom fields (any JSON,
+except a field of `type: organizations`, Jira Service Management's Organizations field: set with
+organization ids, read as `{id, name, _links}` objects), JSM organizations and the priority
+scheme (Highest ... Lowest unless the seed names others, e.g. an added "Urgent").
+
 Every change to an issue emits the webhooks Jira would send: `jira:issue_created`,
 `jira:issue_updated` (with `changelog.items[].fieldId`; `issue_event_type_name` issue_updated,
 issue_assigned or issue_commented) and Cloud `comment_created` (no `user`, trimmed issue
@@ -67,6 +72,17 @@ class JiraComponentSeed(_Seed):
 class JiraFieldSeed(_Seed):
     id: str = Field(pattern=r"^customfield_\d+$")
     name: str
+    #: "any" holds whatever JSON is set. "organizations" is Jira Service Management's
+    #: Organizations field (sd-customer-organizations): set with a list of organization ids
+    #: (`[8]`), read as `[{"id": "8", "name": ..., "_links": {...}}]`, empty as `[]`.
+    type: Literal["any", "organizations"] = "any"
+
+
+class JiraOrganizationSeed(_Seed):
+    """A JSM customer organization (the objects of GET /rest/servicedeskapi/organization)."""
+
+    id: str = Field(pattern=r"^\d+$")
+    name: str
 
 
 class JiraCommentSeed(_Seed):
@@ -100,10 +116,15 @@ class JiraSeed(_Seed):
     projects: list[JiraProjectSeed] = []
     components: list[JiraComponentSeed] = []
     fields: list[JiraFieldSeed] = []
+    organizations: list[JiraOrganizationSeed] = []
+    #: Priority names, highest first (ids "1", "2", ... in this order). Jira administrators can
+    #: add priorities such as "Urgent" to the default five.
+    priorities: list[str] = Field(
+        default_factory=lambda: ["Highest", "High", "Medium", "Low", "Lowest"], min_length=1
+    )
     issues: list[JiraIssueSeed] = []
 
 
-PRIORITIES = {"Highest": "1", "High": "2", "Medium": "3", "Low": "4", "Lowest": "5"}
 STATUSES = {
     "To Do": ("10000", "new"),
     "In Progress": ("3", "indeterminate"),
@@ -200,6 +221,9 @@ class JiraSim:
         self.projects = {p.key: p for p in seed.projects}
         self.components = {c.id: c for c in seed.components}
         self.field_names = {f.id: f.name for f in seed.fields}
+        self.organization_fields = {f.id for f in seed.fields if f.type == "organizations"}
+        self.organizations = {o.id: o for o in seed.organizations}
+        self.priorities = {name: str(n) for n, name in enumerate(seed.priorities, 1)}
         self.issues: dict[str, Issue] = {}
         self.webhooks: dict[int, Webhook] = {}
         self._ids = itertools.count(10000)
@@ -219,9 +243,14 @@ class JiraSim:
                     raise ValueError(
                         f"seed: jira.issues {s.key}: user {who!r} is not in jira.users"
                     )
-            for key in s.custom:
+            custom: dict[str, Any] = {}
+            for key, value in s.custom.items():
                 if key not in self.field_names:
                     raise ValueError(f"seed: jira.issues {s.key}: {key} is not in jira.fields")
+                try:
+                    custom[key] = self._custom_value(key, value)
+                except ApiError as exc:
+                    raise ValueError(f"seed: jira.issues {s.key}: {key}: {exc}") from exc
             issue = Issue(
                 id=str(next(self._ids)),
                 key=s.key,
@@ -238,7 +267,7 @@ class JiraSim:
                 ],
                 status=s.status,
                 issuetype=s.issuetype,
-                custom=dict(s.custom),
+                custom={k: v for k, v in custom.items() if v is not None},
                 created=start,
                 updated=start,
             )
@@ -358,9 +387,9 @@ class JiraSim:
             "priority": None
             if issue.priority is None
             else {
-                "self": f"{base}/rest/api/2/priority/{PRIORITIES.get(issue.priority, '3')}",
+                "self": f"{base}/rest/api/2/priority/{self.priorities.get(issue.priority, '3')}",
                 "name": issue.priority,
-                "id": PRIORITIES.get(issue.priority, "3"),
+                "id": self.priorities.get(issue.priority, "3"),
             },
             "reporter": self.user_json(issue.reporter),
             "creator": self.user_json(issue.creator),
@@ -413,7 +442,7 @@ class JiraSim:
             },
         }
         for fid in self.field_names:
-            fields[fid] = issue.custom.get(fid)
+            fields[fid] = self.custom_json(fid, issue.custom.get(fid))
         if wanted is not None:
             fields = {k: v for k, v in fields.items() if k in wanted}
         return {
@@ -593,7 +622,14 @@ class JiraSim:
                     "navigable": True,
                     "searchable": True,
                     "clauseNames": [f"cf[{number}]", title],
-                    "schema": {"type": "any", "custom": "sandbox", "customId": int(number)},
+                    "schema": {"type": "any", "custom": "sandbox", "customId": int(number)}
+                    if fid not in self.organization_fields
+                    else {
+                        "type": "array",
+                        "items": "sd-customer-organization",
+                        "custom": "com.atlassian.servicedesk:sd-customer-organizations",
+                        "customId": int(number),
+                    },
                 }
             )
         return Response(200, out)
@@ -734,8 +770,10 @@ class JiraSim:
         if name in ("assignee", "reporter"):
             return self._user_ref(value, name)
         if name == "priority":
-            if not isinstance(value, dict) or value.get("name") not in PRIORITIES:
-                raise _error(400, priority=f"Specify a valid priority name: {sorted(PRIORITIES)}")
+            if not isinstance(value, dict) or value.get("name") not in self.priorities:
+                raise _error(
+                    400, priority=f"Specify a valid priority name: {sorted(self.priorities)}"
+                )
             return value["name"]
         if name in ("summary", "description"):
             if value is not None and not isinstance(value, str):
@@ -743,7 +781,36 @@ class JiraSim:
             if name == "summary" and not value:
                 raise _error(400, summary="You must specify a summary of the issue.")
             return value
-        return value  # custom fields hold whatever JSON the client sets
+        return self._custom_value(name, value)
+
+    def _custom_value(self, fid: str, value: Any) -> Any:
+        """A custom field's stored value: as set, or (Organizations) the list of ids."""
+        if fid not in self.organization_fields or value is None:
+            return value  # custom fields hold whatever JSON the client sets
+        # JSM: the Organizations field is set with organization ids, e.g. [8] (numbers; digit
+        # strings are taken too). An unknown id is refused and the edit changes nothing.
+        if not isinstance(value, list) or not all(
+            isinstance(v, int | str) and not isinstance(v, bool) for v in value
+        ):
+            raise _error(400, **{fid: "Organizations are set with a list of organization ids."})
+        ids = [str(v) for v in value]
+        for oid in ids:
+            if oid not in self.organizations:
+                raise _error(400, **{fid: f"Organization with id {oid} does not exist."})
+        return ids or None
+
+    def custom_json(self, fid: str, stored: Any) -> Any:
+        """A custom field as GET issue and webhooks show it (Organizations: objects, [] empty)."""
+        if fid not in self.organization_fields:
+            return stored
+        return [
+            {
+                "id": oid,
+                "name": self.organizations[oid].name,
+                "_links": {"self": f"{self.base_url}/rest/servicedeskapi/organization/{oid}"},
+            }
+            for oid in stored or []
+        ]
 
     def _new_comment(self, value: Any, actor: str) -> Comment:
         if not isinstance(value, dict) or not isinstance(value.get("body"), str):
@@ -828,8 +895,8 @@ class JiraSim:
                     "custom",
                     None,
                     None,
-                    _field_text(issue.custom.get(fid)),
-                    _field_text(new[fid]),
+                    _field_text(self.custom_json(fid, issue.custom.get(fid))),
+                    _field_text(self.custom_json(fid, new[fid])),
                 )
         return items
 
@@ -1058,7 +1125,7 @@ class JiraSim:
                 fid = f"customfield_{name[3:-1]}"
             for known, title in self.field_names.items():
                 if fid in (known, title.lower()):
-                    raw = issue.custom.get(known)
+                    raw = self.custom_json(known, issue.custom.get(known))
                     return (
                         []
                         if raw is None
