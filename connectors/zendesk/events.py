@@ -28,6 +28,7 @@ from typing import Any
 
 from connectors.base import Envelope, PayloadInvalid
 from connectors.http import header
+from connectors.payload import parse_json
 from connectors.zendesk.trigger_body import TEMPLATE_VERSION, TRIGGER_EVENT
 
 VENDOR = "zendesk"
@@ -258,8 +259,8 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     PayloadInvalid.
     """
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = parse_json(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         marker = _SALVAGE_MARKER.match(raw)
         ticket = _SALVAGE_KEYS["ticket_id"].search(raw)
         if marker is None or ticket is None:

@@ -382,3 +382,41 @@ def test_zendesk_body_that_is_not_a_trigger_and_not_json_is_400(client: TestClie
     r = zd_post(client, b'{"id": 1, "broken": ')
     assert r.status_code == 400
     assert "body is not valid JSON" in r.json()["error"]
+
+
+def test_json_that_only_the_json_module_reads_is_stored_not_refused(
+    client: TestClient, inbox: Inbox
+) -> None:
+    """A lone UTF-16 surrogate escape (a broken character in a ticket's text) is refused by the
+    fast parser but is JSON: the delivery is accepted and stored as received."""
+    raw = b'{"ticket": "T-7", "id": "s1", "seq": 1, "summary": "broken \\ud800 text"}'
+    assert jira_post(client, raw).status_code == 202
+    [event] = inbox.events_of("jira", "T-7")
+    assert event.payload["summary"] == "broken \ud800 text"
+
+
+def test_many_concurrent_deliveries_each_get_their_own_answer(inbox: Inbox) -> None:
+    """Deliveries committed in one group are answered one by one: new ones 202, repeats 200."""
+    import asyncio
+
+    import httpx
+
+    client = make_client(inbox)
+    app = client.app
+
+    async def run() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            async def one(i: int) -> int:
+                raw = body(ticket=f"T-{i % 7}", id=f"c{i % 40}")
+                headers = {"Content-Type": "application/json",
+                           "X-Hub-Signature": sign_jira(raw, JIRA_SECRET)}
+                response = await http.post("/webhooks/jira", content=raw, headers=headers)
+                return response.status_code
+
+            return list(await asyncio.gather(*(one(i) for i in range(80))))
+
+    with client:  # runs the lifespan: the group-commit thread
+        statuses = asyncio.run(run())
+    assert sorted(statuses) == [200] * 40 + [202] * 40
+    assert inbox.counts() == {"pending": 40}
