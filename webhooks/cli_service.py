@@ -109,6 +109,7 @@ def build_service(
     ones built from the settings (tests start the real service with a test connector)."""
     from webhooks.inbox import Inbox, InboxError
     from webhooks.metrics import Metrics
+    from webhooks.retention import Pruner
     from webhooks.wiring import WiringError, build_connectors, load_policy_for, vendor_lines
     from webhooks.worker import VendorGate, Worker, WorkerPool
 
@@ -149,7 +150,7 @@ def build_service(
                 gate=gate,
             )
             for i in range(settings.worker_threads)
-        ])
+        ], pruner=Pruner(inbox, days=settings.retention_days) if settings.retention_days else None)
     log("policy loaded", source=policy.source, digest=policy.digest[:12])
     service = Service(policy=policy, inbox=inbox, metrics=metrics, pool=pool)
     if settings.policy is not None:
@@ -389,6 +390,32 @@ def dead_letters_replay(event_id: int | None, replay_all: bool) -> None:
     click.echo(f"queued event {event_id} ({e.vendor} {e.ticket}) again" if n else "nothing queued")
 
 
+@click.command()
+@click.option("--older-than", "days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Age in days (default TIERDESK_RETENTION_DAYS).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+def prune(days: float | None, dry_run: bool) -> None:
+    """Delete processed events and decision records older than the retention.
+
+    Pending events, dead letters and each ticket's state are kept. The worker pool does this
+    hourly by itself (TIERDESK_RETENTION_DAYS, 0 = never)."""
+    settings = _settings()
+    if days is None:
+        days = settings.retention_days
+        if not days:
+            _fail(["TIERDESK_RETENTION_DAYS is 0 (keep everything): give --older-than DAYS"])
+    from webhooks.retention import DAY
+
+    inbox = _inbox(settings)
+    try:
+        pruned = inbox.prune(older_than=inbox.clock() - days * DAY, dry_run=dry_run)
+    finally:
+        inbox.close()
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {pruned.events} event(s) and {pruned.decisions} decision record(s)"
+               f" older than {days:g} day(s)")
+
+
 def _event_summary(e: StoredEvent) -> dict[str, Any]:
     return {
         "id": e.id,
@@ -472,6 +499,6 @@ def _record_view(r: Any) -> dict[str, Any]:
 
 def register(main: click.Group) -> None:
     """Add the service commands to the `tierdesk` group."""
-    for command in (serve, worker, dead_letters, explain):
+    for command in (serve, worker, dead_letters, explain, prune):
         main.add_command(command)
 

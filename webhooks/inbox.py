@@ -79,6 +79,7 @@ events = sa.Table(
     sa.UniqueConstraint("vendor", "delivery_id", name="uq_tierdesk_events_delivery"),
     sa.Index("ix_tierdesk_events_ticket", "vendor", "ticket", "status"),
     sa.Index("ix_tierdesk_events_status", "status"),
+    sa.Index("ix_tierdesk_events_received", "received_at"),
 )
 
 tickets = sa.Table(
@@ -124,6 +125,7 @@ decisions = sa.Table(
     sa.Column("event_ids", sa.Text, nullable=False),
     sa.Column("error", sa.Text),
     sa.Index("ix_tierdesk_decisions_ticket", "vendor", "ticket", "id"),
+    sa.Index("ix_tierdesk_decisions_created", "created_at"),
 )
 
 vendor_pauses = sa.Table(
@@ -166,10 +168,19 @@ def _migration_2(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE tierdesk_tickets ADD COLUMN known_at BIGINT"))
 
 
+def _migration_3(conn: Connection) -> None:
+    """Indexes on events.received_at and decisions.created_at, for pruning by age."""
+    for table, name in ((events, "ix_tierdesk_events_received"),
+                        (decisions, "ix_tierdesk_decisions_created")):
+        index = next(i for i in table.indexes if i.name == name)
+        index.create(conn, checkfirst=True)
+
+
 #: Versioned migrations, applied in order on connect. Never edit a released one: append.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _migration_1),
     (2, _migration_2),
+    (3, _migration_3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -935,6 +946,44 @@ class Inbox:
             by_vendor=by_vendor,
         )
 
+    def prune(
+        self, *, older_than: float, batch: int = 2000, dry_run: bool = False
+    ) -> Pruned:
+        """Delete what is older than `older_than` (epoch seconds) and finished: events that
+        were processed or ignored (by `received_at`) and decision records (by `created_at`).
+        Pending events and dead letters are never deleted, nor the per-ticket state (the
+        checklist last posted, the newest event seen), so pruning changes no decision.
+
+        Deletes in batches of `batch` rows, one short transaction each, so receivers and workers
+        are never held up behind one long delete. `dry_run` only counts."""
+        old_events = sa.and_(events.c.status.in_([DONE, IGNORED]),
+                             events.c.received_at < older_than)
+        old_decisions = decisions.c.created_at < older_than
+        if dry_run:
+            with self._read() as conn:
+                return Pruned(
+                    events=int(conn.execute(
+                        sa.select(sa.func.count()).select_from(events).where(old_events)
+                    ).scalar_one()),
+                    decisions=int(conn.execute(
+                        sa.select(sa.func.count()).select_from(decisions).where(old_decisions)
+                    ).scalar_one()),
+                )
+        counts = {"events": 0, "decisions": 0}
+        for name, table, where in (("events", events, old_events),
+                                   ("decisions", decisions, old_decisions)):
+            while True:
+                with self._tx() as conn:
+                    ids = conn.execute(
+                        sa.select(table.c.id).where(where).order_by(table.c.id).limit(batch)
+                    ).scalars().all()
+                    if ids:
+                        conn.execute(table.delete().where(table.c.id.in_(ids)))
+                counts[name] += len(ids)
+                if len(ids) < batch:
+                    break
+        return Pruned(events=counts["events"], decisions=counts["decisions"])
+
     def counts(self) -> dict[str, int]:
         """Number of events per status."""
         with self._read() as conn:
@@ -944,6 +993,14 @@ class Inbox:
                     sa.select(events.c.status, sa.func.count()).group_by(events.c.status)
                 ).all()
             }
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What `Inbox.prune` deleted (or, with `dry_run`, would delete)."""
+
+    events: int
+    decisions: int
 
 
 def _event(row: Any) -> StoredEvent:

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     #: the vendor after it answered 429/503 and before its Retry-After; more trades that for
     #: throughput against a slow vendor (a request already on the wire may land in the window).
     vendor_concurrency: int = Field(default=1, ge=1, le=64)
+    #: Days to keep processed events and decision records (`tierdesk explain` history); 0
+    #: keeps everything. Pending events and dead letters are never pruned.
+    retention_days: float = Field(default=30.0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator(

@@ -49,6 +49,7 @@ from tiering.policy import Policy
 from webhooks.inbox import Claim, DecisionRecord, Inbox
 from webhooks.logging import log
 from webhooks.metrics import Metrics
+from webhooks.retention import Pruner
 from webhooks.wiring import DecideFunction, decide_function
 
 #: Outcomes recorded with each evaluation.
@@ -428,14 +429,21 @@ def _traceback(exc: Exception) -> str:
 class WorkerPool:
     """Several worker threads in one process, stopped together (for `serve` and `worker`)."""
 
-    def __init__(self, workers: list[Worker]) -> None:
+    def __init__(self, workers: list[Worker], *, pruner: Pruner | None = None) -> None:
         self.workers = workers
+        #: Retention housekeeping run beside the workers (webhooks/retention.py), if any.
+        self.pruner = pruner
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         for w in self.workers:
             t = threading.Thread(target=w.run, args=(self.stop_event,), name=w.name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        if self.pruner is not None:
+            t = threading.Thread(target=self.pruner.run, args=(self.stop_event,),
+                                 name="tierdesk-prune", daemon=True)
             t.start()
             self._threads.append(t)
 

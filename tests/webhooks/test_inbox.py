@@ -8,7 +8,14 @@ import sqlalchemy as sa
 
 from connectors.base import Envelope
 from tests.webhooks.conftest import FakeClock
-from webhooks.inbox import SCHEMA_VERSION, DecisionRecord, Inbox, InboxError, schema_version
+from webhooks.inbox import (
+    SCHEMA_VERSION,
+    DecisionRecord,
+    Inbox,
+    InboxError,
+    Pruned,
+    schema_version,
+)
 
 
 def env(delivery: str, ticket: str | None = "T-1", *, vendor: str = "jira", handled: bool = True,
@@ -319,7 +326,71 @@ def test_migration_2_adds_known_at_to_a_version_1_database(db_url: str) -> None:
     box.close()
     again = Inbox.connect(db_url)
     columns = {c["name"] for c in sa.inspect(again.engine).get_columns("tierdesk_tickets")}
-    assert "known_at" in columns and again.migrate() == SCHEMA_VERSION == 2
+    assert "known_at" in columns and again.migrate() == SCHEMA_VERSION == 3
     claim = again.claim(lease_seconds=30)
     assert claim is not None and claim.known_at is None
+    again.close()
+
+
+def _record(ticket: str) -> DecisionRecord:
+    return DecisionRecord(vendor="jira", ticket=ticket, outcome="applied", event_ids=())
+
+
+def test_prune_deletes_only_old_finished_work(inbox: Inbox, clock: FakeClock) -> None:
+    """Processed and ignored events and decision records older than the cut-off go, in
+    batches; pending events, dead letters, newer rows and the tickets' state stay."""
+    for i in range(5):  # five old processed tickets, each with a decision record
+        inbox.enqueue(env(f"old{i}", f"T-{i}"), {})
+        claim = inbox.claim(lease_seconds=30)
+        assert claim is not None
+        inbox.complete(claim, record=_record(claim.ticket), note_key=f"note{i}")
+    inbox.enqueue(env("ign", None, handled=False), {})
+    inbox.enqueue(env("dead", "T-dead"), {})
+    claim = inbox.claim(lease_seconds=30)
+    assert claim is not None
+    inbox.dead_letter(claim, error="VendorRejected (HTTP 400)", record=_record("T-dead"))
+    inbox.enqueue(env("waiting", "T-wait"), {})  # old but still pending (vendor down)
+    clock.advance(10 * 86_400)
+    inbox.enqueue(env("new", "T-0"), {})
+    cutoff = clock.now - 86_400
+
+    assert inbox.prune(older_than=cutoff, dry_run=True) == Pruned(events=6, decisions=6)
+    assert inbox.counts() == {"done": 5, "ignored": 1, "dead": 1, "pending": 2}
+    assert inbox.prune(older_than=cutoff, batch=2) == Pruned(events=6, decisions=6)
+    assert inbox.counts() == {"dead": 1, "pending": 2}
+    assert [e.delivery_id for e in inbox.dead_letters()] == ["dead"]
+    state = inbox.ticket_state("jira", "T-3")
+    assert state is not None and state["last_note_key"] == "note3"
+    assert inbox.history("jira", "T-3") == []
+    assert inbox.prune(older_than=cutoff) == Pruned(events=0, decisions=0)
+
+
+def test_pruned_delivery_redelivered_is_processed_again(inbox: Inbox, clock: FakeClock) -> None:
+    """After its row is pruned, a late redelivery of the same delivery is stored again (the
+    decision it leads to is idempotent, and the ticket's note key is still known)."""
+    inbox.enqueue(env("d1"), {})
+    claim = inbox.claim(lease_seconds=30)
+    assert claim is not None
+    inbox.complete(claim, record=None, note_key="abcdef12")
+    clock.advance(100)
+    inbox.prune(older_than=clock.now)
+    assert inbox.enqueue(env("d1"), {}) is True
+    again = inbox.claim(lease_seconds=30)
+    assert again is not None and again.last_note_key == "abcdef12"
+
+
+def test_migration_3_indexes_an_older_database(db_url: str) -> None:
+    """A database at schema version 2 gets the pruning indexes on connect, data kept."""
+    box = Inbox.connect(db_url)
+    box.enqueue(env("d1"), {})
+    with box.engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_tierdesk_events_received"))
+        conn.execute(sa.text("DROP INDEX ix_tierdesk_decisions_created"))
+        conn.execute(schema_version.update().values(version=2))
+    box.close()
+    again = Inbox.connect(db_url)
+    names = {i["name"] for t in ("tierdesk_events", "tierdesk_decisions")
+             for i in sa.inspect(again.engine).get_indexes(t)}
+    assert {"ix_tierdesk_events_received", "ix_tierdesk_decisions_created"} <= names
+    assert again.migrate() == SCHEMA_VERSION and again.counts() == {"pending": 1}
     again.close()
