@@ -48,6 +48,10 @@ class Ticket:
     from custom field ids by the connector). `last_note_key` is the key of the checklist note that
     tierdesk last posted on this ticket (from the inbox database, or from the note's marker), so
     that an unchanged checklist is not posted twice.
+
+    `assignee`, `group` (Zendesk) and `components` (Jira component names) are who owns the
+    ticket now. The engine does not read them; a connector compares them with the decided
+    target's ownership to write only the difference.
     """
 
     key: str
@@ -60,6 +64,7 @@ class Ticket:
     attachments: int = 0
     assignee: str | None = None
     group: str | None = None
+    components: frozenset[str] = frozenset()
     actor: str | None = None
     updated_at: str | None = None
     last_note_key: str | None = None

@@ -19,6 +19,8 @@ from tiering.policy import Policy
 
 #: System fields every decision reads. `labels` is also the completeness test of a payload: Cloud
 #: comment events carry a trimmed `issue.fields` without it (../shared/vendor/README.md).
+#: `assignee` and `components` are the issue's current owner: the connector compares them with
+#: the target's, so a tier change removes the previous target's component without a read.
 BASE_FIELDS = (
     "summary",
     "description",
@@ -26,6 +28,7 @@ BASE_FIELDS = (
     "priority",
     "reporter",
     "assignee",
+    "components",
     "attachment",
     "updated",
 )
@@ -176,6 +179,19 @@ def last_note_key(fields: Mapping[str, Any]) -> str | None:
     return found
 
 
+def component_names(fields: Mapping[str, Any]) -> frozenset[str]:
+    """The names of the issue's components (`fields.components`: a list of {id, name, ...})."""
+    names: set[str] = set()
+    for i, item in enumerate(_list(fields.get("components"), "issue.fields.components")):
+        component = _obj(item, f"issue.fields.components[{i}]")
+        if component is None:
+            continue
+        name = _str(component.get("name"), f"issue.fields.components[{i}].name")
+        if name:
+            names.add(name)
+    return frozenset(names)
+
+
 def _organization(value: Any, where: str) -> str | None:
     """The first JSM organization's name (the Organizations field is a list of {id, name})."""
     mapped = field_value(value, where)
@@ -233,6 +249,7 @@ def ticket_from_issue(
         attachments=len(attachments),
         assignee=user_id(_obj(fields.get("assignee"), "issue.fields.assignee"),
                          "issue.fields.assignee"),
+        components=component_names(fields),
         actor=actor,
         updated_at=_str(fields.get("updated"), "issue.fields.updated"),
         last_note_key=last_note_key(fields) or note_key,

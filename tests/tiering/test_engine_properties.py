@@ -3,6 +3,7 @@ order, is deterministic and idempotent."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -130,3 +131,16 @@ def test_labels_agents_set_are_kept(policy: Policy, t: Ticket) -> None:
     d = run(t, policy)
     managed = policy.managed_labels
     assert all(label.lower() in managed for label in d.labels_remove)
+
+
+@SETTINGS
+@given(t=tickets, assignee=st.sampled_from([None, "acc-l2", "agent-7"]),
+       group=st.sampled_from([None, "360001"]),
+       components=st.sets(st.sampled_from(["Engineering", "Vendor", "Customer Portal"])))
+def test_owner_does_not_change_the_decision(
+    policy: Policy, t: Ticket, assignee: str | None, group: str | None, components: set[str]
+) -> None:
+    """The engine ignores who owns the ticket (assignee, group, components): connectors read
+    them only to write the difference to the target's ownership."""
+    owned = replace(t, assignee=assignee, group=group, components=frozenset(components))
+    assert run(owned, policy) == run(t, policy)

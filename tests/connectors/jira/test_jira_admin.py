@@ -17,7 +17,7 @@ from webhooks.cli import main
 
 HOOKS = f"{BASE}/rest/webhooks/1.0/webhook"
 READ_FIELDS = (
-    "summary,description,labels,priority,reporter,assignee,attachment,updated,"
+    "summary,description,labels,priority,reporter,assignee,components,attachment,updated,"
     "customfield_10067,customfield_10068,customfield_10074,customfield_10072,"
     "customfield_10071,customfield_10080,customfield_10106"
 )

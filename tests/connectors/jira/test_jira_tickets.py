@@ -20,7 +20,7 @@ NO_FIELDS: dict[str, Any] = {
 }
 #: What the test policy reads: base fields, then its custom fields in policy order.
 READ_FIELDS = (
-    "summary,description,labels,priority,reporter,assignee,attachment,updated,"
+    "summary,description,labels,priority,reporter,assignee,components,attachment,updated,"
     "customfield_10067,customfield_10068,customfield_10074,customfield_10072,"
     "customfield_10071,customfield_10080,customfield_10106"
 )
@@ -30,8 +30,8 @@ FULL_PAYLOADS = [
         key="TES-41", subject="Unit test summary",
         description="Unit test description, not that long", labels=frozenset({"test-label"}),
         priority="High", customer=Customer(email="some-instance-test@gmail.com"),
-        fields=NO_FIELDS, attachments=0, assignee=None, actor="5c5f880629be9642ba529340",
-        updated_at="2019-02-15T19:01:52.971-0800",
+        fields=NO_FIELDS, attachments=0, assignee=None, components=frozenset({"COMP-1"}),
+        actor="5c5f880629be9642ba529340", updated_at="2019-02-15T19:01:52.971-0800",
     )),
     # Every custom field type: text, multi-select, select, number, labels, user.
     ("jira_issue_created__cloud_many_fields.json", Ticket(
@@ -41,13 +41,13 @@ FULL_PAYLOADS = [
         fields={"steps": "evevedvedvb", "environments": ("1", "2"), "severity": "A",
                 "count": 23, "tags": ("value1", "value2"), "owner": "sample.user",
                 "points": None},
-        attachments=0, assignee="5cedcb4355a88a0fc86388ba", actor="5cedcb4355a88a0fc86388ba",
-        updated_at="2019-08-27T12:43:24.193-0700",
+        attachments=0, assignee="5cedcb4355a88a0fc86388ba", components=frozenset(),
+        actor="5cedcb4355a88a0fc86388ba", updated_at="2019-08-27T12:43:24.193-0700",
     )),
     ("jira_issue_created__zulip_server.json", Ticket(
         key="BUG-15", subject="New bug with hook", description="Fix me please",
         labels=frozenset(), priority="Major", customer=Customer(email="othello@zulip.com"),
-        fields=NO_FIELDS, attachments=0, assignee=None,
+        fields=NO_FIELDS, attachments=0, assignee=None, components=frozenset(),
         actor="99:27935d01-92a7-4687-8272-a9b8d3b2ae2e",
         updated_at="2013-03-27T16:53:58.301+0000",
     )),
@@ -55,16 +55,16 @@ FULL_PAYLOADS = [
         key="TES-14", subject="v", description=" s", labels=frozenset({"Pickles"}),
         priority="Medium", customer=Customer(email="test@example.com"),
         fields={**NO_FIELDS, "steps": "ffv", "environments": ("1",), "count": 12},
-        attachments=0, assignee="5cedcb4355a88a0fc86388ba", actor="5cedcb4355a88a0fc86388ba",
-        updated_at="2019-08-11T18:49:13.412-0700",
+        attachments=0, assignee="5cedcb4355a88a0fc86388ba", components=frozenset(),
+        actor="5cedcb4355a88a0fc86388ba", updated_at="2019-08-11T18:49:13.412-0700",
     )),
     ("jira_issue_updated__cloud_labels.json", Ticket(
         key="TES-41", subject="Unit test summary 1",
         description="Unit test description, not that long, a little longer now",
         labels=frozenset({"sad", "test-label"}), priority="High",
         customer=Customer(email="some-instance-test@gmail.com"), fields=NO_FIELDS,
-        attachments=0, assignee=None, actor="5c5f880629be9642ba529340",
-        updated_at="2019-02-16T13:12:10.037-0800",
+        attachments=0, assignee=None, components=frozenset({"COMP-1"}),
+        actor="5c5f880629be9642ba529340", updated_at="2019-02-16T13:12:10.037-0800",
     )),
     # Data Center: users by name; a float custom field (story points).
     ("jira_issue_updated__server_commented.json", Ticket(
@@ -75,7 +75,7 @@ FULL_PAYLOADS = [
         " configuration (select *Board > Configure*)",
         labels=frozenset(), priority="Medium", customer=Customer(email="craig@mattermost.com"),
         fields={**NO_FIELDS, "points": 3.0}, attachments=0, assignee="levbrouk",
-        actor="levbrouk", updated_at="2019-06-04T00:10:21.326+0000",
+        components=frozenset(), actor="levbrouk", updated_at="2019-06-04T00:10:21.326+0000",
     )),
 ]
 
@@ -224,6 +224,10 @@ BAD_ISSUES = [
     ({"key": "A-1", "fields": {"labels": [], "description": 3}},
      "issue.fields.description: expected text, got int"),
     ({"key": "A-1", "fields": []}, "issue.fields: expected an object, got list"),
+    ({"key": "A-1", "fields": {"labels": [], "components": {"name": "X"}}},
+     "issue.fields.components: expected a list, got dict"),
+    ({"key": "A-1", "fields": {"labels": [], "components": [{"name": 7}]}},
+     r"issue.fields.components\[0\].name: expected a string, got int"),
 ]
 
 
