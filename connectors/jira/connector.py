@@ -7,7 +7,8 @@ Requests per decision (measured in tests/connectors/jira/test_jira_apply.py):
   `GET /rest/api/2/issue/{key}?fields=<only what the policy uses>`; `fresh=True` adds `comment`
   to that field list to find tierdesk's own note marker;
 - a changing decision: exactly 1 write, `PUT /rest/api/2/issue/{key}?notifyUsers=false` carrying
-  label add/remove, the assignment (or component) and the checklist comment together;
+  label add/remove, the new target's ownership (its assignee or an unassignment, its component
+  added and the previous targets' components removed) and the checklist comment together;
 - a decision that changes nothing, or whose changes already hold on the ticket: 0 requests.
 """
 
@@ -119,7 +120,8 @@ class JiraConnector:
 
     def plan(self, ticket: Ticket, decision: Decision) -> dict[str, Any] | None:
         """The PUT body that brings `ticket` to `decision` (IssueUpdateDetails), or None when the
-        desired state already holds: labels already there, note already posted, same assignee."""
+        desired state already holds: labels already there, note already posted, the target's
+        ownership (assignee, components: see `_ownership`) already in place."""
         update: dict[str, list[dict[str, Any]]] = {}
         fields: dict[str, Any] = {}
         ops = [{"add": label} for label in decision.labels_add if label not in ticket.labels]
@@ -128,13 +130,11 @@ class JiraConnector:
             update["labels"] = ops
         target = self._target(decision.assign)
         if target is not None:
-            assignee, component = target
-            if assignee is not None and assignee != ticket.assignee:
-                key = "accountId" if self.config.deployment == "cloud" else "name"
-                fields["assignee"] = {key: assignee}
-            if component is not None:
-                # `add` of a component the issue already has is a no-op in Jira.
-                update["components"] = [{"add": {"name": component}}]
+            components, assignee = self._ownership(ticket, *target)
+            if components:
+                update["components"] = components
+            if assignee is not None:
+                fields["assignee"] = assignee
         note_posted = decision.note_key is not None and decision.note_key == ticket.last_note_key
         if decision.comment and not note_posted:
             update["comment"] = [{"add": self._comment(decision.comment)}]
@@ -178,6 +178,64 @@ class JiraConnector:
             note_key=decision.note_key if posted else ticket.last_note_key,
             wrote=True,
             details={"body": body},
+        )
+
+    def _ownership(
+        self, ticket: Ticket, assignee: str | None, component: str | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The `components` operations and the `assignee` value (None: leave it) that leave
+        `ticket` owned by exactly this target, as Zendesk's group and assignee are replaced.
+
+        Components: add the target's; remove every other tierdesk-managed component (some
+        target's `jira.component`) the issue has. Components agents added themselves stay, and
+        only components on the issue are removed (Jira answers 400 to a component the project
+        lacks). Names are matched without case, since the policy may spell a component unlike
+        the site (whether Jira itself ignores case there was not confirmed; only managed names
+        are matched, so an agent's own component is never at risk); a removal uses the issue's
+        own spelling.
+
+        Assignee: the target's when it names one. A queue-only target unassigns the issue when
+        it is assigned to a tierdesk-managed assignee (some target's `jira.assignee`: the
+        previous tier's owner), or to anyone at all when the issue joins the target's component
+        now, as the Zendesk connector unassigns on a group change: the tier changed, so the
+        ticket goes to the new tier's queue (README, "What the policy decides", 5). An agent who
+        took the issue within the target's component already keeps it.
+        """
+        key = "accountId" if self.config.deployment == "cloud" else "name"
+        present = {name.casefold(): name for name in ticket.components}
+        wanted = component.casefold() if component is not None else None
+        joins = wanted is not None and wanted not in present
+        ops: list[dict[str, Any]] = [{"add": {"name": component}}] if joins else []
+        managed = self._managed_components()
+        ops += [
+            {"remove": {"name": present[folded]}}
+            for folded in sorted(present)
+            if folded in managed and folded != wanted
+        ]
+        if assignee is not None:
+            return ops, ({key: assignee} if assignee != ticket.assignee else None)
+        if ticket.assignee is not None and (joins or ticket.assignee in self._managed_assignees()):
+            # Unassign: {"accountId": null} on Cloud, {"name": null} on Data Center: "A null name
+            # will remove the assignee" (Atlassian KB for Cloud and Data Center,
+            # support.atlassian.com/jira/kb/how-to-set-assignee-to-unassigned-via-rest-api-in-jira;
+            # Assign issue in platform-openapi-v3.json: accountId null "is set to unassigned").
+            return ops, {key: None}
+        return ops, None
+
+    def _managed_components(self) -> frozenset[str]:
+        """Every target's Jira component, case-folded: the components tierdesk owns."""
+        return frozenset(
+            t.jira.component.casefold()
+            for t in self.policy.targets.values()
+            if t.jira is not None and t.jira.component is not None
+        )
+
+    def _managed_assignees(self) -> frozenset[str]:
+        """Every target's Jira assignee: the users tierdesk assigns by itself."""
+        return frozenset(
+            t.jira.assignee
+            for t in self.policy.targets.values()
+            if t.jira is not None and t.jira.assignee is not None
         )
 
     def _target(self, name: str | None) -> tuple[str | None, str | None] | None:

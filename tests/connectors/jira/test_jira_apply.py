@@ -57,6 +57,23 @@ def run(connector: JiraConnector, body: dict[str, Any]) -> tuple[Ticket, Decisio
     return ticket, decision
 
 
+def written(fields: dict[str, Any], body: dict[str, Any]) -> None:
+    """Apply a PUT body to issue `fields` as Jira does: label and component add/remove, the
+    assignee set or cleared (comments are not kept)."""
+    update = body.get("update", {})
+    for op in update.get("labels", []):
+        verb, label = next(iter(op.items()))
+        labels = [x for x in fields["labels"] if x != label]
+        fields["labels"] = [*labels, label] if verb == "add" else labels
+    for op in update.get("components", []):
+        verb, component = next(iter(op.items()))
+        kept = [c for c in fields.get("components") or [] if c["name"] != component["name"]]
+        fields["components"] = [*kept, component] if verb == "add" else kept
+    if "assignee" in body.get("fields", {}):
+        assignee = body["fields"]["assignee"]
+        fields["assignee"] = assignee if any(assignee.values()) else None
+
+
 PUT_URL = f"{BASE}/rest/api/2/issue/{{key}}?notifyUsers=false"
 
 DECISIONS = [
@@ -71,13 +88,59 @@ DECISIONS = [
      {"fields": {"assignee": {"accountId": "acc-l2"}},
       "update": {"labels": [{"add": "tier-l2"}, {"remove": "escalate-l2"},
                             {"remove": "tier-l1"}]}}),
-    # escalation to a component target (L3 -> component Engineering)
+    # escalation to a component-only target (L3 -> component Engineering): the issue joins the
+    # Engineering queue, so the agent who took it by hand at L2 is unassigned (as on Zendesk)
     ("escalation-component",
      payload("jira_issue_created__cloud_many_fields.json",
              labels=["tier-l2", "escalate-l3"]), "KT-22",
-     {"update": {"labels": [{"add": "tier-l3"}, {"remove": "escalate-l3"},
+     {"fields": {"assignee": {"accountId": None}},
+      "update": {"labels": [{"add": "tier-l3"}, {"remove": "escalate-l3"},
                             {"remove": "tier-l2"}],
                  "components": [{"add": {"name": "Engineering"}}]}}),
+    # tier change between component targets: the new target's component in, the previous
+    # target's out, in the same PUT (L3 Engineering -> L4 Vendor + acc-vendor)
+    ("component-replaced",
+     payload("jira_issue_created__cloud_many_fields.json", labels=["tier-l3", "escalate-l4"],
+             assignee=None, components=[{"id": "10001", "name": "Engineering"}]), "KT-22",
+     {"fields": {"assignee": {"accountId": "acc-vendor"}},
+      "update": {"labels": [{"add": "tier-l4"}, {"remove": "escalate-l4"},
+                            {"remove": "tier-l3"}],
+                 "components": [{"add": {"name": "Vendor"}},
+                                {"remove": {"name": "Engineering"}}]}}),
+    # components agents added themselves (not any target's) stay on the issue
+    ("agent-components-kept",
+     payload("jira_issue_created__cloud_many_fields.json", labels=["tier-l3", "escalate-l4"],
+             assignee=None, components=[{"id": "10005", "name": "Customer Portal"},
+                                        {"id": "10001", "name": "Engineering"}]), "KT-22",
+     {"fields": {"assignee": {"accountId": "acc-vendor"}},
+      "update": {"labels": [{"add": "tier-l4"}, {"remove": "escalate-l4"},
+                            {"remove": "tier-l3"}],
+                 "components": [{"add": {"name": "Vendor"}},
+                                {"remove": {"name": "Engineering"}}]}}),
+    # the previous target's assignee (acc-l2) is cleared when the new target names only a
+    # component (L2 acc-l2 -> L3 Engineering)
+    ("previous-assignee-cleared",
+     payload("jira_issue_created__cloud_many_fields.json", labels=["tier-l2", "escalate-l3"],
+             assignee={"accountId": "acc-l2"}), "KT-22",
+     {"fields": {"assignee": {"accountId": None}},
+      "update": {"labels": [{"add": "tier-l3"}, {"remove": "escalate-l3"},
+                            {"remove": "tier-l2"}],
+                 "components": [{"add": {"name": "Engineering"}}]}}),
+    # ... even when an agent already filed the issue under the target's component
+    ("previous-assignee-cleared-in-queue",
+     payload("jira_issue_created__cloud_many_fields.json", labels=["tier-l2", "escalate-l3"],
+             assignee={"accountId": "acc-l2"},
+             components=[{"id": "10001", "name": "Engineering"}]), "KT-22",
+     {"fields": {"assignee": {"accountId": None}},
+      "update": {"labels": [{"add": "tier-l3"}, {"remove": "escalate-l3"},
+                            {"remove": "tier-l2"}]}}),
+    # an agent who took the issue by hand within the target's component keeps it (Zendesk keeps
+    # the assignee when the group does not change)
+    ("hand-assignee-kept-in-queue",
+     payload("jira_issue_created__cloud_many_fields.json", labels=["tier-l2", "escalate-l3"],
+             components=[{"id": "10001", "name": "Engineering"}]), "KT-22",
+     {"update": {"labels": [{"add": "tier-l3"}, {"remove": "escalate-l3"},
+                            {"remove": "tier-l2"}]}}),
     # route: billing words -> routed label + billing assignee, no tier
     ("route", payload("jira_issue_updated__cloud_custom_field.json", summary="Refund my invoice",
                       labels=[]), "TES-14",
@@ -143,12 +206,9 @@ def test_state_after_write_needs_no_request(
 ) -> None:
     """The webhook tierdesk's own write triggers (bot check aside) leads to 0 requests."""
     ticket = connector.current_ticket([body])
-    decision = decide(ticket, policy(), now=NOW)
-    after = body["issue"]["fields"]
-    after["labels"] = sorted(decision.labels_after(ticket.labels))
-    target = policy().targets[decision.assign].jira if decision.assign else None
-    if target is not None and target.assignee:
-        after["assignee"] = {"accountId": target.assignee}
+    body_sent = connector.plan(ticket, decide(ticket, policy(), now=NOW))
+    assert body_sent == expected
+    written(body["issue"]["fields"], body_sent)
     again = connector.current_ticket([body])
     second = decide(again, policy(), now=NOW)
     applied = connector.apply(again, second, decide=lambda t: second)
@@ -208,6 +268,83 @@ def test_data_center_assigns_by_name_with_bearer_token(rsps: responses.RequestsM
                                                   {"add": "tier-unverified"}],
                                        "comment": [{"add": {"body": decision.comment}}]}})]
     assert rsps.calls[0].request.headers["Authorization"] == "Bearer pat-secret"
+
+
+DC_OWNERSHIP = [
+    # L2 (acc-l2) -> L3 (component only): unassigned by {"name": null}, Engineering added,
+    # the agent's component kept
+    (Ticket(key="PRJX-14", labels=frozenset({"tier-l2"}), assignee="acc-l2",
+            components=frozenset({"Customer Portal"})),
+     "L2", "L3",
+     {"fields": {"assignee": {"name": None}},
+      "update": {"labels": [{"add": "tier-l3"}, {"remove": "tier-l2"}],
+                 "components": [{"add": {"name": "Engineering"}}]}}),
+    # L3 (Engineering) -> L4 (acc-vendor + Vendor): assigned by name, Engineering removed
+    (Ticket(key="PRJX-14", labels=frozenset({"tier-l3"}),
+            components=frozenset({"Engineering", "Customer Portal"})),
+     "L3", "L4",
+     {"fields": {"assignee": {"name": "acc-vendor"}},
+      "update": {"labels": [{"add": "tier-l4"}, {"remove": "tier-l3"}],
+                 "components": [{"add": {"name": "Vendor"}},
+                                {"remove": {"name": "Engineering"}}]}}),
+]
+
+
+@pytest.mark.parametrize(("ticket", "previous", "tier", "expected"), DC_OWNERSHIP,
+                         ids=["to-component-target", "to-assignee-and-component"])
+def test_data_center_tier_change_replaces_ownership(
+    ticket: Ticket, previous: str, tier: str, expected: dict[str, Any],
+    rsps: responses.RequestsMock,
+) -> None:
+    """Data Center: the tier change's one PUT assigns or unassigns by name and swaps components."""
+    config = JiraConfig(base_url=DC_BASE, pat="pat-secret", deployment="datacenter",
+                        bot_account_id="tierdesk-bot", public_comments=True)
+    connector = JiraConnector(config, policy())
+    rsps.put(f"{DC_BASE}/rest/api/2/issue/PRJX-14", status=204)
+    decision = Decision(ticket="PRJX-14", tier=tier, previous_tier=previous,
+                        labels_add=(f"tier-{tier.lower()}",),
+                        labels_remove=(f"tier-{previous.lower()}",), assign=tier)
+    connector.apply(ticket, decision, decide=lambda t: decision)
+    assert sent(rsps) == [("PUT", f"{DC_BASE}/rest/api/2/issue/PRJX-14?notifyUsers=false",
+                           expected)]
+    validate("IssueUpdateDetails", expected)
+
+
+OWNERSHIP_HOLDS = [
+    # L3's component is there, no other target's, nobody assigned; an agent's component beside
+    Ticket(key="TES-1", labels=frozenset({"tier-l3"}),
+           components=frozenset({"Engineering", "Customer Portal"})),
+    # an agent took the issue by hand within L3's component: it stays theirs
+    Ticket(key="TES-1", labels=frozenset({"tier-l3"}), assignee="agent-7",
+           components=frozenset({"Engineering"})),
+]
+
+
+@pytest.mark.parametrize("ticket", OWNERSHIP_HOLDS, ids=["queue", "queue-hand-assigned"])
+def test_ownership_already_in_place_makes_no_request(
+    ticket: Ticket, connector: JiraConnector, rsps: responses.RequestsMock
+) -> None:
+    """A decision to assign whose target already owns the issue sends nothing."""
+    decision = Decision(ticket="TES-1", tier="L3", previous_tier="L2", labels_add=("tier-l3",),
+                        assign="L3")
+    applied = connector.apply(ticket, decision, decide=lambda t: decision)
+    assert (applied.wrote, applied.calls, len(rsps.calls)) == (False, (), 0)
+
+
+def test_component_names_match_without_case(
+    connector: JiraConnector, rsps: responses.RequestsMock
+) -> None:
+    """A site's spelling of a target's component counts as it: not re-added, removed as spelt."""
+    rsps.put(f"{BASE}/rest/api/2/issue/TES-1", status=204)
+    ticket = Ticket(key="TES-1", labels=frozenset({"tier-l3"}), assignee="acc-vendor",
+                    components=frozenset({"VENDOR", "engineering"}))
+    decision = Decision(ticket="TES-1", tier="L4", previous_tier="L3", labels_add=("tier-l4",),
+                        labels_remove=("tier-l3",), assign="L4")
+    connector.apply(ticket, decision, decide=lambda t: decision)
+    expected = {"update": {"labels": [{"add": "tier-l4"}, {"remove": "tier-l3"}],
+                           "components": [{"remove": {"name": "engineering"}}]}}
+    assert sent(rsps) == [("PUT", PUT_URL.format(key="TES-1"), expected)]
+    validate("IssueUpdateDetails", expected)
 
 
 def test_cloud_uses_basic_auth_and_json(

@@ -32,7 +32,8 @@ class Clock:
 
 
 class StatefulJira:
-    """TES-41 as Jira holds it; PUT applies label/assignee/comment edits, GET returns them."""
+    """TES-41 as Jira holds it; PUT applies label/component/assignee/comment edits, GET returns
+    them."""
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self.fields = fields
@@ -56,10 +57,15 @@ class StatefulJira:
                 labels.append(op["add"])
             if "remove" in op and op["remove"] in labels:
                 labels.remove(op["remove"])
+        for op in body.get("update", {}).get("components", []):
+            verb, component = next(iter(op.items()))
+            kept = [c for c in self.fields["components"] if c["name"] != component["name"]]
+            self.fields["components"] = [*kept, component] if verb == "add" else kept
         for op in body.get("update", {}).get("comment", []):
             self.fields["comment"]["comments"].append(op["add"])
         if "assignee" in body.get("fields", {}):
-            self.fields["assignee"] = body["fields"]["assignee"]
+            assignee = body["fields"]["assignee"]
+            self.fields["assignee"] = assignee if any(assignee.values()) else None
         if failure == "reset-after":
             raise requests.ConnectionError("Connection reset by peer")
         return 204, {}, ""
@@ -76,13 +82,33 @@ class StatefulJira:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Inbox, Worker, StatefulJira, Clock]]:
     """An SQLite inbox, a worker with the Jira connector, and the fake Jira behind it."""
-    clock = Clock()
-    inbox = Inbox.connect(f"sqlite:///{tmp_path / 'inbox.db'}", clock=clock)
     body = load("jira_issue_updated__cloud_labels.json")
     fields = body["issue"]["fields"]
     fields["labels"] = ["tier-l1", "escalate-l2"]
     fields["reporter"]["emailAddress"] = "ann@example.com"  # premium; L2 docs missing
-    jira = StatefulJira(json.loads(json.dumps(fields)))
+    yield from _world(tmp_path, body)
+
+
+@pytest.fixture
+def escalated_world(tmp_path: Path) -> Iterator[tuple[Inbox, Worker, StatefulJira, Clock]]:
+    """As `world`, with TES-41 at L3 (component Engineering, beside an agent's COMP-1),
+    documented up to L4 and asking for it."""
+    body = load("jira_issue_updated__cloud_labels.json")
+    fields = body["issue"]["fields"]
+    fields["labels"] = ["tier-l3", "escalate-l4"]
+    fields["reporter"]["emailAddress"] = "ann@example.com"  # premium: L4 allowed
+    fields["components"].append({"id": "10001", "name": "Engineering"})
+    fields.update(customfield_10067="Open the app, tap sync", customfield_10068=[{"value": "prod"}],
+                  customfield_10074={"value": "A"})
+    yield from _world(tmp_path, body)
+
+
+def _world(
+    tmp_path: Path, body: dict[str, Any]
+) -> Iterator[tuple[Inbox, Worker, StatefulJira, Clock]]:
+    clock = Clock()
+    inbox = Inbox.connect(f"sqlite:///{tmp_path / 'inbox.db'}", clock=clock)
+    jira = StatefulJira(json.loads(json.dumps(body["issue"]["fields"])))
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.add_callback(responses.PUT, URL, callback=jira.put)
         rsps.add_callback(responses.GET, URL, callback=jira.get)
@@ -114,6 +140,30 @@ def test_full_payload_is_one_put_then_quiet(
     inbox.enqueue(connector.envelope(echo, {"X-Atlassian-Webhook-Identifier": "d-3"}), echo)
     assert worker.drain() == 1
     assert (jira.puts, jira.gets, jira.notes) == (1, 0, 1)
+
+
+def test_tier_change_moves_the_issue_then_quiet(
+    escalated_world: tuple[Inbox, Worker, StatefulJira, Clock],
+) -> None:
+    """L3 -> L4: one PUT leaves exactly L4's owner (Engineering out, the agent's component
+    kept); the echo of that write, the bot's or not, makes no request."""
+    inbox, worker, jira, clock = escalated_world
+    assert worker.drain() == 1
+    assert (jira.puts, jira.gets) == (1, 0)
+    assert jira.fields["assignee"] == {"accountId": "acc-vendor"}
+    assert [c["name"] for c in jira.fields["components"]] == ["COMP-1", "Vendor"]
+    echo = load("jira_issue_updated__cloud_labels.json")
+    echo["issue"]["fields"] = json.loads(json.dumps(jira.fields))
+    clock.now += 1
+    echo["timestamp"] = int(clock.now * 1000)
+    echo["user"]["accountId"] = "bot-account"  # tierdesk's own write comes back
+    connector = worker.connectors["jira"]
+    inbox.enqueue(connector.envelope(echo, {"X-Atlassian-Webhook-Identifier": "d-2"}), echo)
+    assert worker.drain() == 1
+    echo["user"]["accountId"] = "someone"  # even without the bot check: nothing left to do
+    inbox.enqueue(connector.envelope(echo, {"X-Atlassian-Webhook-Identifier": "d-3"}), echo)
+    assert worker.drain() == 1
+    assert (jira.puts, jira.gets) == (1, 0)
 
 
 @pytest.mark.parametrize(("failure", "puts"), [
