@@ -19,9 +19,9 @@ words it must contain). `replay_problems` is that loop; a `Desk` is all that dif
                  TIERDESK_JIRA_ORGANIZATION_FIELD), and an "Urgent" priority beside Jira's
                  default five (stories and policies say urgent; Jira's top one is Highest).
                  One request to create an issue (fields, labels, organization included).
-                 Owner: the assignee of the latest target that names one and every target
-                 component so far (the connector sets an assignee and adds a component; it
-                 never unassigns nor removes a component).
+                 Owner: exactly the latest Jira target's assignee (None for a component-only
+                 target) and component (the connector replaces the previous target's: it
+                 unassigns and removes the earlier component, as Zendesk replaces the group).
 
 Jira cannot attach a file in an issue edit: a step with attachments is one upload request per
 file, then one PUT for its labels and fields (if any), and tierdesk decides on each webhook.
@@ -390,13 +390,10 @@ class JiraDesk:
         self.refs[t.name] = str(self._agent("POST", "/rest/api/2/issue", {"fields": fields})["key"])
 
     def owner(self, current: object, target: Target | None) -> object:
-        assert isinstance(current, tuple)
-        assignee, components = current
-        if target is not None and target.jira is not None:
-            assignee = target.jira.assignee or assignee
-            if target.jira.component:
-                components = components | {target.jira.component}
-        return (assignee, components)
+        if target is None or target.jira is None:
+            return current
+        component = target.jira.component
+        return (target.jira.assignee, frozenset([component] if component else []))
 
     def seen(self, state: dict[str, Any], t: TicketStory) -> Seen:
         issue = state["jira"]["issues"][self.refs[t.name]]
