@@ -2,8 +2,9 @@
 
 The real `jira` library runs against `responses` (no network) with the example policy. For each
 kind the script prints the requests made (method and path) from webhook body to applied decision.
-Goal: 1 write and 0 reads per changing decision from a full issue payload, 0 requests for no
-change and for the bot's own events. Run: .venv/bin/python bench/jira_requests.py
+Goal: 1 write and 0 reads per changing decision from a full issue payload (a tier change's new
+owner included: assignee or unassignment, component added, the previous target's removed), 0
+requests for no change and for the bot's own events. Run: .venv/bin/python bench/jira_requests.py
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ POLICY = load_policy(default_policy_text(), source="example policy")
 DOCS = {"customfield_10101": "Open Reports, click Export, the app crashes",
         "customfield_10102": "4.2 on Linux", "customfield_10103": {"value": "bugfix"},
         "customfield_10104": None}
+#: JSM Organizations field: Acme Corp is a premium customer of the example policy (up to L4).
+ORG_FIELD = "customfield_10002"
+ACME = {ORG_FIELD: [{"id": "1", "name": "Acme Corp"}]}
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -63,6 +67,14 @@ KINDS: list[tuple[str, dict[str, Any]]] = [
     ("entitlement exceeded (issue event)",
      issue_event(labels=["tier-l1", "escalate-l3"], attachment=[{"id": "1"}], **DOCS)),
     ("route (issue event)", issue_event(summary="Refund for invoice 7")),
+    ("tier change to a component (issue event)",
+     issue_event(labels=["tier-l2", "escalate-l3"], attachment=[{"id": "1"}],
+                 assignee={"accountId": "acc-l2"}, components=[],
+                 **{**DOCS, "customfield_10104": {"value": "yes"}}, **ACME)),
+    ("tier change from a component (issue event)",
+     issue_event(labels=["tier-l3", "escalate-l4"], attachment=[{"id": "1"}], assignee=None,
+                 components=[{"id": "10001", "name": "Engineering"}],
+                 **{**DOCS, "customfield_10104": {"value": "yes"}}, **ACME)),
     ("no change (issue event)",
      issue_event(labels=["tier-l1"], assignee={"accountId": "acc-l1"})),
     ("bot's own event (issue event)", own_event()),
@@ -73,7 +85,8 @@ KINDS: list[tuple[str, dict[str, Any]]] = [
 
 def run(body: dict[str, Any]) -> tuple[list[str], str]:
     config = JiraConfig(base_url=BASE, email="bot@acme.example", api_token="t",
-                        bot_account_id=BOT, comment_visibility=("role", "Administrators"))
+                        bot_account_id=BOT, comment_visibility=("role", "Administrators"),
+                        organization_field=ORG_FIELD)
     answer = copy.deepcopy(issue_event()["issue"])
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.get(re.compile(rf"{BASE}/rest/api/2/issue/.*"), json=answer)
@@ -87,19 +100,32 @@ def run(body: dict[str, Any]) -> tuple[list[str], str]:
             labels = [f"+{x}" for x in decision.labels_add] + [
                 f"-{x}" for x in decision.labels_remove]
             outcome = " ".join(labels) + (" +note" if decision.comment else "") or "no change"
-            connector.apply(ticket, decision, decide=lambda t: decision)
+            applied = connector.apply(ticket, decision, decide=lambda t: decision)
+            outcome += _owner(applied.details.get("body") or {})
         calls = [f"{c.request.method} {(c.request.path_url or '').split('?')[0]}"
                  for c in rsps.calls]
     return calls, outcome
 
 
+def _owner(body: dict[str, Any]) -> str:
+    """The ownership part of a PUT body, e.g. ` assignee=null +Engineering -Service Desk`."""
+    parts: list[str] = []
+    if "assignee" in body.get("fields", {}):
+        who = next(iter(body["fields"]["assignee"].values()))
+        parts.append(f"assignee={who if who is not None else 'null'}")
+    for op in body.get("update", {}).get("components", []):
+        verb, component = next(iter(op.items()))
+        parts.append(("+" if verb == "add" else "-") + component["name"])
+    return "".join(f" {p}" for p in parts)
+
+
 def main() -> None:
-    print(f"{'kind':38} {'reads':>5} {'writes':>6}  requests; decision")
+    print(f"{'kind':44} {'reads':>5} {'writes':>6}  requests; decision")
     for name, body in KINDS:
         calls, outcome = run(body)
         reads = sum(c.startswith("GET") for c in calls)
         writes = len(calls) - reads
-        print(f"{name:38} {reads:>5} {writes:>6}  {', '.join(calls) or '-'}; {outcome}")
+        print(f"{name:44} {reads:>5} {writes:>6}  {', '.join(calls) or '-'}; {outcome}")
     rounds = 300
     body = KINDS[0][1]
     start = time.perf_counter()
