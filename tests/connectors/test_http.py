@@ -16,22 +16,15 @@ from connectors.http import LinePaused, VendorLine, retry_after_seconds, session
 from connectors.jira import JiraConnector
 from tests.connectors.jira.conftest import BASE, cloud_config, load, policy
 from tests.connectors.jira.test_jira_apply import NOW
+from tests.webhooks.conftest import FakeClock
 from tiering import decide
 
 URL = "https://vendor.example/api/thing"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(1000.0)
 
 
 @pytest.fixture
@@ -53,7 +46,7 @@ def rsps() -> Any:
     ],
 )
 def test_answers_close_the_line_as_the_vendor_asks(
-    rsps: responses.RequestsMock, clock: Clock, status: int, headers: dict[str, str],
+    rsps: responses.RequestsMock, clock: FakeClock, status: int, headers: dict[str, str],
     closed_for: float,
 ) -> None:
     line = VendorLine("jira", default_pause=30.0, clock=clock)
@@ -63,7 +56,7 @@ def test_answers_close_the_line_as_the_vendor_asks(
 
 
 def test_nothing_is_sent_while_closed_and_everything_after(
-    rsps: responses.RequestsMock, clock: Clock
+    rsps: responses.RequestsMock, clock: FakeClock
 ) -> None:
     """After a 429 with Retry-After: 5, the next request raises LinePaused (a RateLimited with
     the time left) without reaching the vendor; once 5 s have passed it goes out."""
@@ -83,7 +76,7 @@ def test_nothing_is_sent_while_closed_and_everything_after(
     assert len(rsps.calls) == 2
 
 
-def test_a_longer_pause_is_never_shortened(clock: Clock) -> None:
+def test_a_longer_pause_is_never_shortened(clock: FakeClock) -> None:
     line = VendorLine("jira", clock=clock)
     line.hold_off(60)
     line.hold_off(5)
