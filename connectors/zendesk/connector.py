@@ -274,6 +274,13 @@ class ZendeskConnector:
 
     # ------------------------------------------------------------------ writes out
 
+    def _target_assignees(self) -> frozenset[str]:
+        """The Zendesk users some target assigns to (tierdesk-managed assignees)."""
+        return frozenset(
+            str(t.zendesk.assignee_id) for t in self.policy.targets.values()
+            if t.zendesk is not None and t.zendesk.assignee_id is not None
+        )
+
     def update_body(self, ticket: Ticket, decision: Decision) -> dict[str, Any] | None:
         """The `ticket` object of the PUT that makes `decision` true, or None when it holds."""
         body: dict[str, Any] = {}
@@ -288,9 +295,13 @@ class ZendeskConnector:
                     body["group_id"] = zd.group_id
                 if zd.assignee_id is not None and str(zd.assignee_id) != ticket.assignee:
                     body["assignee_id"] = zd.assignee_id
-                elif zd.assignee_id is None and "group_id" in body and ticket.assignee:
+                elif zd.assignee_id is None and ticket.assignee and (
+                    "group_id" in body or ticket.assignee in self._target_assignees()
+                ):
                     # Moving to a group the assignee may not belong to: Zendesk rejects an
                     # assignee outside the group (422), so the ticket goes to the group queue.
+                    # In the same group, the previous tier's own assignee (a target's) hands
+                    # the ticket to the queue too; an agent who took it by hand keeps it.
                     body["assignee_id"] = None
         if decision.comment and not (
             decision.note_key is not None and decision.note_key == ticket.last_note_key

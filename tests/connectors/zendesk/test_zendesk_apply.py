@@ -9,9 +9,12 @@ import responses
 
 from connectors.base import Call
 from connectors.zendesk import ZendeskConnector
+from connectors.zendesk.config import ZendeskConfig
 from tiering import Policy, decide
+from tiering.models import Decision, Ticket
+from tiering.policy import load_policy
 
-from .conftest import BASE, BOT, NOW, decider, sent, trigger_body
+from .conftest import BASE, BOT, HERE, NOW, FakeClock, decider, sent, trigger_body
 
 PUT_42 = f"{BASE}/api/v2/tickets/42.json"
 STAMP = "2026-11-21T11:59:58Z"
@@ -234,3 +237,23 @@ def test_calls_are_counted_per_worker_thread(
     assert results == {
         tid: [("PUT", f"/api/v2/tickets/{tid}.json")] * 5 for tid in range(100, 108)
     }
+
+
+@pytest.mark.parametrize(("assignee", "cleared"), [("3001", True), ("55", False)])
+def test_same_group_tier_change_hands_the_previous_target_assignee_to_the_queue(
+    config: ZendeskConfig, clock: FakeClock, rsps: responses.RequestsMock, assignee: str,
+    cleared: bool,
+) -> None:
+    """L3 (group 300, agent 3001) to an L4 in the same group with no agent: the L3 agent's
+    ticket goes to the group queue; an agent who took it by hand (55) keeps it."""
+    text = (HERE / "policy.yaml").read_text("utf-8").replace(
+        "L4: {zendesk: {group_id: 400}}", "L4: {zendesk: {group_id: 300}}")
+    policy = load_policy(text, source="policy.yaml")
+    connector = ZendeskConnector(config, policy, clock=clock)
+    ticket = Ticket(key="42", labels=frozenset({"tier-l3"}), group="300", assignee=assignee)
+    decision = Decision(ticket="42", tier="L4", previous_tier="L3", assign="L4")
+    body = connector.update_body(ticket, decision)
+    if cleared:
+        assert body == {"assignee_id": None}
+    else:
+        assert body is None
