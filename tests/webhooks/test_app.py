@@ -420,3 +420,35 @@ def test_many_concurrent_deliveries_each_get_their_own_answer(inbox: Inbox) -> N
         statuses = asyncio.run(run())
     assert sorted(statuses) == [200] * 40 + [202] * 40
     assert inbox.counts() == {"pending": 40}
+
+
+def test_other_methods_on_a_webhook_path_are_405(client: TestClient) -> None:
+    """GET on a webhook URL (a browser, a health probe pointed at the wrong path) is 405."""
+    assert client.get("/webhooks/jira").status_code == 405
+    assert client.put("/webhooks/zendesk", content=b"{}").status_code == 405
+
+
+def test_client_gone_before_its_body_arrived_stores_nothing(inbox: Inbox) -> None:
+    """A sender that disconnects mid-body gets no answer and nothing is stored."""
+    import asyncio
+
+    app = make_client(inbox).app
+    sent: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b'{"ticket": "T-1",', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/webhooks/jira",
+             "raw_path": b"/webhooks/jira", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/json")],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}
+    asyncio.run(app(scope, receive, send))
+    assert sent == [] and inbox.counts() == {}
