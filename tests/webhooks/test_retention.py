@@ -96,3 +96,24 @@ def test_prune_command(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIERDESK_RETENTION_DAYS", "0")
     refused = runner.invoke(main, ["prune"])
     assert refused.exit_code != 0 and "give --older-than DAYS" in refused.output
+
+
+@pytest.mark.parametrize(("days", "prunes"), [("30", True), ("0", False)])
+def test_the_worker_pool_prunes_by_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, days: str, prunes: bool
+) -> None:
+    """`serve` and `worker` run a Pruner beside their workers unless the retention is 0."""
+    from tests.webhooks.fakes import FakeConnector
+    from webhooks.cli_service import build_service
+
+    monkeypatch.setenv("TIERDESK_RETENTION_DAYS", days)
+    settings = load_settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'i.db'}")
+    service = build_service(settings, with_worker=True, connectors={"jira": FakeConnector()})
+    try:
+        assert service.pool is not None
+        pruner = service.pool.pruner
+        assert (pruner is not None) == prunes
+        if pruner is not None:
+            assert pruner.days == 30 and pruner.inbox is service.inbox
+    finally:
+        service.inbox.close()
