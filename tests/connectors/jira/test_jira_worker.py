@@ -120,6 +120,22 @@ def _world(
     inbox.close()
 
 
+def _echo_twice(inbox: Inbox, worker: Worker, jira: StatefulJira, clock: Clock) -> None:
+    """Jira's echo of tierdesk's write, once as the bot's event and once as someone else's
+    (the decision must be idempotent even without the bot check); each is processed."""
+    echo = load("jira_issue_updated__cloud_labels.json")
+    echo["issue"]["fields"] = json.loads(json.dumps(jira.fields))
+    # Jira stamps the echo after the write it reports (an older stamp would be read fresh).
+    clock.now += 1
+    echo["timestamp"] = int(clock.now * 1000)
+    connector = worker.connectors["jira"]
+    for delivery, actor in (("d-2", "bot-account"), ("d-3", "someone")):
+        echo["user"]["accountId"] = actor
+        inbox.enqueue(connector.envelope(echo, {"X-Atlassian-Webhook-Identifier": delivery}),
+                      echo)
+        assert worker.drain() == 1
+
+
 def test_full_payload_is_one_put_then_quiet(
     world: tuple[Inbox, Worker, StatefulJira, Clock],
 ) -> None:
@@ -127,18 +143,7 @@ def test_full_payload_is_one_put_then_quiet(
     inbox, worker, jira, clock = world
     assert worker.drain() == 1
     assert (jira.puts, jira.gets, jira.notes) == (1, 0, 1)
-    echo = load("jira_issue_updated__cloud_labels.json")
-    echo["issue"]["fields"] = json.loads(json.dumps(jira.fields))
-    # Jira stamps the echo after the write it reports (an older stamp would be read fresh).
-    clock.now += 1
-    echo["timestamp"] = int(clock.now * 1000)
-    echo["user"]["accountId"] = "bot-account"  # tierdesk's own write comes back
-    connector = worker.connectors["jira"]
-    inbox.enqueue(connector.envelope(echo, {"X-Atlassian-Webhook-Identifier": "d-2"}), echo)
-    assert worker.drain() == 1
-    echo["user"]["accountId"] = "someone"  # even without the bot check: idempotent
-    inbox.enqueue(connector.envelope(echo, {"X-Atlassian-Webhook-Identifier": "d-3"}), echo)
-    assert worker.drain() == 1
+    _echo_twice(inbox, worker, jira, clock)
     assert (jira.puts, jira.gets, jira.notes) == (1, 0, 1)
 
 
@@ -152,17 +157,7 @@ def test_tier_change_moves_the_issue_then_quiet(
     assert (jira.puts, jira.gets) == (1, 0)
     assert jira.fields["assignee"] == {"accountId": "acc-vendor"}
     assert [c["name"] for c in jira.fields["components"]] == ["COMP-1", "Vendor"]
-    echo = load("jira_issue_updated__cloud_labels.json")
-    echo["issue"]["fields"] = json.loads(json.dumps(jira.fields))
-    clock.now += 1
-    echo["timestamp"] = int(clock.now * 1000)
-    echo["user"]["accountId"] = "bot-account"  # tierdesk's own write comes back
-    connector = worker.connectors["jira"]
-    inbox.enqueue(connector.envelope(echo, {"X-Atlassian-Webhook-Identifier": "d-2"}), echo)
-    assert worker.drain() == 1
-    echo["user"]["accountId"] = "someone"  # even without the bot check: nothing left to do
-    inbox.enqueue(connector.envelope(echo, {"X-Atlassian-Webhook-Identifier": "d-3"}), echo)
-    assert worker.drain() == 1
+    _echo_twice(inbox, worker, jira, clock)
     assert (jira.puts, jira.gets) == (1, 0)
 
 
