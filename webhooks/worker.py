@@ -209,13 +209,8 @@ class Worker:
             return
         closed = self.gate.closed_for(claim.vendor)
         if closed > 0:
-            # Another thread of this process was just rate limited: hand the ticket back
-            # untouched, and make sure other processes hold off too.
-            self.inbox.pause_vendor(claim.vendor, until=self.inbox.clock() + closed,
-                                    reason="rate limited (seen by another worker thread)")
-            self.inbox.release(claim)
-            log("vendor paused: ticket handed back", level=10, paused_for=round(closed, 3),
-                **fields)
+            # Another thread of this process was just rate limited.
+            self._hand_back(claim, closed, "rate limited (seen by another worker thread)", fields)
             return
         # Fresh state when an earlier holder of these events failed or crashed (its write may
         # have landed), or when an event is older than one already processed (out of order).
@@ -256,14 +251,9 @@ class Worker:
             return
         except LinePaused as exc:
             # Nothing was sent: a sibling thread's refusal closed the vendor line meanwhile.
-            # Hand the ticket back without counting an attempt, and hold other processes off.
             wait = exc.retry_after or 0.0
             self.gate.close(claim.vendor, self.inbox.clock() + wait)
-            self.inbox.pause_vendor(claim.vendor, until=self.inbox.clock() + wait,
-                                    reason=str(exc)[:500])
-            self.inbox.release(claim)
-            log("vendor paused: ticket handed back", level=10, paused_for=round(wait, 3),
-                **fields)
+            self._hand_back(claim, wait, str(exc), fields)
             return
         except _LeaseLost:
             log("lease lost before the write: left to the new holder", level=30, **fields)
@@ -287,6 +277,16 @@ class Worker:
         if applied.wrote:
             known_at = int(self.inbox.clock() * 1000)
         self._done(claim, ticket, decision, applied, fields, known_at)
+
+    def _hand_back(
+        self, claim: Claim, wait: float, reason: str, fields: Mapping[str, Any]
+    ) -> None:
+        """The vendor asked to wait: release the ticket untouched (no attempt counted) and
+        pause the vendor in the inbox so other processes hold off too."""
+        self.inbox.pause_vendor(claim.vendor, until=self.inbox.clock() + wait,
+                                reason=reason[:500])
+        self.inbox.release(claim)
+        log("vendor paused: ticket handed back", level=10, paused_for=round(wait, 3), **fields)
 
     def _done(
         self,
