@@ -295,8 +295,9 @@ class WebhookEndpoint:
         if envelope.vendor != vendor:
             envelope = replace(envelope, vendor=vendor)
         # The raw bytes are stored as received (no re-encoding) unless they are not the JSON the
-        # payload came from (a salvaged, partial Zendesk body).
-        raw = body if not payload.get("partial") and _utf8(body) else None
+        # payload came from (a salvaged, partial Zendesk body); the inbox re-encodes bytes that
+        # are not UTF-8.
+        raw = None if payload.get("partial") else body
         try:
             new = await self.store((envelope, payload, raw))
         except Exception as exc:
@@ -399,14 +400,6 @@ def create_app(
         return Response(content=body, media_type=CONTENT_TYPE)
 
     return app
-
-
-def _utf8(body: bytes) -> bool:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _delivery_hint(vendor: str, headers: Mapping[str, str]) -> str | None:

@@ -431,7 +431,8 @@ class Inbox:
     ) -> bool:
         """Store one delivery; True if new, False for a duplicate (same vendor + delivery_id).
 
-        `raw` is the body as received (valid UTF-8 JSON); stored as is to spare re-encoding."""
+        `raw` is the body as received; stored as is when it is UTF-8 (sparing a re-encoding),
+        else the payload is stored re-encoded."""
         return self.enqueue_many([(envelope, payload, raw)])[0]
 
     def enqueue_many(
@@ -512,9 +513,14 @@ class Inbox:
     ) -> dict[str, Any]:
         if envelope.handled and not envelope.ticket:
             raise ValueError("a handled event needs a ticket")
-        text = raw.decode("utf-8") if raw is not None else json.dumps(
-            payload, separators=(",", ":"), ensure_ascii=False
-        )
+        text: str | None = None
+        if raw is not None:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:  # JSON in another encoding (UTF-16/32): store it parsed
+                text = None
+        if text is None:
+            text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         return {
             "vendor": envelope.vendor,
             "delivery_id": envelope.delivery_id[:255],

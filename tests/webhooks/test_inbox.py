@@ -394,3 +394,10 @@ def test_migration_3_indexes_an_older_database(db_url: str) -> None:
     assert {"ix_tierdesk_events_received", "ix_tierdesk_decisions_created"} <= names
     assert again.migrate() == SCHEMA_VERSION and again.counts() == {"pending": 1}
     again.close()
+
+
+def test_raw_body_in_another_encoding_is_stored_parsed(inbox: Inbox) -> None:
+    """JSON that arrived as UTF-16 (legal JSON, not UTF-8) is stored as its parsed payload."""
+    raw = '{"a": "é"}'.encode("utf-16")
+    inbox.enqueue(env("d1"), {"a": "é"}, raw=raw)
+    assert inbox.events_of("jira", "T-1")[0].payload == {"a": "é"}
