@@ -41,6 +41,9 @@ from sqlalchemy.engine import Connection, Engine
 from connectors.base import Envelope
 
 Clock = Callable[[], float]
+#: One delivery for `Inbox.enqueue_many`: its envelope, the parsed body, and the raw bytes as
+#: received (None for a body that must be stored re-encoded from `payload`).
+Delivery = tuple[Envelope, Mapping[str, Any], bytes | None]
 
 # Event statuses.
 PENDING = "pending"
@@ -192,6 +195,20 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (3, _migration_3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def stored_json(payload: Mapping[str, Any], raw: bytes | None) -> bytes:
+    """The bytes the inbox keeps for a delivery: `raw` as received when it is UTF-8 (the usual
+    case: no re-encoding), else `payload` as UTF-8 JSON (a body in UTF-16/32, or a salvaged
+    partial one)."""
+    if raw is not None:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return raw
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 class InboxError(RuntimeError):
@@ -435,9 +452,7 @@ class Inbox:
         else the payload is stored re-encoded."""
         return self.enqueue_many([(envelope, payload, raw)])[0]
 
-    def enqueue_many(
-        self, items: Sequence[tuple[Envelope, Mapping[str, Any], bytes | None]]
-    ) -> list[bool]:
+    def enqueue_many(self, items: Sequence[Delivery]) -> list[bool]:
         """Store several deliveries in one transaction (one disk sync); True per new one.
 
         Two statements whatever the number of items: a multi-row insert of the events that
@@ -513,14 +528,7 @@ class Inbox:
     ) -> dict[str, Any]:
         if envelope.handled and not envelope.ticket:
             raise ValueError("a handled event needs a ticket")
-        text: str | None = None
-        if raw is not None:
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:  # JSON in another encoding (UTF-16/32): store it parsed
-                text = None
-        if text is None:
-            text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        text = stored_json(payload, raw).decode("utf-8")
         return {
             "vendor": envelope.vendor,
             "delivery_id": envelope.delivery_id[:255],
