@@ -8,15 +8,18 @@
         400  malformed JSON, not an object, or a handled event that lacks a ticket
         202  stored (status "accepted"), or a known event tierdesk does not act on ("ignored")
         200  a delivery already stored (same dedupe key): nothing stored twice
-        503  the inbox database is unavailable (the vendor retries later; nothing was stored)
+        503  the inbox (database or writer process) is unavailable; the vendor retries later,
+             and a delivery that was stored all the same is then answered 200
     GET /healthz   the process answers
-    GET /readyz    database reachable and policy loaded, else 503
+    GET /readyz    database reachable, inbox writer up and policy loaded, else 503
     GET /metrics   Prometheus text
 
-Deliveries are committed in small groups by one writer thread (`CommitBatcher`): requests that
-arrive while a commit is on disk share the next one, so each answer still follows its own durable
-commit while the disk sync is paid once per group rather than once per request, and the group's
-answers cost the event loop one wake-up.
+Deliveries are committed in small groups (group commit): requests that arrive while a commit is
+on disk share the next one, so each answer still follows its own durable commit while the disk
+sync is paid once per group. `tierdesk serve` commits in a child process (webhooks/writer.py)
+so that the event loop keeps a core to itself; `create_app` alone, and `serve` with
+TIERDESK_INBOX_WRITER=thread, commit in one thread of this process (`CommitBatcher`). Either
+way a group's answers cost the event loop one wake-up.
 
 The webhook endpoints are plain ASGI apps (`WebhookEndpoint`) under the FastAPI app, with a
 cached HMAC key (webhooks/signatures.py) and orjson (connectors/payload.py): per delivery, the
@@ -35,22 +38,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from connectors.base import Envelope, PayloadInvalid
+from connectors.base import PayloadInvalid
 from connectors.payload import parse_json
-from webhooks.inbox import Inbox
+from webhooks.inbox import Delivery, Inbox
 from webhooks.logging import log
 from webhooks.metrics import CONTENT_TYPE, Metrics
 from webhooks.signatures import SignatureInvalid, check_timestamp, verify_jira, verify_zendesk
 from webhooks.wiring import EnvelopeFunction
 
-Item = tuple[Envelope, Mapping[str, Any], bytes | None]
+Item = Delivery
 
 _ACCEPTED = b'{"status":"accepted"}'
 _DUPLICATE = b'{"status":"duplicate"}'
@@ -59,6 +62,23 @@ _UNAVAILABLE = b'{"error":"the inbox is unavailable; retry later"}'
 
 
 _Pending = tuple[Item, asyncio.AbstractEventLoop, "asyncio.Future[bool]"]
+
+
+class Committer(Protocol):
+    """What commits the receiver's deliveries: a `CommitBatcher` thread in this process, or
+    the writer process of webhooks/writer.py (`tierdesk serve`'s default)."""
+
+    def submit(self, item: Item) -> asyncio.Future[bool]:
+        """Queue `item`; the future is True (new) or False (duplicate) once it is durable."""
+        ...
+
+    def problem(self) -> str | None:
+        """Why nothing can be committed now (reported by /readyz), or None."""
+        ...
+
+    async def aclose(self) -> None:
+        """Commit what was submitted, then stop."""
+        ...
 
 
 class CommitBatcher:
@@ -86,6 +106,12 @@ class CommitBatcher:
         """Commit what is queued, then stop the thread."""
         self._queue.put(None)
         self._thread.join(timeout=30)
+
+    async def aclose(self) -> None:
+        self.stop()
+
+    def problem(self) -> str | None:
+        return None
 
     def _run(self) -> None:
         stopping = False
@@ -333,22 +359,24 @@ def create_app(
     on_enqueued: Callable[[], None] | None = None,
     on_startup: Callable[[], None] | None = None,
     on_shutdown: Callable[[], None] | None = None,
+    committer: Callable[[], Awaitable[Committer]] | None = None,
 ) -> FastAPI:
     """The receiver app over `inbox`. `on_enqueued` is called after each new stored event (the
-    embedded worker uses it to wake up); `on_startup`/`on_shutdown` run in the lifespan."""
+    embedded worker uses it to wake up); `on_startup`/`on_shutdown` run in the lifespan.
+    `committer` starts what commits deliveries (default: a `CommitBatcher` thread)."""
     metrics = metrics or Metrics()
-    state: dict[str, CommitBatcher] = {}
+    state: dict[str, Committer] = {}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        state["batcher"] = CommitBatcher(inbox)
+        state["batcher"] = await committer() if committer is not None else CommitBatcher(inbox)
         if on_startup is not None:
             on_startup()
         try:
             yield
         finally:
             # uvicorn has stopped accepting and finished in-flight requests by now.
-            state["batcher"].stop()
+            await state["batcher"].aclose()
             if on_shutdown is not None:
                 on_shutdown()
 
@@ -388,6 +416,10 @@ def create_app(
             await asyncio.to_thread(inbox.ping)
         except Exception as exc:
             problems.append(f"database unreachable: {type(exc).__name__}")
+        batcher = state.get("batcher")
+        problem = batcher.problem() if batcher is not None else None
+        if problem:
+            problems.append(problem)
         if not policy_loaded():
             problems.append("policy not loaded")
         if problems:

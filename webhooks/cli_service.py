@@ -198,6 +198,15 @@ def build_server(
             log(f"no {vendor} webhook secret: every {vendor} delivery is refused (401)", level=30,
                 vendor=vendor)
     pool = service.pool
+    committer = None
+    if settings.inbox_writer == "process":
+        from webhooks.writer import WriterProcess
+
+        async def committer() -> WriterProcess:
+            writer = WriterProcess(settings.database_url, log_level=settings.log_level)
+            await writer.start()
+            return writer
+
     app = create_app(
         inbox=service.inbox,
         config=ReceiverConfig(
@@ -210,6 +219,7 @@ def build_server(
         on_enqueued=pool.wake if pool else None,
         on_startup=pool.start if pool else None,
         on_shutdown=pool.stop if pool else None,
+        committer=committer,
     )
     config = uvicorn.Config(
         app,

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     #: Days to keep processed events and decision records (`tierdesk explain` history); 0
     #: keeps everything. Pending events and dead letters are never pruned.
     retention_days: float = Field(default=30.0, ge=0)
+    #: Who commits the receiver's deliveries in `tierdesk serve`: `process`, a child process
+    #: (the event loop keeps a core to itself: webhooks/writer.py), or `thread`, a thread of
+    #: the serving process (no child process, for platforms that forbid one).
+    inbox_writer: Literal["process", "thread"] = "process"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator(

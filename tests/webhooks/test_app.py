@@ -4,7 +4,7 @@ payloads through the real envelope functions, health, readiness and metrics."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from webhooks.app import ReceiverConfig, create_app
 from webhooks.inbox import Inbox
 from webhooks.metrics import Metrics
 from webhooks.signatures import sign_jira, sign_zendesk
+from webhooks.writer import WriterProcess
 
 JIRA_SECRET = "jira-secret"
 ZD_SECRET = "zendesk-secret"
@@ -32,7 +33,19 @@ def inbox(tmp_path: Path) -> Iterator[Inbox]:
     box.close()
 
 
-def make_client(inbox: Inbox, **config: Any) -> TestClient:
+def writer_process(inbox: Inbox) -> Callable[[], Awaitable[WriterProcess]]:
+    """What `tierdesk serve` commits with by default: a writer process on `inbox`'s database."""
+    url = inbox.engine.url.render_as_string(hide_password=False)
+
+    async def start() -> WriterProcess:
+        writer = WriterProcess(url)
+        await writer.start()
+        return writer
+
+    return start
+
+
+def make_client(inbox: Inbox, *, committer: str = "thread", **config: Any) -> TestClient:
     options: dict[str, Any] = {
         "secrets": {"jira": JIRA_SECRET, "zendesk": ZD_SECRET},
         "classifiers": {"jira": fake_envelope, "zendesk": fake_envelope},
@@ -41,12 +54,16 @@ def make_client(inbox: Inbox, **config: Any) -> TestClient:
         "clock": lambda: NOW,
     }
     options.update(config)
-    return TestClient(create_app(inbox=inbox, config=ReceiverConfig(**options)))
+    return TestClient(create_app(
+        inbox=inbox, config=ReceiverConfig(**options),
+        committer=writer_process(inbox) if committer == "process" else None))
 
 
-@pytest.fixture
-def client(inbox: Inbox) -> Iterator[TestClient]:
-    with make_client(inbox) as c:  # runs the lifespan: the group-commit writer is used
+@pytest.fixture(params=["thread", "process"])
+def client(inbox: Inbox, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    """A client whose app commits with a CommitBatcher thread, and one whose app commits with
+    a writer process (`tierdesk serve`'s default): every answer is pinned for both."""
+    with make_client(inbox, committer=request.param) as c:  # runs the lifespan
         yield c
 
 
