@@ -200,6 +200,10 @@ def run_against(name: str, proc_factory: object, port: int, args: argparse.Names
         stop(proc)
     print(sat.line(f"{name} saturation"))
     print(rated.line(f"{name} at {args.rate:.0f}/s"))
+    for result in (sat, rated):
+        if set(result.statuses) != {202}:
+            raise SystemExit(f"{name}: answers other than 202 ({result.statuses}); the figures"
+                             " would not measure durable ingest")
     return sat, rated
 
 
