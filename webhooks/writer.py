@@ -48,8 +48,9 @@ from webhooks.logging import configure_logging, log
 MAX_GROUP = 256
 #: Seconds the serving process waits for a new writer to open the inbox.
 START_TIMEOUT = 30.0
-#: Seconds between restarts of a writer that keeps dying.
+#: Seconds before a dead writer is replaced; doubled after each failed start, up to the max.
 RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 30.0
 
 _HEADER = 4
 # One delivery as sent: (request id, Envelope fields, the JSON bytes to store).
@@ -148,7 +149,11 @@ class WriterProcess:
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT)
         except (TimeoutError, InboxError) as exc:
+            if not self._ready.done():
+                self._ready.cancel()
             transport.close()
+            if process.poll() is None and not isinstance(exc, InboxError):
+                process.kill()  # hung while opening the inbox
             await asyncio.to_thread(self._reap, process)
             message = (str(exc) if isinstance(exc, InboxError) else
                        f"the inbox writer process did not open the inbox in {START_TIMEOUT:.0f} s")
@@ -247,17 +252,20 @@ class WriterProcess:
         self._restart = asyncio.get_running_loop().create_task(self._restart_loop())
 
     async def _restart_loop(self) -> None:
+        delay = RESTART_DELAY
         try:
             while not self._closing:
                 if self._process is not None:
                     await asyncio.to_thread(self._reap, self._process)
-                await asyncio.sleep(RESTART_DELAY)
+                await asyncio.sleep(delay)
                 try:
                     await self.start()
                     log("inbox writer process restarted", level=30)
                     return
                 except InboxError as exc:
-                    log("inbox writer process cannot start", level=40, error=str(exc))
+                    delay = min(delay * 2, MAX_RESTART_DELAY)
+                    log("inbox writer process cannot start; trying again", level=40,
+                        error=str(exc), retry_in=delay)
         finally:
             self._restart = None
 

@@ -193,6 +193,32 @@ def test_a_dead_writer_fails_what_it_held_and_is_replaced(
     run(scenario)
 
 
+def test_a_writer_that_cannot_be_replaced_yet_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the database cannot be opened the replacement is retried, with growing delays;
+    once it can, the receiver commits again."""
+    monkeypatch.setattr(writer_module, "RESTART_DELAY", 0.05)
+    home = tmp_path / "db"
+    home.mkdir()
+    url = f"sqlite:///{home}/w.db"
+
+    async def scenario() -> None:
+        writer = await started(url)
+        home.rename(tmp_path / "away")
+        child(writer).kill()
+        await until(lambda: writer.problem() is not None)
+        await asyncio.sleep(0.5)  # several failed starts
+        assert writer.problem() is not None and writer.starts == 1
+        (tmp_path / "away").rename(home)
+        await until(lambda: writer.problem() is None)
+        assert writer.starts == 2
+        assert await writer.submit(delivery("T-1", "d1")) is True
+        await writer.aclose()
+
+    run(scenario)
+
+
 def test_a_writer_that_cannot_open_the_inbox_fails_start(tmp_path: Path) -> None:
     """start() raises InboxError naming the database problem; no writer is left running."""
     url = f"sqlite:///{tmp_path}/missing-dir/w.db"
