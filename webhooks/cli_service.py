@@ -200,11 +200,18 @@ def build_server(
     pool = service.pool
     committer = None
     if settings.inbox_writer == "process":
+        from webhooks.inbox import InboxError
         from webhooks.writer import WriterProcess
 
         async def committer() -> WriterProcess:
             writer = WriterProcess(settings.database_url, log_level=settings.log_level)
-            await writer.start()
+            try:
+                await writer.start()
+            except InboxError as exc:
+                log("cannot start the inbox writer process; not serving (where child processes"
+                    " are not allowed, set TIERDESK_INBOX_WRITER=thread)", level=50,
+                    error=str(exc))
+                raise
             return writer
 
     app = create_app(

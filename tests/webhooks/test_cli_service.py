@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,8 @@ from click.testing import CliRunner
 
 from connectors.base import Envelope
 from webhooks.cli import main
-from webhooks.inbox import DecisionRecord, Inbox
+from webhooks.inbox import DecisionRecord, Inbox, InboxError
+from webhooks.writer import WriterProcess
 
 
 @pytest.fixture
@@ -120,6 +123,25 @@ def test_unusable_database_exits_2(db: str, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TIERDESK_DATABASE_URL", "mysql://x@y/z")
     code, out = run("dead-letters", "list")
     assert code == 2 and "unsupported database" in out
+
+
+def test_serve_fails_when_the_writer_process_cannot_start(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that cannot start (say, child processes forbidden) stops serve with uvicorn's
+    start-up failure status 3 (a supervisor restarts it) and a logged line saying what to set."""
+    async def refuse(self: WriterProcess) -> None:
+        raise InboxError("cannot start the inbox writer process: [Errno 1] Operation not permitted")
+
+    monkeypatch.setattr(WriterProcess, "start", refuse)
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # keep pytest's own handlers
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, out = run("serve", "--no-worker", "--port", str(port))
+    assert code == 3, out
+    assert "cannot start the inbox writer process" in out
+    assert "TIERDESK_INBOX_WRITER=thread" in out and "Operation not permitted" in out
 
 
 def test_worker_once_without_vendors(db: str) -> None:
