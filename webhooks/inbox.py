@@ -923,6 +923,18 @@ class Inbox:
             for r in rows
         ]
 
+    def ticket_keys(
+        self, vendor: str, *, casefold: str | None = None, limit: int = 10_000
+    ) -> list[str]:
+        """Ticket keys the inbox knows for `vendor` (newest first): with `casefold`, only
+        those equal to it ignoring case (`tierdesk explain jira sup-1` finds SUP-1)."""
+        query = sa.select(tickets.c.ticket).where(tickets.c.vendor == vendor)
+        if casefold is not None:
+            query = query.where(sa.func.lower(tickets.c.ticket) == casefold.lower())
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(tickets.c.updated_at.desc()).limit(limit)).all()
+        return [str(r.ticket) for r in rows]
+
     def ticket_state(self, vendor: str, ticket: str) -> Mapping[str, Any] | None:
         """The per-ticket row (lease, backoff, last note key), for operators and tests."""
         with self._read() as conn:
