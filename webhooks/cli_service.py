@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from webhooks.cli_inbox import InboxUnavailable, database_label, open_inbox, verbose_option
+from webhooks.cli_settings import log_environment_warnings
 from webhooks.logging import configure_logging, log
 from webhooks.settings import Settings, SettingsError, load_settings
 
@@ -54,11 +55,18 @@ def _fail(lines: list[str]) -> NoReturn:
     sys.exit(2)
 
 
-def _settings() -> Settings:
+def _settings(*, warnings: bool = True) -> Settings:
+    """The settings, or exit 2 naming each bad variable. Misspelt or unprefixed variable names
+    are warned about on stderr (`warnings=False`: serve and worker log them instead)."""
+    from webhooks.cli_settings import echo_environment_warnings
+
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as exc:
         _fail(["invalid settings:", *(f"  {line}" for line in exc.lines)])
+    if warnings:
+        echo_environment_warnings()
+    return settings
 
 
 def _inbox(settings: Settings, *, verbose: bool = False, create: bool = False) -> Inbox:
@@ -221,10 +229,11 @@ def build_server(
 
     service = build_service(settings, with_worker=with_worker, connectors=connectors)
     secrets = {v: settings.webhook_secret(v) for v in VENDORS}
-    for vendor in VENDORS:
+    configured = settings.configured_vendors()
+    for vendor in configured:  # an unconfigured vendor's deliveries are not expected at all
         if not secrets[vendor]:
-            log(f"no {vendor} webhook secret: every {vendor} delivery is refused (401)", level=30,
-                vendor=vendor)
+            log(f"no {vendor} webhook secret: every {vendor} delivery is refused (401); set"
+                f" TIERDESK_{vendor.upper()}_WEBHOOK_SECRET", level=30, vendor=vendor)
     pool = service.pool
     committer = None
     if settings.inbox_writer == "process":
@@ -249,6 +258,7 @@ def build_server(
             classifiers=classifiers if classifiers is not None else envelope_functions(),
             max_body_bytes=settings.max_body_bytes,
             signature_max_age=settings.signature_max_age,
+            required_secrets=configured,
         ),
         metrics=service.metrics,
         on_enqueued=pool.wake if pool else None,
@@ -388,8 +398,9 @@ def run_worker(
 @verbose_option
 def serve(no_worker: bool, host: str | None, port: int | None, verbose: bool) -> None:
     """Run the webhook receiver (and, unless --no-worker, the worker) until SIGTERM/SIGINT."""
-    settings = _settings()
+    settings = _settings(warnings=False)
     configure_logging(settings.log_level)
+    log_environment_warnings()
     host = host or settings.host
     port = port or settings.port
     try:
@@ -419,8 +430,9 @@ def serve(no_worker: bool, host: str | None, port: int | None, verbose: bool) ->
 @verbose_option
 def worker(once: bool, metrics_port: int | None, verbose: bool) -> None:
     """Run the worker alone (split deployments), until SIGTERM/SIGINT."""
-    settings = _settings()
+    settings = _settings(warnings=False)
     configure_logging(settings.log_level)
+    log_environment_warnings()
     if verbose:
         click.echo(f"tierdesk: opened the inbox database {database_label(settings.database_url)}",
                    err=True)

@@ -33,6 +33,23 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def records() -> Iterator[list[logging.LogRecord]]:
+    """What the `tierdesk` logger logs (its own handler: serve tests may stop propagation)."""
+    got: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = got.append  # type: ignore[method-assign]
+    logger = logging.getLogger("tierdesk")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield got
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.output
@@ -230,7 +247,7 @@ def test_worker_metrics_on_a_busy_port_is_one_line(
 
 
 def test_exhausted_retries_are_dead_letters(
-    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, clock: FakeClock, records: list[logging.LogRecord]
 ) -> None:
     """The last allowed attempt logs `events dead-lettered` (error level) and counts outcome
     `dead`, not `ticket will be retried` / `retry`."""
@@ -246,11 +263,10 @@ def test_exhausted_retries_are_dead_letters(
     inbox.enqueue(Envelope(vendor="jira", event_type="jira:issue_updated", handled=True,
                            ticket="T-1", delivery_id="d1", actor="agent"),
                   {"ticket": "T-1", "seq": 1, "labels": []})
-    with caplog.at_level(logging.INFO, logger="tierdesk"):
-        worker.drain()
-        clock.advance(700)
-        worker.drain()
-    events = [(r.getMessage(), r.levelname) for r in caplog.records if r.name == "tierdesk"]
+    worker.drain()
+    clock.advance(700)
+    worker.drain()
+    events = [(r.getMessage(), r.levelname) for r in records if r.name == "tierdesk"]
     assert [e for e in events if e[0] in ("ticket will be retried", "events dead-lettered")] == [
         ("ticket will be retried", "WARNING"), ("events dead-lettered", "ERROR")]
     value = metrics.registry.get_sample_value
