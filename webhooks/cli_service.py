@@ -160,7 +160,7 @@ def build_service(
     except InboxUnavailable as exc:
         raise StartupError(exc.lines) from None
     metrics = Metrics()
-    metrics.watch_inbox(inbox.depth)
+    metrics.watch_inbox(inbox.depth, vendors=settings.configured_vendors())
     pool = None
     lines = vendor_lines(settings)  # one per process, kept across policy reloads
     if with_worker:
@@ -230,6 +230,8 @@ def build_server(
     service = build_service(settings, with_worker=with_worker, connectors=connectors)
     secrets = {v: settings.webhook_secret(v) for v in VENDORS}
     configured = settings.configured_vendors()
+    for vendor in configured:
+        service.metrics.vendor_configured.labels(vendor).set(1)
     for vendor in configured:  # an unconfigured vendor's deliveries are not expected at all
         if not secrets[vendor]:
             log(f"no {vendor} webhook secret: every {vendor} delivery is refused (401); set"

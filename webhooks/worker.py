@@ -243,9 +243,14 @@ class Worker:
                 if renewed is None:
                     raise _LeaseLost
                 claim = renewed
+            write_started = time.monotonic()
             applied = connector.apply(
                 ticket, decision, decide=lambda t: self.decide(t, self.policy, now=now)
             )
+            if applied.wrote:
+                self.metrics.write_latency.labels(claim.vendor).observe(
+                    time.monotonic() - write_started
+                )
         except _GateClosed:
             self.inbox.release(claim)
             return
@@ -347,6 +352,7 @@ class Worker:
             # Never sooner than the vendor asked.
             delay = max(delay, retry_after)
             if pause:
+                self.metrics.vendor_pauses.labels(claim.vendor).inc()
                 self.gate.close(claim.vendor, self.inbox.clock() + retry_after)
                 self.inbox.pause_vendor(
                     claim.vendor, until=self.inbox.clock() + retry_after,
