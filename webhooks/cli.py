@@ -52,6 +52,7 @@ SHORT_HELP = {
     "demo": "Show tierdesk at work on a local Jira and Zendesk.",
     "explain": "Show one ticket's decision history with reasons.",
     "install": "Register tierdesk's webhooks with a vendor.",
+    "migrate": "Create or update the inbox database.",
     "policy": "Work with tier policy files.",
     "prune": "Delete old processed events and decisions.",
     "sandbox": "Run a local Jira and Zendesk for trials.",

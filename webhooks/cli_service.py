@@ -5,6 +5,7 @@
     tierdesk worker [--once]       worker only; --once drains what is ready and exits
     tierdesk dead-letters list | show ID | replay ID | replay --all
     tierdesk explain VENDOR TICKET the decision history of one ticket, newest first
+    tierdesk migrate               create the inbox database (or migrate it) and exit
 
 Every start-up problem (a bad setting, an unreadable policy, an unreachable database, a busy
 port) is printed as one line per problem naming what to fix, and the command exits with status 2.
@@ -544,6 +545,22 @@ def prune(days: float | None, dry_run: bool, verbose: bool) -> None:
                f" older than {days:g} day(s)")
 
 
+@click.command("migrate", epilog=SETTINGS_HELP)
+@verbose_option
+def migrate(verbose: bool) -> None:
+    """Create the inbox database, or bring its schema up to date, and exit.
+
+    serve and worker do this by themselves on start; use it to create the database on purpose
+    (the read-only commands never do), before a first backup, or in an upgrade window."""
+    from webhooks.inbox import SCHEMA_VERSION
+
+    settings = _settings()
+    inbox = _inbox(settings, verbose=verbose, create=True)
+    inbox.close()
+    click.echo(f"the inbox at {database_label(settings.database_url)} has schema version"
+               f" {SCHEMA_VERSION}")
+
+
 def _event_summary(e: StoredEvent) -> dict[str, Any]:
     return {
         "id": e.id,
@@ -660,6 +677,6 @@ def _record_view(r: Any) -> dict[str, Any]:
 
 def register(main: click.Group) -> None:
     """Add the service commands to the `tierdesk` group."""
-    for command in (serve, worker, dead_letters, explain, prune):
+    for command in (serve, worker, dead_letters, explain, prune, migrate):
         main.add_command(command)
 

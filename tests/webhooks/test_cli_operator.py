@@ -107,6 +107,15 @@ def test_read_only_command_refuses_a_postgres_database_without_an_inbox(
         engine.dispose()
 
 
+def test_migrate_creates_the_database_on_purpose(here: Path) -> None:
+    """`tierdesk migrate` creates the inbox the read-only commands refuse to create."""
+    code, out = run("migrate")
+    assert code == 0, out
+    assert out.startswith(f"the inbox at SQLite file {here / 'tierdesk.db'} has schema version")
+    assert (here / "tierdesk.db").is_file()
+    assert run("dead-letters", "list") == (0, "no dead letters\n")
+
+
 def test_verbose_names_the_database(here: Path) -> None:
     """-v says which database the command opened, as an absolute path."""
     Inbox.connect("sqlite:///./tierdesk.db").close()
