@@ -4,9 +4,11 @@ ports, and exhausted retries reported as dead letters."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -284,3 +286,30 @@ def test_exhausted_retries_are_dead_letters(
     assert value("tierdesk_dead_lettered_total", {"vendor": "jira"}) == 1
     assert [r.outcome for r in inbox.history("jira", "T-1")] == ["dead", "retry"]
     inbox.close()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal, shown", [
+    (True, True),    # an admin at a terminal sees the bar
+    (False, False),  # piped or logged: nothing, not even a heading
+])
+def test_backfill_progress_bar_only_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, terminal: bool, shown: bool
+) -> None:
+    """The backfill bar (tqdm) draws on stderr when it is a terminal and is silent otherwise."""
+    from webhooks import cli_backfill
+
+    err = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert list(cli_backfill.progress(range(3), total=3)) == [0, 1, 2]
+    counter = cli_backfill.ProgressCounter(total=2)
+    counter.update(1)
+    counter.update(1)
+    counter.close()
+    # tqdm draws the bar at the start (then at most every 0.1 s), and clears it at the end.
+    assert ("0/3" in err.getvalue() and "0/2 " in err.getvalue()) is shown
+    assert (err.getvalue() != "") is shown
