@@ -281,10 +281,15 @@ def build_server(
     return uvicorn.Server(config), service
 
 
-#: Exit statuses of `serve` and `worker` (documented in the admin guide, "Exit codes").
-EXIT_OK = 0  # stopped by SIGTERM/SIGINT after a graceful shutdown
-EXIT_STARTUP = 2  # could not start: a setting, the policy, the database or a busy port
-EXIT_WRITER = 3  # serve: the inbox writer process could not start (TIERDESK_INBOX_WRITER)
+# Exit statuses of `serve` and `worker` (the admin guide's "Exit codes"): 0 after SIGTERM/SIGINT,
+# 2 from `_fail` when start-up fails (before any work), 3 from uvicorn (its STARTUP_FAILURE) when
+# the app's start-up fails after the bind: the inbox writer process cannot start.
+
+
+def _port_problem(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "is already in use by another process"
+    return f"cannot be bound ({exc.strerror or exc})"
 
 
 def bind_port(host: str, port: int, *, change: str) -> socket.socket:
@@ -297,11 +302,9 @@ def bind_port(host: str, port: int, *, change: str) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        why = ("is already in use by another process" if exc.errno == errno.EADDRINUSE
-               else f"cannot be bound ({exc.strerror or exc})")
         raise StartupError([
-            f"port {port} on {host} {why}: stop that process, or choose another port with"
-            f" {change}"
+            f"port {port} on {host} {_port_problem(exc)}: stop that process, or choose another"
+            f" port with {change}"
         ]) from None
     sock.set_inheritable(True)
     return sock
@@ -352,11 +355,9 @@ def run_worker(
             start_http_server(metrics_port, registry=service.metrics.registry)
         except OSError as exc:
             service.inbox.close()
-            why = ("is already in use by another process" if exc.errno == errno.EADDRINUSE
-                   else f"cannot be bound ({exc.strerror or exc})")
             raise StartupError([
-                f"port {metrics_port} (worker metrics) {why}: stop that process, or choose"
-                " another port with --metrics-port"
+                f"port {metrics_port} (worker metrics) {_port_problem(exc)}: stop that process,"
+                " or choose another port with --metrics-port"
             ]) from None
         log("worker metrics served", port=metrics_port)
     try:
