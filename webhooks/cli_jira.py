@@ -80,7 +80,7 @@ def install_jira(callback_url: str, jql: str | None, name: str, dry_run: bool) -
 @click.option("--dry-run", is_flag=True,
               help="Print per issue what would change; enqueue and write nothing.")
 @click.option("--page-size", type=click.IntRange(1, 100), default=PAGE_SIZE, show_default=True,
-              help="Issues read per search request (one request per page; Jira caps it).")
+              help="Issues read per search request (one request per page).")
 @verbose_option
 def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> None:
     """Queue every issue matching JQL for evaluation (the worker applies the policy)."""
