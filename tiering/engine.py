@@ -19,9 +19,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
+from tiering import notes
 from tiering.models import NOTE_MARKER, ChecklistItem, Decision, Ticket
 from tiering.policy import CompiledRequirement, CompiledRule, Policy
 
@@ -82,10 +82,6 @@ def first_matching_rule(policy: Policy, ticket: Ticket, plan: str | None) -> Com
                          plan):
             return rule
     return None
-
-
-def _key(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
 def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
@@ -272,7 +268,7 @@ def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
         and ticket.last_note_key is not None and bool(policy.requirements[resulting])
     )
     checklist_key = (
-        _key("checklist", capped, *(f"{i.field}={int(i.done)}" for i in checklist))
+        notes.key("checklist", capped, *(f"{i.field}={int(i.done)}" for i in checklist))
         if docs_missing else None
     )
     one_shot = bool(suggestions) or refusal is not None or completed or (
@@ -281,9 +277,9 @@ def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
     comment: str | None = None
     note_key: str | None = None
     if (docs_missing and checklist_key != ticket.last_note_key) or one_shot:
-        body = _note(ticket, policy, resulting, capped, checklist, suggestions, refusal,
+        body = notes.body(ticket, policy, resulting, capped, checklist, suggestions, refusal,
                      completed, plan, rule)
-        note_key = checklist_key or _key("note", body)
+        note_key = checklist_key or notes.key("note", body)
         comment = f"{body}\n\n{NOTE_MARKER}{note_key}"
 
     if not (labels_add or labels_remove or assign or comment):
@@ -328,52 +324,3 @@ def _route(ticket: Ticket, policy: Policy, rule: CompiledRule, plan: str | None,
         decided_at=now,
     )
 
-
-def _note(ticket: Ticket, policy: Policy, tier: str, target: str,
-          checklist: tuple[ChecklistItem, ...], suggestions: tuple[str, ...],
-          refusal: str | None, completed: bool, plan: str | None,
-          rule: CompiledRule | None) -> str:
-    """The internal note an agent reads: what is needed, what is done, and why."""
-    lines: list[str] = []
-    if checklist:
-        done = sum(1 for i in checklist if i.done)
-        lines.append(
-            f"tierdesk: {target} needs documentation before this ticket can move up"
-            f" (it stays in {tier} for now)."
-        )
-        lines.append("")
-        lines.append(f"Checklist for {target} ({done} of {len(checklist)} done):")
-        for item in checklist:
-            mark = "✔" if item.done else "✘"
-            tail = "" if item.done else f" — {item.problem}"
-            lines.append(f"{mark} {item.label}{tail}")
-        lines.append("")
-        lines.append(f"Complete the missing items; the ticket moves to {target} by itself.")
-    elif completed:
-        lines.append(
-            f"tierdesk: documentation for {tier} is complete; the ticket is now in {tier}."
-        )
-    else:
-        lines.append(f"tierdesk: ticket {ticket.key} is in {tier}.")
-    if refusal is not None:
-        lines.append("")
-        lines.append(f"Entitlement: {refusal}")
-    if plan is None:
-        lines.append("")
-        lines.append(
-            "Customer not verified: no support plan matches this customer. Verify the"
-            f" entitlement before escalating beyond {policy.unverified_max_tier}."
-        )
-    if suggestions:
-        lines.append("")
-        lines.append("Self-help to offer the customer:")
-        lines.extend(f"- {s}" for s in suggestions)
-    why = []
-    if rule is not None:
-        why.append(f'rule "{rule.name}"')
-    if plan is not None:
-        why.append(f"plan {plan} (up to {policy.plans[plan].max_tier})")
-    if why:
-        lines.append("")
-        lines.append("Why: " + "; ".join(why) + ".")
-    return "\n".join(lines)
