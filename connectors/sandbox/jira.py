@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import base64
 import email.policy
+import functools
 import itertools
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,8 +38,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.sandbox import contract
 from connectors.sandbox.query import QueryError, evaluate, parse_jql
-from connectors.sandbox.wire import ApiError, Request, Response, Route, json_body, route
+from connectors.sandbox.wire import (
+    ApiError,
+    Handler,
+    Request,
+    Response,
+    Route,
+    json_body,
+    route,
+)
 
 # ---------------------------------------------------------------------------------------- seed
 
@@ -530,18 +541,30 @@ class JiraSim:
             route("GET", "/rest/api/2/myself", self.myself),
             route("GET", "/rest/api/2/user/search", self.user_search),
             route("GET", "/rest/api/2/field", self.list_fields),
-            route("POST", "/rest/api/2/issue", self.create_issue, write=True),
+            route(
+                "POST", "/rest/api/2/issue", self._checked("create-issue", self.create_issue),
+                write=True,
+            ),
             route("GET", "/rest/api/2/issue/{key}", self.get_issue),
-            route("PUT", "/rest/api/2/issue/{key}", self.edit_issue, write=True),
-            route("PUT", "/rest/api/2/issue/{key}/assignee", self.assign, write=True),
+            route(
+                "PUT", "/rest/api/2/issue/{key}", self._checked("edit-issue", self.edit_issue),
+                write=True,
+            ),
+            route(
+                "PUT", "/rest/api/2/issue/{key}/assignee",
+                self._checked("assign-issue", self.assign), write=True,
+            ),
             route("GET", "/rest/api/2/issue/{key}/comment", self.list_comments),
             route("POST", "/rest/api/2/issue/{key}/attachments", self.attach, write=True),
-            route("POST", "/rest/api/2/issue/{key}/comment", self.add_comment, write=True),
+            route(
+                "POST", "/rest/api/2/issue/{key}/comment",
+                self._checked("add-comment", self.add_comment), write=True,
+            ),
             route("GET", "/rest/api/{v}/search/jql", self.search_jql),
             route("POST", "/rest/api/{v}/search/jql", self.search_jql),
             route("POST", "/rest/api/{v}/search/approximate-count", self.approximate_count),
             route("GET", "/rest/api/2/search", self.search),
-            route("POST", "/rest/api/2/search", self.search),
+            route("POST", "/rest/api/2/search", self._checked("search", self.search)),
             route(
                 "POST", "/rest/webhooks/1.0/webhook", self.create_webhook, write=True, admin=True
             ),
@@ -562,6 +585,30 @@ class JiraSim:
                 admin=True,
             ),
         ]
+
+    def _checked(self, operation: str, handler: Handler) -> Handler:
+        """`handler` behind the OpenAPI request schema of `operation` (connectors/sandbox/
+        contract.py): a body the published schema refuses is answered 400 and changes nothing,
+        so a malformed request fails the end-to-end suite as it fails the contract tests.
+        Scripted agents (the control API) may use JSON conveniences and are not checked."""
+
+        @functools.wraps(handler)
+        def checked(request: Request) -> Response:
+            if not request.agent and request.body:
+                try:
+                    body = json.loads(request.body)
+                except ValueError:
+                    body = None  # the handler answers Jira's own 400 for broken JSON
+                problems = contract.check(operation, body) if body is not None else []
+                if problems:
+                    raise _error(
+                        400,
+                        *(f"request body does not match the {operation} schema of"
+                          f" platform-openapi-v3.json: {p}" for p in problems),
+                    )
+            return handler(request)
+
+        return checked
 
     def server_info(self, request: Request) -> Response:
         now = self.now()
