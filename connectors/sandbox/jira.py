@@ -64,7 +64,7 @@ class JiraUserSeed(_Seed):
     emailAddress: str | None = None
     #: A Data Center personal access token that authenticates as this user.
     pat: str | None = None
-    #: Jira administrator (admin webhooks) and project administrator (notifyUsers=false).
+    #: Jira administrator: admin webhooks, and every project permission (`permissions`).
     admin: bool = False
 
 
@@ -120,10 +120,16 @@ class JiraIssueSeed(_Seed):
 
 class JiraSeed(_Seed):
     deployment: Literal["Cloud", "Server"] = "Cloud"
-    #: Refuse (403) admin webhooks and notifyUsers=false to users without `admin`, as Jira
-    #: does. Off by default so tests may act as any seeded user.
+    #: Refuse (403) admin webhooks to users without `admin`, and every project permission to
+    #: users the `permissions` table does not name, as Jira does. Off by default so tests may
+    #: act as any seeded user; a user the table names has exactly its permissions either way.
     strict_permissions: bool = False
     users: list[JiraUserSeed] = []
+    #: Project permissions per user (accountId or name) and project key, with Jira's permission
+    #: keys (BROWSE_PROJECTS, EDIT_ISSUES, ADD_COMMENTS, ASSIGN_ISSUES, ADMINISTER_PROJECTS for
+    #: a project administrator, ...: "Built-in permissions", Atlassian's page "Manage project
+    #: permissions"; keys as in GET /rest/api/3/permissions, platform-openapi-v3.json).
+    permissions: dict[str, dict[str, list[str]]] = {}
     projects: list[JiraProjectSeed] = []
     components: list[JiraComponentSeed] = []
     fields: list[JiraFieldSeed] = []
@@ -135,6 +141,27 @@ class JiraSeed(_Seed):
     )
     issues: list[JiraIssueSeed] = []
 
+
+#: Jira's project permission keys the sandbox knows: key -> (id, name, description), as
+#: GET /rest/api/3/permissions lists them (platform-openapi-v3.json "Get all permissions";
+#: Atlassian "Manage project permissions").
+PERMISSIONS: dict[str, tuple[str, str, str]] = {
+    "ADMINISTER_PROJECTS": ("23", "Administer Projects", "Ability to administer a project."),
+    "BROWSE_PROJECTS": ("10", "Browse Projects", "Ability to browse projects and issues."),
+    "CREATE_ISSUES": ("11", "Create Issues", "Ability to create issues."),
+    "EDIT_ISSUES": ("12", "Edit Issues", "Ability to edit issues."),
+    "ASSIGN_ISSUES": ("13", "Assign Issues", "Ability to assign issues to other people."),
+    "ASSIGNABLE_USER": ("17", "Assignable User", "Users with this permission may be assigned."),
+    "ADD_COMMENTS": ("15", "Add Comments", "Ability to comment on issues."),
+    "CREATE_ATTACHMENTS": ("19", "Create Attachments", "Users may attach files."),
+    "TRANSITION_ISSUES": ("46", "Transition Issues", "Ability to transition issues."),
+    "RESOLVE_ISSUES": ("14", "Resolve Issues", "Ability to resolve and reopen issues."),
+    "CLOSE_ISSUES": ("18", "Close Issues", "Ability to close issues."),
+    "DELETE_ISSUES": ("16", "Delete Issues", "Ability to delete issues."),
+    "LINK_ISSUES": ("21", "Link Issues", "Ability to link issues together."),
+    "EDIT_ALL_COMMENTS": ("34", "Edit All Comments", "Ability to edit all comments."),
+    "SERVICEDESK_AGENT": ("44", "Service Desk Agent", "Jira Service Management agent."),
+}
 
 STATUSES = {
     "To Do": ("10000", "new"),
@@ -242,6 +269,7 @@ class JiraSim:
         self._changelog_ids = itertools.count(30000)
         self._webhook_ids = itertools.count(1)
         self._numbers: dict[str, int] = {}
+        self.permissions = self._permission_table(seed)
         start = now()
         for s in seed.issues:
             project = s.key.split("-")[0]
@@ -290,6 +318,51 @@ class JiraSim:
             self.issues[issue.key] = issue
             number = int(s.key.split("-")[1])
             self._numbers[project] = max(self._numbers.get(project, 0), number)
+
+    def _permission_table(self, seed: JiraSeed) -> dict[str, dict[str, frozenset[str]]]:
+        """`seed.permissions` keyed by accountId, checked against the seeded users, projects
+        and Jira's permission keys (a typo in the seed is an error, not a silent denial)."""
+        by_name = {u.name: u.accountId for u in seed.users}
+        table: dict[str, dict[str, frozenset[str]]] = {}
+        for who, projects in seed.permissions.items():
+            account = who if who in self.users else by_name.get(who)
+            if account is None:
+                raise ValueError(f"seed: jira.permissions: user {who!r} is not in jira.users")
+            for project, keys in projects.items():
+                if project not in self.projects:
+                    raise ValueError(
+                        f"seed: jira.permissions.{who}: project {project} is not in jira.projects"
+                    )
+                unknown = sorted(set(keys) - set(PERMISSIONS))
+                if unknown:
+                    raise ValueError(
+                        f"seed: jira.permissions.{who}.{project}: unknown permission key(s)"
+                        f" {', '.join(unknown)}; Jira's keys: {', '.join(sorted(PERMISSIONS))}"
+                    )
+                table.setdefault(account, {})[project] = frozenset(keys)
+        return table
+
+    def has_permission(self, user: str | None, project: str, key: str) -> bool:
+        """Whether `user` (accountId or name) holds project permission `key` in `project`.
+
+        Jira administrators hold every permission (the sandbox's simplification: on a real site
+        the permission scheme grants them, Atlassian "Manage global permissions"). A user the
+        seed's `permissions` table names holds exactly the keys listed for that project; a user
+        it does not name holds all of them unless the seed has `strict_permissions`.
+        """
+        if user is None:
+            return False
+        account = user if user in self.users else next(
+            (u.accountId for u in self.users.values() if u.name == user), None
+        )
+        if account is None:
+            return False
+        if self.users[account].admin:
+            return True
+        granted = self.permissions.get(account)
+        if granted is None:
+            return not self.seed.strict_permissions
+        return key in granted.get(project, frozenset())
 
     def now(self) -> datetime:
         """The site's clock in whole milliseconds, strictly increasing: two changes never share
@@ -539,6 +612,7 @@ class JiraSim:
         return [
             route("GET", "/rest/api/2/serverInfo", self.server_info),
             route("GET", "/rest/api/2/myself", self.myself),
+            route("GET", "/rest/api/{v}/mypermissions", self.my_permissions),
             route("GET", "/rest/api/2/user/search", self.user_search),
             route("GET", "/rest/api/2/field", self.list_fields),
             route(
@@ -628,6 +702,39 @@ class JiraSim:
             },
         )
 
+    def my_permissions(self, request: Request) -> Response:
+        """GET /rest/api/{2,3}/mypermissions?projectKey=&permissions=A,B: Jira's shape,
+        `{"permissions": {KEY: {id, key, name, type, description, havePermission}}}`.
+        `permissions` is required and an unknown key is a 400; an unknown project a 404
+        ("Get my permissions", platform-openapi-v3.json)."""
+        wanted = [k.strip() for k in (request.arg("permissions") or "").split(",") if k.strip()]
+        if not wanted:
+            raise _error(400, "The permissions parameter is required.")
+        unknown = [k for k in wanted if k not in PERMISSIONS]
+        if unknown:
+            raise _error(400, f"Permission key(s) not recognised: {', '.join(unknown)}.")
+        project = request.arg("projectKey")
+        if project is not None and project not in self.projects:
+            raise _error(404, f"No project could be found with key '{project}'.")
+        out: dict[str, Any] = {}
+        for key in wanted:
+            pid, name, description = PERMISSIONS[key]
+            have = (
+                self.has_permission(request.actor, project, key)
+                if project is not None
+                # Without a project: whether the user holds it in any project.
+                else any(self.has_permission(request.actor, p, key) for p in self.projects)
+            )
+            out[key] = {
+                "id": pid,
+                "key": key,
+                "name": name,
+                "type": "PROJECT",
+                "description": description,
+                "havePermission": have,
+            }
+        return Response(200, {"permissions": out})
+
     def myself(self, request: Request) -> Response:
         return Response(200, self.user_json(request.actor))
 
@@ -688,17 +795,20 @@ class JiraSim:
     # ---------------------------------------------------------------------------- editing
 
     def is_admin(self, actor: str | None) -> bool:
-        """True for administrators, and for everyone unless the seed has strict_permissions."""
+        """True for Jira administrators (admin webhooks), and for everyone unless the seed has
+        strict_permissions."""
         if not self.seed.strict_permissions:
             return True
         return actor is not None and actor in self.users and self.users[actor].admin
 
     def edit_issue(self, request: Request) -> Response:
         issue = self.find(request.params["key"])
-        if (request.arg("notifyUsers") or "").lower() == "false" and not self.is_admin(
-            request.actor
+        if (request.arg("notifyUsers") or "").lower() == "false" and not self.has_permission(
+            request.actor, issue.project, "ADMINISTER_PROJECTS"
         ):
-            # Jira: suppressing notifications needs admin or project admin permission.
+            # Jira refuses the whole edit: notifyUsers=false needs Jira admin or project admin
+            # (Edit issue, platform-openapi-v3.json; the 403 body as met by
+            # lesstif/php-jira-rest-client #390 and ankitpokhrel/jira-cli #1013).
             raise _error(
                 403,
                 "To discard the user notification either admin or project admin"
