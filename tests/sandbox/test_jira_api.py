@@ -15,7 +15,7 @@ def test_server_info_and_myself(sandbox: SandboxHandle) -> None:
     """JIRA() reads serverInfo (Cloud) and myself answers the authenticated bot account."""
     client = JIRA(
         server=sandbox.jira_url,
-        basic_auth=("bot@tierdesk.example", "t"),
+        basic_auth=("bot@tierdesk.example", "sandbox-token"),
         max_retries=0,
         options={"check_update": False},
     )
@@ -247,7 +247,7 @@ def test_data_center_search_and_assign_by_name() -> None:
     with run_in_thread(seed=seed) as handle:
         client = JIRA(
             server=handle.jira_url,
-            basic_auth=("bot", "pw"),
+            basic_auth=("bot", "sandbox-token"),
             max_retries=0,
             options={"check_update": False},
         )
@@ -332,7 +332,7 @@ def test_permissions_of_non_admins() -> None:
 def _non_admin_refused(sandbox: SandboxHandle) -> None:
     client = JIRA(
         server=sandbox.jira_url,
-        basic_auth=("agent@tierdesk.example", "t"),
+        basic_auth=("agent@tierdesk.example", "sandbox-token"),
         max_retries=0,
         get_server_info=False,
         options={"check_update": False},
@@ -409,7 +409,7 @@ def test_project_admin_may_discard_notifications() -> None:
         assert not sim.has_permission("tierdesk-bot", "SUP", "ADMINISTER_PROJECTS")
         assert sim.has_permission("acc-admin", "SUP", "ADMINISTER_PROJECTS")
         assert sim.has_permission("acc-l1", "SUP", "ADMINISTER_PROJECTS")  # not in the table
-        client = JIRA(server=sandbox.jira_url, basic_auth=("agent@tierdesk.example", "t"),
+        client = JIRA(server=sandbox.jira_url, basic_auth=("agent@tierdesk.example", "sandbox-token"),
                       max_retries=0, get_server_info=False, options={"check_update": False})
         client._session.put(
             f"{sandbox.jira_url}/rest/api/2/issue/SUP-1?notifyUsers=false",

@@ -40,7 +40,7 @@ def site() -> Iterator[SandboxHandle]:
 
 @pytest.fixture
 def client(site: SandboxHandle) -> JIRA:
-    return JIRA(server=site.jira_url, basic_auth=("bot@tierdesk.example", "t"), max_retries=0,
+    return JIRA(server=site.jira_url, basic_auth=("bot@tierdesk.example", "sandbox-token"), max_retries=0,
                 timeout=5, options={"check_update": False})
 
 

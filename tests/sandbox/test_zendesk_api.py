@@ -13,7 +13,7 @@ from zenpy.lib.exception import APIException
 from connectors.sandbox.server import SandboxHandle, run_in_thread
 from connectors.sandbox.state import default_seed_text
 
-BOT = ("bot@tierdesk.example/token", "t")
+BOT = ("bot@tierdesk.example/token", "sandbox-token")
 
 
 def test_me_user_and_organization(zenpy_client: Zenpy) -> None:
@@ -276,7 +276,7 @@ def test_strict_permissions_keep_agents_from_webhooks_and_triggers() -> None:
     seed = json.loads(default_seed_text())
     seed["zendesk"]["strict_permissions"] = True
     with run_in_thread(seed=seed) as sandbox:
-        agent = ("agent@tierdesk.example/token", "t")
+        agent = ("agent@tierdesk.example/token", "sandbox-token")
         url = f"{sandbox.zendesk_url}/api/v2/triggers.json"
         assert requests.get(url, auth=agent, timeout=5).status_code == 403
         assert requests.get(url, auth=BOT, timeout=5).status_code == 200

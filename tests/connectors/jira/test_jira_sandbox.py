@@ -35,7 +35,7 @@ def example_policy() -> Policy:
 
 def config(sandbox: SandboxHandle, **over: Any) -> JiraConfig:
     values: dict[str, Any] = {"base_url": sandbox.jira_url, "email": "bot@tierdesk.example",
-                              "api_token": "t", "bot_account_id": "acc-bot", "timeout": 5.0}
+                              "api_token": "sandbox-token", "bot_account_id": "acc-bot", "timeout": 5.0}
     values.update(over)
     return JiraConfig(**values)
 
