@@ -50,7 +50,13 @@ from connectors.payload import parse_json
 from webhooks.inbox import Delivery, Inbox
 from webhooks.logging import log
 from webhooks.metrics import CONTENT_TYPE, Metrics
-from webhooks.signatures import SignatureInvalid, check_timestamp, verify_jira, verify_zendesk
+from webhooks.signatures import (
+    SignatureInvalid,
+    check_basic,
+    check_timestamp,
+    verify_jira,
+    verify_zendesk,
+)
 from webhooks.wiring import EnvelopeFunction
 
 Item = Delivery
@@ -182,8 +188,14 @@ class ReceiverConfig:
         max_body_bytes: int = 1024 * 1024,
         signature_max_age: float = 300.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        previous_secrets: Mapping[str, str | None] | None = None,
+        basic_auth: Mapping[str, tuple[str, str] | None] | None = None,
     ) -> None:
         self.secrets = dict(secrets)
+        #: During a rotation, the secret being retired per vendor (accepted beside the current).
+        self.previous_secrets = dict(previous_secrets or {})
+        #: Opt-in HTTP Basic (user, password) per vendor for deliveries that cannot be signed.
+        self.basic_auth = dict(basic_auth or {})
         self.classifiers = dict(classifiers)
         self.max_body_bytes = max_body_bytes
         self.signature_max_age = signature_max_age
@@ -266,13 +278,21 @@ class WebhookEndpoint:
 
         # 401: the signature on the raw bytes, before anything is parsed.
         secret = config.secrets.get(vendor)
+        previous = config.previous_secrets.get(vendor)
         try:
             if vendor == "jira":
-                verify_jira(body, signature=headers.get("x-hub-signature"), secret=secret)
+                basic = config.basic_auth.get(vendor)
+                signature = headers.get("x-hub-signature")
+                if basic is not None and not signature:
+                    # Opt-in (TIERDESK_JIRA_WEBHOOK_BASIC_AUTH): an unsigned delivery must carry
+                    # the configured Basic credentials; a signed one is still checked by HMAC.
+                    check_basic(headers.get("authorization"), credentials=basic)
+                else:
+                    verify_jira(body, signature=signature, secret=secret, previous=previous)
             else:
                 timestamp = headers.get("x-zendesk-webhook-signature-timestamp")
                 verify_zendesk(body, signature=headers.get("x-zendesk-webhook-signature"),
-                               timestamp=timestamp, secret=secret)
+                               timestamp=timestamp, secret=secret, previous=previous)
                 check_timestamp(timestamp, now=config.clock(), max_age=config.signature_max_age)
         except SignatureInvalid as exc:
             return self._reject(headers, 401, "signature", str(exc))

@@ -194,9 +194,13 @@ def build_server(
     service = build_service(settings, with_worker=with_worker, connectors=connectors)
     secrets = {v: settings.webhook_secret(v) for v in VENDORS}
     for vendor in VENDORS:
-        if not secrets[vendor]:
+        if not secrets[vendor] and settings.webhook_basic_auth(vendor) is None:
             log(f"no {vendor} webhook secret: every {vendor} delivery is refused (401)", level=30,
                 vendor=vendor)
+        if settings.previous_webhook_secret(vendor):
+            log(f"{vendor} webhook secret rotation in progress: deliveries signed with the"
+                f" previous secret are accepted until TIERDESK_{vendor.upper()}_WEBHOOK_SECRET_"
+                "PREVIOUS is unset", level=30, vendor=vendor)
     pool = service.pool
     committer = None
     if settings.inbox_writer == "process":
@@ -221,6 +225,8 @@ def build_server(
             classifiers=classifiers if classifiers is not None else envelope_functions(),
             max_body_bytes=settings.max_body_bytes,
             signature_max_age=settings.signature_max_age,
+            previous_secrets={v: settings.previous_webhook_secret(v) for v in VENDORS},
+            basic_auth={v: settings.webhook_basic_auth(v) for v in VENDORS},
         ),
         metrics=service.metrics,
         on_enqueued=pool.wake if pool else None,

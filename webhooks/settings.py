@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     jira_api_token: SecretStr | None = None
     jira_pat: SecretStr | None = None
     jira_webhook_secret: SecretStr | None = None
+    #: During a secret rotation: the secret being retired, still accepted beside the current
+    #: one until it is unset (admin guide, "Rotating a webhook secret").
+    jira_webhook_secret_previous: SecretStr | None = None
+    #: `user:password`: also accept Jira deliveries that carry these HTTP Basic credentials
+    #: (Data Center webhooks that cannot sign). An explicit opt-in; compared in constant time.
+    jira_webhook_basic_auth: SecretStr | None = None
+    #: Send edits with notifyUsers=false: needs Administer Projects (or Jira admin) for the bot.
+    jira_quiet_edits: bool = False
     #: The bot's own account (accountId on Cloud, user name on Data Center).
     jira_account_id: str | None = None
     jira_deployment: Literal["cloud", "datacenter"] = "cloud"
@@ -88,6 +96,7 @@ class Settings(BaseSettings):
     zendesk_email: str | None = None
     zendesk_api_token: SecretStr | None = None
     zendesk_webhook_secret: SecretStr | None = None
+    zendesk_webhook_secret_previous: SecretStr | None = None
     zendesk_user_id: int | None = None
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -182,6 +191,16 @@ class Settings(BaseSettings):
                 "Zendesk is configured but has no credentials: set TIERDESK_ZENDESK_EMAIL and"
                 " TIERDESK_ZENDESK_API_TOKEN"
             )
+        basic = _reveal(self.jira_webhook_basic_auth)
+        if basic is not None:
+            user, sep, password = basic.partition(":")
+            if not sep or not user or len(password) < 16:
+                problems.append(
+                    "TIERDESK_JIRA_WEBHOOK_BASIC_AUTH: expected user:password with a password of"
+                    " at least 16 characters (it is the only thing that authenticates an"
+                    " unsigned delivery), e.g. jira:$(openssl rand -hex 16); unset it to accept"
+                    " signed deliveries only"
+                )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -207,6 +226,7 @@ class Settings(BaseSettings):
             service_management=self.jira_service_management,
             public_comments=self.jira_comment_visibility == "public",
             organization_field=self.jira_organization_field,
+            quiet_edits=self.jira_quiet_edits,
             timeout=self.http_timeout,
         )
 
@@ -234,6 +254,30 @@ class Settings(BaseSettings):
             vendor
         )
         return _reveal(secret) or None
+
+    def previous_webhook_secret(self, vendor: str) -> str | None:
+        """The secret being rotated out for `vendor`, still accepted until it is unset."""
+        secret = {
+            "jira": self.jira_webhook_secret_previous,
+            "zendesk": self.zendesk_webhook_secret_previous,
+        }.get(vendor)
+        return _reveal(secret) or None
+
+    def webhook_secrets(self, vendor: str) -> tuple[str, ...]:
+        """Every secret a `vendor` delivery may be signed with: the current one first, then the
+        previous one during a rotation. Empty: every delivery is refused."""
+        return tuple(
+            s for s in (self.webhook_secret(vendor), self.previous_webhook_secret(vendor)) if s
+        )
+
+    def webhook_basic_auth(self, vendor: str) -> tuple[str, str] | None:
+        """The HTTP Basic (user, password) a `vendor` delivery may carry instead of a signature
+        (Jira only, opt-in), or None."""
+        value = _reveal(self.jira_webhook_basic_auth) if vendor == "jira" else None
+        if not value:
+            return None
+        user, _, password = value.partition(":")
+        return user, password
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

@@ -25,7 +25,8 @@ untyped):
 Not in the description, so not checked by schema (what is checked instead is written in
 connectors/jira/README.md): admin webhooks `/rest/webhooks/1.0/webhook` (the description holds
 only the Connect-app `/rest/api/3/webhook`), and `/rest/api/{2,3}/search/jql` and
-`search/approximate-count`, added after this 2022 snapshot.
+`search/approximate-count`, added after this 2022 snapshot, and Jira Service Management's
+`/rest/servicedeskapi/request/{key}/comment` (a separate API description).
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str | None], ...] = (
     ("PUT", re.compile(r"^/rest/webhooks/1\.0/webhook/\d+$"), None),
     ("POST", re.compile(r"^/rest/jira-webhook/1\.0/webhooks$"), None),
     ("PUT", re.compile(r"^/rest/jira-webhook/1\.0/webhooks/\d+$"), None),
+    # Jira Service Management's own API: not in the platform description.
+    ("POST", re.compile(r"^/rest/servicedeskapi/request/[^/]+/comment$"), None),
 )
 
 

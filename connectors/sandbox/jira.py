@@ -124,6 +124,12 @@ class JiraIssueSeed(_Seed):
 
 class JiraSeed(_Seed):
     deployment: Literal["Cloud", "Server"] = "Cloud"
+    #: The Data Center version serverInfo reports (`versionNumbers`). It decides the admin
+    #: webhook API the site serves, and only that one: before 10.0 `/rest/webhooks/1.0/webhook`,
+    #: from 10.0 `/rest/jira-webhook/1.0/webhooks` (Atlassian "Webhooks", Jira Data Center
+    #: developer docs: "Starting from Jira 10.0.x, the URL to webhook resource has changed",
+    #: quoted in getsentry/sentry #92806; sentry PR #90116, n8n-io/n8n #12351). Ignored on Cloud.
+    version: str = Field(default="9.12.0", pattern=r"^\d+\.\d+\.\d+$")
     #: Refuse (403) admin webhooks to users without `admin`, and every project permission to
     #: users the `permissions` table does not name, as Jira does. Off by default so tests may
     #: act as any seeded user; a user the table names has exactly its permissions either way.
@@ -138,6 +144,9 @@ class JiraSeed(_Seed):
     roles: dict[str, dict[str, list[str]]] = {}
     #: Groups: name -> member accountIds (comment visibility by group).
     groups: dict[str, list[str]] = {}
+    #: A Jira Service Management site: `POST /rest/servicedeskapi/request/{key}/comment` exists
+    #: (404 otherwise) and comments reach the customer portal unless made internal (below).
+    service_management: bool = False
     projects: list[JiraProjectSeed] = []
     components: list[JiraComponentSeed] = []
     fields: list[JiraFieldSeed] = []
@@ -196,6 +205,9 @@ class Comment:
     updated: datetime
     visibility: dict[str, Any] | None = None
     properties: list[dict[str, Any]] = field(default_factory=list)
+    #: JSM internal (agents only). Only a documented path makes a comment internal (see
+    #: JiraSim._new_comment); everything else is public, `jsdPublic: true`.
+    internal: bool = False
 
 
 @dataclass
@@ -579,12 +591,9 @@ class JiraSim:
             "updateAuthor": self.user_json(c.author),
             "created": jira_time(c.created),
             "updated": jira_time(c.updated),
-            "jsdPublic": not any(
-                p.get("key") == "sd.public.comment"
-                and isinstance(p.get("value"), dict)
-                and p["value"].get("internal")
-                for p in c.properties
-            ),
+            # "Defaults to true when comments are created in the Jira Cloud Platform"
+            # (Comment.jsdPublic, platform-openapi-v3.json).
+            "jsdPublic": not c.internal,
         }
         if c.visibility:
             data["visibility"] = c.visibility
@@ -641,6 +650,29 @@ class JiraSim:
 
     # ------------------------------------------------------------------------------ routes
 
+    @property
+    def version_numbers(self) -> list[int]:
+        return [1001, 0, 0] if self.cloud else [int(n) for n in self.seed.version.split(".")]
+
+    @property
+    def dc10_webhooks(self) -> bool:
+        """True when this site serves the Data Center 10 webhook resource (and not the old)."""
+        return not self.cloud and self.version_numbers[0] >= 10
+
+    def webhook_routes(self) -> list[Route]:
+        """The admin webhook API of this site's version, and only that one: the other path
+        answers 404 as on a real site (getsentry/sentry #92806: the old path 404s on 10.x)."""
+        base = "/rest/webhooks/1.0/webhook"
+        if self.dc10_webhooks:
+            base = "/rest/jira-webhook/1.0/webhooks"
+        return [
+            route("POST", base, self.create_webhook, write=True, admin=True),
+            route("GET", base, self.list_webhooks, admin=True),
+            route("GET", base + "/{id}", self.get_webhook, admin=True),
+            route("PUT", base + "/{id}", self.update_webhook, write=True, admin=True),
+            route("DELETE", base + "/{id}", self.delete_webhook, write=True, admin=True),
+        ]
+
     def routes(self) -> list[Route]:
         return [
             route("GET", "/rest/api/2/serverInfo", self.server_info),
@@ -672,30 +704,18 @@ class JiraSim:
                 "POST", "/rest/api/2/issue/{key}/comment",
                 self._checked("add-comment", self.add_comment), write=True,
             ),
+            route(
+                "POST",
+                "/rest/servicedeskapi/request/{key}/comment",
+                self.service_desk_comment,
+                write=True,
+            ),
             route("GET", "/rest/api/{v}/search/jql", self.search_jql),
             route("POST", "/rest/api/{v}/search/jql", self.search_jql),
             route("POST", "/rest/api/{v}/search/approximate-count", self.approximate_count),
             route("GET", "/rest/api/2/search", self.search),
             route("POST", "/rest/api/2/search", self._checked("search", self.search)),
-            route(
-                "POST", "/rest/webhooks/1.0/webhook", self.create_webhook, write=True, admin=True
-            ),
-            route("GET", "/rest/webhooks/1.0/webhook", self.list_webhooks, admin=True),
-            route("GET", "/rest/webhooks/1.0/webhook/{id}", self.get_webhook, admin=True),
-            route(
-                "PUT",
-                "/rest/webhooks/1.0/webhook/{id}",
-                self.update_webhook,
-                write=True,
-                admin=True,
-            ),
-            route(
-                "DELETE",
-                "/rest/webhooks/1.0/webhook/{id}",
-                self.delete_webhook,
-                write=True,
-                admin=True,
-            ),
+            *self.webhook_routes(),
         ]
 
     def _checked(self, operation: str, handler: Handler) -> Handler:
@@ -724,7 +744,7 @@ class JiraSim:
 
     def server_info(self, request: Request) -> Response:
         now = self.now()
-        version = [1001, 0, 0] if self.cloud else [9, 12, 0]
+        version = self.version_numbers
         return Response(
             200,
             {
@@ -1050,7 +1070,7 @@ class JiraSim:
                 if name == "comment":
                     if verb != "add":
                         raise _error(400, comment="only 'add' is supported for comments here")
-                    comments.append(self._new_comment(value, actor))
+                    comments.append(self._new_comment(value, actor, via="edit"))
                 elif name == "labels":
                     new["labels"] = _list_op(new["labels"], verb, value, name, self._label)
                 elif name == "components":
@@ -1161,7 +1181,15 @@ class JiraSim:
             for oid in stored or []
         ]
 
-    def _new_comment(self, value: Any, actor: str) -> Comment:
+    def _new_comment(
+        self, value: Any, actor: str, *, via: Literal["edit", "comment"] = "comment"
+    ) -> Comment:
+        """A comment from a request body. It is JSM-internal only when it came in through a
+        documented internal path: `POST /rest/api/2/issue/{key}/comment` with the property
+        `sd.public.comment = {"internal": true}` (pycontribs/jira #313, jenkinsci/jira-plugin
+        #375), or the Service Management API (`service_desk_comment`). The same property inside
+        an edit's `update.comment.add` (`via="edit"`) is kept but not honoured: no public
+        source shows Jira honouring it there, so the sandbox assumes the portal shows it."""
         if not isinstance(value, dict) or not isinstance(value.get("body"), str):
             raise _error(400, comment="Comment body can not be empty! (v2 takes a plain string)")
         if not value["body"].strip():
@@ -1178,9 +1206,23 @@ class JiraSim:
         properties = value.get("properties") or []
         if not isinstance(properties, list):
             raise _error(400, comment="properties must be a list of {key, value}")
+        internal = via == "comment" and any(
+            isinstance(p, dict)
+            and p.get("key") == "sd.public.comment"
+            and isinstance(p.get("value"), dict)
+            and p["value"].get("internal") is True
+            for p in properties
+        )
         now = self.now()
         return Comment(
-            str(next(self._comment_ids)), actor, value["body"], now, now, visibility, properties
+            str(next(self._comment_ids)),
+            actor,
+            value["body"],
+            now,
+            now,
+            visibility,
+            properties,
+            internal=internal,
         )
 
     def _check_visibility(self, visibility: Mapping[str, Any], actor: str) -> None:
@@ -1464,6 +1506,46 @@ class JiraSim:
         self._issue_updated(issue, actor, [], comment)
         return Response(201, self.comment_json(issue, comment), wrote=True)
 
+    def service_desk_comment(self, request: Request) -> Response:
+        """JSM "Create request comment": `{"body": ..., "public": bool}`; `public: false` is an
+        internal comment (developer.atlassian.com/cloud/jira/service-desk/rest/
+        api-group-request/#api-rest-servicedeskapi-request-issueidorkey-comment-post). 404 on
+        a site without Service Management."""
+        if not self.seed.service_management:
+            raise _error(404, "Service Management is not installed on this site.")
+        issue = self.find(request.params["key"])
+        actor = request.actor
+        assert actor is not None
+        body = json_body(request, _bad_json)
+        text = body.get("body")
+        public = body.get("public", True)
+        if not isinstance(text, str) or not text.strip():
+            raise _error(400, "The comment body is required.")
+        if not isinstance(public, bool):
+            raise _error(400, "public must be true or false.")
+        now = self.now()
+        comment = Comment(
+            str(next(self._comment_ids)), actor, text, now, now, internal=not public
+        )
+        issue.comments.append(comment)
+        issue.updated = comment.created
+        self._issue_updated(issue, actor, [], comment)
+        return Response(
+            201,
+            {
+                "id": comment.id,
+                "body": comment.body,
+                "public": public,
+                "author": self.user_json(actor),
+                "created": {"iso8601": jira_time(now), "epochMillis": _ms(now)},
+                "_links": {
+                    "self": f"{self.base_url}/rest/servicedeskapi/request/{issue.id}"
+                    f"/comment/{comment.id}"
+                },
+            },
+            wrote=True,
+        )
+
     # ------------------------------------------------------------------------------ search
 
     def _values(self, issue: Issue) -> Callable[[str], list[str] | None]:
@@ -1647,7 +1729,21 @@ class JiraSim:
                 parse_jql(str(jql))
             except QueryError as exc:
                 raise _error(400, filters=f"Invalid JQL in {FILTER_KEY}: {exc}") from exc
-        secret = body.get("secret")
+        if self.dc10_webhooks:
+            # DC 10: the secret is `configuration.SECRET`; a top-level `secret` is silently
+            # ignored and deliveries then arrive unsigned (reported by clients registering DC 10
+            # webhooks: OpenHands' Jira DC integration sends configuration.SECRET; an
+            # agentic-sdlc setup guide: "a top-level secret field is silently ignored").
+            configuration = body.get("configuration") or {}
+            if not isinstance(configuration, dict):
+                raise _error(400, configuration="configuration must be an object")
+            secret = configuration.get("SECRET")
+            exclude = str(configuration.get("EXCLUDE_BODY", body.get("excludeBody", "false")))
+            enabled = body.get("active", body.get("enabled", True))
+        else:
+            secret = body.get("secret")
+            exclude = str(body.get("excludeBody", "false"))
+            enabled = body.get("enabled", True)
         if secret is not None and not isinstance(secret, str):
             raise _error(400, secret="secret must be a string")
         return Webhook(
@@ -1656,15 +1752,30 @@ class JiraSim:
             url,
             list(events),
             {k: str(v) for k, v in filters.items()},
-            bool(body.get("excludeBody")),
+            exclude.lower() == "true",
             secret or None,
-            bool(body.get("enabled", True)),
+            bool(enabled),
             actor,
             self.now(),
         )
 
     def webhook_json(self, w: Webhook) -> dict[str, Any]:
         # The secret is write-only: Jira does not echo it back.
+        if self.dc10_webhooks:
+            # DC 10: a numeric `id` and no `self` (jira-webhook resource, as typed by DC
+            # clients: "their ids are numbers"); the secret lives in `configuration`.
+            return {
+                "id": w.id,
+                "name": w.name,
+                "url": w.url,
+                "events": w.events,
+                "filters": w.filters,
+                "active": w.enabled,
+                "scopeType": "global",
+                "configuration": {"EXCLUDE_BODY": "true" if w.exclude_body else "false"},
+                "updatedDate": _ms(w.updated),
+                "updatedUser": w.updated_by,
+            }
         return {
             "name": w.name,
             "url": w.url,
@@ -1701,15 +1812,23 @@ class JiraSim:
     def update_webhook(self, request: Request) -> Response:
         old = self._hook(request)
         body = json_body(request, _bad_json)
-        merged = {
+        merged: dict[str, Any] = {
             "name": old.name,
             "url": old.url,
             "events": old.events,
             "filters": old.filters,
             "excludeBody": old.exclude_body,
-            "secret": old.secret,
+            "enabled": old.enabled,
             **body,
         }
+        if self.dc10_webhooks:
+            configuration = body.get("configuration")
+            if isinstance(configuration, dict) and "SECRET" not in configuration:
+                merged["configuration"] = {**configuration, "SECRET": old.secret}
+            elif configuration is None:
+                merged["configuration"] = {"SECRET": old.secret}
+        elif "secret" not in body:
+            merged["secret"] = old.secret
         self.webhooks[old.id] = self._webhook_from(merged, old.id, request.actor)
         return Response(200, self.webhook_json(self.webhooks[old.id]), wrote=True)
 
@@ -1819,13 +1938,17 @@ class JiraSim:
                             "body": c.body,
                             "visibility": c.visibility,
                             "properties": c.properties,
+                            "jsdPublic": not c.internal,
                         }
                         for c in i.comments
                     ],
                 }
                 for k, i in self.issues.items()
             },
-            "webhooks": [{**self.webhook_json(w), "id": w.id} for w in self.webhooks.values()],
+            "webhooks": [
+                {**self.webhook_json(w), "id": w.id, "signed": w.secret is not None}
+                for w in self.webhooks.values()
+            ],
         }
 
 

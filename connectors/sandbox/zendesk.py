@@ -294,10 +294,10 @@ class ZendeskSim:
         self.users = {u.id: u for u in seed.users}
         self.groups = {g.id: g for g in seed.groups}
         for g in seed.groups:
-            for uid in g.members:
-                if uid not in {u.id for u in seed.users if u.role != "end-user"}:
+            for member in g.members:
+                if member not in {u.id for u in seed.users if u.role != "end-user"}:
                     raise ValueError(
-                        f"seed: zendesk.groups {g.id}: member {uid} is not an agent in"
+                        f"seed: zendesk.groups {g.id}: member {member} is not an agent in"
                         " zendesk.users"
                     )
         for form in seed.ticket_forms:

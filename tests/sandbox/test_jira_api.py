@@ -85,7 +85,8 @@ def test_one_put_carries_labels_assignee_and_internal_comment(
     assert issue.raw["fields"]["assignee"]["accountId"] == "acc-l2"
     comment = issue.raw["fields"]["comment"]["comments"][-1]
     assert comment["visibility"] == {"type": "role", "value": "Administrators"}
-    assert comment["jsdPublic"] is False
+    # The property inside an edit is not a documented internal path: the portal shows it.
+    assert comment["jsdPublic"] is True
     assert comment["author"]["accountId"] == "acc-bot"
 
 
@@ -408,8 +409,9 @@ def test_project_admin_may_discard_notifications() -> None:
         assert not sim.has_permission("agent", "SUP", "ADD_COMMENTS")
         assert not sim.has_permission("tierdesk-bot", "SUP", "ADMINISTER_PROJECTS")
         assert sim.has_permission("acc-admin", "SUP", "ADMINISTER_PROJECTS")
-        assert sim.has_permission("acc-l1", "SUP", "ADMINISTER_PROJECTS")  # not in the table
-        client = JIRA(server=sandbox.jira_url, basic_auth=("agent@tierdesk.example", "sandbox-token"),
+        assert sim.has_permission("acc-agent", "SUP", "ADMINISTER_PROJECTS")  # not in the table
+        client = JIRA(server=sandbox.jira_url,
+                      basic_auth=("agent@tierdesk.example", "sandbox-token"),
                       max_retries=0, get_server_info=False, options={"check_update": False})
         client._session.put(
             f"{sandbox.jira_url}/rest/api/2/issue/SUP-1?notifyUsers=false",
@@ -424,3 +426,41 @@ def test_permission_table_typos_are_seed_errors() -> None:
     seed["jira"]["permissions"]["acc-bot"]["SUP"].append("EDIT_ISSUE")
     with pytest.raises(ValueError, match=r"unknown permission key.*EDIT_ISSUE"):
         run_in_thread(seed=seed).stop()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "public"),
+    [
+        # platform comment API with the JSM property: internal (pycontribs/jira #313)
+        ("/rest/api/2/issue/SUP-1/comment",
+         {"body": "a", "properties": [{"key": "sd.public.comment",
+                                       "value": {"internal": True}}]}, False),
+        # platform comment API without it: public
+        ("/rest/api/2/issue/SUP-1/comment", {"body": "b"}, True),
+        # Service Management API, public false: internal
+        ("/rest/servicedeskapi/request/SUP-1/comment", {"body": "c", "public": False}, False),
+        # Service Management API, public true: public
+        ("/rest/servicedeskapi/request/SUP-1/comment", {"body": "d", "public": True}, True),
+    ],
+)
+def test_jsm_comment_is_public_unless_made_internal_by_a_documented_path(
+    path: str, body: dict[str, object], public: bool
+) -> None:
+    """On a JSM site a comment reaches the portal (jsdPublic) unless it came in through a
+    documented internal path."""
+    seed = json.loads(default_seed_text())
+    seed["jira"]["service_management"] = True
+    with run_in_thread(seed=seed) as sandbox:
+        client = JIRA(server=sandbox.jira_url, basic_auth=("bot@tierdesk.example", "t"),
+                      max_retries=0, get_server_info=False, options={"check_update": False})
+        client._session.post(f"{sandbox.jira_url}{path}", json=body)
+        comments = client.issue("SUP-1", fields="comment").raw["fields"]["comment"]["comments"]
+        assert [c["jsdPublic"] for c in comments] == [public]
+
+
+def test_service_desk_api_absent_without_jsm(sandbox: SandboxHandle, jira_client: JIRA) -> None:
+    """A site without Service Management answers the servicedeskapi comment with 404."""
+    with pytest.raises(JIRAError) as err:
+        jira_client._session.post(f"{sandbox.jira_url}/rest/servicedeskapi/request/SUP-1/comment",
+                                  json={"body": "x", "public": False})
+    assert err.value.status_code == 404
