@@ -97,7 +97,11 @@ def test_safe_update_with_stale_stamp_is_409(sandbox: SandboxHandle, zenpy_clien
         # A group that does not exist.
         ({"group_id": 4242}, "Group: is invalid"),
         # An end user cannot be the assignee.
-        ({"assignee_id": 9101}, "Assignee: is not an agent"),
+        ({"assignee_id": 9101}, "Assignee: is invalid"),
+        # An agent id that does not exist.
+        ({"assignee_id": 123456}, "Assignee: is invalid"),
+        # An agent outside the group (9003 is a member of group 400 only).
+        ({"group_id": 100, "assignee_id": 9003}, "Assignee: is not a member of the group"),
         # Status outside Zendesk's list.
         ({"status": "waiting"}, "Status: must be one of"),
     ],

@@ -158,7 +158,9 @@ def test_event_subscribed_webhook_through_sandbox(
     config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
                            api_token="sandbox-token", bot_user_id=BOT_ID, timeout=5.0)
     connector = ZendeskConnector(config, policy)
-    hook = requests.post(f"{sandbox.zendesk_url}/api/v2/webhooks", auth=AGENT, timeout=5, json={
+    # Webhooks are an administrator's business (an agent gets 403): as the admin bot.
+    admin = ("bot@tierdesk.example/token", "sandbox-token")
+    hook = requests.post(f"{sandbox.zendesk_url}/api/v2/webhooks", auth=admin, timeout=5, json={
         "webhook": {"name": "tierdesk-events", "endpoint": inbox.url + "/webhooks/zendesk",
                     "http_method": "POST", "request_format": "json", "status": "active",
                     "subscriptions": ["zen:event-type:ticket.created",
