@@ -47,7 +47,7 @@ from starlette.types import Receive, Scope, Send
 
 from connectors.base import PayloadInvalid
 from connectors.payload import parse_json
-from webhooks.inbox import Delivery, Inbox
+from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, Delivery, Inbox
 from webhooks.logging import log
 from webhooks.metrics import CONTENT_TYPE, Metrics
 from webhooks.signatures import (
@@ -444,6 +444,19 @@ def create_app(
             problems.append("policy not loaded")
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+        # A vendor paused because it refuses tierdesk's credentials: the receiver still takes
+        # webhooks (nothing is lost), but nothing is written until the setting is fixed.
+        try:
+            pauses = await asyncio.to_thread(inbox.pauses)
+        except Exception:
+            pauses = {}
+        refused = {
+            vendor: reason
+            for vendor, (_, reason) in sorted(pauses.items())
+            if reason.startswith(CREDENTIALS_PAUSE_PREFIX)
+        }
+        if refused:
+            return JSONResponse({"status": "ready", "vendors_paused": refused})
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics")

@@ -85,6 +85,12 @@ class Metrics:
         self.dead_lettered = Counter(
             "tierdesk_dead_lettered", "Events that became dead letters", ["vendor"], registry=r
         )
+        self.configuration_refusals = Counter(
+            "tierdesk_configuration_refusals",
+            "Writes or reads the vendor refused for a configuration reason (credentials,"
+            " permission, unknown-target, field, comment-visibility)",
+            ["vendor", "reason"], registry=r,
+        )
 
     def watch_inbox(self, depth: Callable[[], Depth]) -> None:
         """Report the inbox depth (pending events, ready tickets, dead letters) at scrape time."""

@@ -47,7 +47,7 @@ from connectors.base import (
     VendorRejected,
     VendorUnavailable,
 )
-from connectors.zendesk import events
+from connectors.zendesk import events, refusals
 from connectors.zendesk.client import HTTPFailure, calling, make_zenpy, response_json, translate
 from connectors.zendesk.config import ZendeskConfig
 from connectors.zendesk.tickets import (
@@ -334,6 +334,12 @@ class ZendeskConnector:
             decision = decide(ticket)
         try:
             return self._put(ticket, decision, calls=())
+        except VendorRejected as exc:
+            # A refusal the configuration causes names the policy key to fix.
+            explained = refusals.explain(exc, policy=self.policy, decision=decision)
+            if explained is exc:
+                raise
+            raise explained from exc
         except _Collision as collision:
             log.info(
                 "zendesk update collided with a concurrent edit; re-deciding",
