@@ -40,6 +40,9 @@ def _register() -> None:
     from webhooks import cli_zendesk
 
     cli_zendesk.register(main)
+    from webhooks import cli_doctor
+
+    cli_doctor.register(main)
 
 
 _register()

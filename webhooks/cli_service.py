@@ -331,6 +331,12 @@ def serve(no_worker: bool, host: str | None, port: int | None) -> None:
         _fail(exc.lines)
     log("serving", host=server.config.host, port=server.config.port,
         worker=service.pool is not None)
+    if settings.startup_doctor:
+        from webhooks.cli_doctor import start_summary_thread
+
+        # The same checks as `tierdesk doctor`, in the background: one summary line; a failed
+        # check never stops the service.
+        start_summary_thread(settings, service.policy)
     run_server(server, service)
 
 
