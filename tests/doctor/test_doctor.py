@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,7 +23,7 @@ from connectors.zendesk.admin import ZendeskAdmin, install
 from tests.webhook_receiver import Receiver, running_receiver
 from tiering.policy import Policy, load_policy
 from webhooks.cli import main
-from webhooks.cli_doctor import collect
+from webhooks.cli_doctor import collect, start_summary_thread
 from webhooks.settings import Settings, load_settings
 from webhooks.signatures import verify_zendesk
 from webhooks.wiring import default_policy_text
@@ -280,3 +281,29 @@ def test_cli_prints_the_table_and_json_and_exits_1_on_a_failure(
     assert parsed["failed"] == 1
     [bad] = [c for c in parsed["checks"] if c["status"] == "fail"]
     assert (bad["vendor"], bad["name"]) == ("zendesk", "target L3")
+
+
+def test_serve_summary_is_one_line_and_never_raises(caplog: pytest.LogCaptureFixture) -> None:
+    """The start-up summary `serve` logs: one warning line naming the failed checks (here the
+    Zendesk target L3), without the test delivery; a vendor that cannot be reached is a failed
+    check in that line, not an exception."""
+    seed = json.loads(default_seed_text())
+    no_group_300(seed)
+    with installed(seed) as (sb, receiver, jira_secret, zd_secret):
+        settings = env(sb, receiver, jira_secret, zd_secret)
+        with caplog.at_level(logging.INFO, logger="tierdesk"):
+            start_summary_thread(settings, example_policy()).join(timeout=30)
+        calls = len(receiver.calls)
+    lines = [r for r in caplog.records if r.getMessage().startswith("doctor: ")]
+    assert len(lines) == 1
+    assert lines[0].levelno == logging.WARNING
+    assert "1 failed" in lines[0].getMessage()
+    assert "zendesk target L3" in lines[0].getMessage()
+    assert calls == 0  # no test delivery at start-up
+    caplog.clear()
+    down = load_settings(jira_url="http://127.0.0.1:9", jira_email="b@x.example",
+                         jira_api_token="t", jira_comment_visibility="public", http_timeout=1)
+    with caplog.at_level(logging.INFO, logger="tierdesk"):
+        start_summary_thread(down, example_policy()).join(timeout=30)
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("doctor: ")]
+    assert "jira reachable" in line
