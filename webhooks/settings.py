@@ -263,13 +263,6 @@ class Settings(BaseSettings):
         }.get(vendor)
         return _reveal(secret) or None
 
-    def webhook_secrets(self, vendor: str) -> tuple[str, ...]:
-        """Every secret a `vendor` delivery may be signed with: the current one first, then the
-        previous one during a rotation. Empty: every delivery is refused."""
-        return tuple(
-            s for s in (self.webhook_secret(vendor), self.previous_webhook_secret(vendor)) if s
-        )
-
     def webhook_basic_auth(self, vendor: str) -> tuple[str, str] | None:
         """The HTTP Basic (user, password) a `vendor` delivery may carry instead of a signature
         (Jira only, opt-in), or None."""
