@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     #: JSM: the custom field id of the Organizations field (e.g. customfield_10002), so a
     #: ticket's organization can decide its plan.
     jira_organization_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]+$")
+    #: A custom field holding the customer's organization name (sites without JSM).
+    jira_customer_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]+$")
+    #: A custom field holding the customer's support plan (a plan name of the policy).
+    jira_plan_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]+$")
 
     zendesk_subdomain: str | None = None
     zendesk_url: str | None = None
@@ -226,6 +230,8 @@ class Settings(BaseSettings):
             service_management=self.jira_service_management,
             public_comments=self.jira_comment_visibility == "public",
             organization_field=self.jira_organization_field,
+            customer_field=self.jira_customer_field,
+            plan_field=self.jira_plan_field,
             quiet_edits=self.jira_quiet_edits,
             timeout=self.http_timeout,
         )
