@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=120.0, gt=0)
     #: Upper bound of the retry backoff, seconds (Retry-After may ask for longer).
     retry_max_delay: float = Field(default=600.0, gt=0)
+    #: Label loops (webhooks/loops.py): after this many label rewrites of one ticket within
+    #: `loop_window_minutes`, tierdesk stops writing to it and leaves one internal note.
+    loop_max_rewrites: int = Field(default=5, ge=2)
+    loop_window_minutes: float = Field(default=10.0, gt=0)
     #: Worker threads per process (each holds one ticket at a time).
     worker_threads: int = Field(default=2, ge=1, le=64)
     #: Requests in flight to one vendor from one process. 1 guarantees that no request reaches

@@ -51,7 +51,7 @@ class Site:
 
 
 @contextmanager
-def jira_site(*, jsm: bool = False) -> Iterator[Site]:
+def jira_site(*, jsm: bool = False, extra_env: dict[str, str] | None = None) -> Iterator[Site]:
     """A sandbox (JSM when `jsm`) and `tierdesk serve`, webhooks installed by the CLI."""
     workdir = Path(tempfile.mkdtemp(prefix="tierdesk-e2e-jira-"))
     seed = json.loads(default_seed_text())
@@ -70,6 +70,7 @@ def jira_site(*, jsm: bool = False) -> Iterator[Site]:
             # JSM alone keeps the checklist from customers: no role visibility is set.
             env.pop("TIERDESK_JIRA_COMMENT_VISIBILITY")
             env["TIERDESK_JIRA_SERVICE_MANAGEMENT"] = "true"
+        env.update(extra_env or {})
         env.update(install("jira", env, f"http://127.0.0.1:{port}/webhooks/jira"))
         env.update(install("zendesk", env, f"http://127.0.0.1:{port}/webhooks/zendesk"))
         service = Service(env, port, workdir)
@@ -175,3 +176,40 @@ def test_secret_rotation_by_the_guide_loses_no_event() -> None:
         for case in cases:
             labels = view(state, case).labels
             assert any(label.startswith("tier-") for label in labels), (case, labels)
+
+
+def test_a_rule_that_keeps_undoing_tier_labels_is_stopped_with_one_note() -> None:
+    """An automation that removes tierdesk's tier label each time: after 3 rewrites within the
+    window tierdesk writes once more (the internal note naming the label) and then nothing, and
+    /metrics counts the halted evaluations."""
+    from tests.e2e.harness import JIRA_AGENT, Traffic
+
+    with jira_site(extra_env={"TIERDESK_LOOP_MAX_REWRITES": "3"}) as site:
+        client = site.sandbox.client
+        case = create(client, "jira", "triage", tag="automation fights back")
+        site.settle()
+        mark = client.last_seq()
+        for round_no in range(6):  # the "automation rule": bounded, 6 rounds
+            labels = client.state()["jira"]["issues"][case.ref]["labels"]
+            tier = [x for x in labels if x.startswith("tier-l")]
+            if tier:
+                answer = client.agent("jira", JIRA_AGENT, "PUT", f"/rest/api/2/issue/{case.ref}",
+                                      {"update": {"labels": [{"remove": x} for x in tier]}})
+                assert answer.status == 204
+            else:
+                # tierdesk left the label off: touch the issue so it is evaluated again
+                answer = client.agent("jira", JIRA_AGENT, "PUT", f"/rest/api/2/issue/{case.ref}",
+                                      {"fields": {"summary": f"Still there? ({round_no})"}})
+                assert answer.status == 204
+            site.settle()
+        writes = Traffic.since(client, mark).writes("jira", ticket=case.ref)
+        # rounds 1-2 re-add the label (3 rewrites with the first triage), round 3 posts the
+        # note, rounds 4-6 write nothing
+        assert len(writes) == 3, writes
+        notes = [c["body"] for c in client.state()["jira"]["issues"][case.ref]["comments"]
+                 if c["author"] == JIRA_BOT[1] and "stopped writing" in c["body"]]
+        assert len(notes) == 1 and "tier-l1" in notes[0]
+        metrics = requests.get(f"http://127.0.0.1:{site.port}/metrics", timeout=10).text
+        halted = [line for line in metrics.splitlines()
+                  if line.startswith("tierdesk_decisions_total") and "loop-halted" in line]
+        assert halted and float(halted[0].rsplit(" ", 1)[1]) >= 4
