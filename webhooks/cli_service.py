@@ -108,6 +108,7 @@ def build_service(
     """Load the policy, open the inbox and build the worker pool. `connectors` replaces the
     ones built from the settings (tests start the real service with a test connector)."""
     from webhooks.inbox import Inbox, InboxError
+    from webhooks.loops import LoopGuard
     from webhooks.metrics import Metrics
     from webhooks.retention import Pruner
     from webhooks.wiring import WiringError, build_connectors, load_policy_for, vendor_lines
@@ -148,6 +149,8 @@ def build_service(
                 metrics=metrics,
                 name=f"worker-{i + 1}",
                 gate=gate,
+                loop_guard=LoopGuard(max_rewrites=settings.loop_max_rewrites,
+                                     window=settings.loop_window_minutes * 60),
             )
             for i in range(settings.worker_threads)
         ], pruner=Pruner(inbox, days=settings.retention_days) if settings.retention_days else None)

@@ -121,7 +121,7 @@ decisions = sa.Table(
     sa.Column("policy_digest", sa.String(64)),
     sa.Column("tier_before", sa.String(64)),
     sa.Column("tier_after", sa.String(64)),
-    #: applied | unchanged | own-event | retry | dead
+    #: applied | unchanged | own-event | loop-halted | retry | dead
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("reasons", sa.Text, nullable=False),
     sa.Column("calls", sa.Text, nullable=False),

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     #: JSM: the custom field id of the Organizations field (e.g. customfield_10002), so a
     #: ticket's organization can decide its plan.
     jira_organization_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]+$")
+    #: A custom field holding the customer's organization name (sites without JSM).
+    jira_customer_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]+$")
+    #: A custom field holding the customer's support plan (a plan name of the policy).
+    jira_plan_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]+$")
 
     zendesk_subdomain: str | None = None
     zendesk_url: str | None = None
@@ -110,6 +114,10 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=120.0, gt=0)
     #: Upper bound of the retry backoff, seconds (Retry-After may ask for longer).
     retry_max_delay: float = Field(default=600.0, gt=0)
+    #: Label loops (webhooks/loops.py): after this many label rewrites of one ticket within
+    #: `loop_window_minutes`, tierdesk stops writing to it and leaves one internal note.
+    loop_max_rewrites: int = Field(default=5, ge=2)
+    loop_window_minutes: float = Field(default=10.0, gt=0)
     #: Worker threads per process (each holds one ticket at a time).
     worker_threads: int = Field(default=2, ge=1, le=64)
     #: Requests in flight to one vendor from one process. 1 guarantees that no request reaches
@@ -229,6 +237,8 @@ class Settings(BaseSettings):
             service_management=self.jira_service_management,
             public_comments=self.jira_comment_visibility == "public",
             organization_field=self.jira_organization_field,
+            customer_field=self.jira_customer_field,
+            plan_field=self.jira_plan_field,
             quiet_edits=self.jira_quiet_edits,
             timeout=self.http_timeout,
         )
@@ -265,13 +275,6 @@ class Settings(BaseSettings):
             "zendesk": self.zendesk_webhook_secret_previous,
         }.get(vendor)
         return _reveal(secret) or None
-
-    def webhook_secrets(self, vendor: str) -> tuple[str, ...]:
-        """Every secret a `vendor` delivery may be signed with: the current one first, then the
-        previous one during a rotation. Empty: every delivery is refused."""
-        return tuple(
-            s for s in (self.webhook_secret(vendor), self.previous_webhook_secret(vendor)) if s
-        )
 
     def webhook_basic_auth(self, vendor: str) -> tuple[str, str] | None:
         """The HTTP Basic (user, password) a `vendor` delivery may carry instead of a signature

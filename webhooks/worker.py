@@ -7,7 +7,9 @@ Per claimed ticket (see connectors/base.py for the connector's side):
                   fresh when an event was claimed before (a write may have landed) or arrived
                   out of order (older than the newest event already processed)
     3. decision = tiering.decide(ticket, policy, now=...)
-    4. applied  = connector.apply(ticket, decision, decide=...)   0 or 1 write
+    4. applied  = connector.apply(ticket, decision, decide=...)   0 or 1 write (JSM notes: 2)
+                  unless the label-loop guard (webhooks/loops.py, one inbox read) finds another
+                  tool rewriting the ticket's labels: then only its one note, or nothing
     5. record the decision, remember the note posted, mark the events done
 
 Failures:
@@ -55,6 +57,7 @@ from tiering.models import Decision, Ticket
 from tiering.policy import Policy
 from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, Claim, DecisionRecord, Inbox
 from webhooks.logging import log
+from webhooks.loops import LOOP_HALTED, LoopGuard, LoopVerdict
 from webhooks.metrics import Metrics
 from webhooks.retention import Pruner
 from webhooks.wiring import DecideFunction, decide_function
@@ -136,6 +139,7 @@ class Worker:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         name: str = "worker",
         gate: VendorGate | None = None,
+        loop_guard: LoopGuard | None = None,
     ) -> None:
         self.inbox = inbox
         self.connectors = dict(connectors)
@@ -151,6 +155,8 @@ class Worker:
         self.now = now
         self.name = name
         self.gate = gate or VendorGate(inbox.clock)
+        #: Stops writing to a ticket whose labels another tool keeps rewriting (webhooks/loops.py).
+        self.loop_guard = loop_guard or LoopGuard()
         self._wake = threading.Event()
 
     @property
@@ -247,6 +253,7 @@ class Worker:
         read_started = int(self.inbox.clock() * 1000)
         decision: Decision | None = None
         ticket: Ticket | None = None
+        halt: LoopVerdict | None = None
         try:
             ticket = connector.current_ticket(
                 [e.payload for e in claim.events], fresh=fresh, last_note_key=claim.last_note_key
@@ -267,9 +274,20 @@ class Worker:
                 if renewed is None:
                     raise _LeaseLost
                 claim = renewed
-            applied = connector.apply(
-                ticket, decision, decide=lambda t: self.decide(t, self.policy, now=now)
-            )
+            halt = self._loop_verdict(claim, decision)
+            if halt is not None:
+                # Another tool keeps undoing tierdesk's labels: post the one note (if not yet
+                # posted in this halt) and nothing else; the unchanged decision costs no write.
+                note = halt.note
+                applied = connector.apply(
+                    ticket,
+                    note if note is not None else _unchanged(decision),
+                    decide=lambda t: note if note is not None else _unchanged(decision),
+                )
+            else:
+                applied = connector.apply(
+                    ticket, decision, decide=lambda t: self.decide(t, self.policy, now=now)
+                )
         except _GateClosed:
             self.inbox.release(claim)
             return
@@ -303,7 +321,21 @@ class Worker:
         known_at: int | None = read_started if fresh else None
         if applied.wrote:
             known_at = int(self.inbox.clock() * 1000)
+        if halt is not None:
+            log("label loop: tierdesk stopped writing to the ticket", level=30,
+                labels=list(halt.labels), note_posted=halt.note is not None, **fields)
+            self._done(claim, ticket, decision, applied, fields, known_at, outcome=LOOP_HALTED)
+            return
         self._done(claim, ticket, decision, applied, fields, known_at)
+
+    def _loop_verdict(self, claim: Claim, decision: Decision) -> LoopVerdict | None:
+        """The label-loop guard's verdict on a changing decision (one inbox read), else None."""
+        if not decision.changed:
+            return None
+        records = self.inbox.history(
+            claim.vendor, claim.ticket, limit=max(50, 10 * self.loop_guard.max_rewrites)
+        )
+        return self.loop_guard.verdict(records, decision, now=self.inbox.clock())
 
     def _hand_back(
         self, claim: Claim, wait: float, reason: str, fields: Mapping[str, Any]
@@ -342,9 +374,11 @@ class Worker:
         applied: Applied,
         fields: Mapping[str, Any],
         known_at: int | None = None,
+        *,
+        outcome: str | None = None,
     ) -> None:
-        final = applied.decision or decision
-        outcome = APPLIED if applied.wrote else UNCHANGED
+        final = decision if outcome is not None else applied.decision or decision
+        outcome = outcome or (APPLIED if applied.wrote else UNCHANGED)
         calls = tuple(
             {"method": c.method, "path": c.path, "status": c.status, "purpose": c.purpose}
             for c in applied.calls
@@ -463,6 +497,12 @@ class _GateClosed(Exception):
 
 class _LeaseLost(Exception):
     """The ticket's lease expired during the read and another worker holds it now."""
+
+
+def _unchanged(decision: Decision) -> Decision:
+    """`decision` with nothing left to write (`changed` false): applying it costs no request."""
+    return replace(decision, labels_add=(), labels_remove=(), assign=None, comment=None,
+                   note_key=None)
 
 
 def _error_text(exc: Exception) -> str:

@@ -25,7 +25,9 @@ Why the library is configured as it is (../shared/vendor/README.md, jira 3.10 so
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -42,9 +44,30 @@ from connectors.base import (
 from connectors.http import retry_after_seconds
 from connectors.jira.config import JiraConfig
 
-#: Used when Jira answers 429 without a usable Retry-After (Atlassian documents that it sends one;
-#: this is a floor, not a guess at the right value).
+#: Used when Jira answers 429 with neither a usable Retry-After nor X-RateLimit-Reset. Atlassian
+#: says a 429 "may be accompanied by Retry-After and X-RateLimit-Reset headers" (Jira Cloud
+#: "Rate limiting", developer.atlassian.com/cloud/jira/platform/rate-limiting): neither is
+#: promised, so this is a floor, not a guess at the right value.
 DEFAULT_RETRY_AFTER = 30.0
+
+
+def rate_limit_reset_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds until `X-RateLimit-Reset`: Atlassian documents an ISO 8601 time (e.g.
+    `2021-05-13T03:51Z`); an epoch-seconds value, as some clients report, is read too. None
+    when absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    current = time.time() if now is None else now
+    try:
+        if text.isdigit():
+            return max(0.0, float(text) - current)
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - current)
 
 
 def make_client(config: JiraConfig, *, session: requests.Session | None = None) -> JIRA:
@@ -127,6 +150,9 @@ def translate(exc: Exception, *, method: str, path: str, write: bool) -> Connect
         detail = jira_error_text(response, str(exc.text or ""))
         header = response.headers.get("Retry-After") if response is not None else None
         wait = retry_after_seconds(header)
+        if wait is None and status == 429 and response is not None:
+            # No Retry-After: X-RateLimit-Reset says when the limit resets (may be absent too).
+            wait = rate_limit_reset_seconds(response.headers.get("X-RateLimit-Reset"))
         if status == 429:
             return RateLimited(
                 f"{where}: rate limited (429); retry after {wait or DEFAULT_RETRY_AFTER:g} s",

@@ -7,7 +7,7 @@ the `.json` suffix, as Zendesk's do. Covered:
     GET|PUT /api/v2/tickets/{id}     POST /api/v2/tickets     GET /api/v2/tickets/{id}/comments
     GET /api/v2/users/{id}, /api/v2/users/me, /api/v2/organizations/{id}, /api/v2/groups,
         /api/v2/ticket_fields, /api/v2/search (query, page, per_page, sort_by, sort_order)
-    /api/v2/webhooks: POST, GET; GET|PUT|PATCH|DELETE /{id}; GET /{id}/signing_secret
+    /api/v2/webhooks: POST, GET; GET|PUT|PATCH|DELETE /{id}; GET|POST /{id}/signing_secret
     /api/v2/triggers: POST, GET; GET|PUT|DELETE /{id}
 
 A ticket update with `safe_update: true` whose `updated_stamp` is not the ticket's `updated_at`
@@ -551,6 +551,8 @@ class ZendeskSim:
             *r("PATCH", "/api/v2/webhooks/{id}", self.patch_webhook, write=True),
             *r("DELETE", "/api/v2/webhooks/{id}", self.delete_webhook, write=True),
             *r("GET", "/api/v2/webhooks/{id}/signing_secret", self.signing_secret),
+            *r("POST", "/api/v2/webhooks/{id}/signing_secret", self.reset_signing_secret,
+               write=True),
             *r("POST", "/api/v2/triggers", self.create_trigger, write=True),
             *r("GET", "/api/v2/triggers", self.list_triggers),
             *r("GET", "/api/v2/triggers/search", self.search_triggers),
@@ -1562,6 +1564,16 @@ class ZendeskSim:
     def signing_secret(self, request: Request) -> Response:
         hook = self._hook(request)
         return Response(200, {"signing_secret": {"algorithm": "SHA256", "secret": hook.secret}})
+
+    def reset_signing_secret(self, request: Request) -> Response:
+        """Zendesk "Reset Webhook Signing Secret" (POST .../signing_secret): a new secret made
+        by Zendesk, used for every delivery from now on (Zendesk Webhooks API; zenpy 2.0.57
+        `WebhooksApi.reset_secret` POSTs to the same path)."""
+        hook = self._hook(request)
+        hook.secret = secrets.token_urlsafe(30)
+        return Response(
+            201, {"signing_secret": {"algorithm": "SHA256", "secret": hook.secret}}, wrote=True
+        )
 
     # ------------------------------------------------------------------------------ search
 
