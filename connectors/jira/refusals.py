@@ -11,6 +11,7 @@ the decision and the policy are known:
     errors.commentLevel "You are currently not a member of the project role: X." /
                        "Role with id: X does not exist."
                        -> TIERDESK_JIRA_COMMENT_VISIBILITY    (comment-visibility)
+    errors.customfield_N  a custom field refused -> fields.<name>.jira                  (field)
     errors.<field>     "Field 'x' cannot be set. It is not on the appropriate screen, or
                        unknown." for a field tierdesk writes (labels, assignee, components,
                        comment): Jira's words for a missing Edit issues / Assign issues /
@@ -47,7 +48,20 @@ def explain(
     errors = exc.errors
     target = decision.assign
     text = str(exc)
+    by_id = {fid: name for name, fid in policy.jira_fields.items()}
     for name, message in errors.items():
+        if name.startswith("customfield_"):
+            key = f"fields.{by_id[name]}.jira" if name in by_id else "the policy's fields"
+            return ConfigurationRejected(
+                text,
+                reason="field",
+                fix=(
+                    f"{key}: Jira refuses {name} on this issue: use a field that exists and is"
+                    " on the project's edit screen (`tierdesk doctor` lists the fields)"
+                ),
+                status=exc.status,
+                errors=errors,
+            )
         if NOT_ON_SCREEN in message:
             return ConfigurationRejected(
                 text,

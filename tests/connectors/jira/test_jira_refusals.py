@@ -29,6 +29,11 @@ CASES = [
     (400, {"errorMessages": [], "errors": {"labels": "Field 'labels' cannot be set."
                                            " It is not on the appropriate screen, or unknown."}},
      ConfigurationRejected, "permission", "TIERDESK_JIRA_EMAIL: Jira will not let"),
+    # a policy field refused by the edit (tierdesk names the policy key of that id)
+    (400, {"errorMessages": [], "errors": {"customfield_10067": "Field 'customfield_10067'"
+                                           " cannot be set. It is not on the appropriate"
+                                           " screen, or unknown."}},
+     ConfigurationRejected, "field", "fields.steps.jira: "),
     # the comment restriction names a role the bot is not in
     (400, {"errorMessages": [], "errors": {
         "commentLevel": "You are currently not a member of the project role: Administrators."}},
