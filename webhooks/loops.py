@@ -2,10 +2,10 @@
 
 A Jira Automation rule (or a Zendesk trigger, or a second integration) that changes tierdesk's
 tier labels back makes each side undo the other forever, one vendor write per round. The guard
-reads the ticket's decision records (the inbox's `history`): when tierdesk has rewritten the
-ticket's labels `max_rewrites` times within `window` seconds, the next label-changing decision
-is not applied. Instead tierdesk posts one internal note naming the labels that keep changing,
-records the evaluation as `loop-halted` (counted in `/metrics` by
+reads the ticket's decision records (the inbox's `history`): when tierdesk has made the same
+label change (the same label added, or removed, again) `max_rewrites` times within `window`
+seconds, the next such decision is not applied. Instead tierdesk posts one internal note naming
+the labels that keep changing, records the evaluation as `loop-halted` (counted in `/metrics` by
 `tierdesk_decisions_total{outcome="loop-halted"}`) and writes nothing more to the ticket while
 halts keep coming within the window. Once the other tool has stopped for a whole window, the
 ticket is decided and written as usual again.
@@ -39,21 +39,23 @@ class LoopGuard:
     ) -> LoopVerdict | None:
         """None when `decision` may be applied; else what to do instead.
 
+        A rewrite is an earlier applied decision that made one of this decision's label
+        operations already (the same label added, or removed, again): something undid it. A
+        ticket climbing tiers adds a different label each time and is never stopped.
         `records` are the ticket's decision records (DecisionRecord: `outcome`, `created_at`,
         `decision`), in any order."""
         if not decision.changed:
             return None
         since = now - self.window
         recent = [r for r in records if r.created_at >= since]
-        halted = any(r.outcome == LOOP_HALTED for r in recent)
-        rewrites = [r for r in recent if r.outcome == APPLIED and _label_ops(r.decision)]
-        if halted:
-            return LoopVerdict(labels=_labels(rewrites, decision), note=None)
-        if not (decision.labels_add or decision.labels_remove):
+        wanted = _ops_of(decision.labels_add, decision.labels_remove)
+        rewrites = [r for r in recent if r.outcome == APPLIED and _label_ops(r.decision) & wanted]
+        labels = tuple(sorted({label for r in rewrites for _, label in
+                               _label_ops(r.decision) & wanted}))
+        if any(r.outcome == LOOP_HALTED for r in recent):
+            return LoopVerdict(labels=labels, note=None)
+        if not wanted or len(rewrites) < self.max_rewrites:
             return None
-        if len(rewrites) < self.max_rewrites:
-            return None
-        labels = _labels(rewrites, decision)
         return LoopVerdict(labels=labels, note=self._note(decision, labels, len(rewrites)))
 
     def _note(self, decision: Decision, labels: Sequence[str], rewrites: int) -> Decision:
@@ -85,15 +87,12 @@ class LoopVerdict:
     note: Decision | None
 
 
-def _label_ops(decision: Mapping[str, Any] | None) -> list[str]:
+def _ops_of(add: Iterable[str], remove: Iterable[str]) -> frozenset[tuple[str, str]]:
+    return frozenset({("add", str(x)) for x in add} | {("remove", str(x)) for x in remove})
+
+
+def _label_ops(decision: Mapping[str, Any] | None) -> frozenset[tuple[str, str]]:
+    """The label operations an earlier decision (its recorded dict) made."""
     if not decision:
-        return []
-    ops = [*decision.get("labels_add", ()), *decision.get("labels_remove", ())]
-    return [str(x) for x in ops]
-
-
-def _labels(records: Iterable[Any], decision: Decision) -> tuple[str, ...]:
-    seen = {*decision.labels_add, *decision.labels_remove}
-    for r in records:
-        seen.update(_label_ops(r.decision))
-    return tuple(sorted(seen))
+        return frozenset()
+    return _ops_of(decision.get("labels_add") or (), decision.get("labels_remove") or ())

@@ -40,6 +40,8 @@ CASES = [
      "silent"),
     # halted earlier but a whole window ago: applied again
     ([Rec(LOOP_HALTED, NOW - 900)], ADD_L2, None),
+    # a ticket climbing tiers: a different label each time is no rewrite
+    ([rewrite(NOW - 60 * i, label=f"tier-l{i}") for i in range(3, 6)], ADD_L2, None),
     # a decision that changes nothing is never stopped
     ([rewrite(NOW - 60 * i) for i in range(1, 4)],
      Decision(ticket="SUP-1", tier="L2", previous_tier="L2"), None),
@@ -51,17 +53,17 @@ CASES = [
 
 @pytest.mark.parametrize(("records", "decision", "expected"), CASES)
 def test_loop_guard_table(records: list[Rec], decision: Decision, expected: str | None) -> None:
-    """3 label rewrites within 10 minutes halt the ticket with one note; halts continue while
-    they keep coming; a quiet window resumes writing."""
+    """3 rewrites of the same label within 10 minutes halt the ticket with one note; halts
+    continue while they keep coming; a quiet window resumes writing; new labels never halt."""
     verdict = LoopGuard(max_rewrites=3, window=600).verdict(records, decision, now=NOW)
     if expected is None:
         assert verdict is None
         return
     assert verdict is not None
-    assert verdict.labels == ("tier-l2",) or not decision.labels_add
     if expected == "silent":
         assert verdict.note is None
         return
+    assert verdict.labels == ("tier-l2",)
     note = verdict.note
     assert note is not None and note.comment is not None
     assert "tier-l2" in note.comment and "3 times in the last 10 minutes" in note.comment
