@@ -333,13 +333,18 @@ class ZendeskConnector:
             ticket = self.refresh(ticket)
             decision = decide(ticket)
         try:
-            return self._put(ticket, decision, calls=())
+            return self._apply_once(ticket, decision, decide=decide)
         except VendorRejected as exc:
             # A refusal the configuration causes names the policy key to fix.
             explained = refusals.explain(exc, policy=self.policy, decision=decision)
             if explained is exc:
                 raise
             raise explained from exc
+
+    def _apply_once(self, ticket: Ticket, decision: Decision, *, decide: Decide) -> Applied:
+        """One PUT; on 409 read, re-decide and PUT once more."""
+        try:
+            return self._put(ticket, decision, calls=())
         except _Collision as collision:
             log.info(
                 "zendesk update collided with a concurrent edit; re-deciding",
