@@ -101,7 +101,15 @@ def test_right_seed_passes_and_the_test_delivery_is_signed() -> None:
     seed = json.loads(default_seed_text())
     with installed(seed) as (sb, receiver, jira_secret, zd_secret):
         settings = env(sb, receiver, jira_secret, zd_secret)
+        before = sb.state()["requests"]
         checks = collect(settings, example_policy(), public_url=receiver.url)
+        after = sb.state()["requests"]
+        # Read-only: no write reached either vendor; every request counted (printed figure).
+        for vendor in ("jira", "zendesk"):
+            assert after[vendor]["writes"] == before[vendor]["writes"]
+        print(f"doctor: {len(checks)} checks, requests jira"
+              f" {after['jira']['requests'] - before['jira']['requests']}, zendesk"
+              f" {after['zendesk']['requests'] - before['zendesk']['requests']}")
         assert failed(checks) == {}
         assert {f"{c.vendor} {c.name}" for c in checks if c.status == "warn"} == {
             "jira project admin in SUP", "jira comment visibility in SUP"}
