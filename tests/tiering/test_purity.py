@@ -18,9 +18,12 @@ FORBIDDEN_MODULES = {
     "sqlite3", "asyncio", "subprocess", "jira", "zenpy", "fastapi", "uvicorn", "tenacity",
     "connectors", "webhooks",
 }
+# zoneinfo reads the packaged IANA tz database as imports read modules (data, not state);
+# holidays and icalendar compute from their arguments (business calendars, tiering/calendars.py).
 ALLOWED_IMPORTS = {
     "__future__", "collections", "dataclasses", "datetime", "hashlib", "re", "types", "typing",
-    "yaml", "pydantic", "ahocorasick", "tiering",
+    "yaml", "pydantic", "ahocorasick", "tiering", "heapq", "itertools", "zoneinfo", "holidays",
+    "icalendar",
 }
 FORBIDDEN_CALLS = {"open", "now", "utcnow", "today", "time", "monotonic", "getenv", "environ",
                    "random", "urandom", "sleep", "read_text", "write_text"}

@@ -1,0 +1,328 @@
+"""Business calendars: which instants count as business time, and arithmetic on them.
+
+An instant is business time when its wall-clock reading in the calendar's IANA zone falls inside
+one of the weekly working intervals of that weekday, and that local date is not a holiday. This is
+the reading an agent's clock on the wall gives, so across DST changes:
+
+- the hour that a spring-forward skips never happens, so it is never counted;
+- the hour that a fall-back repeats happens twice, so a working interval covering it counts twice.
+
+All arithmetic is on POSIX seconds (floats) internally and returns aware UTC datetimes. Each
+local date's working spans in UTC are computed once and cached on the calendar. Holidays come
+from explicit dates, yearly month-days, the `holidays` package (country and subdivision) and the
+dates of an ICS file whose text the caller passes in (this module reads no file and no clock).
+
+    cal = Calendar.build(name="berlin", zone="Europe/Berlin",
+                         week={0: ((9 * 3600, 17 * 3600),), ...})
+    cal.business_seconds(start, end)     # business time between two instants
+    cal.add_business(start, 8 * 3600)    # the instant 8 business hours after start
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import holidays as holidays_pkg
+import icalendar
+
+DAY = 86400
+#: Offsets of real zones lie within UTC-12 and UTC+14; a local reading maps to UTC within these.
+_MIN_OFFSET = -12 * 3600
+_MAX_OFFSET = 14 * 3600
+#: add_business gives up after this many local days without enough business time (a calendar
+#: whose holidays cover every working day); it raises instead of looping for ever.
+MAX_SEARCH_DAYS = 3 * 366
+
+#: The name of the built-in calendar that counts every instant.
+ALWAYS = "24x7"
+
+Span = tuple[float, float]
+
+
+class CalendarError(ValueError):
+    """A calendar that cannot be built or used; the message says what to change."""
+
+
+def _epoch_days(d: date) -> int:
+    return d.toordinal() - date(1970, 1, 1).toordinal()
+
+
+def _naive_seconds(d: date, second_of_day: int = 0) -> int:
+    """The wall-clock reading `d` + `second_of_day`, as seconds since 1970-01-01 00:00 (no zone)."""
+    return _epoch_days(d) * DAY + second_of_day
+
+
+def _local_date(ts: float, zone: ZoneInfo) -> date:
+    return datetime.fromtimestamp(ts, zone).date()
+
+
+def ics_holiday_dates(text: str, *, source: str = "holidays.ics") -> frozenset[date]:
+    """Every date covered by a VEVENT of an iCalendar text (all-day or timed, multi-day included).
+
+    Recurring events (RRULE) are not expanded: a yearly holiday belongs in `yearly` instead.
+    Raises `CalendarError` naming the source on text that is not iCalendar.
+    """
+    try:
+        cal = icalendar.Calendar.from_ical(text)
+    except ValueError as exc:
+        raise CalendarError(f"{source}: not an iCalendar file: {exc}") from exc
+    out: set[date] = set()
+    for ev in cal.walk("VEVENT"):
+        if ev.get("RRULE") is not None:
+            raise CalendarError(
+                f"{source}: event {str(ev.get('SUMMARY', '?'))!r} repeats (RRULE), which is not"
+                " expanded; list its dates or use holidays.yearly"
+            )
+        start_prop = ev.get("DTSTART")
+        if start_prop is None:
+            continue
+        start = start_prop.dt
+        end_prop = ev.get("DTEND")
+        end = end_prop.dt if end_prop is not None else None
+        first = start.date() if isinstance(start, datetime) else start
+        if end is None:
+            last = first
+        elif isinstance(end, datetime):
+            # A timed event covers each date it touches (an end at midnight excludes that date).
+            at_midnight = (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0)
+            last = end.date() - timedelta(days=1) if at_midnight else end.date()
+            last = max(last, first)
+        else:
+            # RFC 5545 3.6.1: an all-day DTEND is exclusive.
+            last = max(first, end - timedelta(days=1))
+        d = first
+        while d <= last:
+            out.add(d)
+            d += timedelta(days=1)
+    return frozenset(out)
+
+
+@dataclass(eq=False)
+class Calendar:
+    """A named business calendar. Build one with `Calendar.build` or `Calendar.always()`."""
+
+    name: str
+    zone: ZoneInfo
+    #: Weekday (0 = Monday) -> sorted, non-overlapping (start, end) seconds of the local day;
+    #: end may be 86400 (24:00).
+    week: Mapping[int, tuple[tuple[int, int], ...]]
+    dates: frozenset[date] = frozenset()
+    yearly: frozenset[tuple[int, int]] = frozenset()
+    country: str | None = None
+    subdivision: str | None = None
+    #: True for the 24/7 calendar: every instant counts, holidays do not apply.
+    always_open: bool = False
+    _days: dict[int, tuple[Span, ...]] = field(default_factory=dict, repr=False)
+    _country_years: dict[int, frozenset[date]] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def always(cls, name: str = ALWAYS) -> Calendar:
+        """The built-in calendar: every instant is business time."""
+        full = ((0, DAY),)
+        return cls(name=name, zone=ZoneInfo("UTC"), week=dict.fromkeys(range(7), full),
+                   always_open=True)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        name: str,
+        zone: str,
+        week: Mapping[int, Iterable[tuple[int, int]]],
+        dates: Iterable[date] = (),
+        yearly: Iterable[tuple[int, int]] = (),
+        country: str | None = None,
+        subdivision: str | None = None,
+    ) -> Calendar:
+        """Validate and build a calendar; raise `CalendarError` saying what is wrong."""
+        try:
+            tz = ZoneInfo(zone)
+        except (KeyError, ValueError) as exc:
+            raise CalendarError(
+                f'unknown time zone "{zone}": use an IANA name such as Europe/Berlin'
+            ) from exc
+        clean: dict[int, tuple[tuple[int, int], ...]] = {}
+        for wd in range(7):
+            spans = sorted(week.get(wd, ()))
+            for s, e in spans:
+                if not 0 <= s < e <= DAY:
+                    raise CalendarError(f"working interval {s}-{e} s is not within one day")
+            for (_, e1), (s2, _) in itertools.pairwise(spans):
+                if s2 < e1:
+                    raise CalendarError("working intervals of one day overlap")
+            clean[wd] = tuple(spans)
+        if not any(clean.values()):
+            raise CalendarError("a calendar needs at least one working interval")
+        if country is not None:
+            supported = holidays_pkg.list_supported_countries()
+            if country not in supported:
+                raise CalendarError(
+                    f'unknown country "{country}" for the holidays package: use an ISO 3166-1'
+                    " alpha-2 code such as DE or US"
+                )
+            if subdivision is not None and subdivision not in supported[country]:
+                raise CalendarError(
+                    f'unknown subdivision "{subdivision}" of {country}: one of'
+                    f" {', '.join(supported[country]) or '(none)'}"
+                )
+        elif subdivision is not None:
+            raise CalendarError("a subdivision needs a country")
+        return cls(name=name, zone=tz, week=clean, dates=frozenset(dates),
+                   yearly=frozenset(yearly), country=country, subdivision=subdivision)
+
+    # ----------------------------------------------------------------- holidays
+
+    def is_holiday(self, d: date) -> bool:
+        """True when the local date `d` has no business time because it is a holiday."""
+        if self.always_open:
+            return False
+        if d in self.dates or (d.month, d.day) in self.yearly:
+            return True
+        if self.country is None:
+            return False
+        days = self._country_years.get(d.year)
+        if days is None:
+            days = frozenset(
+                holidays_pkg.country_holidays(
+                    self.country, subdiv=self.subdivision, years=d.year
+                ).keys()
+            )
+            self._country_years[d.year] = days
+        return d in days
+
+    # ----------------------------------------------------------------- spans
+
+    def _offset(self, ts: float) -> int:
+        off = datetime.fromtimestamp(ts, self.zone).utcoffset()
+        return int(off.total_seconds()) if off is not None else 0
+
+    def _utc_spans(self, lo_naive: int, hi_naive: int) -> list[Span]:
+        """The UTC instants whose wall-clock reading lies in [lo_naive, hi_naive).
+
+        The window of candidate instants is split where the zone's offset changes (found by
+        bisection to the second); within a piece the offset is constant, so the reading is a
+        shift of UTC. Assumes at most one offset change within about two days (true of every
+        zone in the tz database since 1970).
+        """
+        w_lo = lo_naive - _MAX_OFFSET
+        w_hi = hi_naive - _MIN_OFFSET
+        o_lo = self._offset(w_lo)
+        o_hi = self._offset(w_hi)
+        if o_lo == o_hi:
+            return [(float(lo_naive - o_lo), float(hi_naive - o_lo))]
+        a, b = w_lo, w_hi  # offset(a) == o_lo, offset(b) != o_lo
+        while b - a > 1:
+            mid = (a + b) // 2
+            if self._offset(mid) == o_lo:
+                a = mid
+            else:
+                b = mid
+        change = b
+        out: list[Span] = []
+        for seg_lo, seg_hi, off in ((w_lo, change, o_lo), (change, w_hi + 1, o_hi)):
+            s = max(seg_lo, lo_naive - off)
+            e = min(seg_hi, hi_naive - off)
+            if s < e:
+                if out and out[-1][1] == s:
+                    out[-1] = (out[-1][0], float(e))
+                else:
+                    out.append((float(s), float(e)))
+        return out
+
+    def day_spans(self, d: date) -> tuple[Span, ...]:
+        """Business time whose local reading is on date `d`, as sorted UTC (start, end) seconds."""
+        key = d.toordinal()
+        got = self._days.get(key)
+        if got is not None:
+            return got
+        spans: list[Span] = []
+        if self.always_open:
+            base = float(_naive_seconds(d))
+            spans = [(base, base + DAY)]
+        elif not self.is_holiday(d):
+            for s, e in self.week.get(d.weekday(), ()):
+                spans.extend(self._utc_spans(_naive_seconds(d, s), _naive_seconds(d, e)))
+        got = tuple(spans)
+        self._days[key] = got
+        return got
+
+    def spans_from(self, start: float) -> Iterator[Span]:
+        """Business spans from `start` on, in UTC order, clipped to begin at `start`.
+
+        Spans are pairwise disjoint (each instant has one local reading, which lies in at most
+        one working interval of one date), so ordering them is all that is needed; adjacent
+        spans are not merged. Ends only after MAX_SEARCH_DAYS local days in a row without any.
+        """
+        d = _local_date(start, self.zone) - timedelta(days=1)
+        heap: list[Span] = []
+        empty_days = 0
+        while empty_days <= MAX_SEARCH_DAYS:
+            day = self.day_spans(d)
+            for sp in day:
+                if sp[1] > start:
+                    heapq.heappush(heap, (max(sp[0], start), sp[1]))
+            empty_days = 0 if day else empty_days + 1
+            d += timedelta(days=1)
+            # Every span of a later local date starts at or after this bound.
+            bound = _naive_seconds(d) - _MAX_OFFSET
+            while heap and heap[0][0] < bound:
+                yield heapq.heappop(heap)
+        while heap:
+            yield heapq.heappop(heap)
+
+    # ----------------------------------------------------------------- arithmetic
+
+    def business_seconds_ts(self, start: float, end: float) -> float:
+        """Business seconds in [start, end) (POSIX seconds)."""
+        if end <= start:
+            return 0.0
+        if self.always_open:
+            return end - start
+        total = 0.0
+        for s, e in self.spans_from(start):
+            if s >= end:
+                break
+            total += min(e, end) - s
+        return total
+
+    def add_business_ts(self, start: float, seconds: float) -> float:
+        """The earliest instant t >= start with `seconds` of business time in [start, t)."""
+        if seconds <= 0:
+            return start
+        if self.always_open:
+            return start + seconds
+        left = seconds
+        for s, e in self.spans_from(start):
+            if e - s >= left:
+                return s + left
+            left -= e - s
+        raise CalendarError(
+            f'calendar "{self.name}" has no business time for {MAX_SEARCH_DAYS} days in a row'
+            f" after {datetime.fromtimestamp(start, UTC).isoformat()}: check its holidays"
+        )
+
+    def business_seconds(self, start: datetime, end: datetime) -> float:
+        """Business seconds between two aware instants (0 when end <= start)."""
+        return self.business_seconds_ts(_ts(start), _ts(end))
+
+    def add_business(self, start: datetime, seconds: float) -> datetime:
+        """The instant `seconds` of business time after the aware instant `start`, in UTC."""
+        return datetime.fromtimestamp(self.add_business_ts(_ts(start), seconds), UTC)
+
+    def is_open(self, at: datetime) -> bool:
+        """True when the instant `at` is business time."""
+        t = _ts(at)
+        for s, e in self.spans_from(t):
+            return s <= t < e
+        return False
+
+
+def _ts(at: datetime) -> float:
+    if at.tzinfo is None:
+        raise CalendarError(f"{at.isoformat()} has no time zone; pass an aware datetime")
+    return at.timestamp()
