@@ -58,10 +58,10 @@ STATUSES: tuple[str, ...] = ("new", "open", "pending", "hold", "solved", "closed
 STOP_STATUSES = frozenset({"solved", "closed"})
 
 #: Jira status category keys and their neutral status. The keys are "new", "indeterminate" and
-#: "done" in real issue payloads (statusCategory {"id": 4, "key": "indeterminate"} in recorded
-#: Cloud responses in public client test suites, e.g. andygrunwald/go-jira's fixtures); the
-#: example on Atlassian's "Get all status categories" page (GET /rest/api/3/statuscategory)
-#: shows made-up keys, so the page alone was not trusted.
+#: "done" in real issue payloads (statusCategory {"id": 4, "key": "indeterminate"} in Cloud
+#: responses recorded in public Jira clients' test fixtures); the example on Atlassian's "Get
+#: all status categories" page (GET /rest/api/3/statuscategory) shows other, made-up keys, so
+#: the page alone was not trusted. Unconfirmed: what Data Center sends for "No Category".
 JIRA_CATEGORY_DEFAULTS: Mapping[str, str] = {
     "new": "new", "indeterminate": "open", "done": "solved",
 }
@@ -268,10 +268,20 @@ class DueField(_Model):
     clock: Clock = "resolution"
     #: `duedate` (a date: Jira's system field takes YYYY-MM-DD, see the issue examples in the
     #: Jira Cloud platform REST API, IssueBean fields) or a datetime custom field id.
-    jira: Annotated[StrictStr, Field(pattern=r"^(duedate|customfield_\d+)$")] | None = None
+    jira: StrictStr | None = None
     #: A Zendesk ticket field id, of type date or text.
     zendesk: StrictInt | None = None
     zendesk_type: Literal["date", "text"] = "date"
+
+    @field_validator("jira")
+    @classmethod
+    def _jira_field(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^(duedate|customfield_\d+)$", v):
+            raise ValueError(
+                f'"{v}" is not a Jira due-time field: use duedate or a datetime custom field id'
+                " such as customfield_10200"
+            )
+        return v
 
 
 class SlaSpec(_Model):
