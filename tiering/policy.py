@@ -693,7 +693,7 @@ class Policy:
             f" {len(d.customers)} customers, {len(d.rules)} rules,"
             f" {sum(len(v) for v in d.documentation.values())} documentation requirements,"
             f" {len(d.targets)} targets"
-        )
+        ) + self.sla.summary()
 
 
 def _lower(values: Sequence[str] | None) -> tuple[str, ...] | None:

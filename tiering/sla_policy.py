@@ -484,6 +484,16 @@ class SlaPolicy:
             ))
         return tuple(out)
 
+    def summary(self) -> str:
+        """The tail of `Policy.summary`: calendars and SLA plans, and that they are not enforced."""
+        if self.spec is None and len(self.calendars) == 1:
+            return ""
+        plans = len(self.spec.plans) if self.spec else 0
+        return (
+            f"; {len(self.calendars) - 1} calendars, SLA targets for {plans} plans"
+            " (validated; the service does not enforce them yet)"
+        )
+
     def jira_status(self, name: str | None, category: str | None) -> str | None:
         """A Jira status as a neutral status: by name (any case), else by category key."""
         if name is not None and name.lower() in self._jira_names:
