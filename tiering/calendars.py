@@ -20,9 +20,9 @@ dates of an ICS file whose text the caller passes in (this module reads no file 
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -119,6 +119,7 @@ class Calendar:
     always_open: bool = False
     _days: dict[int, tuple[Span, ...]] = field(default_factory=dict, repr=False)
     _country_years: dict[int, frozenset[date]] = field(default_factory=dict, repr=False)
+    _timeline: _Timeline | None = field(default=None, repr=False)
 
     @classmethod
     def always(cls, name: str = ALWAYS) -> Calendar:
@@ -251,29 +252,37 @@ class Calendar:
         self._days[key] = got
         return got
 
-    def spans_from(self, start: float) -> Iterator[Span]:
-        """Business spans from `start` on, in UTC order, clipped to begin at `start`.
+    # ----------------------------------------------------------------- timeline
 
-        Spans are pairwise disjoint (each instant has one local reading, which lies in at most
-        one working interval of one date), so ordering them is all that is needed; adjacent
-        spans are not merged. Ends only after MAX_SEARCH_DAYS local days in a row without any.
-        """
-        d = _local_date(start, self.zone) - timedelta(days=1)
-        heap: list[Span] = []
-        empty_days = 0
-        while empty_days <= MAX_SEARCH_DAYS:
-            day = self.day_spans(d)
-            for sp in day:
-                if sp[1] > start:
-                    heapq.heappush(heap, (max(sp[0], start), sp[1]))
-            empty_days = 0 if day else empty_days + 1
-            d += timedelta(days=1)
-            # Every span of a later local date starts at or after this bound.
-            bound = _naive_seconds(d) - _MAX_OFFSET
-            while heap and heap[0][0] < bound:
-                yield heapq.heappop(heap)
-        while heap:
-            yield heapq.heappop(heap)
+    def _cover(self, lo: int, hi: int) -> _Timeline:
+        """A timeline covering at least local dates lo..hi (ordinals), grown by doubling."""
+        tl = self._timeline
+        if tl is not None and tl.lo <= lo and hi <= tl.hi:
+            return tl
+        if tl is not None:
+            width = tl.hi - tl.lo + 1
+            lo = min(lo, tl.lo - width) if lo < tl.lo else tl.lo
+            hi = max(hi, tl.hi + width) if hi > tl.hi else tl.hi
+        # Spans are pairwise disjoint (an instant has one local reading, inside at most one
+        # working interval of one date), so sorting them is all that is needed.
+        spans = sorted(
+            sp for o in range(lo, hi + 1) for sp in self.day_spans(date.fromordinal(o))
+        )
+        starts = [sp[0] for sp in spans]
+        ends = [sp[1] for sp in spans]
+        cum: list[float] = []
+        cum_end: list[float] = []
+        total = 0.0
+        for a, b in spans:
+            cum.append(total)
+            total += b - a
+            cum_end.append(total)
+        tl = _Timeline(lo, hi, starts, ends, cum, cum_end)
+        self._timeline = tl  # one assignment: a reader in another thread sees old or new
+        return tl
+
+    def _ordinal(self, ts: float) -> int:
+        return _local_date(ts, self.zone).toordinal()
 
     # ----------------------------------------------------------------- arithmetic
 
@@ -283,12 +292,9 @@ class Calendar:
             return 0.0
         if self.always_open:
             return end - start
-        total = 0.0
-        for s, e in self.spans_from(start):
-            if s >= end:
-                break
-            total += min(e, end) - s
-        return total
+        # A span touching [start, end) belongs to a local date within a day of its ends.
+        tl = self._cover(self._ordinal(start) - 1, self._ordinal(end) + 1)
+        return tl.until(end) - tl.until(start)
 
     def add_business_ts(self, start: float, seconds: float) -> float:
         """The earliest instant t >= start with `seconds` of business time in [start, t)."""
@@ -296,15 +302,27 @@ class Calendar:
             return start
         if self.always_open:
             return start + seconds
-        left = seconds
-        for s, e in self.spans_from(start):
-            if e - s >= left:
-                return s + left
-            left -= e - s
-        raise CalendarError(
-            f'calendar "{self.name}" has no business time for {MAX_SEARCH_DAYS} days in a row'
-            f" after {datetime.fromtimestamp(start, UTC).isoformat()}: check its holidays"
-        )
+        first = self._ordinal(start)
+        hi = first + 1 + int(seconds // DAY) * 2
+        while True:
+            tl = self._cover(first - 1, hi)
+            goal = tl.until(start) + seconds
+            i = bisect.bisect_left(tl.cum_end, goal)
+            # Spans of dates after tl.hi start at or after this bound; before it, the
+            # timeline is complete.
+            bound = _naive_seconds(date.fromordinal(tl.hi + 1)) - _MAX_OFFSET
+            if i < len(tl.starts):
+                found = tl.starts[i] + (goal - tl.cum[i])
+                if found <= bound:
+                    return found
+            last = bound - MAX_SEARCH_DAYS * DAY
+            if tl.hi - first > MAX_SEARCH_DAYS and tl.until(bound) == tl.until(last):
+                raise CalendarError(
+                    f'calendar "{self.name}" has no business time for {MAX_SEARCH_DAYS} days in'
+                    f" a row after {datetime.fromtimestamp(start, UTC).isoformat()}: check its"
+                    " holidays"
+                )
+            hi = tl.hi + (tl.hi - tl.lo + 1)
 
     def business_seconds(self, start: datetime, end: datetime) -> float:
         """Business seconds between two aware instants (0 when end <= start)."""
@@ -317,9 +335,32 @@ class Calendar:
     def is_open(self, at: datetime) -> bool:
         """True when the instant `at` is business time."""
         t = _ts(at)
-        for s, e in self.spans_from(t):
-            return s <= t < e
-        return False
+        if self.always_open:
+            return True
+        o = self._ordinal(t)
+        tl = self._cover(o - 1, o + 1)
+        i = bisect.bisect_right(tl.starts, t) - 1
+        return i >= 0 and t < tl.ends[i]
+
+
+@dataclass(frozen=True, slots=True)
+class _Timeline:
+    """A calendar's business spans over local dates lo..hi, sorted, with running totals."""
+
+    lo: int
+    hi: int
+    starts: list[float]
+    ends: list[float]
+    #: Business seconds before span i, and up to its end.
+    cum: list[float]
+    cum_end: list[float]
+
+    def until(self, t: float) -> float:
+        """Business seconds from the timeline's start up to the instant t."""
+        i = bisect.bisect_right(self.starts, t) - 1
+        if i < 0:
+            return 0.0
+        return self.cum[i] + min(t, self.ends[i]) - self.starts[i]
 
 
 def _ts(at: datetime) -> float:

@@ -49,8 +49,10 @@ from tiering.calendars import ALWAYS, Calendar, CalendarError, ics_holiday_dates
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[StrictStr, Field(pattern=_NAME)]
 
-#: Vendor-neutral statuses. Zendesk's own ticket statuses are these names (Zendesk Tickets API,
-#: "status": new, open, pending, hold, solved, closed); Jira statuses are mapped by name or by
+#: Vendor-neutral statuses: Zendesk's system ticket statuses. "new", "open", "pending", "hold",
+#: "solved" are its status categories, "closed" belongs to "solved", and "hold" may be turned off
+#: (Zendesk API reference, "Custom ticket statuses": each custom status belongs to one of these
+#: categories, so a ticket's `status` stays one of them). Jira statuses are mapped by name or by
 #: status category (below).
 Status = Literal["new", "open", "pending", "hold", "solved", "closed"]
 STATUSES: tuple[str, ...] = ("new", "open", "pending", "hold", "solved", "closed")

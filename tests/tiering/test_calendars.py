@@ -292,3 +292,18 @@ def test_calendar_of_only_holidays_raises_instead_of_looping() -> None:
                          dates=[start + timedelta(days=k) for k in range(0, 2000)])
     with pytest.raises(CalendarError, match="no business time"):
         cal.add_business(datetime(2026, 1, 1, tzinfo=UTC), H)
+
+
+@SETTINGS
+@given(cal=calendars(), window=windows(), far=st.integers(-400, 400))
+def test_results_do_not_depend_on_earlier_queries(
+    cal: Calendar, window: tuple[int, int], far: int
+) -> None:
+    """A calendar whose cached timeline grew for other instants answers like a fresh one."""
+    a, b = window
+    fresh = Calendar.build(name="fresh", zone=cal.zone.key, week=cal.week, dates=cal.dates)
+    cal.add_business_ts(a + far * 86400, 3600)
+    cal.business_seconds_ts(a + far * 86400, a + (far + 3) * 86400)
+    assert cal.business_seconds_ts(a, b) == fresh.business_seconds_ts(a, b)
+    s = fresh.business_seconds_ts(a, b)
+    assert cal.add_business_ts(a, s) == fresh.add_business_ts(a, s)

@@ -22,7 +22,7 @@ FORBIDDEN_MODULES = {
 # holidays and icalendar compute from their arguments (business calendars, tiering/calendars.py).
 ALLOWED_IMPORTS = {
     "__future__", "collections", "dataclasses", "datetime", "hashlib", "re", "types", "typing",
-    "yaml", "pydantic", "ahocorasick", "tiering", "heapq", "itertools", "zoneinfo", "holidays",
+    "yaml", "pydantic", "ahocorasick", "tiering", "bisect", "itertools", "zoneinfo", "holidays",
     "icalendar",
 }
 FORBIDDEN_CALLS = {"open", "now", "utcnow", "today", "time", "monotonic", "getenv", "environ",
