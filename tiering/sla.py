@@ -102,6 +102,8 @@ class TicketHistory:
                 raise HistoryError(f"tiers[{i}] is earlier than tiers[{i - 1}]")
         if self.first_reply_at is not None:
             _aware(self.first_reply_at, "first_reply_at")
+            if self.first_reply_at < self.created_at:
+                raise HistoryError("first_reply_at is earlier than created_at")
 
     def status_at(self, at: datetime) -> str:
         """The status at instant `at` (the first status before creation)."""

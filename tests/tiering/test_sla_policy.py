@@ -242,3 +242,11 @@ def test_ics_file_that_is_not_icalendar_is_an_error_naming_it() -> None:
 def test_durations(text: str, seconds: int) -> None:
     """Durations are written with a unit, s m h d, and may be summed."""
     assert parse_duration(text) == seconds
+
+
+def test_policy_digest_covers_the_ics_text() -> None:
+    """A changed ICS file changes the policy's digest, so decisions record which one was used."""
+    a = load_policy(GOOD, source="p.yaml", files={"berlin.ics": ICS})
+    b = load_policy(GOOD, source="p.yaml", files={"berlin.ics": ICS.replace("1127", "1126")})
+    assert a.digest != b.digest
+    assert load_policy(BASE).digest == load_policy(BASE, files={}).digest
