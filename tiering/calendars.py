@@ -27,9 +27,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import holidays as holidays_pkg
-import icalendar
-
 DAY = 86400
 #: Offsets of real zones lie within UTC-12 and UTC+14; a local reading maps to UTC within these.
 _MIN_OFFSET = -12 * 3600
@@ -67,6 +64,8 @@ def ics_holiday_dates(text: str, *, source: str = "holidays.ics") -> frozenset[d
     Recurring events (RRULE) are not expanded: a yearly holiday belongs in `yearly` instead.
     Raises `CalendarError` naming the source on text that is not iCalendar.
     """
+    import icalendar  # imported on first use: about 40 ms that most policies never need
+
     try:
         cal = icalendar.Calendar.from_ical(text)
     except ValueError as exc:
@@ -160,6 +159,8 @@ class Calendar:
         if not any(clean.values()):
             raise CalendarError("a calendar needs at least one working interval")
         if country is not None:
+            import holidays as holidays_pkg  # imported on first use (about 50 ms)
+
             supported = holidays_pkg.list_supported_countries()
             if country not in supported:
                 raise CalendarError(
@@ -188,6 +189,8 @@ class Calendar:
             return False
         days = self._country_years.get(d.year)
         if days is None:
+            import holidays as holidays_pkg
+
             days = frozenset(
                 holidays_pkg.country_holidays(
                     self.country, subdiv=self.subdivision, years=d.year
