@@ -22,7 +22,7 @@ threshold's crossing instant is computed under the current target.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -104,6 +104,37 @@ class TicketHistory:
             _aware(self.first_reply_at, "first_reply_at")
             if self.first_reply_at < self.created_at:
                 raise HistoryError("first_reply_at is earlier than created_at")
+
+    @classmethod
+    def from_transitions(
+        cls,
+        created_at: datetime,
+        transitions: Iterable[tuple[datetime, str]],
+        *,
+        initial: str = "new",
+        tiers: Iterable[TierEntry] = (),
+        first_reply_at: datetime | None = None,
+    ) -> TicketHistory:
+        """A history from status changes as events report them: in any order (webhooks arrive
+        late and out of order), repeats of the same status dropped, a change before creation
+        taken as the status at creation. The ticket is `initial` until its first change."""
+        _aware(created_at, "created_at")
+        points = sorted(transitions, key=lambda p: p[0])
+        status = initial
+        start = created_at
+        ivs: list[StatusInterval] = []
+        for at, new in points:
+            _aware(at, "a transition")
+            if at <= created_at:
+                status = new
+                continue
+            if new == status:
+                continue
+            ivs.append(StatusInterval(status, start, at))
+            status, start = new, at
+        ivs.append(StatusInterval(status, start))
+        return cls(created_at=created_at, statuses=tuple(ivs),
+                   tiers=tuple(sorted(tiers, key=lambda t: t.at)), first_reply_at=first_reply_at)
 
     def status_at(self, at: datetime) -> str:
         """The status at instant `at` (the first status before creation)."""

@@ -356,6 +356,12 @@ def semantic_errors(
             tloc: Loc = (*ploc, "tiers", tier)
             if tier not in tiers:
                 yield tloc, f'unknown tier "{tier}" (tiers are: {tier_names})'
+            elif plan in plans:
+                cap = getattr(plans[plan], "max_tier", None)
+                if cap in tiers and tiers.index(tier) > tiers.index(cap):
+                    yield tloc, (
+                        f'can never apply: plan "{plan}" reaches at most {cap} (its max_tier)'
+                    )
             yield from cal_ref((*tloc, "calendar"), tt.calendar)
             seen: set[str] = set()
             for prio in tt.priority:

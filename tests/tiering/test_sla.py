@@ -195,3 +195,20 @@ def test_history_that_ends_before_now_and_unknown_calendar_are_refused() -> None
         compute_clocks(closed, [target()], CALS, now=t(2))
     with pytest.raises(HistoryError, match="not given"):
         compute_clocks(history((0, "open")), [target(calendar="nope")], CALS, now=t(1))
+
+
+def test_history_from_transitions_sorts_dedupes_and_clamps() -> None:
+    """Status changes in any order become touching intervals; repeats and pre-creation
+    changes fold in."""
+    hist = TicketHistory.from_transitions(
+        t(0),
+        [(t(3), "open"), (t(1), "open"), (t(-1), "open"), (t(2), "pending"), (t(5), "solved")],
+        tiers=[TierEntry("L2", t(4)), TierEntry("L1", t(0))],
+    )
+    assert [(iv.status, iv.start, iv.end) for iv in hist.statuses] == [
+        ("open", t(0), t(2)),  # open before creation: open from the start; t(1) repeats it
+        ("pending", t(2), t(3)),
+        ("open", t(3), t(5)),
+        ("solved", t(5), None),
+    ]
+    assert [e.tier for e in hist.tiers] == ["L1", "L2"]

@@ -193,6 +193,12 @@ def _replace(old: str, new: str) -> str:
         (_replace("warn_at:", "warn_when:"),
          "p.yaml: sla.warn_when: unknown key (check its spelling against the policy reference)"
          " (line 22)"),
+        # A tier the plan can never reach.
+        (_replace("  plans:\n    premium:\n      calendar: berlin\n",
+                  "  plans:\n    basic:\n      tiers: {L2: {resolution: 1d}}\n"
+                  "    premium:\n      calendar: berlin\n"),
+         'p.yaml: sla.plans.basic.tiers.L2: can never apply: plan "basic" reaches at most L1'
+         " (its max_tier) (line 29)"),
         # A tier with no target at all.
         (_replace("          calendar: 24x7\n          resolution: 1h30m\n",
                   "          calendar: 24x7\n"),
