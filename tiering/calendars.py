@@ -212,9 +212,8 @@ class Calendar:
         The window of candidate instants is split where the zone's offset changes (found by
         bisection to the second); within a piece the offset is constant, so the reading is a
         shift of UTC. Assumes at most one offset change within the interval plus 26 hours
-        (so a zone changing its offset twice within about a day would be measured wrongly;
-        none of the zones tested here does, and such changes are not known to me in the
-        current tz database, but this was not checked zone by zone).
+        (a zone changing its offset twice within about a day would be measured wrongly; the
+        zones tested here never do, but the tz database was not checked zone by zone).
         """
         w_lo = lo_naive - _MAX_OFFSET
         w_hi = hi_naive - _MIN_OFFSET
