@@ -228,7 +228,14 @@ class PlanTargets(_Model):
 class NotifySpec(_Model):
     """An outgoing Slack-compatible webhook ({"text": ...}). Its HMAC secret will be a setting."""
 
-    url: Annotated[StrictStr, Field(pattern=r"^https?://[^\s/]+")]
+    url: StrictStr
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError(f'"{v}" is not a web address: write https://host/path')
+        return v
 
 
 class ActionSpec(_Model):

@@ -193,6 +193,10 @@ def _replace(old: str, new: str) -> str:
         (_replace("warn_at:", "warn_when:"),
          "p.yaml: sla.warn_when: unknown key (check its spelling against the policy reference)"
          " (line 22)"),
+        # The outgoing webhook must be a web address.
+        (_replace('"https://hooks.example.com/x"', '"hooks.example.com/x"'),
+         'p.yaml: sla.on_breach.notify.url: "hooks.example.com/x" is not a web address: write'
+         " https://host/path (line 42)"),
         # A tier the plan can never reach.
         (_replace("  plans:\n    premium:\n      calendar: berlin\n",
                   "  plans:\n    basic:\n      tiers: {L2: {resolution: 1d}}\n"
