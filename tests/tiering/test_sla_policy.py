@@ -260,3 +260,28 @@ def test_policy_digest_covers_the_ics_text() -> None:
     b = load_policy(GOOD, source="p.yaml", files={"berlin.ics": ICS.replace("1127", "1126")})
     assert a.digest != b.digest
     assert load_policy(BASE).digest == load_policy(BASE, files={}).digest
+
+
+JIRA_MAP = load_policy(BASE + """\
+sla:
+  statuses:
+    jira:
+      names: {"Waiting for customer": pending, "Waiting for vendor": hold}
+      categories: {done: closed}
+""").sla
+
+
+@pytest.mark.parametrize(
+    ("name", "category", "expected"),
+    [
+        ("Waiting for customer", "indeterminate", "pending"),  # by name, whatever the category
+        ("WAITING FOR VENDOR", "indeterminate", "hold"),  # names match in any case
+        ("In Progress", "indeterminate", "open"),  # not listed: by category (default)
+        ("To Do", "new", "new"),  # the new category
+        ("Done", "done", "closed"),  # a category the policy overrides
+        ("Weird", None, None),  # neither known: no neutral status (the caller decides)
+    ],
+)
+def test_jira_status_mapping(name: str, category: str | None, expected: str | None) -> None:
+    """Jira statuses become neutral ones by name first, then by status category."""
+    assert JIRA_MAP.jira_status(name, category) == expected
