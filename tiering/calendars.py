@@ -209,30 +209,35 @@ class Calendar:
     def _utc_spans(self, lo_naive: int, hi_naive: int) -> list[Span]:
         """The UTC instants whose wall-clock reading lies in [lo_naive, hi_naive).
 
-        The window of candidate instants is split where the zone's offset changes (found by
-        bisection to the second); within a piece the offset is constant, so the reading is a
-        shift of UTC. Assumes at most one offset change within the interval plus 26 hours
-        (a zone changing its offset twice within about a day would be measured wrongly; the
-        zones tested here never do, but the tz database was not checked zone by zone).
+        The window of candidate instants is sampled hourly; where two samples differ in
+        offset, the change is found by bisection to the second. Within each piece the offset
+        is constant, so the reading is a shift of UTC. Assumes a zone never changes its offset
+        twice within one hour (it would take two changes between two samples to hide one).
         """
         w_lo = lo_naive - _MAX_OFFSET
         w_hi = hi_naive - _MIN_OFFSET
-        o_lo = self._offset(w_lo)
-        o_hi = self._offset(w_hi)
-        if o_lo == o_hi:
-            return [(float(lo_naive - o_lo), float(hi_naive - o_lo))]
-        a, b = w_lo, w_hi  # offset(a) == o_lo, offset(b) != o_lo
-        while b - a > 1:
-            mid = (a + b) // 2
-            if self._offset(mid) == o_lo:
-                a = mid
-            else:
-                b = mid
-        change = b
+        cuts = [w_lo]
+        offsets = [self._offset(w_lo)]
+        prev = w_lo
+        while prev < w_hi:
+            t = min(prev + 3600, w_hi)
+            off = self._offset(t)
+            if off != offsets[-1]:
+                a, b = prev, t  # offset(a) is the old one, offset(b) the new one
+                while b - a > 1:
+                    mid = (a + b) // 2
+                    if self._offset(mid) == offsets[-1]:
+                        a = mid
+                    else:
+                        b = mid
+                cuts.append(b)
+                offsets.append(off)
+            prev = t
+        cuts.append(w_hi + 1)
         out: list[Span] = []
-        for seg_lo, seg_hi, off in ((w_lo, change, o_lo), (change, w_hi + 1, o_hi)):
-            s = max(seg_lo, lo_naive - off)
-            e = min(seg_hi, hi_naive - off)
+        for k, off in enumerate(offsets):
+            s = max(cuts[k], lo_naive - off)
+            e = min(cuts[k + 1], hi_naive - off)
             if s < e:
                 if out and out[-1][1] == s:
                     out[-1] = (out[-1][0], float(e))

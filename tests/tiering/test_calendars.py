@@ -307,3 +307,41 @@ def test_results_do_not_depend_on_earlier_queries(
     assert cal.business_seconds_ts(a, b) == fresh.business_seconds_ts(a, b)
     s = fresh.business_seconds_ts(a, b)
     assert cal.add_business_ts(a, s) == fresh.add_business_ts(a, s)
+
+
+# Zones whose offset changes are unusual: a change at midnight, so a local date starts at 01:00
+# or ends twice (Havana, Sao Paulo in 2018), a 30-minute change (Lord Howe), a whole local date
+# that never happened (Apia skipped 2011-12-30), and a quarter-hour offset (Kathmandu).
+ODD = [
+    ("America/Havana", date(2026, 3, 8)),
+    ("America/Havana", date(2026, 11, 1)),
+    ("America/Sao_Paulo", date(2018, 11, 4)),
+    ("America/Sao_Paulo", date(2019, 2, 16)),
+    ("Australia/Lord_Howe", date(2026, 4, 5)),
+    ("Pacific/Apia", date(2011, 12, 30)),
+    ("Asia/Kathmandu", date(2026, 6, 1)),
+]
+
+
+@st.composite
+def odd_cases(draw: st.DrawFn) -> tuple[Calendar, int, int]:
+    zone, base = draw(st.sampled_from(ODD))
+    cal = Calendar.build(name="odd", zone=zone, week=draw(week_hours()))
+    start = datetime(base.year, base.month, base.day, tzinfo=UTC) + timedelta(
+        minutes=draw(st.integers(-3 * 1440, 1440))
+    )
+    a = int(start.timestamp())
+    return cal, a, a + draw(st.integers(0, 4 * 1440)) * MIN
+
+
+@SETTINGS
+@given(case=odd_cases(), share=st.floats(0, 1))
+def test_unusual_offset_changes_match_minute_reference(
+    case: tuple[Calendar, int, int], share: float
+) -> None:
+    """Midnight changes, half-hour changes and a skipped date agree with the reference too."""
+    cal, a, b = case
+    total = ref_business_seconds(cal, a, b)
+    assert cal.business_seconds_ts(a, b) == total
+    seconds = int(total * share) // MIN * MIN
+    assert cal.add_business_ts(a, seconds) == ref_add(cal, a, seconds, b)
