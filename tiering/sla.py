@@ -171,6 +171,8 @@ class ClockState:
     breached_at: datetime | None
     #: The next instant this clock changes state by itself (a threshold), or None.
     next_change: datetime | None
+    #: The policy key path of the target (from ClockTarget.source).
+    source: str = ""
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view."""
@@ -187,6 +189,7 @@ class ClockState:
             "crossed": [{"fraction": t.fraction, "at": t.at.isoformat()} for t in self.crossed],
             "breached_at": self.breached_at.isoformat() if self.breached_at else None,
             "next_change": self.next_change.isoformat() if self.next_change else None,
+            "source": self.source,
         }
 
 
@@ -275,6 +278,7 @@ def _one_clock(
         crossed=tuple(crossed),
         breached_at=breached_at,
         next_change=next_change,
+        source=target.source,
     )
 
 

@@ -439,6 +439,8 @@ class ClockTarget:
     calendar: str
     pause: frozenset[str]
     warn_at: tuple[float, ...]
+    #: Where the target comes from, as a policy key path (for explanations).
+    source: str = ""
 
 
 class SlaPolicy:
@@ -477,17 +479,21 @@ class SlaPolicy:
         if pt is None or tt is None:
             return ()
         prio: Targets | None = None
+        prio_key = ""
         if priority is not None:
             for k, v in tt.priority.items():
                 if k.lower() == priority.lower():
-                    prio = v
+                    prio, prio_key = v, k
         calendar = tt.calendar or pt.calendar or spec.calendar
         warn = tuple(sorted(spec.warn_at))
         out: list[ClockTarget] = []
+        base = f"sla.plans.{plan}.tiers.{tier}"
         for clock in CLOCKS:
             seconds = getattr(prio, clock, None) if prio is not None else None
+            source = f"{base}.priority.{prio_key}.{clock}"
             if seconds is None:
                 seconds = getattr(tt, clock)
+                source = f"{base}.{clock}"
             if seconds is None:
                 continue
             out.append(ClockTarget(
@@ -496,6 +502,7 @@ class SlaPolicy:
                 calendar=calendar,
                 pause=frozenset(getattr(spec.pause, clock)),
                 warn_at=warn,
+                source=source,
             ))
         return tuple(out)
 

@@ -82,6 +82,11 @@ def test_full_sla_section_compiles_into_targets_per_plan_tier_and_priority() -> 
         "time_in_tier": (4 * 3600, "berlin"),
         "resolution": (2 * 86400, "berlin"),
     }
+    # Each target names where it comes from, for explanations.
+    assert by["first_response"].source == (
+        "sla.plans.premium.tiers.L1.priority.Urgent.first_response"
+    )
+    assert by["resolution"].source == "sla.plans.premium.tiers.L1.resolution"
     assert by["resolution"].pause == {"pending", "hold"}
     assert by["first_response"].pause == frozenset()
     assert by["resolution"].warn_at == (0.5, 0.75)
