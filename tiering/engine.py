@@ -205,6 +205,10 @@ def _entitlement(ticket: Ticket, policy: Policy) -> _Entitlement:
             f'The organization record names plan "{unknown_vendor_plan}", which the policy'
             f" does not define; the customer is unverified and limited to {max_tier}.",
         ))
+    if customer.unidentified and not (customer.organization or customer.email):
+        return _Entitlement(None, max_tier, (
+            f"{customer.unidentified}: the customer is unverified, limited to {max_tier}.",
+        ))
     who = ", ".join(
         x for x in (
             f'organization "{customer.organization}"' if customer.organization else "",
