@@ -31,7 +31,7 @@ idempotent: deciding again on the state it produces changes nothing.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from tiering import notes
 from tiering.models import NOTE_MARKER, ChecklistItem, Decision, Ticket
@@ -99,32 +99,37 @@ def first_matching_rule(policy: Policy, ticket: Ticket, plan: str | None) -> Com
 def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
     """The desired state of `ticket` under `policy`, with the reasons, as of `now`.
 
-    Each numbered step is one function below, run in the order of the module docstring; each
-    returns its result and its reasons, and the reasons are kept in the order the steps ran.
+    Each numbered step is one function below, run in the order of the module docstring. Each
+    returns plain values and its reasons; decide names every value it hands on, and keeps the
+    reasons in the order the steps ran.
     """
     labels = _labels_by_lower(ticket)
     current, why_current = _current_tier(policy, labels)                              # 1
     requested, why_requested = _requested_tier(policy, labels)                        # 2
-    entitlement = _entitlement(ticket, policy)                                        # 3
-    target = _target(ticket, policy, labels, current, requested, entitlement.plan)    # 4
-    if target.route is not None:
-        return _routed(ticket, policy, labels, target, entitlement.plan,
-                       (*why_current, *why_requested, *entitlement.reasons, *target.reasons), now)
-    cap = _cap(policy, current, entitlement, target)                                  # 5
-    gate = _documentation_gate(ticket, policy, current, cap.tier)                     # 6
-    labels_add, labels_remove = _labels(policy, labels, current, entitlement, cap, gate)  # 7
-    assign, why_assign = _assignment(policy, current, gate.tier)                      # 8
-    suggestions, comment, note_key = _note(ticket, policy, current, entitlement, target,
-                                           cap, gate)                                # 9
-    reasons = (*why_current, *why_requested, *entitlement.reasons, *target.reasons,
-               *cap.reasons, *gate.reasons, *why_assign)
+    plan, max_tier, why_plan = _entitlement(ticket, policy)                           # 3
+    target, route, source, rule, why_target = _target(ticket, policy, labels, current,
+                                                      requested, plan)                # 4
+    if target is None:  # routed: no tier, and the decision ends here
+        return _routed(ticket, policy, labels, route, source, plan,
+                       (*why_current, *why_requested, *why_plan, *why_target), now)
+    capped, refusal, exceeded, why_cap = _cap(policy, current, plan, max_tier, target,
+                                              source, rule)                           # 5
+    resulting, checklist, missing, why_gate = _documentation_gate(ticket, policy, current,
+                                                                  capped)             # 6
+    labels_add, labels_remove = _labels(policy, labels, current, plan, exceeded, capped,
+                                        resulting, missing)                           # 7
+    assign, why_assign = _assignment(policy, current, resulting)                      # 8
+    suggestions, comment, note_key = _note(ticket, policy, current, plan, rule, capped,
+                                           refusal, resulting, checklist, missing)    # 9
+    reasons = (*why_current, *why_requested, *why_plan, *why_target, *why_cap, *why_gate,
+               *why_assign)
     if not (labels_add or labels_remove or assign or comment):                        # 10
         reasons += ("The ticket already matches the policy: nothing to write.",)
-    return Decision(                                                                  # 10
-        ticket=ticket.key, tier=gate.tier, previous_tier=current, route=None,
-        plan=entitlement.plan, labels_add=labels_add, labels_remove=labels_remove,
-        assign=assign, missing=gate.missing, checklist=gate.checklist, suggestions=suggestions,
-        comment=comment, note_key=note_key, reasons=reasons, decided_at=now,
+    return Decision(
+        ticket=ticket.key, tier=resulting, previous_tier=current, route=None, plan=plan,
+        labels_add=labels_add, labels_remove=labels_remove, assign=assign, missing=missing,
+        checklist=checklist, suggestions=suggestions, comment=comment, note_key=note_key,
+        reasons=reasons, decided_at=now,
     )
 
 
@@ -132,6 +137,7 @@ def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
 Reasons = tuple[str, ...]
 #: The ticket's labels by their lower-case form, each with the spellings the ticket has.
 Labels = dict[str, list[str]]
+Checklist = tuple[ChecklistItem, ...]
 
 
 def _labels_by_lower(ticket: Ticket) -> Labels:
@@ -165,17 +171,10 @@ def _requested_tier(policy: Policy, labels: Labels) -> tuple[str | None, Reasons
     return requested, (f"Escalation to {requested} was requested (label {label}).",)
 
 
-class _Entitlement(NamedTuple):
-    """Step 3: the customer's plan (None: unverified) and the highest tier it allows."""
-
-    plan: str | None
-    max_tier: str
-    reasons: Reasons
-
-
-def _entitlement(ticket: Ticket, policy: Policy) -> _Entitlement:
-    """Step 3: the plan from the vendor's organization record, else the policy's `customers`,
-    else `default_plan`; a plan the policy does not define is ignored."""
+def _entitlement(ticket: Ticket, policy: Policy) -> tuple[str | None, str, Reasons]:
+    """Step 3: the plan (None: unverified) and the highest tier it allows. The plan comes from
+    the vendor's organization record, else the policy's `customers`, else `default_plan`; a
+    plan the policy does not define is ignored."""
     customer = ticket.customer
     plan: str | None = None
     how = ""
@@ -193,147 +192,118 @@ def _entitlement(ticket: Ticket, policy: Policy) -> _Entitlement:
         max_tier = policy.plans[plan].max_tier
         allows = f"Plan {plan} (from {how}) allows up to {max_tier}."
         if unknown_vendor_plan is None:
-            return _Entitlement(plan, max_tier, (allows,))
-        return _Entitlement(plan, max_tier, (
+            return plan, max_tier, (allows,)
+        return plan, max_tier, (
             f'The organization record names plan "{unknown_vendor_plan}", which the policy'
             " does not define; it is ignored.",
             allows,
-        ))
+        )
     max_tier = policy.unverified_max_tier
     if unknown_vendor_plan is not None:
-        return _Entitlement(None, max_tier, (
+        return None, max_tier, (
             f'The organization record names plan "{unknown_vendor_plan}", which the policy'
             f" does not define; the customer is unverified and limited to {max_tier}.",
-        ))
+        )
     if customer.unidentified and not (customer.organization or customer.email):
-        return _Entitlement(None, max_tier, (
+        return None, max_tier, (
             f"{customer.unidentified}: the customer is unverified, limited to {max_tier}.",
-        ))
+        )
     who = ", ".join(
         x for x in (
             f'organization "{customer.organization}"' if customer.organization else "",
             f"email {customer.email}" if customer.email else "",
         ) if x
     ) or "no organization or email"
-    return _Entitlement(None, max_tier, (
+    return None, max_tier, (
         f"No plan matches the customer ({who}): unverified, limited to {max_tier}.",
-    ))
+    )
 
 
-#: Where the target came from: an escalation request, the current tier, a rule, the default
-#: tier, or a route (a route rule now, or a route label from an earlier decision).
+#: Where step 4's target came from: an escalation request, the current tier, a rule, the
+#: default tier, or a route (a route rule now, or a route label from an earlier decision).
 Source = Literal["request", "current", "rule", "default", "route", "routed earlier"]
 
 
-class _Target(NamedTuple):
-    """Step 4: the tier the ticket is headed for, or the route that replaces a tier."""
-
-    tier: str | None
-    route: str | None
-    source: Source
-    rule: CompiledRule | None
-    reasons: Reasons
-
-
 def _target(ticket: Ticket, policy: Policy, labels: Labels, current: str | None,
-            requested: str | None, plan: str | None) -> _Target:
-    """Step 4: the request (unless below the current tier), else the current tier, else an
-    earlier route, else the first matching rule (a tier or a route), else `default_tier`."""
+            requested: str | None, plan: str | None,
+            ) -> tuple[str | None, str | None, Source, CompiledRule | None, Reasons]:
+    """Step 4: the target tier (None when routed), the route, where it came from and the rule.
+    The request (unless below the current tier), else the current tier, else an earlier route,
+    else the first matching rule (a tier or a route), else `default_tier`."""
     rank = policy.rank
     if requested is not None:
         tier = requested if current is None or rank[requested] > rank[current] else current
-        return _Target(tier, None, "request", None, ())
+        return tier, None, "request", None, ()
     if current is not None:
-        return _Target(current, None, "current", None, ())
+        return current, None, "current", None, ()
     routed = [r for lbl in labels if (r := policy.route_by_label.get(lbl)) is not None]
     if routed:
-        return _Target(None, routed[0], "routed earlier", None, (
+        return None, routed[0], "routed earlier", None, (
             f"Routed to {routed[0]} earlier (label {policy.route_label[routed[0]]});"
             " rules do not run again.",
-        ))
+        )
     rule = first_matching_rule(policy, ticket, plan)
     if rule is not None and rule.route is not None:
-        return _Target(None, rule.route, "route", rule, (
+        return None, rule.route, "route", rule, (
             f'Rule "{rule.name}" matched: not a support request, routed to {rule.route}'
             f" (label {policy.route_label[rule.route]}); no tier is set.",
-        ))
+        )
     if rule is not None and rule.tier is not None:
-        return _Target(rule.tier, None, "rule", rule,
-                       (f'Rule "{rule.name}" matched: tier {rule.tier}.',))
-    return _Target(policy.default_tier, None, "default", rule,
-                   (f"No rule matched: default tier {policy.default_tier}.",))
+        return rule.tier, None, "rule", rule, (f'Rule "{rule.name}" matched: tier {rule.tier}.',)
+    return policy.default_tier, None, "default", rule, (
+        f"No rule matched: default tier {policy.default_tier}.",
+    )
 
 
-def _routed(ticket: Ticket, policy: Policy, labels: Labels, target: _Target, plan: str | None,
-            reasons: Reasons, now: datetime) -> Decision:
+def _routed(ticket: Ticket, policy: Policy, labels: Labels, route: str | None, source: Source,
+            plan: str | None, reasons: Reasons, now: datetime) -> Decision:
     """Step 4 ends the decision for a routed ticket: no tier; a route rule adds its label and
     assigns the route's target, a ticket routed earlier is left as it is."""
-    assert target.route is not None
-    if target.source == "routed earlier":
-        return Decision(ticket=ticket.key, tier=None, previous_tier=None, route=target.route,
+    assert route is not None
+    if source == "routed earlier":
+        return Decision(ticket=ticket.key, tier=None, previous_tier=None, route=route,
                         plan=plan, reasons=reasons, decided_at=now)
-    label = policy.route_label[target.route]
-    return Decision(ticket=ticket.key, tier=None, previous_tier=None, route=target.route,
+    label = policy.route_label[route]
+    return Decision(ticket=ticket.key, tier=None, previous_tier=None, route=route,
                     plan=plan, labels_add=(label,) if label not in labels else (),
-                    assign=target.route, reasons=reasons, decided_at=now)
+                    assign=route, reasons=reasons, decided_at=now)
 
 
-class _Cap(NamedTuple):
-    """Step 5: the target within the entitlement (never below the current tier)."""
-
-    tier: str
-    #: Why a request or a rule did not get its tier, for the reasons and the note.
-    refusal: str | None
-    #: The target is beyond the plan: `tier-entitlement-exceeded`.
-    exceeded: bool
-    reasons: Reasons
-
-
-def _cap(policy: Policy, current: str | None, entitlement: _Entitlement,
-         target: _Target) -> _Cap:
-    """Step 5: a target beyond the plan's `max_tier` goes no higher than it, or stays at a
-    current tier already above it."""
-    assert target.tier is not None
-    rank, tier, max_tier = policy.rank, target.tier, entitlement.max_tier
-    if rank[tier] <= rank[max_tier]:
-        return _Cap(tier, None, False, ())
+def _cap(policy: Policy, current: str | None, plan: str | None, max_tier: str, target: str,
+         source: Source, rule: CompiledRule | None) -> tuple[str, str | None, bool, Reasons]:
+    """Step 5: the capped tier, the refusal (a request or rule denied, for the note) and whether
+    the target is beyond the plan (`tier-entitlement-exceeded`). A target beyond `max_tier`
+    goes no higher than it, or stays at a current tier already above it."""
+    rank = policy.rank
+    if rank[target] <= rank[max_tier]:
+        return target, None, False, ()
     capped = current if current is not None and rank[current] > rank[max_tier] else max_tier
-    plan, rule = entitlement.plan, target.rule
     whose = f"plan {plan}" if plan is not None else "an unverified customer"
-    if target.source not in ("request", "rule"):
-        return _Cap(capped, None, True, (
-            f"{tier} is beyond what {whose} allows ({max_tier}); tierdesk does not"
+    if source not in ("request", "rule"):
+        return capped, None, True, (
+            f"{target} is beyond what {whose} allows ({max_tier}); tierdesk does not"
             " lower a tier, so it stays.",
-        ))
+        )
     outcome = (
         f"the ticket stays in {capped}" if capped == current
         else f"it goes no higher than {capped}"
     )
-    asked = "the escalation request was refused" if target.source == "request" else (
+    asked = "the escalation request was refused" if source == "request" else (
         f'rule "{rule.name}" asked for it' if rule is not None else "capped"
     )
-    refusal = f"{tier} is beyond what {whose} allows ({max_tier}): {asked}; {outcome}."
-    return _Cap(capped, refusal, True, (refusal,))
+    refusal = f"{target} is beyond what {whose} allows ({max_tier}): {asked}; {outcome}."
+    return capped, refusal, True, (refusal,)
 
 
-class _Gate(NamedTuple):
-    """Step 6: the tier the ticket ends in, and the checklist that holds it there."""
-
-    tier: str
-    #: Every requirement of the capped tier and below, while one of them is unmet; else empty.
-    checklist: tuple[ChecklistItem, ...]
-    missing: tuple[ChecklistItem, ...]
-    reasons: Reasons
-
-
-def _documentation_gate(ticket: Ticket, policy: Policy, current: str | None,
-                        capped: str) -> _Gate:
-    """Step 6: entering `capped` needs its documentation and that of every tier below; with
-    something missing the ticket stops at the highest tier whose requirements are met, never
-    below `current`."""
+def _documentation_gate(ticket: Ticket, policy: Policy, current: str | None, capped: str,
+                        ) -> tuple[str, Checklist, Checklist, Reasons]:
+    """Step 6: the tier the ticket ends in, the checklist and its missing items (both empty
+    unless something holds the ticket back). Entering `capped` needs its documentation and that
+    of every tier below; with something missing the ticket stops at the highest tier whose
+    requirements are met, never below `current`."""
     rank = policy.rank
-    checklist: tuple[ChecklistItem, ...] = ()
-    missing: tuple[ChecklistItem, ...] = ()
+    checklist: Checklist = ()
+    missing: Checklist = ()
     resulting = capped
     reasons: list[str] = []
     if current is None or rank[capped] > rank[current]:
@@ -346,8 +316,7 @@ def _documentation_gate(ticket: Ticket, policy: Policy, current: str | None,
                 for r, problem in zip(reqs, problems, strict=True)
             )
             missing = tuple(i for i in checklist if not i.done)
-            failed_tiers = {i.tier for i in missing}
-            lowest_failed = min(rank[t] for t in failed_tiers)
+            lowest_failed = min(rank[i.tier] for i in missing)
             highest_met = policy.tiers[max(lowest_failed - 1, 0)]
             floor_rank = rank[current] if current is not None else 0
             resulting = policy.tiers[max(min(rank[highest_met], rank[capped]), floor_rank)]
@@ -363,22 +332,23 @@ def _documentation_gate(ticket: Ticket, policy: Policy, current: str | None,
         reasons.append(f"Escalated from {current} to {resulting}.")
     elif current is None:
         reasons.append(f"First triage: tier {resulting}.")
-    return _Gate(resulting, checklist, missing, tuple(reasons))
+    return resulting, checklist, missing, tuple(reasons)
 
 
-def _labels(policy: Policy, labels: Labels, current: str | None, entitlement: _Entitlement,
-            cap: _Cap, gate: _Gate) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _labels(policy: Policy, labels: Labels, current: str | None, plan: str | None,
+            exceeded: bool, capped: str, resulting: str, missing: Checklist,
+            ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Step 7: the managed labels to add and to remove: one tier label; the request label and
     `tier-docs-missing` while documentation is missing; `tier-unverified` without a plan;
     `tier-entitlement-exceeded` while the target is beyond the plan, kept until the tier
     changes."""
-    want: set[str] = {policy.tier_label[gate.tier]}
-    if gate.missing:
-        want.add(policy.request_label[cap.tier])
+    want: set[str] = {policy.tier_label[resulting]}
+    if missing:
+        want.add(policy.request_label[capped])
         want.add(DOCS_MISSING)
-    if entitlement.plan is None:
+    if plan is None:
         want.add(UNVERIFIED)
-    if cap.exceeded or (ENTITLEMENT_EXCEEDED in labels and gate.tier == current):
+    if exceeded or (ENTITLEMENT_EXCEEDED in labels and resulting == current):
         want.add(ENTITLEMENT_EXCEEDED)
     drop = policy.managed_labels
     labels_add = tuple(sorted(w for w in want if w not in labels))
@@ -403,30 +373,28 @@ def _assignment(policy: Policy, current: str | None, tier: str) -> tuple[str | N
     return None, (f"No target is set for {tier}: assignment left as it is.",)
 
 
-def _note(ticket: Ticket, policy: Policy, current: str | None, entitlement: _Entitlement,
-          target: _Target, cap: _Cap, gate: _Gate,
+def _note(ticket: Ticket, policy: Policy, current: str | None, plan: str | None,
+          rule: CompiledRule | None, capped: str, refusal: str | None, resulting: str,
+          checklist: Checklist, missing: Checklist,
           ) -> tuple[tuple[str, ...], str | None, str | None]:
     """Step 9: the rule's suggestions, and the internal note with its key when one is due:
     when the checklist changed, and once for suggestions, a refusal, completed documentation
     or a new unverified customer."""
-    rule, plan, resulting = target.rule, entitlement.plan, gate.tier
-    tier_changes = resulting != current
-    docs_missing = bool(gate.missing)
     suggestions = rule.suggest if rule is not None and rule.tier == resulting else ()
     completed = (
-        tier_changes and current is not None and not docs_missing
+        resulting != current and current is not None and not missing
         and ticket.last_note_key is not None and bool(policy.requirements[resulting])
     )
     checklist_key = (
-        notes.key("checklist", cap.tier, *(f"{i.field}={int(i.done)}" for i in gate.checklist))
-        if docs_missing else None
+        notes.key("checklist", capped, *(f"{i.field}={int(i.done)}" for i in checklist))
+        if missing else None
     )
-    one_shot = bool(suggestions) or cap.refusal is not None or completed or (
+    one_shot = bool(suggestions) or refusal is not None or completed or (
         current is None and plan is None
     )
-    if not ((docs_missing and checklist_key != ticket.last_note_key) or one_shot):
+    if not ((missing and checklist_key != ticket.last_note_key) or one_shot):
         return suggestions, None, None
-    body = notes.body(ticket, policy, resulting, cap.tier, gate.checklist, suggestions,
-                      cap.refusal, completed, plan, rule)
+    body = notes.body(ticket, policy, resulting, capped, checklist, suggestions, refusal,
+                      completed, plan, rule)
     note_key = checklist_key or notes.key("note", body)
     return suggestions, f"{body}\n\n{NOTE_MARKER}{note_key}", note_key
