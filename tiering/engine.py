@@ -1,7 +1,7 @@
 """The decision engine: a ticket and the policy in, the desired state and its reasons out.
 
 `decide(ticket, policy, now=...)` is pure and deterministic. It runs these steps, in this order,
-one function each (`_current_tier` ... `_note`); each returns its reasons, kept in step order:
+one function each (`_current_tier` ... `_note`); the reasons they return are kept in step order:
 
 1. current tier: the ticket's tier label (`tier-l1` ...); several means the highest wins.
 2. request: the highest `escalate-lN` label an agent (or tierdesk, for a rule) added.
