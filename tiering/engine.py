@@ -236,7 +236,9 @@ def _target(ticket: Ticket, policy: Policy, labels: Labels, current: str | None,
         return tier, None, "request", None, ()
     if current is not None:
         return current, None, "current", None, ()
-    routed = [r for lbl in labels if (r := policy.route_by_label.get(lbl)) is not None]
+    # In the policy's rule order, not the label set's (a set's order changes with the
+    # process's hash seed, so a ticket with two route labels must not depend on it).
+    routed = [route for route, label in policy.route_label.items() if label in labels]
     if routed:
         return None, routed[0], "routed earlier", None, (
             f"Routed to {routed[0]} earlier (label {policy.route_label[routed[0]]});"
