@@ -11,7 +11,8 @@
         503  the inbox (database or writer process) is unavailable; the vendor retries later,
              and a delivery that was stored all the same is then answered 200
     GET /healthz   the process answers
-    GET /readyz    database reachable, inbox writer up and policy loaded, else 503
+    GET /readyz    database reachable, inbox writer up, policy loaded and a webhook secret for
+                   every configured vendor, else 503 with the problems
     GET /metrics   Prometheus text
 
 Deliveries are committed in small groups (group commit): requests that arrive while a commit is
@@ -34,7 +35,7 @@ import hashlib
 import json
 import queue
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -190,12 +191,16 @@ class ReceiverConfig:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         previous_secrets: Mapping[str, str | None] | None = None,
         basic_auth: Mapping[str, tuple[str, str] | None] | None = None,
+        required_secrets: Iterable[str] = (),
     ) -> None:
         self.secrets = dict(secrets)
         #: During a rotation, the secret being retired per vendor (accepted beside the current).
         self.previous_secrets = dict(previous_secrets or {})
         #: Opt-in HTTP Basic (user, password) per vendor for deliveries that cannot be signed.
         self.basic_auth = dict(basic_auth or {})
+        #: Configured vendors: without a secret every delivery of theirs is refused, so
+        #: /readyz answers 503 (a webhook that can never be stored is not "ready").
+        self.required_secrets = tuple(required_secrets)
         self.classifiers = dict(classifiers)
         self.max_body_bytes = max_body_bytes
         self.signature_max_age = signature_max_age
@@ -442,6 +447,12 @@ def create_app(
             problems.append(problem)
         if not policy_loaded():
             problems.append("policy not loaded")
+        for vendor in config.required_secrets:
+            if not config.secrets.get(vendor):
+                problems.append(
+                    f"no {vendor} webhook secret: every {vendor} delivery is refused (401); set"
+                    f" TIERDESK_{vendor.upper()}_WEBHOOK_SECRET"
+                )
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})

@@ -251,6 +251,7 @@ class Worker:
                     raise _LeaseLost
                 claim = renewed
             halt = self._loop_verdict(claim, decision)
+            write_started = time.monotonic()
             if halt is not None:
                 # Another tool keeps undoing tierdesk's labels: post the one note (if not yet
                 # posted in this halt) and nothing else; the unchanged decision costs no write.
@@ -263,6 +264,10 @@ class Worker:
             else:
                 applied = connector.apply(
                     ticket, decision, decide=lambda t: self.decide(t, self.policy, now=now)
+                )
+            if applied.wrote:
+                self.metrics.write_latency.labels(claim.vendor).observe(
+                    time.monotonic() - write_started
                 )
         except _GateClosed:
             self.inbox.release(claim)
@@ -381,6 +386,7 @@ class Worker:
             # Never sooner than the vendor asked.
             delay = max(delay, retry_after)
             if pause:
+                self.metrics.vendor_pauses.labels(claim.vendor).inc()
                 self.gate.close(claim.vendor, self.inbox.clock() + retry_after)
                 self.inbox.pause_vendor(
                     claim.vendor, until=self.inbox.clock() + retry_after,
@@ -390,15 +396,22 @@ class Worker:
         status = getattr(exc, "status", None)
         if status is not None:
             self.metrics.vendor_calls.labels(claim.vendor, str(status)).inc()
-        record = self._failure_record(claim, RETRY, error, decision, ticket)
+        # The last allowed attempt failed: these events become dead letters (inbox.retry's
+        # rule), so the outcome, the metric and the log say "dead", not "retry".
+        exhausted = all(e.attempts + 1 >= self.max_attempts for e in claim.events)
+        outcome = DEAD if exhausted else RETRY
+        record = self._failure_record(claim, outcome, error, decision, ticket)
         dead = self.inbox.retry(
             claim, error=error, delay=delay, max_attempts=self.max_attempts, record=record
         )
-        self.metrics.decisions.labels(claim.vendor, RETRY).inc()
+        self.metrics.decisions.labels(claim.vendor, outcome).inc()
         if dead:
             self.metrics.dead_lettered.labels(claim.vendor).inc(len(dead))
-        log("ticket will be retried", level=30, error=error, attempt=attempt,
-            delay=round(delay, 3), dead_letters=dead, **fields)
+            log("events dead-lettered", level=40, error=error, attempt=attempt,
+                reason="no attempts left (TIERDESK_MAX_ATTEMPTS)", dead_letters=dead, **fields)
+        if not exhausted:
+            log("ticket will be retried", level=30, error=error, attempt=attempt,
+                delay=round(delay, 3), dead_letters=dead, **fields)
 
     def _dead(
         self,
