@@ -31,6 +31,9 @@ from pydantic import (
     model_validator,
 )
 
+from tiering.sla_policy import CalendarSpec, SlaSpec, compile_sla
+from tiering.sla_policy import semantic_errors as _sla_semantic_errors
+
 #: Names of tiers, plans, rules and routes end up in labels and tags, so they are kept label-safe.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[StrictStr, Field(pattern=NAME_PATTERN)]
@@ -171,6 +174,9 @@ class PolicyDoc(_Model):
     targets: dict[StrictStr, Target] = {}
     entitlement: Entitlement = Entitlement()
     description: StrictStr | None = None
+    #: Business calendars and SLA/OLA targets (tiering/sla_policy.py; issue 18).
+    calendars: dict[StrictStr, CalendarSpec] = {}
+    sla: SlaSpec | None = None
 
 
 # --------------------------------------------------------------------------- errors
@@ -501,8 +507,12 @@ class CompiledRequirement:
 class Policy:
     """A validated policy, with the indexes the engine needs precomputed."""
 
-    def __init__(self, doc: PolicyDoc, *, source: str, digest: str) -> None:
+    def __init__(
+        self, doc: PolicyDoc, *, source: str, digest: str, files: Mapping[str, str] | None = None
+    ) -> None:
         self.doc = doc
+        #: Calendars (the built-in 24x7 included) and SLA targets.
+        self.sla = compile_sla(doc.calendars, doc.sla, files or {})
         self.source = source
         #: sha256 of the policy text: recorded with every decision.
         self.digest = digest
@@ -683,7 +693,7 @@ class Policy:
             f" {len(d.customers)} customers, {len(d.rules)} rules,"
             f" {sum(len(v) for v in d.documentation.values())} documentation requirements,"
             f" {len(d.targets)} targets"
-        )
+        ) + self.sla.summary()
 
 
 def _lower(values: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -694,8 +704,13 @@ def _lowset(values: Sequence[str] | None) -> frozenset[str] | None:
     return None if values is None else frozenset(v.lower() for v in values)
 
 
-def load_policy(text: str, *, source: str = "policy.yaml") -> Policy:
-    """Parse, validate and compile a policy; raise `PolicyError` listing every problem."""
+def load_policy(
+    text: str, *, source: str = "policy.yaml", files: Mapping[str, str] | None = None
+) -> Policy:
+    """Parse, validate and compile a policy; raise `PolicyError` listing every problem.
+
+    `files` holds the text of each file the policy names (calendar ICS holidays), keyed by the
+    path as written in the policy; the caller reads them (relative to the policy file)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -721,7 +736,16 @@ def load_policy(text: str, *, source: str = "policy.yaml") -> Policy:
         Problem(_path(loc), message, _line_for(lines, loc))
         for loc, message in _semantic_errors(doc)
     ]
+    problems += [
+        Problem(_path(loc), message, _line_for(lines, loc))
+        for loc, message in _sla_semantic_errors(
+            doc.calendars, doc.sla, tiers=doc.tiers, plans=doc.plans, targets=doc.targets,
+            files=files or {},
+        )
+    ]
     if problems:
         raise PolicyError(source, problems)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Policy(doc, source=source, digest=digest)
+    sha = hashlib.sha256(text.encode("utf-8"))
+    for name in sorted(files or {}):
+        sha.update(b"\0" + name.encode("utf-8") + b"\0" + (files or {})[name].encode("utf-8"))
+    return Policy(doc, source=source, digest=sha.hexdigest(), files=files)

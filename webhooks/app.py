@@ -48,7 +48,7 @@ from starlette.types import Receive, Scope, Send
 
 from connectors.base import PayloadInvalid
 from connectors.payload import parse_json
-from webhooks.inbox import Delivery, Inbox
+from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, Delivery, Inbox
 from webhooks.logging import log
 from webhooks.metrics import CONTENT_TYPE, Metrics
 from webhooks.signatures import (
@@ -448,13 +448,27 @@ def create_app(
         if not policy_loaded():
             problems.append("policy not loaded")
         for vendor in config.required_secrets:
-            if not config.secrets.get(vendor):
+            # HTTP Basic (opt-in, for sites that cannot sign) also lets deliveries in.
+            if not config.secrets.get(vendor) and not config.basic_auth.get(vendor):
                 problems.append(
                     f"no {vendor} webhook secret: every {vendor} delivery is refused (401); set"
                     f" TIERDESK_{vendor.upper()}_WEBHOOK_SECRET"
                 )
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+        # A vendor paused because it refuses tierdesk's credentials: the receiver still takes
+        # webhooks (nothing is lost), but nothing is written until the setting is fixed.
+        try:
+            pauses = await asyncio.to_thread(inbox.pauses)
+        except Exception:
+            pauses = {}
+        refused = {
+            vendor: reason
+            for vendor, (_, reason) in sorted(pauses.items())
+            if reason.startswith(CREDENTIALS_PAUSE_PREFIX)
+        }
+        if refused:
+            return JSONResponse({"status": "ready", "vendors_paused": refused})
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics")

@@ -538,11 +538,11 @@ def _zendesk_story(agent: Callable[..., Any]) -> tuple[list[Case], Callable[[lis
 
 @click.command("demo")
 @click.option("--keep", is_flag=True, help="Keep the temporary directory (database, service log).")
-@click.option("--jira-site", type=click.Choice(sorted(JIRA_SITES)), default="cloud",
-              show_default=True, help="Which Jira the sandbox plays: Cloud, Data Center 9 or 10.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Also print the exact request counts (reads, writes, Retry-After checks).")
-def demo(keep: bool, jira_site: str, verbose: bool) -> None:
+@click.option("--jira-site", type=click.Choice(sorted(JIRA_SITES)), default="cloud",
+              show_default=True, help="Which Jira the sandbox plays: Cloud, Data Center 9 or 10.")
+def demo(keep: bool, verbose: bool, jira_site: str) -> None:
     """Show tierdesk at work on a local Jira and Zendesk sandbox: no account needed."""
     from connectors.sandbox.server import run_in_thread
 

@@ -432,6 +432,12 @@ def serve(no_worker: bool, host: str | None, port: int | None, verbose: bool) ->
                    err=True)
     log("serving", host=server.config.host, port=server.config.port,
         worker=service.pool is not None, database=database_label(settings.database_url))
+    if settings.startup_doctor:
+        from webhooks.cli_doctor import start_summary_thread
+
+        # The same checks as `tierdesk doctor`, in the background: one summary line; a failed
+        # check never stops the service.
+        start_summary_thread(settings, service.policy)
     run_server(server, service, sockets=[sock])
 
 

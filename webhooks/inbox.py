@@ -132,6 +132,10 @@ decisions = sa.Table(
     sa.Index("ix_tierdesk_decisions_created", "created_at"),
 )
 
+#: The start of a pause reason recorded when a vendor refuses tierdesk's credentials (401):
+#: /readyz lists such pauses.
+CREDENTIALS_PAUSE_PREFIX = "credentials rejected"
+
 vendor_pauses = sa.Table(
     "tierdesk_vendor_pauses",
     metadata,
@@ -801,6 +805,15 @@ class Inbox:
                     },
                 )
             )
+
+    def pauses(self) -> dict[str, tuple[float, str]]:
+        """Every vendor paused now: vendor -> (until, reason)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(vendor_pauses.c.vendor, vendor_pauses.c.until, vendor_pauses.c.reason)
+                .where(vendor_pauses.c.until > self.clock())
+            ).all()
+        return {str(r[0]): (float(r[1]), str(r[2] or "")) for r in rows}
 
     def paused_until(self, vendor: str) -> float | None:
         """When `vendor`'s pause ends, if it is paused now."""

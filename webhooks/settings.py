@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     #: (the event loop keeps a core to itself: webhooks/writer.py), or `thread`, a thread of
     #: the serving process (no child process, for platforms that forbid one).
     inbox_writer: Literal["process", "thread"] = "process"
+    #: `serve` runs the `tierdesk doctor` checks in the background at start-up and logs a
+    #: one-line summary (never refusing to start); false skips those reads.
+    startup_doctor: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator(

@@ -18,6 +18,11 @@ Failures:
                          until Retry-After has passed (the limit is per account, not per ticket)
     VendorUnavailable    retry with exponential backoff and jitter (tenacity's wait strategy);
                          a 503 with Retry-After pauses the vendor like a 429
+    CredentialsRejected  401: pause the vendor for CREDENTIALS_PAUSE s and hand the ticket back
+                         (no attempt counted: the events wait for the fixed setting); logged
+                         once per pause, so once a minute; /readyz lists the pause
+    ConfigurationRejected  dead letter at once, its message starting with the policy key or
+                         setting to fix; counted in tierdesk_configuration_refusals{reason}
     VendorRejected       dead letter at once, with the vendor's error text
     PayloadInvalid       dead letter at once (the stored payload can never be understood)
     anything else        a bug: logged with its traceback, retried like an outage, so that a fix
@@ -39,7 +44,9 @@ from tenacity import RetryCallState, wait_exponential_jitter
 
 from connectors.base import (
     Applied,
+    ConfigurationRejected,
     Connector,
+    CredentialsRejected,
     PayloadInvalid,
     RateLimited,
     VendorRejected,
@@ -48,12 +55,16 @@ from connectors.base import (
 from connectors.http import LinePaused
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
-from webhooks.inbox import Claim, DecisionRecord, Inbox
+from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, Claim, DecisionRecord, Inbox
 from webhooks.logging import log
 from webhooks.loops import LOOP_HALTED, LoopGuard, LoopVerdict
 from webhooks.metrics import Metrics
 from webhooks.retention import Pruner
 from webhooks.wiring import DecideFunction, decide_function
+
+#: Seconds a vendor is paused after it refused tierdesk's credentials (401): one request a
+#: minute finds out whether the setting was fixed, and the warning is logged once a minute.
+CREDENTIALS_PAUSE = 60.0
 
 #: Outcomes recorded with each evaluation.
 APPLIED = "applied"
@@ -83,6 +94,7 @@ class VendorGate:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._until: dict[str, float] = {}
+        self._said: dict[str, float] = {}
         self._lock = threading.Lock()
         self._clock = clock
 
@@ -95,6 +107,18 @@ class VendorGate:
         with self._lock:
             until = self._until.get(vendor, 0.0)
         return max(0.0, until - self._clock())
+
+    def first_in(self, vendor: str, what: str, seconds: float) -> bool:
+        """True for the first call about `what` of `vendor` in each `seconds` window (so a
+        warning is logged once a minute, not once per event or per thread)."""
+        now = self._clock()
+        key = f"{vendor}:{what}"
+        with self._lock:
+            last = self._said.get(key)
+            if last is not None and now - last < seconds:
+                return False
+            self._said[key] = now
+            return True
 
 
 class Worker:
@@ -288,6 +312,9 @@ class Worker:
             self._retry(claim, exc, exc.retry_after, decision, ticket, fields,
                         pause=exc.retry_after is not None)
             return
+        except CredentialsRejected as exc:
+            self._credentials_refused(claim, exc, fields)
+            return
         except (VendorRejected, PayloadInvalid) as exc:
             self._dead(claim, exc, decision, ticket, fields)
             return
@@ -324,6 +351,25 @@ class Worker:
                                 reason=reason[:500])
         self.inbox.release(claim)
         log("vendor paused: ticket handed back", level=10, paused_for=round(wait, 3), **fields)
+
+    def _credentials_refused(
+        self, claim: Claim, exc: CredentialsRejected, fields: Mapping[str, Any]
+    ) -> None:
+        """No request can succeed: stop sending (every thread, every process) for a minute, keep
+        the events (handed back, no attempt counted) and say once what to fix."""
+        now = self.inbox.clock()
+        self.gate.close(claim.vendor, now + CREDENTIALS_PAUSE)
+        self.inbox.pause_vendor(
+            claim.vendor, until=now + CREDENTIALS_PAUSE,
+            reason=f"{CREDENTIALS_PAUSE_PREFIX}: {exc.fix}"[:500],
+        )
+        self.inbox.release(claim)
+        self.metrics.configuration_refusals.labels(claim.vendor, exc.reason).inc()
+        if exc.status is not None:
+            self.metrics.vendor_calls.labels(claim.vendor, str(exc.status)).inc()
+        if self.gate.first_in(claim.vendor, "credentials", CREDENTIALS_PAUSE):
+            log("vendor paused: credentials rejected", level=40, fix=exc.fix,
+                error=exc.vendor_text[:500], paused_for=CREDENTIALS_PAUSE, **fields)
 
     def _done(
         self,
@@ -429,7 +475,12 @@ class Worker:
         self.inbox.dead_letter(claim, error=error, record=record)
         self.metrics.decisions.labels(claim.vendor, DEAD).inc()
         self.metrics.dead_lettered.labels(claim.vendor).inc(len(claim.events))
-        log("events dead-lettered", level=40, error=error, **fields)
+        extra: dict[str, Any] = {}
+        if isinstance(exc, ConfigurationRejected):
+            # The configuration is wrong: no retry can help; the message names the fix.
+            self.metrics.configuration_refusals.labels(claim.vendor, exc.reason).inc()
+            extra = {"reason": exc.reason, "fix": exc.fix}
+        log("events dead-lettered", level=40, error=error, **extra, **fields)
 
     def _failure_record(
         self,

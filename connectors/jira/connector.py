@@ -28,7 +28,7 @@ import requests
 from jira import JIRA
 
 from connectors.base import Applied, Call, Decide, Envelope, PayloadInvalid, VendorRejected
-from connectors.jira import events
+from connectors.jira import events, refusals
 from connectors.jira.client import json_object, make_client, send
 from connectors.jira.config import JiraConfig
 from connectors.jira.tickets import fields_to_read, is_complete, ticket_from_issue
@@ -183,15 +183,24 @@ class JiraConnector:
         calls = list(reads)
         details: dict[str, Any] = {}
         posted = False
-        if body is not None:
-            calls += self._edit(ticket.key, body)
-            details["body"] = body
-            posted = "comment" in body.get("update", {})
-        if internal_note:
-            assert decision.comment is not None
-            calls.append(self._internal_comment(ticket.key, decision.comment))
-            details["internal_comment"] = True
-            posted = True
+        try:
+            if body is not None:
+                calls += self._edit(ticket.key, body)
+                details["body"] = body
+                posted = "comment" in body.get("update", {})
+            if internal_note:
+                assert decision.comment is not None
+                calls.append(self._internal_comment(ticket.key, decision.comment))
+                details["internal_comment"] = True
+                posted = True
+        except VendorRejected as exc:
+            # A refusal the configuration causes names the policy key or setting to fix.
+            explained = refusals.explain(
+                exc, policy=self.policy, config=self.config, decision=decision, body=body
+            )
+            if explained is exc:
+                raise
+            raise explained from exc
         return Applied(
             calls=tuple(calls),
             decision=decision,

@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import base64
 import email.policy
+import functools
+import hmac
 import itertools
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,8 +39,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.sandbox import contract
 from connectors.sandbox.query import QueryError, evaluate, parse_jql
-from connectors.sandbox.wire import ApiError, Request, Response, Route, json_body, route
+from connectors.sandbox.wire import (
+    ApiError,
+    Handler,
+    Request,
+    Response,
+    Route,
+    json_body,
+    route,
+)
 
 # ---------------------------------------------------------------------------------------- seed
 
@@ -53,6 +65,9 @@ class JiraUserSeed(_Seed):
     emailAddress: str | None = None
     #: A Data Center personal access token that authenticates as this user.
     pat: str | None = None
+    #: The API token (Cloud, with the email) or password (Data Center, with the name) that
+    #: authenticates this user with basic auth; anything else is a 401. None: no basic auth.
+    api_token: str | None = "sandbox-token"
     #: Jira administrator: admin webhooks, and every project permission (`permissions`).
     admin: bool = False
 
@@ -125,6 +140,10 @@ class JiraSeed(_Seed):
     #: a project administrator, ...: "Built-in permissions", Atlassian's page "Manage project
     #: permissions"; keys as in GET /rest/api/3/permissions, platform-openapi-v3.json).
     permissions: dict[str, dict[str, list[str]]] = {}
+    #: Project roles per project: role name -> member accountIds (comment visibility by role).
+    roles: dict[str, dict[str, list[str]]] = {}
+    #: Groups: name -> member accountIds (comment visibility by group).
+    groups: dict[str, list[str]] = {}
     #: A Jira Service Management site: `POST /rest/servicedeskapi/request/{key}/comment` exists
     #: (404 otherwise) and comments reach the customer portal unless made internal (below).
     service_management: bool = False
@@ -271,6 +290,17 @@ class JiraSim:
         self._webhook_ids = itertools.count(1)
         self._numbers: dict[str, int] = {}
         self.permissions = self._permission_table(seed)
+        for project, roles in seed.roles.items():
+            if project not in self.projects:
+                raise ValueError(f"seed: jira.roles: project {project} is not in jira.projects")
+            for role, members in roles.items():
+                for m in members:
+                    if m not in self.users:
+                        raise ValueError(f"seed: jira.roles.{project}.{role}: {m!r} is not a user")
+        for group, members in seed.groups.items():
+            for m in members:
+                if m not in self.users:
+                    raise ValueError(f"seed: jira.groups.{group}: {m!r} is not in jira.users")
         start = now()
         for s in seed.issues:
             project = s.key.split("-")[0]
@@ -385,8 +415,22 @@ class JiraSim:
                 login = base64.b64decode(auth[6:]).decode().split(":", 1)[0]
             except (ValueError, UnicodeDecodeError) as exc:
                 raise _error(401, "Basic authentication header is malformed.") from exc
+            password = base64.b64decode(auth[6:]).decode().partition(":")[2]
             for user in self.users.values():
                 if login in (user.emailAddress, user.name):
+                    if user.api_token is None or not hmac.compare_digest(
+                        password.encode(), user.api_token.encode()
+                    ):
+                        # A wrong API token or password is a 401 with no detail, as Jira
+                        # answers it (Atlassian "Basic auth for REST APIs": "401 Unauthorized"
+                        # for bad credentials; pycontribs/jira #808 met it after moving to
+                        # API tokens).
+                        raise _error(
+                            401,
+                            "Client must be authenticated to access this resource."
+                            f" (the sandbox: wrong API token or password for {login!r}; the"
+                            " seed's jira.users[].api_token)",
+                        )
                     return user.accountId
             raise _error(
                 401,
@@ -635,14 +679,31 @@ class JiraSim:
             route("GET", "/rest/api/2/myself", self.myself),
             route("GET", "/rest/api/{v}/mypermissions", self.my_permissions),
             route("GET", "/rest/api/2/user/search", self.user_search),
+            route("GET", "/rest/api/2/user", self.get_user),
+            route("GET", "/rest/api/2/user/assignable/search", self.assignable_search),
+            route("GET", "/rest/api/2/project/{key}/components", self.project_components),
+            route("GET", "/rest/api/2/project/{key}/role", self.project_roles),
+            route("GET", "/rest/api/2/project/{key}/role/{id}", self.project_role),
             route("GET", "/rest/api/2/field", self.list_fields),
-            route("POST", "/rest/api/2/issue", self.create_issue, write=True),
+            route(
+                "POST", "/rest/api/2/issue", self._checked("create-issue", self.create_issue),
+                write=True,
+            ),
             route("GET", "/rest/api/2/issue/{key}", self.get_issue),
-            route("PUT", "/rest/api/2/issue/{key}", self.edit_issue, write=True),
-            route("PUT", "/rest/api/2/issue/{key}/assignee", self.assign, write=True),
+            route(
+                "PUT", "/rest/api/2/issue/{key}", self._checked("edit-issue", self.edit_issue),
+                write=True,
+            ),
+            route(
+                "PUT", "/rest/api/2/issue/{key}/assignee",
+                self._checked("assign-issue", self.assign), write=True,
+            ),
             route("GET", "/rest/api/2/issue/{key}/comment", self.list_comments),
             route("POST", "/rest/api/2/issue/{key}/attachments", self.attach, write=True),
-            route("POST", "/rest/api/2/issue/{key}/comment", self.add_comment, write=True),
+            route(
+                "POST", "/rest/api/2/issue/{key}/comment",
+                self._checked("add-comment", self.add_comment), write=True,
+            ),
             route(
                 "POST",
                 "/rest/servicedeskapi/request/{key}/comment",
@@ -653,9 +714,33 @@ class JiraSim:
             route("POST", "/rest/api/{v}/search/jql", self.search_jql),
             route("POST", "/rest/api/{v}/search/approximate-count", self.approximate_count),
             route("GET", "/rest/api/2/search", self.search),
-            route("POST", "/rest/api/2/search", self.search),
+            route("POST", "/rest/api/2/search", self._checked("search", self.search)),
             *self.webhook_routes(),
         ]
+
+    def _checked(self, operation: str, handler: Handler) -> Handler:
+        """`handler` behind the OpenAPI request schema of `operation` (connectors/sandbox/
+        contract.py): a body the published schema refuses is answered 400 and changes nothing,
+        so a malformed request fails the end-to-end suite as it fails the contract tests.
+        Scripted agents (the control API) may use JSON conveniences and are not checked."""
+
+        @functools.wraps(handler)
+        def checked(request: Request) -> Response:
+            if not request.agent and request.body:
+                try:
+                    body = json.loads(request.body)
+                except ValueError:
+                    body = None  # the handler answers Jira's own 400 for broken JSON
+                problems = contract.check(operation, body) if body is not None else []
+                if problems:
+                    raise _error(
+                        400,
+                        *(f"request body does not match the {operation} schema of"
+                          f" platform-openapi-v3.json: {p}" for p in problems),
+                    )
+            return handler(request)
+
+        return checked
 
     def server_info(self, request: Request) -> Response:
         now = self.now()
@@ -674,6 +759,125 @@ class JiraSim:
                 "serverTitle": "tierdesk Jira sandbox",
             },
         )
+
+    # ------------------------------------------------------------ users, projects, roles
+
+    def _account(self, request: Request, *names: str) -> str | None:
+        """The accountId named by query parameter `accountId` (Cloud) or `username` (DC)."""
+        for name in names:
+            value = request.arg(name)
+            if value:
+                for u in self.users.values():
+                    if value in (u.accountId, u.name):
+                        return u.accountId
+                return None
+        raise _error(400, f"The {' or '.join(names)} query parameter is required.")
+
+    def get_user(self, request: Request) -> Response:
+        """GET /rest/api/2/user?accountId=|username=&expand=groups (Get user)."""
+        account = self._account(request, "accountId", "username", "key")
+        if account is None:
+            raise _error(404, "The user does not exist.")
+        data = self.user_json(account) or {}
+        if "groups" in (request.arg("expand") or ""):
+            names = sorted(g for g, members in self.seed.groups.items() if account in members)
+            data["groups"] = {"size": len(names), "items": [{"name": n} for n in names]}
+        return Response(200, data)
+
+    def assignable_search(self, request: Request) -> Response:
+        """GET /rest/api/2/user/assignable/search?project=KEY&accountId=|username=: the users
+        with Assignable User in the project (Find users assignable to issues; 400 without a
+        project, 404 for an unknown one)."""
+        project = request.arg("project")
+        if not project:
+            raise _error(400, "The project or issueKey query parameter is required.")
+        if project not in self.projects:
+            raise _error(404, f"No project could be found with key '{project}'.")
+        wanted = self._account(request, "accountId", "username", "query")
+        found = [
+            self.user_json(u.accountId)
+            for u in self.users.values()
+            if u.accountId == wanted
+            and self.has_permission(u.accountId, project, "ASSIGNABLE_USER")
+        ]
+        return Response(200, found)
+
+    def _project(self, request: Request) -> JiraProjectSeed:
+        key = request.params["key"]
+        project = self.projects.get(key) or next(
+            (p for p in self.projects.values() if p.id == key), None
+        )
+        if project is None or not self.has_permission(
+            request.actor, project.key, "BROWSE_PROJECTS"
+        ):
+            raise _error(404, f"No project could be found with key '{key}'.")
+        return project
+
+    def project_components(self, request: Request) -> Response:
+        """GET /rest/api/2/project/{key}/components (Get project components)."""
+        project = self._project(request)
+        return Response(
+            200,
+            [
+                {
+                    "self": f"{self.base_url}/rest/api/2/component/{c.id}",
+                    "id": c.id,
+                    "name": c.name,
+                    "project": project.key,
+                    "projectId": int(project.id),
+                }
+                for c in self.components.values()
+                if c.project == project.key
+            ],
+        )
+
+    def _role_ids(self, project: str) -> dict[str, str]:
+        names = sorted(self.seed.roles.get(project, {}))
+        return {name: str(10000 + i) for i, name in enumerate(names)}
+
+    def _roles_admin(self, request: Request) -> JiraProjectSeed:
+        project = self._project(request)
+        if not self.has_permission(request.actor, project.key, "ADMINISTER_PROJECTS"):
+            # Reading a project's roles needs Administer Projects; Jira answers 401 "You cannot
+            # edit the configuration of this project." (pycontribs/jira #535).
+            raise _error(401, "You cannot edit the configuration of this project.")
+        return project
+
+    def project_roles(self, request: Request) -> Response:
+        """GET /rest/api/2/project/{key}/role: role name -> role URL (Get project roles)."""
+        project = self._roles_admin(request)
+        return Response(
+            200,
+            {
+                name: f"{self.base_url}/rest/api/2/project/{project.key}/role/{rid}"
+                for name, rid in self._role_ids(project.key).items()
+            },
+        )
+
+    def project_role(self, request: Request) -> Response:
+        """GET /rest/api/2/project/{key}/role/{id}: the role and its user actors."""
+        project = self._roles_admin(request)
+        for name, rid in self._role_ids(project.key).items():
+            if rid == request.params["id"]:
+                members = self.seed.roles[project.key][name]
+                return Response(
+                    200,
+                    {
+                        "self": f"{self.base_url}/rest/api/2/project/{project.key}/role/{rid}",
+                        "name": name,
+                        "id": int(rid),
+                        "actors": [
+                            {
+                                "id": n,
+                                "displayName": self.users[m].displayName,
+                                "type": "atlassian-user-role-actor",
+                                "actorUser": {"accountId": m},
+                            }
+                            for n, m in enumerate(members, 1)
+                        ],
+                    },
+                )
+        raise _error(404, f"No project role with id {request.params['id']}.")
 
     def my_permissions(self, request: Request) -> Response:
         """GET /rest/api/{2,3}/mypermissions?projectKey=&permissions=A,B: Jira's shape,
@@ -776,6 +980,7 @@ class JiraSim:
 
     def edit_issue(self, request: Request) -> Response:
         issue = self.find(request.params["key"])
+        self._can_see(request.actor, issue)
         if (request.arg("notifyUsers") or "").lower() == "false" and not self.has_permission(
             request.actor, issue.project, "ADMINISTER_PROJECTS"
         ):
@@ -799,11 +1004,35 @@ class JiraSim:
             )
         actor = request.actor
         assert actor is not None
+        self._can_edit(actor, issue, [*fields, *update])
         items, comment = self._apply(issue, fields, update, actor)
         if items or comment:
             issue.updated = self.now()
             self._issue_updated(issue, actor, items, comment)
         return Response(204, None, wrote=True)
+
+    def _can_see(self, actor: str | None, issue: Issue) -> None:
+        """404 without Browse projects: Jira does not tell such a user that the issue exists
+        (Edit issue / Get issue, platform-openapi-v3.json: "404 ... the user does not have
+        permission to view it")."""
+        if not self.has_permission(actor, issue.project, "BROWSE_PROJECTS"):
+            raise _error(404, "Issue does not exist or you do not have permission to see it.")
+
+    def _can_edit(self, actor: str, issue: Issue, names: list[str]) -> None:
+        """400 per field the user may not set. Jira names a permission it lacks as a field "not
+        on the appropriate screen": without Edit issues every field (pycontribs/jira #1, "The
+        user did not have access to edit issues"), without Assign issues the assignee
+        (ansible-collections/community.general #818). Without Add comments, a comment in the
+        edit is refused the same way (the sandbox's reading: no public report found)."""
+        needs = {"comment": "ADD_COMMENTS", "assignee": "ASSIGN_ISSUES"}
+        refused = {
+            name: f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
+            for name in names
+            if not self.has_permission(actor, issue.project, "EDIT_ISSUES")
+            or not self.has_permission(actor, issue.project, needs.get(name, "EDIT_ISSUES"))
+        }
+        if refused:
+            raise _error(400, **refused)
 
     def _apply(
         self, issue: Issue, fields: Mapping[str, Any], update: Mapping[str, Any], actor: str
@@ -897,7 +1126,17 @@ class JiraSim:
             if not isinstance(value, list):
                 raise _error(400, components="expected a list of components")
             return [self._component(issue.project, v, name).id for v in value]
-        if name in ("assignee", "reporter"):
+        if name == "assignee":
+            account = self._user_ref(value, name)
+            if account is not None and not self.has_permission(
+                account, issue.project, "ASSIGNABLE_USER"
+            ):
+                # Jira's own REST tests (IssueClient.assign: 400, errors.assignee "User 'joe'
+                # cannot be assigned issues."); Mylyn's Jira connector tests meet the same text.
+                who = account if self.cloud else self.users[account].name
+                raise _error(400, assignee=f"User '{who}' cannot be assigned issues.")
+            return account
+        if name == "reporter":
             return self._user_ref(value, name)
         if name == "priority":
             if not isinstance(value, dict) or value.get("name") not in self.priorities:
@@ -962,6 +1201,8 @@ class JiraSim:
             or not visibility.get("value")
         ):
             raise _error(400, comment='visibility must be {"type": "role"|"group", "value": ...}')
+        if visibility is not None:
+            self._check_visibility(visibility, actor)
         properties = value.get("properties") or []
         if not isinstance(properties, list):
             raise _error(400, comment="properties must be a list of {key, value}")
@@ -983,6 +1224,31 @@ class JiraSim:
             properties,
             internal=internal,
         )
+
+    def _check_visibility(self, visibility: Mapping[str, Any], actor: str) -> None:
+        """A comment restricted to a role or group that does not exist, or that the author is
+        not in, is a 400 in `errors.commentLevel` ({"errorMessages": [], "errors":
+        {"commentLevel": "You are currently not a member of the project role: Developers."}}:
+        reload/github-security-jira #128; "Role with id: Administrators does not exist.":
+        atlassian/atlassian-mcp-server #105). The group texts follow the role ones (unconfirmed).
+        Roles are checked across the seed's projects (the sandbox keeps one role set)."""
+        kind, value = visibility["type"], str(visibility["value"])
+        if kind == "role":
+            members = [m for roles in self.seed.roles.values() for m in roles.get(value, [])]
+            if not any(value in roles for roles in self.seed.roles.values()):
+                raise _error(400, commentLevel=f"Role with id: {value} does not exist.")
+            if actor not in members and not self.users[actor].admin:
+                raise _error(
+                    400,
+                    commentLevel=f"You are currently not a member of the project role: {value}.",
+                )
+        else:
+            if value not in self.seed.groups:
+                raise _error(400, commentLevel=f"Group: {value} does not exist.")
+            if actor not in self.seed.groups[value]:
+                raise _error(
+                    400, commentLevel=f"You are currently not a member of the group: {value}."
+                )
 
     def _changelog(self, issue: Issue, new: Mapping[str, Any]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -1054,6 +1320,10 @@ class JiraSim:
 
     def assign(self, request: Request) -> Response:
         issue = self.find(request.params["key"])
+        self._can_see(request.actor, issue)
+        if not self.has_permission(request.actor, issue.project, "ASSIGN_ISSUES"):
+            # Assign issue, platform-openapi-v3.json: "403 ... the necessary permission".
+            raise _error(403, "You do not have permission to assign issues.")
         body = json_body(request, _bad_json)
         assignee = self._user_ref(body, "assignee")
         actor = request.actor
@@ -1224,8 +1494,12 @@ class JiraSim:
 
     def add_comment(self, request: Request) -> Response:
         issue = self.find(request.params["key"])
+        self._can_see(request.actor, issue)
         actor = request.actor
         assert actor is not None
+        if not self.has_permission(actor, issue.project, "ADD_COMMENTS"):
+            # Add comment, platform-openapi-v3.json lists 400 "the request is invalid" (no 403).
+            raise _error(400, comment="You do not have the permission to comment on this issue.")
         comment = self._new_comment(json_body(request, _bad_json), actor)
         issue.comments.append(comment)
         issue.updated = comment.created

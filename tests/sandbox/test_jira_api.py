@@ -15,7 +15,7 @@ def test_server_info_and_myself(sandbox: SandboxHandle) -> None:
     """JIRA() reads serverInfo (Cloud) and myself answers the authenticated bot account."""
     client = JIRA(
         server=sandbox.jira_url,
-        basic_auth=("bot@tierdesk.example", "t"),
+        basic_auth=("bot@tierdesk.example", "sandbox-token"),
         max_retries=0,
         options={"check_update": False},
     )
@@ -248,7 +248,7 @@ def test_data_center_search_and_assign_by_name() -> None:
     with run_in_thread(seed=seed) as handle:
         client = JIRA(
             server=handle.jira_url,
-            basic_auth=("bot", "pw"),
+            basic_auth=("bot", "sandbox-token"),
             max_retries=0,
             options={"check_update": False},
         )
@@ -326,6 +326,8 @@ def test_permissions_of_non_admins() -> None:
     admin webhooks (403)."""
     seed = json.loads(default_seed_text())
     seed["jira"]["strict_permissions"] = True
+    # The agent may browse and edit (else the edit is a 404 before any notification rule).
+    seed["jira"]["permissions"]["acc-agent"] = {"SUP": ["BROWSE_PROJECTS", "EDIT_ISSUES"]}
     with run_in_thread(seed=seed) as sandbox:
         _non_admin_refused(sandbox)
 
@@ -333,7 +335,7 @@ def test_permissions_of_non_admins() -> None:
 def _non_admin_refused(sandbox: SandboxHandle) -> None:
     client = JIRA(
         server=sandbox.jira_url,
-        basic_auth=("agent@tierdesk.example", "t"),
+        basic_auth=("agent@tierdesk.example", "sandbox-token"),
         max_retries=0,
         get_server_info=False,
         options={"check_update": False},
@@ -401,7 +403,9 @@ def test_project_admin_may_discard_notifications() -> None:
     """A user granted ADMINISTER_PROJECTS in the table may edit with notifyUsers=false;
     has_permission resolves users by accountId or name, and admins hold everything."""
     seed = json.loads(default_seed_text())
-    seed["jira"]["permissions"]["agent"] = {"SUP": ["ADMINISTER_PROJECTS", "EDIT_ISSUES"]}
+    seed["jira"]["permissions"]["agent"] = {
+        "SUP": ["ADMINISTER_PROJECTS", "BROWSE_PROJECTS", "EDIT_ISSUES"]
+    }
     with run_in_thread(seed=seed) as sandbox:
         sim = sandbox.sandbox.jira
         assert sim.has_permission("acc-agent", "SUP", "ADMINISTER_PROJECTS")
@@ -409,8 +413,9 @@ def test_project_admin_may_discard_notifications() -> None:
         assert not sim.has_permission("agent", "SUP", "ADD_COMMENTS")
         assert not sim.has_permission("tierdesk-bot", "SUP", "ADMINISTER_PROJECTS")
         assert sim.has_permission("acc-admin", "SUP", "ADMINISTER_PROJECTS")
-        assert sim.has_permission("acc-l1", "SUP", "ADMINISTER_PROJECTS")  # not in the table
-        client = JIRA(server=sandbox.jira_url, basic_auth=("agent@tierdesk.example", "t"),
+        assert sim.has_permission("acc-globex", "SUP", "ADMINISTER_PROJECTS")  # not in the table
+        client = JIRA(server=sandbox.jira_url,
+                      basic_auth=("agent@tierdesk.example", "sandbox-token"),
                       max_retries=0, get_server_info=False, options={"check_update": False})
         client._session.put(
             f"{sandbox.jira_url}/rest/api/2/issue/SUP-1?notifyUsers=false",
@@ -450,7 +455,7 @@ def test_jsm_comment_is_public_unless_made_internal_by_a_documented_path(
     seed = json.loads(default_seed_text())
     seed["jira"]["service_management"] = True
     with run_in_thread(seed=seed) as sandbox:
-        client = JIRA(server=sandbox.jira_url, basic_auth=("bot@tierdesk.example", "t"),
+        client = JIRA(server=sandbox.jira_url, basic_auth=("bot@tierdesk.example", "sandbox-token"),
                       max_retries=0, get_server_info=False, options={"check_update": False})
         client._session.post(f"{sandbox.jira_url}{path}", json=body)
         comments = client.issue("SUP-1", fields="comment").raw["fields"]["comment"]["comments"]

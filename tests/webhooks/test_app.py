@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from tests.shared_vendor import VENDOR
 from tests.webhooks.fakes import fake_envelope
 from webhooks.app import ReceiverConfig, create_app
-from webhooks.inbox import Inbox
+from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, Inbox
 from webhooks.metrics import Metrics
 from webhooks.signatures import sign_jira, sign_zendesk
 from webhooks.writer import WriterProcess
@@ -273,6 +273,22 @@ def test_health_and_readiness(inbox: Inbox) -> None:
         loaded["value"] = False
         r = c.get("/readyz")
         assert r.status_code == 503 and "policy not loaded" in r.json()["problems"]
+
+
+def test_readyz_lists_a_vendor_paused_for_its_credentials(inbox: Inbox) -> None:
+    """A vendor paused because it refused tierdesk's credentials is listed by /readyz with the
+    setting to fix; the receiver stays ready (200: webhooks are still taken). A rate-limit pause
+    is not listed."""
+    fix = "TIERDESK_ZENDESK_EMAIL / TIERDESK_ZENDESK_API_TOKEN: not accepted"
+    inbox.pause_vendor("zendesk", until=inbox.clock() + 60,
+                       reason=f"{CREDENTIALS_PAUSE_PREFIX}: {fix}")
+    inbox.pause_vendor("jira", until=inbox.clock() + 60, reason="RateLimited: 429")
+    app = create_app(inbox=inbox, config=ReceiverConfig(secrets={}, classifiers={}))
+    with TestClient(app) as c:
+        r = c.get("/readyz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ready",
+                        "vendors_paused": {"zendesk": f"{CREDENTIALS_PAUSE_PREFIX}: {fix}"}}
 
 
 def test_readyz_503_when_database_unreachable(tmp_path: Path) -> None:

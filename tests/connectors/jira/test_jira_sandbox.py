@@ -35,7 +35,8 @@ def example_policy() -> Policy:
 
 def config(sandbox: SandboxHandle, **over: Any) -> JiraConfig:
     values: dict[str, Any] = {"base_url": sandbox.jira_url, "email": "bot@tierdesk.example",
-                              "api_token": "t", "bot_account_id": "acc-bot", "timeout": 5.0}
+                              "api_token": "sandbox-token", "bot_account_id": "acc-bot",
+                              "timeout": 5.0}
     values.update(over)
     return JiraConfig(**values)
 
@@ -128,8 +129,8 @@ def test_install_picks_the_sites_webhook_api(
         assert first.webhook_id == second.webhook_id is not None
         hooks = handle.state()["jira"]["webhooks"]
         assert [(h["name"], h["signed"]) for h in hooks] == [("tierdesk", True)]
-        other = requests.get(handle.jira_url + absent, auth=("admin@tierdesk.example", "t"),
-                             timeout=5)
+        other = requests.get(handle.jira_url + absent,
+                             auth=("admin@tierdesk.example", "sandbox-token"), timeout=5)
         assert other.status_code == 404
 
 
@@ -147,7 +148,7 @@ def test_dc10_ignores_a_top_level_secret() -> None:
     with run_in_thread(seed=seed) as handle:
         created = requests.post(
             handle.jira_url + "/rest/jira-webhook/1.0/webhooks",
-            auth=("admin@tierdesk.example", "t"), timeout=5,
+            auth=("admin@tierdesk.example", "sandbox-token"), timeout=5,
             json={"name": "old-style", "url": "https://td.example/x",
                   "events": ["jira:issue_updated"], "secret": "s" * 40},
         )
