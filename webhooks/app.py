@@ -189,18 +189,18 @@ class ReceiverConfig:
         max_body_bytes: int = 1024 * 1024,
         signature_max_age: float = 300.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        required_secrets: Iterable[str] = (),
         previous_secrets: Mapping[str, str | None] | None = None,
         basic_auth: Mapping[str, tuple[str, str] | None] | None = None,
+        required_secrets: Iterable[str] = (),
     ) -> None:
         self.secrets = dict(secrets)
-        #: Configured vendors: without a secret every delivery of theirs is refused, so
-        #: /readyz answers 503 (a webhook that can never be stored is not "ready").
-        self.required_secrets = tuple(required_secrets)
         #: During a rotation, the secret being retired per vendor (accepted beside the current).
         self.previous_secrets = dict(previous_secrets or {})
         #: Opt-in HTTP Basic (user, password) per vendor for deliveries that cannot be signed.
         self.basic_auth = dict(basic_auth or {})
+        #: Configured vendors: without a secret every delivery of theirs is refused, so
+        #: /readyz answers 503 (a webhook that can never be stored is not "ready").
+        self.required_secrets = tuple(required_secrets)
         self.classifiers = dict(classifiers)
         self.max_body_bytes = max_body_bytes
         self.signature_max_age = signature_max_age

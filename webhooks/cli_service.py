@@ -268,9 +268,10 @@ def build_server(
             classifiers=classifiers if classifiers is not None else envelope_functions(),
             max_body_bytes=settings.max_body_bytes,
             signature_max_age=settings.signature_max_age,
-            required_secrets=configured,
             previous_secrets={v: settings.previous_webhook_secret(v) for v in VENDORS},
             basic_auth={v: settings.webhook_basic_auth(v) for v in VENDORS},
+            # A vendor protected by the Basic opt-in alone needs no secret to be ready.
+            required_secrets=[v for v in configured if settings.webhook_basic_auth(v) is None],
         ),
         metrics=service.metrics,
         on_enqueued=pool.wake if pool else None,
