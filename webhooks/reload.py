@@ -30,6 +30,7 @@ from pathlib import Path
 from types import FrameType
 
 from tiering.policy import Policy, PolicyError, load_policy
+from webhooks.defaults import read_policy_file
 from webhooks.logging import log
 
 
@@ -74,10 +75,13 @@ class PolicyHolder:
             if self.path is None:
                 return ReloadResult(changed=False, digest=old.digest)
             try:
-                text = self.path.read_text(encoding="utf-8")
+                # At most MAX_POLICY_BYTES are read: a huge file cannot fill the memory.
+                text = read_policy_file(self.path)
             except (OSError, UnicodeDecodeError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 return self._refuse(old, (f"{self.path}: cannot read: {reason}",))
+            except PolicyError as exc:
+                return self._refuse(old, tuple(exc.lines))
             digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
             if digest == old.digest:
                 self.last_error = ()

@@ -20,7 +20,7 @@ FORBIDDEN_MODULES = {
 }
 ALLOWED_IMPORTS = {
     "__future__", "collections", "dataclasses", "datetime", "hashlib", "re", "types", "typing",
-    "yaml", "pydantic", "ahocorasick", "tiering",
+    "yaml", "pydantic", "ahocorasick", "re2", "tiering",
 }
 FORBIDDEN_CALLS = {"open", "now", "utcnow", "today", "time", "monotonic", "getenv", "environ",
                    "random", "urandom", "sleep", "read_text", "write_text"}
