@@ -269,6 +269,16 @@ class Claim:
     attempts: int
     #: See tickets.known_at.
     known_at: int | None = None
+    #: Events this claim dead-lettered instead of handing out: claimed `max_unfinished` times
+    #: without an evaluation finishing (see `Inbox.claim`). `events` may then be empty.
+    dead_on_claim: tuple[int, ...] = ()
+
+
+#: The dead letter's error of an event whose evaluations never finish (a crash or a hang).
+UNFINISHED_ERROR = (
+    "evaluation did not finish: claimed {claims} times without finishing (the process crashed"
+    " or hung while deciding on this event); the ticket's other events went on"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,9 +563,18 @@ class Inbox:
         lease_seconds: float,
         vendors: Sequence[str] | None = None,
         max_events: int = 200,
+        max_unfinished: int | None = None,
     ) -> Claim | None:
         """Lease the ticket that has waited longest among those with pending events, whose
-        backoff has passed and whose vendor is not paused; None when there is none."""
+        backoff has passed and whose vendor is not paused; None when there is none.
+
+        Poison pills (`max_unfinished`, the worker's MAX_ATTEMPTS): a claim that ends neither in
+        a counted attempt (`retry`, `dead_letter`), nor done, nor handed back (`release`) means
+        the evaluation crashed or hung the process. An event with `max_unfinished` such claims
+        is dead-lettered here, in the claiming transaction, before anything runs on it again.
+        Once any event of the ticket has two unfinished claims, its events are handed out one
+        at a time, oldest first, so that only the event that never finishes accumulates
+        claims while the ticket's other events are evaluated."""
         now = self.clock()
         token = secrets.token_hex(16)
         until = now + lease_seconds
@@ -597,12 +616,45 @@ class Inbox:
                 .order_by(events.c.id)
                 .limit(max_events)
             ).all()
+            poisoned: list[int] = []
+            if max_unfinished is not None and found:
+                poisoned = [r.id for r in found if r.claims - r.attempts >= max_unfinished]
+                for r in found:
+                    if r.id in poisoned:
+                        conn.execute(
+                            events.update()
+                            .where(events.c.id == r.id, events.c.status == PENDING)
+                            .values(status=DEAD, finished_at=now,
+                                    last_error=UNFINISHED_ERROR.format(claims=r.claims))
+                        )
+                found = [r for r in found if r.id not in poisoned]
+                suspect = min(2, max(1, max_unfinished - 1))
+                if any(r.claims - r.attempts >= suspect for r in found):
+                    found = found[:1]  # one at a time until the poison pill is found
             if found:
                 conn.execute(
                     events.update()
                     .where(events.c.id.in_([r.id for r in found]))
                     .values(claims=events.c.claims + 1)
                 )
+            if not found and poisoned:
+                # Every event handed out would have been a poison pill: give the ticket back
+                # (other events, if any beyond max_events, are claimable at once).
+                conn.execute(
+                    tickets.update()
+                    .where(tickets.c.id == row.id, tickets.c.lease_token == token)
+                    .values(
+                        lease_token=None, lease_until=None, next_attempt_at=now,
+                        pending=sa.select(events.c.id).where(
+                            events.c.vendor == row.vendor, events.c.ticket == row.ticket,
+                            events.c.status == PENDING).exists(),
+                    )
+                )
+                return Claim(ticket_row=row.id, vendor=row.vendor, ticket=row.ticket,
+                             token=token, lease_until=now, events=(),
+                             last_note_key=row.last_note_key,
+                             last_occurred_at=row.last_occurred_at, attempts=row.attempts,
+                             known_at=row.known_at, dead_on_claim=tuple(poisoned))
             if not found:
                 # Nothing left (replayed elsewhere, or a stale flag): clear the flag and lease.
                 conn.execute(
@@ -622,6 +674,7 @@ class Inbox:
             last_occurred_at=row.last_occurred_at,
             attempts=row.attempts,
             known_at=row.known_at,
+            dead_on_claim=tuple(poisoned),
         )
 
     def complete(
@@ -722,6 +775,20 @@ class Inbox:
                 .values(attempts=0, last_error=error, updated_at=now)
             )
             self._release(conn, claim, now, next_attempt_at=now)
+
+    def dead_letter_events(self, claim: Claim, event_ids: Sequence[int], *, error: str) -> Claim:
+        """Dead-letter some of the claim's events (malformed ones) and keep the lease on the
+        rest; return the claim over the rest."""
+        now = self.clock()
+        ids = [e.id for e in claim.events if e.id in set(event_ids)]
+        with self._tx() as conn:
+            conn.execute(
+                events.update()
+                .where(events.c.id.in_(ids), events.c.status == PENDING)
+                .values(status=DEAD, finished_at=now, last_error=error,
+                        attempts=events.c.attempts + 1)
+            )
+        return replace(claim, events=tuple(e for e in claim.events if e.id not in ids))
 
     def extend(self, claim: Claim, *, lease_seconds: float) -> Claim | None:
         """Renew the claim's lease; None if it was lost (expired and taken over meanwhile)."""
