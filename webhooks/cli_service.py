@@ -221,6 +221,7 @@ def build_server(
             classifiers=classifiers if classifiers is not None else envelope_functions(),
             max_body_bytes=settings.max_body_bytes,
             signature_max_age=settings.signature_max_age,
+            jira_replay_horizon=settings.jira_replay_horizon,
         ),
         metrics=service.metrics,
         on_enqueued=pool.wake if pool else None,

@@ -46,6 +46,9 @@ Clock = Callable[[], float]
 Delivery = tuple[Envelope, Mapping[str, Any], bytes | None]
 
 # Event statuses.
+#: The longest ticket key and delivery id the inbox stores (the columns are VARCHAR(255)).
+MAX_KEY_LENGTH = 255
+
 PENDING = "pending"
 DONE = "done"
 IGNORED = "ignored"
@@ -489,7 +492,10 @@ class Inbox:
             .returning(events.c.vendor, events.c.delivery_id)
         )
         with self._tx() as conn:
-            if self.dialect == "sqlite":
+            rows = self._without_replays(conn, rows)
+            if not rows:
+                new: set[tuple[str, str]] = set()
+            elif self.dialect == "sqlite":
                 new = self._insert_events_sqlite(conn, rows)
             else:
                 new = {(r.vendor, r.delivery_id) for r in conn.execute(insert, rows).all()}
@@ -515,6 +521,37 @@ class Inbox:
                     ],
                 )
         return [is_first and key in new for key, is_first in zip(keys, first, strict=True)]
+
+    def _without_replays(
+        self, conn: Connection, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """`rows` without deliveries whose body is byte for byte one already stored for the same
+        ticket and event time: a captured signed body replayed under a fresh delivery header.
+
+        Jira signs the body but not `X-Atlassian-Webhook-Identifier`, and Zendesk signs the
+        timestamp and body but not the invocation id, so the dedupe key alone lets a replay in
+        (issue 14). The receiver refuses bodies older than the replay horizon; within it, this
+        keeps one copy. One indexed lookup per row that names a ticket and an event time."""
+        kept: list[dict[str, Any]] = []
+        bodies: set[tuple[str, str, int, str]] = set()
+        for row in rows:
+            if row["ticket"] is None or row["occurred_at"] is None:
+                kept.append(row)
+                continue
+            key = (row["vendor"], row["ticket"], row["occurred_at"], row["payload"])
+            if key in bodies:
+                continue
+            bodies.add(key)
+            found = conn.execute(
+                sa.select(events.c.id)
+                .where(events.c.vendor == row["vendor"], events.c.ticket == row["ticket"],
+                       events.c.occurred_at == row["occurred_at"],
+                       events.c.payload == row["payload"])
+                .limit(1)
+            ).first()
+            if found is None:
+                kept.append(row)
+        return kept
 
     @staticmethod
     def _insert_events_sqlite(

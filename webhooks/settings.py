@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=1000, ge=1)
     #: Zendesk signature timestamps further than this from now (seconds) are refused as replays.
     signature_max_age: int = Field(default=300, ge=1)
+    #: Signed Jira bodies whose `timestamp` is further than this from now (seconds) are refused
+    #: as replays; longer than Atlassian's retry window (about 30 minutes).
+    jira_replay_horizon: int = Field(default=7200, ge=3600)
     #: Connect and read timeout of every vendor request, seconds.
     http_timeout: float = Field(default=10.0, gt=0)
     #: Attempts per event before it becomes a dead letter.
