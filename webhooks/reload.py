@@ -22,6 +22,7 @@ text reloads nothing.
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from tiering.policy import Policy, PolicyError, load_policy
+from tiering.policy import MAX_POLICY_BYTES, Policy, PolicyError, load_policy
 from webhooks.defaults import read_policy_file
 from webhooks.logging import log
 
@@ -125,7 +126,14 @@ class PolicyWatcher:
         if path is None:
             return None
         try:
-            return hashlib.sha256(path.read_bytes()).hexdigest()
+            # Bounded like the reload itself: a file over the policy size limit is told apart by
+            # its size and times, never read whole every `interval` seconds.
+            with path.open("rb") as handle:
+                head = handle.read(MAX_POLICY_BYTES + 1)
+                if len(head) > MAX_POLICY_BYTES:
+                    info = os.fstat(handle.fileno())
+                    return f"over-limit:{info.st_size}:{info.st_mtime_ns}:{info.st_ino}"
+            return hashlib.sha256(head).hexdigest()
         except OSError:
             return None
 
