@@ -249,3 +249,35 @@ def test_policy_file_over_the_cap_is_not_read_whole(tmp_path: pytest.TempPathFac
         read_policy_file(path)
     assert info.value.lines == [
         f"{path}: the file is over the {MAX_POLICY_BYTES}-byte limit of a policy"]
+
+
+# Each row: a hostile file saved over the policy of a running service, and the problem logged.
+RELOAD_ATTACKS = [
+    # billion laughs
+    ("aliases", BOMB.encode(), "YAML aliases (*a) are not allowed in a policy"),
+    # deep nesting
+    ("deep", b"version: 1\nx: " + b"[" * 100_000 + b"]" * 100_000, "nested deeper than 32"),
+    # a file far over the size cap
+    ("huge", b"version: 1\n# " + b"x" * (8 * MAX_POLICY_BYTES), "over the 262144-byte limit"),
+]
+
+
+@pytest.mark.parametrize(("case", "content", "problem"), RELOAD_ATTACKS,
+                         ids=[a[0] for a in RELOAD_ATTACKS])
+def test_reload_refuses_hostile_files_and_keeps_the_policy(
+    tmp_path: pytest.TempPathFactory, case: str, content: bytes, problem: str
+) -> None:
+    """The reload inside serve (PolicyHolder.reload, what the watcher and SIGHUP call) refuses
+    each YAML attack with its problem and keeps the policy in force."""
+    from webhooks.reload import PolicyHolder, PolicyWatcher
+
+    path = tmp_path / "policy.yaml"  # type: ignore[operator]
+    path.write_text(EXAMPLE, encoding="utf-8")
+    holder = PolicyHolder(path, load_policy(EXAMPLE, source=str(path)))
+    watcher = PolicyWatcher(holder)
+    before = holder.current
+    path.write_bytes(content)
+    result = watcher.check()
+    assert result is not None and not result.changed
+    assert holder.current is before
+    assert len(holder.last_error) == 1 and problem in holder.last_error[0], holder.last_error
