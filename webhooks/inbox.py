@@ -86,6 +86,8 @@ events = sa.Table(
     sa.UniqueConstraint("vendor", "delivery_id", name="uq_tierdesk_events_delivery"),
     sa.Index("ix_tierdesk_events_ticket", "vendor", "ticket", "status"),
     sa.Index("ix_tierdesk_events_status", "status"),
+    #: A ticket's events by event time: finds a replayed body in one seek (enqueue_many).
+    sa.Index("ix_tierdesk_events_occurred", "vendor", "ticket", "occurred_at"),
     sa.Index("ix_tierdesk_events_received", "received_at"),
 )
 
@@ -167,6 +169,17 @@ _SQLITE_TICKET_UPSERT = (
     " ON CONFLICT (vendor, ticket) DO UPDATE SET pending = 1, updated_at = excluded.updated_at"
 )
 
+#: One stored event with exactly this body for a ticket and event time (a replay), through
+#: ix_tierdesk_events_occurred.
+_SQLITE_REPLAY_LOOKUP = (
+    "SELECT 1 FROM tierdesk_events WHERE vendor = ? AND ticket = ? AND occurred_at = ?"
+    " AND payload = ? LIMIT 1"
+)
+_REPLAY_LOOKUP = sa.text(
+    "SELECT 1 FROM tierdesk_events WHERE vendor = :vendor AND ticket = :ticket"
+    " AND occurred_at = :occurred_at AND payload = :payload LIMIT 1"
+)
+
 # --------------------------------------------------------------------------- migrations
 
 
@@ -191,11 +204,18 @@ def _migration_3(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _migration_4(conn: Connection) -> None:
+    """An index on events (vendor, ticket, occurred_at), for finding replayed bodies."""
+    index = next(i for i in events.indexes if i.name == "ix_tierdesk_events_occurred")
+    index.create(conn, checkfirst=True)
+
+
 #: Versioned migrations, applied in order on connect. Never edit a released one: append.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _migration_1),
     (2, _migration_2),
     (3, _migration_3),
+    (4, _migration_4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -542,13 +562,13 @@ class Inbox:
             if key in bodies:
                 continue
             bodies.add(key)
-            found = conn.execute(
-                sa.select(events.c.id)
-                .where(events.c.vendor == row["vendor"], events.c.ticket == row["ticket"],
-                       events.c.occurred_at == row["occurred_at"],
-                       events.c.payload == row["payload"])
-                .limit(1)
-            ).first()
+            # Plain SQL, compiled once: building a select per row cost ~0.5 ms of Python.
+            if self.dialect == "sqlite":
+                found = conn.exec_driver_sql(_SQLITE_REPLAY_LOOKUP, key).first()
+            else:
+                found = conn.execute(_REPLAY_LOOKUP, {
+                    "vendor": key[0], "ticket": key[1], "occurred_at": key[2],
+                    "payload": key[3]}).first()
             if found is None:
                 kept.append(row)
         return kept

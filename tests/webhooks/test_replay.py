@@ -136,3 +136,22 @@ def test_over_long_delivery_id_is_400(inbox: Inbox) -> None:
                       headers={"X-Atlassian-Webhook-Identifier": "x" * 300})
     assert r.status_code == 400
     assert r.json() == {"error": "the delivery id is 300 characters; at most 255 are accepted"}
+
+
+def test_migration_4_adds_the_replay_index(db_url: str) -> None:
+    """A database at schema version 3 gets ix_tierdesk_events_occurred on connect, data kept."""
+    import sqlalchemy as sa
+
+    from webhooks.inbox import SCHEMA_VERSION, schema_version
+
+    box = Inbox.connect(db_url)
+    box.enqueue(jira_envelope(json.loads(signed_body(sent=NOW)), {}), {"x": 1})
+    with box.engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_tierdesk_events_occurred"))
+        conn.execute(schema_version.update().values(version=3))
+    box.close()
+    again = Inbox.connect(db_url)
+    names = {i["name"] for i in sa.inspect(again.engine).get_indexes("tierdesk_events")}
+    assert "ix_tierdesk_events_occurred" in names
+    assert again.migrate() == SCHEMA_VERSION == 4 and again.counts() == {"pending": 1}
+    again.close()
