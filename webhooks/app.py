@@ -13,7 +13,8 @@
         503  the inbox (database or writer process) is unavailable; the vendor retries later,
              and a delivery that was stored all the same is then answered 200
     GET /healthz   the process answers
-    GET /readyz    database reachable, inbox writer up and policy loaded, else 503
+    GET /readyz    database reachable, inbox writer up, policy loaded and a webhook secret for
+                   every configured vendor, else 503 with the problems
     GET /metrics   Prometheus text
 
 Deliveries are committed in small groups (group commit): requests that arrive while a commit is
@@ -36,7 +37,7 @@ import hashlib
 import json
 import queue
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -185,8 +186,12 @@ class ReceiverConfig:
         signature_max_age: float = 300.0,
         jira_replay_horizon: float | None = 7200.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        required_secrets: Iterable[str] = (),
     ) -> None:
         self.secrets = dict(secrets)
+        #: Configured vendors: without a secret every delivery of theirs is refused, so
+        #: /readyz answers 503 (a webhook that can never be stored is not "ready").
+        self.required_secrets = tuple(required_secrets)
         self.classifiers = dict(classifiers)
         self.max_body_bytes = max_body_bytes
         self.signature_max_age = signature_max_age
@@ -458,6 +463,12 @@ def create_app(
             problems.append(problem)
         if not policy_loaded():
             problems.append("policy not loaded")
+        for vendor in config.required_secrets:
+            if not config.secrets.get(vendor):
+                problems.append(
+                    f"no {vendor} webhook secret: every {vendor} delivery is refused (401); set"
+                    f" TIERDESK_{vendor.upper()}_WEBHOOK_SECRET"
+                )
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})

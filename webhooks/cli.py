@@ -16,7 +16,8 @@ def install() -> None:
     """Register tierdesk's webhooks (and triggers) with a vendor."""
 
 
-@main.group()
+@main.group(epilog="Settings, the policy and the inbox database (TIERDESK_DATABASE_URL) come"
+            " from TIERDESK_* environment variables or a .env file in the current directory.")
 def backfill() -> None:
     """Queue existing tickets for evaluation."""
 
@@ -42,4 +43,25 @@ def _register() -> None:
     cli_zendesk.register(main)
 
 
+#: The top-level command list's one-liners: whole sentences short enough for an 80-column
+#: terminal (click would cut a longer first sentence mid-way with "...").
+SHORT_HELP = {
+    "backfill": "Queue existing tickets for evaluation.",
+    "dead-letters": "List, show and replay events tierdesk gave up on.",
+    "decide": "Print the decision for vendor-neutral tickets.",
+    "demo": "Show tierdesk at work on a local Jira and Zendesk.",
+    "explain": "Show one ticket's decision history with reasons.",
+    "install": "Register tierdesk's webhooks with a vendor.",
+    "migrate": "Create or update the inbox database.",
+    "policy": "Work with tier policy files.",
+    "prune": "Delete old processed events and decisions.",
+    "sandbox": "Run a local Jira and Zendesk for trials.",
+    "serve": "Run the webhook receiver and the worker.",
+    "worker": "Run the worker alone (split deployments).",
+}
+
+
 _register()
+for _name, _text in SHORT_HELP.items():
+    if _name in main.commands:
+        main.commands[_name].short_help = _text

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
+from connectors.backfill import BackfillCounts
 from connectors.base import ConnectorError
 from connectors.jira.admin import (
     DEFAULT_WEBHOOK_NAME,
     PAGE_SIZE,
     AdminError,
-    BackfillSummary,
     backfill_items,
     check_jql,
     count_issues,
@@ -26,6 +25,8 @@ from connectors.jira.admin import (
 from connectors.jira.client import make_client
 from connectors.jira.config import JiraConfig
 from tiering.models import Decision, Ticket
+from webhooks.cli_backfill import BACKFILL_EPILOG, progress
+from webhooks.cli_inbox import InboxUnavailable, open_inbox, verbose_option
 from webhooks.cli_settings import admin_settings
 
 
@@ -73,13 +74,15 @@ def install_jira(callback_url: str, jql: str | None, name: str, dry_run: bool) -
     click.echo(f"TIERDESK_JIRA_WEBHOOK_SECRET={result.secret}")
 
 
-@click.command("jira")
+@click.command("jira", epilog=BACKFILL_EPILOG)
 @click.option("--jql", required=True,
               help='Which issues, e.g. "project = SUP AND resolution IS EMPTY".')
 @click.option("--dry-run", is_flag=True,
               help="Print per issue what would change; enqueue and write nothing.")
-@click.option("--page-size", type=click.IntRange(1, 100), default=PAGE_SIZE, show_default=True)
-def backfill_jira(jql: str, dry_run: bool, page_size: int) -> None:
+@click.option("--page-size", type=click.IntRange(1, 100), default=PAGE_SIZE, show_default=True,
+              help="Issues read per search request (one request per page).")
+@verbose_option
+def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> None:
     """Queue every issue matching JQL for evaluation (the worker applies the policy)."""
     from webhooks.wiring import WiringError, decide_function, load_policy_for
 
@@ -94,7 +97,7 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int) -> None:
     except WiringError as exc:
         raise click.ClickException(str(exc)) from exc
     client = make_client(config)
-    summary = BackfillSummary()
+    summary = BackfillCounts()
     decide: Callable[[Ticket], Decision] | None = None
     inbox: Any = None
     if dry_run:
@@ -106,11 +109,9 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int) -> None:
 
         decide = decide_now
     else:
-        from webhooks.inbox import Inbox, InboxError
-
         try:
-            inbox = Inbox.connect(settings.database_url)
-        except InboxError as exc:
+            inbox = open_inbox(settings.database_url, create=True, verbose=verbose)
+        except InboxUnavailable as exc:
             raise click.ClickException(f"cannot open the inbox: {exc}") from exc
     try:
         try:
@@ -120,46 +121,37 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int) -> None:
         issues = search_issues(client, config, policy, jql=jql, page_size=page_size)
         items = backfill_items(issues, policy=policy, config=config, decide=decide)
         lines: list[str] = []
-        with click.progressbar(items, length=total, label="Jira issues",
-                               file=sys.stderr) as bar:
-            for item in bar:
-                summary.seen += 1
-                if item.error is not None or item.envelope is None:
-                    summary.skipped.append(f"{item.key}: {item.error}")
-                    continue
-                if dry_run:
-                    assert item.decision is not None
-                    if item.decision.changed:
-                        summary.would_change += 1
-                    else:
-                        summary.unchanged += 1
-                    lines.append(describe(item, policy))
-                elif inbox.enqueue(item.envelope, item.payload):
-                    summary.enqueued += 1
+        for item in progress(items, total=total):
+            summary.seen += 1
+            if item.error is not None or item.envelope is None:
+                summary.skipped += 1
+                lines.append(describe(item, policy))
+                continue
+            if dry_run:
+                assert item.decision is not None
+                if item.decision.changed:
+                    summary.would_change += 1
                 else:
-                    summary.duplicates += 1
+                    summary.unchanged += 1
+                lines.append(describe(item, policy))
+            elif inbox.enqueue(item.envelope, item.payload):
+                summary.queued += 1
+            else:
+                summary.duplicates += 1
     except AdminError as exc:
         raise click.BadParameter(str(exc)) from exc
     except ConnectorError as exc:
         raise click.ClickException(
-            f"backfill stopped after {summary.seen} issue(s): {exc}"
-            + (f"; {summary.enqueued} were queued and will be processed" if summary.enqueued
+            f"backfill stopped after {summary.seen} ticket(s): {exc}"
+            + (f"; {summary.queued} were queued and will be processed" if summary.queued
                else "")
         ) from exc
+    finally:
+        if inbox is not None:
+            inbox.close()
     for line in lines:
         click.echo(line)
-    for line in summary.skipped:
-        click.echo(f"skipped {line}", err=True)
-    if dry_run:
-        click.echo(
-            f"Dry run: {summary.seen} issue(s): {summary.would_change} would change,"
-            f" {summary.unchanged} unchanged, {len(summary.skipped)} skipped. Nothing was written."
-        )
-    else:
-        click.echo(
-            f"Backfill: {summary.seen} issue(s): {summary.enqueued} queued,"
-            f" {summary.duplicates} already queued, {len(summary.skipped)} skipped."
-        )
+    click.echo(summary.summary(dry_run=dry_run))
 
 
 def register(main: click.Group) -> None:

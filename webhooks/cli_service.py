@@ -5,16 +5,23 @@
     tierdesk worker [--once]       worker only; --once drains what is ready and exits
     tierdesk dead-letters list | show ID | replay ID | replay --all
     tierdesk explain VENDOR TICKET the decision history of one ticket, newest first
+    tierdesk migrate               create the inbox database (or migrate it) and exit
 
-Every start-up problem (a bad setting, an unreadable policy, an unreachable database) is printed
-as one line per problem naming what to fix, and the command exits with status 2.
+Every start-up problem (a bad setting, an unreadable policy, an unreachable database, a busy
+port) is printed as one line per problem naming what to fix, and the command exits with status 2.
+Read-only commands (`explain`, `dead-letters`, `prune`, `worker --once`) never create a database
+(webhooks/cli_inbox.py); `-v` names the database a command opened.
 """
 
 from __future__ import annotations
 
+import difflib
+import errno
 import json
 import signal
+import socket
 import sys
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +31,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from webhooks.cli_inbox import InboxUnavailable, database_label, open_inbox, verbose_option
+from webhooks.cli_settings import log_environment_warnings
 from webhooks.logging import configure_logging, log
 from webhooks.settings import Settings, SettingsError, load_settings
 
@@ -47,20 +56,47 @@ def _fail(lines: list[str]) -> NoReturn:
     sys.exit(2)
 
 
-def _settings() -> Settings:
+def _settings(*, warnings: bool = True) -> Settings:
+    """The settings, or exit 2 naming each bad variable. Misspelt or unprefixed variable names
+    are warned about on stderr (`warnings=False`: serve and worker log them instead)."""
+    from webhooks.cli_settings import echo_environment_warnings
+
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as exc:
         _fail(["invalid settings:", *(f"  {line}" for line in exc.lines)])
+    if warnings:
+        echo_environment_warnings()
+    return settings
 
 
-def _inbox(settings: Settings) -> Inbox:
-    from webhooks.inbox import Inbox, InboxError
-
+def _inbox(settings: Settings, *, verbose: bool = False, create: bool = False) -> Inbox:
+    """The inbox of a command; read-only commands (`create=False`) never create one."""
     try:
-        return Inbox.connect(settings.database_url)
-    except InboxError as exc:
-        _fail([str(exc)])
+        return open_inbox(settings.database_url, create=create, verbose=verbose)
+    except InboxUnavailable as exc:
+        _fail(exc.lines)
+
+
+#: Said by the help of every command that reads settings or opens the inbox.
+SETTINGS_HELP = (
+    "Settings, including the inbox database (TIERDESK_DATABASE_URL), come from TIERDESK_*"
+    " environment variables or a .env file in the current directory."
+)
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: control and format characters (ANSI escapes,
+    carriage returns, bidi overrides) written as `\\x1b`-style escapes. Ticket text is written
+    by customers; `explain` must not let it repaint the admin's terminal."""
+    out: list[str] = []
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _when(epoch: float | None) -> str:
@@ -104,10 +140,11 @@ def build_service(
     *,
     with_worker: bool,
     connectors: Mapping[str, Connector] | None = None,
+    create_inbox: bool = True,
 ) -> Service:
     """Load the policy, open the inbox and build the worker pool. `connectors` replaces the
-    ones built from the settings (tests start the real service with a test connector)."""
-    from webhooks.inbox import Inbox, InboxError
+    ones built from the settings (tests start the real service with a test connector).
+    `create_inbox=False` (`worker --once`) refuses a database that does not exist yet."""
     from webhooks.metrics import Metrics
     from webhooks.retention import Pruner
     from webhooks.wiring import WiringError, build_connectors, load_policy_for, vendor_lines
@@ -120,11 +157,11 @@ def build_service(
             ["cannot load the policy:", *(f"  {line}" for line in str(exc).splitlines())]
         ) from None
     try:
-        inbox = Inbox.connect(settings.database_url)
-    except InboxError as exc:
-        raise StartupError([str(exc)]) from None
+        inbox = open_inbox(settings.database_url, create=create_inbox)
+    except InboxUnavailable as exc:
+        raise StartupError(exc.lines) from None
     metrics = Metrics()
-    metrics.watch_inbox(inbox.depth)
+    metrics.watch_inbox(inbox.depth, vendors=settings.configured_vendors())
     pool = None
     lines = vendor_lines(settings)  # one per process, kept across policy reloads
     if with_worker:
@@ -193,10 +230,13 @@ def build_server(
 
     service = build_service(settings, with_worker=with_worker, connectors=connectors)
     secrets = {v: settings.webhook_secret(v) for v in VENDORS}
-    for vendor in VENDORS:
+    configured = settings.configured_vendors()
+    for vendor in configured:
+        service.metrics.vendor_configured.labels(vendor).set(1)
+    for vendor in configured:  # an unconfigured vendor's deliveries are not expected at all
         if not secrets[vendor]:
-            log(f"no {vendor} webhook secret: every {vendor} delivery is refused (401)", level=30,
-                vendor=vendor)
+            log(f"no {vendor} webhook secret: every {vendor} delivery is refused (401); set"
+                f" TIERDESK_{vendor.upper()}_WEBHOOK_SECRET", level=30, vendor=vendor)
     pool = service.pool
     committer = None
     if settings.inbox_writer == "process":
@@ -222,6 +262,7 @@ def build_server(
             max_body_bytes=settings.max_body_bytes,
             signature_max_age=settings.signature_max_age,
             jira_replay_horizon=settings.jira_replay_horizon,
+            required_secrets=configured,
         ),
         metrics=service.metrics,
         on_enqueued=pool.wake if pool else None,
@@ -260,7 +301,38 @@ def build_server(
     return uvicorn.Server(config), service
 
 
-def run_server(server: uvicorn.Server, service: Service) -> None:
+# Exit statuses of `serve` and `worker` (the admin guide's "Exit codes"): 0 after SIGTERM/SIGINT,
+# 2 from `_fail` when start-up fails (before any work), 3 from uvicorn (its STARTUP_FAILURE) when
+# the app's start-up fails after the bind: the inbox writer process cannot start.
+
+
+def _port_problem(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "is already in use by another process"
+    return f"cannot be bound ({exc.strerror or exc})"
+
+
+def bind_port(host: str, port: int, *, change: str) -> socket.socket:
+    """Bind `host:port` before any work starts, so a busy port stops start-up with one line
+    naming the port and `change` (the setting or flag to use another), not a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family=family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError([
+            f"port {port} on {host} {_port_problem(exc)}: stop that process, or choose another"
+            f" port with {change}"
+        ]) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(
+    server: uvicorn.Server, service: Service, *, sockets: list[socket.socket] | None = None
+) -> None:
     """Serve until SIGTERM/SIGINT, then shut down gracefully and return (exit status 0).
 
     uvicorn stops accepting, finishes in-flight requests, runs the app's shutdown (commit what
@@ -275,7 +347,7 @@ def run_server(server: uvicorn.Server, service: Service) -> None:
     signal.signal(signal.SIGINT, _exit)
     service.start_watching()
     try:
-        server.run()
+        server.run(sockets=sockets)
     finally:
         service.stop_watching()
         service.inbox.close()
@@ -292,12 +364,21 @@ def run_worker(
     """Run the worker pool until SIGTERM/SIGINT (or, with `once`, until nothing is ready);
     return the number of tickets processed by `once`. `metrics_port` serves the worker's
     Prometheus metrics on 0.0.0.0:PORT/ (split deployments have no receiver in this process)."""
-    service = build_service(settings, with_worker=True, connectors=connectors)
+    # Draining a database that does not exist is a wrong directory, not "0 tickets".
+    service = build_service(settings, with_worker=True, connectors=connectors,
+                            create_inbox=not once)
     pool = service.pool
     if metrics_port is not None and not once:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, registry=service.metrics.registry)
+        try:
+            start_http_server(metrics_port, registry=service.metrics.registry)
+        except OSError as exc:
+            service.inbox.close()
+            raise StartupError([
+                f"port {metrics_port} (worker metrics) {_port_problem(exc)}: stop that process,"
+                " or choose another port with --metrics-port"
+            ]) from None
         log("worker metrics served", port=metrics_port)
     try:
         if pool is None:
@@ -331,31 +412,54 @@ def run_worker(
         service.inbox.close()
 
 
-@click.command()
+@click.command(epilog=SETTINGS_HELP + " Exit status: 0 after SIGTERM/SIGINT, 2 when it cannot"
+               " start (a setting, the policy, the database, a busy port), 3 when the inbox"
+               " writer process cannot start.")
 @click.option("--no-worker", is_flag=True, help="Receive only; run `tierdesk worker` separately.")
 @click.option("--host", default=None, help="Listen address (default TIERDESK_HOST).")
-@click.option("--port", type=int, default=None, help="Listen port (default TIERDESK_PORT).")
-def serve(no_worker: bool, host: str | None, port: int | None) -> None:
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Listen port (default TIERDESK_PORT).")
+@verbose_option
+def serve(no_worker: bool, host: str | None, port: int | None, verbose: bool) -> None:
     """Run the webhook receiver (and, unless --no-worker, the worker) until SIGTERM/SIGINT."""
-    settings = _settings()
+    settings = _settings(warnings=False)
     configure_logging(settings.log_level)
+    log_environment_warnings()
+    host = host or settings.host
+    port = port or settings.port
+    try:
+        # Bind first: a busy port must stop start-up before the worker touches the inbox.
+        sock = bind_port(host, port, change="TIERDESK_PORT or --port")
+    except StartupError as exc:
+        _fail(exc.lines)
     try:
         server, service = build_server(settings, with_worker=not no_worker, host=host, port=port)
     except StartupError as exc:
+        sock.close()
         _fail(exc.lines)
+    if verbose:
+        click.echo(f"tierdesk: opened the inbox database {database_label(settings.database_url)}",
+                   err=True)
     log("serving", host=server.config.host, port=server.config.port,
-        worker=service.pool is not None)
-    run_server(server, service)
+        worker=service.pool is not None, database=database_label(settings.database_url))
+    run_server(server, service, sockets=[sock])
 
 
-@click.command()
-@click.option("--once", is_flag=True, help="Process what is ready now, then exit.")
+@click.command(epilog=SETTINGS_HELP + " Exit status: 0 when stopped (or --once is done), 2"
+               " when it cannot start (a setting, the policy, the database, a busy port).")
+@click.option("--once", is_flag=True,
+              help="Process what is ready now, then exit (never creates a database).")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
               help="Serve this worker's Prometheus metrics on this port.")
-def worker(once: bool, metrics_port: int | None) -> None:
+@verbose_option
+def worker(once: bool, metrics_port: int | None, verbose: bool) -> None:
     """Run the worker alone (split deployments), until SIGTERM/SIGINT."""
-    settings = _settings()
+    settings = _settings(warnings=False)
     configure_logging(settings.log_level)
+    log_environment_warnings()
+    if verbose:
+        click.echo(f"tierdesk: opened the inbox database {database_label(settings.database_url)}",
+                   err=True)
     try:
         done = run_worker(settings, once=once, metrics_port=metrics_port)
     except StartupError as exc:
@@ -364,17 +468,22 @@ def worker(once: bool, metrics_port: int | None) -> None:
         click.echo(f"processed {done} ticket(s)")
 
 
-@click.group("dead-letters")
+@click.group("dead-letters", epilog=SETTINGS_HELP)
 def dead_letters() -> None:
-    """Events tierdesk gave up on: list, show, replay."""
+    """Events tierdesk gave up on: list, show, replay.
+
+    These commands never create a database: run where the service runs, or point
+    TIERDESK_DATABASE_URL at its database."""
 
 
-@dead_letters.command("list")
-@click.option("--limit", type=int, default=100, show_default=True)
+@dead_letters.command("list", epilog=SETTINGS_HELP)
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Show at most this many dead letters (the newest).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def dead_letters_list(limit: int, as_json: bool) -> None:
+@verbose_option
+def dead_letters_list(limit: int, as_json: bool, verbose: bool) -> None:
     """List dead letters, newest first."""
-    inbox = _inbox(_settings())
+    inbox = _inbox(_settings(), verbose=verbose)
     rows = inbox.dead_letters(limit=limit)
     if as_json:
         for e in rows:
@@ -387,33 +496,36 @@ def dead_letters_list(limit: int, as_json: bool) -> None:
                " LAST ERROR")
     for e in rows:
         error = (e.last_error or "").splitlines()[0][:80] if e.last_error else ""
-        click.echo(f"{e.id:>8}  {e.vendor:8} {(e.ticket or '-')[:16]:16} {e.event_type[:28]:28}"
-                   f" {e.attempts:>5}  {_when(e.received_at):20} {error}")
+        ticket = printable(e.ticket or "-")[:16]
+        click.echo(f"{e.id:>8}  {e.vendor:8} {ticket:16} {printable(e.event_type)[:28]:28}"
+                   f" {e.attempts:>5}  {_when(e.received_at):20} {printable(error)}")
 
 
-@dead_letters.command("show")
+@dead_letters.command("show", epilog=SETTINGS_HELP)
 @click.argument("event_id", type=int)
-def dead_letters_show(event_id: int) -> None:
+@verbose_option
+def dead_letters_show(event_id: int, verbose: bool) -> None:
     """Show one dead letter: its error and its payload."""
-    inbox = _inbox(_settings())
+    inbox = _inbox(_settings(), verbose=verbose)
     e = inbox.event(event_id)
     if e is None:
         _fail([f"no event {event_id}: see `tierdesk dead-letters list`"])
     summary = _event_summary(e)
     for key, value in summary.items():
-        click.echo(f"{key}: {value}")
+        click.echo(f"{key}: {printable(str(value))}")
     click.echo("payload:")
     click.echo(json.dumps(e.payload, indent=2, ensure_ascii=False))
 
 
-@dead_letters.command("replay")
+@dead_letters.command("replay", epilog=SETTINGS_HELP)
 @click.argument("event_id", type=int, required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
-def dead_letters_replay(event_id: int | None, replay_all: bool) -> None:
+@verbose_option
+def dead_letters_replay(event_id: int | None, replay_all: bool, verbose: bool) -> None:
     """Queue a dead letter (or --all) again with a fresh attempt count."""
     if (event_id is None) == (not replay_all):
         _fail(["give either an event ID or --all (see `tierdesk dead-letters list`)"])
-    inbox = _inbox(_settings())
+    inbox = _inbox(_settings(), verbose=verbose)
     if replay_all:
         n = inbox.replay()
         click.echo(f"queued {n} dead letter(s) again")
@@ -427,11 +539,12 @@ def dead_letters_replay(event_id: int | None, replay_all: bool) -> None:
     click.echo(f"queued event {event_id} ({e.vendor} {e.ticket}) again" if n else "nothing queued")
 
 
-@click.command()
+@click.command(epilog=SETTINGS_HELP)
 @click.option("--older-than", "days", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Age in days (default TIERDESK_RETENTION_DAYS).")
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
-def prune(days: float | None, dry_run: bool) -> None:
+@verbose_option
+def prune(days: float | None, dry_run: bool, verbose: bool) -> None:
     """Delete processed events and decision records older than the retention.
 
     Pending events, dead letters and each ticket's state are kept. The worker pool does this
@@ -443,7 +556,7 @@ def prune(days: float | None, dry_run: bool) -> None:
             _fail(["TIERDESK_RETENTION_DAYS is 0 (keep everything): give --older-than DAYS"])
     from webhooks.retention import DAY
 
-    inbox = _inbox(settings)
+    inbox = _inbox(settings, verbose=verbose)
     try:
         pruned = inbox.prune(older_than=inbox.clock() - days * DAY, dry_run=dry_run)
     finally:
@@ -451,6 +564,22 @@ def prune(days: float | None, dry_run: bool) -> None:
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{verb} {pruned.events} event(s) and {pruned.decisions} decision record(s)"
                f" older than {days:g} day(s)")
+
+
+@click.command("migrate", epilog=SETTINGS_HELP)
+@verbose_option
+def migrate(verbose: bool) -> None:
+    """Create the inbox database, or bring its schema up to date, and exit.
+
+    serve and worker do this by themselves on start; use it to create the database on purpose
+    (the read-only commands never do), before a first backup, or in an upgrade window."""
+    from webhooks.inbox import SCHEMA_VERSION
+
+    settings = _settings()
+    inbox = _inbox(settings, verbose=verbose, create=True)
+    inbox.close()
+    click.echo(f"the inbox at {database_label(settings.database_url)} has schema version"
+               f" {SCHEMA_VERSION}")
 
 
 def _event_summary(e: StoredEvent) -> dict[str, Any]:
@@ -467,16 +596,37 @@ def _event_summary(e: StoredEvent) -> dict[str, Any]:
     }
 
 
-@click.command()
+@click.command(epilog=SETTINGS_HELP)
 @click.argument("vendor", type=click.Choice(list(VENDORS)))
 @click.argument("ticket")
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Show at most this many decisions (the newest).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def explain(vendor: str, ticket: str, limit: int, as_json: bool) -> None:
-    """The decision history of one ticket with reasons, newest first."""
-    inbox = _inbox(_settings())
+@verbose_option
+def explain(vendor: str, ticket: str, limit: int, as_json: bool, verbose: bool) -> None:
+    """The decision history of one ticket with reasons, newest first.
+
+    TICKET is the Jira issue key (SUP-123; any letter case) or the Zendesk ticket number
+    (123 or #123). The header line shows the ticket's state in the inbox: pending (work is
+    waiting), failed attempts and the next attempt, the last error, and the last note (the
+    key of the checklist note tierdesk posted last). This command never creates a database."""
+    settings = _settings()
+    inbox = _inbox(settings, verbose=verbose)
+    asked = ticket
+    if vendor == "zendesk":
+        ticket = ticket.strip().lstrip("#")
     history = inbox.history(vendor, ticket, limit=limit)
     state = inbox.ticket_state(vendor, ticket)
+    matched_other_case = False
+    if state is None and not history:
+        same = [k for k in inbox.ticket_keys(vendor, casefold=ticket) if k != ticket]
+        if len(same) > 1:
+            _fail([f"{len(same)} {vendor} tickets match {printable(asked)!r} ignoring case:"
+                   f" {', '.join(printable(k) for k in same)}; give the exact key"])
+        if same:
+            ticket, matched_other_case = same[0], True
+            history = inbox.history(vendor, ticket, limit=limit)
+            state = inbox.ticket_state(vendor, ticket)
     if as_json:
         click.echo(json.dumps({
             "vendor": vendor,
@@ -486,24 +636,36 @@ def explain(vendor: str, ticket: str, limit: int, as_json: bool) -> None:
         }, indent=2, default=str))
         return
     if state is None and not history:
-        click.echo(f"tierdesk has no events for {vendor} ticket {ticket}")
+        known = inbox.ticket_keys(vendor)
+        folded = {k.casefold(): k for k in known}
+        close = [folded[k] for k in difflib.get_close_matches(ticket.casefold(), list(folded),
+                                                               n=5, cutoff=0.6)]
+        click.echo(f"tierdesk has no events for {vendor} ticket {printable(ticket)}"
+                   f" (searched {database_label(settings.database_url)} for"
+                   f" {printable(asked)!r}, ignoring case)")
+        if close:
+            click.echo("close matches: " + ", ".join(printable(k) for k in close))
         return
+    if matched_other_case:
+        click.echo(f"(no ticket {printable(asked)!r}; showing {printable(ticket)}, the same key"
+                   " in another letter case)")
     view = _state_view(state)
     if view:
-        click.echo(f"{vendor} {ticket}: " + ", ".join(f"{k} {v}" for k, v in view.items()))
+        click.echo(f"{vendor} {printable(ticket)}: "
+                   + ", ".join(f"{k} {printable(str(v))}" for k, v in view.items()))
     for r in history:
-        arrow = f"{r.tier_before or '-'} -> {r.tier_after or '-'}"
+        arrow = printable(f"{r.tier_before or '-'} -> {r.tier_after or '-'}")
         digest = (r.policy_digest or "-")[:12]
         events = ", ".join(map(str, r.event_ids))
         click.echo(f"\n{_when(r.created_at)}  {r.outcome:10} {arrow}  (policy {digest},"
                    f" events {events})")
         for reason in r.reasons:
-            click.echo(f"    - {reason}")
+            click.echo(f"    - {printable(str(reason))}")
         for c in r.calls:
-            click.echo(f"    {c.get('method')} {c.get('path')} -> {c.get('status')}"
-                       f"  ({c.get('purpose')})")
+            click.echo(printable(f"    {c.get('method')} {c.get('path')} -> {c.get('status')}"
+                                 f"  ({c.get('purpose')})"))
         if r.error:
-            click.echo(f"    error: {r.error}")
+            click.echo(f"    error: {printable(r.error)}")
 
 
 def _state_view(state: Any) -> dict[str, Any]:
@@ -536,6 +698,6 @@ def _record_view(r: Any) -> dict[str, Any]:
 
 def register(main: click.Group) -> None:
     """Add the service commands to the `tierdesk` group."""
-    for command in (serve, worker, dead_letters, explain, prune):
+    for command in (serve, worker, dead_letters, explain, prune, migrate):
         main.add_command(command)
 

@@ -5,12 +5,29 @@ from __future__ import annotations
 
 import click
 
-from webhooks.settings import Settings, SettingsError, load_settings
+from webhooks.settings import Settings, SettingsError, environment_warnings, load_settings
 
 
 def admin_settings() -> Settings:
-    """Load the settings or raise click.ClickException listing every bad variable."""
+    """Load the settings or raise click.ClickException listing every bad variable; warn (on
+    stderr) about misspelt or unprefixed variable names."""
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as exc:
         raise click.ClickException(f"invalid settings:\n{exc}") from exc
+    echo_environment_warnings()
+    return settings
+
+
+def echo_environment_warnings() -> None:
+    """Print each variable-name mistake (webhooks/settings.py) as a warning on stderr."""
+    for line in environment_warnings():
+        click.echo(f"tierdesk: warning: {line}", err=True)
+
+
+def log_environment_warnings() -> None:
+    """Log each variable-name mistake as a warning (serve and worker log JSON lines)."""
+    from webhooks.logging import log
+
+    for line in environment_warnings():
+        log("setting ignored", level=30, problem=line)

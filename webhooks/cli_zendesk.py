@@ -3,12 +3,12 @@ connectors.zendesk.admin."""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
+from connectors.backfill import BackfillCounts
 from connectors.base import ConnectorError
 from connectors.zendesk.admin import (
     ZendeskAdmin,
@@ -18,6 +18,8 @@ from connectors.zendesk.admin import (
 )
 from connectors.zendesk.config import ZendeskConfig
 from tiering.models import Decision, Ticket
+from webhooks.cli_backfill import BACKFILL_EPILOG, ProgressCounter
+from webhooks.cli_inbox import InboxUnavailable, open_inbox, verbose_option
 from webhooks.cli_settings import admin_settings
 
 
@@ -78,12 +80,13 @@ def install_zendesk(callback_url: str, dry_run: bool, loop_guard: str) -> None:
         click.echo(result.secret_line)
 
 
-@click.command("zendesk")
+@click.command("zendesk", epilog=BACKFILL_EPILOG)
 @click.option("--query", required=True,
               help='Zendesk search query for tickets, e.g. "status<solved".')
 @click.option("--dry-run", is_flag=True,
               help="Read each ticket and print what would change; enqueue and write nothing.")
-def backfill_zendesk(query: str, dry_run: bool) -> None:
+@verbose_option
+def backfill_zendesk(query: str, dry_run: bool, verbose: bool) -> None:
     """Queue every ticket the search matches for evaluation (the worker applies the policy)."""
     from webhooks.wiring import decide_function
 
@@ -99,35 +102,34 @@ def backfill_zendesk(query: str, dry_run: bool) -> None:
         def decide_now(ticket: Ticket) -> Decision:
             return engine(ticket, policy, now=now)
     else:
-        from webhooks.inbox import Inbox
-
-        inbox = Inbox.connect(settings.database_url)
+        try:
+            inbox = open_inbox(settings.database_url, create=True, verbose=verbose)
+        except InboxUnavailable as exc:
+            raise click.ClickException(f"cannot open the inbox: {exc}") from exc
     lines: list[str] = []
+    bar: ProgressCounter | None = None
     try:
         total = count_tickets(admin, query)
-        with click.progressbar(length=total or 0, label="Zendesk tickets",
-                               file=sys.stderr) as bar:
-            summary = backfill(
-                admin, query=query, enqueue=None if dry_run else inbox.enqueue,
-                decide=decide_now, report=lines.append, progress=bar.update,
-            )
+        bar = ProgressCounter(total=total)
+        summary = backfill(
+            admin, query=query, enqueue=None if dry_run else inbox.enqueue,
+            decide=decide_now, report=lines.append, progress=bar.update,
+        )
     except ConnectorError as exc:
         raise click.ClickException(f"backfill stopped: {exc}") from exc
     finally:
+        if bar is not None:
+            bar.close()
         if inbox is not None:
             inbox.close()
     for line in lines:
         click.echo(line)
-    if dry_run:
-        click.echo(
-            f"Dry run: {summary.seen} ticket(s): {summary.would_change} would change,"
-            f" {summary.unchanged} unchanged, {summary.failed} unreadable. Nothing was written."
-        )
-    else:
-        click.echo(
-            f"Backfill: {summary.seen} ticket(s): {summary.queued} queued,"
-            f" {summary.duplicates} already queued."
-        )
+    counts = BackfillCounts(
+        seen=summary.seen, queued=summary.queued, duplicates=summary.duplicates,
+        would_change=summary.would_change, unchanged=summary.unchanged,
+        skipped=summary.failed,
+    )
+    click.echo(counts.summary(dry_run=dry_run))
 
 
 def register(main: click.Group) -> None:

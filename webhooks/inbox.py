@@ -331,6 +331,10 @@ class Depth:
     ready_tickets: int
     dead_letters: int
     by_vendor: Mapping[str, int] = field(default_factory=dict)
+    #: Seconds since the oldest pending event of each vendor was received.
+    oldest_pending_age: Mapping[str, float] = field(default_factory=dict)
+    #: Seconds each vendor stays paused (Retry-After); only vendors paused now.
+    paused_for: Mapping[str, float] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- engine set-up
@@ -1047,6 +1051,18 @@ class Inbox:
             for r in rows
         ]
 
+    def ticket_keys(
+        self, vendor: str, *, casefold: str | None = None, limit: int = 10_000
+    ) -> list[str]:
+        """Ticket keys the inbox knows for `vendor` (newest first): with `casefold`, only
+        those equal to it ignoring case (`tierdesk explain jira sup-1` finds SUP-1)."""
+        query = sa.select(tickets.c.ticket).where(tickets.c.vendor == vendor)
+        if casefold is not None:
+            query = query.where(sa.func.lower(tickets.c.ticket) == casefold.lower())
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(tickets.c.updated_at.desc()).limit(limit)).all()
+        return [str(r.ticket) for r in rows]
+
     def ticket_state(self, vendor: str, ticket: str) -> Mapping[str, Any] | None:
         """The per-ticket row (lease, backoff, last note key), for operators and tests."""
         with self._read() as conn:
@@ -1059,12 +1075,19 @@ class Inbox:
         """Counts for /metrics and the CLI."""
         now = self.clock()
         with self._read() as conn:
-            by_vendor = {
-                str(v): int(n)
-                for v, n in conn.execute(
-                    sa.select(events.c.vendor, sa.func.count())
-                    .where(events.c.status == PENDING)
-                    .group_by(events.c.vendor)
+            pending_rows = conn.execute(
+                sa.select(events.c.vendor, sa.func.count(), sa.func.min(events.c.received_at))
+                .where(events.c.status == PENDING)
+                .group_by(events.c.vendor)
+            ).all()
+            by_vendor = {str(v): int(n) for v, n, _ in pending_rows}
+            oldest = {str(v): max(0.0, now - float(t)) for v, _, t in pending_rows
+                      if t is not None}
+            paused = {
+                str(v): float(until) - now
+                for v, until in conn.execute(
+                    sa.select(vendor_pauses.c.vendor, vendor_pauses.c.until)
+                    .where(vendor_pauses.c.until > now)
                 ).all()
             }
             ready = conn.execute(
@@ -1080,6 +1103,8 @@ class Inbox:
             ready_tickets=int(ready or 0),
             dead_letters=int(dead or 0),
             by_vendor=by_vendor,
+            oldest_pending_age=oldest,
+            paused_for=paused,
         )
 
     def prune(

@@ -1,18 +1,20 @@
 """Prometheus metrics of the receiver and the worker, in one registry per process.
 
 Counters (received, duplicates, ignored, rejected by reason, decisions by outcome, vendor calls
-by status, dead-lettered) and histograms (ingest and processing latency) count what this process
-did; with `serve --no-worker` plus `tierdesk worker`, the worker's figures live in the worker
-process and its decision records. The inbox gauges (pending events per vendor, ready tickets,
-dead letters) are read from the database at scrape time, so every replica reports the shared
-figure.
+by status, dead-lettered, vendor pauses) and histograms (ingest and processing latency, vendor
+write latency) count what this process did; with `serve --no-worker` plus `tierdesk worker`, the
+worker's figures live in the worker process and its decision records. The inbox gauges (pending
+events and the oldest one's age per vendor, ready tickets, dead letters, seconds a vendor stays
+paused) are read from the database at scrape time, so every replica reports the shared figure.
+`tierdesk_vendor_configured` is set by the receiver (`serve`) for each configured vendor.
+deploy/observability/ holds the Grafana dashboard and the alert rules built on these.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -24,8 +26,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class _InboxCollector(Collector):
     """Reads the inbox depth when Prometheus scrapes."""
 
-    def __init__(self, depth: Callable[[], Depth]) -> None:
+    def __init__(self, depth: Callable[[], Depth], vendors: Sequence[str] = ()) -> None:
         self._depth = depth
+        self._vendors = tuple(vendors)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
@@ -38,6 +41,21 @@ class _InboxCollector(Collector):
         for vendor, n in sorted(depth.by_vendor.items()):
             pending.add_metric([vendor], n)
         yield pending
+        age = GaugeMetricFamily(
+            "tierdesk_inbox_oldest_pending_age_seconds",
+            "Seconds since the oldest pending event was received", labels=["vendor"],
+        )
+        for vendor, seconds in sorted(depth.oldest_pending_age.items()):
+            age.add_metric([vendor], seconds)
+        yield age
+        paused = GaugeMetricFamily(
+            "tierdesk_vendor_paused_seconds",
+            "Seconds a vendor stays paused after it asked to wait (Retry-After); 0 when not",
+            labels=["vendor"],
+        )
+        for vendor in sorted(set(self._vendors) | set(depth.paused_for)):
+            paused.add_metric([vendor], max(0.0, depth.paused_for.get(vendor, 0.0)))
+        yield paused
         yield GaugeMetricFamily(
             "tierdesk_inbox_ready_tickets", "Tickets whose events may be processed now",
             value=depth.ready_tickets,
@@ -85,10 +103,24 @@ class Metrics:
         self.dead_lettered = Counter(
             "tierdesk_dead_lettered", "Events that became dead letters", ["vendor"], registry=r
         )
+        self.vendor_pauses = Counter(
+            "tierdesk_vendor_pauses", "Times a vendor asked tierdesk to wait (429/503 with"
+            " Retry-After) and its work was paused", ["vendor"], registry=r,
+        )
+        self.write_latency = Histogram(
+            "tierdesk_vendor_write_seconds", "Time to apply one decision that wrote to the vendor"
+            " (its requests, including reads made to plan the write)", ["vendor"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r,
+        )
+        self.vendor_configured = Gauge(
+            "tierdesk_vendor_configured", "1 for each vendor this receiver is configured for"
+            " (alerts: no webhook received while configured)", ["vendor"], registry=r,
+        )
 
-    def watch_inbox(self, depth: Callable[[], Depth]) -> None:
-        """Report the inbox depth (pending events, ready tickets, dead letters) at scrape time."""
-        self.registry.register(_InboxCollector(depth))
+    def watch_inbox(self, depth: Callable[[], Depth], *, vendors: Sequence[str] = ()) -> None:
+        """Report the inbox depth (pending events and the oldest one's age, ready tickets,
+        dead letters, vendor pauses) at scrape time; `vendors` always get a pause figure."""
+        self.registry.register(_InboxCollector(depth, vendors))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

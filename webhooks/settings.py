@@ -11,6 +11,8 @@ variable and what is expected, e.g. `TIERDESK_PORT: expected an integer, got "ht
 
 from __future__ import annotations
 
+import difflib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -240,6 +242,11 @@ class Settings(BaseSettings):
             timeout=self.http_timeout,
         )
 
+    def configured_vendors(self) -> tuple[str, ...]:
+        """The vendors whose connection is configured (their URL or subdomain is set)."""
+        return tuple(v for v, c in (("jira", self.jira_config()),
+                                    ("zendesk", self.zendesk_config())) if c is not None)
+
     def webhook_secret(self, vendor: str) -> str | None:
         """The signing secret of `vendor`'s webhooks, or None (then every delivery is refused)."""
         secret = {"jira": self.jira_webhook_secret, "zendesk": self.zendesk_webhook_secret}.get(
@@ -279,3 +286,46 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError([_line(e) for e in exc.errors()]) from None
+
+
+#: `TIERDESK_*` variables that are not settings but are read by the test suite and the
+#: benchmarks (never by the service): not reported as unknown.
+_NOT_SETTINGS = ("TIERDESK_TEST_", "TIERDESK_E2E_", "TIERDESK_REPLICA_", "TIERDESK_BENCH_")
+
+
+def setting_names() -> list[str]:
+    """Every variable the settings read, e.g. `TIERDESK_JIRA_URL`."""
+    return sorted(ENV_PREFIX + name.upper() for name in Settings.model_fields)
+
+
+def environment_warnings(
+    environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
+) -> list[str]:
+    """Mistakes in variable names, one line each, for start-up warnings (nothing is refused:
+    a misspelt name only means a setting keeps its default, which is what the admin must hear).
+
+    - an unknown `TIERDESK_*` variable (environment or `env_file`), with the closest setting;
+    - an unprefixed `JIRA_*` / `ZENDESK_*` that is a setting's name without `TIERDESK_`.
+    """
+    env = dict(os.environ if environ is None else environ)
+    if env_file is not None and Path(env_file).is_file():
+        from dotenv import dotenv_values  # pydantic-settings' own .env reader
+
+        for key, value in dotenv_values(env_file).items():
+            env.setdefault(key, value or "")
+    known = setting_names()
+    lines: list[str] = []
+    for name in sorted(env):
+        upper = name.upper()
+        if upper.startswith(ENV_PREFIX):
+            if upper in known or upper.startswith(_NOT_SETTINGS):
+                continue
+            close = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
+            hint = f"; did you mean {close[0]}?" if close else " (see the admin guide's settings)"
+            lines.append(f"{name} is not a tierdesk setting and is ignored{hint}")
+        elif upper.startswith(("JIRA_", "ZENDESK_")):
+            prefixed = ENV_PREFIX + upper
+            if prefixed in known and not any(k.upper() == prefixed for k in env):
+                lines.append(f"{name} is set but tierdesk reads {prefixed}: its settings take"
+                             f" the {ENV_PREFIX} prefix")
+    return lines

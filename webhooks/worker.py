@@ -263,9 +263,14 @@ class Worker:
                 if renewed is None:
                     raise _LeaseLost
                 claim = renewed
+            write_started = time.monotonic()
             applied = connector.apply(
                 ticket, decision, decide=lambda t: self.decide(t, self.policy, now=now)
             )
+            if applied.wrote:
+                self.metrics.write_latency.labels(claim.vendor).observe(
+                    time.monotonic() - write_started
+                )
         except _GateClosed:
             self.inbox.release(claim)
             return
@@ -404,6 +409,7 @@ class Worker:
             # Never sooner than the vendor asked.
             delay = max(delay, retry_after)
             if pause:
+                self.metrics.vendor_pauses.labels(claim.vendor).inc()
                 self.gate.close(claim.vendor, self.inbox.clock() + retry_after)
                 self.inbox.pause_vendor(
                     claim.vendor, until=self.inbox.clock() + retry_after,
@@ -413,15 +419,22 @@ class Worker:
         status = getattr(exc, "status", None)
         if status is not None:
             self.metrics.vendor_calls.labels(claim.vendor, str(status)).inc()
-        record = self._failure_record(claim, RETRY, error, decision, ticket)
+        # The last allowed attempt failed: these events become dead letters (inbox.retry's
+        # rule), so the outcome, the metric and the log say "dead", not "retry".
+        exhausted = all(e.attempts + 1 >= self.max_attempts for e in claim.events)
+        outcome = DEAD if exhausted else RETRY
+        record = self._failure_record(claim, outcome, error, decision, ticket)
         dead = self.inbox.retry(
             claim, error=error, delay=delay, max_attempts=self.max_attempts, record=record
         )
-        self.metrics.decisions.labels(claim.vendor, RETRY).inc()
+        self.metrics.decisions.labels(claim.vendor, outcome).inc()
         if dead:
             self.metrics.dead_lettered.labels(claim.vendor).inc(len(dead))
-        log("ticket will be retried", level=30, error=error, attempt=attempt,
-            delay=round(delay, 3), dead_letters=dead, **fields)
+            log("events dead-lettered", level=40, error=error, attempt=attempt,
+                reason="no attempts left (TIERDESK_MAX_ATTEMPTS)", dead_letters=dead, **fields)
+        if not exhausted:
+            log("ticket will be retried", level=30, error=error, attempt=attempt,
+                delay=round(delay, 3), dead_letters=dead, **fields)
 
     def _dead(
         self,

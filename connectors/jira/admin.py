@@ -301,31 +301,20 @@ def backfill_items(
 
 
 def describe(item: BackfillItem, policy: Policy) -> str:
-    """One line for a dry run: what would change on the issue, or that nothing would."""
+    """One line for a dry run (connectors/backfill.py's format, shared with Zendesk)."""
+    from connectors.backfill import change_line, skipped_line
+
     if item.error is not None:
-        return f"{item.key}: skipped: {item.error}"
+        return skipped_line(item.key, item.error)
     decision = item.decision
     if decision is None:
         return f"{item.key}: queued"
-    if not decision.changed:
-        return f"{item.key}: no change (tier {decision.tier or decision.route or '-'})"
-    parts = [f"tier {decision.previous_tier or '-'} -> {decision.tier or '-'}"]
-    if decision.route:
-        parts.append(f"route {decision.route}")
-    labels = [f"+{x}" for x in decision.labels_add] + [f"-{x}" for x in decision.labels_remove]
-    if labels:
-        parts.append("labels " + " ".join(labels))
+    who = None
     if decision.assign:
         target = policy.targets.get(decision.assign)
         jira = target.jira if target is not None else None
         who = ", ".join(
             x for x in ((jira.assignee if jira else None),
                         (f"component {jira.component}" if jira and jira.component else None)) if x
-        )
-        parts.append(f"assign {decision.assign}" + (f" ({who})" if who else ""))
-    if decision.missing:
-        parts.append("missing: " + "; ".join(
-            f"{m.label} ({m.problem})" if m.problem else m.label for m in decision.missing))
-    if decision.comment:
-        parts.append("checklist note")
-    return f"{item.key}: " + "; ".join(parts)
+        ) or None
+    return change_line(item.key, decision, labels="labels", assignee=who)

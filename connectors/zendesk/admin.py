@@ -47,6 +47,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from connectors.backfill import change_line, skipped_line
 from connectors.base import Envelope, VendorUnavailable
 from connectors.zendesk.client import calling, response_json
 from connectors.zendesk.connector import ZendeskConnector
@@ -394,21 +395,27 @@ def backfill(
                 ticket = admin.retry_reads(admin.connector.read_ticket, ticket_id)
             except Exception as exc:  # reported per ticket; the run goes on
                 summary.failed += 1
-                report(f"#{ticket_id}: cannot read: {exc}")
+                report(skipped_line(f"#{ticket_id}", f"cannot read: {exc}"))
                 continue
             decision = decide(ticket)
             if decision.changed:
                 summary.would_change += 1
-                added = ", ".join(f"+{x}" for x in decision.labels_add)
-                removed = ", ".join(f"-{x}" for x in decision.labels_remove)
-                parts = [p for p in (added, removed) if p]
-                if decision.assign:
-                    parts.append(f"assign {decision.assign}")
-                if decision.comment:
-                    parts.append("internal note")
-                report(f"#{ticket_id}: {decision.previous_tier} -> {decision.tier}: "
-                       + "; ".join(parts))
             else:
                 summary.unchanged += 1
+            report(change_line(f"#{ticket_id}", decision, labels="tags",
+                               assignee=_target_detail(admin, decision)))
         progress(1)
     return summary
+
+
+def _target_detail(admin: ZendeskAdmin, decision: Decision) -> str | None:
+    """Who the decision's assign target is on Zendesk ("group 360001, agent 7"), for a dry run."""
+    if not decision.assign:
+        return None
+    target = admin.connector.policy.targets.get(decision.assign)
+    zendesk = target.zendesk if target is not None else None
+    if zendesk is None:
+        return None
+    parts = [f"group {zendesk.group_id}" if zendesk.group_id is not None else None,
+             f"agent {zendesk.assignee_id}" if zendesk.assignee_id is not None else None]
+    return ", ".join(p for p in parts if p) or None

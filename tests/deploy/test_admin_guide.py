@@ -242,8 +242,11 @@ def test_deploy_block_names_only_what_exists(block: Block) -> None:
         tool = words[0]
         assert tool in {
             "python3", "/opt/tierdesk/bin/pip", "docker", "kubectl", "systemctl", "journalctl",
-            "cp",
+            "cp", "promtool", "curl",
         }, f"line {block.line}: unexpected command {tool}"
+        if tool == "curl":  # the file is named inside a quoted request body
+            for w in re.findall(r"deploy/[A-Za-z0-9_./-]+", raw):
+                assert (ROOT / w).is_file(), f"line {block.line}: {w} does not exist"
         named = words[:-1] if tool == "cp" else words  # cp's last word is what it creates
         for w in named:
             if w.startswith("deploy/") and w not in created:

@@ -12,9 +12,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_the_story_and_exits_zero() -> None:
-    """The demo installs, serves, plays both vendors, every check passes, nothing is left."""
+    """The demo installs, serves, plays both vendors, every check passes, nothing is left; it
+    says what ✔ means, shows the L3 request only once it happened (Act 2), and sums up in
+    plain words (the exact counts only with --verbose)."""
     done = subprocess.run(
-        [sys.executable, "-c", "from webhooks.cli import main; main(prog_name='tierdesk')", "demo"],
+        [sys.executable, "-c", "from webhooks.cli import main; main(prog_name='tierdesk')", "demo",
+         "--verbose"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -24,11 +27,18 @@ def test_demo_runs_the_story_and_exits_zero() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "Every step came out as the policy says." in out
-    assert out.count("✔ jira") == 8 and out.count("✔ zendesk") == 8
+    # Act 1 shows 5 tickets per vendor (the L3 request is still to come), Act 2 the 2 changed.
+    assert out.count("✔ jira") == 7 and out.count("✔ zendesk") == 7
+    assert "✔ = the ticket now looks as the example policy says" in out
+    act1, act2 = out.split("Act 2:")
+    assert "L3 request from a basic-plan customer" not in act1
+    assert act2.count("L3 request from a basic-plan customer") == 2
+    assert "It always waited as long as a vendor asked it to." in out
+    assert "to look at tickets" in out and "to change them)" in out
     assert "\n✘" not in out and "    ✘ label" not in out
     assert "Checklist for L2 (0 of 4 done)" in out
     assert "documentation for L2 is complete" in out
-    assert "Retry-After violations: 0" in out
+    assert "Retry-After violations: 0" in out  # --verbose's exact figures
 
 
 def test_a_case_reports_every_difference() -> None:
@@ -58,3 +68,19 @@ def test_install_output_secrets_are_picked_up() -> None:
         "Set this in tierdesk's environment:\nTIERDESK_JIRA_WEBHOOK_SECRET=abc=def\n"
     )
     assert _secret_lines(out) == {"TIERDESK_JIRA_WEBHOOK_SECRET": "abc=def"}
+
+
+def test_summary_line_in_plain_words() -> None:
+    """The summary says how often tierdesk called each vendor to look and to change, and
+    whether it ever called before a vendor's asked-for wait was over."""
+    from webhooks.cli_demo import summary_line
+
+    state = {"requests": {"jira": {"reads": 1, "writes": 9}, "zendesk": {"reads": 3, "writes": 8}},
+             "retry_after_violations": 0}
+    assert summary_line(state) == (
+        "tierdesk called Jira 10 time(s) (1 to look at tickets, 9 to change them) and Zendesk"
+        " 11 time(s) (3 to look at tickets, 8 to change them). It always waited as long as a"
+        " vendor asked it to.")
+    state["retry_after_violations"] = 2
+    assert summary_line(state).endswith(
+        "✘ It called a vendor 2 time(s) before the wait the vendor asked for was over.")

@@ -146,6 +146,7 @@ def test_serve_fails_when_the_writer_process_cannot_start(
 
 def test_worker_once_without_vendors(db: str) -> None:
     """With no vendor configured the worker starts, processes nothing and says so."""
+    Inbox.connect(db).close()
     code, out = run("worker", "--once")
     assert code == 0 and "processed 0 ticket(s)" in out
 

@@ -160,7 +160,8 @@ def test_backfill_enqueues_every_issue(env: Path, rsps: responses.RequestsMock) 
     _cloud_search(rsps)
     result = cli("backfill", "jira", "--jql", "project = KT", "--page-size", "2")
     assert result.exit_code == 0, result.output
-    assert "Backfill: 3 issue(s): 3 queued, 0 already queued, 0 skipped." in result.output
+    assert "Backfill: 3 ticket(s): 3 queued, 0 already queued, 0 skipped." in result.output
+    assert "Jira issues" not in result.output  # no stray heading when not on a terminal
     assert len(rsps.calls) == 3 and all(c.request.method != "PUT" for c in rsps.calls)
     inbox = Inbox.connect(f"sqlite:///{env / 'inbox.db'}")
     stored = inbox.events_of("jira", "KT-22")
@@ -182,7 +183,7 @@ def test_backfill_dry_run_prints_changes_and_writes_nothing(
     assert ("TES-41: tier L1 -> L1; labels +tier-docs-missing; missing: Steps to reproduce"
             " (missing); Affected environments (missing); checklist note") in lines
     assert "KT-23: no change (tier L1)" in lines
-    assert "Dry run: 3 issue(s): 2 would change, 1 unchanged, 0 skipped." in result.output
+    assert "Dry run: 3 ticket(s): 2 would change, 1 unchanged, 0 skipped." in result.output
     assert not (env / "inbox.db").exists()
     assert all(c.request.method in ("GET", "POST") for c in rsps.calls)
     assert [c.request.url.split("?")[0] for c in rsps.calls if c.request.method == "POST"] == [
@@ -222,7 +223,7 @@ def test_backfill_skips_unreadable_issue_and_says_why(
              json={"issues": [_issues()[0], bad], "isLast": True})
     result = cli("backfill", "jira", "--jql", "project = KT", "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "skipped KT-99: issue.fields.labels: expected a list, got str" in result.output
+    assert "KT-99: skipped: issue.fields.labels: expected a list, got str" in result.output
     assert "1 would change, 0 unchanged, 1 skipped" in result.output
 
 
@@ -234,7 +235,7 @@ def test_backfill_stops_with_clear_error_on_rate_limit(
     rsps.get(f"{BASE}/rest/api/2/search/jql", status=429, headers={"Retry-After": "30"})
     result = cli("backfill", "jira", "--jql", "project = KT")
     assert result.exit_code == 1
-    assert "backfill stopped after 0 issue(s)" in result.output
+    assert "backfill stopped after 0 ticket(s)" in result.output
     assert "retry after 30 s" in result.output
 
 

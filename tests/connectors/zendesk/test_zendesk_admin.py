@@ -234,7 +234,9 @@ def test_cli_backfill_enqueues_each_ticket(env: Path, rsps: responses.RequestsMo
     _search(rsps)
     out = CliRunner().invoke(main, ["backfill", "zendesk", "--query", "status<solved"])
     assert out.exit_code == 0, out.output
-    assert out.output.splitlines()[-1] == "Backfill: 3 ticket(s): 3 queued, 0 already queued."
+    assert out.output.splitlines()[-1] == (
+        "Backfill: 3 ticket(s): 3 queued, 0 already queued, 0 skipped.")
+    assert "Zendesk tickets" not in out.output  # no stray heading when not on a terminal
     assert len(rsps.calls) == 3
     inbox = Inbox.connect(f"sqlite:///{env / 'inbox.db'}")
     try:
@@ -261,10 +263,13 @@ def test_cli_backfill_dry_run_decides_and_writes_nothing(
                                     "--dry-run"])
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
-    assert "#43: None -> L1: +tier-l1; assign L1" in lines
-    assert "#44: L1 -> L1: +tier-docs-missing; internal note" in lines
+    # The same line format as `backfill jira` (connectors/backfill.py): no Python None.
+    assert "#42: no change (tier L1)" in lines
+    assert "#43: tier - -> L1; tags +tier-l1; assign L1 (group 100)" in lines
+    assert ("#44: tier L1 -> L1; tags +tier-docs-missing; missing: Steps to reproduce (missing);"
+            " Logs attached (no attachment yet); checklist note") in lines
     assert lines[-1] == (
-        "Dry run: 3 ticket(s): 2 would change, 1 unchanged, 0 unreadable. Nothing was written."
+        "Dry run: 3 ticket(s): 2 would change, 1 unchanged, 0 skipped. Nothing was written."
     )
     assert all(c.request.method == "GET" for c in rsps.calls)
     assert not (env / "inbox.db").exists()

@@ -1,0 +1,63 @@
+"""The one line format of `tierdesk backfill <vendor>` for every vendor.
+
+    SUP-1: tier - -> L1; labels +tier-l1 -tier-l0; assign L1 (alice); checklist note
+    #42: no change (tier L2)
+    #43: skipped: cannot read: VendorUnavailable (HTTP 503)
+
+and the summary line both vendors end with. Pure: formats a Decision, reads nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tiering.models import Decision
+
+
+def change_line(key: str, decision: Decision, *, labels: str = "labels",
+                assignee: str | None = None) -> str:
+    """One line for a dry run: what would change on the ticket `key`, or that nothing would.
+    `labels` is the vendor's word for them ("labels" on Jira, "tags" on Zendesk); `assignee`
+    says who the assign target is on this vendor (e.g. "group 360001")."""
+    if not decision.changed:
+        return f"{key}: no change (tier {decision.tier or decision.route or '-'})"
+    parts = [f"tier {decision.previous_tier or '-'} -> {decision.tier or '-'}"]
+    if decision.route:
+        parts.append(f"route {decision.route}")
+    marks = [f"+{x}" for x in decision.labels_add] + [f"-{x}" for x in decision.labels_remove]
+    if marks:
+        parts.append(f"{labels} " + " ".join(marks))
+    if decision.assign:
+        parts.append(f"assign {decision.assign}" + (f" ({assignee})" if assignee else ""))
+    if decision.missing:
+        parts.append("missing: " + "; ".join(
+            f"{m.label} ({m.problem})" if m.problem else m.label for m in decision.missing))
+    if decision.comment:
+        parts.append("checklist note")
+    return f"{key}: " + "; ".join(parts)
+
+
+def skipped_line(key: str, reason: str) -> str:
+    """One line for a ticket the backfill could not read (it is not queued)."""
+    return f"{key}: skipped: {reason}"
+
+
+@dataclass
+class BackfillCounts:
+    """What one backfill run did, for the summary line."""
+
+    seen: int = 0
+    queued: int = 0
+    duplicates: int = 0
+    would_change: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+
+    def summary(self, *, dry_run: bool) -> str:
+        """The run's last line, the same for every vendor."""
+        if dry_run:
+            return (f"Dry run: {self.seen} ticket(s): {self.would_change} would change,"
+                    f" {self.unchanged} unchanged, {self.skipped} skipped."
+                    " Nothing was written.")
+        return (f"Backfill: {self.seen} ticket(s): {self.queued} queued,"
+                f" {self.duplicates} already queued, {self.skipped} skipped.")
