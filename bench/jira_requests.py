@@ -4,7 +4,11 @@ The real `jira` library runs against `responses` (no network) with the example p
 kind the script prints the requests made (method and path) from webhook body to applied decision.
 Goal: 1 write and 0 reads per changing decision from a full issue payload (a tier change's new
 owner included: assignee or unassignment, component added, the previous target's removed), 0
-requests for no change and for the bot's own events. Run: .venv/bin/python bench/jira_requests.py
+requests for no change and for the bot's own events. On Jira Service Management a decision that
+posts a note costs one more write: the internal comment goes through
+`POST /rest/servicedeskapi/request/{key}/comment` (the only documented internal path), not inside
+the PUT. With TIERDESK_JIRA_QUIET_EDITS on a bot without Administer Projects, the first edit per
+project and process costs one refused PUT more. Run: .venv/bin/python bench/jira_requests.py
 """
 
 from __future__ import annotations
@@ -83,14 +87,26 @@ KINDS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def run(body: dict[str, Any]) -> tuple[list[str], str]:
+REFUSED = {"errorMessages": ["To discard the user notification either admin or project admin"
+                             " permissions are required."], "errors": {}}
+
+
+def run(body: dict[str, Any], *, jsm: bool = False, quiet_refused: bool = False
+        ) -> tuple[list[str], str]:
     config = JiraConfig(base_url=BASE, email="bot@acme.example", api_token="t",
-                        bot_account_id=BOT, comment_visibility=("role", "Administrators"),
-                        organization_field=ORG_FIELD)
+                        bot_account_id=BOT,
+                        comment_visibility=None if jsm else ("role", "Administrators"),
+                        service_management=jsm, organization_field=ORG_FIELD,
+                        quiet_edits=quiet_refused)
     answer = copy.deepcopy(issue_event()["issue"])
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.get(re.compile(rf"{BASE}/rest/api/2/issue/.*"), json=answer)
-        rsps.put(re.compile(rf"{BASE}/rest/api/2/issue/.*"), status=204)
+        if quiet_refused:
+            rsps.put(re.compile(rf"{BASE}/rest/api/2/issue/.*notifyUsers=false"), status=403,
+                     json=REFUSED)
+        rsps.put(re.compile(rf"{BASE}/rest/api/2/issue/[^?]*$"), status=204)
+        rsps.post(re.compile(rf"{BASE}/rest/servicedeskapi/request/.*/comment"), status=201,
+                  json={})
         connector = JiraConnector(config, POLICY)
         envelope = connector.envelope(body, {})
         outcome = "own event"
@@ -120,12 +136,18 @@ def _owner(body: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    print(f"{'kind':44} {'reads':>5} {'writes':>6}  requests; decision")
+    print(f"{'kind':44} {'reads':>5} {'writes':>6} {'JSM writes':>10}  requests; decision")
     for name, body in KINDS:
         calls, outcome = run(body)
         reads = sum(c.startswith("GET") for c in calls)
         writes = len(calls) - reads
-        print(f"{name:44} {reads:>5} {writes:>6}  {', '.join(calls) or '-'}; {outcome}")
+        jsm_calls, _ = run(body, jsm=True)
+        jsm_writes = sum(not c.startswith("GET") for c in jsm_calls)
+        print(f"{name:44} {reads:>5} {writes:>6} {jsm_writes:>10}  {', '.join(calls) or '-'};"
+              f" {outcome}")
+    calls, outcome = run(KINDS[0][1], quiet_refused=True)
+    print(f"\nquiet edit refused (first edit per project): {len(calls)} writes:"
+          f" {', '.join(calls)}; {outcome}")
     rounds = 300
     body = KINDS[0][1]
     start = time.perf_counter()

@@ -12,6 +12,11 @@ Errors, translated once per connector from its library's exceptions (always `rai
     ├── VendorUnavailable          5xx, timeouts, connection failures: retry with backoff
     │   └── RateLimited            429 (or 503 with Retry-After): wait `retry_after` s, not less
     └── VendorRejected             other 4xx: do not retry; dead-letter with the vendor's text
+        └── ConfigurationRejected  a refusal tierdesk's configuration causes (unknown target,
+            │                      field or role, missing permission): dead letter at once
+            │                      whose message starts with the policy key or setting to fix
+            └── CredentialsRejected  401: the vendor is paused (the worker sends nothing more
+                                   until the pause ends) and the events wait, nothing is lost
 
 `PayloadInvalid` is not a vendor error: the receiver answers it with 400.
 """
@@ -65,7 +70,52 @@ class RateLimited(VendorUnavailable):
 
 
 class VendorRejected(ConnectorError):
-    """The vendor refused the request (4xx other than 429): retrying will not help."""
+    """The vendor refused the request (4xx other than 429): retrying will not help.
+
+    `errors` holds the vendor's per-field refusals when it gave any (Jira `errors`, Zendesk
+    `details`, as field -> text), for the connector to name the configuration behind them."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, errors: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.errors: Mapping[str, str] = dict(errors or {})
+
+
+#: ConfigurationRejected reasons (the `reason` label of tierdesk_configuration_refusals).
+REASONS = ("credentials", "permission", "unknown-target", "field", "comment-visibility")
+
+
+class ConfigurationRejected(VendorRejected):
+    """A refusal that only a configuration change can cure. `fix` names the policy key or the
+    setting (`targets.L2.zendesk.group_id: ...`, `TIERDESK_JIRA_API_TOKEN: ...`) and says what
+    to change; the message is `fix` followed by the vendor's own words."""
+
+    def __init__(
+        self,
+        vendor_text: str,
+        *,
+        reason: str,
+        fix: str,
+        status: int | None = None,
+        errors: Mapping[str, str] | None = None,
+    ) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown configuration refusal reason {reason!r}")
+        super().__init__(f"{fix} [{vendor_text}]", status=status, errors=errors)
+        self.reason = reason
+        self.fix = fix
+        self.vendor_text = vendor_text
+
+
+class CredentialsRejected(ConfigurationRejected):
+    """401: the credentials in the settings are not accepted. Nothing will work until they are
+    fixed, so the worker pauses the vendor instead of spending events."""
+
+    def __init__(
+        self, vendor_text: str, *, fix: str, status: int | None = 401
+    ) -> None:
+        super().__init__(vendor_text, reason="credentials", fix=fix, status=status)
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,6 +150,13 @@ def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
                 f'The organization record names plan "{unknown_vendor_plan}", which the policy'
                 f" does not define; the customer is unverified and limited to {max_tier}."
             )
+        elif ticket.customer.unidentified and not (
+            ticket.customer.organization or ticket.customer.email
+        ):
+            reasons.append(
+                f"{ticket.customer.unidentified}: the customer is unverified, limited to"
+                f" {max_tier}."
+            )
         else:
             reasons.append(
                 f"No plan matches the customer ({who}): unverified, limited to {max_tier}."

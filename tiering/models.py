@@ -30,6 +30,9 @@ class Customer:
     #: A plan name read from the vendor's own record (a Zendesk organization field, say). When
     #: set it takes precedence over the policy's `customers` list.
     plan: str | None = None
+    #: Why the vendor sent nothing to identify the customer by (e.g. "Jira sent no reporter
+    #: email: the site hides it"), said in the decision's reason instead of "no plan matches".
+    unidentified: str | None = None
 
     @property
     def email_domain(self) -> str | None:

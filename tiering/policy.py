@@ -37,6 +37,8 @@ from pydantic import (
 )
 
 from tiering.patterns import PatternError, TextPattern, compile_pattern
+from tiering.sla_policy import CalendarSpec, SlaSpec, compile_sla
+from tiering.sla_policy import semantic_errors as _sla_semantic_errors
 
 #: The largest policy file accepted (bytes of UTF-8). The biggest reference policy is about 10 KB
 #: and bench/decide.py's 2,000 customers about 150 KB; this much loads in well under 2 s.
@@ -184,6 +186,9 @@ class PolicyDoc(_Model):
     targets: dict[StrictStr, Target] = {}
     entitlement: Entitlement = Entitlement()
     description: StrictStr | None = None
+    #: Business calendars and SLA/OLA targets (tiering/sla_policy.py; issue 18).
+    calendars: dict[StrictStr, CalendarSpec] = {}
+    sla: SlaSpec | None = None
 
 
 # --------------------------------------------------------------------------- errors
@@ -514,8 +519,12 @@ class CompiledRequirement:
 class Policy:
     """A validated policy, with the indexes the engine needs precomputed."""
 
-    def __init__(self, doc: PolicyDoc, *, source: str, digest: str) -> None:
+    def __init__(
+        self, doc: PolicyDoc, *, source: str, digest: str, files: Mapping[str, str] | None = None
+    ) -> None:
         self.doc = doc
+        #: Calendars (the built-in 24x7 included) and SLA targets.
+        self.sla = compile_sla(doc.calendars, doc.sla, files or {})
         self.source = source
         #: sha256 of the policy text: recorded with every decision.
         self.digest = digest
@@ -696,7 +705,7 @@ class Policy:
             f" {len(d.customers)} customers, {len(d.rules)} rules,"
             f" {sum(len(v) for v in d.documentation.values())} documentation requirements,"
             f" {len(d.targets)} targets"
-        )
+        ) + self.sla.summary()
 
 
 def _lower(values: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -759,21 +768,26 @@ def _parse(text: str) -> tuple[yaml.Node | None, Any]:
     return node, data
 
 
-def load_policy(text: str, *, source: str = "policy.yaml") -> Policy:
-    """Parse, validate and compile a policy; raise `PolicyError` listing every problem."""
+def load_policy(
+    text: str, *, source: str = "policy.yaml", files: Mapping[str, str] | None = None
+) -> Policy:
+    """Parse, validate and compile a policy; raise `PolicyError` listing every problem.
+
+    `files` holds the text of each file the policy names (calendar ICS holidays), keyed by the
+    path as written in the policy; the caller reads them (relative to the policy file)."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_POLICY_BYTES:
         raise PolicyError(source, [Problem(
             "", f"the file is {size} bytes, over the {MAX_POLICY_BYTES}-byte limit of a policy"
                 " (split long customer lists across fewer, broader matches)")])
     try:
-        return _load(text, source)
+        return _load(text, source, files)
     except RecursionError:
         raise PolicyError(source, [Problem(
             "", "nested too deeply to read; a policy needs about 6 levels of nesting")]) from None
 
 
-def _load(text: str, source: str) -> Policy:
+def _load(text: str, source: str, files: Mapping[str, str] | None) -> Policy:
     try:
         node, data = _parse(text)
     except yaml.YAMLError as exc:
@@ -802,7 +816,16 @@ def _load(text: str, source: str) -> Policy:
         Problem(_path(loc), message, _line_for(lines, loc))
         for loc, message in _semantic_errors(doc)
     ]
+    problems += [
+        Problem(_path(loc), message, _line_for(lines, loc))
+        for loc, message in _sla_semantic_errors(
+            doc.calendars, doc.sla, tiers=doc.tiers, plans=doc.plans, targets=doc.targets,
+            files=files or {},
+        )
+    ]
     if problems:
         raise PolicyError(source, problems)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Policy(doc, source=source, digest=digest)
+    sha = hashlib.sha256(text.encode("utf-8"))
+    for name in sorted(files or {}):
+        sha.update(b"\0" + name.encode("utf-8") + b"\0" + (files or {})[name].encode("utf-8"))
+    return Policy(doc, source=source, digest=sha.hexdigest(), files=files)

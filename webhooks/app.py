@@ -50,10 +50,16 @@ from starlette.types import Receive, Scope, Send
 
 from connectors.base import Envelope, PayloadInvalid
 from connectors.payload import parse_json
-from webhooks.inbox import MAX_KEY_LENGTH, Delivery, Inbox
+from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, MAX_KEY_LENGTH, Delivery, Inbox
 from webhooks.logging import log
 from webhooks.metrics import CONTENT_TYPE, Metrics
-from webhooks.signatures import SignatureInvalid, check_timestamp, verify_jira, verify_zendesk
+from webhooks.signatures import (
+    SignatureInvalid,
+    check_basic,
+    check_timestamp,
+    verify_jira,
+    verify_zendesk,
+)
 from webhooks.wiring import EnvelopeFunction
 
 Item = Delivery
@@ -187,11 +193,17 @@ class ReceiverConfig:
         jira_replay_horizon: float | None = 7200.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         required_secrets: Iterable[str] = (),
+        previous_secrets: Mapping[str, str | None] | None = None,
+        basic_auth: Mapping[str, tuple[str, str] | None] | None = None,
     ) -> None:
         self.secrets = dict(secrets)
         #: Configured vendors: without a secret every delivery of theirs is refused, so
         #: /readyz answers 503 (a webhook that can never be stored is not "ready").
         self.required_secrets = tuple(required_secrets)
+        #: During a rotation, the secret being retired per vendor (accepted beside the current).
+        self.previous_secrets = dict(previous_secrets or {})
+        #: Opt-in HTTP Basic (user, password) per vendor for deliveries that cannot be signed.
+        self.basic_auth = dict(basic_auth or {})
         self.classifiers = dict(classifiers)
         self.max_body_bytes = max_body_bytes
         self.signature_max_age = signature_max_age
@@ -299,13 +311,21 @@ class WebhookEndpoint:
 
         # 401: the signature on the raw bytes, before anything is parsed.
         secret = config.secrets.get(vendor)
+        previous = config.previous_secrets.get(vendor)
         try:
             if vendor == "jira":
-                verify_jira(body, signature=headers.get("x-hub-signature"), secret=secret)
+                basic = config.basic_auth.get(vendor)
+                signature = headers.get("x-hub-signature")
+                if basic is not None and not signature:
+                    # Opt-in (TIERDESK_JIRA_WEBHOOK_BASIC_AUTH): an unsigned delivery must carry
+                    # the configured Basic credentials; a signed one is still checked by HMAC.
+                    check_basic(headers.get("authorization"), credentials=basic)
+                else:
+                    verify_jira(body, signature=signature, secret=secret, previous=previous)
             else:
                 timestamp = headers.get("x-zendesk-webhook-signature-timestamp")
                 verify_zendesk(body, signature=headers.get("x-zendesk-webhook-signature"),
-                               timestamp=timestamp, secret=secret)
+                               timestamp=timestamp, secret=secret, previous=previous)
                 check_timestamp(timestamp, now=config.clock(), max_age=config.signature_max_age)
         except SignatureInvalid as exc:
             return self._reject(headers, 401, "signature", str(exc))
@@ -464,13 +484,27 @@ def create_app(
         if not policy_loaded():
             problems.append("policy not loaded")
         for vendor in config.required_secrets:
-            if not config.secrets.get(vendor):
+            # HTTP Basic (opt-in, for sites that cannot sign) also lets deliveries in.
+            if not config.secrets.get(vendor) and not config.basic_auth.get(vendor):
                 problems.append(
                     f"no {vendor} webhook secret: every {vendor} delivery is refused (401); set"
                     f" TIERDESK_{vendor.upper()}_WEBHOOK_SECRET"
                 )
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+        # A vendor paused because it refuses tierdesk's credentials: the receiver still takes
+        # webhooks (nothing is lost), but nothing is written until the setting is fixed.
+        try:
+            pauses = await asyncio.to_thread(inbox.pauses)
+        except Exception:
+            pauses = {}
+        refused = {
+            vendor: reason
+            for vendor, (_, reason) in sorted(pauses.items())
+            if reason.startswith(CREDENTIALS_PAUSE_PREFIX)
+        }
+        if refused:
+            return JSONResponse({"status": "ready", "vendors_paused": refused})
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics")

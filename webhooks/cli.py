@@ -41,6 +41,9 @@ def _register() -> None:
     from webhooks import cli_zendesk
 
     cli_zendesk.register(main)
+    from webhooks import cli_doctor
+
+    cli_doctor.register(main)
 
 
 #: The top-level command list's one-liners: whole sentences short enough for an 80-column
@@ -50,6 +53,7 @@ SHORT_HELP = {
     "dead-letters": "List, show and replay events tierdesk gave up on.",
     "decide": "Print the decision for vendor-neutral tickets.",
     "demo": "Show tierdesk at work on a local Jira and Zendesk.",
+    "doctor": "Check an installation against each vendor, read-only.",
     "explain": "Show one ticket's decision history with reasons.",
     "install": "Register tierdesk's webhooks with a vendor.",
     "migrate": "Create or update the inbox database.",

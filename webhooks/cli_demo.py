@@ -15,6 +15,11 @@ What it does, in order (everything is stopped and removed at the end, also on fa
 5. prints per ticket what an agent now sees (tier label, assignee or group, checklist note),
    checks each against what the example policy says, and exits 1 if any check failed.
 
+`--jira-site dc9|dc10` plays the Jira story on a Data Center 9 or 10 sandbox instead of Cloud
+(assignment by user name, the webhook API of that version: `install jira` reads serverInfo).
+The Data Center seed names each user by its Cloud accountId, so the example policy's assignees
+are valid user names there too.
+
 Jira note: the example policy recognises Acme Corp and Initech by organization. tierdesk reads a
 Jira organization only from a configured organization field; where none is configured the
 Jira customers are recognised by email domain instead (Globex: standard) or not at all
@@ -229,7 +234,38 @@ def _zendesk_view(state: dict[str, Any], ticket: str, groups: dict[int, str]) ->
 L1 = Expect(has=frozenset({"tier-l1"}), lacks=TIER_LABELS - {"tier-l1"})
 
 
-def _jira_story(agent: Callable[..., Any]) -> tuple[list[Case], Callable[[list[Case]], None]]:
+#: `--jira-site`: the sandbox's Jira deployment and version.
+JIRA_SITES = {
+    "cloud": ("Cloud", "9.12.0"),
+    "dc9": ("Server", "9.12.0"),
+    "dc10": ("Server", "10.3.6"),
+}
+
+
+def jira_site_seed(site: str) -> dict[str, Any]:
+    """The default sandbox seed as a Cloud, Data Center 9 or Data Center 10 Jira site."""
+    import json
+
+    from connectors.sandbox.state import default_seed_text
+
+    seed: dict[str, Any] = json.loads(default_seed_text())
+    deployment, version = JIRA_SITES[site]
+    seed["jira"]["deployment"] = deployment
+    seed["jira"]["version"] = version
+    if deployment == "Server":
+        # Data Center refers to users by name: name them as the policy's assignees are spelled.
+        old_names = {u["name"]: u["accountId"] for u in seed["jira"]["users"]}
+        for user in seed["jira"]["users"]:
+            user["name"] = user["accountId"]
+        seed["jira"]["permissions"] = {
+            old_names.get(who, who): grants for who, grants in seed["jira"]["permissions"].items()
+        }
+    return seed
+
+
+def _jira_story(
+    agent: Callable[..., Any], *, datacenter: bool = False
+) -> tuple[list[Case], Callable[[list[Case]], None]]:
     """Create the Jira tickets; return them and the second act (documentation, L3 request)."""
 
     def create(
@@ -245,11 +281,12 @@ def _jira_story(agent: Callable[..., Any]) -> tuple[list[Case], Callable[[list[C
             "description": description,
             "issuetype": {"name": "Task"},
             "priority": {"name": priority},
-            "reporter": {"accountId": reporter},
+            # Data Center names users by name (the demo's DC seed names them by accountId).
+            "reporter": {"name" if datacenter else "accountId": reporter},
         }
         if org:
             fields["customfield_10002"] = [{"id": org, "name": org}]
-        answer = agent("jira", "agent", "POST", "/rest/api/2/issue", {"fields": fields})
+        answer = agent("jira", "acc-agent", "POST", "/rest/api/2/issue", {"fields": fields})
         if answer.status != 201:
             raise click.ClickException(f"sandbox refused to create a Jira issue: {answer.body}")
         return str(answer.body["key"])
@@ -328,7 +365,7 @@ def _jira_story(agent: Callable[..., Any]) -> tuple[list[Case], Callable[[list[C
         crash, basic = cases[2], cases[3]
         agent(
             "jira",
-            "agent",
+            "acc-agent",
             "PUT",
             f"/rest/api/2/issue/{crash.ref}",
             {
@@ -341,7 +378,7 @@ def _jira_story(agent: Callable[..., Any]) -> tuple[list[Case], Callable[[list[C
         )
         agent(
             "jira",
-            "agent",
+            "acc-agent",
             "POST",
             f"/rest/api/2/issue/{crash.ref}/attachments",
             {"filename": "crash.log", "content": "Traceback ..."},
@@ -355,7 +392,7 @@ def _jira_story(agent: Callable[..., Any]) -> tuple[list[Case], Callable[[list[C
         )
         agent(
             "jira",
-            "agent",
+            "acc-agent",
             "PUT",
             f"/rest/api/2/issue/{basic.ref}",
             {"update": {"labels": [{"add": "escalate-l3"}]}},
@@ -503,20 +540,24 @@ def _zendesk_story(agent: Callable[..., Any]) -> tuple[list[Case], Callable[[lis
 @click.option("--keep", is_flag=True, help="Keep the temporary directory (database, service log).")
 @click.option("-v", "--verbose", is_flag=True,
               help="Also print the exact request counts (reads, writes, Retry-After checks).")
-def demo(keep: bool, verbose: bool) -> None:
+@click.option("--jira-site", type=click.Choice(sorted(JIRA_SITES)), default="cloud",
+              show_default=True, help="Which Jira the sandbox plays: Cloud, Data Center 9 or 10.")
+def demo(keep: bool, verbose: bool, jira_site: str) -> None:
     """Show tierdesk at work on a local Jira and Zendesk sandbox: no account needed."""
     from connectors.sandbox.server import run_in_thread
 
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="tierdesk-demo-"))
-    handle = run_in_thread()
+    handle = run_in_thread(seed=jira_site_seed(jira_site))
+    datacenter = JIRA_SITES[jira_site][0] == "Server"
     failed = False
     try:
-        click.echo(f"Sandbox: Jira {handle.jira_url}, Zendesk {handle.zendesk_url}")
-        stack = install_stack(handle, workdir, echo=click.echo)
+        click.echo(f"Sandbox: Jira {handle.jira_url} ({jira_site}), Zendesk {handle.zendesk_url}")
+        extra = {"TIERDESK_JIRA_DEPLOYMENT": "datacenter"} if datacenter else None
+        stack = install_stack(handle, workdir, echo=click.echo, extra_env=extra)
         with service(stack):
             click.echo(f"tierdesk serve on {stack.base_url} (policy: {stack.policy_name})\n")
-            failed = _play(handle)
+            failed = _play(handle, datacenter=datacenter)
             if failed:
                 click.echo(f"\nService log (last lines):\n{_tail(stack.log_path)}", err=True)
         state = handle.state()
@@ -631,9 +672,9 @@ LEGEND = ("✔ = the ticket now looks as the example policy says (labels, who it
           " the note); ✘ = it does not, and each difference is listed under it.")
 
 
-def _play(handle: Any) -> bool:
+def _play(handle: Any, *, datacenter: bool = False) -> bool:
     """Run the story on both vendors, print what agents see; True when a check failed."""
-    jira_cases, jira_act2 = _jira_story(handle.agent)
+    jira_cases, jira_act2 = _jira_story(handle.agent, datacenter=datacenter)
     zd_cases, zd_act2 = _zendesk_story(handle.agent)
     cases = jira_cases + zd_cases
     click.echo(LEGEND + "\n")

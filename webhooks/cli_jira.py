@@ -12,6 +12,7 @@ import click
 from connectors.backfill import BackfillCounts
 from connectors.base import ConnectorError
 from connectors.jira.admin import (
+    DC10_WEBHOOK_PATH,
     DEFAULT_WEBHOOK_NAME,
     PAGE_SIZE,
     AdminError,
@@ -48,12 +49,24 @@ def _jira_config(settings: Any) -> JiraConfig:
 @click.option("--name", default=DEFAULT_WEBHOOK_NAME, show_default=True,
               help="Webhook name: an existing webhook of this name is updated in place.")
 @click.option("--dry-run", is_flag=True, help="Print the request without sending it.")
-def install_jira(callback_url: str, jql: str | None, name: str, dry_run: bool) -> None:
-    """Register (or update, matched by name) tierdesk's Jira admin webhook with a new secret."""
-    config = _jira_config(admin_settings())
+@click.option("--rotate-secret", is_flag=True,
+              help="Send TIERDESK_JIRA_WEBHOOK_SECRET to an existing webhook as its new secret;"
+                   " needs TIERDESK_JIRA_WEBHOOK_SECRET_PREVIOUS set (see the admin guide).")
+def install_jira(
+    callback_url: str, jql: str | None, name: str, dry_run: bool, rotate_secret: bool
+) -> None:
+    """Register (or update, matched by name) tierdesk's Jira admin webhook.
+
+    A rerun keeps the receiver's secret (TIERDESK_JIRA_WEBHOOK_SECRET); only --rotate-secret
+    changes it."""
+    settings = admin_settings()
+    config = _jira_config(settings)
+    secret = settings.webhook_secret("jira")
     try:
         result = install_webhook(
-            make_client(config), callback_url=callback_url, jql=jql, name=name, dry_run=dry_run
+            make_client(config), callback_url=callback_url, jql=jql, name=name, dry_run=dry_run,
+            secret=secret, previous_secret=settings.previous_webhook_secret("jira"),
+            rotate=rotate_secret,
         )
     except AdminError as exc:
         raise click.BadParameter(str(exc)) from exc
@@ -61,16 +74,31 @@ def install_jira(callback_url: str, jql: str | None, name: str, dry_run: bool) -
         raise click.ClickException(f"installing the Jira webhook failed: {exc}") from exc
     plan = result.plan
     if dry_run:
-        shown = {**plan.body, "secret": "<generated when installing for real>"}
+        shown = {**plan.body}
+        hidden = "<TIERDESK_JIRA_WEBHOOK_SECRET>" if secret else "<generated for a new webhook>"
+        if "secret" in shown:
+            shown["secret"] = hidden
         click.echo(f"Dry run: nothing sent. tierdesk would send to {config.base_url}:")
+        click.echo("  GET /rest/api/2/serverInfo   (Data Center 10 and later: the same body with"
+                   f" the secret in configuration.SECRET, sent to {DC10_WEBHOOK_PATH})")
         click.echo(f"  GET {plan.path}   (to find a webhook named {name!r})")
         click.echo(f"  then POST {plan.path}, or PUT {plan.path}/<id> if it exists, with:")
         click.echo(json.dumps(shown, indent=2))
         return
-    click.echo(f"Jira webhook {name!r} {result.action} ({plan.method} {plan.path}).")
+    site = result.api.site if result.api is not None else "Jira"
+    click.echo(f"Jira webhook {name!r} {result.action} on {site} ({plan.method} {plan.path}).")
     if result.webhook_url:
         click.echo(f"  {result.webhook_url}")
-    click.echo("Set this in tierdesk's environment (the old secret, if any, no longer works):")
+    if secret and result.secret == secret:
+        if rotate_secret:
+            click.echo("Jira now signs with TIERDESK_JIRA_WEBHOOK_SECRET. Once deliveries signed"
+                       " with the previous secret have drained (Jira Cloud retries for up to"
+                       " about 30 minutes), unset TIERDESK_JIRA_WEBHOOK_SECRET_PREVIOUS and"
+                       " restart tierdesk serve.")
+        else:
+            click.echo("The webhook keeps TIERDESK_JIRA_WEBHOOK_SECRET (nothing to change).")
+        return
+    click.echo("Set this in tierdesk's environment, then restart tierdesk serve:")
     click.echo(f"TIERDESK_JIRA_WEBHOOK_SECRET={result.secret}")
 
 

@@ -145,6 +145,7 @@ def build_service(
     """Load the policy, open the inbox and build the worker pool. `connectors` replaces the
     ones built from the settings (tests start the real service with a test connector).
     `create_inbox=False` (`worker --once`) refuses a database that does not exist yet."""
+    from webhooks.loops import LoopGuard
     from webhooks.metrics import Metrics
     from webhooks.retention import Pruner
     from webhooks.wiring import WiringError, build_connectors, load_policy_for, vendor_lines
@@ -185,6 +186,8 @@ def build_service(
                 metrics=metrics,
                 name=f"worker-{i + 1}",
                 gate=gate,
+                loop_guard=LoopGuard(max_rewrites=settings.loop_max_rewrites,
+                                     window=settings.loop_window_minutes * 60),
             )
             for i in range(settings.worker_threads)
         ], pruner=Pruner(inbox, days=settings.retention_days) if settings.retention_days else None)
@@ -234,9 +237,13 @@ def build_server(
     for vendor in configured:
         service.metrics.vendor_configured.labels(vendor).set(1)
     for vendor in configured:  # an unconfigured vendor's deliveries are not expected at all
-        if not secrets[vendor]:
+        if not secrets[vendor] and settings.webhook_basic_auth(vendor) is None:
             log(f"no {vendor} webhook secret: every {vendor} delivery is refused (401); set"
                 f" TIERDESK_{vendor.upper()}_WEBHOOK_SECRET", level=30, vendor=vendor)
+        if settings.previous_webhook_secret(vendor):
+            log(f"{vendor} webhook secret rotation in progress: deliveries signed with the"
+                f" previous secret are accepted until TIERDESK_{vendor.upper()}_WEBHOOK_SECRET_"
+                "PREVIOUS is unset", level=30, vendor=vendor)
     pool = service.pool
     committer = None
     if settings.inbox_writer == "process":
@@ -263,6 +270,8 @@ def build_server(
             signature_max_age=settings.signature_max_age,
             jira_replay_horizon=settings.jira_replay_horizon,
             required_secrets=configured,
+            previous_secrets={v: settings.previous_webhook_secret(v) for v in VENDORS},
+            basic_auth={v: settings.webhook_basic_auth(v) for v in VENDORS},
         ),
         metrics=service.metrics,
         on_enqueued=pool.wake if pool else None,
@@ -442,6 +451,12 @@ def serve(no_worker: bool, host: str | None, port: int | None, verbose: bool) ->
                    err=True)
     log("serving", host=server.config.host, port=server.config.port,
         worker=service.pool is not None, database=database_label(settings.database_url))
+    if settings.startup_doctor:
+        from webhooks.cli_doctor import start_summary_thread
+
+        # The same checks as `tierdesk doctor`, in the background: one summary line; a failed
+        # check never stops the service.
+        start_summary_thread(settings, service.policy)
     run_server(server, service, sockets=[sock])
 
 

@@ -53,12 +53,19 @@ def _admin(settings: Any) -> ZendeskAdmin:
               show_default=True,
               help="How the trigger skips tierdesk's own updates: 'user' (updater is not the bot,"
                    " TIERDESK_ZENDESK_USER_ID) or 'api' (update not made through the API).")
-def install_zendesk(callback_url: str, dry_run: bool, loop_guard: str) -> None:
+@click.option("--rotate-secret", is_flag=True,
+              help="Reset the webhook's signing secret at Zendesk (deliveries get 401 until the"
+                   " receiver has the new one: see the admin guide). Without it the secret is"
+                   " kept.")
+def install_zendesk(callback_url: str, dry_run: bool, loop_guard: str,
+                    rotate_secret: bool) -> None:
     """Create or update (matched by name) tierdesk's Zendesk webhook and trigger."""
-    admin = _admin(admin_settings())
+    settings = admin_settings()
+    admin = _admin(settings)
     try:
         result = install(admin, callback_url=callback_url, dry_run=dry_run,
-                         loop_guard="api" if loop_guard == "api" else "user")
+                         loop_guard="api" if loop_guard == "api" else "user",
+                         rotate_secret=rotate_secret)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     except ConnectorError as exc:
@@ -75,6 +82,15 @@ def install_zendesk(callback_url: str, dry_run: bool, loop_guard: str) -> None:
                f" {len(result.writes)} change(s) sent.")
     for request in result.writes:
         click.echo(f"  {request.method} {request.path}")
+    if result.rotated:
+        current = settings.webhook_secret("zendesk")
+        click.echo("Zendesk now signs with a new secret. Set both in tierdesk's environment and"
+                   " restart tierdesk serve at once (deliveries get 401 until then); unset the"
+                   " _PREVIOUS line an hour later:")
+        click.echo(result.secret_line)
+        if current:
+            click.echo(f"TIERDESK_ZENDESK_WEBHOOK_SECRET_PREVIOUS={current}")
+        return
     if result.secret_line:
         click.echo("Set this in tierdesk's environment:")
         click.echo(result.secret_line)

@@ -126,7 +126,7 @@ decisions = sa.Table(
     sa.Column("policy_digest", sa.String(64)),
     sa.Column("tier_before", sa.String(64)),
     sa.Column("tier_after", sa.String(64)),
-    #: applied | unchanged | own-event | retry | dead
+    #: applied | unchanged | own-event | loop-halted | retry | dead
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("reasons", sa.Text, nullable=False),
     sa.Column("calls", sa.Text, nullable=False),
@@ -136,6 +136,10 @@ decisions = sa.Table(
     sa.Index("ix_tierdesk_decisions_ticket", "vendor", "ticket", "id"),
     sa.Index("ix_tierdesk_decisions_created", "created_at"),
 )
+
+#: The start of a pause reason recorded when a vendor refuses tierdesk's credentials (401):
+#: /readyz lists such pauses.
+CREDENTIALS_PAUSE_PREFIX = "credentials rejected"
 
 vendor_pauses = sa.Table(
     "tierdesk_vendor_pauses",
@@ -925,6 +929,15 @@ class Inbox:
                     },
                 )
             )
+
+    def pauses(self) -> dict[str, tuple[float, str]]:
+        """Every vendor paused now: vendor -> (until, reason)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(vendor_pauses.c.vendor, vendor_pauses.c.until, vendor_pauses.c.reason)
+                .where(vendor_pauses.c.until > self.clock())
+            ).all()
+        return {str(r[0]): (float(r[1]), str(r[2] or "")) for r in rows}
 
     def paused_until(self, vendor: str) -> float | None:
         """When `vendor`'s pause ends, if it is paused now."""

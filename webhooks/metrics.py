@@ -116,6 +116,12 @@ class Metrics:
             "tierdesk_vendor_configured", "1 for each vendor this receiver is configured for"
             " (alerts: no webhook received while configured)", ["vendor"], registry=r,
         )
+        self.configuration_refusals = Counter(
+            "tierdesk_configuration_refusals",
+            "Writes or reads the vendor refused for a configuration reason (credentials,"
+            " permission, unknown-target, field, comment-visibility)",
+            ["vendor", "reason"], registry=r,
+        )
 
     def watch_inbox(self, depth: Callable[[], Depth], *, vendors: Sequence[str] = ()) -> None:
         """Report the inbox depth (pending events and the oldest one's age, ready tickets,

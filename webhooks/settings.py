@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     jira_api_token: SecretStr | None = None
     jira_pat: SecretStr | None = None
     jira_webhook_secret: SecretStr | None = None
+    #: During a secret rotation: the secret being retired, still accepted beside the current
+    #: one until it is unset (admin guide, "Rotating a webhook secret").
+    jira_webhook_secret_previous: SecretStr | None = None
+    #: `user:password`: also accept Jira deliveries that carry these HTTP Basic credentials
+    #: (Data Center webhooks that cannot sign). An explicit opt-in; compared in constant time.
+    jira_webhook_basic_auth: SecretStr | None = None
+    #: Send edits with notifyUsers=false: needs Administer Projects (or Jira admin) for the bot.
+    jira_quiet_edits: bool = False
     #: The bot's own account (accountId on Cloud, user name on Data Center).
     jira_account_id: str | None = None
     jira_deployment: Literal["cloud", "datacenter"] = "cloud"
@@ -84,12 +92,17 @@ class Settings(BaseSettings):
     #: JSM: the custom field id of the Organizations field (e.g. customfield_10002), so a
     #: ticket's organization can decide its plan.
     jira_organization_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]+$")
+    #: A custom field holding the customer's organization name (sites without JSM).
+    jira_customer_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]+$")
+    #: A custom field holding the customer's support plan (a plan name of the policy).
+    jira_plan_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]+$")
 
     zendesk_subdomain: str | None = None
     zendesk_url: str | None = None
     zendesk_email: str | None = None
     zendesk_api_token: SecretStr | None = None
     zendesk_webhook_secret: SecretStr | None = None
+    zendesk_webhook_secret_previous: SecretStr | None = None
     zendesk_user_id: int | None = None
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -115,6 +128,10 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=120.0, gt=0)
     #: Upper bound of the retry backoff, seconds (Retry-After may ask for longer).
     retry_max_delay: float = Field(default=600.0, gt=0)
+    #: Label loops (webhooks/loops.py): after this many label rewrites of one ticket within
+    #: `loop_window_minutes`, tierdesk stops writing to it and leaves one internal note.
+    loop_max_rewrites: int = Field(default=5, ge=2)
+    loop_window_minutes: float = Field(default=10.0, gt=0)
     #: Worker threads per process (each holds one ticket at a time).
     worker_threads: int = Field(default=2, ge=1, le=64)
     #: Requests in flight to one vendor from one process. 1 guarantees that no request reaches
@@ -128,6 +145,9 @@ class Settings(BaseSettings):
     #: (the event loop keeps a core to itself: webhooks/writer.py), or `thread`, a thread of
     #: the serving process (no child process, for platforms that forbid one).
     inbox_writer: Literal["process", "thread"] = "process"
+    #: `serve` runs the `tierdesk doctor` checks in the background at start-up and logs a
+    #: one-line summary (never refusing to start); false skips those reads.
+    startup_doctor: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator(
@@ -196,6 +216,16 @@ class Settings(BaseSettings):
                 "Zendesk is configured but has no credentials: set TIERDESK_ZENDESK_EMAIL and"
                 " TIERDESK_ZENDESK_API_TOKEN"
             )
+        basic = _reveal(self.jira_webhook_basic_auth)
+        if basic is not None:
+            user, sep, password = basic.partition(":")
+            if not sep or not user or len(password) < 16:
+                problems.append(
+                    "TIERDESK_JIRA_WEBHOOK_BASIC_AUTH: expected user:password with a password of"
+                    " at least 16 characters (it is the only thing that authenticates an"
+                    " unsigned delivery), e.g. jira:$(openssl rand -hex 16); unset it to accept"
+                    " signed deliveries only"
+                )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -221,6 +251,9 @@ class Settings(BaseSettings):
             service_management=self.jira_service_management,
             public_comments=self.jira_comment_visibility == "public",
             organization_field=self.jira_organization_field,
+            customer_field=self.jira_customer_field,
+            plan_field=self.jira_plan_field,
+            quiet_edits=self.jira_quiet_edits,
             timeout=self.http_timeout,
         )
 
@@ -253,6 +286,23 @@ class Settings(BaseSettings):
             vendor
         )
         return _reveal(secret) or None
+
+    def previous_webhook_secret(self, vendor: str) -> str | None:
+        """The secret being rotated out for `vendor`, still accepted until it is unset."""
+        secret = {
+            "jira": self.jira_webhook_secret_previous,
+            "zendesk": self.zendesk_webhook_secret_previous,
+        }.get(vendor)
+        return _reveal(secret) or None
+
+    def webhook_basic_auth(self, vendor: str) -> tuple[str, str] | None:
+        """The HTTP Basic (user, password) a `vendor` delivery may carry instead of a signature
+        (Jira only, opt-in), or None."""
+        value = _reveal(self.jira_webhook_basic_auth) if vendor == "jira" else None
+        if not value:
+            return None
+        user, _, password = value.partition(":")
+        return user, password
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

@@ -11,6 +11,13 @@ the expected signature was. A missing secret is a failure, never a skipped check
   text, message = `X-Zendesk-Webhook-Signature-Timestamp` + raw body)).
   https://developer.zendesk.com/documentation/webhooks/verifying/
   Zendesk documents no replay window, so `check_timestamp` enforces one.
+
+Rotation: each check takes the current secret and, during a rotation, the previous one; a
+delivery signed with either passes (the previous secret is never tried when it is unset).
+
+HTTP Basic (Jira only, an explicit opt-in): Jira Data Center documents basic authentication as
+the other way to secure a webhook ("Managing webhooks", confluence.atlassian.com/adminjiraserver/
+managing-webhooks-938846912.html). `check_basic` compares user and password in constant time.
 """
 
 from __future__ import annotations
@@ -42,8 +49,11 @@ def _mac(secret: str, *parts: bytes) -> hmac.HMAC:
     return mac
 
 
-def verify_jira(body: bytes, *, signature: str | None, secret: str | None) -> None:
-    """Check Jira's `X-Hub-Signature: sha256=<hex>` over `body`; raise SignatureInvalid."""
+def verify_jira(
+    body: bytes, *, signature: str | None, secret: str | None, previous: str | None = None
+) -> None:
+    """Check Jira's `X-Hub-Signature: sha256=<hex>` over `body` with the current secret or,
+    during a rotation, the `previous` one; raise SignatureInvalid."""
     if not secret:
         raise SignatureInvalid(
             "no Jira webhook secret is configured (TIERDESK_JIRA_WEBHOOK_SECRET)"
@@ -55,16 +65,24 @@ def verify_jira(body: bytes, *, signature: str | None, secret: str | None) -> No
         raise SignatureInvalid("X-Hub-Signature is not of the form sha256=<hex>")
     if method.strip().lower() != "sha256":
         raise SignatureInvalid(f"unsupported X-Hub-Signature method {method[:16]!r}")
-    expected = _mac(secret, body).hexdigest()
-    if not hmac.compare_digest(expected.encode("ascii"), given.strip().lower().encode("utf-8")):
-        raise SignatureInvalid("X-Hub-Signature does not match the body")
+    presented = given.strip().lower().encode("utf-8")
+    for key in (secret, previous):
+        if key and hmac.compare_digest(_mac(key, body).hexdigest().encode("ascii"), presented):
+            return
+    raise SignatureInvalid("X-Hub-Signature does not match the body")
 
 
 def verify_zendesk(
-    body: bytes, *, signature: str | None, timestamp: str | None, secret: str | None
+    body: bytes,
+    *,
+    signature: str | None,
+    timestamp: str | None,
+    secret: str | None,
+    previous: str | None = None,
 ) -> None:
-    """Check Zendesk's `X-Zendesk-Webhook-Signature` over timestamp + `body`; raise
-    SignatureInvalid. The timestamp's age is checked separately by `check_timestamp`."""
+    """Check Zendesk's `X-Zendesk-Webhook-Signature` over timestamp + `body` with the current
+    secret or, during a rotation, the `previous` one; raise SignatureInvalid. The timestamp's
+    age is checked separately by `check_timestamp`."""
     if not secret:
         raise SignatureInvalid(
             "no Zendesk webhook secret is configured (TIERDESK_ZENDESK_WEBHOOK_SECRET)"
@@ -77,9 +95,30 @@ def verify_zendesk(
         given = base64.b64decode(signature.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise SignatureInvalid("X-Zendesk-Webhook-Signature is not base64") from None
-    expected = _mac(secret, timestamp.encode("utf-8"), body).digest()
-    if not hmac.compare_digest(expected, given):
-        raise SignatureInvalid("X-Zendesk-Webhook-Signature does not match the body")
+    for key in (secret, previous):
+        if key and hmac.compare_digest(_mac(key, timestamp.encode("utf-8"), body).digest(), given):
+            return
+    raise SignatureInvalid("X-Zendesk-Webhook-Signature does not match the body")
+
+
+def check_basic(authorization: str | None, *, credentials: tuple[str, str]) -> None:
+    """Check an `Authorization: Basic ...` header against (user, password) in constant time;
+    raise SignatureInvalid. Both parts are always compared, so timing tells nothing."""
+    if not authorization:
+        raise SignatureInvalid("missing X-Hub-Signature header and no Basic credentials")
+    scheme, _, encoded = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise SignatureInvalid("Authorization is not Basic")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureInvalid("Authorization Basic credentials are not base64") from None
+    user, sep, password = decoded.partition(b":")
+    want_user, want_password = (part.encode("utf-8") for part in credentials)
+    same_user = hmac.compare_digest(user, want_user)
+    same_password = hmac.compare_digest(password, want_password)
+    if not (sep and same_user and same_password):
+        raise SignatureInvalid("Authorization Basic credentials do not match")
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -7,7 +7,9 @@ Per claimed ticket (see connectors/base.py for the connector's side):
                   fresh when an event was claimed before (a write may have landed) or arrived
                   out of order (older than the newest event already processed)
     3. decision = tiering.decide(ticket, policy, now=...)
-    4. applied  = connector.apply(ticket, decision, decide=...)   0 or 1 write
+    4. applied  = connector.apply(ticket, decision, decide=...)   0 or 1 write (JSM notes: 2)
+                  unless the label-loop guard (webhooks/loops.py, one inbox read) finds another
+                  tool rewriting the ticket's labels: then only its one note, or nothing
     5. record the decision, remember the note posted, mark the events done
 
 Failures:
@@ -16,6 +18,11 @@ Failures:
                          until Retry-After has passed (the limit is per account, not per ticket)
     VendorUnavailable    retry with exponential backoff and jitter (tenacity's wait strategy);
                          a 503 with Retry-After pauses the vendor like a 429
+    CredentialsRejected  401: pause the vendor for CREDENTIALS_PAUSE s and hand the ticket back
+                         (no attempt counted: the events wait for the fixed setting); logged
+                         once per pause, so once a minute; /readyz lists the pause
+    ConfigurationRejected  dead letter at once, its message starting with the policy key or
+                         setting to fix; counted in tierdesk_configuration_refusals{reason}
     VendorRejected       dead letter at once, with the vendor's error text
     PayloadInvalid       dead letter at once (the stored payload can never be understood)
     crash or hang        the lease expires and the events are claimed again; an event claimed
@@ -40,7 +47,9 @@ from tenacity import RetryCallState, wait_exponential_jitter
 
 from connectors.base import (
     Applied,
+    ConfigurationRejected,
     Connector,
+    CredentialsRejected,
     PayloadInvalid,
     RateLimited,
     VendorRejected,
@@ -49,11 +58,22 @@ from connectors.base import (
 from connectors.http import LinePaused
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
-from webhooks.inbox import UNFINISHED_ERROR, Claim, DecisionRecord, Inbox
+from webhooks.inbox import (
+    CREDENTIALS_PAUSE_PREFIX,
+    UNFINISHED_ERROR,
+    Claim,
+    DecisionRecord,
+    Inbox,
+)
 from webhooks.logging import log
+from webhooks.loops import LOOP_HALTED, LoopGuard, LoopVerdict
 from webhooks.metrics import Metrics
 from webhooks.retention import Pruner
 from webhooks.wiring import DecideFunction, decide_function
+
+#: Seconds a vendor is paused after it refused tierdesk's credentials (401): one request a
+#: minute finds out whether the setting was fixed, and the warning is logged once a minute.
+CREDENTIALS_PAUSE = 60.0
 
 #: Outcomes recorded with each evaluation.
 APPLIED = "applied"
@@ -83,6 +103,7 @@ class VendorGate:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._until: dict[str, float] = {}
+        self._said: dict[str, float] = {}
         self._lock = threading.Lock()
         self._clock = clock
 
@@ -95,6 +116,18 @@ class VendorGate:
         with self._lock:
             until = self._until.get(vendor, 0.0)
         return max(0.0, until - self._clock())
+
+    def first_in(self, vendor: str, what: str, seconds: float) -> bool:
+        """True for the first call about `what` of `vendor` in each `seconds` window (so a
+        warning is logged once a minute, not once per event or per thread)."""
+        now = self._clock()
+        key = f"{vendor}:{what}"
+        with self._lock:
+            last = self._said.get(key)
+            if last is not None and now - last < seconds:
+                return False
+            self._said[key] = now
+            return True
 
 
 class Worker:
@@ -115,6 +148,7 @@ class Worker:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         name: str = "worker",
         gate: VendorGate | None = None,
+        loop_guard: LoopGuard | None = None,
     ) -> None:
         self.inbox = inbox
         self.connectors = dict(connectors)
@@ -130,6 +164,8 @@ class Worker:
         self.now = now
         self.name = name
         self.gate = gate or VendorGate(inbox.clock)
+        #: Stops writing to a ticket whose labels another tool keeps rewriting (webhooks/loops.py).
+        self.loop_guard = loop_guard or LoopGuard()
         self._wake = threading.Event()
 
     @property
@@ -235,6 +271,7 @@ class Worker:
         read_started = int(self.inbox.clock() * 1000)
         decision: Decision | None = None
         ticket: Ticket | None = None
+        halt: LoopVerdict | None = None
         try:
             try:
                 ticket = connector.current_ticket(
@@ -263,10 +300,21 @@ class Worker:
                 if renewed is None:
                     raise _LeaseLost
                 claim = renewed
+            halt = self._loop_verdict(claim, decision)
             write_started = time.monotonic()
-            applied = connector.apply(
-                ticket, decision, decide=lambda t: self.decide(t, self.policy, now=now)
-            )
+            if halt is not None:
+                # Another tool keeps undoing tierdesk's labels: post the one note (if not yet
+                # posted in this halt) and nothing else; the unchanged decision costs no write.
+                note = halt.note
+                applied = connector.apply(
+                    ticket,
+                    note if note is not None else _unchanged(decision),
+                    decide=lambda t: note if note is not None else _unchanged(decision),
+                )
+            else:
+                applied = connector.apply(
+                    ticket, decision, decide=lambda t: self.decide(t, self.policy, now=now)
+                )
             if applied.wrote:
                 self.metrics.write_latency.labels(claim.vendor).observe(
                     time.monotonic() - write_started
@@ -290,6 +338,9 @@ class Worker:
             self._retry(claim, exc, exc.retry_after, decision, ticket, fields,
                         pause=exc.retry_after is not None)
             return
+        except CredentialsRejected as exc:
+            self._credentials_refused(claim, exc, fields)
+            return
         except (VendorRejected, PayloadInvalid) as exc:
             self._dead(claim, exc, decision, ticket, fields)
             return
@@ -301,6 +352,11 @@ class Worker:
         known_at: int | None = read_started if fresh else None
         if applied.wrote:
             known_at = int(self.inbox.clock() * 1000)
+        if halt is not None:
+            log("label loop: tierdesk stopped writing to the ticket", level=30,
+                labels=list(halt.labels), note_posted=halt.note is not None, **fields)
+            self._done(claim, ticket, decision, applied, fields, known_at, outcome=LOOP_HALTED)
+            return
         self._done(claim, ticket, decision, applied, fields, known_at)
 
     def _without_malformed(
@@ -340,6 +396,15 @@ class Worker:
                 if len(claim.events) == 1:
                     raise
 
+    def _loop_verdict(self, claim: Claim, decision: Decision) -> LoopVerdict | None:
+        """The label-loop guard's verdict on a changing decision (one inbox read), else None."""
+        if not decision.changed:
+            return None
+        records = self.inbox.history(
+            claim.vendor, claim.ticket, limit=max(50, 10 * self.loop_guard.max_rewrites)
+        )
+        return self.loop_guard.verdict(records, decision, now=self.inbox.clock())
+
     def _hand_back(
         self, claim: Claim, wait: float, reason: str, fields: Mapping[str, Any]
     ) -> None:
@@ -350,6 +415,25 @@ class Worker:
         self.inbox.release(claim)
         log("vendor paused: ticket handed back", level=10, paused_for=round(wait, 3), **fields)
 
+    def _credentials_refused(
+        self, claim: Claim, exc: CredentialsRejected, fields: Mapping[str, Any]
+    ) -> None:
+        """No request can succeed: stop sending (every thread, every process) for a minute, keep
+        the events (handed back, no attempt counted) and say once what to fix."""
+        now = self.inbox.clock()
+        self.gate.close(claim.vendor, now + CREDENTIALS_PAUSE)
+        self.inbox.pause_vendor(
+            claim.vendor, until=now + CREDENTIALS_PAUSE,
+            reason=f"{CREDENTIALS_PAUSE_PREFIX}: {exc.fix}"[:500],
+        )
+        self.inbox.release(claim)
+        self.metrics.configuration_refusals.labels(claim.vendor, exc.reason).inc()
+        if exc.status is not None:
+            self.metrics.vendor_calls.labels(claim.vendor, str(exc.status)).inc()
+        if self.gate.first_in(claim.vendor, "credentials", CREDENTIALS_PAUSE):
+            log("vendor paused: credentials rejected", level=40, fix=exc.fix,
+                error=exc.vendor_text[:500], paused_for=CREDENTIALS_PAUSE, **fields)
+
     def _done(
         self,
         claim: Claim,
@@ -358,9 +442,11 @@ class Worker:
         applied: Applied,
         fields: Mapping[str, Any],
         known_at: int | None = None,
+        *,
+        outcome: str | None = None,
     ) -> None:
-        final = applied.decision or decision
-        outcome = APPLIED if applied.wrote else UNCHANGED
+        final = decision if outcome is not None else applied.decision or decision
+        outcome = outcome or (APPLIED if applied.wrote else UNCHANGED)
         calls = tuple(
             {"method": c.method, "path": c.path, "status": c.status, "purpose": c.purpose}
             for c in applied.calls
@@ -452,7 +538,12 @@ class Worker:
         self.inbox.dead_letter(claim, error=error, record=record)
         self.metrics.decisions.labels(claim.vendor, DEAD).inc()
         self.metrics.dead_lettered.labels(claim.vendor).inc(len(claim.events))
-        log("events dead-lettered", level=40, error=error, **fields)
+        extra: dict[str, Any] = {}
+        if isinstance(exc, ConfigurationRejected):
+            # The configuration is wrong: no retry can help; the message names the fix.
+            self.metrics.configuration_refusals.labels(claim.vendor, exc.reason).inc()
+            extra = {"reason": exc.reason, "fix": exc.fix}
+        log("events dead-lettered", level=40, error=error, **extra, **fields)
 
     def _failure_record(
         self,
@@ -482,6 +573,12 @@ class _GateClosed(Exception):
 
 class _LeaseLost(Exception):
     """The ticket's lease expired during the read and another worker holds it now."""
+
+
+def _unchanged(decision: Decision) -> Decision:
+    """`decision` with nothing left to write (`changed` false): applying it costs no request."""
+    return replace(decision, labels_add=(), labels_remove=(), assign=None, comment=None,
+                   note_key=None)
 
 
 def _error_text(exc: Exception) -> str:

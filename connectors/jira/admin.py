@@ -4,10 +4,20 @@ Both take a configured `jira.JIRA` client (connectors.jira.client.make_client) a
 `connectors.jira.client.send`, so errors arrive as the connectors.base tree. The CLI
 (webhooks/cli_jira.py) only parses options, prints and enqueues.
 
-Webhook registration (../shared/vendor/README.md, Jira section): admin webhooks live at
-`/rest/webhooks/1.0/webhook` on Cloud and Data Center (`GET` lists, `POST` creates, `PUT`/`DELETE`
-on `/rest/webhooks/1.0/webhook/{id}`); `/rest/api/3/webhook` is for Connect/OAuth apps only and
-expires after 30 days, so it is not used.
+Webhook registration (../shared/vendor/README.md, Jira section): `install` first reads
+`GET /rest/api/2/serverInfo` (`deploymentType`, `versionNumbers`) and uses the API the site has:
+
+- Cloud and Data Center before 10.0: `/rest/webhooks/1.0/webhook` (`GET` lists, `POST` creates,
+  `PUT`/`DELETE` on `.../webhook/{id}`, the id taken from the entry's `self`), the secret as a
+  top-level `secret`;
+- Data Center 10.0 and later: `/rest/jira-webhook/1.0/webhooks` (Atlassian "Webhooks", Jira
+  Data Center developer docs: "Starting from Jira 10.0.x, the URL to webhook resource has
+  changed", quoted in getsentry/sentry #92806; sentry PR #90116 and n8n-io/n8n #12351 pick the
+  path by the serverInfo major version), the secret in `configuration.SECRET` (a top-level
+  `secret` is reported to be ignored silently, leaving deliveries unsigned), entries with a
+  numeric `id` and no `self` (as clients registering DC 10 webhooks read them).
+
+`/rest/api/3/webhook` is for Connect/OAuth apps only and expires after 30 days, so it is not used.
 """
 
 from __future__ import annotations
@@ -31,6 +41,8 @@ from tiering.models import Decision, Ticket
 from tiering.policy import Policy
 
 WEBHOOK_PATH = "/rest/webhooks/1.0/webhook"
+#: Jira Data Center 10.0 and later (see the module docstring).
+DC10_WEBHOOK_PATH = "/rest/jira-webhook/1.0/webhooks"
 #: The four events tierdesk handles (connectors.jira.events.HANDLED_EVENTS minus backfill).
 WEBHOOK_EVENTS = ("jira:issue_created", "jira:issue_updated", "comment_created", "comment_updated")
 DEFAULT_WEBHOOK_NAME = "tierdesk"
@@ -45,6 +57,45 @@ class AdminError(ValueError):
 
 
 # --------------------------------------------------------------------------- install
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookApi:
+    """Which admin webhook resource a site serves, from its serverInfo."""
+
+    path: str
+    #: Data Center 10 shape: `configuration.SECRET`, numeric `id`, no `self`.
+    dc10: bool
+    #: For the operator: "Cloud", "Data Center 9.12.0", ...
+    site: str
+
+
+LEGACY_API = WebhookApi(WEBHOOK_PATH, False, "Cloud or Data Center before 10")
+
+
+def webhook_api(client: JIRA) -> WebhookApi:
+    """Read `GET /rest/api/2/serverInfo` (one request) and pick the site's webhook API."""
+    path = "/rest/api/2/serverInfo"
+    info = json_object(send(client, "GET", path), what=f"Jira GET {path}")
+    return webhook_api_for(info)
+
+
+def webhook_api_for(info: Mapping[str, Any]) -> WebhookApi:
+    """The webhook API of a site whose serverInfo is `info` (pure)."""
+    deployment = info.get("deploymentType")
+    numbers = info.get("versionNumbers")
+    version = str(info.get("version") or "")
+    if deployment == "Cloud":
+        return WebhookApi(WEBHOOK_PATH, False, "Cloud")
+    if not (isinstance(numbers, list) and numbers and isinstance(numbers[0], int)):
+        raise VendorUnavailable(
+            "Jira GET /rest/api/2/serverInfo: no versionNumbers, so the webhook API cannot be"
+            f" chosen (deploymentType {deployment!r}, version {version!r})"
+        )
+    site = f"Data Center {'.'.join(str(n) for n in numbers)}"
+    if numbers[0] >= 10:
+        return WebhookApi(DC10_WEBHOOK_PATH, True, site)
+    return WebhookApi(WEBHOOK_PATH, False, site)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +115,8 @@ class InstallResult:
     plan: WebhookPlan
     secret: str
     webhook_url: str | None = None
+    webhook_id: str | None = None
+    api: WebhookApi | None = None
 
 
 def new_secret() -> str:
@@ -82,21 +135,38 @@ def check_callback_url(url: str) -> str:
     return url
 
 
-def webhook_body(*, name: str, callback_url: str, jql: str | None, secret: str) -> dict[str, Any]:
-    """The admin webhook registration body (Cloud and Data Center)."""
+def webhook_body(
+    *,
+    name: str,
+    callback_url: str,
+    jql: str | None,
+    secret: str,
+    api: WebhookApi = LEGACY_API,
+) -> dict[str, Any]:
+    """The admin webhook registration body for the site's webhook API."""
     body: dict[str, Any] = {
         "name": name,
         "url": check_callback_url(callback_url),
         "events": list(WEBHOOK_EVENTS),
-        "excludeBody": False,
-        "secret": secret,
     }
+    if api.dc10:
+        # DC 10: the secret only counts inside `configuration` (module docstring).
+        body["active"] = True
+        body["configuration"] = {"SECRET": secret, "EXCLUDE_BODY": "false"}
+    else:
+        body["excludeBody"] = False
+        body["secret"] = secret
     if jql:
         body["filters"] = {"issue-related-events-section": jql}
     return body
 
 
-def _webhook_id(entry: Mapping[str, Any]) -> str | None:
+def _webhook_id(entry: Mapping[str, Any], api: WebhookApi) -> str | None:
+    if api.dc10:
+        ident = entry.get("id")
+        if isinstance(ident, int) and not isinstance(ident, bool):
+            return str(ident)
+        return ident if isinstance(ident, str) and ident.isdigit() else None
     url = entry.get("self")
     if isinstance(url, str):
         found = _WEBHOOK_ID.search(url)
@@ -105,18 +175,18 @@ def _webhook_id(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
-def find_webhook(client: JIRA, name: str) -> str | None:
+def find_webhook(client: JIRA, name: str, api: WebhookApi = LEGACY_API) -> str | None:
     """The id of the admin webhook called `name`, or None (one GET)."""
-    response = send(client, "GET", WEBHOOK_PATH)
+    response = send(client, "GET", api.path)
     try:
         entries = response.json()
     except ValueError as exc:
-        raise VendorUnavailable(f"Jira GET {WEBHOOK_PATH}: answer is not JSON") from exc
+        raise VendorUnavailable(f"Jira GET {api.path}: answer is not JSON") from exc
     if not isinstance(entries, list):
-        raise VendorUnavailable(f"Jira GET {WEBHOOK_PATH}: expected a list of webhooks")
+        raise VendorUnavailable(f"Jira GET {api.path}: expected a list of webhooks")
     for entry in entries:
         if isinstance(entry, Mapping) and entry.get("name") == name:
-            ident = _webhook_id(entry)
+            ident = _webhook_id(entry, api)
             if ident is not None:
                 return ident
     return None
@@ -130,35 +200,78 @@ def install_webhook(
     name: str = DEFAULT_WEBHOOK_NAME,
     dry_run: bool = False,
     secret: str | None = None,
+    previous_secret: str | None = None,
+    rotate: bool = False,
+    api: WebhookApi | None = None,
 ) -> InstallResult:
     """Create the webhook `name`, or update it in place when it exists (idempotent by name).
 
-    A real run costs 2 requests (GET list, then POST or PUT). A dry run sends nothing at all and
-    shows the POST it would send (a PUT to the same body if a webhook of that name exists).
+    `secret` is the receiver's current secret (TIERDESK_JIRA_WEBHOOK_SECRET). A new webhook gets
+    it (or a fresh one when it is None). An existing webhook keeps the secret the receiver
+    holds: the PUT carries `secret` again, since Jira never shows a secret back. Sending a
+    different secret to an existing webhook is a rotation and needs `rotate` and the receiver
+    already accepting both (`previous_secret` set): otherwise deliveries signed with the new
+    secret would get 401 until the receiver restarts, and Jira does not retry a 401.
+
+    A real run costs 3 requests (serverInfo, GET list, then POST or PUT). A dry run sends
+    nothing and shows the POST for the API given (the legacy one when `api` is None).
     """
-    secret = secret or new_secret()
-    body = webhook_body(name=name, callback_url=callback_url, jql=jql, secret=secret)
     if dry_run:
-        plan = WebhookPlan("POST", WEBHOOK_PATH, body)
-        return InstallResult("would create or update", plan, secret)
-    existing = find_webhook(client, name)
+        chosen = api or LEGACY_API
+        shown = secret or new_secret()
+        body = webhook_body(
+            name=name, callback_url=callback_url, jql=jql, secret=shown, api=chosen
+        )
+        return InstallResult("would create or update", WebhookPlan("POST", chosen.path, body),
+                             shown)
+    check_callback_url(callback_url)
+    if rotate:
+        if not secret or not previous_secret:
+            raise AdminError(
+                "--rotate-secret: first make the receiver accept both secrets: set"
+                " TIERDESK_JIRA_WEBHOOK_SECRET_PREVIOUS to the secret Jira signs with now and"
+                " TIERDESK_JIRA_WEBHOOK_SECRET to the new one (for example"
+                f" {new_secret()}), restart tierdesk serve, then rerun this command with the"
+                " same settings (admin guide, \"Rotating a webhook secret\")"
+            )
+        if secret == previous_secret:
+            raise AdminError(
+                "--rotate-secret: TIERDESK_JIRA_WEBHOOK_SECRET equals"
+                " TIERDESK_JIRA_WEBHOOK_SECRET_PREVIOUS; set a new secret first"
+            )
+    api = api or webhook_api(client)
+    existing = find_webhook(client, name, api)
+    if existing is not None and not secret:
+        raise AdminError(
+            f"Jira already has a webhook named {name!r} and tierdesk cannot read its secret back"
+            " (Jira never returns it): set TIERDESK_JIRA_WEBHOOK_SECRET to the secret the"
+            " receiver uses, so this rerun keeps it; or rotate it on purpose with"
+            " --rotate-secret (admin guide, \"Rotating a webhook secret\")"
+        )
+    secret = secret or new_secret()
+    body = webhook_body(name=name, callback_url=callback_url, jql=jql, secret=secret, api=api)
     if existing is None:
-        plan = WebhookPlan("POST", WEBHOOK_PATH, body)
-        response = send(client, "POST", WEBHOOK_PATH, body=body, write=True)
+        plan = WebhookPlan("POST", api.path, body)
+        response = send(client, "POST", api.path, body=body, write=True)
         action: Literal["created", "updated"] = "created"
     else:
-        plan = WebhookPlan("PUT", f"{WEBHOOK_PATH}/{existing}", body, existing_id=existing)
+        plan = WebhookPlan("PUT", f"{api.path}/{existing}", body, existing_id=existing)
         response = send(client, "PUT", plan.path, body=body, write=True)
         action = "updated"
     url: str | None = None
+    ident: str | None = existing
     if response.content:
         try:
             data = response.json()
         except ValueError:
             data = None
-        if isinstance(data, Mapping) and isinstance(data.get("self"), str):
-            url = data["self"]
-    return InstallResult(action, plan, secret, webhook_url=url)
+        if isinstance(data, Mapping):
+            if isinstance(data.get("self"), str):
+                url = data["self"]
+            ident = _webhook_id(data, api) or ident
+    if url is None and ident is not None:
+        url = f"{client.server_url}{api.path}/{ident}"
+    return InstallResult(action, plan, secret, webhook_url=url, webhook_id=ident, api=api)
 
 
 # --------------------------------------------------------------------------- backfill

@@ -4,7 +4,10 @@
     ├── VendorUnavailable          5xx, timeouts, connection failures; `ambiguous` when a write
     │   │                          may have landed (read timeout, reset after sending, 5xx on PUT)
     │   └── RateLimited            429, or 503 with Retry-After: wait `retry_after` s, never sooner
-    └── VendorRejected             other 4xx, with Jira's errorMessages / errors text
+    └── VendorRejected             other 4xx, with Jira's errorMessages / errors text (and
+        │                          `errors` as field -> text; refusals.py names the policy key)
+        └── ConfigurationRejected  403: a permission tierdesk's account lacks
+            └── CredentialsRejected  401: TIERDESK_JIRA_EMAIL + _API_TOKEN / _PAT not accepted
 
 Why the library is configured as it is (../shared/vendor/README.md, jira 3.10 source):
 
@@ -22,19 +25,49 @@ Why the library is configured as it is (../shared/vendor/README.md, jira 3.10 so
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from jira import JIRA, JIRAError
 
-from connectors.base import ConnectorError, RateLimited, VendorRejected, VendorUnavailable
+from connectors.base import (
+    ConfigurationRejected,
+    ConnectorError,
+    CredentialsRejected,
+    RateLimited,
+    VendorRejected,
+    VendorUnavailable,
+)
 from connectors.http import retry_after_seconds
 from connectors.jira.config import JiraConfig
 
-#: Used when Jira answers 429 without a usable Retry-After (Atlassian documents that it sends one;
-#: this is a floor, not a guess at the right value).
+#: Used when Jira answers 429 with neither a usable Retry-After nor X-RateLimit-Reset. Atlassian
+#: says a 429 "may be accompanied by Retry-After and X-RateLimit-Reset headers" (Jira Cloud
+#: "Rate limiting", developer.atlassian.com/cloud/jira/platform/rate-limiting): neither is
+#: promised, so this is a floor, not a guess at the right value.
 DEFAULT_RETRY_AFTER = 30.0
+
+
+def rate_limit_reset_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds until `X-RateLimit-Reset`: Atlassian documents an ISO 8601 time (e.g.
+    `2021-05-13T03:51Z`); an epoch-seconds value, as some clients report, is read too. None
+    when absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    current = time.time() if now is None else now
+    try:
+        if text.isdigit():
+            return max(0.0, float(text) - current)
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - current)
 
 
 def make_client(config: JiraConfig, *, session: requests.Session | None = None) -> JIRA:
@@ -85,6 +118,29 @@ def jira_error_text(response: requests.Response | None, fallback: str = "") -> s
     return "; ".join(parts) or json.dumps(data)[:500] or fallback
 
 
+#: What to fix when Jira answers 401 (Atlassian "Basic auth for REST APIs": a wrong email or API
+#: token, or a revoked one, is a 401; a Data Center personal access token likewise).
+CREDENTIALS_FIX = (
+    "TIERDESK_JIRA_EMAIL / TIERDESK_JIRA_API_TOKEN (Cloud) or TIERDESK_JIRA_PAT (Data Center):"
+    " Jira does not accept these credentials; create a new token for tierdesk's account and set"
+    " it (`tierdesk doctor` checks it)"
+)
+
+
+def jira_errors(response: requests.Response | None) -> dict[str, str]:
+    """Jira's per-field `errors` object of a failed request (field -> text), or {}."""
+    if response is None:
+        return {}
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    errors = data.get("errors") if isinstance(data, Mapping) else None
+    if not isinstance(errors, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in errors.items()}
+
+
 def translate(exc: Exception, *, method: str, path: str, write: bool) -> ConnectorError:
     """The connectors.base error for a failed `method path` (raise it `from exc`)."""
     where = f"Jira {method} {path}"
@@ -94,6 +150,9 @@ def translate(exc: Exception, *, method: str, path: str, write: bool) -> Connect
         detail = jira_error_text(response, str(exc.text or ""))
         header = response.headers.get("Retry-After") if response is not None else None
         wait = retry_after_seconds(header)
+        if wait is None and status == 429 and response is not None:
+            # No Retry-After: X-RateLimit-Reset says when the limit resets (may be absent too).
+            wait = rate_limit_reset_seconds(response.headers.get("X-RateLimit-Reset"))
         if status == 429:
             return RateLimited(
                 f"{where}: rate limited (429); retry after {wait or DEFAULT_RETRY_AFTER:g} s",
@@ -104,8 +163,22 @@ def translate(exc: Exception, *, method: str, path: str, write: bool) -> Connect
             return RateLimited(
                 f"{where}: unavailable (503); retry after {wait:g} s", retry_after=wait, status=503
             )
+        text = f"{where}: rejected ({status}): {detail}"
+        if status == 401:
+            return CredentialsRejected(text, fix=CREDENTIALS_FIX)
+        if status == 403:
+            return ConfigurationRejected(
+                text,
+                reason="permission",
+                fix=(
+                    "TIERDESK_JIRA_EMAIL: tierdesk's Jira account lacks a permission for"
+                    f" {method} {path}: grant what `tierdesk doctor` lists as missing"
+                ),
+                status=status,
+                errors=jira_errors(response),
+            )
         if status is not None and 400 <= status < 500:
-            return VendorRejected(f"{where}: rejected ({status}): {detail}", status=status)
+            return VendorRejected(text, status=status, errors=jira_errors(response))
         # Other 5xx (and anything odd): a gateway error may hide a write that did land.
         return VendorUnavailable(
             f"{where}: server error ({status}): {detail}",

@@ -34,6 +34,17 @@ class JiraConfig:
     #: `customfield_10002`; the id differs per site: GET /rest/api/2/field lists it). Its first
     #: organization's name is the ticket's customer organization, used for entitlement.
     organization_field: str | None = None
+    #: A custom field (id) holding the customer's organization name, for sites without JSM
+    #: organizations: used when the Organizations field gives none.
+    customer_field: str | None = None
+    #: A custom field (id) holding the customer's support plan (a plan name of the policy), the
+    #: counterpart of Zendesk's organization field: it takes precedence over `customers`.
+    plan_field: str | None = None
+    #: Send edits with `notifyUsers=false` (no email to watchers). Jira allows it only to Jira
+    #: admins and project admins (Administer Projects) and refuses the whole edit with a 403
+    #: otherwise (php-jira-rest-client #390, jira-cli #1013), so it is an explicit opt-in; a
+    #: project that answers that 403 anyway gets plain edits from then on (JiraConnector).
+    quiet_edits: bool = False
 
     def __repr__(self) -> str:
         # Secrets never appear in logs or errors.
@@ -44,7 +55,9 @@ class JiraConfig:
             f" deployment={self.deployment!r}, service_management={self.service_management!r},"
             f" comment_visibility={self.comment_visibility!r},"
             f" public_comments={self.public_comments!r},"
-            f" organization_field={self.organization_field!r})"
+            f" organization_field={self.organization_field!r},"
+            f" customer_field={self.customer_field!r}, plan_field={self.plan_field!r},"
+            f" quiet_edits={self.quiet_edits!r})"
         )
 
     def comment_audience_problem(self) -> str | None:

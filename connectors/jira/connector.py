@@ -6,9 +6,14 @@ Requests per decision (measured in tests/connectors/jira/test_jira_apply.py):
   events without labels, Server `comment_created` without an issue): exactly 1 read,
   `GET /rest/api/2/issue/{key}?fields=<only what the policy uses>`; `fresh=True` adds `comment`
   to that field list to find tierdesk's own note marker;
-- a changing decision: exactly 1 write, `PUT /rest/api/2/issue/{key}?notifyUsers=false` carrying
-  label add/remove, the new target's ownership (its assignee or an unassignment, its component
-  added and the previous targets' components removed) and the checklist comment together;
+- a changing decision: exactly 1 write, `PUT /rest/api/2/issue/{key}` carrying label
+  add/remove, the new target's ownership (its assignee or an unassignment, its component added
+  and the previous targets' components removed) and the checklist comment together;
+- on Jira Service Management the checklist is not part of that PUT but its own
+  `POST /rest/servicedeskapi/request/{key}/comment` with `"public": false` (1 more write on
+  decisions that post a note): the only documented way to make a comment internal;
+- with `quiet_edits` the PUT carries `?notifyUsers=false`; a project whose answer is Jira's 403
+  "To discard the user notification ..." costs 1 more PUT (without it), once per process;
 - a decision that changes nothing, or whose changes already hold on the ticket: 0 requests.
 """
 
@@ -22,15 +27,20 @@ from typing import Any
 import requests
 from jira import JIRA
 
-from connectors.base import Applied, Call, Decide, Envelope, PayloadInvalid
-from connectors.jira import events
+from connectors.base import Applied, Call, Decide, Envelope, PayloadInvalid, VendorRejected
+from connectors.jira import events, refusals
 from connectors.jira.client import json_object, make_client, send
 from connectors.jira.config import JiraConfig
 from connectors.jira.tickets import fields_to_read, is_complete, ticket_from_issue
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger("tierdesk.jira")
+
+#: Jira's 403 body when a user without Jira admin or project admin (Administer Projects) sends
+#: `notifyUsers=false`; the whole edit is refused (lesstif/php-jira-rest-client #390,
+#: ankitpokhrel/jira-cli #1013, ../shared/vendor/README.md "Checked against practice").
+QUIET_EDIT_REFUSED = "To discard the user notification either admin or project admin"
 
 
 class JiraConnector:
@@ -49,6 +59,10 @@ class JiraConnector:
         # The reads of the decision in hand, per worker thread: `apply` reports them with its
         # write, so the decision record lists every request the decision cost.
         self._local = threading.local()
+        # Projects that answered notifyUsers=false with Jira's 403: plain edits from then on.
+        # A cache, not state: after a restart the first edit of a project finds out again.
+        self._loud_projects: set[str] = set()
+        self._loud_lock = threading.Lock()
         problem = config.comment_audience_problem()
         if problem is not None:
             # Fail closed: customers must never see the checklist because a setting was missed.
@@ -135,8 +149,8 @@ class JiraConnector:
                 update["components"] = components
             if assignee is not None:
                 fields["assignee"] = assignee
-        note_posted = decision.note_key is not None and decision.note_key == ticket.last_note_key
-        if decision.comment and not note_posted:
+        if self._note_due(ticket, decision) and not self.config.service_management:
+            assert decision.comment is not None
             update["comment"] = [{"add": self._comment(decision.comment)}]
         if not update and not fields:
             return None
@@ -148,7 +162,8 @@ class JiraConnector:
         return body
 
     def apply(self, ticket: Ticket, decision: Decision, *, decide: Decide) -> Applied:
-        """At most one PUT; none when `decision.changed` is false or nothing is left to do.
+        """At most one PUT (two when a quiet edit is refused) and, on JSM, one internal comment
+        POST; none when `decision.changed` is false or nothing is left to do.
 
         `decide` is unused: Jira's issue edit has no collision guard to re-decide after (the
         label operations are add/remove deltas, so concurrent agent edits are preserved).
@@ -157,28 +172,93 @@ class JiraConnector:
         if not decision.changed:
             return Applied(calls=reads, decision=decision, note_key=ticket.last_note_key)
         body = self.plan(ticket, decision)
-        if body is None:
+        internal_note = self.config.service_management and self._note_due(ticket, decision)
+        if body is None and not internal_note:
             return Applied(
                 calls=reads,
                 decision=decision,
                 note_key=ticket.last_note_key,
                 details={"skipped": "the ticket already has the desired state"},
             )
-        path = f"/rest/api/2/issue/{ticket.key}"
-        # notifyUsers=false: tierdesk's housekeeping should not email watchers. Without the
-        # Administer Projects permission Jira ignores the parameter rather than failing (Edit
-        # issue, platform-openapi-v3.json), so the write still lands.
-        response = send(
-            self.client, "PUT", path, params={"notifyUsers": "false"}, body=body, write=True
-        )
-        posted = "comment" in body.get("update", {})
+        calls = list(reads)
+        details: dict[str, Any] = {}
+        posted = False
+        try:
+            if body is not None:
+                calls += self._edit(ticket.key, body)
+                details["body"] = body
+                posted = "comment" in body.get("update", {})
+            if internal_note:
+                assert decision.comment is not None
+                calls.append(self._internal_comment(ticket.key, decision.comment))
+                details["internal_comment"] = True
+                posted = True
+        except VendorRejected as exc:
+            # A refusal the configuration causes names the policy key or setting to fix.
+            explained = refusals.explain(
+                exc, policy=self.policy, config=self.config, decision=decision, body=body
+            )
+            if explained is exc:
+                raise
+            raise explained from exc
         return Applied(
-            calls=(*reads, Call("PUT", path, response.status_code, "apply decision")),
+            calls=tuple(calls),
             decision=decision,
             note_key=decision.note_key if posted else ticket.last_note_key,
             wrote=True,
-            details={"body": body},
+            details=details,
         )
+
+    def _edit(self, key: str, body: Mapping[str, Any]) -> list[Call]:
+        """The edit PUT: quiet (`notifyUsers=false`) when configured and not refused before for
+        this project; Jira's 403 to a quiet edit is answered by the same edit without it."""
+        path = f"/rest/api/2/issue/{key}"
+        project = key.rpartition("-")[0]
+        with self._loud_lock:
+            quiet = self.config.quiet_edits and project not in self._loud_projects
+        if not quiet:
+            response = send(self.client, "PUT", path, body=body, write=True)
+            return [Call("PUT", path, response.status_code, "apply decision")]
+        try:
+            response = send(
+                self.client, "PUT", path, params={"notifyUsers": "false"}, body=body, write=True
+            )
+        except VendorRejected as exc:
+            if exc.status != 403 or QUIET_EDIT_REFUSED not in str(exc):
+                raise
+            # The whole edit was refused, nothing landed: resend it once as a plain edit, and
+            # remember the project so later edits do not pay the refused request again.
+            with self._loud_lock:
+                self._loud_projects.add(project)
+            LOG.warning(
+                "Jira refused notifyUsers=false in project %s (the bot lacks Administer"
+                " Projects); editing with notifications from now on: grant the permission or"
+                " unset TIERDESK_JIRA_QUIET_EDITS",
+                project,
+                extra={"vendor": "jira", "ticket": key},
+            )
+            refused = Call("PUT", path, 403, "quiet edit refused: notifyUsers=false needs admin")
+            response = send(self.client, "PUT", path, body=body, write=True)
+            return [refused, Call("PUT", path, response.status_code, "apply decision")]
+        return [Call("PUT", path, response.status_code, "apply decision")]
+
+    def _internal_comment(self, key: str, text: str) -> Call:
+        """The JSM checklist as an internal comment: `POST /rest/servicedeskapi/request/{key}/
+        comment` with `"public": false` (JSM REST API "Create request comment"; the platform
+        Comment schema's `jsdPublic`: "To create a comment with its visibility in Jira Service
+        Desk set to false, use ... Create request comment", platform-openapi-v3.json;
+        sooperset/mcp-atlassian #847, #1049 route internal notes this way). A comment property
+        inside an edit's `update.comment.add` has no source showing Jira honours it."""
+        path = f"/rest/servicedeskapi/request/{key}/comment"
+        response = send(
+            self.client, "POST", path, body={"body": text, "public": False}, write=True
+        )
+        return Call("POST", path, response.status_code, "internal checklist note")
+
+    def _note_due(self, ticket: Ticket, decision: Decision) -> bool:
+        """True when the decision has a checklist note that is not on the ticket yet."""
+        posted = decision.note_key is not None and decision.note_key == ticket.last_note_key
+        return bool(decision.comment) and not posted
 
     def _ownership(
         self, ticket: Ticket, assignee: str | None, component: str | None
@@ -247,16 +327,12 @@ class JiraConnector:
         return target.jira.assignee, target.jira.component
 
     def _comment(self, text: str) -> dict[str, Any]:
-        """The comment `add` operation: internal by role/group visibility or JSM property."""
+        """The comment `add` operation of the edit, restricted by role/group visibility (not
+        used on JSM: see `_internal_comment`)."""
         comment: dict[str, Any] = {"body": text}
         if self.config.comment_visibility is not None:
             kind, value = self.config.comment_visibility
             comment["visibility"] = {"type": kind, "value": value}
-        if self.config.service_management:
-            # JSM: comment property sd.public.comment {"internal": true} makes the comment
-            # internal (agents only) when added through the platform API (Comment.properties in
-            # platform-openapi-v3.json; Atlassian KB "add internal comment via REST").
-            comment["properties"] = [{"key": "sd.public.comment", "value": {"internal": True}}]
         return comment
 
 

@@ -40,6 +40,9 @@ def fields_to_read(policy: Policy, config: JiraConfig, *, comments: bool = False
     extra = [*policy.jira_fields.values()]
     if config.organization_field:
         extra.append(config.organization_field)
+    for field_id in (config.customer_field, config.plan_field):
+        if field_id and field_id not in extra:
+            extra.append(field_id)
     if comments:
         # Only a fresh read needs comments: to find tierdesk's own note marker.
         extra.append("comment")
@@ -200,6 +203,24 @@ def _organization(value: Any, where: str) -> str | None:
     return mapped if isinstance(mapped, str) and mapped else None
 
 
+def _unidentified(has_reporter: bool, config: JiraConfig) -> str:
+    """What Jira did not send that could identify the customer, for the decision's reason.
+    Cloud sends `reporter.emailAddress` null when the site's privacy settings hide it
+    (UserDetails.emailAddress, platform-openapi-v3.json: "Depending on the user's privacy
+    settings, this may be returned as null"); plain Jira (not JSM) has no organization."""
+    missing = [
+        "no reporter email: the site hides it" if has_reporter else "no reporter"
+    ]
+    for label, field_id in (
+        ("organization", config.organization_field),
+        ("customer", config.customer_field),
+        ("plan", config.plan_field),
+    ):
+        if field_id:
+            missing.append(f"no {label} in {field_id}")
+    return "Jira sent " + ", ".join(missing)
+
+
 def ticket_from_issue(
     issue: Mapping[str, Any],
     *,
@@ -228,6 +249,18 @@ def ticket_from_issue(
         organization = _organization(
             fields.get(config.organization_field), f"issue.fields.{config.organization_field}"
         )
+    if organization is None and config.customer_field:
+        organization = _organization(
+            fields.get(config.customer_field), f"issue.fields.{config.customer_field}"
+        )
+    plan = None
+    if config.plan_field:
+        plan = _organization(fields.get(config.plan_field), f"issue.fields.{config.plan_field}")
+    email = (
+        _str(reporter.get("emailAddress"), "issue.fields.reporter.emailAddress")
+        if reporter
+        else None
+    )
     doc_fields: dict[str, FieldValue] = {
         name: field_value(fields.get(field_id), f"issue.fields.{field_id}")
         for name, field_id in policy.jira_fields.items()
@@ -241,9 +274,11 @@ def ticket_from_issue(
         priority=_str(priority.get("name"), "issue.fields.priority.name") if priority else None,
         customer=Customer(
             organization=organization,
-            email=_str(reporter.get("emailAddress"), "issue.fields.reporter.emailAddress")
-            if reporter
-            else None,
+            email=email,
+            plan=plan,
+            unidentified=None
+            if organization or email or plan
+            else _unidentified(reporter is not None, config),
         ),
         fields=MappingProxyType(doc_fields),
         attachments=len(attachments),

@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import base64
 import email.policy
+import functools
+import hmac
 import itertools
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,8 +39,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.sandbox import contract
 from connectors.sandbox.query import QueryError, evaluate, parse_jql
-from connectors.sandbox.wire import ApiError, Request, Response, Route, json_body, route
+from connectors.sandbox.wire import (
+    ApiError,
+    Handler,
+    Request,
+    Response,
+    Route,
+    json_body,
+    route,
+)
 
 # ---------------------------------------------------------------------------------------- seed
 
@@ -53,7 +65,10 @@ class JiraUserSeed(_Seed):
     emailAddress: str | None = None
     #: A Data Center personal access token that authenticates as this user.
     pat: str | None = None
-    #: Jira administrator (admin webhooks) and project administrator (notifyUsers=false).
+    #: The API token (Cloud, with the email) or password (Data Center, with the name) that
+    #: authenticates this user with basic auth; anything else is a 401. None: no basic auth.
+    api_token: str | None = "sandbox-token"
+    #: Jira administrator: admin webhooks, and every project permission (`permissions`).
     admin: bool = False
 
 
@@ -109,10 +124,29 @@ class JiraIssueSeed(_Seed):
 
 class JiraSeed(_Seed):
     deployment: Literal["Cloud", "Server"] = "Cloud"
-    #: Refuse (403) admin webhooks and notifyUsers=false to users without `admin`, as Jira
-    #: does. Off by default so tests may act as any seeded user.
+    #: The Data Center version serverInfo reports (`versionNumbers`). It decides the admin
+    #: webhook API the site serves, and only that one: before 10.0 `/rest/webhooks/1.0/webhook`,
+    #: from 10.0 `/rest/jira-webhook/1.0/webhooks` (Atlassian "Webhooks", Jira Data Center
+    #: developer docs: "Starting from Jira 10.0.x, the URL to webhook resource has changed",
+    #: quoted in getsentry/sentry #92806; sentry PR #90116, n8n-io/n8n #12351). Ignored on Cloud.
+    version: str = Field(default="9.12.0", pattern=r"^\d+\.\d+\.\d+$")
+    #: Refuse (403) admin webhooks to users without `admin`, and every project permission to
+    #: users the `permissions` table does not name, as Jira does. Off by default so tests may
+    #: act as any seeded user; a user the table names has exactly its permissions either way.
     strict_permissions: bool = False
     users: list[JiraUserSeed] = []
+    #: Project permissions per user (accountId or name) and project key, with Jira's permission
+    #: keys (BROWSE_PROJECTS, EDIT_ISSUES, ADD_COMMENTS, ASSIGN_ISSUES, ADMINISTER_PROJECTS for
+    #: a project administrator, ...: "Built-in permissions", Atlassian's page "Manage project
+    #: permissions"; keys as in GET /rest/api/3/permissions, platform-openapi-v3.json).
+    permissions: dict[str, dict[str, list[str]]] = {}
+    #: Project roles per project: role name -> member accountIds (comment visibility by role).
+    roles: dict[str, dict[str, list[str]]] = {}
+    #: Groups: name -> member accountIds (comment visibility by group).
+    groups: dict[str, list[str]] = {}
+    #: A Jira Service Management site: `POST /rest/servicedeskapi/request/{key}/comment` exists
+    #: (404 otherwise) and comments reach the customer portal unless made internal (below).
+    service_management: bool = False
     projects: list[JiraProjectSeed] = []
     components: list[JiraComponentSeed] = []
     fields: list[JiraFieldSeed] = []
@@ -124,6 +158,27 @@ class JiraSeed(_Seed):
     )
     issues: list[JiraIssueSeed] = []
 
+
+#: Jira's project permission keys the sandbox knows: key -> (id, name, description), as
+#: GET /rest/api/3/permissions lists them (platform-openapi-v3.json "Get all permissions";
+#: Atlassian "Manage project permissions").
+PERMISSIONS: dict[str, tuple[str, str, str]] = {
+    "ADMINISTER_PROJECTS": ("23", "Administer Projects", "Ability to administer a project."),
+    "BROWSE_PROJECTS": ("10", "Browse Projects", "Ability to browse projects and issues."),
+    "CREATE_ISSUES": ("11", "Create Issues", "Ability to create issues."),
+    "EDIT_ISSUES": ("12", "Edit Issues", "Ability to edit issues."),
+    "ASSIGN_ISSUES": ("13", "Assign Issues", "Ability to assign issues to other people."),
+    "ASSIGNABLE_USER": ("17", "Assignable User", "Users with this permission may be assigned."),
+    "ADD_COMMENTS": ("15", "Add Comments", "Ability to comment on issues."),
+    "CREATE_ATTACHMENTS": ("19", "Create Attachments", "Users may attach files."),
+    "TRANSITION_ISSUES": ("46", "Transition Issues", "Ability to transition issues."),
+    "RESOLVE_ISSUES": ("14", "Resolve Issues", "Ability to resolve and reopen issues."),
+    "CLOSE_ISSUES": ("18", "Close Issues", "Ability to close issues."),
+    "DELETE_ISSUES": ("16", "Delete Issues", "Ability to delete issues."),
+    "LINK_ISSUES": ("21", "Link Issues", "Ability to link issues together."),
+    "EDIT_ALL_COMMENTS": ("34", "Edit All Comments", "Ability to edit all comments."),
+    "SERVICEDESK_AGENT": ("44", "Service Desk Agent", "Jira Service Management agent."),
+}
 
 STATUSES = {
     "To Do": ("10000", "new"),
@@ -150,6 +205,9 @@ class Comment:
     updated: datetime
     visibility: dict[str, Any] | None = None
     properties: list[dict[str, Any]] = field(default_factory=list)
+    #: JSM internal (agents only). Only a documented path makes a comment internal (see
+    #: JiraSim._new_comment); everything else is public, `jsdPublic: true`.
+    internal: bool = False
 
 
 @dataclass
@@ -231,6 +289,18 @@ class JiraSim:
         self._changelog_ids = itertools.count(30000)
         self._webhook_ids = itertools.count(1)
         self._numbers: dict[str, int] = {}
+        self.permissions = self._permission_table(seed)
+        for project, roles in seed.roles.items():
+            if project not in self.projects:
+                raise ValueError(f"seed: jira.roles: project {project} is not in jira.projects")
+            for role, members in roles.items():
+                for m in members:
+                    if m not in self.users:
+                        raise ValueError(f"seed: jira.roles.{project}.{role}: {m!r} is not a user")
+        for group, members in seed.groups.items():
+            for m in members:
+                if m not in self.users:
+                    raise ValueError(f"seed: jira.groups.{group}: {m!r} is not in jira.users")
         start = now()
         for s in seed.issues:
             project = s.key.split("-")[0]
@@ -280,6 +350,51 @@ class JiraSim:
             number = int(s.key.split("-")[1])
             self._numbers[project] = max(self._numbers.get(project, 0), number)
 
+    def _permission_table(self, seed: JiraSeed) -> dict[str, dict[str, frozenset[str]]]:
+        """`seed.permissions` keyed by accountId, checked against the seeded users, projects
+        and Jira's permission keys (a typo in the seed is an error, not a silent denial)."""
+        by_name = {u.name: u.accountId for u in seed.users}
+        table: dict[str, dict[str, frozenset[str]]] = {}
+        for who, projects in seed.permissions.items():
+            account = who if who in self.users else by_name.get(who)
+            if account is None:
+                raise ValueError(f"seed: jira.permissions: user {who!r} is not in jira.users")
+            for project, keys in projects.items():
+                if project not in self.projects:
+                    raise ValueError(
+                        f"seed: jira.permissions.{who}: project {project} is not in jira.projects"
+                    )
+                unknown = sorted(set(keys) - set(PERMISSIONS))
+                if unknown:
+                    raise ValueError(
+                        f"seed: jira.permissions.{who}.{project}: unknown permission key(s)"
+                        f" {', '.join(unknown)}; Jira's keys: {', '.join(sorted(PERMISSIONS))}"
+                    )
+                table.setdefault(account, {})[project] = frozenset(keys)
+        return table
+
+    def has_permission(self, user: str | None, project: str, key: str) -> bool:
+        """Whether `user` (accountId or name) holds project permission `key` in `project`.
+
+        Jira administrators hold every permission (the sandbox's simplification: on a real site
+        the permission scheme grants them, Atlassian "Manage global permissions"). A user the
+        seed's `permissions` table names holds exactly the keys listed for that project; a user
+        it does not name holds all of them unless the seed has `strict_permissions`.
+        """
+        if user is None:
+            return False
+        account = user if user in self.users else next(
+            (u.accountId for u in self.users.values() if u.name == user), None
+        )
+        if account is None:
+            return False
+        if self.users[account].admin:
+            return True
+        granted = self.permissions.get(account)
+        if granted is None:
+            return not self.seed.strict_permissions
+        return key in granted.get(project, frozenset())
+
     def now(self) -> datetime:
         """The site's clock in whole milliseconds, strictly increasing: two changes never share
         a `timestamp`/`updated`, as on a real site where each edit takes longer than 1 ms."""
@@ -300,8 +415,22 @@ class JiraSim:
                 login = base64.b64decode(auth[6:]).decode().split(":", 1)[0]
             except (ValueError, UnicodeDecodeError) as exc:
                 raise _error(401, "Basic authentication header is malformed.") from exc
+            password = base64.b64decode(auth[6:]).decode().partition(":")[2]
             for user in self.users.values():
                 if login in (user.emailAddress, user.name):
+                    if user.api_token is None or not hmac.compare_digest(
+                        password.encode(), user.api_token.encode()
+                    ):
+                        # A wrong API token or password is a 401 with no detail, as Jira
+                        # answers it (Atlassian "Basic auth for REST APIs": "401 Unauthorized"
+                        # for bad credentials; pycontribs/jira #808 met it after moving to
+                        # API tokens).
+                        raise _error(
+                            401,
+                            "Client must be authenticated to access this resource."
+                            f" (the sandbox: wrong API token or password for {login!r}; the"
+                            " seed's jira.users[].api_token)",
+                        )
                     return user.accountId
             raise _error(
                 401,
@@ -462,12 +591,9 @@ class JiraSim:
             "updateAuthor": self.user_json(c.author),
             "created": jira_time(c.created),
             "updated": jira_time(c.updated),
-            "jsdPublic": not any(
-                p.get("key") == "sd.public.comment"
-                and isinstance(p.get("value"), dict)
-                and p["value"].get("internal")
-                for p in c.properties
-            ),
+            # "Defaults to true when comments are created in the Jira Cloud Platform"
+            # (Comment.jsdPublic, platform-openapi-v3.json).
+            "jsdPublic": not c.internal,
         }
         if c.visibility:
             data["visibility"] = c.visibility
@@ -524,48 +650,101 @@ class JiraSim:
 
     # ------------------------------------------------------------------------------ routes
 
+    @property
+    def version_numbers(self) -> list[int]:
+        return [1001, 0, 0] if self.cloud else [int(n) for n in self.seed.version.split(".")]
+
+    @property
+    def dc10_webhooks(self) -> bool:
+        """True when this site serves the Data Center 10 webhook resource (and not the old)."""
+        return not self.cloud and self.version_numbers[0] >= 10
+
+    def webhook_routes(self) -> list[Route]:
+        """The admin webhook API of this site's version, and only that one: the other path
+        answers 404 as on a real site (getsentry/sentry #92806: the old path 404s on 10.x)."""
+        base = "/rest/webhooks/1.0/webhook"
+        if self.dc10_webhooks:
+            base = "/rest/jira-webhook/1.0/webhooks"
+        return [
+            route("POST", base, self.create_webhook, write=True, admin=True),
+            route("GET", base, self.list_webhooks, admin=True),
+            route("GET", base + "/{id}", self.get_webhook, admin=True),
+            route("PUT", base + "/{id}", self.update_webhook, write=True, admin=True),
+            route("DELETE", base + "/{id}", self.delete_webhook, write=True, admin=True),
+        ]
+
     def routes(self) -> list[Route]:
         return [
             route("GET", "/rest/api/2/serverInfo", self.server_info),
             route("GET", "/rest/api/2/myself", self.myself),
+            route("GET", "/rest/api/{v}/mypermissions", self.my_permissions),
             route("GET", "/rest/api/2/user/search", self.user_search),
+            route("GET", "/rest/api/2/user", self.get_user),
+            route("GET", "/rest/api/2/user/assignable/search", self.assignable_search),
+            route("GET", "/rest/api/2/project/{key}/components", self.project_components),
+            route("GET", "/rest/api/2/project/{key}/role", self.project_roles),
+            route("GET", "/rest/api/2/project/{key}/role/{id}", self.project_role),
             route("GET", "/rest/api/2/field", self.list_fields),
-            route("POST", "/rest/api/2/issue", self.create_issue, write=True),
+            route(
+                "POST", "/rest/api/2/issue", self._checked("create-issue", self.create_issue),
+                write=True,
+            ),
             route("GET", "/rest/api/2/issue/{key}", self.get_issue),
-            route("PUT", "/rest/api/2/issue/{key}", self.edit_issue, write=True),
-            route("PUT", "/rest/api/2/issue/{key}/assignee", self.assign, write=True),
+            route(
+                "PUT", "/rest/api/2/issue/{key}", self._checked("edit-issue", self.edit_issue),
+                write=True,
+            ),
+            route(
+                "PUT", "/rest/api/2/issue/{key}/assignee",
+                self._checked("assign-issue", self.assign), write=True,
+            ),
             route("GET", "/rest/api/2/issue/{key}/comment", self.list_comments),
             route("POST", "/rest/api/2/issue/{key}/attachments", self.attach, write=True),
-            route("POST", "/rest/api/2/issue/{key}/comment", self.add_comment, write=True),
+            route(
+                "POST", "/rest/api/2/issue/{key}/comment",
+                self._checked("add-comment", self.add_comment), write=True,
+            ),
+            route(
+                "POST",
+                "/rest/servicedeskapi/request/{key}/comment",
+                self.service_desk_comment,
+                write=True,
+            ),
             route("GET", "/rest/api/{v}/search/jql", self.search_jql),
             route("POST", "/rest/api/{v}/search/jql", self.search_jql),
             route("POST", "/rest/api/{v}/search/approximate-count", self.approximate_count),
             route("GET", "/rest/api/2/search", self.search),
-            route("POST", "/rest/api/2/search", self.search),
-            route(
-                "POST", "/rest/webhooks/1.0/webhook", self.create_webhook, write=True, admin=True
-            ),
-            route("GET", "/rest/webhooks/1.0/webhook", self.list_webhooks, admin=True),
-            route("GET", "/rest/webhooks/1.0/webhook/{id}", self.get_webhook, admin=True),
-            route(
-                "PUT",
-                "/rest/webhooks/1.0/webhook/{id}",
-                self.update_webhook,
-                write=True,
-                admin=True,
-            ),
-            route(
-                "DELETE",
-                "/rest/webhooks/1.0/webhook/{id}",
-                self.delete_webhook,
-                write=True,
-                admin=True,
-            ),
+            route("POST", "/rest/api/2/search", self._checked("search", self.search)),
+            *self.webhook_routes(),
         ]
+
+    def _checked(self, operation: str, handler: Handler) -> Handler:
+        """`handler` behind the OpenAPI request schema of `operation` (connectors/sandbox/
+        contract.py): a body the published schema refuses is answered 400 and changes nothing,
+        so a malformed request fails the end-to-end suite as it fails the contract tests.
+        Scripted agents (the control API) may use JSON conveniences and are not checked."""
+
+        @functools.wraps(handler)
+        def checked(request: Request) -> Response:
+            if not request.agent and request.body:
+                try:
+                    body = json.loads(request.body)
+                except ValueError:
+                    body = None  # the handler answers Jira's own 400 for broken JSON
+                problems = contract.check(operation, body) if body is not None else []
+                if problems:
+                    raise _error(
+                        400,
+                        *(f"request body does not match the {operation} schema of"
+                          f" platform-openapi-v3.json: {p}" for p in problems),
+                    )
+            return handler(request)
+
+        return checked
 
     def server_info(self, request: Request) -> Response:
         now = self.now()
-        version = [1001, 0, 0] if self.cloud else [9, 12, 0]
+        version = self.version_numbers
         return Response(
             200,
             {
@@ -580,6 +759,158 @@ class JiraSim:
                 "serverTitle": "tierdesk Jira sandbox",
             },
         )
+
+    # ------------------------------------------------------------ users, projects, roles
+
+    def _account(self, request: Request, *names: str) -> str | None:
+        """The accountId named by query parameter `accountId` (Cloud) or `username` (DC)."""
+        for name in names:
+            value = request.arg(name)
+            if value:
+                for u in self.users.values():
+                    if value in (u.accountId, u.name):
+                        return u.accountId
+                return None
+        raise _error(400, f"The {' or '.join(names)} query parameter is required.")
+
+    def get_user(self, request: Request) -> Response:
+        """GET /rest/api/2/user?accountId=|username=&expand=groups (Get user)."""
+        account = self._account(request, "accountId", "username", "key")
+        if account is None:
+            raise _error(404, "The user does not exist.")
+        data = self.user_json(account) or {}
+        if "groups" in (request.arg("expand") or ""):
+            names = sorted(g for g, members in self.seed.groups.items() if account in members)
+            data["groups"] = {"size": len(names), "items": [{"name": n} for n in names]}
+        return Response(200, data)
+
+    def assignable_search(self, request: Request) -> Response:
+        """GET /rest/api/2/user/assignable/search?project=KEY&accountId=|username=: the users
+        with Assignable User in the project (Find users assignable to issues; 400 without a
+        project, 404 for an unknown one)."""
+        project = request.arg("project")
+        if not project:
+            raise _error(400, "The project or issueKey query parameter is required.")
+        if project not in self.projects:
+            raise _error(404, f"No project could be found with key '{project}'.")
+        wanted = self._account(request, "accountId", "username", "query")
+        found = [
+            self.user_json(u.accountId)
+            for u in self.users.values()
+            if u.accountId == wanted
+            and self.has_permission(u.accountId, project, "ASSIGNABLE_USER")
+        ]
+        return Response(200, found)
+
+    def _project(self, request: Request) -> JiraProjectSeed:
+        key = request.params["key"]
+        project = self.projects.get(key) or next(
+            (p for p in self.projects.values() if p.id == key), None
+        )
+        if project is None or not self.has_permission(
+            request.actor, project.key, "BROWSE_PROJECTS"
+        ):
+            raise _error(404, f"No project could be found with key '{key}'.")
+        return project
+
+    def project_components(self, request: Request) -> Response:
+        """GET /rest/api/2/project/{key}/components (Get project components)."""
+        project = self._project(request)
+        return Response(
+            200,
+            [
+                {
+                    "self": f"{self.base_url}/rest/api/2/component/{c.id}",
+                    "id": c.id,
+                    "name": c.name,
+                    "project": project.key,
+                    "projectId": int(project.id),
+                }
+                for c in self.components.values()
+                if c.project == project.key
+            ],
+        )
+
+    def _role_ids(self, project: str) -> dict[str, str]:
+        names = sorted(self.seed.roles.get(project, {}))
+        return {name: str(10000 + i) for i, name in enumerate(names)}
+
+    def _roles_admin(self, request: Request) -> JiraProjectSeed:
+        project = self._project(request)
+        if not self.has_permission(request.actor, project.key, "ADMINISTER_PROJECTS"):
+            # Reading a project's roles needs Administer Projects; Jira answers 401 "You cannot
+            # edit the configuration of this project." (pycontribs/jira #535).
+            raise _error(401, "You cannot edit the configuration of this project.")
+        return project
+
+    def project_roles(self, request: Request) -> Response:
+        """GET /rest/api/2/project/{key}/role: role name -> role URL (Get project roles)."""
+        project = self._roles_admin(request)
+        return Response(
+            200,
+            {
+                name: f"{self.base_url}/rest/api/2/project/{project.key}/role/{rid}"
+                for name, rid in self._role_ids(project.key).items()
+            },
+        )
+
+    def project_role(self, request: Request) -> Response:
+        """GET /rest/api/2/project/{key}/role/{id}: the role and its user actors."""
+        project = self._roles_admin(request)
+        for name, rid in self._role_ids(project.key).items():
+            if rid == request.params["id"]:
+                members = self.seed.roles[project.key][name]
+                return Response(
+                    200,
+                    {
+                        "self": f"{self.base_url}/rest/api/2/project/{project.key}/role/{rid}",
+                        "name": name,
+                        "id": int(rid),
+                        "actors": [
+                            {
+                                "id": n,
+                                "displayName": self.users[m].displayName,
+                                "type": "atlassian-user-role-actor",
+                                "actorUser": {"accountId": m},
+                            }
+                            for n, m in enumerate(members, 1)
+                        ],
+                    },
+                )
+        raise _error(404, f"No project role with id {request.params['id']}.")
+
+    def my_permissions(self, request: Request) -> Response:
+        """GET /rest/api/{2,3}/mypermissions?projectKey=&permissions=A,B: Jira's shape,
+        `{"permissions": {KEY: {id, key, name, type, description, havePermission}}}`.
+        `permissions` is required and an unknown key is a 400; an unknown project a 404
+        ("Get my permissions", platform-openapi-v3.json)."""
+        wanted = [k.strip() for k in (request.arg("permissions") or "").split(",") if k.strip()]
+        if not wanted:
+            raise _error(400, "The permissions parameter is required.")
+        unknown = [k for k in wanted if k not in PERMISSIONS]
+        if unknown:
+            raise _error(400, f"Permission key(s) not recognised: {', '.join(unknown)}.")
+        project = request.arg("projectKey")
+        if project is not None and project not in self.projects:
+            raise _error(404, f"No project could be found with key '{project}'.")
+        out: dict[str, Any] = {}
+        for key in wanted:
+            pid, name, description = PERMISSIONS[key]
+            have = (
+                self.has_permission(request.actor, project, key)
+                if project is not None
+                # Without a project: whether the user holds it in any project.
+                else any(self.has_permission(request.actor, p, key) for p in self.projects)
+            )
+            out[key] = {
+                "id": pid,
+                "key": key,
+                "name": name,
+                "type": "PROJECT",
+                "description": description,
+                "havePermission": have,
+            }
+        return Response(200, {"permissions": out})
 
     def myself(self, request: Request) -> Response:
         return Response(200, self.user_json(request.actor))
@@ -641,17 +972,21 @@ class JiraSim:
     # ---------------------------------------------------------------------------- editing
 
     def is_admin(self, actor: str | None) -> bool:
-        """True for administrators, and for everyone unless the seed has strict_permissions."""
+        """True for Jira administrators (admin webhooks), and for everyone unless the seed has
+        strict_permissions."""
         if not self.seed.strict_permissions:
             return True
         return actor is not None and actor in self.users and self.users[actor].admin
 
     def edit_issue(self, request: Request) -> Response:
         issue = self.find(request.params["key"])
-        if (request.arg("notifyUsers") or "").lower() == "false" and not self.is_admin(
-            request.actor
+        self._can_see(request.actor, issue)
+        if (request.arg("notifyUsers") or "").lower() == "false" and not self.has_permission(
+            request.actor, issue.project, "ADMINISTER_PROJECTS"
         ):
-            # Jira: suppressing notifications needs admin or project admin permission.
+            # Jira refuses the whole edit: notifyUsers=false needs Jira admin or project admin
+            # (Edit issue, platform-openapi-v3.json; the 403 body as met by
+            # lesstif/php-jira-rest-client #390 and ankitpokhrel/jira-cli #1013).
             raise _error(
                 403,
                 "To discard the user notification either admin or project admin"
@@ -669,11 +1004,35 @@ class JiraSim:
             )
         actor = request.actor
         assert actor is not None
+        self._can_edit(actor, issue, [*fields, *update])
         items, comment = self._apply(issue, fields, update, actor)
         if items or comment:
             issue.updated = self.now()
             self._issue_updated(issue, actor, items, comment)
         return Response(204, None, wrote=True)
+
+    def _can_see(self, actor: str | None, issue: Issue) -> None:
+        """404 without Browse projects: Jira does not tell such a user that the issue exists
+        (Edit issue / Get issue, platform-openapi-v3.json: "404 ... the user does not have
+        permission to view it")."""
+        if not self.has_permission(actor, issue.project, "BROWSE_PROJECTS"):
+            raise _error(404, "Issue does not exist or you do not have permission to see it.")
+
+    def _can_edit(self, actor: str, issue: Issue, names: list[str]) -> None:
+        """400 per field the user may not set. Jira names a permission it lacks as a field "not
+        on the appropriate screen": without Edit issues every field (pycontribs/jira #1, "The
+        user did not have access to edit issues"), without Assign issues the assignee
+        (ansible-collections/community.general #818). Without Add comments, a comment in the
+        edit is refused the same way (the sandbox's reading: no public report found)."""
+        needs = {"comment": "ADD_COMMENTS", "assignee": "ASSIGN_ISSUES"}
+        refused = {
+            name: f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
+            for name in names
+            if not self.has_permission(actor, issue.project, "EDIT_ISSUES")
+            or not self.has_permission(actor, issue.project, needs.get(name, "EDIT_ISSUES"))
+        }
+        if refused:
+            raise _error(400, **refused)
 
     def _apply(
         self, issue: Issue, fields: Mapping[str, Any], update: Mapping[str, Any], actor: str
@@ -711,7 +1070,7 @@ class JiraSim:
                 if name == "comment":
                     if verb != "add":
                         raise _error(400, comment="only 'add' is supported for comments here")
-                    comments.append(self._new_comment(value, actor))
+                    comments.append(self._new_comment(value, actor, via="edit"))
                 elif name == "labels":
                     new["labels"] = _list_op(new["labels"], verb, value, name, self._label)
                 elif name == "components":
@@ -767,7 +1126,17 @@ class JiraSim:
             if not isinstance(value, list):
                 raise _error(400, components="expected a list of components")
             return [self._component(issue.project, v, name).id for v in value]
-        if name in ("assignee", "reporter"):
+        if name == "assignee":
+            account = self._user_ref(value, name)
+            if account is not None and not self.has_permission(
+                account, issue.project, "ASSIGNABLE_USER"
+            ):
+                # Jira's own REST tests (IssueClient.assign: 400, errors.assignee "User 'joe'
+                # cannot be assigned issues."); Mylyn's Jira connector tests meet the same text.
+                who = account if self.cloud else self.users[account].name
+                raise _error(400, assignee=f"User '{who}' cannot be assigned issues.")
+            return account
+        if name == "reporter":
             return self._user_ref(value, name)
         if name == "priority":
             if not isinstance(value, dict) or value.get("name") not in self.priorities:
@@ -812,7 +1181,15 @@ class JiraSim:
             for oid in stored or []
         ]
 
-    def _new_comment(self, value: Any, actor: str) -> Comment:
+    def _new_comment(
+        self, value: Any, actor: str, *, via: Literal["edit", "comment"] = "comment"
+    ) -> Comment:
+        """A comment from a request body. It is JSM-internal only when it came in through a
+        documented internal path: `POST /rest/api/2/issue/{key}/comment` with the property
+        `sd.public.comment = {"internal": true}` (pycontribs/jira #313, jenkinsci/jira-plugin
+        #375), or the Service Management API (`service_desk_comment`). The same property inside
+        an edit's `update.comment.add` (`via="edit"`) is kept but not honoured: no public
+        source shows Jira honouring it there, so the sandbox assumes the portal shows it."""
         if not isinstance(value, dict) or not isinstance(value.get("body"), str):
             raise _error(400, comment="Comment body can not be empty! (v2 takes a plain string)")
         if not value["body"].strip():
@@ -824,13 +1201,54 @@ class JiraSim:
             or not visibility.get("value")
         ):
             raise _error(400, comment='visibility must be {"type": "role"|"group", "value": ...}')
+        if visibility is not None:
+            self._check_visibility(visibility, actor)
         properties = value.get("properties") or []
         if not isinstance(properties, list):
             raise _error(400, comment="properties must be a list of {key, value}")
+        internal = via == "comment" and any(
+            isinstance(p, dict)
+            and p.get("key") == "sd.public.comment"
+            and isinstance(p.get("value"), dict)
+            and p["value"].get("internal") is True
+            for p in properties
+        )
         now = self.now()
         return Comment(
-            str(next(self._comment_ids)), actor, value["body"], now, now, visibility, properties
+            str(next(self._comment_ids)),
+            actor,
+            value["body"],
+            now,
+            now,
+            visibility,
+            properties,
+            internal=internal,
         )
+
+    def _check_visibility(self, visibility: Mapping[str, Any], actor: str) -> None:
+        """A comment restricted to a role or group that does not exist, or that the author is
+        not in, is a 400 in `errors.commentLevel` ({"errorMessages": [], "errors":
+        {"commentLevel": "You are currently not a member of the project role: Developers."}}:
+        reload/github-security-jira #128; "Role with id: Administrators does not exist.":
+        atlassian/atlassian-mcp-server #105). The group texts follow the role ones (unconfirmed).
+        Roles are checked across the seed's projects (the sandbox keeps one role set)."""
+        kind, value = visibility["type"], str(visibility["value"])
+        if kind == "role":
+            members = [m for roles in self.seed.roles.values() for m in roles.get(value, [])]
+            if not any(value in roles for roles in self.seed.roles.values()):
+                raise _error(400, commentLevel=f"Role with id: {value} does not exist.")
+            if actor not in members and not self.users[actor].admin:
+                raise _error(
+                    400,
+                    commentLevel=f"You are currently not a member of the project role: {value}.",
+                )
+        else:
+            if value not in self.seed.groups:
+                raise _error(400, commentLevel=f"Group: {value} does not exist.")
+            if actor not in self.seed.groups[value]:
+                raise _error(
+                    400, commentLevel=f"You are currently not a member of the group: {value}."
+                )
 
     def _changelog(self, issue: Issue, new: Mapping[str, Any]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -902,6 +1320,10 @@ class JiraSim:
 
     def assign(self, request: Request) -> Response:
         issue = self.find(request.params["key"])
+        self._can_see(request.actor, issue)
+        if not self.has_permission(request.actor, issue.project, "ASSIGN_ISSUES"):
+            # Assign issue, platform-openapi-v3.json: "403 ... the necessary permission".
+            raise _error(403, "You do not have permission to assign issues.")
         body = json_body(request, _bad_json)
         assignee = self._user_ref(body, "assignee")
         actor = request.actor
@@ -1072,13 +1494,57 @@ class JiraSim:
 
     def add_comment(self, request: Request) -> Response:
         issue = self.find(request.params["key"])
+        self._can_see(request.actor, issue)
         actor = request.actor
         assert actor is not None
+        if not self.has_permission(actor, issue.project, "ADD_COMMENTS"):
+            # Add comment, platform-openapi-v3.json lists 400 "the request is invalid" (no 403).
+            raise _error(400, comment="You do not have the permission to comment on this issue.")
         comment = self._new_comment(json_body(request, _bad_json), actor)
         issue.comments.append(comment)
         issue.updated = comment.created
         self._issue_updated(issue, actor, [], comment)
         return Response(201, self.comment_json(issue, comment), wrote=True)
+
+    def service_desk_comment(self, request: Request) -> Response:
+        """JSM "Create request comment": `{"body": ..., "public": bool}`; `public: false` is an
+        internal comment (developer.atlassian.com/cloud/jira/service-desk/rest/
+        api-group-request/#api-rest-servicedeskapi-request-issueidorkey-comment-post). 404 on
+        a site without Service Management."""
+        if not self.seed.service_management:
+            raise _error(404, "Service Management is not installed on this site.")
+        issue = self.find(request.params["key"])
+        actor = request.actor
+        assert actor is not None
+        body = json_body(request, _bad_json)
+        text = body.get("body")
+        public = body.get("public", True)
+        if not isinstance(text, str) or not text.strip():
+            raise _error(400, "The comment body is required.")
+        if not isinstance(public, bool):
+            raise _error(400, "public must be true or false.")
+        now = self.now()
+        comment = Comment(
+            str(next(self._comment_ids)), actor, text, now, now, internal=not public
+        )
+        issue.comments.append(comment)
+        issue.updated = comment.created
+        self._issue_updated(issue, actor, [], comment)
+        return Response(
+            201,
+            {
+                "id": comment.id,
+                "body": comment.body,
+                "public": public,
+                "author": self.user_json(actor),
+                "created": {"iso8601": jira_time(now), "epochMillis": _ms(now)},
+                "_links": {
+                    "self": f"{self.base_url}/rest/servicedeskapi/request/{issue.id}"
+                    f"/comment/{comment.id}"
+                },
+            },
+            wrote=True,
+        )
 
     # ------------------------------------------------------------------------------ search
 
@@ -1263,7 +1729,21 @@ class JiraSim:
                 parse_jql(str(jql))
             except QueryError as exc:
                 raise _error(400, filters=f"Invalid JQL in {FILTER_KEY}: {exc}") from exc
-        secret = body.get("secret")
+        if self.dc10_webhooks:
+            # DC 10: the secret is `configuration.SECRET`; a top-level `secret` is silently
+            # ignored and deliveries then arrive unsigned (reported by clients registering DC 10
+            # webhooks: OpenHands' Jira DC integration sends configuration.SECRET; an
+            # agentic-sdlc setup guide: "a top-level secret field is silently ignored").
+            configuration = body.get("configuration") or {}
+            if not isinstance(configuration, dict):
+                raise _error(400, configuration="configuration must be an object")
+            secret = configuration.get("SECRET")
+            exclude = str(configuration.get("EXCLUDE_BODY", body.get("excludeBody", "false")))
+            enabled = body.get("active", body.get("enabled", True))
+        else:
+            secret = body.get("secret")
+            exclude = str(body.get("excludeBody", "false"))
+            enabled = body.get("enabled", True)
         if secret is not None and not isinstance(secret, str):
             raise _error(400, secret="secret must be a string")
         return Webhook(
@@ -1272,15 +1752,30 @@ class JiraSim:
             url,
             list(events),
             {k: str(v) for k, v in filters.items()},
-            bool(body.get("excludeBody")),
+            exclude.lower() == "true",
             secret or None,
-            bool(body.get("enabled", True)),
+            bool(enabled),
             actor,
             self.now(),
         )
 
     def webhook_json(self, w: Webhook) -> dict[str, Any]:
         # The secret is write-only: Jira does not echo it back.
+        if self.dc10_webhooks:
+            # DC 10: a numeric `id` and no `self` (jira-webhook resource, as typed by DC
+            # clients: "their ids are numbers"); the secret lives in `configuration`.
+            return {
+                "id": w.id,
+                "name": w.name,
+                "url": w.url,
+                "events": w.events,
+                "filters": w.filters,
+                "active": w.enabled,
+                "scopeType": "global",
+                "configuration": {"EXCLUDE_BODY": "true" if w.exclude_body else "false"},
+                "updatedDate": _ms(w.updated),
+                "updatedUser": w.updated_by,
+            }
         return {
             "name": w.name,
             "url": w.url,
@@ -1317,15 +1812,23 @@ class JiraSim:
     def update_webhook(self, request: Request) -> Response:
         old = self._hook(request)
         body = json_body(request, _bad_json)
-        merged = {
+        merged: dict[str, Any] = {
             "name": old.name,
             "url": old.url,
             "events": old.events,
             "filters": old.filters,
             "excludeBody": old.exclude_body,
-            "secret": old.secret,
+            "enabled": old.enabled,
             **body,
         }
+        if self.dc10_webhooks:
+            configuration = body.get("configuration")
+            if isinstance(configuration, dict) and "SECRET" not in configuration:
+                merged["configuration"] = {**configuration, "SECRET": old.secret}
+            elif configuration is None:
+                merged["configuration"] = {"SECRET": old.secret}
+        elif "secret" not in body:
+            merged["secret"] = old.secret
         self.webhooks[old.id] = self._webhook_from(merged, old.id, request.actor)
         return Response(200, self.webhook_json(self.webhooks[old.id]), wrote=True)
 
@@ -1435,13 +1938,17 @@ class JiraSim:
                             "body": c.body,
                             "visibility": c.visibility,
                             "properties": c.properties,
+                            "jsdPublic": not c.internal,
                         }
                         for c in i.comments
                     ],
                 }
                 for k, i in self.issues.items()
             },
-            "webhooks": [{**self.webhook_json(w), "id": w.id} for w in self.webhooks.values()],
+            "webhooks": [
+                {**self.webhook_json(w), "id": w.id, "signed": w.secret is not None}
+                for w in self.webhooks.values()
+            ],
         }
 
 

@@ -73,6 +73,7 @@ def vendor_error(vendor: str, status: int, message: str) -> Any:
     return {
         "error": {
             401: "Couldn't authenticate you",
+            403: "Forbidden",
             404: "InvalidEndpoint",
             409: "Conflict",
             429: "TooManyRequests",

@@ -7,7 +7,7 @@ the `.json` suffix, as Zendesk's do. Covered:
     GET|PUT /api/v2/tickets/{id}     POST /api/v2/tickets     GET /api/v2/tickets/{id}/comments
     GET /api/v2/users/{id}, /api/v2/users/me, /api/v2/organizations/{id}, /api/v2/groups,
         /api/v2/ticket_fields, /api/v2/search (query, page, per_page, sort_by, sort_order)
-    /api/v2/webhooks: POST, GET; GET|PUT|PATCH|DELETE /{id}; GET /{id}/signing_secret
+    /api/v2/webhooks: POST, GET; GET|PUT|PATCH|DELETE /{id}; GET|POST /{id}/signing_secret
     /api/v2/triggers: POST, GET; GET|PUT|DELETE /{id}
 
 A ticket update with `safe_update: true` whose `updated_stamp` is not the ticket's `updated_at`
@@ -24,6 +24,7 @@ JSON-escaped when the webhook's request_format is json) and posts it. Webhooks s
 from __future__ import annotations
 
 import base64
+import hmac
 import itertools
 import json
 import re
@@ -34,8 +35,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import requests
 from pydantic import BaseModel, ConfigDict
 
+from connectors.sandbox.delivery import DELIVERY_TIMEOUT, Delivery
 from connectors.sandbox.query import QueryError, parse_zendesk_query, zendesk_match
 from connectors.sandbox.wire import ApiError, Request, Response, Route, json_body, route
 
@@ -52,11 +55,35 @@ class ZendeskUserSeed(_Seed):
     email: str
     role: Literal["end-user", "agent", "admin"] = "end-user"
     organization_id: int | None = None
+    #: The API token that authenticates this agent (`email/token:<api_token>`); anything else
+    #: is a 401. None: the user cannot use the API.
+    api_token: str | None = "sandbox-token"
 
 
 class ZendeskGroupSeed(_Seed):
     id: int
     name: str
+    #: The agents who are members (group memberships): only they can be assigned its tickets.
+    members: list[int] = []
+
+
+class ZendeskFormSeed(_Seed):
+    """A ticket form (GET /api/v2/ticket_forms): which ticket fields agents see and fill."""
+
+    id: int
+    name: str
+    ticket_field_ids: list[int] = []
+    active: bool = True
+    default: bool = False
+
+
+class ZendeskOrganizationFieldSeed(_Seed):
+    """An organization field definition (GET /api/v2/organization_fields)."""
+
+    id: int
+    key: str
+    title: str
+    type: str = "text"
 
 
 class ZendeskOrganizationSeed(_Seed):
@@ -98,14 +125,17 @@ class ZendeskTicketSeed(_Seed):
 
 class ZendeskSeed(_Seed):
     account_id: int = 1234567
-    #: Refuse (403) webhooks and triggers to users whose role is not admin, as Zendesk does.
-    #: Off by default so tests may act as any seeded agent.
-    strict_permissions: bool = False
+    #: Refuse (403) webhooks and triggers to users whose role is not admin, as Zendesk does
+    #: (Webhooks API and Triggers API: "Allowed for: Admins"). On by default; a seed may turn it
+    #: off so that tests can act as any seeded agent.
+    strict_permissions: bool = True
     subdomain: str = "tierdesk-sandbox"
     users: list[ZendeskUserSeed] = []
     groups: list[ZendeskGroupSeed] = []
     organizations: list[ZendeskOrganizationSeed] = []
     ticket_fields: list[ZendeskFieldSeed] = []
+    ticket_forms: list[ZendeskFormSeed] = []
+    organization_fields: list[ZendeskOrganizationFieldSeed] = []
     tickets: list[ZendeskTicketSeed] = []
 
 
@@ -213,6 +243,16 @@ class Trigger:
     updated_at: datetime
 
 
+#: Zendesk's 403 for an agent on an admin-only endpoint (its standard "Forbidden" body).
+FORBIDDEN = {
+    "error": "Forbidden",
+    "description": "You do not have access to this page. Please contact the account owner of"
+    " this help desk for further help.",
+}
+#: The static secret Zendesk signs test deliveries of a not-yet-created webhook with.
+STATIC_TEST_SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="
+
+
 def zd_time(when: datetime) -> str:
     """Zendesk's timestamp format: 2024-05-01T10:12:07Z (seconds)."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -253,6 +293,20 @@ class ZendeskSim:
         self.base_url = "http://127.0.0.1"
         self.users = {u.id: u for u in seed.users}
         self.groups = {g.id: g for g in seed.groups}
+        for g in seed.groups:
+            for member in g.members:
+                if member not in {u.id for u in seed.users if u.role != "end-user"}:
+                    raise ValueError(
+                        f"seed: zendesk.groups {g.id}: member {member} is not an agent in"
+                        " zendesk.users"
+                    )
+        for form in seed.ticket_forms:
+            for fid in form.ticket_field_ids:
+                if fid not in {f.id for f in seed.ticket_fields}:
+                    raise ValueError(
+                        f"seed: zendesk.ticket_forms {form.id}: field {fid} is not in"
+                        " zendesk.ticket_fields"
+                    )
         self.organizations = {o.id: o for o in seed.organizations}
         self.fields = {f.id: f for f in seed.ticket_fields}
         self.tickets: dict[int, Ticket] = {}
@@ -337,10 +391,19 @@ class ZendeskSim:
                 login = base64.b64decode(auth[6:]).decode().split(":", 1)[0]
             except (ValueError, UnicodeDecodeError) as exc:
                 raise ApiError(401, {"error": "Couldn't authenticate you"}) from exc
+            login, _, token = base64.b64decode(auth[6:]).decode().partition(":")
             email = login.removesuffix("/token")
             for user in self.users.values():
-                if user.email == email and user.role in ("agent", "admin"):
+                if (
+                    user.email == email
+                    and user.role in ("agent", "admin")
+                    and user.api_token is not None
+                    and hmac.compare_digest(token.encode(), user.api_token.encode())
+                ):
                     return str(user.id)
+        # Zendesk's answer to a wrong or missing credential: 401 {"error": "Couldn't
+        # authenticate you"} (API reference, "Security and authentication"; zenpy surfaces the
+        # same body as APIException).
         raise ApiError(401, {"error": "Couldn't authenticate you"})
 
     def user_json(self, uid: int) -> dict[str, Any]:
@@ -468,7 +531,11 @@ class ZendeskSim:
             *r("GET", "/api/v2/users/{id}", self.get_user),
             *r("GET", "/api/v2/organizations/{id}", self.get_organization),
             *r("GET", "/api/v2/groups", self.list_groups),
+            *r("GET", "/api/v2/groups/{id}/memberships", self.group_memberships),
             *r("GET", "/api/v2/ticket_fields", self.list_fields),
+            *r("GET", "/api/v2/ticket_forms", self.list_forms),
+            *r("GET", "/api/v2/organization_fields", self.list_organization_fields),
+            *r("POST", "/api/v2/webhooks/test", self.test_webhook),
             *r("POST", "/api/v2/tickets", self.create_ticket, write=True),
             *r("POST", "/api/v2/uploads", self.upload, write=True),
             *r("GET", "/api/v2/tickets/{id}", self.get_ticket),
@@ -484,6 +551,8 @@ class ZendeskSim:
             *r("PATCH", "/api/v2/webhooks/{id}", self.patch_webhook, write=True),
             *r("DELETE", "/api/v2/webhooks/{id}", self.delete_webhook, write=True),
             *r("GET", "/api/v2/webhooks/{id}/signing_secret", self.signing_secret),
+            *r("POST", "/api/v2/webhooks/{id}/signing_secret", self.reset_signing_secret,
+               write=True),
             *r("POST", "/api/v2/triggers", self.create_trigger, write=True),
             *r("GET", "/api/v2/triggers", self.list_triggers),
             *r("GET", "/api/v2/triggers/search", self.search_triggers),
@@ -521,6 +590,70 @@ class ZendeskSim:
         ]
         return Response(
             200, {"groups": groups, "next_page": None, "previous_page": None, "count": len(groups)}
+        )
+
+    def group_memberships(self, request: Request) -> Response:
+        """GET /api/v2/groups/{id}/memberships (Group Memberships API: "List Memberships")."""
+        try:
+            group = self.groups[int(request.params["id"])]
+        except (KeyError, ValueError) as exc:
+            raise _not_found() from exc
+        memberships = [
+            {
+                "id": group.id * 100000 + uid,
+                "user_id": uid,
+                "group_id": group.id,
+                "default": False,
+                "url": f"{self.base_url}/api/v2/group_memberships/{group.id * 100000 + uid}.json",
+            }
+            for uid in group.members
+        ]
+        return Response(
+            200,
+            {
+                "group_memberships": memberships,
+                "next_page": None,
+                "previous_page": None,
+                "count": len(memberships),
+            },
+        )
+
+    def list_forms(self, request: Request) -> Response:
+        """GET /api/v2/ticket_forms (Ticket Forms API)."""
+        forms = [
+            {
+                "id": f.id,
+                "name": f.name,
+                "display_name": f.name,
+                "active": f.active,
+                "default": f.default,
+                "end_user_visible": True,
+                "ticket_field_ids": list(f.ticket_field_ids),
+                "url": f"{self.base_url}/api/v2/ticket_forms/{f.id}.json",
+            }
+            for f in self.seed.ticket_forms
+        ]
+        return Response(
+            200, {"ticket_forms": forms, "next_page": None, "previous_page": None,
+                  "count": len(forms)}
+        )
+
+    def list_organization_fields(self, request: Request) -> Response:
+        """GET /api/v2/organization_fields (Organization Fields API)."""
+        fields = [
+            {
+                "id": f.id,
+                "key": f.key,
+                "title": f.title,
+                "type": f.type,
+                "active": True,
+                "url": f"{self.base_url}/api/v2/organization_fields/{f.id}.json",
+            }
+            for f in self.seed.organization_fields
+        ]
+        return Response(
+            200, {"organization_fields": fields, "next_page": None, "previous_page": None,
+                  "count": len(fields)}
         )
 
     def list_fields(self, request: Request) -> Response:
@@ -738,7 +871,17 @@ class ZendeskSim:
             if assignee_id is not None and (
                 assignee_id not in self.users or self.users[assignee_id].role == "end-user"
             ):
-                raise _invalid(assignee="Assignee: is not an agent")
+                # 422 RecordInvalid, details.assignee (facetoe/zenpy #628 shows the body).
+                raise _invalid(assignee="Assignee: is invalid")
+        if (
+            assignee_id is not None
+            and group_id is not None
+            and ("assignee_id" in data or "group_id" in data)
+            and assignee_id not in self.groups[group_id].members
+        ):
+            # An assignee must be a member of the ticket's group: 422 RecordInvalid with
+            # details.assignee "Assignee: is not a member of the group" (facetoe/zenpy #628).
+            raise _invalid(assignee="Assignee: is not a member of the group")
         status = data.get("status", t.status)
         if status not in STATUSES:
             raise _invalid(status=f"Status: must be one of {', '.join(STATUSES)}")
@@ -750,7 +893,10 @@ class ZendeskSim:
             if not isinstance(entry, dict) or "id" not in entry:
                 raise _invalid(custom_fields='each custom field is {"id": ..., "value": ...}')
             fid = int(entry["id"])
-            # Zendesk ignores ids that are not ticket fields of the account.
+            # Zendesk ignores ids that are not ticket fields of the account: "The REST API is
+            # permissive. It ignores attributes that do not exist" (Zendesk support article
+            # 4418443326106, "REST API gives 200 response but the request didn't work"; for
+            # custom field ids in particular unconfirmed). tierdesk doctor catches such ids.
             if fid in self.fields:
                 if entry.get("value") in (None, ""):
                     custom.pop(fid, None)
@@ -1372,9 +1518,62 @@ class ZendeskSim:
         del self.webhooks[self._hook(request).id]
         return Response(204, None, wrote=True)
 
+    def test_webhook(self, request: Request) -> Response:
+        """POST /api/v2/webhooks/test[?webhook_id=ID] with {"request": {"endpoint",
+        "http_method", "request_format", "payload"}}: one request sent now, answered with what
+        the endpoint said ({"response": {"status", "body", "headers"}}). With `webhook_id` the
+        webhook's endpoint and signing secret are used; without, the static test secret that
+        Zendesk documents for webhooks not created yet (../shared/vendor/README.md, Zendesk
+        signing). Admins only (Webhooks API "Test Webhook"). Which secret Zendesk signs a test of
+        an existing webhook with is not confirmed: the sandbox uses the webhook's own."""
+        if not self.is_admin(request.actor):
+            raise ApiError(403, dict(FORBIDDEN))
+        spec = json_body(request, _bad_json).get("request") or {}
+        if not isinstance(spec, dict):
+            raise _invalid(request='expected {"request": {"endpoint": ..., ...}}')
+        hook = self.webhooks.get(request.arg("webhook_id") or "")
+        if request.arg("webhook_id") and hook is None:
+            raise _not_found()
+        endpoint = spec.get("endpoint") or (hook.body.get("endpoint") if hook else None)
+        if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
+            raise _invalid(endpoint="endpoint must be an absolute http(s) URL")
+        payload = spec.get("payload")
+        raw = (payload if isinstance(payload, str) else json.dumps(payload or {})).encode()
+        delivery = Delivery(
+            "zendesk", hook.id if hook else "test", endpoint, raw, "test", "",
+            f"test-{uuid.uuid4().hex[:12]}", hook.secret if hook else STATIC_TEST_SECRET,
+            account_id=self.seed.account_id,
+        )
+        try:
+            answer = requests.post(endpoint, data=raw, headers=delivery.headers(),
+                                   timeout=DELIVERY_TIMEOUT)
+        except requests.RequestException as exc:
+            return Response(200, {"response": {"status": None, "body": str(exc)[:500],
+                                               "headers": []}})
+        return Response(
+            200,
+            {
+                "response": {
+                    "status": answer.status_code,
+                    "body": answer.text[:2000],
+                    "headers": [{"key": k, "value": v} for k, v in answer.headers.items()],
+                }
+            },
+        )
+
     def signing_secret(self, request: Request) -> Response:
         hook = self._hook(request)
         return Response(200, {"signing_secret": {"algorithm": "SHA256", "secret": hook.secret}})
+
+    def reset_signing_secret(self, request: Request) -> Response:
+        """Zendesk "Reset Webhook Signing Secret" (POST .../signing_secret): a new secret made
+        by Zendesk, used for every delivery from now on (Zendesk Webhooks API; zenpy 2.0.57
+        `WebhooksApi.reset_secret` POSTs to the same path)."""
+        hook = self._hook(request)
+        hook.secret = secrets.token_urlsafe(30)
+        return Response(
+            201, {"signing_secret": {"algorithm": "SHA256", "secret": hook.secret}}, wrote=True
+        )
 
     # ------------------------------------------------------------------------------ search
 

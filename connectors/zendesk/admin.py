@@ -87,6 +87,8 @@ class InstallResult:
     writes: list[Request] = field(default_factory=list)
     secret: str | None = None
     dry_run: bool = False
+    #: The secret was reset at Zendesk by this run (`rotate_secret`).
+    rotated: bool = False
 
     @property
     def secret_line(self) -> str | None:
@@ -239,8 +241,14 @@ def install(
     callback_url: str,
     dry_run: bool = False,
     loop_guard: LoopGuard = "user",
+    rotate_secret: bool = False,
 ) -> InstallResult:
     """Create or update (matched by name) the webhook and the trigger; read the signing secret.
+
+    The secret is only read (a rerun keeps it). With `rotate_secret` an existing webhook's
+    secret is reset at Zendesk instead (`POST /api/v2/webhooks/{id}/signing_secret`): Zendesk
+    signs with the new one at once, so deliveries get 401 until the receiver has it (admin
+    guide, "Rotating a webhook secret").
 
     With `dry_run`, only reads are sent; each write is returned in `writes` but not sent."""
     if not callback_url.startswith(("https://", "http://")):
@@ -280,7 +288,13 @@ def install(
             write("PATCH", f"/api/v2/webhooks/{result.webhook_id}", {"webhook": changes})
 
     # 2. Its signing secret (what the receiver verifies deliveries with).
-    if result.webhook_id is not None:
+    if result.webhook_id is not None and rotate_secret and hook is not None:
+        reset = write("POST", f"/api/v2/webhooks/{result.webhook_id}/signing_secret", {})
+        data = reset.get("signing_secret")
+        if isinstance(data, Mapping) and isinstance(data.get("secret"), str):
+            result.secret = data["secret"]
+            result.rotated = True
+    elif result.webhook_id is not None:
         secret = admin.read(f"/api/v2/webhooks/{result.webhook_id}/signing_secret")
         data = secret.get("signing_secret")
         if isinstance(data, Mapping) and isinstance(data.get("secret"), str):

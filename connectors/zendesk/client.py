@@ -21,7 +21,10 @@ Errors, translated once here (always `raise ... from exc`):
     ├── VendorUnavailable      5xx, 409 outside apply, timeouts, connection errors, odd answers
     │   │                      (ambiguous=True when a write may have landed)
     │   └── RateLimited        429, or 503 with Retry-After: retry after `retry_after` seconds
-    └── VendorRejected         other 4xx, with Zendesk's error text
+    └── VendorRejected         other 4xx, with Zendesk's error text (`errors`: its `details`
+        │                      as field -> text; refusals.py names the policy key)
+        └── ConfigurationRejected  403: the bot user's role lacks a permission
+            └── CredentialsRejected  401: TIERDESK_ZENDESK_EMAIL + _API_TOKEN not accepted
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ from zenpy.lib.exception import ZenpyException
 
 from connectors.base import (
     Call,
+    ConfigurationRejected,
     ConnectorError,
+    CredentialsRejected,
     RateLimited,
     VendorRejected,
     VendorUnavailable,
@@ -204,6 +209,34 @@ def zendesk_error_text(response: requests.Response) -> str:
     return ": ".join(parts)[:500] or str(data)[:500]
 
 
+#: What to fix when Zendesk answers 401 {"error": "Couldn't authenticate you"} (API reference,
+#: "Security and authentication": API token auth is `{email}/token:{api_token}`).
+CREDENTIALS_FIX = (
+    "TIERDESK_ZENDESK_EMAIL / TIERDESK_ZENDESK_API_TOKEN: Zendesk does not accept these"
+    " credentials (API token access must be enabled, and the token belong to that agent's"
+    " account); set a working token (`tierdesk doctor` checks it)"
+)
+
+
+def zendesk_errors(response: requests.Response) -> dict[str, str]:
+    """Zendesk's `details` of a 422 as field -> joined descriptions, or {}."""
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    details = data.get("details") if isinstance(data, Mapping) else None
+    if not isinstance(details, Mapping):
+        return {}
+    out: dict[str, str] = {}
+    for key, items in details.items():
+        texts = [
+            str(item.get("description") if isinstance(item, Mapping) else item)
+            for item in (items if isinstance(items, list) else [items])
+        ]
+        out[str(key)] = "; ".join(texts)
+    return out
+
+
 def translate(exc: Exception, *, what: str, write: bool) -> ConnectorError:
     """The one mapping from requests/zenpy failures to the connectors.base error tree."""
     if isinstance(exc, HTTPFailure):
@@ -223,7 +256,19 @@ def translate(exc: Exception, *, what: str, write: bool) -> ConnectorError:
                 retry_after=retry_after,
                 ambiguous=write and status in _MAYBE_APPLIED,
             )
-        return VendorRejected(message, status=status)
+        if status == 401:
+            return CredentialsRejected(message, fix=CREDENTIALS_FIX)
+        if status == 403:
+            return ConfigurationRejected(
+                message,
+                reason="permission",
+                fix=(
+                    f"TIERDESK_ZENDESK_EMAIL: Zendesk does not let tierdesk's user {what}:"
+                    " give it an agent role that may (admin for webhooks and triggers)"
+                ),
+                status=status,
+            )
+        return VendorRejected(message, status=status, errors=zendesk_errors(response))
     if isinstance(exc, requests.ConnectTimeout):
         # Not connected: nothing was sent.
         return VendorUnavailable(f"Zendesk connect timeout on {what}: {exc}")

@@ -47,7 +47,7 @@ from connectors.base import (
     VendorRejected,
     VendorUnavailable,
 )
-from connectors.zendesk import events
+from connectors.zendesk import events, refusals
 from connectors.zendesk.client import HTTPFailure, calling, make_zenpy, response_json, translate
 from connectors.zendesk.config import ZendeskConfig
 from connectors.zendesk.tickets import (
@@ -332,6 +332,17 @@ class ZendeskConnector:
             # the ticket's current state once and decide on that: 1 read + 1 write.
             ticket = self.refresh(ticket)
             decision = decide(ticket)
+        try:
+            return self._apply_once(ticket, decision, decide=decide)
+        except VendorRejected as exc:
+            # A refusal the configuration causes names the policy key to fix.
+            explained = refusals.explain(exc, policy=self.policy, decision=decision)
+            if explained is exc:
+                raise
+            raise explained from exc
+
+    def _apply_once(self, ticket: Ticket, decision: Decision, *, decide: Decide) -> Applied:
+        """One PUT; on 409 read, re-decide and PUT once more."""
         try:
             return self._put(ticket, decision, calls=())
         except _Collision as collision:

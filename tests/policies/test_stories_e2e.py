@@ -312,6 +312,9 @@ class JiraDesk:
             "deployment": "Cloud",
             "users": people,
             "projects": [{"key": "SUP", "id": "10000", "name": "Support"}],
+            # The checklist is restricted to this role (TIERDESK_JIRA_COMMENT_VISIBILITY): Jira
+            # refuses a comment restricted to a role that does not exist.
+            "roles": {"SUP": {"Administrators": [JIRA_BOT[1]]}},
             "components": [{"id": str(10100 + i), "name": name, "project": "SUP"}
                            for i, name in enumerate(needs["jira"]["components"])],
             "fields": [

@@ -33,7 +33,7 @@ def jira_client(sandbox: SandboxHandle) -> JIRA:
     """The real jira library, as tierdesk's bot, unmodified, pointed at the sandbox."""
     return JIRA(
         server=sandbox.jira_url,
-        basic_auth=("bot@tierdesk.example", "token"),
+        basic_auth=("bot@tierdesk.example", "sandbox-token"),
         max_retries=0,
         timeout=5,
         options={"check_update": False},
@@ -48,7 +48,7 @@ def zenpy_client(sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> Zen
     return Zenpy(
         subdomain="tierdesk-sandbox",
         email="bot@tierdesk.example",
-        token="t",
+        token="sandbox-token",
         disable_cache=True,
         timeout=5,
     )

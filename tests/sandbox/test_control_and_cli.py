@@ -23,7 +23,9 @@ from webhooks.cli import main
 def test_state_reports_records_counts_and_deliveries(sandbox: SandboxHandle) -> None:
     """GET /_sandbox/state shows issues, tickets, request counts by kind and delivery counts."""
     requests.get(
-        f"{sandbox.jira_url}/rest/api/2/issue/SUP-1", auth=("bot@tierdesk.example", "t"), timeout=5
+        f"{sandbox.jira_url}/rest/api/2/issue/SUP-1",
+        auth=("bot@tierdesk.example", "sandbox-token"),
+        timeout=5,
     )
     state = requests.get(f"{sandbox.zendesk_url}/_sandbox/state", timeout=5).json()
     assert state["jira"]["issues"]["SUP-1"]["summary"].startswith("How do I export")
@@ -158,7 +160,7 @@ def test_log_pages_requests_and_deliveries(sandbox: SandboxHandle, receiver: Rec
     requests.post(
         f"{sandbox.jira_url}/rest/webhooks/1.0/webhook",
         timeout=5,
-        auth=("bot@tierdesk.example", "t"),
+        auth=("bot@tierdesk.example", "sandbox-token"),
         json={"url": receiver.url, "events": ["jira:issue_updated"]},
     )
     sandbox.agent("jira", "agent", "PUT", "/rest/api/2/issue/SUP-1", {"fields": {"summary": "one"}})

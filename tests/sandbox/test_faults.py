@@ -11,8 +11,8 @@ import requests
 from connectors.sandbox.server import SandboxHandle
 from tests.webhook_receiver import Receiver
 
-BOT_JIRA = ("bot@tierdesk.example", "t")
-BOT_ZD = ("bot@tierdesk.example/token", "t")
+BOT_JIRA = ("bot@tierdesk.example", "sandbox-token")
+BOT_ZD = ("bot@tierdesk.example/token", "sandbox-token")
 
 
 def issue_url(sandbox: SandboxHandle) -> str:
@@ -59,7 +59,9 @@ def test_other_clients_are_not_blocked_by_someone_elses_retry_after(
     """Retry-After binds the client that was told, identified by its credentials."""
     sandbox.set_faults({"jira": {"rate_limit": {"requests": 1, "retry_after": 30}}})
     assert requests.get(issue_url(sandbox), auth=BOT_JIRA, timeout=5).status_code == 429
-    other = requests.get(issue_url(sandbox), auth=("agent@tierdesk.example", "t"), timeout=5)
+    other = requests.get(
+        issue_url(sandbox), auth=("agent@tierdesk.example", "sandbox-token"), timeout=5
+    )
     assert other.status_code == 200
     assert sandbox.state()["retry_after_violations"] == 0
 

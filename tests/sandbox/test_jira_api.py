@@ -15,7 +15,7 @@ def test_server_info_and_myself(sandbox: SandboxHandle) -> None:
     """JIRA() reads serverInfo (Cloud) and myself answers the authenticated bot account."""
     client = JIRA(
         server=sandbox.jira_url,
-        basic_auth=("bot@tierdesk.example", "t"),
+        basic_auth=("bot@tierdesk.example", "sandbox-token"),
         max_retries=0,
         options={"check_update": False},
     )
@@ -78,16 +78,15 @@ def test_one_put_carries_labels_assignee_and_internal_comment(
             ],
         },
     }
-    response = jira_client._session.put(
-        f"{sandbox.jira_url}/rest/api/2/issue/SUP-1?notifyUsers=false", json=body
-    )
+    response = jira_client._session.put(f"{sandbox.jira_url}/rest/api/2/issue/SUP-1", json=body)
     assert response.status_code == 204
     issue = jira_client.issue("SUP-1", fields="labels,assignee,comment")
     assert issue.raw["fields"]["labels"] == ["tier-l2"]
     assert issue.raw["fields"]["assignee"]["accountId"] == "acc-l2"
     comment = issue.raw["fields"]["comment"]["comments"][-1]
     assert comment["visibility"] == {"type": "role", "value": "Administrators"}
-    assert comment["jsdPublic"] is False
+    # The property inside an edit is not a documented internal path: the portal shows it.
+    assert comment["jsdPublic"] is True
     assert comment["author"]["accountId"] == "acc-bot"
 
 
@@ -249,7 +248,7 @@ def test_data_center_search_and_assign_by_name() -> None:
     with run_in_thread(seed=seed) as handle:
         client = JIRA(
             server=handle.jira_url,
-            basic_auth=("bot", "pw"),
+            basic_auth=("bot", "sandbox-token"),
             max_retries=0,
             options={"check_update": False},
         )
@@ -327,6 +326,8 @@ def test_permissions_of_non_admins() -> None:
     admin webhooks (403)."""
     seed = json.loads(default_seed_text())
     seed["jira"]["strict_permissions"] = True
+    # The agent may browse and edit (else the edit is a 404 before any notification rule).
+    seed["jira"]["permissions"]["acc-agent"] = {"SUP": ["BROWSE_PROJECTS", "EDIT_ISSUES"]}
     with run_in_thread(seed=seed) as sandbox:
         _non_admin_refused(sandbox)
 
@@ -334,7 +335,7 @@ def test_permissions_of_non_admins() -> None:
 def _non_admin_refused(sandbox: SandboxHandle) -> None:
     client = JIRA(
         server=sandbox.jira_url,
-        basic_auth=("agent@tierdesk.example", "t"),
+        basic_auth=("agent@tierdesk.example", "sandbox-token"),
         max_retries=0,
         get_server_info=False,
         options={"check_update": False},
@@ -349,3 +350,121 @@ def _non_admin_refused(sandbox: SandboxHandle) -> None:
     with pytest.raises(JIRAError) as err:
         client._session.get(f"{sandbox.jira_url}/rest/webhooks/1.0/webhook")
     assert err.value.status_code == 403
+
+
+def test_default_bot_lacks_administer_projects(sandbox: SandboxHandle, jira_client: JIRA) -> None:
+    """The seeded bot holds exactly Browse, Edit, Add comments, Assign: mypermissions says so
+    in Jira's shape, and its notifyUsers=false edit is refused whole with Jira's 403 body."""
+    keys = "BROWSE_PROJECTS,EDIT_ISSUES,ADD_COMMENTS,ASSIGN_ISSUES,ADMINISTER_PROJECTS"
+    answer = jira_client._session.get(
+        f"{sandbox.jira_url}/rest/api/2/mypermissions",
+        params={"projectKey": "SUP", "permissions": keys},
+    ).json()
+    have = {k: v["havePermission"] for k, v in answer["permissions"].items()}
+    assert have == {"BROWSE_PROJECTS": True, "EDIT_ISSUES": True, "ADD_COMMENTS": True,
+                    "ASSIGN_ISSUES": True, "ADMINISTER_PROJECTS": False}
+    assert answer["permissions"]["EDIT_ISSUES"] == {
+        "id": "12", "key": "EDIT_ISSUES", "name": "Edit Issues", "type": "PROJECT",
+        "description": "Ability to edit issues.", "havePermission": True}
+    with pytest.raises(JIRAError) as err:
+        jira_client._session.put(
+            f"{sandbox.jira_url}/rest/api/2/issue/SUP-1?notifyUsers=false",
+            json={"update": {"labels": [{"add": "quiet"}]}},
+        )
+    assert err.value.status_code == 403
+    assert json.loads(err.value.response.text)["errorMessages"] == [
+        "To discard the user notification either admin or project admin permissions are"
+        " required."]
+    assert jira_client.issue("SUP-1").fields.labels == []  # the whole edit was refused
+    jira_client._session.put(
+        f"{sandbox.jira_url}/rest/api/2/issue/SUP-1", json={"update": {"labels": [{"add": "x"}]}}
+    )
+    assert jira_client.issue("SUP-1").fields.labels == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"projectKey": "SUP"}, 400),  # permissions is required
+        ({"projectKey": "SUP", "permissions": "EDIT_ISSUE"}, 400),  # unknown key
+        ({"projectKey": "NOPE", "permissions": "EDIT_ISSUES"}, 404),  # unknown project
+    ],
+)
+def test_mypermissions_refusals(
+    sandbox: SandboxHandle, jira_client: JIRA, params: dict[str, str], status: int
+) -> None:
+    """mypermissions refuses what Jira refuses: no keys or unknown keys (400), no project (404)."""
+    with pytest.raises(JIRAError) as err:
+        jira_client._session.get(f"{sandbox.jira_url}/rest/api/2/mypermissions", params=params)
+    assert err.value.status_code == status
+
+
+def test_project_admin_may_discard_notifications() -> None:
+    """A user granted ADMINISTER_PROJECTS in the table may edit with notifyUsers=false;
+    has_permission resolves users by accountId or name, and admins hold everything."""
+    seed = json.loads(default_seed_text())
+    seed["jira"]["permissions"]["agent"] = {
+        "SUP": ["ADMINISTER_PROJECTS", "BROWSE_PROJECTS", "EDIT_ISSUES"]
+    }
+    with run_in_thread(seed=seed) as sandbox:
+        sim = sandbox.sandbox.jira
+        assert sim.has_permission("acc-agent", "SUP", "ADMINISTER_PROJECTS")
+        assert sim.has_permission("agent", "SUP", "EDIT_ISSUES")
+        assert not sim.has_permission("agent", "SUP", "ADD_COMMENTS")
+        assert not sim.has_permission("tierdesk-bot", "SUP", "ADMINISTER_PROJECTS")
+        assert sim.has_permission("acc-admin", "SUP", "ADMINISTER_PROJECTS")
+        assert sim.has_permission("acc-globex", "SUP", "ADMINISTER_PROJECTS")  # not in the table
+        client = JIRA(server=sandbox.jira_url,
+                      basic_auth=("agent@tierdesk.example", "sandbox-token"),
+                      max_retries=0, get_server_info=False, options={"check_update": False})
+        client._session.put(
+            f"{sandbox.jira_url}/rest/api/2/issue/SUP-1?notifyUsers=false",
+            json={"update": {"labels": [{"add": "quiet"}]}},
+        )
+        assert client.issue("SUP-1").fields.labels == ["quiet"]
+
+
+def test_permission_table_typos_are_seed_errors() -> None:
+    """An unknown permission key in the seed's table is an error naming Jira's keys."""
+    seed = json.loads(default_seed_text())
+    seed["jira"]["permissions"]["acc-bot"]["SUP"].append("EDIT_ISSUE")
+    with pytest.raises(ValueError, match=r"unknown permission key.*EDIT_ISSUE"):
+        run_in_thread(seed=seed).stop()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "public"),
+    [
+        # platform comment API with the JSM property: internal (pycontribs/jira #313)
+        ("/rest/api/2/issue/SUP-1/comment",
+         {"body": "a", "properties": [{"key": "sd.public.comment",
+                                       "value": {"internal": True}}]}, False),
+        # platform comment API without it: public
+        ("/rest/api/2/issue/SUP-1/comment", {"body": "b"}, True),
+        # Service Management API, public false: internal
+        ("/rest/servicedeskapi/request/SUP-1/comment", {"body": "c", "public": False}, False),
+        # Service Management API, public true: public
+        ("/rest/servicedeskapi/request/SUP-1/comment", {"body": "d", "public": True}, True),
+    ],
+)
+def test_jsm_comment_is_public_unless_made_internal_by_a_documented_path(
+    path: str, body: dict[str, object], public: bool
+) -> None:
+    """On a JSM site a comment reaches the portal (jsdPublic) unless it came in through a
+    documented internal path."""
+    seed = json.loads(default_seed_text())
+    seed["jira"]["service_management"] = True
+    with run_in_thread(seed=seed) as sandbox:
+        client = JIRA(server=sandbox.jira_url, basic_auth=("bot@tierdesk.example", "sandbox-token"),
+                      max_retries=0, get_server_info=False, options={"check_update": False})
+        client._session.post(f"{sandbox.jira_url}{path}", json=body)
+        comments = client.issue("SUP-1", fields="comment").raw["fields"]["comment"]["comments"]
+        assert [c["jsdPublic"] for c in comments] == [public]
+
+
+def test_service_desk_api_absent_without_jsm(sandbox: SandboxHandle, jira_client: JIRA) -> None:
+    """A site without Service Management answers the servicedeskapi comment with 404."""
+    with pytest.raises(JIRAError) as err:
+        jira_client._session.post(f"{sandbox.jira_url}/rest/servicedeskapi/request/SUP-1/comment",
+                                  json={"body": "x", "public": False})
+    assert err.value.status_code == 404

@@ -40,8 +40,8 @@ def site() -> Iterator[SandboxHandle]:
 
 @pytest.fixture
 def client(site: SandboxHandle) -> JIRA:
-    return JIRA(server=site.jira_url, basic_auth=("bot@tierdesk.example", "t"), max_retries=0,
-                timeout=5, options={"check_update": False})
+    return JIRA(server=site.jira_url, basic_auth=("bot@tierdesk.example", "sandbox-token"),
+                max_retries=0, timeout=5, options={"check_update": False})
 
 
 def test_organizations_are_set_by_id_and_read_as_objects(

@@ -13,7 +13,7 @@ from zenpy.lib.exception import APIException
 from connectors.sandbox.server import SandboxHandle, run_in_thread
 from connectors.sandbox.state import default_seed_text
 
-BOT = ("bot@tierdesk.example/token", "t")
+BOT = ("bot@tierdesk.example/token", "sandbox-token")
 
 
 def test_me_user_and_organization(zenpy_client: Zenpy) -> None:
@@ -97,7 +97,11 @@ def test_safe_update_with_stale_stamp_is_409(sandbox: SandboxHandle, zenpy_clien
         # A group that does not exist.
         ({"group_id": 4242}, "Group: is invalid"),
         # An end user cannot be the assignee.
-        ({"assignee_id": 9101}, "Assignee: is not an agent"),
+        ({"assignee_id": 9101}, "Assignee: is invalid"),
+        # An agent id that does not exist.
+        ({"assignee_id": 123456}, "Assignee: is invalid"),
+        # An agent outside the group (9003 is a member of group 400 only).
+        ({"group_id": 100, "assignee_id": 9003}, "Assignee: is not a member of the group"),
         # Status outside Zendesk's list.
         ({"status": "waiting"}, "Status: must be one of"),
     ],
@@ -276,7 +280,7 @@ def test_strict_permissions_keep_agents_from_webhooks_and_triggers() -> None:
     seed = json.loads(default_seed_text())
     seed["zendesk"]["strict_permissions"] = True
     with run_in_thread(seed=seed) as sandbox:
-        agent = ("agent@tierdesk.example/token", "t")
+        agent = ("agent@tierdesk.example/token", "sandbox-token")
         url = f"{sandbox.zendesk_url}/api/v2/triggers.json"
         assert requests.get(url, auth=agent, timeout=5).status_code == 403
         assert requests.get(url, auth=BOT, timeout=5).status_code == 200

@@ -13,7 +13,7 @@ import requests
 from connectors.sandbox.server import SandboxHandle
 from tests.webhook_receiver import Receiver
 
-BOT = ("bot@tierdesk.example/token", "t")
+BOT = ("bot@tierdesk.example/token", "sandbox-token")
 TEMPLATE = (
     '{"ticket_id": "{{ticket.id}}", "tags": "{{ticket.tags}}", "subject": "{{ticket.title}}",'
     ' "steps": "{{ticket.ticket_field_360001111}}", "actor": "{{current_user.id}}",'

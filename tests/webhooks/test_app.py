@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from tests.shared_vendor import VENDOR
 from tests.webhooks.fakes import fake_envelope
 from webhooks.app import ReceiverConfig, create_app
-from webhooks.inbox import Inbox
+from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, Inbox
 from webhooks.metrics import Metrics
 from webhooks.signatures import sign_jira, sign_zendesk
 from webhooks.writer import WriterProcess
@@ -275,6 +275,22 @@ def test_health_and_readiness(inbox: Inbox) -> None:
         assert r.status_code == 503 and "policy not loaded" in r.json()["problems"]
 
 
+def test_readyz_lists_a_vendor_paused_for_its_credentials(inbox: Inbox) -> None:
+    """A vendor paused because it refused tierdesk's credentials is listed by /readyz with the
+    setting to fix; the receiver stays ready (200: webhooks are still taken). A rate-limit pause
+    is not listed."""
+    fix = "TIERDESK_ZENDESK_EMAIL / TIERDESK_ZENDESK_API_TOKEN: not accepted"
+    inbox.pause_vendor("zendesk", until=inbox.clock() + 60,
+                       reason=f"{CREDENTIALS_PAUSE_PREFIX}: {fix}")
+    inbox.pause_vendor("jira", until=inbox.clock() + 60, reason="RateLimited: 429")
+    app = create_app(inbox=inbox, config=ReceiverConfig(secrets={}, classifiers={}))
+    with TestClient(app) as c:
+        r = c.get("/readyz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ready",
+                        "vendors_paused": {"zendesk": f"{CREDENTIALS_PAUSE_PREFIX}: {fix}"}}
+
+
 def test_readyz_503_when_database_unreachable(tmp_path: Path) -> None:
     """/readyz is 503 naming the database when it cannot be reached."""
     box = Inbox.connect(f"sqlite:///{tmp_path}/r.db")
@@ -474,3 +490,73 @@ def test_client_gone_before_its_body_arrived_stores_nothing(inbox: Inbox) -> Non
              "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}
     asyncio.run(app(scope, receive, send))
     assert sent == [] and inbox.counts() == {}
+
+
+ROTATION = [
+    # Jira, signed with the current secret: accepted
+    ("jira", JIRA_SECRET, {"jira": "old-jira"}, 202),
+    # Jira, signed with the previous secret during the overlap: accepted
+    ("jira", "old-jira", {"jira": "old-jira"}, 202),
+    # Jira, old secret after the previous one was removed: refused
+    ("jira", "old-jira", {}, 401),
+    # Zendesk, previous secret during the overlap: accepted
+    ("zendesk", "old-zd", {"zendesk": "old-zd"}, 202),
+    # Zendesk, old secret once the overlap ended: refused
+    ("zendesk", "old-zd", {}, 401),
+    # a secret that is neither current nor previous: refused
+    ("jira", "unrelated", {"jira": "old-jira"}, 401),
+]
+
+
+@pytest.mark.parametrize(("vendor", "signed_with", "previous", "status"), ROTATION)
+def test_previous_secret_is_accepted_only_during_the_overlap(
+    inbox: Inbox, vendor: str, signed_with: str, previous: dict[str, str], status: int
+) -> None:
+    """Deliveries signed with the previous secret pass while it is configured, and are 401
+    once it is removed; the current secret always passes."""
+    with make_client(inbox, previous_secrets=previous) as c:
+        if vendor == "jira":
+            r = jira_post(c, body(), secret=signed_with)
+        else:
+            r = zd_post(c, body(ticket="501", id="inv-1"), secret=signed_with)
+    assert r.status_code == status, r.text
+
+
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+BASIC = [
+    # opted in, unsigned delivery with the right credentials: accepted
+    ({"jira": ("jira", "p" * 20)}, {"Authorization": _basic("jira", "p" * 20)}, 202),
+    # opted in, wrong password: refused
+    ({"jira": ("jira", "p" * 20)}, {"Authorization": _basic("jira", "q" * 20)}, 401),
+    # opted in, wrong user: refused
+    ({"jira": ("jirb", "p" * 20)}, {"Authorization": _basic("jira", "p" * 20)}, 401),
+    # opted in, no credentials at all: refused
+    ({"jira": ("jira", "p" * 20)}, {}, 401),
+    # not opted in: Basic credentials alone are refused as before
+    ({}, {"Authorization": _basic("jira", "p" * 20)}, 401),
+]
+
+
+@pytest.mark.parametrize(("basic", "headers", "status"), BASIC)
+def test_jira_basic_auth_is_an_explicit_opt_in(
+    inbox: Inbox, basic: dict[str, tuple[str, str]], headers: dict[str, str], status: int
+) -> None:
+    """Unsigned Jira deliveries pass only with the configured Basic credentials, and only when
+    the operator opted in; signed ones are still checked by HMAC."""
+    with make_client(inbox, basic_auth=basic) as c:
+        r = c.post("/webhooks/jira", content=body(),
+                   headers={"Content-Type": "application/json", **headers})
+    assert r.status_code == status, r.text
+
+
+def test_basic_opt_in_still_checks_signatures(inbox: Inbox) -> None:
+    """With Basic opted in, a delivery that carries a bad X-Hub-Signature is still 401."""
+    with make_client(inbox, basic_auth={"jira": ("jira", "p" * 20)}) as c:
+        r = jira_post(c, body(), secret="forged",
+                      headers={"Authorization": _basic("jira", "p" * 20)})
+    assert r.status_code == 401

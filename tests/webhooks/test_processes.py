@@ -44,6 +44,9 @@ def service_env(db_url: str, port: int, **extra: str) -> dict[str, str]:
         "TIERDESK_LEASE_SECONDS": "3",
         "TIERDESK_WORKER_THREADS": "2",
         "TIERDESK_LOG_LEVEL": "WARNING",
+        # The fake vendor never shows tierdesk's label back, so every event of a ticket repeats
+        # one change: the label-loop guard (webhooks/loops.py) would rightly stop it.
+        "TIERDESK_LOOP_MAX_REWRITES": "1000",
         "PYTHONPATH": str(REPO),
     })
     env.update(extra)

@@ -12,6 +12,8 @@ ALL_VARS = [
     "JIRA_COMMENT_VISIBILITY", "JIRA_SERVICE_MANAGEMENT", "ZENDESK_SUBDOMAIN", "ZENDESK_URL",
     "ZENDESK_EMAIL", "ZENDESK_API_TOKEN", "ZENDESK_WEBHOOK_SECRET", "ZENDESK_USER_ID",
     "MAX_BODY_BYTES", "SIGNATURE_MAX_AGE", "HTTP_TIMEOUT", "MAX_ATTEMPTS",
+    "JIRA_WEBHOOK_SECRET_PREVIOUS", "ZENDESK_WEBHOOK_SECRET_PREVIOUS", "JIRA_WEBHOOK_BASIC_AUTH",
+    "JIRA_QUIET_EDITS", "JIRA_CUSTOMER_FIELD",
 ]
 
 
@@ -171,3 +173,33 @@ def test_dotenv_file_is_read(tmp_path: object, monkeypatch: pytest.MonkeyPatch) 
 
     Path(str(tmp_path), ".env").write_text("TIERDESK_PORT=9191\n")
     assert load_settings().port == 9191
+
+
+def test_rotation_basic_auth_and_quiet_edits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Previous secrets, the Basic opt-in and quiet edits are read; the current secret comes
+    first; nothing is set by default."""
+    assert load_settings().previous_webhook_secret("jira") is None
+    assert load_settings().webhook_basic_auth("jira") is None
+    for k, v in {
+        "JIRA_URL": "https://acme.atlassian.net", "JIRA_EMAIL": "bot@acme.com",
+        "JIRA_API_TOKEN": "tok", "JIRA_COMMENT_VISIBILITY": "public",
+        "JIRA_WEBHOOK_SECRET": "new", "JIRA_WEBHOOK_SECRET_PREVIOUS": "old",
+        "ZENDESK_WEBHOOK_SECRET_PREVIOUS": "zold", "JIRA_QUIET_EDITS": "true",
+        "JIRA_WEBHOOK_BASIC_AUTH": "jira:" + "x" * 16,
+    }.items():
+        monkeypatch.setenv("TIERDESK_" + k, v)
+    s = load_settings()
+    assert (s.webhook_secret("jira"), s.previous_webhook_secret("jira")) == ("new", "old")
+    assert s.previous_webhook_secret("zendesk") == "zold"
+    assert s.webhook_basic_auth("jira") == ("jira", "x" * 16)
+    assert s.webhook_basic_auth("zendesk") is None
+    cfg = s.jira_config()
+    assert cfg is not None and cfg.quiet_edits
+
+
+@pytest.mark.parametrize("value", ["nocolon", ":" + "x" * 20, "jira:short"])
+def test_weak_basic_auth_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """TIERDESK_JIRA_WEBHOOK_BASIC_AUTH must be user:password with a 16+ character password."""
+    monkeypatch.setenv("TIERDESK_JIRA_WEBHOOK_BASIC_AUTH", value)
+    with pytest.raises(SettingsError, match="TIERDESK_JIRA_WEBHOOK_BASIC_AUTH"):
+        load_settings()

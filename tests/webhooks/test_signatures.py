@@ -129,3 +129,17 @@ def test_zendesk_documented_header_time_parses() -> None:
     """The timestamp format of Zendesk's documented headers is understood."""
     when = datetime(2021, 3, 25, 5, 9, 27, tzinfo=UTC)
     check_timestamp("2021-03-25T05:09:27Z", now=when + timedelta(seconds=10), max_age=300)
+
+
+def test_check_basic_compares_user_and_password() -> None:
+    """check_basic accepts exactly the configured pair and refuses malformed headers."""
+    import base64
+
+    from webhooks.signatures import check_basic
+
+    good = "Basic " + base64.b64encode(b"jira:secret-password").decode()
+    check_basic(good, credentials=("jira", "secret-password"))
+    for header in (None, "Bearer x", "Basic !!!", "Basic " + base64.b64encode(b"jira").decode(),
+                   "Basic " + base64.b64encode(b"jira:other").decode()):
+        with pytest.raises(SignatureInvalid):
+            check_basic(header, credentials=("jira", "secret-password"))

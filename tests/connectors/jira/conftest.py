@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import responses
 
 from connectors.jira import JiraConfig, JiraConnector
+from connectors.sandbox import contract
 from tests.shared_vendor import VENDOR
 from tiering.policy import Policy, load_policy
 
@@ -63,6 +65,24 @@ def rsps() -> Iterator[responses.RequestsMock]:
     """`responses` intercepting every request; an unexpected request fails the test."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
+        # The contract: every body sent to Jira matches its operation's request schema in
+        # platform-openapi-v3.json (connectors/sandbox/contract.py).
+        assert_bodies_match_schema(mock)
+
+
+def assert_bodies_match_schema(mock: responses.RequestsMock) -> None:
+    """Fail if any request body in `mock.calls` breaks its Jira OpenAPI request schema."""
+    for call in mock.calls:
+        raw = call.request.body
+        if not raw:
+            continue
+        path = urlsplit(str(call.request.url)).path
+        operation = contract.operation_for(str(call.request.method), path)
+        if operation is None:
+            continue  # no schema published for it (connectors/jira/README.md says what is)
+        body = json.loads(raw)
+        problems = contract.check(operation, body)
+        assert not problems, f"{call.request.method} {path} body breaks {operation}: {problems}"
 
 
 @pytest.fixture

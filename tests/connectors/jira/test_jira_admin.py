@@ -49,11 +49,22 @@ def bodies(rsps: responses.RequestsMock) -> list[tuple[str, str, Any]]:
              json.loads(c.request.body) if c.request.body else None) for c in rsps.calls]
 
 
+INFO = f"{BASE}/rest/api/2/serverInfo"
+DC10_HOOKS = f"{DC_BASE}/rest/jira-webhook/1.0/webhooks"
+EVENTS = ["jira:issue_created", "jira:issue_updated", "comment_created", "comment_updated"]
+
+
+def cloud_info(rsps: responses.RequestsMock) -> None:
+    rsps.get(INFO, json={"deploymentType": "Cloud", "versionNumbers": [1001, 0, 0],
+                         "version": "1001.0.0-SNAPSHOT"})
+
+
 def test_install_creates_webhook_with_fresh_secret(
     env: Path, rsps: responses.RequestsMock
 ) -> None:
-    """No webhook of that name: one GET then one POST for the four events; the secret printed
-    is the one sent."""
+    """No webhook of that name and no secret configured: serverInfo, one GET, one POST for the
+    four events; the secret printed is the one sent."""
+    cloud_info(rsps)
     rsps.get(HOOKS, json=[{"name": "someone-else", "self": f"{HOOKS}/3"}])
     rsps.post(HOOKS, status=201, json={"self": f"{HOOKS}/9", "name": "tierdesk"})
     result = cli("install", "jira", "--callback-url", "https://td.example.com/webhooks/jira",
@@ -62,34 +73,121 @@ def test_install_creates_webhook_with_fresh_secret(
     secret = re.search(r"^TIERDESK_JIRA_WEBHOOK_SECRET=(\S+)$", result.output, re.M)
     assert secret is not None and len(secret.group(1)) >= 40
     assert bodies(rsps) == [
+        ("GET", INFO, None),
         ("GET", HOOKS, None),
         ("POST", HOOKS, {
             "name": "tierdesk", "url": "https://td.example.com/webhooks/jira",
-            "events": ["jira:issue_created", "jira:issue_updated", "comment_created",
-                       "comment_updated"],
-            "excludeBody": False, "secret": secret.group(1),
+            "events": EVENTS, "excludeBody": False, "secret": secret.group(1),
             "filters": {"issue-related-events-section": "project in (SUP, OPS)"},
         }),
     ]
-    assert "created" in result.output
+    assert "created on Cloud" in result.output
 
 
-def test_install_updates_existing_webhook_by_name(
-    env: Path, rsps: responses.RequestsMock
+def test_install_rerun_keeps_the_receivers_secret(
+    env: Path, rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Run twice against an existing webhook: each run PUTs to it; none creates a duplicate."""
+    """Run twice against an existing webhook: each run PUTs to it by its id with the secret the
+    receiver holds (TIERDESK_JIRA_WEBHOOK_SECRET), never a new one; none creates a duplicate."""
+    monkeypatch.setenv("TIERDESK_JIRA_WEBHOOK_SECRET", "receiver-secret-1")
+    cloud_info(rsps)
     rsps.get(HOOKS, json=[{"name": "other", "self": f"{HOOKS}/3"},
                           {"name": "tierdesk", "self": f"{HOOKS}/7"}])
     rsps.put(f"{HOOKS}/7", json={"name": "tierdesk", "self": f"{HOOKS}/7"})
     first = cli("install", "jira", "--callback-url", "https://td.example.com/webhooks/jira")
     second = cli("install", "jira", "--callback-url", "https://td.example.com/webhooks/jira")
-    assert first.exit_code == second.exit_code == 0
+    assert first.exit_code == second.exit_code == 0, first.output
     methods = [(m, u) for m, u, _ in bodies(rsps)]
-    assert methods == [("GET", HOOKS), ("PUT", f"{HOOKS}/7")] * 2
+    assert methods == [("GET", INFO), ("GET", HOOKS), ("PUT", f"{HOOKS}/7")] * 2
     sent = [b for m, _, b in bodies(rsps) if m == "PUT"]
     assert "filters" not in sent[0]
-    assert sent[0]["secret"] != sent[1]["secret"]  # a fresh secret each time
-    assert "updated" in second.output
+    assert [b["secret"] for b in sent] == ["receiver-secret-1", "receiver-secret-1"]
+    assert "keeps TIERDESK_JIRA_WEBHOOK_SECRET" in second.output
+    assert "receiver-secret-1" not in second.output  # a secret is never printed back
+
+
+def test_install_rerun_without_a_secret_refuses(
+    env: Path, rsps: responses.RequestsMock
+) -> None:
+    """An existing webhook but no TIERDESK_JIRA_WEBHOOK_SECRET: no write (a new secret would
+    lock the receiver out); the error says what to set or to pass --rotate-secret."""
+    cloud_info(rsps)
+    rsps.get(HOOKS, json=[{"name": "tierdesk", "self": f"{HOOKS}/7"}])
+    result = cli("install", "jira", "--callback-url", "https://td.example.com/webhooks/jira")
+    assert result.exit_code == 2
+    assert "cannot read its secret back" in result.output
+    assert "--rotate-secret" in result.output
+    assert [m for m, _, _ in bodies(rsps)] == ["GET", "GET"]
+
+
+def test_rotate_secret_needs_the_overlap_first(
+    env: Path, rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--rotate-secret without TIERDESK_JIRA_WEBHOOK_SECRET_PREVIOUS sends nothing and says
+    how to start the overlap; with it, the PUT carries the new secret."""
+    monkeypatch.setenv("TIERDESK_JIRA_WEBHOOK_SECRET", "new-secret-2")
+    refused = cli("install", "jira", "--callback-url", "https://td.example.com/webhooks/jira",
+                  "--rotate-secret")
+    assert refused.exit_code == 2
+    assert "TIERDESK_JIRA_WEBHOOK_SECRET_PREVIOUS" in refused.output
+    assert len(rsps.calls) == 0
+    monkeypatch.setenv("TIERDESK_JIRA_WEBHOOK_SECRET_PREVIOUS", "old-secret-1")
+    cloud_info(rsps)
+    rsps.get(HOOKS, json=[{"name": "tierdesk", "self": f"{HOOKS}/7"}])
+    rsps.put(f"{HOOKS}/7", json={"name": "tierdesk", "self": f"{HOOKS}/7"})
+    rotated = cli("install", "jira", "--callback-url", "https://td.example.com/webhooks/jira",
+                  "--rotate-secret")
+    assert rotated.exit_code == 0, rotated.output
+    assert bodies(rsps)[-1][2]["secret"] == "new-secret-2"
+    assert "unset TIERDESK_JIRA_WEBHOOK_SECRET_PREVIOUS" in rotated.output
+
+
+@pytest.mark.parametrize(
+    ("info", "path"),
+    [
+        # Cloud: the admin webhook resource
+        ({"deploymentType": "Cloud", "versionNumbers": [1001, 0, 0]},
+         "/rest/webhooks/1.0/webhook"),
+        # Data Center 9.12: still the old resource
+        ({"deploymentType": "Server", "versionNumbers": [9, 12, 0]},
+         "/rest/webhooks/1.0/webhook"),
+        # Data Center 10.0 and later: the moved resource
+        ({"deploymentType": "Server", "versionNumbers": [10, 3, 6]},
+         "/rest/jira-webhook/1.0/webhooks"),
+    ],
+)
+def test_webhook_api_follows_server_info(info: dict[str, Any], path: str) -> None:
+    """The webhook API is chosen from serverInfo's deploymentType and major version."""
+    from connectors.jira.admin import webhook_api_for
+
+    assert webhook_api_for(info).path == path
+
+
+def test_install_on_data_center_10(
+    env: Path, rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DC 10: the body carries configuration.SECRET (no top-level secret); a rerun finds the
+    webhook by its numeric id (no `self`) and PUTs to /rest/jira-webhook/1.0/webhooks/{id}."""
+    monkeypatch.setenv("TIERDESK_JIRA_URL", DC_BASE)
+    monkeypatch.setenv("TIERDESK_JIRA_DEPLOYMENT", "datacenter")
+    monkeypatch.setenv("TIERDESK_JIRA_WEBHOOK_SECRET", "dc-secret-1")
+    rsps.get(f"{DC_BASE}/rest/api/2/serverInfo",
+             json={"deploymentType": "Server", "versionNumbers": [10, 3, 6]})
+    rsps.get(DC10_HOOKS, json=[])
+    rsps.post(DC10_HOOKS, status=201, json={"id": 42, "name": "tierdesk"})
+    first = cli("install", "jira", "--callback-url", "https://td.example.com/webhooks/jira")
+    assert first.exit_code == 0, first.output
+    assert "created on Data Center 10.3.6" in first.output
+    assert f"{DC10_HOOKS}/42" in first.output
+    rsps.get(DC10_HOOKS, json=[{"id": 42, "name": "tierdesk"}])
+    rsps.put(f"{DC10_HOOKS}/42", json={"id": 42, "name": "tierdesk"})
+    second = cli("install", "jira", "--callback-url", "https://td.example.com/webhooks/jira")
+    assert second.exit_code == 0, second.output
+    calls = bodies(rsps)
+    assert [(m, u) for m, u, _ in calls][-2:] == [("GET", DC10_HOOKS), ("PUT", f"{DC10_HOOKS}/42")]
+    body = {"name": "tierdesk", "url": "https://td.example.com/webhooks/jira", "events": EVENTS,
+            "active": True, "configuration": {"SECRET": "dc-secret-1", "EXCLUDE_BODY": "false"}}
+    assert calls[2][2] == body and calls[-1][2] == body
 
 
 def test_install_dry_run_sends_nothing(env: Path, rsps: responses.RequestsMock) -> None:
@@ -122,6 +220,7 @@ def test_install_without_jira_settings_explains(
 
 def test_install_reports_jira_rejection(env: Path, rsps: responses.RequestsMock) -> None:
     """A 403 (not an admin) ends with Jira's own message, exit 1."""
+    cloud_info(rsps)
     rsps.get(HOOKS, status=403, json={"errorMessages": ["Only Jira admins can do this."]})
     result = cli("install", "jira", "--callback-url", "https://td.example.com/webhooks/jira")
     assert result.exit_code == 1

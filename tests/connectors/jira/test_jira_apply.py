@@ -74,7 +74,7 @@ def written(fields: dict[str, Any], body: dict[str, Any]) -> None:
         fields["assignee"] = assignee if any(assignee.values()) else None
 
 
-PUT_URL = f"{BASE}/rest/api/2/issue/{{key}}?notifyUsers=false"
+PUT_URL = f"{BASE}/rest/api/2/issue/{{key}}"
 
 DECISIONS = [
     # first triage: no tier yet, premium customer, no rule -> default L1, assigned to its target
@@ -153,9 +153,10 @@ DECISIONS = [
                          ids=[d[0] for d in DECISIONS])
 def test_decision_is_one_put(kind: str, body: dict[str, Any], key: str, expected: dict[str, Any],
                              connector: JiraConnector, rsps: responses.RequestsMock) -> None:
-    """A changing decision on a full payload is exactly 1 PUT (0 reads) with the exact body."""
+    """A changing decision on a full payload is exactly 1 PUT (0 reads) with the exact body,
+    without notifyUsers=false (the bot the guide describes may not send it)."""
     rsps.put(f"{BASE}/rest/api/2/issue/{key}", status=204,
-             match=[matchers.query_param_matcher({"notifyUsers": "false"})])
+             match=[matchers.query_param_matcher({})])
     run(connector, body)
     assert sent(rsps) == [("PUT", PUT_URL.format(key=key), expected)]
     validate("IssueUpdateDetails", expected)
@@ -183,19 +184,91 @@ def test_documentation_missing_posts_restricted_checklist(rsps: responses.Reques
 def test_entitlement_exceeded_on_jsm_posts_internal_comment(
     rsps: responses.RequestsMock,
 ) -> None:
-    """Entitlement exceeded: refusal label, request removed, JSM-internal checklist comment."""
+    """Entitlement exceeded on JSM: the PUT carries the labels only; the refusal note is a
+    second request, the Service Management API's internal comment (`public: false`)."""
     connector = JiraConnector(cloud_config(service_management=True), policy())
     rsps.put(f"{BASE}/rest/api/2/issue/TES-41", status=204)
+    rsps.post(f"{BASE}/rest/servicedeskapi/request/TES-41/comment", status=201,
+              json={"id": "1", "public": False})
     body = payload("jira_issue_updated__cloud_labels.json", labels=["tier-l1", "escalate-l2"])
-    _, decision = run(connector, body)
-    comment = {"body": decision.comment,
-               "properties": [{"key": "sd.public.comment", "value": {"internal": True}}]}
+    ticket = connector.current_ticket([body])
+    decision = decide(ticket, policy(), now=NOW)
+    applied = connector.apply(ticket, decision, decide=lambda t: decision)
     expected = {"update": {"labels": [{"add": "tier-entitlement-exceeded"},
-                                      {"remove": "escalate-l2"}],
-                           "comment": [{"add": comment}]}}
-    assert sent(rsps) == [("PUT", PUT_URL.format(key="TES-41"), expected)]
+                                      {"remove": "escalate-l2"}]}}
+    assert sent(rsps) == [
+        ("PUT", PUT_URL.format(key="TES-41"), expected),
+        ("POST", f"{BASE}/rest/servicedeskapi/request/TES-41/comment",
+         {"body": decision.comment, "public": False}),
+    ]
     validate("IssueUpdateDetails", expected)
-    validate("Comment", comment)
+    assert applied.note_key == decision.note_key
+    assert [c.method for c in applied.calls] == ["PUT", "POST"]
+
+
+def test_jsm_note_alone_is_one_post(rsps: responses.RequestsMock) -> None:
+    """On JSM, a decision whose only change is the note costs 1 POST and no PUT."""
+    connector = JiraConnector(cloud_config(service_management=True), policy())
+    rsps.post(f"{BASE}/rest/servicedeskapi/request/TES-1/comment", status=201, json={})
+    ticket = Ticket(key="TES-1", labels=frozenset({"tier-docs-missing"}))
+    decision = Decision(ticket="TES-1", tier="L1", previous_tier="L1",
+                        labels_add=("tier-docs-missing",),
+                        comment="c\ntierdesk-note:2222222222222222", note_key="2222222222222222")
+    applied = connector.apply(ticket, decision, decide=lambda t: decision)
+    assert sent(rsps) == [("POST", f"{BASE}/rest/servicedeskapi/request/TES-1/comment",
+                           {"body": decision.comment, "public": False})]
+    assert applied.note_key == "2222222222222222"
+
+
+def test_quiet_edit_when_configured(rsps: responses.RequestsMock) -> None:
+    """TIERDESK_JIRA_QUIET_EDITS: the one PUT carries notifyUsers=false."""
+    connector = JiraConnector(cloud_config(quiet_edits=True), policy())
+    rsps.put(f"{BASE}/rest/api/2/issue/TES-1", status=204,
+             match=[matchers.query_param_matcher({"notifyUsers": "false"})])
+    ticket = Ticket(key="TES-1")
+    decision = Decision(ticket="TES-1", tier="L1", previous_tier=None, labels_add=("tier-l1",))
+    connector.apply(ticket, decision, decide=lambda t: decision)
+    assert sent(rsps) == [("PUT", f"{BASE}/rest/api/2/issue/TES-1?notifyUsers=false",
+                           {"update": {"labels": [{"add": "tier-l1"}]}})]
+
+
+def test_refused_quiet_edit_is_resent_once_and_remembered(rsps: responses.RequestsMock) -> None:
+    """Jira's 403 to notifyUsers=false: the same edit is resent once without it, and later
+    edits in that project go out plain at once (3 PUTs for 2 decisions, never a dead letter)."""
+    connector = JiraConnector(cloud_config(quiet_edits=True), policy())
+    refusal = {"errorMessages": ["To discard the user notification either admin or project"
+                                 " admin permissions are required."], "errors": {}}
+    rsps.put(f"{BASE}/rest/api/2/issue/TES-1", status=403, json=refusal,
+             match=[matchers.query_param_matcher({"notifyUsers": "false"})])
+    rsps.put(f"{BASE}/rest/api/2/issue/TES-1", status=204,
+             match=[matchers.query_param_matcher({})])
+    rsps.put(f"{BASE}/rest/api/2/issue/TES-2", status=204,
+             match=[matchers.query_param_matcher({})])
+    for key in ("TES-1", "TES-2"):
+        ticket = Ticket(key=key)
+        decision = Decision(ticket=key, tier="L1", previous_tier=None, labels_add=("tier-l1",))
+        applied = connector.apply(ticket, decision, decide=lambda t, d=decision: d)
+        assert applied.wrote
+    body = {"update": {"labels": [{"add": "tier-l1"}]}}
+    assert sent(rsps) == [
+        ("PUT", f"{BASE}/rest/api/2/issue/TES-1?notifyUsers=false", body),
+        ("PUT", f"{BASE}/rest/api/2/issue/TES-1", body),
+        ("PUT", f"{BASE}/rest/api/2/issue/TES-2", body),
+    ]
+
+
+def test_other_403_is_not_retried(rsps: responses.RequestsMock) -> None:
+    """A 403 for another reason (no Edit issues) stays a rejection: 1 PUT, VendorRejected."""
+    from connectors.base import VendorRejected
+
+    connector = JiraConnector(cloud_config(quiet_edits=True), policy())
+    rsps.put(f"{BASE}/rest/api/2/issue/TES-1", status=403,
+             json={"errorMessages": ["You do not have permission to edit issues."]})
+    ticket = Ticket(key="TES-1")
+    decision = Decision(ticket="TES-1", tier="L1", previous_tier=None, labels_add=("tier-l1",))
+    with pytest.raises(VendorRejected):
+        connector.apply(ticket, decision, decide=lambda t: decision)
+    assert len(rsps.calls) == 1
 
 
 @pytest.mark.parametrize(("kind", "body", "key", "expected"), DECISIONS,
@@ -262,7 +335,7 @@ def test_data_center_assigns_by_name_with_bearer_token(rsps: responses.RequestsM
     body = load("jira_issue_updated__server_commented.json")
     _, decision = run(connector, body)
     assert decision.assign == "L1"
-    assert sent(rsps) == [("PUT", f"{DC_BASE}/rest/api/2/issue/PRJX-14?notifyUsers=false",
+    assert sent(rsps) == [("PUT", f"{DC_BASE}/rest/api/2/issue/PRJX-14",
                            {"fields": {"assignee": {"name": "acc-l1"}},
                             "update": {"labels": [{"add": "tier-l1"},
                                                   {"add": "tier-unverified"}],
@@ -305,7 +378,7 @@ def test_data_center_tier_change_replaces_ownership(
                         labels_add=(f"tier-{tier.lower()}",),
                         labels_remove=(f"tier-{previous.lower()}",), assign=tier)
     connector.apply(ticket, decision, decide=lambda t: decision)
-    assert sent(rsps) == [("PUT", f"{DC_BASE}/rest/api/2/issue/PRJX-14?notifyUsers=false",
+    assert sent(rsps) == [("PUT", f"{DC_BASE}/rest/api/2/issue/PRJX-14",
                            expected)]
     validate("IssueUpdateDetails", expected)
 

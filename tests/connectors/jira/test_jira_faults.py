@@ -68,6 +68,42 @@ def test_429_without_retry_after_still_waits(
     assert info.value.retry_after == 30.0
 
 
+def test_429_with_only_x_ratelimit_reset_waits_until_the_reset(
+    connector: JiraConnector, rsps: responses.RequestsMock
+) -> None:
+    """429 with X-RateLimit-Reset and no Retry-After -> wait until that time (about 90 s here),
+    not the 30 s floor; Retry-After, when sent as well, wins."""
+    from datetime import UTC, datetime, timedelta
+
+    reset = (datetime.now(UTC) + timedelta(seconds=90)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rsps.put(ISSUE_URL, status=429, headers={"X-RateLimit-Reset": reset})
+    with pytest.raises(RateLimited) as info:
+        attempt(connector)
+    assert 60.0 < info.value.retry_after <= 90.0
+    rsps.replace(responses.PUT, ISSUE_URL, status=429,
+                 headers={"X-RateLimit-Reset": reset, "Retry-After": "5"})
+    with pytest.raises(RateLimited) as second:
+        attempt(connector)
+    assert second.value.retry_after == 5.0
+
+
+@pytest.mark.parametrize(
+    ("value", "now", "expected"),
+    [
+        ("2021-05-13T03:51Z", 1620877800.0, 60.0),  # ISO 8601 as Atlassian documents it
+        ("1620877860", 1620877800.0, 60.0),  # epoch seconds, as some clients report
+        ("2021-05-13T03:49:00+00:00", 1620877800.0, 0.0),  # already past: no wait from it
+        ("soon", 1620877800.0, None),  # unreadable: ignored (the floor applies)
+        (None, 1620877800.0, None),  # absent
+    ],
+)
+def test_rate_limit_reset_parsing(value: str | None, now: float, expected: float | None) -> None:
+    """X-RateLimit-Reset is read as ISO 8601 or epoch seconds, relative to `now`."""
+    from connectors.jira.client import rate_limit_reset_seconds
+
+    assert rate_limit_reset_seconds(value, now=now) == expected
+
+
 def test_503_with_retry_after_is_rate_limited(
     connector: JiraConnector, rsps: responses.RequestsMock
 ) -> None:

@@ -35,7 +35,8 @@ def example_policy() -> Policy:
 
 def config(sandbox: SandboxHandle, **over: Any) -> JiraConfig:
     values: dict[str, Any] = {"base_url": sandbox.jira_url, "email": "bot@tierdesk.example",
-                              "api_token": "t", "bot_account_id": "acc-bot", "timeout": 5.0}
+                              "api_token": "sandbox-token", "bot_account_id": "acc-bot",
+                              "timeout": 5.0}
     values.update(over)
     return JiraConfig(**values)
 
@@ -63,12 +64,14 @@ def test_decision_round_trip_on_sandbox(sandbox: SandboxHandle) -> None:
 
 
 def test_install_is_idempotent_on_sandbox(sandbox: SandboxHandle) -> None:
-    """Installing twice leaves one webhook of that name, updated in place."""
+    """Installing twice leaves one webhook of that name, updated in place with the same
+    secret."""
     client = make_client(config(sandbox, email="admin@tierdesk.example"))
     first = install_webhook(client, callback_url="https://td.example/webhooks/jira",
                             jql="project = SUP")
     second = install_webhook(client, callback_url="https://td.example/webhooks/jira",
-                             jql="project = SUP")
+                             jql="project = SUP", secret=first.secret)
+    assert second.secret == first.secret and second.webhook_id == first.webhook_id
     assert (first.action, second.action) == ("created", "updated")
     hooks = client._session.get(sandbox.jira_url + "/rest/webhooks/1.0/webhook").json()
     assert [h["name"] for h in hooks].count("tierdesk") == 1
@@ -87,3 +90,68 @@ def test_backfill_search_pages_on_sandbox(sandbox: SandboxHandle) -> None:
     keys = [i["key"] for i in issues]
     assert sorted(keys) == ["SUP-1", "SUP-2", "SUP-3", "SUP-4", "SUP-5"]
     assert all("labels" in i["fields"] for i in issues)
+
+
+SITES = [
+    # Cloud: the admin webhook resource, top-level secret, entries with `self`
+    ("Cloud", "9.12.0", "/rest/webhooks/1.0/webhook", "/rest/jira-webhook/1.0/webhooks"),
+    # Data Center 9: still the old resource
+    ("Server", "9.12.0", "/rest/webhooks/1.0/webhook", "/rest/jira-webhook/1.0/webhooks"),
+    # Data Center 10: the moved resource; the old one answers 404
+    ("Server", "10.3.6", "/rest/jira-webhook/1.0/webhooks", "/rest/webhooks/1.0/webhook"),
+]
+
+
+@pytest.mark.parametrize(("deployment", "version", "served", "absent"), SITES,
+                         ids=["cloud", "dc9", "dc10"])
+def test_install_picks_the_sites_webhook_api(
+    deployment: str, version: str, served: str, absent: str
+) -> None:
+    """install reads serverInfo and registers on the API the site serves; a rerun finds the one
+    webhook again by its id and keeps its secret; the other API is a 404; the webhook signs."""
+    import json
+
+    import requests
+
+    from connectors.sandbox.state import default_seed_text
+
+    seed = json.loads(default_seed_text())
+    seed["jira"]["deployment"] = deployment
+    seed["jira"]["version"] = version
+    with run_in_thread(seed=seed) as handle:
+        client = make_client(config(handle, email="admin@tierdesk.example"))
+        first = install_webhook(client, callback_url="https://td.example/webhooks/jira",
+                                secret="s" * 40)
+        second = install_webhook(client, callback_url="https://td.example/webhooks/jira",
+                                 secret="s" * 40)
+        assert first.api is not None and first.api.path == served
+        assert (first.action, second.action) == ("created", "updated")
+        assert first.webhook_id == second.webhook_id is not None
+        hooks = handle.state()["jira"]["webhooks"]
+        assert [(h["name"], h["signed"]) for h in hooks] == [("tierdesk", True)]
+        other = requests.get(handle.jira_url + absent,
+                             auth=("admin@tierdesk.example", "sandbox-token"), timeout=5)
+        assert other.status_code == 404
+
+
+def test_dc10_ignores_a_top_level_secret() -> None:
+    """DC 10 stores no secret from a top-level `secret` (reported silently ignored), so such a
+    webhook would deliver unsigned: the sandbox does the same."""
+    import json
+
+    import requests
+
+    from connectors.sandbox.state import default_seed_text
+
+    seed = json.loads(default_seed_text())
+    seed["jira"].update(deployment="Server", version="10.0.1")
+    with run_in_thread(seed=seed) as handle:
+        created = requests.post(
+            handle.jira_url + "/rest/jira-webhook/1.0/webhooks",
+            auth=("admin@tierdesk.example", "sandbox-token"), timeout=5,
+            json={"name": "old-style", "url": "https://td.example/x",
+                  "events": ["jira:issue_updated"], "secret": "s" * 40},
+        )
+        assert created.status_code == 201
+        assert isinstance(created.json()["id"], int) and "self" not in created.json()
+        assert handle.state()["jira"]["webhooks"][0]["signed"] is False

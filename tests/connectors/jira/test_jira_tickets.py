@@ -236,3 +236,58 @@ def test_bad_issue_json_raises_payload_invalid(issue: dict[str, Any], message: s
     """Wrong types in issue JSON raise PayloadInvalid naming the key path."""
     with pytest.raises(PayloadInvalid, match=message):
         ticket_from_issue(issue, policy=policy(), config=cloud_config())
+
+
+IDENTITIES = [
+    # reporter email visible: that is the identity
+    ({"reporter": {"accountId": "a1", "emailAddress": "ann@acme.example"}}, {},
+     Customer(email="ann@acme.example")),
+    # Cloud hides the email (privacy settings): the reason says so
+    ({"reporter": {"accountId": "a1", "emailAddress": None}}, {},
+     Customer(unidentified="Jira sent no reporter email: the site hides it")),
+    # no reporter at all
+    ({"reporter": None}, {}, Customer(unidentified="Jira sent no reporter")),
+    # a custom field holds the customer (sites without JSM organizations)
+    ({"reporter": {"accountId": "a1"}, "customfield_10200": "Acme Corp"},
+     {"customer_field": "customfield_10200"}, Customer(organization="Acme Corp")),
+    # a select-list custom field holds the plan (the counterpart of Zendesk's org field)
+    ({"reporter": {"accountId": "a1"}, "customfield_10201": {"value": "premium"}},
+     {"plan_field": "customfield_10201"}, Customer(plan="premium")),
+    # JSM organization wins over the customer field
+    ({"reporter": {"accountId": "a1"}, "customfield_10002": [{"id": "1", "name": "Initech"}],
+      "customfield_10200": "Acme Corp"},
+     {"organization_field": "customfield_10002", "customer_field": "customfield_10200"},
+     Customer(organization="Initech")),
+    # every configured source empty: each is named
+    ({"reporter": {"accountId": "a1"}, "customfield_10002": []},
+     {"organization_field": "customfield_10002", "customer_field": "customfield_10200"},
+     Customer(unidentified="Jira sent no reporter email: the site hides it, no organization"
+                           " in customfield_10002, no customer in customfield_10200")),
+]
+
+
+@pytest.mark.parametrize(("fields", "config", "customer"), IDENTITIES)
+def test_customer_identity_from_what_jira_sends(
+    fields: dict[str, Any], config: dict[str, Any], customer: Customer
+) -> None:
+    """The customer comes from the JSM organization, a customer or plan field, or the visible
+    reporter email; when Jira sent none, the ticket says what was missing."""
+    issue = {"key": "SUP-9", "fields": {"summary": "s", "labels": [], **fields}}
+    ticket = ticket_from_issue(issue, policy=policy(), config=cloud_config(**config))
+    assert ticket.customer == customer
+
+
+def test_hidden_email_reason_replaces_no_plan_matches() -> None:
+    """A ticket whose reporter email Jira hid is unverified with that reason, not 'No plan
+    matches'."""
+    from datetime import UTC, datetime
+
+    from tiering import decide
+
+    issue = {"key": "SUP-9", "fields": {"summary": "s", "labels": [],
+                                        "reporter": {"accountId": "a1"}}}
+    ticket = ticket_from_issue(issue, policy=policy(), config=cloud_config())
+    decision = decide(ticket, policy(), now=datetime(2026, 11, 21, tzinfo=UTC))
+    assert any(r.startswith("Jira sent no reporter email: the site hides it: the customer is"
+                            " unverified") for r in decision.reasons)
+    assert not any(r.startswith("No plan matches") for r in decision.reasons)

@@ -105,6 +105,25 @@ def test_install_again_writes_nothing(
     assert result.writes == [] and result.secret == SECRET
 
 
+def test_rotate_secret_resets_it_at_zendesk(
+    connector: ZendeskConnector, policy: Policy, rsps: responses.RequestsMock
+) -> None:
+    """--rotate-secret: one POST to signing_secret (Zendesk's reset) instead of the GET; the
+    new secret is the result; nothing else is written."""
+    hook, trigger = _existing(policy)
+    rsps.get(f"{BASE}/api/v2/webhooks", json={"webhooks": [hook]})
+    rsps.post(f"{BASE}/api/v2/webhooks/{HOOK_ID}/signing_secret", status=201,
+              json={"signing_secret": {"algorithm": "SHA256", "secret": "brand-new"}})
+    rsps.get(f"{BASE}/api/v2/triggers/search", json={"triggers": [trigger]})
+    result = install(ZendeskAdmin(connector), callback_url=CALLBACK, rotate_secret=True)
+    assert [(m, u.split("?")[0]) for m, u, _ in sent(rsps)] == [
+        ("GET", "/api/v2/webhooks"),
+        ("POST", f"/api/v2/webhooks/{HOOK_ID}/signing_secret"),
+        ("GET", "/api/v2/triggers/search"),
+    ]
+    assert (result.secret, result.rotated) == ("brand-new", True)
+
+
 def test_install_updates_what_drifted(
     connector: ZendeskConnector, policy: Policy, rsps: responses.RequestsMock
 ) -> None:

@@ -20,7 +20,7 @@ sandbox_server = pytest.importorskip("connectors.sandbox.server")
 from tests.webhook_receiver import Receiver, running_receiver  # noqa: E402
 
 BOT_ID = 9001  # the seed's "tierdesk bot"
-AGENT = ("agent@tierdesk.example/token", "t")
+AGENT = ("agent@tierdesk.example/token", "sandbox-token")
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Receiver) -> No
 
     policy = load_policy(default_policy_text(), source="example policy")
     config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
-                           api_token="t", bot_user_id=BOT_ID, timeout=5.0)
+                           api_token="sandbox-token", bot_user_id=BOT_ID, timeout=5.0)
     connector = ZendeskConnector(config, policy)
     admin = ZendeskAdmin(connector)
     first = install(admin, callback_url=inbox.url + "/webhooks/zendesk")
@@ -105,7 +105,7 @@ def test_worker_pipeline_through_sandbox(sandbox: Any, inbox: Receiver, tmp_path
 
     policy = load_policy(default_policy_text(), source="example policy")
     config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
-                           api_token="t", bot_user_id=BOT_ID, timeout=5.0)
+                           api_token="sandbox-token", bot_user_id=BOT_ID, timeout=5.0)
     connector = ZendeskConnector(config, policy)
     install(ZendeskAdmin(connector), callback_url=inbox.url + "/webhooks/zendesk")
     events = EventInbox.connect(f"sqlite:///{tmp_path / 'inbox.db'}")
@@ -156,9 +156,11 @@ def test_event_subscribed_webhook_through_sandbox(
 
     policy = load_policy(default_policy_text(), source="example policy")
     config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
-                           api_token="t", bot_user_id=BOT_ID, timeout=5.0)
+                           api_token="sandbox-token", bot_user_id=BOT_ID, timeout=5.0)
     connector = ZendeskConnector(config, policy)
-    hook = requests.post(f"{sandbox.zendesk_url}/api/v2/webhooks", auth=AGENT, timeout=5, json={
+    # Webhooks are an administrator's business (an agent gets 403): as the admin bot.
+    admin = ("bot@tierdesk.example/token", "sandbox-token")
+    hook = requests.post(f"{sandbox.zendesk_url}/api/v2/webhooks", auth=admin, timeout=5, json={
         "webhook": {"name": "tierdesk-events", "endpoint": inbox.url + "/webhooks/zendesk",
                     "http_method": "POST", "request_format": "json", "status": "active",
                     "subscriptions": ["zen:event-type:ticket.created",

@@ -1,0 +1,532 @@
+"""The policy's `calendars` and `sla` sections: models, checks of meaning, and compiled targets.
+
+    calendars:
+      berlin-office:
+        timezone: Europe/Berlin
+        hours: {mon-fri: ["09:00-12:30", "13:30-17:00"]}
+        holidays: {country: DE, subdivision: BE, dates: [2026-12-24], yearly: ["12-31"],
+                   ics: holidays/berlin.ics}
+    sla:
+      calendar: 24x7
+      warn_at: [0.75]
+      plans:
+        premium:
+          calendar: berlin-office
+          tiers:
+            L1: {first_response: 1h, time_in_tier: 4h, resolution: 2d,
+                 priority: {urgent: {first_response: 15m}}}
+
+The structure is checked by pydantic when `tiering.policy` validates the whole file; meaning
+(unknown calendar, plan, tier or target names, ICS files not passed in) by `semantic_errors`,
+with the same (key path, message) pairs as the rest of the policy, so errors name file, key path
+and line. `compile_sla` turns the checked sections into `Calendar`s and `SlaPolicy`.
+
+The service does not enforce these clocks yet (no timers, no writes): see the admin guide.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
+
+from tiering.calendars import ALWAYS, Calendar, CalendarError, ics_holiday_dates
+
+# The same name rule as tiering.policy.NAME_PATTERN (not imported: policy.py imports this module).
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[StrictStr, Field(pattern=_NAME)]
+
+#: Vendor-neutral statuses: Zendesk's system ticket statuses. "new", "open", "pending", "hold",
+#: "solved" are its status categories, "closed" belongs to "solved", and "hold" may be turned off
+#: (Zendesk API reference, "Custom ticket statuses": each custom status belongs to one of these
+#: categories, so a ticket's `status` stays one of them). Jira statuses are mapped by name or by
+#: status category (below).
+Status = Literal["new", "open", "pending", "hold", "solved", "closed"]
+STATUSES: tuple[str, ...] = ("new", "open", "pending", "hold", "solved", "closed")
+#: A solved or closed ticket stops every clock; reopening resumes them.
+STOP_STATUSES = frozenset({"solved", "closed"})
+
+#: Jira status category keys and their neutral status. The keys are "new", "indeterminate" and
+#: "done" in real issue payloads (statusCategory {"id": 4, "key": "indeterminate"} in Cloud
+#: responses recorded in public Jira clients' test fixtures); the example on Atlassian's "Get
+#: all status categories" page (GET /rest/api/3/statuscategory) shows other, made-up keys, so
+#: the page alone was not trusted. Unconfirmed: what Data Center sends for "No Category".
+JIRA_CATEGORY_DEFAULTS: Mapping[str, str] = {
+    "new": "new", "indeterminate": "open", "done": "solved",
+}
+
+CLOCKS = ("first_response", "time_in_tier", "resolution")
+Clock = Literal["first_response", "time_in_tier", "resolution"]
+
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+)([smhd])")
+
+
+def parse_duration(text: str) -> int:
+    """`90s`, `15m`, `8h`, `2d` or a sum such as `1h30m`, in seconds. `d` is 24 hours."""
+    raw = text.strip().replace(" ", "")
+    if not raw or _DURATION.sub("", raw):
+        raise ValueError(
+            f'"{text}" is not a duration: write a number and a unit (s, m, h, d), such as 90s,'
+            " 15m, 8h, 2d or 1h30m"
+        )
+    total = sum(int(n) * _UNIT[u] for n, u in _DURATION.findall(raw))
+    if total <= 0:
+        raise ValueError(f'"{text}" is zero: a target must be longer than that')
+    return total
+
+
+def _duration(value: object) -> int:
+    if not isinstance(value, str):
+        raise ValueError(
+            f"expected a duration such as 90s, 15m, 8h or 2d, got {value!r}"
+            " (a bare number has no unit)"
+        )
+    return parse_duration(value)
+
+
+Duration = Annotated[int, BeforeValidator(_duration)]
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
+
+
+def _clock_time(text: str) -> int:
+    m = _HHMM.match(text)
+    if not m or (m.group(1) == "24" and m.group(2) != "00"):
+        raise ValueError(f'"{text}" is not a time of day: write HH:MM, 00:00 to 24:00')
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60
+
+
+def parse_interval(text: str) -> tuple[int, int]:
+    """`09:00-17:00` as seconds of the day; the end may be 24:00."""
+    parts = text.replace(" ", "").split("-")
+    if len(parts) != 2:
+        raise ValueError(f'"{text}" is not a working interval: write HH:MM-HH:MM, like 09:00-17:00')
+    start, end = _clock_time(parts[0]), _clock_time(parts[1])
+    if end <= start:
+        raise ValueError(
+            f'"{text}" ends before it starts: a shift past midnight is two intervals'
+            " (22:00-24:00 on one day, 00:00-06:00 on the next)"
+        )
+    return start, end
+
+
+def parse_days(key: str) -> tuple[int, ...]:
+    """`mon`, `mon-fri` or `sat-sun` as weekday numbers (0 = Monday)."""
+    k = key.strip().lower()
+    if k in _DAYS:
+        return (_DAYS.index(k),)
+    a, _, b = k.partition("-")
+    if a in _DAYS and b in _DAYS and _DAYS.index(a) <= _DAYS.index(b):
+        return tuple(range(_DAYS.index(a), _DAYS.index(b) + 1))
+    raise ValueError(
+        f'"{key}" is not a day or range of days: use mon, tue, wed, thu, fri, sat, sun or a'
+        " range like mon-fri"
+    )
+
+
+def parse_month_day(text: str) -> tuple[int, int]:
+    m = re.match(r"^(\d{2})-(\d{2})$", text)
+    if m:
+        month, day = int(m.group(1)), int(m.group(2))
+        try:
+            date(2024, month, day)  # a leap year: 02-29 is allowed
+        except ValueError:
+            pass
+        else:
+            return month, day
+    raise ValueError(f'"{text}" is not a month and day: write MM-DD, like 12-25')
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HolidaysSpec(_Model):
+    """Days without business time."""
+
+    #: One-off dates (YYYY-MM-DD).
+    dates: list[date] = []
+    #: Every year on these days (MM-DD).
+    yearly: list[StrictStr] = []
+    #: Public holidays from the `holidays` package: ISO 3166-1 alpha-2 country, and subdivision.
+    country: StrictStr | None = None
+    subdivision: StrictStr | None = None
+    #: An iCalendar file of holidays, relative to the policy file; its text is passed to
+    #: load_policy by the caller (tiering reads no file).
+    ics: StrictStr | None = None
+
+    @field_validator("dates", mode="before")
+    @classmethod
+    def _strict_dates(cls, v: object) -> object:
+        if isinstance(v, list):
+            for item in v:
+                if not isinstance(item, date | str):
+                    raise ValueError(f"expected dates written YYYY-MM-DD, got {item!r}")
+        return v
+
+    @field_validator("yearly")
+    @classmethod
+    def _month_days(cls, v: list[str]) -> list[str]:
+        for item in v:
+            parse_month_day(item)
+        return v
+
+
+class CalendarSpec(_Model):
+    """A business calendar: an IANA zone, weekly working hours, holidays."""
+
+    timezone: StrictStr
+    #: Day or day range (mon, mon-fri) -> working intervals (HH:MM-HH:MM), split shifts allowed.
+    hours: dict[StrictStr, list[StrictStr]]
+    holidays: HolidaysSpec = HolidaysSpec()
+    description: StrictStr | None = None
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for key, intervals in v.items():
+            parse_days(key)
+            for text in intervals:
+                parse_interval(text)
+        return v
+
+
+class Targets(_Model):
+    """Business-time targets of one plan and tier (or one priority of them)."""
+
+    first_response: Duration | None = None
+    time_in_tier: Duration | None = None
+    resolution: Duration | None = None
+
+
+class TierTargets(Targets):
+    calendar: StrictStr | None = None
+    #: Priority (any case: Jira High, Zendesk urgent ...) -> targets that replace these.
+    priority: dict[StrictStr, Targets] = {}
+
+
+class PlanTargets(_Model):
+    calendar: StrictStr | None = None
+    tiers: dict[StrictStr, TierTargets] = {}
+
+
+class NotifySpec(_Model):
+    """An outgoing Slack-compatible webhook ({"text": ...}). Its HMAC secret will be a setting."""
+
+    url: StrictStr
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError(f'"{v}" is not a web address: write https://host/path')
+        return v
+
+
+class ActionSpec(_Model):
+    """What happens when a clock crosses a warning threshold or breaches."""
+
+    #: A label or tag to add; unset means the default (sla-warning, sla-breached).
+    label: Name | None = None
+    #: Post an internal note, once per threshold.
+    note: StrictBool = True
+    #: Raise one tier, through the entitlement and documentation gates.
+    escalate: Literal["next"] | None = None
+    #: Assign to a key of `targets`.
+    assign: StrictStr | None = None
+    notify: NotifySpec | None = None
+
+
+class PauseSpec(_Model):
+    """Neutral statuses during which a clock does not run (waiting for the customer)."""
+
+    first_response: list[Status] = []
+    time_in_tier: list[Status] = ["pending"]
+    resolution: list[Status] = ["pending"]
+
+
+class JiraStatuses(_Model):
+    """How Jira statuses become neutral ones: by exact status name first, then by category."""
+
+    names: dict[StrictStr, Status] = {}
+    categories: dict[Literal["new", "indeterminate", "done"], Status] = {}
+
+
+class StatusMap(_Model):
+    jira: JiraStatuses = JiraStatuses()
+
+
+class DueField(_Model):
+    """Where the next due time of one clock is written, so agents can sort by it."""
+
+    clock: Clock = "resolution"
+    #: `duedate` (a date: Jira's system field takes YYYY-MM-DD, see the issue examples in the
+    #: Jira Cloud platform REST API, IssueBean fields) or a datetime custom field id.
+    jira: StrictStr | None = None
+    #: A Zendesk ticket field id, of type date or text.
+    zendesk: StrictInt | None = None
+    zendesk_type: Literal["date", "text"] = "date"
+
+    @field_validator("jira")
+    @classmethod
+    def _jira_field(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^(duedate|customfield_\d+)$", v):
+            raise ValueError(
+                f'"{v}" is not a Jira due-time field: use duedate or a datetime custom field id'
+                " such as customfield_10200"
+            )
+        return v
+
+
+class SlaSpec(_Model):
+    """The `sla` section as written."""
+
+    #: The calendar of plans and tiers that name none (`24x7` is built in).
+    calendar: StrictStr = ALWAYS
+    warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = [0.75]
+    pause: PauseSpec = PauseSpec()
+    statuses: StatusMap = StatusMap()
+    plans: dict[StrictStr, PlanTargets] = {}
+    on_warning: ActionSpec = ActionSpec()
+    on_breach: ActionSpec = ActionSpec()
+    due_field: DueField | None = None
+
+
+# --------------------------------------------------------------------------- meaning
+
+Loc = tuple[str | int, ...]
+
+
+def semantic_errors(
+    calendars: Mapping[str, CalendarSpec],
+    sla: SlaSpec | None,
+    *,
+    tiers: list[str],
+    plans: Mapping[str, object],
+    targets: Mapping[str, object],
+    files: Mapping[str, str],
+) -> Iterator[tuple[Loc, str]]:
+    """Every problem of meaning in `calendars` and `sla`, as (key path, message)."""
+    if ALWAYS in calendars:
+        yield ("calendars", ALWAYS), f'"{ALWAYS}" is the built-in calendar; choose another name'
+    for name, spec in calendars.items():
+        loc: Loc = ("calendars", name)
+        if not re.match(_NAME, name):
+            yield loc, f'"{name}" is not a valid calendar name'
+        try:
+            _build(name, spec, files)
+        except CalendarError as exc:
+            yield _calendar_loc(loc, str(exc)), str(exc)
+        days: dict[int, str] = {}
+        for key in spec.hours:
+            for wd in parse_days(key):
+                if wd in days:
+                    yield (
+                        (*loc, "hours", key),
+                        f"{_DAYS[wd]} is given by both {days[wd]!r} and {key!r}",
+                    )
+                days.setdefault(wd, key)
+    if sla is None:
+        return
+    known = ", ".join([ALWAYS, *calendars])
+
+    def cal_ref(loc: Loc, name: str | None) -> Iterator[tuple[Loc, str]]:
+        if name is not None and name != ALWAYS and name not in calendars:
+            yield loc, f'unknown calendar "{name}" (calendars are: {known})'
+
+    yield from cal_ref(("sla", "calendar"), sla.calendar)
+    if len(set(sla.warn_at)) != len(sla.warn_at):
+        yield ("sla", "warn_at"), "a fraction is listed twice"
+    tier_names = ", ".join(tiers)
+    plan_names = ", ".join(plans) or "none defined"
+    for plan, pt in sla.plans.items():
+        ploc: Loc = ("sla", "plans", plan)
+        if plan not in plans:
+            yield ploc, f'unknown plan "{plan}" (plans are: {plan_names})'
+        yield from cal_ref((*ploc, "calendar"), pt.calendar)
+        for tier, tt in pt.tiers.items():
+            tloc: Loc = (*ploc, "tiers", tier)
+            if tier not in tiers:
+                yield tloc, f'unknown tier "{tier}" (tiers are: {tier_names})'
+            elif plan in plans:
+                cap = getattr(plans[plan], "max_tier", None)
+                if cap in tiers and tiers.index(tier) > tiers.index(cap):
+                    yield tloc, (
+                        f'can never apply: plan "{plan}" reaches at most {cap} (its max_tier)'
+                    )
+            yield from cal_ref((*tloc, "calendar"), tt.calendar)
+            seen: set[str] = set()
+            for prio in tt.priority:
+                if prio.lower() in seen:
+                    yield (*tloc, "priority", prio), f'priority "{prio}" is listed twice'
+                seen.add(prio.lower())
+            if not any(getattr(tt, c) for c in CLOCKS) and not tt.priority:
+                yield tloc, "no target: give first_response, time_in_tier or resolution"
+    for key in ("on_warning", "on_breach"):
+        action: ActionSpec = getattr(sla, key)
+        if action.assign is not None and action.assign not in targets:
+            yield (
+                ("sla", key, "assign"),
+                f'unknown target "{action.assign}" (add targets.{action.assign})',
+            )
+    due = sla.due_field
+    if due is not None and due.jira is None and due.zendesk is None:
+        yield ("sla", "due_field"), "give jira or zendesk (or remove due_field)"
+
+
+def _calendar_loc(loc: Loc, message: str) -> Loc:
+    if "time zone" in message:
+        return (*loc, "timezone")
+    if "country" in message:
+        return (*loc, "holidays", "country")
+    if "subdivision" in message:
+        return (*loc, "holidays", "subdivision")
+    if ".ics" in message or "iCalendar" in message or "ics" in message:
+        return (*loc, "holidays", "ics")
+    return (*loc, "hours")
+
+
+def _build(name: str, spec: CalendarSpec, files: Mapping[str, str]) -> Calendar:
+    week: dict[int, list[tuple[int, int]]] = {}
+    for key, intervals in spec.hours.items():
+        for wd in parse_days(key):
+            week.setdefault(wd, []).extend(parse_interval(t) for t in intervals)
+    h = spec.holidays
+    dates = set(h.dates)
+    if h.ics is not None:
+        text = files.get(h.ics)
+        if text is None:
+            raise CalendarError(
+                f'ics file "{h.ics}" was not passed in: the program loading the policy must read'
+                " it (relative to the policy file) and pass its text"
+            )
+        dates |= ics_holiday_dates(text, source=h.ics)
+    return Calendar.build(
+        name=name,
+        zone=spec.timezone,
+        week={wd: tuple(v) for wd, v in week.items()},
+        dates=dates,
+        yearly=[parse_month_day(t) for t in h.yearly],
+        country=h.country,
+        subdivision=h.subdivision,
+    )
+
+
+# --------------------------------------------------------------------------- compiled
+
+
+@dataclass(frozen=True, slots=True)
+class ClockTarget:
+    """One clock's target for one ticket, resolved from the policy: the input of `tiering.sla`."""
+
+    clock: str
+    seconds: int
+    calendar: str
+    pause: frozenset[str]
+    warn_at: tuple[float, ...]
+    #: Where the target comes from, as a policy key path (for explanations).
+    source: str = ""
+
+
+class SlaPolicy:
+    """The compiled `calendars` and `sla` sections."""
+
+    def __init__(self, spec: SlaSpec | None, calendars: Mapping[str, Calendar]) -> None:
+        self.spec = spec
+        self.calendars: dict[str, Calendar] = {ALWAYS: Calendar.always(), **calendars}
+        cats: dict[str, str] = dict(JIRA_CATEGORY_DEFAULTS)
+        if spec is not None:
+            cats.update({str(k): str(v) for k, v in spec.statuses.jira.categories.items()})
+        self._jira_categories = cats
+        self._jira_names = (
+            {k.lower(): v for k, v in spec.statuses.jira.names.items()} if spec else {}
+        )
+        self.warning_label = (spec.on_warning.label if spec else None) or "sla-warning"
+        self.breach_label = (spec.on_breach.label if spec else None) or "sla-breached"
+
+    @property
+    def enabled(self) -> bool:
+        return self.spec is not None and bool(self.spec.plans)
+
+    def targets_for(
+        self, *, plan: str | None, tier: str | None, priority: str | None
+    ) -> tuple[ClockTarget, ...]:
+        """The clocks a ticket of this plan, tier and priority runs, with their targets.
+
+        The priority's targets replace the tier's clock by clock; the tier's calendar wins over
+        the plan's, which wins over `sla.calendar`. No plan or tier without targets: no clock.
+        """
+        spec = self.spec
+        if spec is None or plan is None or tier is None:
+            return ()
+        pt = spec.plans.get(plan)
+        tt = pt.tiers.get(tier) if pt else None
+        if pt is None or tt is None:
+            return ()
+        prio: Targets | None = None
+        prio_key = ""
+        if priority is not None:
+            for k, v in tt.priority.items():
+                if k.lower() == priority.lower():
+                    prio, prio_key = v, k
+        calendar = tt.calendar or pt.calendar or spec.calendar
+        warn = tuple(sorted(spec.warn_at))
+        out: list[ClockTarget] = []
+        base = f"sla.plans.{plan}.tiers.{tier}"
+        for clock in CLOCKS:
+            seconds = getattr(prio, clock, None) if prio is not None else None
+            source = f"{base}.priority.{prio_key}.{clock}"
+            if seconds is None:
+                seconds = getattr(tt, clock)
+                source = f"{base}.{clock}"
+            if seconds is None:
+                continue
+            out.append(ClockTarget(
+                clock=clock,
+                seconds=seconds,
+                calendar=calendar,
+                pause=frozenset(getattr(spec.pause, clock)),
+                warn_at=warn,
+                source=source,
+            ))
+        return tuple(out)
+
+    def summary(self) -> str:
+        """The tail of `Policy.summary`: calendars and SLA plans, and that they are not enforced."""
+        if self.spec is None and len(self.calendars) == 1:
+            return ""
+        plans = len(self.spec.plans) if self.spec else 0
+        return (
+            f"; {len(self.calendars) - 1} calendars, SLA targets for {plans} plans"
+            " (validated; the service does not enforce them yet)"
+        )
+
+    def jira_status(self, name: str | None, category: str | None) -> str | None:
+        """A Jira status as a neutral status: by name (any case), else by category key."""
+        if name is not None and name.lower() in self._jira_names:
+            return self._jira_names[name.lower()]
+        if category is not None:
+            return self._jira_categories.get(category)
+        return None
+
+
+def compile_sla(
+    calendars: Mapping[str, CalendarSpec], sla: SlaSpec | None, files: Mapping[str, str]
+) -> SlaPolicy:
+    """Build the checked sections (call after `semantic_errors` found nothing)."""
+    return SlaPolicy(sla, {n: _build(n, s, files) for n, s in calendars.items()})
