@@ -35,6 +35,7 @@ from typing import Literal
 
 from tiering import notes
 from tiering.models import NOTE_MARKER, ChecklistItem, Decision, Ticket
+from tiering.patterns import capped as match_text
 from tiering.policy import CompiledRequirement, CompiledRule, Policy
 
 DOCS_MISSING = "tier-docs-missing"
@@ -57,7 +58,7 @@ def _requirement_problem(req: CompiledRequirement, ticket: Ticket) -> str | None
         return "missing"
     if req.min_length is not None and len(text) < req.min_length:
         return f"too short: at least {req.min_length} characters needed"
-    if req.pattern is not None and not req.pattern.search(text):
+    if req.pattern is not None and not req.pattern.search(match_text(text)):
         return f"not in the expected form ({req.pattern.pattern})"
     if req.one_of is not None and not any(v.strip().lower() in req.one_of for v in values):
         return "must be one of: " + ", ".join(sorted(req.one_of))
@@ -85,7 +86,9 @@ def first_matching_rule(policy: Policy, ticket: Ticket, plan: str | None) -> Com
     """The first rule whose conditions all hold for `ticket`, or None."""
     if not policy.rules:
         return None
-    text = f"{ticket.subject}\n{ticket.description}".lower()
+    # Terms and regexes see the first MAX_MATCH_CHARS characters (subject first): the cost of
+    # matching one ticket is bounded whatever a customer pastes (tiering/patterns.py).
+    text = match_text(f"{ticket.subject}\n{ticket.description}").lower()
     priority = (ticket.priority or "").lower()
     labels = frozenset(label.lower() for label in ticket.labels)
     anywhere, words = policy.terms_in(text)
