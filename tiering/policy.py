@@ -6,7 +6,10 @@ each naming the file, the key path, what was expected and the line:
     policy.yaml: targets.L3.zendesk.group_id: expected an integer, got "three" (line 58)
 
 Structure (types, unknown keys) is checked by pydantic; meaning (unknown tier, plan, field or
-target names, invalid regexes, rules that can never match) by `_semantic_errors`. Reading the file
+target names, invalid regexes, rules that can never match) by `_semantic_errors`. Both are
+reported in one pass (`_validate`): the values pydantic refuses are set aside and validation is
+repeated on the rest, so the checks of meaning still run on everything that is well-formed.
+Misspelt keys, tiers, plans and fields get a did-you-mean (tiering/suggest.py). Reading the file
 is the caller's business: this module does no I/O.
 
 A policy is text an operator (or anyone who can write the file) controls, so loading is bounded
@@ -17,11 +20,13 @@ an ordinary problem. Regexes compile with RE2 (tiering/patterns.py), which runs 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, cast
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, cast, get_args, get_origin
 
 import ahocorasick
 import yaml
@@ -39,6 +44,7 @@ from pydantic import (
 from tiering.patterns import PatternError, TextPattern, compile_pattern
 from tiering.sla_policy import CalendarSpec, SlaSpec, compile_sla
 from tiering.sla_policy import semantic_errors as _sla_semantic_errors
+from tiering.suggest import did_you_mean
 
 #: The largest policy file accepted (bytes of UTF-8). The biggest reference policy is about 10 KB
 #: and bench/decide.py's 2,000 customers about 150 KB; this much loads in well under 2 s.
@@ -364,7 +370,9 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
         tuple[tuple[str | int, ...], str]
     ]:
         if name is not None and name not in tier_set:
-            yield loc, f'unknown tier "{name}" (tiers are: {known_tiers})'
+            yield loc, (
+                f'unknown tier "{name}" (tiers are: {known_tiers}){did_you_mean(name, tiers)}'
+            )
 
     yield from tier_ref(("default_tier",), doc.default_tier)
     yield from tier_ref(("entitlement", "unverified_max_tier"), doc.entitlement.unverified_max_tier)
@@ -372,11 +380,16 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
         yield from tier_ref(("plans", name, "max_tier"), plan.max_tier)
     plans = ", ".join(doc.plans) or "none defined"
     if doc.default_plan is not None and doc.default_plan not in doc.plans:
-        yield ("default_plan",), f'unknown plan "{doc.default_plan}" (plans are: {plans})'
+        yield ("default_plan",), (
+            f'unknown plan "{doc.default_plan}" (plans are: {plans})'
+            + did_you_mean(doc.default_plan, doc.plans)
+        )
     seen_match: dict[tuple[str, str], int] = {}
     for i, c in enumerate(doc.customers):
         if c.plan not in doc.plans:
-            yield ("customers", i, "plan"), f'unknown plan "{c.plan}" (plans are: {plans})'
+            yield ("customers", i, "plan"), (
+                f'unknown plan "{c.plan}" (plans are: {plans}){did_you_mean(c.plan, doc.plans)}'
+            )
         kind, value = next(
             (k, v) for k in ("organization", "email_domain", "email") if (v := getattr(c.match, k))
         )
@@ -424,7 +437,9 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
                     yield (*loc, "when", key, j), "an empty term can never be told apart; remove it"
         for j, p in enumerate(w.plan_in or ()):
             if p not in doc.plans:
-                yield (*loc, "when", "plan_in", j), f'unknown plan "{p}" (plans are: {plans})'
+                yield (*loc, "when", "plan_in", j), (
+                    f'unknown plan "{p}" (plans are: {plans}){did_you_mean(p, doc.plans)}'
+                )
         if w.text_regex is not None:
             try:
                 compile_pattern(w.text_regex, ignore_case=True)
@@ -454,7 +469,8 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
                 yield (
                     (*rloc, "field"),
                     f'unknown field "{req.field}": map it under fields'
-                    " (or set attachment: true for an attachment requirement)",
+                    " (or set attachment: true for an attachment requirement)"
+                    + did_you_mean(req.field, doc.fields),
                 )
             if req.pattern is not None:
                 try:
@@ -483,6 +499,224 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
             target.zendesk.group_id is not None or target.zendesk.assignee_id is not None
         ):
             yield ("targets", name, "zendesk"), "give group_id or assignee_id"
+
+
+# --------------------------------------------------------------------------- one pass
+
+
+Loc = tuple[str | int, ...]
+#: Validation rounds at most: each sets aside what the previous one refused (a policy needs 2 or
+#: 3: a refused required value makes its object go in the next round).
+_MAX_ROUNDS = 8
+
+
+def _validate(
+    data: dict[str, Any], files: Mapping[str, str]
+) -> tuple[PolicyDoc | None, list[tuple[Loc, str]]]:
+    """The validated document and every problem, structural and of meaning, in one pass.
+
+    Pydantic stops at nothing but reports only what it could check: a value it refuses hides
+    the checks of meaning (unknown tiers, plans, fields) of the whole file, and an object with a
+    refused value hides its own cross-key checks. So each refused value is set aside (an unknown
+    key or a bad value deleted; an object missing a required key or refused as a whole
+    deleted) and the rest validated again, until it validates. The checks of meaning then run
+    on what is left; the ones about objects that lost a value, and about names whose definition
+    was set aside, are dropped (they would blame a symptom of a problem already reported).
+    A policy missing a required top-level key (`tiers`, `default_tier`) gets no checks of
+    meaning: almost every name in it refers to the tiers."""
+    work = copy.deepcopy(data)
+    #: For each list of `work` (by id), the original index of each item still in it.
+    origin: dict[int, list[int]] = {}
+    found: list[tuple[Loc, str]] = []
+    touched: list[Loc] = []  # original locations whose objects lost something
+    dropped_names: set[str] = set()
+    set_aside: set[Loc] = set()
+    at_parent: set[Loc] = set()  # objects that lost an unknown key
+    for _ in range(_MAX_ROUNDS):
+        try:
+            doc = PolicyDoc.model_validate(work)
+        except ValidationError as exc:
+            deletions: list[tuple[Any, str | int]] = []
+            hopeless = False
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                full = _original_loc(work, loc, origin)
+                kind = err["type"]
+                if not (kind == "missing" and full in set_aside):  # else: reported already
+                    message = _describe(err)
+                    if kind == "extra_forbidden":
+                        message = _unknown_key(full)
+                    found.append((full, message))
+                if kind == "missing" and len(loc) == 1:
+                    # A required top-level key: a stand-in where one is harmless, else stop.
+                    if _stand_in(work, str(loc[0])):
+                        touched.append(full)
+                    else:
+                        hopeless = True
+                    continue
+                target, key, original = _resolve(
+                    work, loc[:-1] if kind == "missing" else loc, origin
+                )
+                if target is None:
+                    hopeless = True
+                    continue
+                value = target[key]
+                if kind == "extra_forbidden":
+                    # its object's own cross-key checks ("give group_id") would blame the typo
+                    at_parent.add(original[:-1])
+                else:
+                    whole = kind == "missing" or isinstance(value, dict) or len(original) < 2
+                    touched.append(original if whole else original[:-1])
+                if isinstance(value, str):
+                    dropped_names.add(value)  # a refused name (a tier "L 0" ...)
+                if isinstance(key, str) and len(original) == 2 and kind != "extra_forbidden":
+                    dropped_names.add(key)  # a refused named entry (plans.gold ...)
+                set_aside.add(original)
+                deletions.append((target, key))
+            if hopeless:  # the rest of this round is reported; there is no next one
+                return None, found
+            _delete(deletions, origin)
+            continue
+        break
+    else:  # pragma: no cover - a policy needs 2 or 3 rounds
+        return None, found
+    meaning = [*_semantic_errors(doc), *_sla_semantic_errors(
+        doc.calendars, doc.sla, tiers=doc.tiers, plans=doc.plans, targets=doc.targets,
+        files=files,
+    )]
+    for loc, message in meaning:
+        original = _original_loc(work, loc, origin)
+        if original in at_parent or any(original[:len(t)] == t for t in touched):
+            continue
+        if any(f'"{name}"' in message for name in dropped_names):
+            continue
+        found.append((original, _original_refs(message, work, origin)))
+    return (doc if not found else None), found
+
+
+def _stand_in(work: dict[str, Any], key: str) -> bool:
+    """Put a harmless stand-in for a missing or refused required top-level key, if there is
+    one: `version` 1, `default_tier` the first tier (its own problem is reported already)."""
+    if key == "version":
+        work["version"] = 1
+        return True
+    tiers = work.get("tiers")
+    if key == "default_tier" and isinstance(tiers, list) and tiers and isinstance(tiers[0], str):
+        work["default_tier"] = tiers[0]
+        return True
+    return False
+
+
+def _resolve(work: Any, loc: Loc, origin: dict[int, list[int]]
+             ) -> tuple[Any, str | int, Loc]:
+    """The container and key of `loc` in `work` (None when it is not there: pydantic's own
+    tags, such as a union member's name, are dropped), and `loc` in the original file's
+    indexes."""
+    node = work
+    parent: Any = None
+    key: str | int = ""
+    original: list[str | int] = []
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            parent, key = node, part
+            original.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part == "[key]":
+            break  # the key itself is refused: it goes with its value
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            parent, key = node, part
+            original.append(origin.get(id(node), list(range(len(node))))[part])
+            node = node[part]
+        else:
+            break
+    return parent, key, tuple(original)
+
+
+def _original_loc(work: Any, loc: Loc, origin: dict[int, list[int]]) -> Loc:
+    """`loc` (in `work`'s indexes) in the original file's indexes."""
+    node = work
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(origin.get(id(node), list(range(len(node))))[part])
+            node = node[part]
+        else:
+            out.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return tuple(out)
+
+
+_REF = re.compile(r"\b(rules|customers)\[(\d+)\]")
+
+
+def _original_refs(message: str, work: Any, origin: dict[int, list[int]]) -> str:
+    """A message naming `rules[k]` or `customers[k]`, with k an index of the original file."""
+    def fix(m: re.Match[str]) -> str:
+        items = work.get(m.group(1))
+        k = int(m.group(2))
+        if isinstance(items, list) and 0 <= k < len(items):
+            k = origin.get(id(items), list(range(len(items))))[k]
+        return f"{m.group(1)}[{k}]"
+    return _REF.sub(fix, message)
+
+
+def _delete(deletions: list[tuple[Any, str | int]], origin: dict[int, list[int]]) -> None:
+    """Delete each (container, key), list items from the last so indexes stay right, keeping
+    the original index of every list item that stays."""
+    by_list: dict[int, tuple[list[Any], set[int]]] = {}
+    for target, key in deletions:
+        if isinstance(target, dict):
+            target.pop(key, None)
+        elif isinstance(target, list) and isinstance(key, int):
+            by_list.setdefault(id(target), (target, set()))[1].add(key)
+    for ident, (items, keys) in by_list.items():
+        kept = origin.get(ident, list(range(len(items))))
+        for k in sorted(keys, reverse=True):
+            del items[k]
+            del kept[k]
+        origin[ident] = kept
+
+
+def _unknown_key(loc: Loc) -> str:
+    """An unknown key's problem, with the closest key allowed there."""
+    model = _model_at(loc[:-1])
+    hint = did_you_mean(str(loc[-1]), model.model_fields) if model is not None else ""
+    if hint:
+        return f"unknown key{hint}"
+    return "unknown key (check its spelling against the policy reference)"
+
+
+def _unwrap(tp: Any) -> Any:
+    """The type inside `Annotated[...]` and `X | None`."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin in (Union, UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        else:
+            return tp
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The model whose keys are allowed at `loc` of a policy, or None."""
+    tp: Any = PolicyDoc
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            if field is None:
+                return None
+            tp = field.annotation
+        elif get_origin(tp) in (list, dict):
+            tp = get_args(tp)[-1]
+        else:
+            return None
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 
 # --------------------------------------------------------------------------- compiled policy
@@ -804,27 +1038,13 @@ def _load(text: str, source: str, files: Mapping[str, str] | None) -> Policy:
         raise PolicyError(
             source, [Problem("", f"expected a mapping of policy keys, got {_show(data)}", 1)]
         )
-    try:
-        doc = PolicyDoc.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            Problem(_path(e["loc"]), _describe(e), _line_for(lines, tuple(e["loc"])))
-            for e in exc.errors()
-        ]
-        raise PolicyError(source, problems) from exc
-    problems = [
-        Problem(_path(loc), message, _line_for(lines, loc))
-        for loc, message in _semantic_errors(doc)
-    ]
-    problems += [
-        Problem(_path(loc), message, _line_for(lines, loc))
-        for loc, message in _sla_semantic_errors(
-            doc.calendars, doc.sla, tiers=doc.tiers, plans=doc.plans, targets=doc.targets,
-            files=files or {},
-        )
-    ]
-    if problems:
+    doc, found = _validate(data, files or {})
+    if found:
+        problems = [Problem(_path(loc), message, _line_for(lines, loc)) for loc, message in found]
+        # In the order of the file; problems of the whole file (no line) first.
+        problems.sort(key=lambda p: p.line or 0)
         raise PolicyError(source, problems)
+    assert doc is not None
     sha = hashlib.sha256(text.encode("utf-8"))
     for name in sorted(files or {}):
         sha.update(b"\0" + name.encode("utf-8") + b"\0" + (files or {})[name].encode("utf-8"))

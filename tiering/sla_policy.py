@@ -44,6 +44,7 @@ from pydantic import (
 )
 
 from tiering.calendars import ALWAYS, Calendar, CalendarError, ics_holiday_dates
+from tiering.suggest import did_you_mean
 
 # The same name rule as tiering.policy.NAME_PATTERN (not imported: policy.py imports this module).
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -357,12 +358,16 @@ def semantic_errors(
     for plan, pt in sla.plans.items():
         ploc: Loc = ("sla", "plans", plan)
         if plan not in plans:
-            yield ploc, f'unknown plan "{plan}" (plans are: {plan_names})'
+            yield ploc, (
+                f'unknown plan "{plan}" (plans are: {plan_names}){did_you_mean(plan, plans)}'
+            )
         yield from cal_ref((*ploc, "calendar"), pt.calendar)
         for tier, tt in pt.tiers.items():
             tloc: Loc = (*ploc, "tiers", tier)
             if tier not in tiers:
-                yield tloc, f'unknown tier "{tier}" (tiers are: {tier_names})'
+                yield tloc, (
+                    f'unknown tier "{tier}" (tiers are: {tier_names}){did_you_mean(tier, tiers)}'
+                )
             elif plan in plans:
                 cap = getattr(plans[plan], "max_tier", None)
                 if cap in tiers and tiers.index(tier) > tiers.index(cap):

@@ -106,9 +106,17 @@ BAD = [
     ("route-target", _append_rule({"name": "sales", "when": {"text_any": ["quote"]},
                                    "route": "sales"}),
      'policy.yaml: rules[4].route: route "sales" has no entry under targets (add targets.sales)'),
-    # a misspelt key is not silently ignored
+    # a misspelt key is not silently ignored, and the closest allowed key is named
     ("typo", _set("rules/0/tierr", "L1"),
-     "policy.yaml: rules[0].tierr: unknown key (check its spelling against the policy reference)"),
+     'policy.yaml: rules[0].tierr: unknown key; did you mean "tier"?'),
+    # an unknown key like no allowed one is sent to the policy reference
+    ("unknown-key", _set("rules/0/colour", "red"),
+     "policy.yaml: rules[0].colour: unknown key (check its spelling against the policy"
+     " reference)"),
+    # a misspelt plan is named with the plan it probably means
+    ("plan-typo", _set("customers/0/plan", "premum"),
+     'policy.yaml: customers[0].plan: unknown plan "premum" (plans are: basic, standard,'
+     ' premium); did you mean "premium"?'),
     # a missing required key
     ("missing", _del("tiers"), "policy.yaml: tiers: required key is missing"),
     # the format version
