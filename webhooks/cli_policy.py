@@ -1,4 +1,5 @@
-"""`tierdesk policy check` and `tierdesk decide`: the policy engine from the command line."""
+"""`tierdesk policy check`, `policy schema` and `tierdesk decide`: the policy engine from the
+command line."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import click
 
 from tiering import Policy, PolicyError, decide, load_policy
 from tiering.neutral import TicketFormatError, ticket_from_dict
+from tiering.policy import policy_json_schema
 from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text, read_policy_file
 
 
@@ -68,6 +70,21 @@ def check(files: tuple[str, ...]) -> None:
     sys.exit(1 if failed else 0)
 
 
+def schema_text() -> str:
+    """The policy's JSON Schema as `policy schema` prints it (and deploy/policy.schema.json
+    holds): indented, keys in the models' order, ending in a newline."""
+    return json.dumps(policy_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+@policy_group.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of a policy file, for editors that complete and check YAML.
+
+    Save it (or use deploy/policy.schema.json) and name it on a policy's first line:
+    `# yaml-language-server: $schema=policy.schema.json`."""
+    click.echo(schema_text(), nl=False)
+
+
 @click.command("decide")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False),
               help="Policy file (default: the embedded example policy).")
@@ -106,6 +123,6 @@ def decide_command(policy_path: str | None, now_text: str | None, tickets: tuple
 
 
 def register(main: click.Group) -> None:
-    """Add `policy check` and `decide` to the `tierdesk` group."""
+    """Add `policy check`, `policy schema` and `decide` to the `tierdesk` group."""
     main.add_command(policy_group)
     main.add_command(decide_command)
