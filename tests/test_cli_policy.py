@@ -89,8 +89,9 @@ EXAMPLE_ROWS = [
     # a settled ticket: nothing to write
     ("settled-l2.json", "L2", [], [], None, 0, False),
     # the highest of two requests wins
-    ("escalate-two-requests.json", "L4", ["tier-l4"], ["escalate-l3", "escalate-l4", "tier-l2"],
-     "L4", 0, False),
+    # (and L4's target label, vendor-engaged)
+    ("escalate-two-requests.json", "L4", ["tier-l4", "vendor-engaged"],
+     ["escalate-l3", "escalate-l4", "tier-l2"], "L4", 0, False),
 ]
 
 

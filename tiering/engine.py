@@ -11,14 +11,15 @@ one function each (`_current_tier` ... `_note`); the reasons they return are kep
 4. target: the request if above the current tier, else the current tier, else the first
    matching rule, else `default_tier`. Rules only triage a ticket that has no tier yet and is
    not already routed. A rule with `route` hands the ticket to that target with
-   `tier-route-<name>` and no tier: the decision ends there.
+   `tier-route-<name>` (and the route's target labels) and no tier: the decision ends there.
 5. cap: a target beyond the plan goes no higher than it (`tier-entitlement-exceeded`; a refusal
    when a request or a rule asked), and never below the current tier.
 6. documentation gate: entering a tier needs every requirement of it and of the tiers below; with
    something missing the ticket stops at the highest tier whose requirements are met, never below
    its current tier, gets `tier-docs-missing` and keeps the request label so it climbs by itself.
-7. labels: exactly one tier label, plus the request, `tier-docs-missing`, `tier-unverified` and
-   `tier-entitlement-exceeded` labels the steps above call for; other managed labels go.
+7. labels: exactly one tier label and the tier's target labels (`targets.<tier>.labels`), plus
+   the request, `tier-docs-missing`, `tier-unverified` and `tier-entitlement-exceeded` labels the
+   steps above call for; other managed labels (another tier's target labels included) go.
 8. assignment: to the tier's target only when the tier changes.
 9. note: an internal note when the checklist changes, and once for suggestions, refusals and
    completion.
@@ -262,15 +263,16 @@ def _target(ticket: Ticket, policy: Policy, labels: Labels, current: str | None,
 
 def _routed(ticket: Ticket, policy: Policy, labels: Labels, route: str | None, source: Source,
             plan: str | None, reasons: Reasons, now: datetime) -> Decision:
-    """Step 4 ends the decision for a routed ticket: no tier; a route rule adds its label and
-    assigns the route's target, a ticket routed earlier is left as it is."""
+    """Step 4 ends the decision for a routed ticket: no tier; a route rule adds its label (and
+    the route's target labels) and assigns the route's target, a ticket routed earlier is left
+    as it is."""
     assert route is not None
     if source == "routed earlier":
         return Decision(ticket=ticket.key, tier=None, previous_tier=None, route=route,
                         plan=plan, reasons=reasons, decided_at=now)
-    label = policy.route_label[route]
+    want = {policy.route_label[route], *policy.target_labels.get(route, ())}
     return Decision(ticket=ticket.key, tier=None, previous_tier=None, route=route,
-                    plan=plan, labels_add=(label,) if label not in labels else (),
+                    plan=plan, labels_add=tuple(sorted(w for w in want if w not in labels)),
                     assign=route, reasons=reasons, decided_at=now)
 
 
@@ -346,8 +348,8 @@ def _labels(policy: Policy, labels: Labels, current: str | None, plan: str | Non
     """Step 7: the managed labels to add and to remove: one tier label; the request label and
     `tier-docs-missing` while documentation is missing; `tier-unverified` without a plan;
     `tier-entitlement-exceeded` while the target is beyond the plan, kept until the tier
-    changes."""
-    want: set[str] = {policy.tier_label[resulting]}
+    changes; the resulting tier's target labels."""
+    want: set[str] = {policy.tier_label[resulting], *policy.target_labels.get(resulting, ())}
     if missing:
         want.add(policy.request_label[capped])
         want.add(DOCS_MISSING)

@@ -244,6 +244,11 @@ class Target(_Model):
         default=None,
         description="The Zendesk target: group_id and/or assignee_id.",
     )
+    labels: list[Name] = Field(
+        default=[],
+        description="Extra labels or tags a ticket carries while in this tier or route: added"
+        " when it enters, removed when it leaves (managed like the tier label).",
+    )
 
 
 class Entitlement(_Model):
@@ -640,6 +645,18 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
             target.zendesk.group_id is not None or target.zendesk.assignee_id is not None
         ):
             yield ("targets", name, "zendesk"), "give group_id or assignee_id"
+    own = {f"tier-{t.lower()}" for t in tiers} | {f"escalate-{t.lower()}" for t in tiers} | {
+        f"tier-route-{r.lower()}" for r in route_names} | {f"tier-{n}" for n in RESERVED_NAMES}
+    for name, target in doc.targets.items():
+        seen_labels: set[str] = set()
+        for j, label in enumerate(target.labels):
+            lower = label.lower()
+            if lower in own:
+                yield (("targets", name, "labels", j),
+                       f'"{label}" is one of tierdesk\'s own labels; choose another name')
+            elif lower in seen_labels:
+                yield ("targets", name, "labels", j), f'label "{label}" is listed twice'
+            seen_labels.add(lower)
 
 
 # --------------------------------------------------------------------------- one pass
@@ -1002,10 +1019,17 @@ class Policy:
             r.route: f"tier-route-{r.route.lower()}" for r in doc.rules if r.route
         }
         self.route_by_label = {v: k for k, v in self.route_label.items()}
+        #: Each target's extra labels (`targets.<key>.labels`), lower-cased: a ticket carries
+        #: them while in that tier or route.
+        self.target_labels: dict[str, frozenset[str]] = {
+            name: frozenset(label.lower() for label in t.labels)
+            for name, t in doc.targets.items() if t.labels
+        }
         fixed = {"tier-docs-missing", "tier-entitlement-exceeded", "tier-unverified"}
         self._managed = frozenset(
             [*self.tier_label.values(), *self.request_label.values(),
-             *self.route_label.values(), *fixed]
+             *self.route_label.values(), *fixed,
+             *(label for labels in self.target_labels.values() for label in labels)]
         )
 
     def terms_in(self, text: str) -> tuple[frozenset[str], frozenset[str]]:

@@ -17,7 +17,7 @@ from tiering.models import Customer
 MANAGED = [
     "tier-l0", "tier-l1", "tier-l2", "tier-l3", "tier-l4", "escalate-l2", "escalate-l3",
     "escalate-l4", "tier-docs-missing", "tier-entitlement-exceeded", "tier-unverified",
-    "tier-route-billing",
+    "tier-route-billing", "vendor-engaged",
 ]
 PHRASES = ["password reset", "how do i", "invoice", "crash", "stack trace", "sync", "data loss",
            "where can i find", "refund", ""]

@@ -28,7 +28,8 @@ ROWS: list[tuple[str, dict[str, Any], tuple[Any, ...]]] = [
     # 2. the highest request wins; every request label goes once granted
     ("highest-request", {"labels": ("tier-l2", "escalate-l3", "escalate-l4"), "fields": DOCS_L3,
                          "attachments": 1},
-     ("L4", "L2", ("tier-l4",), ("escalate-l3", "escalate-l4", "tier-l2"), "L4", (), False)),
+     ("L4", "L2", ("tier-l4", "vendor-engaged"), ("escalate-l3", "escalate-l4", "tier-l2"), "L4",
+      (), False)),
     # 2. a request for the tier the ticket is already in (or below) is simply removed
     ("request-already-met", {"labels": ("tier-l3", "escalate-l2")},
      ("L3", "L3", (), ("escalate-l2",), None, (), False)),
@@ -120,6 +121,19 @@ ROWS: list[tuple[str, dict[str, Any], tuple[Any, ...]]] = [
     ("route-escalated", {"subject": "Invoice", "labels": ("tier-route-billing", "escalate-l2"),
                          "fields": DOCS_L2, "attachments": 1},
      ("L2", None, ("tier-l2",), ("escalate-l2", "tier-route-billing"), "L2", (), False)),
+    # 7. entering a tier adds its target's labels (targets.L4.labels: [vendor-engaged])
+    ("target-labels-added", {"labels": ("tier-l3", "escalate-l4"), "fields": DOCS_L3,
+                             "attachments": 1},
+     ("L4", "L3", ("tier-l4", "vendor-engaged"), ("escalate-l4", "tier-l3"), "L4", (), False)),
+    # 7. a ticket in the tier keeps them: nothing to write
+    ("target-labels-kept", {"labels": ("tier-l4", "vendor-engaged")},
+     ("L4", "L4", (), (), None, (), False)),
+    # 7. a ticket in the tier that lost them gets them back (they are managed like tier labels)
+    ("target-labels-restored", {"labels": ("tier-l4",)},
+     ("L4", "L4", ("vendor-engaged",), (), None, (), False)),
+    # 7. another tier's target label goes (they are removed on leaving the tier)
+    ("target-labels-removed", {"labels": ("tier-l2", "vendor-engaged")},
+     ("L2", "L2", (), ("vendor-engaged",), None, (), False)),
     # 9. a checklist different from the last one posted (another note key) is posted
     ("checklist-new", {"labels": ("tier-l1", "escalate-l2", "tier-docs-missing"),
                              "last_note_key": "d6b0e8f2dd2f4f3c"},

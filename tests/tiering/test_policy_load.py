@@ -134,6 +134,13 @@ BAD = [
     ("stray-target", _set("targets/sales", {"zendesk": {"group_id": 5}}),
      'policy.yaml: targets.sales: "sales" is neither a tier nor a route used by a rule'
      " (tiers are: L0, L1, L2, L3, L4)"),
+    # a target's extra label may not be one of tierdesk's own
+    ("target-label-own", _set("targets/L4/labels", ["tier-l2"]),
+     'policy.yaml: targets.L4.labels[0]: "tier-l2" is one of tierdesk\'s own labels; choose'
+     " another name"),
+    # ...nor listed twice
+    ("target-label-twice", _set("targets/L4/labels", ["x", "X"]),
+     'policy.yaml: targets.L4.labels[1]: label "X" is listed twice'),
     # tier names end up in labels and must be label-safe
     ("tier-name", _set("tiers/0", "L 0"),
      'policy.yaml: tiers[0]: "L 0" is not a valid name: use letters, digits, \'-\', \'_\' or'
