@@ -14,7 +14,8 @@ one function each (`_current_tier` ... `_note`); the reasons they return are kep
    `tier-route-<name>` (and the route's target labels) and no tier: the decision ends there.
 5. cap: a target beyond the plan goes no higher than it (`tier-entitlement-exceeded`; a refusal
    when a request or a rule asked), and never below the current tier.
-6. documentation gate: entering a tier needs every requirement of it and of the tiers below; with
+6. documentation gate: entering a tier needs every requirement of it and of the tiers below
+   (a requirement with `when` only while its other field has the value it names); with
    something missing the ticket stops at the highest tier whose requirements are met, never below
    its current tier, gets `tier-docs-missing` and keeps the request label so it climbs by itself.
 7. labels: exactly one tier label and the tier's target labels (`targets.<tier>.labels`), plus
@@ -44,8 +45,31 @@ ENTITLEMENT_EXCEEDED = "tier-entitlement-exceeded"
 UNVERIFIED = "tier-unverified"
 
 
+def _values(ticket: Ticket, field: str) -> list[str]:
+    """A documentation field's value as text items (several for a multi-select); [] if unset."""
+    value = ticket.fields.get(field)
+    if value is None or value == "" or value == ():
+        return []
+    if isinstance(value, tuple):
+        return [str(v) for v in value]
+    return [str(value).lower() if isinstance(value, bool) else str(value)]
+
+
+def requirement_applies(req: CompiledRequirement, ticket: Ticket) -> bool:
+    """A requirement with `when` applies only while its field has a value (one of `one_of`)."""
+    if req.when_field is None:
+        return True
+    values = [v.strip().lower() for v in _values(ticket, req.when_field) if v.strip()]
+    if req.when_one_of is None:
+        return bool(values)
+    return any(v in req.when_one_of for v in values)
+
+
 def _requirement_problem(req: CompiledRequirement, ticket: Ticket) -> str | None:
-    """None when the ticket meets `req`, else what is wrong in a few words."""
+    """None when the ticket meets `req` (or `req` does not apply to it), else what is wrong in
+    a few words."""
+    if not requirement_applies(req, ticket):
+        return None
     if req.attachment:
         return None if ticket.attachments > 0 else "no attachment yet"
     value = ticket.fields.get(req.field)
@@ -314,7 +338,7 @@ def _documentation_gate(ticket: Ticket, policy: Policy, current: str | None, cap
     resulting = capped
     reasons: list[str] = []
     if current is None or rank[capped] > rank[current]:
-        reqs = policy.requirements[capped]
+        reqs = [r for r in policy.requirements[capped] if requirement_applies(r, ticket)]
         problems = [_requirement_problem(r, ticket) for r in reqs]
         if problems.count(None) != len(problems):  # something is unmet
             checklist = tuple(

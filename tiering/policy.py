@@ -184,6 +184,17 @@ class Rule(_Model):
         return self
 
 
+class RequirementWhen(_Model):
+    """The condition of a requirement: another documentation field has a value."""
+
+    field: Name = Field(description="A key of fields whose value decides.")
+    one_of: list[StrictStr] | None = Field(
+        default=None,
+        description="The field's value is one of these (case-insensitive); without it, any"
+        " value.",
+    )
+
+
 class Requirement(_Model):
     """One piece of documentation a ticket needs before it may enter a tier."""
 
@@ -204,6 +215,11 @@ class Requirement(_Model):
     attachment: StrictBool = Field(
         default=False,
         description="The ticket must have an attachment (no other check allowed).",
+    )
+    when: RequirementWhen | None = Field(
+        default=None,
+        description="Required only when another field has a value (any, or one of one_of);"
+        " e.g. an endpoint only for API requests.",
     )
 
 
@@ -627,6 +643,17 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
                 yield (*rloc, "one_of"), "an empty list can never be satisfied"
             if req.attachment and (req.min_length or req.pattern or req.one_of):
                 yield rloc, "an attachment requirement takes no min_length, pattern or one_of"
+            if req.when is not None:
+                wloc = (*rloc, "when")
+                if req.when.field not in doc.fields:
+                    yield (*wloc, "field"), (
+                        f'unknown field "{req.when.field}": map it under fields'
+                        + did_you_mean(req.when.field, doc.fields)
+                    )
+                elif req.when.field == req.field:
+                    yield (*wloc, "field"), "a requirement cannot depend on its own field"
+                if req.when.one_of is not None and not req.when.one_of:
+                    yield (*wloc, "one_of"), "an empty list can never match; remove the key"
 
     for name in doc.fields:
         if name in doc.fields and not (doc.fields[name].jira or doc.fields[name].zendesk):
@@ -906,6 +933,9 @@ class CompiledRequirement:
     pattern: TextPattern | None
     one_of: frozenset[str] | None
     attachment: bool
+    #: Required only when this field has a value (one of `when_one_of`, lower-cased, if set).
+    when_field: str | None = None
+    when_one_of: frozenset[str] | None = None
 
 
 class Policy:
@@ -1009,6 +1039,8 @@ class Policy:
                         pattern=compile_pattern(req.pattern) if req.pattern else None,
                         one_of=_lowset(req.one_of),
                         attachment=req.attachment,
+                        when_field=req.when.field if req.when else None,
+                        when_one_of=_lowset(req.when.one_of) if req.when else None,
                     )
                 )
             cumulative[t] = tuple(acc)

@@ -121,6 +121,20 @@ ROWS: list[tuple[str, dict[str, Any], tuple[Any, ...]]] = [
     ("route-escalated", {"subject": "Invoice", "labels": ("tier-route-billing", "escalate-l2"),
                          "fields": DOCS_L2, "attachments": 1},
      ("L2", None, ("tier-l2",), ("escalate-l2", "tier-route-billing"), "L2", (), False)),
+    # 6. a requirement with `when` applies while its condition holds: a bug report needs
+    #    "reproduced" before L3
+    ("docs-when-applies", {"labels": ("tier-l2", "escalate-l3"), "fields": DOCS_L2,
+                           "attachments": 1},
+     ("L2", "L2", ("tier-docs-missing",), (), None, ("reproduced",), True)),
+    # 6. ...and not otherwise: an improvement enters L3 without it
+    ("docs-when-not", {"labels": ("tier-l2", "escalate-l3"),
+                       "fields": {**DOCS_L2, "category": "improvement"}, "attachments": 1},
+     ("L3", "L2", ("tier-l3",), ("escalate-l3", "tier-l2"), "L3", (), False)),
+    # 6. a condition on a multi-select holds when any option is one of its values
+    ("docs-when-multiselect", {"labels": ("tier-l2", "escalate-l3"),
+                               "fields": {**DOCS_L2, "category": ("api", "bugfix")},
+                               "attachments": 1},
+     ("L2", "L2", ("tier-docs-missing",), (), None, ("reproduced",), True)),
     # 7. entering a tier adds its target's labels (targets.L4.labels: [vendor-engaged])
     ("target-labels-added", {"labels": ("tier-l3", "escalate-l4"), "fields": DOCS_L3,
                              "attachments": 1},

@@ -134,6 +134,13 @@ BAD = [
     ("stray-target", _set("targets/sales", {"zendesk": {"group_id": 5}}),
      'policy.yaml: targets.sales: "sales" is neither a tier nor a route used by a rule'
      " (tiers are: L0, L1, L2, L3, L4)"),
+    # a requirement's condition names a field that exists
+    ("when-field", _set("documentation/L3/0/when", {"field": "categroy"}),
+     'policy.yaml: documentation.L3[0].when.field: unknown field "categroy": map it under'
+     ' fields; did you mean "category"?'),
+    # ...and not its own field
+    ("when-own-field", _set("documentation/L3/0/when", {"field": "reproduced"}),
+     "policy.yaml: documentation.L3[0].when.field: a requirement cannot depend on its own field"),
     # a target's extra label may not be one of tierdesk's own
     ("target-label-own", _set("targets/L4/labels", ["tier-l2"]),
      'policy.yaml: targets.L4.labels[0]: "tier-l2" is one of tierdesk\'s own labels; choose'
