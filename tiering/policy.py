@@ -173,6 +173,11 @@ class Rule(_Model):
         default=[],
         description="Self-help links put in the agent's note (with tier only).",
     )
+    by_label: StrictBool = Field(
+        default=False,
+        description="With route only: an agent also routes any ticket here, one already in a"
+        " tier included, by adding the label route-<route>.",
+    )
     description: StrictStr | None = Field(default=None, description="Free text.")
 
     @model_validator(mode="after")
@@ -181,6 +186,8 @@ class Rule(_Model):
             raise ValueError("give exactly one of tier or route")
         if self.route is not None and self.suggest:
             raise ValueError("suggest goes with tier, not with route")
+        if self.tier is not None and self.by_label:
+            raise ValueError("by_label goes with route, not with tier")
         return self
 
 
@@ -1051,6 +1058,11 @@ class Policy:
             r.route: f"tier-route-{r.route.lower()}" for r in doc.rules if r.route
         }
         self.route_by_label = {v: k for k, v in self.route_label.items()}
+        #: Routes an agent may ask for by label (`rules[].by_label`): route -> `route-<name>`,
+        #: in the policy's rule order.
+        self.route_request_label: dict[str, str] = {
+            r.route: f"route-{r.route.lower()}" for r in doc.rules if r.route and r.by_label
+        }
         #: Each target's extra labels (`targets.<key>.labels`), lower-cased: a ticket carries
         #: them while in that tier or route.
         self.target_labels: dict[str, frozenset[str]] = {
@@ -1060,7 +1072,7 @@ class Policy:
         fixed = {"tier-docs-missing", "tier-entitlement-exceeded", "tier-unverified"}
         self._managed = frozenset(
             [*self.tier_label.values(), *self.request_label.values(),
-             *self.route_label.values(), *fixed,
+             *self.route_label.values(), *self.route_request_label.values(), *fixed,
              *(label for labels in self.target_labels.values() for label in labels)]
         )
 

@@ -148,6 +148,21 @@ ROWS: list[tuple[str, dict[str, Any], tuple[Any, ...]]] = [
     # 7. another tier's target label goes (they are removed on leaving the tier)
     ("target-labels-removed", {"labels": ("tier-l2", "vendor-engaged")},
      ("L2", "L2", (), ("vendor-engaged",), None, (), False)),
+    # 2, 4. an agent's route-billing on a ticket in a tier routes it: tier and request go
+    ("route-request", {"labels": ("tier-l2", "route-billing")},
+     (None, "L2", ("tier-route-billing",), ("route-billing", "tier-l2"), "billing", (), False)),
+    # 2, 4. ...whatever managed labels it carries (requests, flags)
+    ("route-request-flags", {"labels": ("tier-l1", "escalate-l2", "tier-docs-missing",
+                                        "route-billing", "vip")},
+     (None, "L1", ("tier-route-billing",),
+      ("escalate-l2", "route-billing", "tier-docs-missing", "tier-l1"), "billing", (), False)),
+    # 2, 4. a new ticket an agent routes by label goes to billing without triage
+    ("route-request-new", {"labels": ("route-billing",), "subject": "App crash",
+                           "priority": "high"},
+     (None, None, ("tier-route-billing",), ("route-billing",), "billing", (), False)),
+    # 2, 4. on a ticket routed there already, only the request label goes (no reassignment)
+    ("route-request-again", {"labels": ("tier-route-billing", "route-billing")},
+     (None, None, (), ("route-billing",), None, (), False)),
     # 9. a checklist different from the last one posted (another note key) is posted
     ("checklist-new", {"labels": ("tier-l1", "escalate-l2", "tier-docs-missing"),
                              "last_note_key": "d6b0e8f2dd2f4f3c"},

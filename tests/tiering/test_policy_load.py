@@ -102,6 +102,9 @@ BAD = [
     ("tier-and-route", _append_rule({"name": "both", "when": {"text_any": ["zz"]}, "tier": "L2",
                                      "route": "billing"}),
      "policy.yaml: rules[4]: give exactly one of tier or route"),
+    # by_label is a route's option, not a tier's
+    ("by-label-tier", _set("rules/0/by_label", True),
+     "policy.yaml: rules[0]: by_label goes with route, not with tier"),
     # a route needs a target
     ("route-target", _append_rule({"name": "sales", "when": {"text_any": ["quote"]},
                                    "route": "sales"}),
