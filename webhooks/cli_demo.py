@@ -2,7 +2,7 @@
 
 What it does, in order (everything is stopped and removed at the end, also on failure or ^C):
 
-1. starts the vendor sandbox (connectors.sandbox) in this process, on free ports;
+1. starts the vendor sandbox (sandbox) in this process, on free ports;
 2. runs tierdesk's own `install jira` and `install zendesk` against it, as a support admin
    would, and takes the webhook secrets from their output;
 3. starts `tierdesk serve` as a child process (SQLite in a temporary directory, the example
@@ -246,7 +246,7 @@ def jira_site_seed(site: str) -> dict[str, Any]:
     """The default sandbox seed as a Cloud, Data Center 9 or Data Center 10 Jira site."""
     import json
 
-    from connectors.sandbox.state import default_seed_text
+    from sandbox.state import default_seed_text
 
     seed: dict[str, Any] = json.loads(default_seed_text())
     deployment, version = JIRA_SITES[site]
@@ -544,7 +544,7 @@ def _zendesk_story(agent: Callable[..., Any]) -> tuple[list[Case], Callable[[lis
               show_default=True, help="Which Jira the sandbox plays: Cloud, Data Center 9 or 10.")
 def demo(keep: bool, verbose: bool, jira_site: str) -> None:
     """Show tierdesk at work on a local Jira and Zendesk sandbox: no account needed."""
-    from connectors.sandbox.server import run_in_thread
+    from sandbox.server import run_in_thread
 
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="tierdesk-demo-"))

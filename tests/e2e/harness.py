@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 TIERDESK = [sys.executable, "-c", "from webhooks.cli import main; main(prog_name='tierdesk')"]
 JIRA_BOT = ("bot@tierdesk.example", "acc-bot")
 ZENDESK_BOT = ("bot@tierdesk.example", 9001)
-#: The Zendesk agent the scripted edits are made as (seeded in connectors/sandbox/seed.json).
+#: The Zendesk agent the scripted edits are made as (seeded in sandbox/seed.json).
 ZENDESK_AGENT = "agent@tierdesk.example"
 JIRA_AGENT = "acc-agent"
 VENDORS = ("jira", "zendesk")
@@ -88,7 +88,7 @@ class AgentAnswer:
 
 
 class SandboxClient:
-    """The sandbox's control API over HTTP (connectors/sandbox/server.py docstring)."""
+    """The sandbox's control API over HTTP (sandbox/server.py docstring)."""
 
     def __init__(self, jira_url: str, zendesk_url: str) -> None:
         self.jira_url = jira_url

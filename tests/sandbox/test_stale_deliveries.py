@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sandbox.server import SandboxHandle, run_in_thread
+from sandbox.server import SandboxHandle, run_in_thread
 from tiering.models import note_key_in
 from webhooks.cli_demo import Case, Expect, Stack, _settle, install_stack, service
 

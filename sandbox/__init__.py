@@ -1,6 +1,6 @@
 """A local Jira and Zendesk for demos and end-to-end tests: in-memory state, real HTTP, faults.
 
-Start it in-process with `connectors.sandbox.server.run_in_thread()` or as a process with
+Start it in-process with `sandbox.server.run_in_thread()` or as a process with
 `tierdesk sandbox`. The real `jira` library talks to it through `server=<jira_url>`; zenpy
 builds `https://{subdomain}.zendesk.com/api/v2/...` and is pointed at it, unmodified, with the
 environment variables `ZENPY_FORCE_SCHEME=http` and `ZENPY_FORCE_NETLOC=127.0.0.1:<port>`

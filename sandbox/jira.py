@@ -39,9 +39,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.sandbox import contract
-from connectors.sandbox.query import QueryError, evaluate, parse_jql
-from connectors.sandbox.wire import (
+from sandbox import contract
+from sandbox.query import QueryError, evaluate, parse_jql
+from sandbox.wire import (
     ApiError,
     Handler,
     Request,
@@ -719,7 +719,7 @@ class JiraSim:
         ]
 
     def _checked(self, operation: str, handler: Handler) -> Handler:
-        """`handler` behind the OpenAPI request schema of `operation` (connectors/sandbox/
+        """`handler` behind the OpenAPI request schema of `operation` (sandbox/
         contract.py): a body the published schema refuses is answered 400 and changes nothing,
         so a malformed request fails the end-to-end suite as it fails the contract tests.
         Scripted agents (the control API) may use JSON conveniences and are not checked."""

@@ -38,9 +38,9 @@ from typing import Any, Literal
 import requests
 from pydantic import BaseModel, ConfigDict
 
-from connectors.sandbox.delivery import DELIVERY_TIMEOUT, Delivery
-from connectors.sandbox.query import QueryError, parse_zendesk_query, zendesk_match
-from connectors.sandbox.wire import ApiError, Request, Response, Route, json_body, route
+from sandbox.delivery import DELIVERY_TIMEOUT, Delivery
+from sandbox.query import QueryError, parse_zendesk_query, zendesk_match
+from sandbox.wire import ApiError, Request, Response, Route, json_body, route
 
 # ---------------------------------------------------------------------------------------- seed
 
