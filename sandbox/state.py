@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sandbox.delivery import Deliverer, Delivery
 from sandbox.faults import VENDORS, FaultSpec, FaultState, Vendor
-from sandbox.jira import JiraSeed, JiraSim
+from sandbox.jira.seed import JiraSeed
+from sandbox.jira.site import JiraSim
 from sandbox.zendesk import ZendeskSeed, ZendeskSim
 
 #: Fault reasons (faults.FaultState.admit) that refuse a request before its handler runs.

@@ -14,7 +14,7 @@ import pytest
 import requests
 import responses
 
-from sandbox import contract
+from sandbox.jira import contract
 from sandbox.server import SandboxHandle
 from tests.connectors.jira.conftest import assert_bodies_match_schema
 from tests.shared_vendor import VENDOR

@@ -76,7 +76,7 @@ def operation_for(method: str, path: str) -> str | None:
     for m, pattern, operation in _ROUTES:
         if m == method.upper() and pattern.match(path):
             return operation
-    raise Unmapped(f"{method} {path}: no OpenAPI operation mapped (sandbox/contract.py)")
+    raise Unmapped(f"{method} {path}: no OpenAPI operation mapped (sandbox/jira/contract.py)")
 
 
 def _refs(node: Any) -> Iterable[str]:
@@ -185,7 +185,7 @@ def _assignee(value: Any) -> Any:
 
 
 def main() -> None:
-    """`python -m sandbox.contract SPEC.json`: print the kept subset of SPEC."""
+    """`python -m sandbox.jira.contract SPEC.json`: print the kept subset of SPEC."""
     import sys
 
     with open(sys.argv[1], encoding="utf-8") as f:
