@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 from sandbox.faults import VENDORS, FaultsInvalid, Vendor, parse_faults
 from sandbox.state import Sandbox, Seed, load_seed
 from sandbox.wire import ApiError, Request, Response, Route, parse_query
-from sandbox.zendesk import UPDATE_CONFLICT
+from sandbox.zendesk.tickets import UPDATE_CONFLICT
 
 log = logging.getLogger("tierdesk.sandbox")
 

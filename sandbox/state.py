@@ -22,7 +22,8 @@ from sandbox.delivery import Deliverer, Delivery
 from sandbox.faults import VENDORS, FaultSpec, FaultState, Vendor
 from sandbox.jira.seed import JiraSeed
 from sandbox.jira.site import JiraSim
-from sandbox.zendesk import ZendeskSeed, ZendeskSim
+from sandbox.zendesk.seed import ZendeskSeed
+from sandbox.zendesk.site import ZendeskSim
 
 #: Fault reasons (faults.FaultState.admit) that refuse a request before its handler runs.
 REFUSALS = frozenset({"retry-after violated", "unavailable", "rate limited", "budget exhausted"})
