@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import signal
 import socket
@@ -45,19 +46,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: Signed `timestamp`s (ms), one per request of every run.
+_TIMESTAMPS = itertools.count(int(time.time() * 1000))
+
+
 def requests_for(n: int, run: str) -> list[bytes]:
-    """n complete HTTP requests, each with a unique delivery id, signed over the body."""
-    body = PAYLOAD.read_bytes() if PAYLOAD.exists() else (
-        b'{"webhookEvent":"jira:issue_updated","timestamp":1,"issue":{"key":"SUP-1","fields":{}}}'
-    )
-    signature = sign_jira(body, SECRET)
+    """n complete HTTP requests, each with a unique delivery id and its own signed body: the
+    captured body with a fresh `timestamp` per request (the receiver refuses bodies outside the
+    replay horizon and keeps one copy of identical bodies, as a replay would be)."""
+    import json
+
+    template = json.loads(PAYLOAD.read_bytes()) if PAYLOAD.exists() else {
+        "webhookEvent": "jira:issue_updated", "issue": {"key": "SUP-1", "fields": {}}}
     out = []
     for i in range(n):
+        template["timestamp"] = next(_TIMESTAMPS)  # unique across runs: no body repeats
+        body = json.dumps(template, separators=(",", ":")).encode()
         head = (
             "POST /webhooks/jira HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             "Content-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n"
-            f"X-Hub-Signature: {signature}\r\n"
+            f"X-Hub-Signature: {sign_jira(body, SECRET)}\r\n"
             f"X-Atlassian-Webhook-Identifier: {run}-{i}\r\n\r\n"
         )
         out.append(head.encode() + body)

@@ -8,6 +8,11 @@ each naming the file, the key path, what was expected and the line:
 Structure (types, unknown keys) is checked by pydantic; meaning (unknown tier, plan, field or
 target names, invalid regexes, rules that can never match) by `_semantic_errors`. Reading the file
 is the caller's business: this module does no I/O.
+
+A policy is text an operator (or anyone who can write the file) controls, so loading is bounded
+(issue 14): at most `MAX_POLICY_BYTES`, no YAML aliases (a 506-byte "billion laughs" file
+expanded to 9 GB), at most `MAX_POLICY_DEPTH` levels of nesting, and a `RecursionError` becomes
+an ordinary problem. Regexes compile with RE2 (tiering/patterns.py), which runs in linear time.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import ahocorasick
 import yaml
@@ -31,8 +36,15 @@ from pydantic import (
     model_validator,
 )
 
+from tiering.patterns import PatternError, TextPattern, compile_pattern
 from tiering.sla_policy import CalendarSpec, SlaSpec, compile_sla
 from tiering.sla_policy import semantic_errors as _sla_semantic_errors
+
+#: The largest policy file accepted (bytes of UTF-8). The biggest reference policy is about 10 KB
+#: and bench/decide.py's 2,000 customers about 150 KB; this much loads in well under 2 s.
+MAX_POLICY_BYTES = 256 * 1024
+#: The deepest nesting of mappings and lists accepted; a policy needs about 6.
+MAX_POLICY_DEPTH = 32
 
 #: Names of tiers, plans, rules and routes end up in labels and tags, so they are kept label-safe.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -415,8 +427,8 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
                 yield (*loc, "when", "plan_in", j), f'unknown plan "{p}" (plans are: {plans})'
         if w.text_regex is not None:
             try:
-                re.compile(w.text_regex)
-            except re.error as exc:
+                compile_pattern(w.text_regex, ignore_case=True)
+            except PatternError as exc:
                 yield (*loc, "when", "text_regex"), f"invalid regular expression: {exc}"
         if w.text_none and w.text_any:
             for term in w.text_any:
@@ -446,8 +458,8 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
                 )
             if req.pattern is not None:
                 try:
-                    re.compile(req.pattern)
-                except re.error as exc:
+                    compile_pattern(req.pattern)
+                except PatternError as exc:
                     yield (*rloc, "pattern"), f"invalid regular expression: {exc}"
             if req.one_of is not None and not req.one_of:
                 yield (*rloc, "one_of"), "an empty list can never be satisfied"
@@ -486,7 +498,7 @@ class CompiledRule:
     text_any: tuple[str, ...] | None
     text_all: tuple[str, ...] | None
     text_none: tuple[str, ...] | None
-    text_regex: re.Pattern[str] | None
+    text_regex: TextPattern | None
     whole_words: bool
     priority_in: frozenset[str] | None
     labels_any: frozenset[str] | None
@@ -499,7 +511,7 @@ class CompiledRequirement:
     field: str
     label: str
     min_length: int | None
-    pattern: re.Pattern[str] | None
+    pattern: TextPattern | None
     one_of: frozenset[str] | None
     attachment: bool
 
@@ -560,7 +572,7 @@ class Policy:
                 text_any=_lower(r.when.text_any),
                 text_all=_lower(r.when.text_all),
                 text_none=_lower(r.when.text_none),
-                text_regex=re.compile(r.when.text_regex, re.IGNORECASE)
+                text_regex=compile_pattern(r.when.text_regex, ignore_case=True)
                 if r.when.text_regex
                 else None,
                 whole_words=r.when.whole_words,
@@ -602,7 +614,7 @@ class Policy:
                         field=req.field,
                         label=req.label,
                         min_length=req.min_length,
-                        pattern=re.compile(req.pattern) if req.pattern else None,
+                        pattern=compile_pattern(req.pattern) if req.pattern else None,
                         one_of=_lowset(req.one_of),
                         attachment=req.attachment,
                     )
@@ -704,6 +716,58 @@ def _lowset(values: Sequence[str] | None) -> frozenset[str] | None:
     return None if values is None else frozenset(v.lower() for v in values)
 
 
+class _Refused(yaml.composer.ComposerError):
+    """A YAML construct policies do not allow (an alias, too deep a nesting)."""
+
+
+#: libyaml's parser and loader when PyYAML was built with it (the wheels are): about 8 times
+#: faster than the pure-Python ones, which keeps the largest policy allowed under a second.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TOO_DEEP = f"nested deeper than {MAX_POLICY_DEPTH} levels (a policy needs about 6)"
+_OPENS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSES = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _prescan(text: str) -> None:
+    """Refuse aliases and deep nesting from the event stream, before any tree is built.
+
+    An alias (`*name`) lets a few bytes stand for an exponential tree ("billion laughs": 506
+    bytes took `policy check` to 9 GB); a policy never needs one, so it is refused where it
+    occurs rather than bounded after expansion. The parser is not recursive; the composer and
+    the validator are, so nesting is counted here first."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(
+                None, None,
+                f"YAML aliases (*{event.anchor}) are not allowed in a policy: write the value"
+                " out in full",
+                cast(Any, event.start_mark),
+            )
+        if isinstance(event, _OPENS):
+            depth += 1
+            if depth > MAX_POLICY_DEPTH:
+                raise _Refused(
+                    None, None,
+                    _TOO_DEEP,
+                    cast(Any, event.start_mark),
+                )
+        elif isinstance(event, _CLOSES):
+            depth -= 1
+
+
+def _parse(text: str) -> tuple[yaml.Node | None, Any]:
+    """The YAML node tree (for line numbers) and the data, from one bounded parse."""
+    _prescan(text)
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return node, data
+
+
 def load_policy(
     text: str, *, source: str = "policy.yaml", files: Mapping[str, str] | None = None
 ) -> Policy:
@@ -711,14 +775,30 @@ def load_policy(
 
     `files` holds the text of each file the policy names (calendar ICS holidays), keyed by the
     path as written in the policy; the caller reads them (relative to the policy file)."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_POLICY_BYTES:
+        raise PolicyError(source, [Problem(
+            "", f"the file is {size} bytes, over the {MAX_POLICY_BYTES}-byte limit of a policy"
+                " (split long customer lists across fewer, broader matches)")])
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return _load(text, source, files)
+    except RecursionError:
+        raise PolicyError(source, [Problem(
+            "", "nested too deeply to read; a policy needs about 6 levels of nesting")]) from None
+
+
+def _load(text: str, source: str, files: Mapping[str, str] | None) -> Policy:
+    try:
+        node, data = _parse(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError(source, [Problem("", f"not valid YAML: {problem}", line)]) from exc
+        if "maximum nesting depth" in problem:  # libyaml's own bound (1000) met first
+            problem = _TOO_DEEP
+        message = (problem if isinstance(exc, _Refused) or problem == _TOO_DEEP
+                   else f"not valid YAML: {problem}")
+        raise PolicyError(source, [Problem("", message, line)]) from exc
     lines = _line_map(node)
     if not isinstance(data, dict):
         raise PolicyError(

@@ -3,9 +3,11 @@
     POST /webhooks/{jira,zendesk}
         413  body over MAX_BODY_BYTES (checked on Content-Length, then while reading)
         401  signature missing or wrong, Zendesk timestamp outside SIGNATURE_MAX_AGE, or no
-             secret configured for the vendor (fail closed)  -- checked on the raw bytes
+             secret configured for the vendor (fail closed)  -- checked on the raw bytes;
+             a signed Jira body whose timestamp is outside JIRA_REPLAY_HORIZON (a replay)
         415  content type is not JSON
-        400  malformed JSON, not an object, or a handled event that lacks a ticket
+        400  malformed JSON, not an object, a handled event that lacks a ticket, or a ticket
+             key / delivery id longer than the inbox holds (255 characters)
         202  stored (status "accepted"), or a known event tierdesk does not act on ("ignored")
         200  a delivery already stored (same dedupe key): nothing stored twice
         503  the inbox (database or writer process) is unavailable; the vendor retries later,
@@ -46,9 +48,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from connectors.base import PayloadInvalid
+from connectors.base import Envelope, PayloadInvalid
 from connectors.payload import parse_json
-from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, Delivery, Inbox
+from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, MAX_KEY_LENGTH, Delivery, Inbox
 from webhooks.logging import log
 from webhooks.metrics import CONTENT_TYPE, Metrics
 from webhooks.signatures import (
@@ -188,22 +190,26 @@ class ReceiverConfig:
         classifiers: Mapping[str, EnvelopeFunction],
         max_body_bytes: int = 1024 * 1024,
         signature_max_age: float = 300.0,
+        jira_replay_horizon: float | None = 7200.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        required_secrets: Iterable[str] = (),
         previous_secrets: Mapping[str, str | None] | None = None,
         basic_auth: Mapping[str, tuple[str, str] | None] | None = None,
+        required_secrets: Iterable[str] = (),
     ) -> None:
         self.secrets = dict(secrets)
-        #: Configured vendors: without a secret every delivery of theirs is refused, so
-        #: /readyz answers 503 (a webhook that can never be stored is not "ready").
-        self.required_secrets = tuple(required_secrets)
         #: During a rotation, the secret being retired per vendor (accepted beside the current).
         self.previous_secrets = dict(previous_secrets or {})
         #: Opt-in HTTP Basic (user, password) per vendor for deliveries that cannot be signed.
         self.basic_auth = dict(basic_auth or {})
+        #: Configured vendors: without a secret every delivery of theirs is refused, so
+        #: /readyz answers 503 (a webhook that can never be stored is not "ready").
+        self.required_secrets = tuple(required_secrets)
         self.classifiers = dict(classifiers)
         self.max_body_bytes = max_body_bytes
         self.signature_max_age = signature_max_age
+        #: Signed Jira bodies whose `timestamp` is further than this (s) from now are refused
+        #: (None: not checked). See `_replayed`.
+        self.jira_replay_horizon = jira_replay_horizon
         self.clock = clock
 
 
@@ -240,6 +246,28 @@ class WebhookEndpoint:
         await send({"type": "http.response.start", "status": status,
                     "headers": response_headers})
         await send({"type": "http.response.body", "body": answer})
+
+    def _replayed(self, envelope: Envelope) -> str | None:
+        """Why a signed Jira body is refused as a replay, or None.
+
+        Jira signs the body (with its `timestamp`, ms) but not `X-Atlassian-Webhook-Identifier`,
+        so a captured body replayed under fresh identifiers passed the dedupe. A body whose
+        signed timestamp is further from now than the horizon is refused; within it, identical
+        bodies are stored once (Inbox.enqueue_many). Atlassian retries failed deliveries for up
+        to about 30 minutes, "subject to change" ("New Jira Cloud Webhook Retry Policy",
+        https://community.developer.atlassian.com/t/new-jira-cloud-webhook-retry-policy/30554;
+        https://developer.atlassian.com/cloud/jira/platform/webhooks/#retry-policy), so the
+        default horizon (2 h) keeps every legitimate retry."""
+        horizon = self.config.jira_replay_horizon
+        if self.vendor != "jira" or horizon is None or envelope.occurred_at is None:
+            return None
+        now_ms = self.config.clock().timestamp() * 1000
+        age = (now_ms - envelope.occurred_at) / 1000
+        if abs(age) <= horizon:
+            return None
+        when = "old" if age > 0 else "in the future"
+        return (f"the signed timestamp is {int(abs(age))} s {when} (replay horizon"
+                f" {int(horizon)} s, TIERDESK_JIRA_REPLAY_HORIZON): a replayed delivery")
 
     def _reject(
         self, headers: Mapping[str, str], status: int, reason: str, message: str
@@ -340,6 +368,14 @@ class WebhookEndpoint:
                                 f"cannot read this {vendor} payload: {exc!r}"[:500])
         if envelope.handled and not envelope.ticket:
             return self._reject(headers, 400, "payload", "the event names no ticket")
+        too_long = _over_long(envelope)
+        if too_long:
+            # Longer than the inbox columns: PostgreSQL refused it (503, retried for ever) and
+            # SQLite stored it (202); both now say what is wrong, and the vendor stops.
+            return self._reject(headers, 400, "payload", too_long)
+        replayed = self._replayed(envelope)
+        if replayed:
+            return self._reject(headers, 401, "replay", replayed)
         if not envelope.delivery_id:
             # No dedupe key in the delivery: identical bodies are one delivery.
             envelope = replace(envelope, delivery_id="sha256:" + hashlib.sha256(body).hexdigest())
@@ -477,6 +513,17 @@ def create_app(
         return Response(content=body, media_type=CONTENT_TYPE)
 
     return app
+
+
+def _over_long(envelope: Envelope) -> str | None:
+    """What is longer than the inbox can hold, or None."""
+    if envelope.ticket is not None and len(envelope.ticket) > MAX_KEY_LENGTH:
+        return (f"the ticket key is {len(envelope.ticket)} characters; at most {MAX_KEY_LENGTH}"
+                " are accepted")
+    if len(envelope.delivery_id) > MAX_KEY_LENGTH:
+        return (f"the delivery id is {len(envelope.delivery_id)} characters; at most"
+                f" {MAX_KEY_LENGTH} are accepted")
+    return None
 
 
 def _delivery_hint(vendor: str, headers: Mapping[str, str]) -> str | None:

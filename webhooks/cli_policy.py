@@ -11,7 +11,7 @@ import click
 
 from tiering import Policy, PolicyError, decide, load_policy
 from tiering.neutral import TicketFormatError, ticket_from_dict
-from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text
+from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text, read_policy_file
 
 
 def read_policy(path: str | None) -> Policy:
@@ -21,11 +21,13 @@ def read_policy(path: str | None) -> Policy:
     if path is None:
         return load_policy(default_policy_text(), source=EXAMPLE_POLICY_SOURCE)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_policy_file(Path(path))
     except FileNotFoundError as exc:
         raise click.ClickException(f"{path}: no such policy file") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise click.ClickException(f"{path}: cannot read the policy file: {exc}") from exc
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from exc
     try:
         return load_policy(text, source=path)
     except PolicyError as exc:
@@ -46,7 +48,8 @@ def check(files: tuple[str, ...]) -> None:
     failed = False
     for path in files:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            # Read through the size cap: a huge file is refused before it is read whole.
+            policy = load_policy(read_policy_file(Path(path)), source=path)
         except FileNotFoundError:
             click.echo(f"{path}: no such policy file", err=True)
             failed = True
@@ -55,8 +58,6 @@ def check(files: tuple[str, ...]) -> None:
             click.echo(f"{path}: cannot read the policy file: {exc}", err=True)
             failed = True
             continue
-        try:
-            policy = load_policy(text, source=path)
         except PolicyError as exc:
             for line in exc.lines:
                 click.echo(line, err=True)

@@ -268,9 +268,11 @@ def build_server(
             classifiers=classifiers if classifiers is not None else envelope_functions(),
             max_body_bytes=settings.max_body_bytes,
             signature_max_age=settings.signature_max_age,
-            required_secrets=configured,
+            jira_replay_horizon=settings.jira_replay_horizon,
             previous_secrets={v: settings.previous_webhook_secret(v) for v in VENDORS},
             basic_auth={v: settings.webhook_basic_auth(v) for v in VENDORS},
+            # A vendor protected by the Basic opt-in alone needs no secret to be ready.
+            required_secrets=[v for v in configured if settings.webhook_basic_auth(v) is None],
         ),
         metrics=service.metrics,
         on_enqueued=pool.wake if pool else None,
@@ -278,6 +280,17 @@ def build_server(
         on_shutdown=pool.stop if pool else None,
         committer=committer,
     )
+    import resource
+
+    from webhooks.limits import bounded_protocol, connection_cap
+
+    nofile_soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    max_connections = connection_cap(
+        settings.max_connections,
+        nofile_soft=nofile_soft if nofile_soft != resource.RLIM_INFINITY else 1 << 20)
+    if max_connections < settings.max_connections:
+        log("connection limit lowered to fit the file-descriptor limit", level=30,
+            max_connections=max_connections, nofile=nofile_soft)
     config = uvicorn.Config(
         app,
         host=host or settings.host,
@@ -286,6 +299,14 @@ def build_server(
         access_log=False,
         timeout_graceful_shutdown=30,
         lifespan="on",
+        # uvicorn's httptools protocol plus the header and body deadlines, the header size limit
+        # and the connection cap it lacks (webhooks/limits.py says what uvicorn bounds itself).
+        http=bounded_protocol(
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
+            max_header_bytes=settings.max_header_bytes,
+            max_connections=max_connections,
+        ),
     )
     return uvicorn.Server(config), service
 

@@ -46,6 +46,9 @@ Clock = Callable[[], float]
 Delivery = tuple[Envelope, Mapping[str, Any], bytes | None]
 
 # Event statuses.
+#: The longest ticket key and delivery id the inbox stores (the columns are VARCHAR(255)).
+MAX_KEY_LENGTH = 255
+
 PENDING = "pending"
 DONE = "done"
 IGNORED = "ignored"
@@ -83,6 +86,8 @@ events = sa.Table(
     sa.UniqueConstraint("vendor", "delivery_id", name="uq_tierdesk_events_delivery"),
     sa.Index("ix_tierdesk_events_ticket", "vendor", "ticket", "status"),
     sa.Index("ix_tierdesk_events_status", "status"),
+    #: A ticket's events by event time: finds a replayed body in one seek (enqueue_many).
+    sa.Index("ix_tierdesk_events_occurred", "vendor", "ticket", "occurred_at"),
     sa.Index("ix_tierdesk_events_received", "received_at"),
 )
 
@@ -168,6 +173,17 @@ _SQLITE_TICKET_UPSERT = (
     " ON CONFLICT (vendor, ticket) DO UPDATE SET pending = 1, updated_at = excluded.updated_at"
 )
 
+#: One stored event with exactly this body for a ticket and event time (a replay), through
+#: ix_tierdesk_events_occurred.
+_SQLITE_REPLAY_LOOKUP = (
+    "SELECT 1 FROM tierdesk_events WHERE vendor = ? AND ticket = ? AND occurred_at = ?"
+    " AND payload = ? LIMIT 1"
+)
+_REPLAY_LOOKUP = sa.text(
+    "SELECT 1 FROM tierdesk_events WHERE vendor = :vendor AND ticket = :ticket"
+    " AND occurred_at = :occurred_at AND payload = :payload LIMIT 1"
+)
+
 # --------------------------------------------------------------------------- migrations
 
 
@@ -192,11 +208,18 @@ def _migration_3(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _migration_4(conn: Connection) -> None:
+    """An index on events (vendor, ticket, occurred_at), for finding replayed bodies."""
+    index = next(i for i in events.indexes if i.name == "ix_tierdesk_events_occurred")
+    index.create(conn, checkfirst=True)
+
+
 #: Versioned migrations, applied in order on connect. Never edit a released one: append.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _migration_1),
     (2, _migration_2),
     (3, _migration_3),
+    (4, _migration_4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -273,6 +296,16 @@ class Claim:
     attempts: int
     #: See tickets.known_at.
     known_at: int | None = None
+    #: Events this claim dead-lettered instead of handing out: claimed `max_unfinished` times
+    #: without an evaluation finishing (see `Inbox.claim`). `events` may then be empty.
+    dead_on_claim: tuple[int, ...] = ()
+
+
+#: The dead letter's error of an event whose evaluations never finish (a crash or a hang).
+UNFINISHED_ERROR = (
+    "evaluation did not finish: claimed {claims} times without finishing (the process crashed"
+    " or hung while deciding on this event); the ticket's other events went on"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,7 +520,10 @@ class Inbox:
             .returning(events.c.vendor, events.c.delivery_id)
         )
         with self._tx() as conn:
-            if self.dialect == "sqlite":
+            rows = self._without_replays(conn, rows)
+            if not rows:
+                new: set[tuple[str, str]] = set()
+            elif self.dialect == "sqlite":
                 new = self._insert_events_sqlite(conn, rows)
             else:
                 new = {(r.vendor, r.delivery_id) for r in conn.execute(insert, rows).all()}
@@ -513,6 +549,37 @@ class Inbox:
                     ],
                 )
         return [is_first and key in new for key, is_first in zip(keys, first, strict=True)]
+
+    def _without_replays(
+        self, conn: Connection, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """`rows` without deliveries whose body is byte for byte one already stored for the same
+        ticket and event time: a captured signed body replayed under a fresh delivery header.
+
+        Jira signs the body but not `X-Atlassian-Webhook-Identifier`, and Zendesk signs the
+        timestamp and body but not the invocation id, so the dedupe key alone lets a replay in
+        (issue 14). The receiver refuses bodies older than the replay horizon; within it, this
+        keeps one copy. One indexed lookup per row that names a ticket and an event time."""
+        kept: list[dict[str, Any]] = []
+        bodies: set[tuple[str, str, int, str]] = set()
+        for row in rows:
+            if row["ticket"] is None or row["occurred_at"] is None:
+                kept.append(row)
+                continue
+            key = (row["vendor"], row["ticket"], row["occurred_at"], row["payload"])
+            if key in bodies:
+                continue
+            bodies.add(key)
+            # Plain SQL, compiled once: building a select per row cost ~0.5 ms of Python.
+            if self.dialect == "sqlite":
+                found = conn.exec_driver_sql(_SQLITE_REPLAY_LOOKUP, key).first()
+            else:
+                found = conn.execute(_REPLAY_LOOKUP, {
+                    "vendor": key[0], "ticket": key[1], "occurred_at": key[2],
+                    "payload": key[3]}).first()
+            if found is None:
+                kept.append(row)
+        return kept
 
     @staticmethod
     def _insert_events_sqlite(
@@ -561,9 +628,18 @@ class Inbox:
         lease_seconds: float,
         vendors: Sequence[str] | None = None,
         max_events: int = 200,
+        max_unfinished: int | None = None,
     ) -> Claim | None:
         """Lease the ticket that has waited longest among those with pending events, whose
-        backoff has passed and whose vendor is not paused; None when there is none."""
+        backoff has passed and whose vendor is not paused; None when there is none.
+
+        Poison pills (`max_unfinished`, the worker's MAX_ATTEMPTS): a claim that ends neither in
+        a counted attempt (`retry`, `dead_letter`), nor done, nor handed back (`release`) means
+        the evaluation crashed or hung the process. An event with `max_unfinished` such claims
+        is dead-lettered here, in the claiming transaction, before anything runs on it again.
+        Once any event of the ticket has two unfinished claims, its events are handed out one
+        at a time, oldest first, so that only the event that never finishes accumulates
+        claims while the ticket's other events are evaluated."""
         now = self.clock()
         token = secrets.token_hex(16)
         until = now + lease_seconds
@@ -605,12 +681,45 @@ class Inbox:
                 .order_by(events.c.id)
                 .limit(max_events)
             ).all()
+            poisoned: list[int] = []
+            if max_unfinished is not None and found:
+                poisoned = [r.id for r in found if r.claims - r.attempts >= max_unfinished]
+                for r in found:
+                    if r.id in poisoned:
+                        conn.execute(
+                            events.update()
+                            .where(events.c.id == r.id, events.c.status == PENDING)
+                            .values(status=DEAD, finished_at=now,
+                                    last_error=UNFINISHED_ERROR.format(claims=r.claims))
+                        )
+                found = [r for r in found if r.id not in poisoned]
+                suspect = min(2, max(1, max_unfinished - 1))
+                if any(r.claims - r.attempts >= suspect for r in found):
+                    found = found[:1]  # one at a time until the poison pill is found
             if found:
                 conn.execute(
                     events.update()
                     .where(events.c.id.in_([r.id for r in found]))
                     .values(claims=events.c.claims + 1)
                 )
+            if not found and poisoned:
+                # Every event handed out would have been a poison pill: give the ticket back
+                # (other events, if any beyond max_events, are claimable at once).
+                conn.execute(
+                    tickets.update()
+                    .where(tickets.c.id == row.id, tickets.c.lease_token == token)
+                    .values(
+                        lease_token=None, lease_until=None, next_attempt_at=now,
+                        pending=sa.select(events.c.id).where(
+                            events.c.vendor == row.vendor, events.c.ticket == row.ticket,
+                            events.c.status == PENDING).exists(),
+                    )
+                )
+                return Claim(ticket_row=row.id, vendor=row.vendor, ticket=row.ticket,
+                             token=token, lease_until=now, events=(),
+                             last_note_key=row.last_note_key,
+                             last_occurred_at=row.last_occurred_at, attempts=row.attempts,
+                             known_at=row.known_at, dead_on_claim=tuple(poisoned))
             if not found:
                 # Nothing left (replayed elsewhere, or a stale flag): clear the flag and lease.
                 conn.execute(
@@ -630,6 +739,7 @@ class Inbox:
             last_occurred_at=row.last_occurred_at,
             attempts=row.attempts,
             known_at=row.known_at,
+            dead_on_claim=tuple(poisoned),
         )
 
     def complete(
@@ -730,6 +840,20 @@ class Inbox:
                 .values(attempts=0, last_error=error, updated_at=now)
             )
             self._release(conn, claim, now, next_attempt_at=now)
+
+    def dead_letter_events(self, claim: Claim, event_ids: Sequence[int], *, error: str) -> Claim:
+        """Dead-letter some of the claim's events (malformed ones) and keep the lease on the
+        rest; return the claim over the rest."""
+        now = self.clock()
+        ids = [e.id for e in claim.events if e.id in set(event_ids)]
+        with self._tx() as conn:
+            conn.execute(
+                events.update()
+                .where(events.c.id.in_(ids), events.c.status == PENDING)
+                .values(status=DEAD, finished_at=now, last_error=error,
+                        attempts=events.c.attempts + 1)
+            )
+        return replace(claim, events=tuple(e for e in claim.events if e.id not in ids))
 
     def extend(self, claim: Claim, *, lease_seconds: float) -> Claim | None:
         """Renew the claim's lease; None if it was lost (expired and taken over meanwhile)."""

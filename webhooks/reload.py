@@ -22,6 +22,7 @@ text reloads nothing.
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -29,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from tiering.policy import Policy, PolicyError, load_policy
+from tiering.policy import MAX_POLICY_BYTES, Policy, PolicyError, load_policy
+from webhooks.defaults import read_policy_file
 from webhooks.logging import log
 
 
@@ -74,10 +76,13 @@ class PolicyHolder:
             if self.path is None:
                 return ReloadResult(changed=False, digest=old.digest)
             try:
-                text = self.path.read_text(encoding="utf-8")
+                # At most MAX_POLICY_BYTES are read: a huge file cannot fill the memory.
+                text = read_policy_file(self.path)
             except (OSError, UnicodeDecodeError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 return self._refuse(old, (f"{self.path}: cannot read: {reason}",))
+            except PolicyError as exc:
+                return self._refuse(old, tuple(exc.lines))
             digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
             if digest == old.digest:
                 self.last_error = ()
@@ -121,7 +126,14 @@ class PolicyWatcher:
         if path is None:
             return None
         try:
-            return hashlib.sha256(path.read_bytes()).hexdigest()
+            # Bounded like the reload itself: a file over the policy size limit is told apart by
+            # its size and times, never read whole every `interval` seconds.
+            with path.open("rb") as handle:
+                head = handle.read(MAX_POLICY_BYTES + 1)
+                if len(head) > MAX_POLICY_BYTES:
+                    info = os.fstat(handle.fileno())
+                    return f"over-limit:{info.st_size}:{info.st_mtime_ns}:{info.st_ino}"
+            return hashlib.sha256(head).hexdigest()
         except OSError:
             return None
 

@@ -106,8 +106,20 @@ class Settings(BaseSettings):
     zendesk_user_id: int | None = None
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: A connection that has not sent its request line and headers within this (s) is closed.
+    header_timeout: float = Field(default=10.0, gt=0)
+    #: A request body not complete within this (s) of its headers is answered 408 and closed.
+    body_timeout: float = Field(default=30.0, gt=0)
+    #: Request line and headers over this many bytes are answered 431 and closed.
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096)
+    #: Open client connections at most (lowered to the file-descriptor limit minus a reserve);
+    #: one more closes the oldest connection that is not running a request.
+    max_connections: int = Field(default=1000, ge=1)
     #: Zendesk signature timestamps further than this from now (seconds) are refused as replays.
     signature_max_age: int = Field(default=300, ge=1)
+    #: Signed Jira bodies whose `timestamp` is further than this from now (seconds) are refused
+    #: as replays; longer than Atlassian's retry window (about 30 minutes).
+    jira_replay_horizon: int = Field(default=7200, ge=3600)
     #: Connect and read timeout of every vendor request, seconds.
     http_timeout: float = Field(default=10.0, gt=0)
     #: Attempts per event before it becomes a dead letter.

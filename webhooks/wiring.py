@@ -22,6 +22,7 @@ from tiering.policy import Policy, PolicyError, load_policy
 
 if TYPE_CHECKING:
     from connectors.http import VendorLine
+from webhooks.defaults import read_policy_file
 from webhooks.settings import Settings
 
 VENDORS = ("jira", "zendesk")
@@ -148,11 +149,13 @@ def load_policy_for(settings: Settings) -> Policy:
     else:
         path = settings.policy
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_policy_file(path)  # at most MAX_POLICY_BYTES are read
         except OSError as exc:
             raise WiringError(
                 f"TIERDESK_POLICY: cannot read {path}: {exc.strerror or exc}"
             ) from None
+        except PolicyError as exc:
+            raise WiringError(str(exc)) from None
         source = str(path)
     try:
         return load_policy(text, source=source)

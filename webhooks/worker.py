@@ -25,6 +25,9 @@ Failures:
                          setting to fix; counted in tierdesk_configuration_refusals{reason}
     VendorRejected       dead letter at once, with the vendor's error text
     PayloadInvalid       dead letter at once (the stored payload can never be understood)
+    crash or hang        the lease expires and the events are claimed again; an event claimed
+                         `max_attempts` times without an evaluation finishing is dead-lettered
+                         ("evaluation did not finish"), the others go on (Inbox.claim)
     anything else        a bug: logged with its traceback, retried like an outage, so that a fix
                          deployed later still processes the event
 
@@ -55,7 +58,13 @@ from connectors.base import (
 from connectors.http import LinePaused
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
-from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, Claim, DecisionRecord, Inbox
+from webhooks.inbox import (
+    CREDENTIALS_PAUSE_PREFIX,
+    UNFINISHED_ERROR,
+    Claim,
+    DecisionRecord,
+    Inbox,
+)
 from webhooks.logging import log
 from webhooks.loops import LOOP_HALTED, LoopGuard, LoopVerdict
 from webhooks.metrics import Metrics
@@ -203,9 +212,18 @@ class Worker:
             (self.policy, self.connectors), self._next = self._next, None
         if not self.connectors:
             return False
-        claim = self.inbox.claim(lease_seconds=self.lease_seconds, vendors=list(self.connectors))
+        claim = self.inbox.claim(lease_seconds=self.lease_seconds, vendors=list(self.connectors),
+                                 max_unfinished=self.max_attempts)
         if claim is None:
             return False
+        if claim.dead_on_claim:
+            # Poison pills: evaluations of these events crashed or hung MAX_ATTEMPTS times.
+            self.metrics.dead_lettered.labels(claim.vendor).inc(len(claim.dead_on_claim))
+            log("events dead-lettered", level=40, vendor=claim.vendor, ticket=claim.ticket,
+                error=UNFINISHED_ERROR.format(claims=self.max_attempts),
+                dead_letters=list(claim.dead_on_claim))
+        if not claim.events:
+            return True  # the inbox gave the ticket back already
         self.process(claim)
         return True
 
@@ -255,9 +273,17 @@ class Worker:
         ticket: Ticket | None = None
         halt: LoopVerdict | None = None
         try:
-            ticket = connector.current_ticket(
-                [e.payload for e in claim.events], fresh=fresh, last_note_key=claim.last_note_key
-            )
+            try:
+                ticket = connector.current_ticket(
+                    [e.payload for e in claim.events], fresh=fresh,
+                    last_note_key=claim.last_note_key,
+                )
+            except PayloadInvalid:
+                if len(claim.events) == 1:
+                    raise
+                # One malformed event must not take the well-formed ones with it: find it,
+                # dead-letter it alone, and decide on the rest.
+                claim, ticket = self._without_malformed(claim, connector, fresh, fields)
             if not fresh and claim.last_note_key and ticket.last_note_key != claim.last_note_key:
                 # A payload-only ticket carries the note the inbox knows tierdesk posted last
                 # (connectors/base.py). A late or reordered webhook's payload may show an older
@@ -332,6 +358,43 @@ class Worker:
             self._done(claim, ticket, decision, applied, fields, known_at, outcome=LOOP_HALTED)
             return
         self._done(claim, ticket, decision, applied, fields, known_at)
+
+    def _without_malformed(
+        self, claim: Claim, connector: Connector, fresh: bool, fields: dict[str, Any]
+    ) -> tuple[Claim, Ticket]:
+        """The claim without its malformed events (dead-lettered), and the ticket from the rest.
+
+        Each event is tried alone, newest arrival first (the newest is the payload a connector
+        decides on, so usually the first try finds it; a complete payload costs no request, an
+        incomplete one the read it would cost anyway). Raises the last PayloadInvalid when no
+        single event is to blame (then the whole group is dead-lettered, as before)."""
+        while True:
+            culprit = None
+            for event in reversed(claim.events):
+                try:
+                    connector.current_ticket([event.payload], fresh=False,
+                                             last_note_key=claim.last_note_key)
+                except PayloadInvalid as refused:
+                    culprit = (event, refused)
+                    break
+            if culprit is None:
+                return claim, connector.current_ticket(
+                    [e.payload for e in claim.events], fresh=fresh,
+                    last_note_key=claim.last_note_key)
+            event, problem = culprit
+            error = _error_text(problem)
+            claim = self.inbox.dead_letter_events(claim, [event.id], error=error)
+            self.metrics.dead_lettered.labels(claim.vendor).inc()
+            log("events dead-lettered", level=40, error=error, dead_letters=[event.id],
+                **{**fields, "delivery_id": event.delivery_id})
+            fields["events"] = len(claim.events)
+            try:
+                return claim, connector.current_ticket(
+                    [e.payload for e in claim.events], fresh=fresh,
+                    last_note_key=claim.last_note_key)
+            except PayloadInvalid:
+                if len(claim.events) == 1:
+                    raise
 
     def _loop_verdict(self, claim: Claim, decision: Decision) -> LoopVerdict | None:
         """The label-loop guard's verdict on a changing decision (one inbox read), else None."""

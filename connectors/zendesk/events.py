@@ -249,29 +249,59 @@ _SALVAGE_KEYS = {
 }
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object with the same key twice."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen.add(key)
+    return dict(pairs)
+
+
+def _salvage(raw: bytes, why: Exception) -> dict[str, Any]:
+    """The routing keys of a trigger body that cannot be trusted, marked `partial` (the worker
+    reads the ticket from the API); PayloadInvalid when the bytes are not a trigger body."""
+    marker = _SALVAGE_MARKER.match(raw)
+    ticket = _SALVAGE_KEYS["ticket_id"].search(raw)
+    if marker is None or ticket is None:
+        if isinstance(why, _DuplicateKey):
+            raise PayloadInvalid(f"the JSON object has the key {str(why)!r} twice") from why
+        raise PayloadInvalid(f"body is not valid JSON: {why}") from why
+    salvaged: dict[str, Any] = {"tierdesk": int(marker.group(1)), "event_type": TRIGGER_EVENT}
+    for key, pattern in _SALVAGE_KEYS.items():
+        # The first occurrence: the template puts these keys before any free text, so text a
+        # customer wrote cannot come before them.
+        found = pattern.search(raw)
+        if found:
+            salvaged[key] = found.group(1).decode("ascii")
+    salvaged["partial"] = True
+    return salvaged
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     """Parse a delivery's raw bytes (after the signature check) into the body `envelope` takes.
 
     If Zendesk rendered free text into tierdesk's trigger body without JSON escaping (not
-    confirmed either way), `json.loads` fails; the routing keys, which the template puts first and
-    which hold only digits, are then salvaged into a body marked `"partial": true`, so the worker
-    reads the ticket once instead of the event being lost. Anything else that is not JSON raises
-    PayloadInvalid.
+    confirmed either way), the text can break the JSON, or keep it valid and add keys: a subject
+    of `help", "organization_name": "Initech", "x": "` repeats `organization_name`, and JSON's
+    last-duplicate-wins rule would let the customer choose their plan. So a trigger body is
+    parsed with duplicate-key detection, and a body that is not valid JSON or repeats any key
+    is untrusted: its routing keys, which the template puts first and which hold only digits,
+    are salvaged into a body marked `"partial": true`, and the worker reads the ticket from the
+    API (one read) instead of believing the body. Anything else that is not JSON raises
+    PayloadInvalid. (Zendesk event bodies are Zendesk's own JSON, not a template: not checked.)
     """
     try:
         body = parse_json(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        marker = _SALVAGE_MARKER.match(raw)
-        ticket = _SALVAGE_KEYS["ticket_id"].search(raw)
-        if marker is None or ticket is None:
-            raise PayloadInvalid(f"body is not valid JSON: {exc}") from exc
-        salvaged: dict[str, Any] = {"tierdesk": int(marker.group(1)), "event_type": TRIGGER_EVENT}
-        for key, pattern in _SALVAGE_KEYS.items():
-            found = pattern.search(raw)
-            if found:
-                salvaged[key] = found.group(1).decode("ascii")
-        salvaged["partial"] = True
-        return salvaged
+        if isinstance(body, dict) and "tierdesk" in body:
+            # orjson keeps the last of duplicate keys silently: check the trigger body again.
+            body = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, _DuplicateKey) as exc:
+        return _salvage(raw, exc)
     if not isinstance(body, dict):
         raise PayloadInvalid(f"expected a JSON object, got {type(body).__name__}")
     return body

@@ -21,7 +21,11 @@ Liquid is left unrendered, the parser sees `{%` and treats the count as unknown 
 Escaping: Zendesk is not confirmed to JSON-escape placeholder values. Everything tierdesk needs to
 route the delivery (marker, ticket id, actor, updated_at) comes first and is made of digits and
 ASCII only, so `events.parse_body` can salvage those from a body whose free text broke the JSON;
-such a salvaged body is "partial" and costs one read of the ticket, so nothing is lost.
+such a salvaged body is "partial" and costs one read of the ticket, so nothing is lost. Next come
+the keys entitlement depends on (organization, plan, requester, attachments, tags, priority,
+documentation fields), and only then the subject and description: free text can add keys only
+after them, and a body that repeats a key is treated as partial too (issue 14: a subject of
+`help", "organization_name": "Initech", ...` let a bronze customer's ticket reach L4).
 """
 
 from __future__ import annotations
@@ -62,21 +66,24 @@ def template(policy: Policy) -> dict[str, Any]:
         "group_id": "{{ticket.group.id}}",
         "assignee_id": "{{ticket.assignee.id}}",
         "organization_id": "{{ticket.organization.id}}",
-        "tags": "{{ticket.tags}}",
-        "priority": "{{ticket.priority}}",
     }
-    if needs_attachments(policy):
-        body["attachments"] = ATTACHMENT_LIQUID
+    # Then every key entitlement depends on, before any free text: with duplicate keys refused
+    # (events.parse_body), text a customer wrote can only add keys after these, and a repeated
+    # key makes the whole body untrusted (the ticket is read from the API instead).
     key = policy.doc.entitlement.zendesk_organization_field
     if key:
         body["organization_plan"] = "{{ticket.organization.custom_fields." + key + "}}"
-    # Free text last: if Zendesk does not escape it, the keys above can still be salvaged.
+    body["organization_name"] = "{{ticket.organization.name}}"
+    body["requester_email"] = "{{ticket.requester.email}}"
+    if needs_attachments(policy):
+        body["attachments"] = ATTACHMENT_LIQUID
+    body["tags"] = "{{ticket.tags}}"
+    body["priority"] = "{{ticket.priority}}"
     body["fields"] = {
         str(field_id): f"{{{{ticket.ticket_field_{field_id}}}}}"
         for field_id in sorted(set(policy.zendesk_fields.values()))
     }
-    body["requester_email"] = "{{ticket.requester.email}}"
-    body["organization_name"] = "{{ticket.organization.name}}"
+    # Free text last: the subject and description are what customers write.
     body["subject"] = "{{ticket.title}}"
     body["description"] = "{{ticket.description}}"
     return body

@@ -10,7 +10,8 @@ from tests.tiering.conftest import DOCS_L2, DOCS_L3, applied, run, ticket
 from tiering import Policy
 
 # Each row: id, ticket arguments, expected (tier, previous, labels_add, labels_remove, assign,
-# missing fields, comment wanted).
+# missing fields, comment wanted). A row's number is the step of `decide` it pins (the steps are
+# listed in tiering/engine.py's docstring).
 ROWS: list[tuple[str, dict[str, Any], tuple[Any, ...]]] = [
     # 1. current tier comes from the tier label; nothing to do for a settled ticket
     ("settled-l2", {"labels": ("tier-l2",)},
@@ -31,95 +32,95 @@ ROWS: list[tuple[str, dict[str, Any], tuple[Any, ...]]] = [
     # 2. a request for the tier the ticket is already in (or below) is simply removed
     ("request-already-met", {"labels": ("tier-l3", "escalate-l2")},
      ("L3", "L3", (), ("escalate-l2",), None, (), False)),
-    # 3. first triage by rule: password reset lands in L1 and is assigned there
+    # 4. first triage by rule: password reset lands in L1 and is assigned there
     ("rule-password", {"subject": "Locked out", "description": "please help"},
      ("L1", None, ("tier-l1",), (), "L1", (), False)),
-    # 3. first triage by rule with suggestions: L0, no target, a note with the links
+    # 4. first triage by rule with suggestions: L0, no target, a note with the links
     ("rule-how-to", {"subject": "How do I export?"},
      ("L0", None, ("tier-l0",), (), None, (), True)),
-    # 3. no rule: default tier
+    # 4. no rule: default tier
     ("default-tier", {},
      ("L1", None, ("tier-l1",), (), "L1", (), False)),
-    # 3. rules never move a ticket that already has a tier
+    # 4. rules never move a ticket that already has a tier
     ("rule-ignored-with-tier", {"labels": ("tier-l1",), "subject": "How do I export?"},
      ("L1", "L1", (), (), None, (), False)),
-    # 3. a rule's priority condition must hold too (crash at low priority is not L2)
+    # 4. a rule's priority condition must hold too (crash at low priority is not L2)
     ("rule-priority", {"subject": "App crash", "priority": "low"},
      ("L1", None, ("tier-l1",), (), "L1", (), False)),
-    # 4. entitlement: plan caps an agent's request; request removed, flag added, note says why
+    # 5. entitlement: plan caps an agent's request; request removed, flag added, note says why
     ("request-over-plan", {"labels": ("tier-l1", "escalate-l3"), "org": "Initech"},
      ("L1", "L1", ("tier-entitlement-exceeded",), ("escalate-l3",), None, (), True)),
-    # 4. entitlement by email domain (standard: up to L2) caps an L3 request at L2
+    # 3, 5. entitlement by email domain (standard: up to L2) caps an L3 request at L2
     ("request-capped-at-l2", {"labels": ("tier-l1", "escalate-l3"), "org": None,
                               "email": "x@globex.example", "fields": DOCS_L2, "attachments": 1},
      ("L2", "L1", ("tier-entitlement-exceeded", "tier-l2"), ("escalate-l3", "tier-l1"), "L2", (),
       True)),
-    # 4. a rule's tier above the plan is capped too (basic customer's crash)
+    # 5. a rule's tier above the plan is capped too (basic customer's crash)
     ("rule-over-plan", {"subject": "crash", "priority": "high", "org": "Initech"},
      ("L1", None, ("tier-entitlement-exceeded", "tier-l1"), (), "L1", (), True)),
-    # 4. unknown customer: unverified, at most L1, a note on first triage
+    # 3. unknown customer: unverified, at most L1, a note on first triage
     ("unverified", {"org": None, "email": "a@nowhere.example"},
      ("L1", None, ("tier-l1", "tier-unverified"), (), "L1", (), True)),
-    # 4. unverified customer asking for L2: refused at L1
+    # 5. unverified customer asking for L2: refused at L1
     ("unverified-request", {"labels": ("tier-l1", "tier-unverified", "escalate-l2"), "org": None,
                             "fields": DOCS_L2, "attachments": 1},
      ("L1", "L1", ("tier-entitlement-exceeded",), ("escalate-l2",), None, (), True)),
-    # 4. a plan from the vendor's organization record wins over the customers list
+    # 3. a plan from the vendor's organization record wins over the customers list
     ("vendor-plan-wins", {"labels": ("tier-l1", "escalate-l2"), "org": "Initech",
                           "plan": "standard", "fields": DOCS_L2, "attachments": 1},
      ("L2", "L1", ("tier-l2",), ("escalate-l2", "tier-l1"), "L2", (), False)),
-    # 4. a vendor plan the policy does not define is ignored: the customers list decides
+    # 3. a vendor plan the policy does not define is ignored: the customers list decides
     ("vendor-plan-unknown-listed", {"labels": ("tier-l1",), "org": "Acme Corp", "plan": "gold"},
      ("L1", "L1", (), (), None, (), False)),
-    # 4. ...and with no listed match either, the customer is unverified
+    # 3. ...and with no listed match either, the customer is unverified
     ("vendor-plan-unknown", {"labels": ("tier-l1",), "org": "Hooli", "plan": "gold"},
      ("L1", "L1", ("tier-unverified",), (), None, (), False)),
-    # 5. documentation gate: a premium crash is asked up to L2 but stays in L1 with a checklist
+    # 6. documentation gate: a premium crash is asked up to L2 but stays in L1 with a checklist
     ("docs-missing-rule", {"subject": "App crash", "priority": "high"},
      ("L1", None, ("escalate-l2", "tier-docs-missing", "tier-l1"), (), "L1",
       ("steps_to_reproduce", "product_version", "diagnostics", "category"), True)),
-    # 5. documentation gate on an agent's request keeps the request label
+    # 6. documentation gate on an agent's request keeps the request label
     ("docs-missing-request", {"labels": ("tier-l1", "escalate-l2"),
                               "fields": {"steps_to_reproduce": "too short"}},
      ("L1", "L1", ("tier-docs-missing",), (), None,
       ("steps_to_reproduce", "product_version", "diagnostics", "category"), True)),
-    # 5. L3 needs L2's documentation and its own: stops at L2 when only L2's is complete
+    # 6. L3 needs L2's documentation and its own: stops at L2 when only L2's is complete
     ("docs-partial-l3", {"labels": ("tier-l1", "escalate-l3"), "fields": DOCS_L2,
                          "attachments": 1},
      ("L2", "L1", ("tier-docs-missing", "tier-l2"), ("tier-l1",), "L2", ("reproduced",), True)),
-    # 5. pattern and one_of are checked, not just presence
+    # 6. pattern and one_of are checked, not just presence
     ("docs-wrong-form", {"labels": ("tier-l1", "escalate-l2"), "attachments": 1,
                          "fields": {**DOCS_L2, "product_version": "latest", "category": "other"}},
      ("L1", "L1", ("tier-docs-missing",), (), None, ("product_version", "category"), True)),
-    # 5. a multi-select value satisfies one_of when any option is allowed
+    # 6. a multi-select value satisfies one_of when any option is allowed
     ("docs-multiselect", {"labels": ("tier-l1", "escalate-l2"), "attachments": 1,
                           "fields": {**DOCS_L2, "category": ("api", "bugfix")}},
      ("L2", "L1", ("tier-l2",), ("escalate-l2", "tier-l1"), "L2", (), False)),
-    # 5. once documentation is complete the ticket escalates by itself, flags cleared
+    # 6. once documentation is complete the ticket escalates by itself, flags cleared
     ("docs-complete", {"labels": ("tier-l1", "escalate-l2", "tier-docs-missing"),
                        "fields": DOCS_L2, "attachments": 1, "last_note_key": "0123456789abcdef"},
      ("L2", "L1", ("tier-l2",), ("escalate-l2", "tier-docs-missing", "tier-l1"), "L2", (), True)),
-    # 6. never de-escalate: a ticket in L3 whose customer only has L1 stays in L3, flagged
+    # 5. never de-escalate: a ticket in L3 whose customer only has L1 stays in L3, flagged
     ("no-deescalation", {"labels": ("tier-l3",), "org": "Initech"},
      ("L3", "L3", ("tier-entitlement-exceeded",), (), None, (), False)),
-    # 6. an agent's own assignment within a tier is left alone (no assign when tier is unchanged)
+    # 8. an agent's own assignment within a tier is left alone (no assign when tier is unchanged)
     ("keep-assignment", {"labels": ("tier-l2", "customer-vip")},
      ("L2", "L2", (), (), None, (), False)),
-    # 6. labels agents set are never removed
+    # 7. labels agents set are never removed
     ("foreign-labels-kept", {"labels": ("tier-l1", "vip", "escalate-l2"), "fields": DOCS_L2,
                              "attachments": 1},
      ("L2", "L1", ("tier-l2",), ("escalate-l2", "tier-l1"), "L2", (), False)),
-    # 7. a route rule hands the ticket to billing, with no tier
+    # 4. a route rule hands the ticket to billing, with no tier
     ("route", {"subject": "Invoice for October"},
      (None, None, ("tier-route-billing",), (), "billing", (), False)),
-    # 7. a routed ticket is not triaged again
+    # 4. a routed ticket is not triaged again
     ("routed-stays", {"subject": "Invoice for October", "labels": ("tier-route-billing",)},
      (None, None, (), (), None, (), False)),
-    # 7. a routed ticket an agent escalates leaves the route and gets a tier
+    # 4. a routed ticket an agent escalates leaves the route and gets a tier
     ("route-escalated", {"subject": "Invoice", "labels": ("tier-route-billing", "escalate-l2"),
                          "fields": DOCS_L2, "attachments": 1},
      ("L2", None, ("tier-l2",), ("escalate-l2", "tier-route-billing"), "L2", (), False)),
-    # 8. a checklist different from the last one posted (another note key) is posted
+    # 9. a checklist different from the last one posted (another note key) is posted
     ("checklist-new", {"labels": ("tier-l1", "escalate-l2", "tier-docs-missing"),
                              "last_note_key": "d6b0e8f2dd2f4f3c"},
      ("L1", "L1", (), (), None,

@@ -88,8 +88,7 @@ BAD = [
      " (or set attachment: true for an attachment requirement)"),
     # an invalid regular expression
     ("regex", _set("documentation/L2/1/pattern", "(["),
-     "policy.yaml: documentation.L2[1].pattern: invalid regular expression:"
-     " unterminated character set at position 1"),
+     "policy.yaml: documentation.L2[1].pattern: invalid regular expression: missing ]: ["),
     # a rule that can never match because an earlier rule catches everything it would
     ("shadowed-rule", _append_rule({"name": "reset2", "when": {"text_any": ["password reset now"]},
                                     "tier": "L2"}),

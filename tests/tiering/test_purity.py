@@ -24,8 +24,8 @@ FORBIDDEN_MODULES = {
 # parses the ICS text it is given.
 ALLOWED_IMPORTS = {
     "__future__", "collections", "dataclasses", "datetime", "hashlib", "re", "types", "typing",
-    "yaml", "pydantic", "ahocorasick", "tiering", "bisect", "itertools", "zoneinfo", "holidays",
-    "icalendar",
+    "yaml", "pydantic", "ahocorasick", "re2", "tiering", "bisect", "itertools", "zoneinfo",
+    "holidays", "icalendar",
 }
 FORBIDDEN_CALLS = {"open", "now", "utcnow", "today", "time", "monotonic", "getenv", "environ",
                    "random", "urandom", "sleep", "read_text", "write_text"}
