@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from connectors.sandbox.state import default_seed_text
+from sandbox.state import default_seed_text
 from tests.e2e.harness import (
     JIRA_BOT,
     REPO,
