@@ -44,6 +44,22 @@ def test_policy_check_bad_lists_errors_and_exits_1(tmp_path: Path) -> None:
     assert "1 problem(s); the policy was refused." in result.output
 
 
+def test_policy_check_lists_type_and_name_problems_together(tmp_path: Path) -> None:
+    """A type error no longer hides the unknown names: both come out of one `policy check`."""
+    bad = tmp_path / "bad.yaml"
+    text = Path(POLICY).read_text(encoding="utf-8")
+    bad.write_text(text.replace("group_id: 300", 'group_id: "three"')
+                   .replace("plan: standard", "plan: standrad"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["policy", "check", str(bad)])
+    assert result.exit_code == 1
+    assert [line.split(" (line ")[0] for line in result.output.splitlines()] == [
+        f'{bad}: customers[1].plan: unknown plan "standrad" (plans are: basic, standard,'
+        ' premium); did you mean "standard"?',
+        f'{bad}: targets.L3.zendesk.group_id: expected an integer, got "three"',
+        f"{bad}: 2 problem(s); the policy was refused.",
+    ]
+
+
 def test_policy_check_missing_file() -> None:
     """A missing file is named, with exit 1."""
     result = CliRunner().invoke(main, ["policy", "check", "nope.yaml"])
@@ -73,8 +89,9 @@ EXAMPLE_ROWS = [
     # a settled ticket: nothing to write
     ("settled-l2.json", "L2", [], [], None, 0, False),
     # the highest of two requests wins
-    ("escalate-two-requests.json", "L4", ["tier-l4"], ["escalate-l3", "escalate-l4", "tier-l2"],
-     "L4", 0, False),
+    # (and L4's target label, vendor-engaged)
+    ("escalate-two-requests.json", "L4", ["tier-l4", "vendor-engaged"],
+     ["escalate-l3", "escalate-l4", "tier-l2"], "L4", 0, False),
 ]
 
 

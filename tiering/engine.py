@@ -4,21 +4,26 @@
 one function each (`_current_tier` ... `_note`); the reasons they return are kept in step order:
 
 1. current tier: the ticket's tier label (`tier-l1` ...); several means the highest wins.
-2. request: the highest `escalate-lN` label an agent (or tierdesk, for a rule) added.
+2. request: the highest `escalate-lN` label an agent (or tierdesk, for a rule) added, and a
+   `route-<name>` label an agent added for a route whose rule has `by_label: true`.
 3. entitlement: the customer's plan (the vendor's organization record, else `customers`, else
    `default_plan`) and the highest tier it allows; no plan means unverified, at most
    `unverified_max_tier`. It comes before the target because rules can test it (`plan_in`).
-4. target: the request if above the current tier, else the current tier, else the first
-   matching rule, else `default_tier`. Rules only triage a ticket that has no tier yet and is
-   not already routed. A rule with `route` hands the ticket to that target with
-   `tier-route-<name>` and no tier: the decision ends there.
+4. target: a route request (it hands even a ticket in a tier to the route: every other managed
+   label goes, the request label too), else the tier request if above the current tier, else
+   the current tier, else the first matching rule, else `default_tier`. Rules only triage a
+   ticket that has no tier yet and is not already routed. A rule with `route` hands the ticket
+   to that target with
+   `tier-route-<name>` (and the route's target labels) and no tier: the decision ends there.
 5. cap: a target beyond the plan goes no higher than it (`tier-entitlement-exceeded`; a refusal
    when a request or a rule asked), and never below the current tier.
-6. documentation gate: entering a tier needs every requirement of it and of the tiers below; with
+6. documentation gate: entering a tier needs every requirement of it and of the tiers below
+   (a requirement with `when` only while its other field has the value it names); with
    something missing the ticket stops at the highest tier whose requirements are met, never below
    its current tier, gets `tier-docs-missing` and keeps the request label so it climbs by itself.
-7. labels: exactly one tier label, plus the request, `tier-docs-missing`, `tier-unverified` and
-   `tier-entitlement-exceeded` labels the steps above call for; other managed labels go.
+7. labels: exactly one tier label and the tier's target labels (`targets.<tier>.labels`), plus
+   the request, `tier-docs-missing`, `tier-unverified` and `tier-entitlement-exceeded` labels the
+   steps above call for; other managed labels (another tier's target labels included) go.
 8. assignment: to the tier's target only when the tier changes.
 9. note: an internal note when the checklist changes, and once for suggestions, refusals and
    completion.
@@ -43,8 +48,31 @@ ENTITLEMENT_EXCEEDED = "tier-entitlement-exceeded"
 UNVERIFIED = "tier-unverified"
 
 
+def _values(ticket: Ticket, field: str) -> list[str]:
+    """A documentation field's value as text items (several for a multi-select); [] if unset."""
+    value = ticket.fields.get(field)
+    if value is None or value == "" or value == ():
+        return []
+    if isinstance(value, tuple):
+        return [str(v) for v in value]
+    return [str(value).lower() if isinstance(value, bool) else str(value)]
+
+
+def requirement_applies(req: CompiledRequirement, ticket: Ticket) -> bool:
+    """A requirement with `when` applies only while its field has a value (one of `one_of`)."""
+    if req.when_field is None:
+        return True
+    values = [v.strip().lower() for v in _values(ticket, req.when_field) if v.strip()]
+    if req.when_one_of is None:
+        return bool(values)
+    return any(v in req.when_one_of for v in values)
+
+
 def _requirement_problem(req: CompiledRequirement, ticket: Ticket) -> str | None:
-    """None when the ticket meets `req`, else what is wrong in a few words."""
+    """None when the ticket meets `req` (or `req` does not apply to it), else what is wrong in
+    a few words."""
+    if not requirement_applies(req, ticket):
+        return None
     if req.attachment:
         return None if ticket.attachments > 0 else "no attachment yet"
     value = ticket.fields.get(req.field)
@@ -109,9 +137,10 @@ def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
     labels = _labels_by_lower(ticket)
     current, why_current = _current_tier(policy, labels)                              # 1
     requested, why_requested = _requested_tier(policy, labels)                        # 2
+    route_asked = _requested_route(policy, labels)
     plan, max_tier, why_plan = _entitlement(ticket, policy)                           # 3
     target, route, source, rule, why_target = _target(ticket, policy, labels, current,
-                                                      requested, plan)                # 4
+                                                      requested, route_asked, plan)   # 4
     if target is None:  # routed: no tier, and the decision ends here
         return _routed(ticket, policy, labels, route, source, plan,
                        (*why_current, *why_requested, *why_plan, *why_target), now)
@@ -174,6 +203,13 @@ def _requested_tier(policy: Policy, labels: Labels) -> tuple[str | None, Reasons
     return requested, (f"Escalation to {requested} was requested (label {label}).",)
 
 
+def _requested_route(policy: Policy, labels: Labels) -> str | None:
+    """Step 2: the route of a `route-<name>` label an agent added (of several, the first in
+    the policy's rule order), for routes whose rule has `by_label`."""
+    return next((route for route, label in policy.route_request_label.items()
+                 if label in labels), None)
+
+
 def _entitlement(ticket: Ticket, policy: Policy) -> tuple[str | None, str, Reasons]:
     """Step 3: the plan (None: unverified) and the highest tier it allows. The plan comes from
     the vendor's organization record, else the policy's `customers`, else `default_plan`; a
@@ -224,16 +260,24 @@ def _entitlement(ticket: Ticket, policy: Policy) -> tuple[str | None, str, Reaso
 
 #: Where step 4's target came from: an escalation request, the current tier, a rule, the
 #: default tier, or a route (a route rule now, or a route label from an earlier decision).
-Source = Literal["request", "current", "rule", "default", "route", "routed earlier"]
+Source = Literal["request", "current", "rule", "default", "route", "routed earlier",
+                 "route request"]
 
 
 def _target(ticket: Ticket, policy: Policy, labels: Labels, current: str | None,
-            requested: str | None, plan: str | None,
+            requested: str | None, route_asked: str | None, plan: str | None,
             ) -> tuple[str | None, str | None, Source, CompiledRule | None, Reasons]:
     """Step 4: the target tier (None when routed), the route, where it came from and the rule.
     The request (unless below the current tier), else the current tier, else an earlier route,
     else the first matching rule (a tier or a route), else `default_tier`."""
     rank = policy.rank
+    if route_asked is not None:
+        where = f"from {current}" if current is not None else "from where it was"
+        return None, route_asked, "route request", None, (
+            f"An agent asked for route {route_asked} (label"
+            f" {policy.route_request_label[route_asked]}): the ticket is handed {where} to"
+            f" {route_asked} (label {policy.route_label[route_asked]}); no tier is set.",
+        )
     if requested is not None:
         tier = requested if current is None or rank[requested] > rank[current] else current
         return tier, None, "request", None, ()
@@ -262,16 +306,35 @@ def _target(ticket: Ticket, policy: Policy, labels: Labels, current: str | None,
 
 def _routed(ticket: Ticket, policy: Policy, labels: Labels, route: str | None, source: Source,
             plan: str | None, reasons: Reasons, now: datetime) -> Decision:
-    """Step 4 ends the decision for a routed ticket: no tier; a route rule adds its label and
-    assigns the route's target, a ticket routed earlier is left as it is."""
+    """Step 4 ends the decision for a routed ticket: no tier; a route rule or an agent's route
+    request adds the route's label (and the route's target labels) and assigns the route's
+    target, a ticket routed earlier is left as it is. A route request also removes every other
+    managed label, its own included."""
     assert route is not None
     if source == "routed earlier":
         return Decision(ticket=ticket.key, tier=None, previous_tier=None, route=route,
                         plan=plan, reasons=reasons, decided_at=now)
-    label = policy.route_label[route]
-    return Decision(ticket=ticket.key, tier=None, previous_tier=None, route=route,
-                    plan=plan, labels_add=(label,) if label not in labels else (),
-                    assign=route, reasons=reasons, decided_at=now)
+    want = {policy.route_label[route], *policy.target_labels.get(route, ())}
+    labels_add = tuple(sorted(w for w in want if w not in labels))
+    if source != "route request":
+        return Decision(ticket=ticket.key, tier=None, previous_tier=None, route=route,
+                        plan=plan, labels_add=labels_add, assign=route, reasons=reasons,
+                        decided_at=now)
+    # An agent's route request: every other managed label goes (the tier, requests, flags and
+    # the request itself); assigned to the route unless the ticket was on it already.
+    labels_remove = tuple(sorted(
+        original
+        for lbl, originals in labels.items()
+        if lbl in policy.managed_labels
+        for original in originals
+        # a wanted label stays; of several case variants, only the canonical one stays
+        if lbl not in want or (original != lbl and lbl in originals)
+    ))
+    previous = _highest(policy, labels, policy.tier_by_label)
+    already = policy.route_label[route] in labels
+    return Decision(ticket=ticket.key, tier=None, previous_tier=previous, route=route,
+                    plan=plan, labels_add=labels_add, labels_remove=labels_remove,
+                    assign=None if already else route, reasons=reasons, decided_at=now)
 
 
 def _cap(policy: Policy, current: str | None, plan: str | None, max_tier: str, target: str,
@@ -312,7 +375,7 @@ def _documentation_gate(ticket: Ticket, policy: Policy, current: str | None, cap
     resulting = capped
     reasons: list[str] = []
     if current is None or rank[capped] > rank[current]:
-        reqs = policy.requirements[capped]
+        reqs = [r for r in policy.requirements[capped] if requirement_applies(r, ticket)]
         problems = [_requirement_problem(r, ticket) for r in reqs]
         if problems.count(None) != len(problems):  # something is unmet
             checklist = tuple(
@@ -346,8 +409,8 @@ def _labels(policy: Policy, labels: Labels, current: str | None, plan: str | Non
     """Step 7: the managed labels to add and to remove: one tier label; the request label and
     `tier-docs-missing` while documentation is missing; `tier-unverified` without a plan;
     `tier-entitlement-exceeded` while the target is beyond the plan, kept until the tier
-    changes."""
-    want: set[str] = {policy.tier_label[resulting]}
+    changes; the resulting tier's target labels."""
+    want: set[str] = {policy.tier_label[resulting], *policy.target_labels.get(resulting, ())}
     if missing:
         want.add(policy.request_label[capped])
         want.add(DOCS_MISSING)

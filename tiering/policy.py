@@ -6,7 +6,10 @@ each naming the file, the key path, what was expected and the line:
     policy.yaml: targets.L3.zendesk.group_id: expected an integer, got "three" (line 58)
 
 Structure (types, unknown keys) is checked by pydantic; meaning (unknown tier, plan, field or
-target names, invalid regexes, rules that can never match) by `_semantic_errors`. Reading the file
+target names, invalid regexes, rules that can never match) by `_semantic_errors`. Both are
+reported in one pass (`_validate`): the values pydantic refuses are set aside and validation is
+repeated on the rest, so the checks of meaning still run on everything that is well-formed.
+Misspelt keys, tiers, plans and fields get a did-you-mean (tiering/suggest.py). Reading the file
 is the caller's business: this module does no I/O.
 
 A policy is text an operator (or anyone who can write the file) controls, so loading is bounded
@@ -17,11 +20,13 @@ an ordinary problem. Regexes compile with RE2 (tiering/patterns.py), which runs 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, cast
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, cast, get_args, get_origin
 
 import ahocorasick
 import yaml
@@ -39,6 +44,7 @@ from pydantic import (
 from tiering.patterns import PatternError, TextPattern, compile_pattern
 from tiering.sla_policy import CalendarSpec, SlaSpec, compile_sla
 from tiering.sla_policy import semantic_errors as _sla_semantic_errors
+from tiering.suggest import did_you_mean
 
 #: The largest policy file accepted (bytes of UTF-8). The biggest reference policy is about 10 KB
 #: and bench/decide.py's 2,000 customers about 150 KB; this much loads in well under 2 s.
@@ -62,16 +68,29 @@ class _Model(BaseModel):
 class PlanSpec(_Model):
     """An entitlement: the highest tier a customer on this plan may reach."""
 
-    max_tier: StrictStr
-    description: StrictStr | None = None
+    max_tier: StrictStr = Field(description="The highest tier this plan covers.")
+    description: StrictStr | None = Field(default=None, description="Free text.")
 
 
 class CustomerMatch(_Model):
     """How a customer is recognised: exactly one of organization, email domain or email."""
 
-    organization: NonEmptyText | None = None
-    email_domain: NonEmptyText | None = None
-    email: NonEmptyText | None = None
+    organization: NonEmptyText | None = Field(
+        default=None,
+        description="The customer's organization name (Jira Service Management organization, "
+        "Zendesk organization); give exactly one of organization, email_domain or"
+        " email.",
+    )
+    email_domain: NonEmptyText | None = Field(
+        default=None,
+        description="The customer's email domain, e.g. globex.example; give exactly one of "
+        "organization, email_domain or email.",
+    )
+    email: NonEmptyText | None = Field(
+        default=None,
+        description="A single email address; give exactly one of organization, email_domain "
+        "or email.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CustomerMatch:
@@ -85,33 +104,81 @@ class CustomerMatch(_Model):
 
 
 class CustomerEntry(_Model):
-    match: CustomerMatch
-    plan: StrictStr
+    match: CustomerMatch = Field(
+        description="How the customer is recognised: exactly one of organization (name), "
+        "email_domain, email.",
+    )
+    plan: StrictStr = Field(description="The customer's plan (a key of plans).")
 
 
 class When(_Model):
     """Conditions of a rule; all given conditions must hold. Text matching ignores case."""
 
-    text_any: list[StrictStr] | None = None
-    text_all: list[StrictStr] | None = None
-    text_none: list[StrictStr] | None = None
-    text_regex: StrictStr | None = None
+    text_any: list[StrictStr] | None = Field(
+        default=None,
+        description="The subject or description contains one of these (case-insensitive).",
+    )
+    text_all: list[StrictStr] | None = Field(
+        default=None,
+        description="The subject or description contains all of these (case-insensitive).",
+    )
+    text_none: list[StrictStr] | None = Field(
+        default=None,
+        description="The subject or description contains none of these (case-insensitive).",
+    )
+    text_regex: StrictStr | None = Field(
+        default=None,
+        description="The subject or description matches this regular expression (RE2, case-"
+        "insensitive).",
+    )
     #: Text terms match whole words only ("nas" then does not match "nasty").
-    whole_words: StrictBool = False
-    priority_in: list[StrictStr] | None = None
-    labels_any: list[StrictStr] | None = None
-    plan_in: list[StrictStr] | None = None
+    whole_words: StrictBool = Field(
+        default=False,
+        description="The text_any / text_all / text_none terms match whole words only (nas "
+        "then does not match nasty).",
+    )
+    priority_in: list[StrictStr] | None = Field(
+        default=None,
+        description="The ticket's priority is one of these, in any case (Jira's default "
+        "scheme: Highest, High, Medium, Low, Lowest; Zendesk: low, normal, high, "
+        "urgent).",
+    )
+    labels_any: list[StrictStr] | None = Field(
+        default=None,
+        description="The ticket has one of these labels or tags.",
+    )
+    plan_in: list[StrictStr] | None = Field(
+        default=None,
+        description="The customer's plan is one of these (keys of plans).",
+    )
 
 
 class Rule(_Model):
     """First-triage rule: a ticket with no tier that matches `when` gets `tier` or is routed."""
 
-    name: Annotated[StrictStr, Field(pattern=NAME_PATTERN)]
-    when: When
-    tier: StrictStr | None = None
-    route: StrictStr | None = None
-    suggest: list[NonEmptyText] = []
-    description: StrictStr | None = None
+    name: Annotated[StrictStr, Field(pattern=NAME_PATTERN)] = Field(
+        description="Unique; shown in reasons.",
+    )
+    when: When = Field(description="Conditions, all of which must hold.")
+    tier: StrictStr | None = Field(
+        default=None,
+        description="The tier to give (give exactly one of tier or route).",
+    )
+    route: StrictStr | None = Field(
+        default=None,
+        description="Hand to a non-support team instead (needs targets.<route>); give exactly"
+        " one of tier or route.",
+    )
+    suggest: list[NonEmptyText] = Field(
+        default=[],
+        description="Self-help links put in the agent's note (with tier only).",
+    )
+    by_label: StrictBool = Field(
+        default=False,
+        description="With route only: an agent also routes any ticket here, one already in a"
+        " tier included, by adding the label route-<route>.",
+    )
+    description: StrictStr | None = Field(default=None, description="Free text.")
 
     @model_validator(mode="after")
     def _tier_or_route(self) -> Rule:
@@ -119,76 +186,184 @@ class Rule(_Model):
             raise ValueError("give exactly one of tier or route")
         if self.route is not None and self.suggest:
             raise ValueError("suggest goes with tier, not with route")
+        if self.tier is not None and self.by_label:
+            raise ValueError("by_label goes with route, not with tier")
         return self
+
+
+class RequirementWhen(_Model):
+    """The condition of a requirement: another documentation field has a value."""
+
+    field: Name = Field(description="A key of fields whose value decides.")
+    one_of: list[StrictStr] | None = Field(
+        default=None,
+        description="The field's value is one of these (case-insensitive); without it, any"
+        " value.",
+    )
 
 
 class Requirement(_Model):
     """One piece of documentation a ticket needs before it may enter a tier."""
 
-    field: Name
-    label: NonEmptyText
-    min_length: Annotated[StrictInt, Field(ge=1)] | None = None
-    pattern: StrictStr | None = None
-    one_of: list[StrictStr] | None = None
-    attachment: StrictBool = False
+    field: Name = Field(description="A key of fields (or any name with attachment: true).")
+    label: NonEmptyText = Field(description="How the checklist names it.")
+    min_length: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        default=None,
+        description="At least this many characters.",
+    )
+    pattern: StrictStr | None = Field(
+        default=None,
+        description="The value must match this regular expression (RE2, case-sensitive).",
+    )
+    one_of: list[StrictStr] | None = Field(
+        default=None,
+        description="The value must be one of these (case-insensitive).",
+    )
+    attachment: StrictBool = Field(
+        default=False,
+        description="The ticket must have an attachment (no other check allowed).",
+    )
+    when: RequirementWhen | None = Field(
+        default=None,
+        description="Required only when another field has a value (any, or one of one_of);"
+        " e.g. an endpoint only for API requests.",
+    )
 
 
 class FieldMap(_Model):
     """Where a documentation field lives in each vendor: a Jira field id, a Zendesk field id."""
 
-    jira: NonEmptyText | None = None
-    zendesk: StrictInt | None = None
+    jira: NonEmptyText | None = Field(
+        default=None,
+        description="Jira field id, e.g. customfield_10101.",
+    )
+    zendesk: StrictInt | None = Field(default=None, description="Zendesk ticket field id.")
 
 
 class JiraTarget(_Model):
     """Jira escalation target: an assignee (accountId on Cloud, user name on Data Center)
     and/or a component."""
 
-    assignee: NonEmptyText | None = None
-    component: NonEmptyText | None = None
+    assignee: NonEmptyText | None = Field(
+        default=None,
+        description="accountId (Cloud) or user name (Data Center).",
+    )
+    component: NonEmptyText | None = Field(default=None, description="A component name.")
 
 
 class ZendeskTarget(_Model):
     """Zendesk escalation target: a group and/or an agent."""
 
-    group_id: StrictInt | None = None
-    assignee_id: StrictInt | None = None
+    group_id: StrictInt | None = Field(default=None, description="A group id.")
+    assignee_id: StrictInt | None = Field(default=None, description="An agent id.")
 
 
 class Target(_Model):
-    jira: JiraTarget | None = None
-    zendesk: ZendeskTarget | None = None
+    jira: JiraTarget | None = Field(
+        default=None,
+        description="The Jira target: assignee and/or component.",
+    )
+    zendesk: ZendeskTarget | None = Field(
+        default=None,
+        description="The Zendesk target: group_id and/or assignee_id.",
+    )
+    labels: list[Name] = Field(
+        default=[],
+        description="Extra labels or tags a ticket carries while in this tier or route: added"
+        " when it enters, removed when it leaves (managed like the tier label).",
+    )
 
 
 class Entitlement(_Model):
     """Where a vendor's own records say which plan a customer has (optional)."""
 
     #: Key in a Zendesk organization's `organization_fields` whose value is a plan name.
-    zendesk_organization_field: NonEmptyText | None = None
+    zendesk_organization_field: NonEmptyText | None = Field(
+        default=None,
+        description="Key of the Zendesk organization field holding the plan name (wins over "
+        "customers).",
+    )
     #: How long (seconds) an organization's plan read from Zendesk is trusted before re-reading.
-    organization_cache_seconds: Annotated[StrictInt, Field(ge=0)] = 900
+    organization_cache_seconds: Annotated[StrictInt, Field(ge=0)] = Field(
+        default=900,
+        description="How long (seconds) a plan read from Zendesk is trusted.",
+    )
     #: The highest tier an unverified customer (no plan) may reach.
-    unverified_max_tier: StrictStr | None = None
+    unverified_max_tier: StrictStr | None = Field(
+        default=None,
+        description="The highest tier of an unverified customer (default: L1 if it exists, "
+        "else the first tier).",
+    )
 
 
 class PolicyDoc(_Model):
     """The policy file exactly as written, structurally validated."""
 
-    version: Literal[1]
-    tiers: Annotated[list[Name], Field(min_length=1)]
-    default_tier: StrictStr
-    plans: dict[Name, PlanSpec] = {}
-    customers: list[CustomerEntry] = []
-    default_plan: StrictStr | None = None
-    rules: list[Rule] = []
-    documentation: dict[StrictStr, list[Requirement]] = {}
-    fields: dict[Name, FieldMap] = {}
-    targets: dict[StrictStr, Target] = {}
-    entitlement: Entitlement = Entitlement()
-    description: StrictStr | None = None
+    version: Literal[1] = Field(description="The format version.")
+    tiers: Annotated[list[Name], Field(min_length=1)] = Field(
+        description="Support levels, lowest first (e.g. [L0, L1, L2, L3, L4]).",
+    )
+    default_tier: StrictStr = Field(description="The tier of a new ticket that no rule matches.")
+    plans: dict[Name, PlanSpec] = Field(default={}, description="Entitlements: plan name -> plan.")
+    customers: list[CustomerEntry] = Field(
+        default=[],
+        description="Who has which plan; the first match wins.",
+    )
+    default_plan: StrictStr | None = Field(
+        default=None,
+        description="Plan of customers matching nothing; null means unverified.",
+    )
+    rules: list[Rule] = Field(
+        default=[],
+        description="First triage: the first matching rule sets the tier of a ticket that has"
+        " none.",
+    )
+    documentation: dict[StrictStr, list[Requirement]] = Field(
+        default={},
+        description="What a ticket needs before it may enter a tier (tier -> requirements); "
+        "entering a tier needs the requirements of it and of every tier below.",
+    )
+    fields: dict[Name, FieldMap] = Field(
+        default={},
+        description="Where each documentation field lives: name -> Jira and Zendesk field "
+        "ids.",
+    )
+    targets: dict[StrictStr, Target] = Field(
+        default={},
+        description="Who takes a ticket entering a tier or route: tier or route -> target.",
+    )
+    entitlement: Entitlement = Field(
+        default=Entitlement(),
+        description="Where a vendor's own records say which plan a customer has.",
+    )
+    description: StrictStr | None = Field(default=None, description="Free text.")
     #: Business calendars and SLA/OLA targets (tiering/sla_policy.py; issue 18).
-    calendars: dict[StrictStr, CalendarSpec] = {}
-    sla: SlaSpec | None = None
+    calendars: dict[StrictStr, CalendarSpec] = Field(
+        default={},
+        description="Business calendars (validated; not enforced yet); 24x7 is built in.",
+    )
+    sla: SlaSpec | None = Field(
+        default=None,
+        description="SLA and OLA targets (validated; not enforced yet).",
+    )
+
+
+#: The title of the policy's JSON Schema.
+SCHEMA_TITLE = "tierdesk tier policy"
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a policy file, generated from the models (pydantic's
+    `model_json_schema`), with every key's description: what `tierdesk policy schema` prints and
+    `deploy/policy.schema.json` holds, for editors (yaml-language-server) to complete and check
+    a policy as it is typed. It checks structure only; names (tiers, plans, fields) and regexes
+    are checked by `load_policy`."""
+    schema = PolicyDoc.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+        "title": SCHEMA_TITLE,
+    }
 
 
 # --------------------------------------------------------------------------- errors
@@ -364,7 +539,9 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
         tuple[tuple[str | int, ...], str]
     ]:
         if name is not None and name not in tier_set:
-            yield loc, f'unknown tier "{name}" (tiers are: {known_tiers})'
+            yield loc, (
+                f'unknown tier "{name}" (tiers are: {known_tiers}){did_you_mean(name, tiers)}'
+            )
 
     yield from tier_ref(("default_tier",), doc.default_tier)
     yield from tier_ref(("entitlement", "unverified_max_tier"), doc.entitlement.unverified_max_tier)
@@ -372,11 +549,16 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
         yield from tier_ref(("plans", name, "max_tier"), plan.max_tier)
     plans = ", ".join(doc.plans) or "none defined"
     if doc.default_plan is not None and doc.default_plan not in doc.plans:
-        yield ("default_plan",), f'unknown plan "{doc.default_plan}" (plans are: {plans})'
+        yield ("default_plan",), (
+            f'unknown plan "{doc.default_plan}" (plans are: {plans})'
+            + did_you_mean(doc.default_plan, doc.plans)
+        )
     seen_match: dict[tuple[str, str], int] = {}
     for i, c in enumerate(doc.customers):
         if c.plan not in doc.plans:
-            yield ("customers", i, "plan"), f'unknown plan "{c.plan}" (plans are: {plans})'
+            yield ("customers", i, "plan"), (
+                f'unknown plan "{c.plan}" (plans are: {plans}){did_you_mean(c.plan, doc.plans)}'
+            )
         kind, value = next(
             (k, v) for k in ("organization", "email_domain", "email") if (v := getattr(c.match, k))
         )
@@ -424,7 +606,9 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
                     yield (*loc, "when", key, j), "an empty term can never be told apart; remove it"
         for j, p in enumerate(w.plan_in or ()):
             if p not in doc.plans:
-                yield (*loc, "when", "plan_in", j), f'unknown plan "{p}" (plans are: {plans})'
+                yield (*loc, "when", "plan_in", j), (
+                    f'unknown plan "{p}" (plans are: {plans}){did_you_mean(p, doc.plans)}'
+                )
         if w.text_regex is not None:
             try:
                 compile_pattern(w.text_regex, ignore_case=True)
@@ -454,7 +638,8 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
                 yield (
                     (*rloc, "field"),
                     f'unknown field "{req.field}": map it under fields'
-                    " (or set attachment: true for an attachment requirement)",
+                    " (or set attachment: true for an attachment requirement)"
+                    + did_you_mean(req.field, doc.fields),
                 )
             if req.pattern is not None:
                 try:
@@ -465,6 +650,17 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
                 yield (*rloc, "one_of"), "an empty list can never be satisfied"
             if req.attachment and (req.min_length or req.pattern or req.one_of):
                 yield rloc, "an attachment requirement takes no min_length, pattern or one_of"
+            if req.when is not None:
+                wloc = (*rloc, "when")
+                if req.when.field not in doc.fields:
+                    yield (*wloc, "field"), (
+                        f'unknown field "{req.when.field}": map it under fields'
+                        + did_you_mean(req.when.field, doc.fields)
+                    )
+                elif req.when.field == req.field:
+                    yield (*wloc, "field"), "a requirement cannot depend on its own field"
+                if req.when.one_of is not None and not req.when.one_of:
+                    yield (*wloc, "one_of"), "an empty list can never match; remove the key"
 
     for name in doc.fields:
         if name in doc.fields and not (doc.fields[name].jira or doc.fields[name].zendesk):
@@ -483,6 +679,236 @@ def _semantic_errors(doc: PolicyDoc) -> Iterator[tuple[tuple[str | int, ...], st
             target.zendesk.group_id is not None or target.zendesk.assignee_id is not None
         ):
             yield ("targets", name, "zendesk"), "give group_id or assignee_id"
+    own = {f"tier-{t.lower()}" for t in tiers} | {f"escalate-{t.lower()}" for t in tiers} | {
+        f"tier-route-{r.lower()}" for r in route_names} | {f"tier-{n}" for n in RESERVED_NAMES}
+    for name, target in doc.targets.items():
+        seen_labels: set[str] = set()
+        for j, label in enumerate(target.labels):
+            lower = label.lower()
+            if lower in own:
+                yield (("targets", name, "labels", j),
+                       f'"{label}" is one of tierdesk\'s own labels; choose another name')
+            elif lower in seen_labels:
+                yield ("targets", name, "labels", j), f'label "{label}" is listed twice'
+            seen_labels.add(lower)
+
+
+# --------------------------------------------------------------------------- one pass
+
+
+Loc = tuple[str | int, ...]
+#: Validation rounds at most: each sets aside what the previous one refused (a policy needs 2 or
+#: 3: a refused required value makes its object go in the next round).
+_MAX_ROUNDS = 8
+
+
+def _validate(
+    data: dict[str, Any], files: Mapping[str, str]
+) -> tuple[PolicyDoc | None, list[tuple[Loc, str]]]:
+    """The validated document and every problem, structural and of meaning, in one pass.
+
+    Pydantic stops at nothing but reports only what it could check: a value it refuses hides
+    the checks of meaning (unknown tiers, plans, fields) of the whole file, and an object with a
+    refused value hides its own cross-key checks. So each refused value is set aside (an unknown
+    key or a bad value deleted; an object missing a required key or refused as a whole
+    deleted) and the rest validated again, until it validates. The checks of meaning then run
+    on what is left; the ones about objects that lost a value, and about names whose definition
+    was set aside, are dropped (they would blame a symptom of a problem already reported).
+    A policy missing a required top-level key (`tiers`, `default_tier`) gets no checks of
+    meaning: almost every name in it refers to the tiers."""
+    work = copy.deepcopy(data)
+    #: For each list of `work` (by id), the original index of each item still in it.
+    origin: dict[int, list[int]] = {}
+    found: list[tuple[Loc, str]] = []
+    touched: list[Loc] = []  # original locations whose objects lost something
+    dropped_names: set[str] = set()
+    set_aside: set[Loc] = set()
+    at_parent: set[Loc] = set()  # objects that lost an unknown key
+    for _ in range(_MAX_ROUNDS):
+        try:
+            doc = PolicyDoc.model_validate(work)
+        except ValidationError as exc:
+            deletions: list[tuple[Any, str | int]] = []
+            hopeless = False
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                full = _original_loc(work, loc, origin)
+                kind = err["type"]
+                if not (kind == "missing" and full in set_aside):  # else: reported already
+                    message = _describe(err)
+                    if kind == "extra_forbidden":
+                        message = _unknown_key(full)
+                    found.append((full, message))
+                if kind == "missing" and len(loc) == 1:
+                    # A required top-level key: a stand-in where one is harmless, else stop.
+                    if _stand_in(work, str(loc[0])):
+                        touched.append(full)
+                    else:
+                        hopeless = True
+                    continue
+                target, key, original = _resolve(
+                    work, loc[:-1] if kind == "missing" else loc, origin
+                )
+                if target is None:
+                    hopeless = True
+                    continue
+                value = target[key]
+                if kind == "extra_forbidden":
+                    # its object's own cross-key checks ("give group_id") would blame the typo
+                    at_parent.add(original[:-1])
+                else:
+                    whole = kind == "missing" or isinstance(value, dict) or len(original) < 2
+                    touched.append(original if whole else original[:-1])
+                if isinstance(value, str):
+                    dropped_names.add(value)  # a refused name (a tier "L 0" ...)
+                if isinstance(key, str) and len(original) == 2 and kind != "extra_forbidden":
+                    dropped_names.add(key)  # a refused named entry (plans.gold ...)
+                set_aside.add(original)
+                deletions.append((target, key))
+            if hopeless:  # the rest of this round is reported; there is no next one
+                return None, found
+            _delete(deletions, origin)
+            continue
+        break
+    else:  # pragma: no cover - a policy needs 2 or 3 rounds
+        return None, found
+    meaning = [*_semantic_errors(doc), *_sla_semantic_errors(
+        doc.calendars, doc.sla, tiers=doc.tiers, plans=doc.plans, targets=doc.targets,
+        files=files,
+    )]
+    for loc, message in meaning:
+        original = _original_loc(work, loc, origin)
+        if original in at_parent or any(original[:len(t)] == t for t in touched):
+            continue
+        if any(f'"{name}"' in message for name in dropped_names):
+            continue
+        found.append((original, _original_refs(message, work, origin)))
+    return (doc if not found else None), found
+
+
+def _stand_in(work: dict[str, Any], key: str) -> bool:
+    """Put a harmless stand-in for a missing or refused required top-level key, if there is
+    one: `version` 1, `default_tier` the first tier (its own problem is reported already)."""
+    if key == "version":
+        work["version"] = 1
+        return True
+    tiers = work.get("tiers")
+    if key == "default_tier" and isinstance(tiers, list) and tiers and isinstance(tiers[0], str):
+        work["default_tier"] = tiers[0]
+        return True
+    return False
+
+
+def _resolve(work: Any, loc: Loc, origin: dict[int, list[int]]
+             ) -> tuple[Any, str | int, Loc]:
+    """The container and key of `loc` in `work` (None when it is not there: pydantic's own
+    tags, such as a union member's name, are dropped), and `loc` in the original file's
+    indexes."""
+    node = work
+    parent: Any = None
+    key: str | int = ""
+    original: list[str | int] = []
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            parent, key = node, part
+            original.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part == "[key]":
+            break  # the key itself is refused: it goes with its value
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            parent, key = node, part
+            original.append(origin.get(id(node), list(range(len(node))))[part])
+            node = node[part]
+        else:
+            break
+    return parent, key, tuple(original)
+
+
+def _original_loc(work: Any, loc: Loc, origin: dict[int, list[int]]) -> Loc:
+    """`loc` (in `work`'s indexes) in the original file's indexes."""
+    node = work
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(origin.get(id(node), list(range(len(node))))[part])
+            node = node[part]
+        else:
+            out.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return tuple(out)
+
+
+_REF = re.compile(r"\b(rules|customers)\[(\d+)\]")
+
+
+def _original_refs(message: str, work: Any, origin: dict[int, list[int]]) -> str:
+    """A message naming `rules[k]` or `customers[k]`, with k an index of the original file."""
+    def fix(m: re.Match[str]) -> str:
+        items = work.get(m.group(1))
+        k = int(m.group(2))
+        if isinstance(items, list) and 0 <= k < len(items):
+            k = origin.get(id(items), list(range(len(items))))[k]
+        return f"{m.group(1)}[{k}]"
+    return _REF.sub(fix, message)
+
+
+def _delete(deletions: list[tuple[Any, str | int]], origin: dict[int, list[int]]) -> None:
+    """Delete each (container, key), list items from the last so indexes stay right, keeping
+    the original index of every list item that stays."""
+    by_list: dict[int, tuple[list[Any], set[int]]] = {}
+    for target, key in deletions:
+        if isinstance(target, dict):
+            target.pop(key, None)
+        elif isinstance(target, list) and isinstance(key, int):
+            by_list.setdefault(id(target), (target, set()))[1].add(key)
+    for ident, (items, keys) in by_list.items():
+        kept = origin.get(ident, list(range(len(items))))
+        for k in sorted(keys, reverse=True):
+            del items[k]
+            del kept[k]
+        origin[ident] = kept
+
+
+def _unknown_key(loc: Loc) -> str:
+    """An unknown key's problem, with the closest key allowed there."""
+    model = _model_at(loc[:-1])
+    hint = did_you_mean(str(loc[-1]), model.model_fields) if model is not None else ""
+    if hint:
+        return f"unknown key{hint}"
+    return "unknown key (check its spelling against the policy reference)"
+
+
+def _unwrap(tp: Any) -> Any:
+    """The type inside `Annotated[...]` and `X | None`."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin in (Union, UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        else:
+            return tp
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The model whose keys are allowed at `loc` of a policy, or None."""
+    tp: Any = PolicyDoc
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            if field is None:
+                return None
+            tp = field.annotation
+        elif get_origin(tp) in (list, dict):
+            tp = get_args(tp)[-1]
+        else:
+            return None
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 
 # --------------------------------------------------------------------------- compiled policy
@@ -514,6 +940,9 @@ class CompiledRequirement:
     pattern: TextPattern | None
     one_of: frozenset[str] | None
     attachment: bool
+    #: Required only when this field has a value (one of `when_one_of`, lower-cased, if set).
+    when_field: str | None = None
+    when_one_of: frozenset[str] | None = None
 
 
 class Policy:
@@ -617,6 +1046,8 @@ class Policy:
                         pattern=compile_pattern(req.pattern) if req.pattern else None,
                         one_of=_lowset(req.one_of),
                         attachment=req.attachment,
+                        when_field=req.when.field if req.when else None,
+                        when_one_of=_lowset(req.when.one_of) if req.when else None,
                     )
                 )
             cumulative[t] = tuple(acc)
@@ -627,10 +1058,22 @@ class Policy:
             r.route: f"tier-route-{r.route.lower()}" for r in doc.rules if r.route
         }
         self.route_by_label = {v: k for k, v in self.route_label.items()}
+        #: Routes an agent may ask for by label (`rules[].by_label`): route -> `route-<name>`,
+        #: in the policy's rule order.
+        self.route_request_label: dict[str, str] = {
+            r.route: f"route-{r.route.lower()}" for r in doc.rules if r.route and r.by_label
+        }
+        #: Each target's extra labels (`targets.<key>.labels`), lower-cased: a ticket carries
+        #: them while in that tier or route.
+        self.target_labels: dict[str, frozenset[str]] = {
+            name: frozenset(label.lower() for label in t.labels)
+            for name, t in doc.targets.items() if t.labels
+        }
         fixed = {"tier-docs-missing", "tier-entitlement-exceeded", "tier-unverified"}
         self._managed = frozenset(
             [*self.tier_label.values(), *self.request_label.values(),
-             *self.route_label.values(), *fixed]
+             *self.route_label.values(), *self.route_request_label.values(), *fixed,
+             *(label for labels in self.target_labels.values() for label in labels)]
         )
 
     def terms_in(self, text: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -804,27 +1247,13 @@ def _load(text: str, source: str, files: Mapping[str, str] | None) -> Policy:
         raise PolicyError(
             source, [Problem("", f"expected a mapping of policy keys, got {_show(data)}", 1)]
         )
-    try:
-        doc = PolicyDoc.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            Problem(_path(e["loc"]), _describe(e), _line_for(lines, tuple(e["loc"])))
-            for e in exc.errors()
-        ]
-        raise PolicyError(source, problems) from exc
-    problems = [
-        Problem(_path(loc), message, _line_for(lines, loc))
-        for loc, message in _semantic_errors(doc)
-    ]
-    problems += [
-        Problem(_path(loc), message, _line_for(lines, loc))
-        for loc, message in _sla_semantic_errors(
-            doc.calendars, doc.sla, tiers=doc.tiers, plans=doc.plans, targets=doc.targets,
-            files=files or {},
-        )
-    ]
-    if problems:
+    doc, found = _validate(data, files or {})
+    if found:
+        problems = [Problem(_path(loc), message, _line_for(lines, loc)) for loc, message in found]
+        # In the order of the file; problems of the whole file (no line) first.
+        problems.sort(key=lambda p: p.line or 0)
         raise PolicyError(source, problems)
+    assert doc is not None
     sha = hashlib.sha256(text.encode("utf-8"))
     for name in sorted(files or {}):
         sha.update(b"\0" + name.encode("utf-8") + b"\0" + (files or {})[name].encode("utf-8"))

@@ -40,10 +40,12 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
+    WithJsonSchema,
     field_validator,
 )
 
 from tiering.calendars import ALWAYS, Calendar, CalendarError, ics_holiday_dates
+from tiering.suggest import did_you_mean
 
 # The same name rule as tiering.policy.NAME_PATTERN (not imported: policy.py imports this module).
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -98,7 +100,10 @@ def _duration(value: object) -> int:
     return parse_duration(value)
 
 
-Duration = Annotated[int, BeforeValidator(_duration)]
+#: In the JSON Schema (`tierdesk policy schema`) a duration is the text written, not the seconds.
+Duration = Annotated[int, BeforeValidator(_duration), WithJsonSchema(
+    {"type": "string", "pattern": r"^\s*(\d+\s*[smhd]\s*)+$"}
+)]
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
@@ -160,15 +165,25 @@ class HolidaysSpec(_Model):
     """Days without business time."""
 
     #: One-off dates (YYYY-MM-DD).
-    dates: list[date] = []
+    dates: list[date] = Field(default=[], description="One-off dates (YYYY-MM-DD).")
     #: Every year on these days (MM-DD).
-    yearly: list[StrictStr] = []
+    yearly: list[StrictStr] = Field(default=[], description="Every year on these days (MM-DD).")
     #: Public holidays from the `holidays` package: ISO 3166-1 alpha-2 country, and subdivision.
-    country: StrictStr | None = None
-    subdivision: StrictStr | None = None
+    country: StrictStr | None = Field(
+        default=None,
+        description="Public holidays from the holidays package: an ISO 3166-1 country code, "
+        "e.g. DE, US.",
+    )
+    subdivision: StrictStr | None = Field(
+        default=None,
+        description="The country's state or province, e.g. BE, NY.",
+    )
     #: An iCalendar file of holidays, relative to the policy file; its text is passed to
     #: load_policy by the caller (tiering reads no file).
-    ics: StrictStr | None = None
+    ics: StrictStr | None = Field(
+        default=None,
+        description="An iCalendar file of holidays, relative to the policy file.",
+    )
 
     @field_validator("dates", mode="before")
     @classmethod
@@ -190,11 +205,20 @@ class HolidaysSpec(_Model):
 class CalendarSpec(_Model):
     """A business calendar: an IANA zone, weekly working hours, holidays."""
 
-    timezone: StrictStr
+    timezone: StrictStr = Field(
+        description="An IANA zone, e.g. Europe/Berlin; summer time is followed.",
+    )
     #: Day or day range (mon, mon-fri) -> working intervals (HH:MM-HH:MM), split shifts allowed.
-    hours: dict[StrictStr, list[StrictStr]]
-    holidays: HolidaysSpec = HolidaysSpec()
-    description: StrictStr | None = None
+    hours: dict[StrictStr, list[StrictStr]] = Field(
+        description="Day (mon ... sun) or range (mon-fri) -> working intervals HH:MM-HH:MM "
+        "(split shifts allowed; 24:00 ends a day).",
+    )
+    holidays: HolidaysSpec = Field(
+        default=HolidaysSpec(),
+        description="Days without business time: public holidays of a country, yearly and"
+        " one-off dates, an ICS file.",
+    )
+    description: StrictStr | None = Field(default=None, description="Free text.")
 
     @field_validator("hours")
     @classmethod
@@ -209,26 +233,46 @@ class CalendarSpec(_Model):
 class Targets(_Model):
     """Business-time targets of one plan and tier (or one priority of them)."""
 
-    first_response: Duration | None = None
-    time_in_tier: Duration | None = None
-    resolution: Duration | None = None
+    first_response: Duration | None = Field(
+        default=None,
+        description="To the first public agent reply (a duration: 90s, 15m, 8h, 2d, 1h30m).",
+    )
+    time_in_tier: Duration | None = Field(
+        default=None,
+        description="An OLA: how long a ticket may stay in this tier before it is solved or "
+        "escalated (a duration).",
+    )
+    resolution: Duration | None = Field(default=None, description="To solved (a duration).")
 
 
 class TierTargets(Targets):
-    calendar: StrictStr | None = None
+    calendar: StrictStr | None = Field(
+        default=None,
+        description="This tier's calendar (wins over the plan's).",
+    )
     #: Priority (any case: Jira High, Zendesk urgent ...) -> targets that replace these.
-    priority: dict[StrictStr, Targets] = {}
+    priority: dict[StrictStr, Targets] = Field(
+        default={},
+        description="Targets for one priority (any case); they replace the tier's, clock by "
+        "clock.",
+    )
 
 
 class PlanTargets(_Model):
-    calendar: StrictStr | None = None
-    tiers: dict[StrictStr, TierTargets] = {}
+    calendar: StrictStr | None = Field(
+        default=None,
+        description="This plan's calendar (default: sla.calendar).",
+    )
+    tiers: dict[StrictStr, TierTargets] = Field(
+        default={},
+        description="Targets per tier: tier -> targets.",
+    )
 
 
 class NotifySpec(_Model):
     """An outgoing Slack-compatible webhook ({"text": ...}). Its HMAC secret will be a setting."""
 
-    url: StrictStr
+    url: StrictStr = Field(description="A Slack-compatible outgoing webhook (http(s)://...).")
 
     @field_validator("url")
     @classmethod
@@ -242,45 +286,82 @@ class ActionSpec(_Model):
     """What happens when a clock crosses a warning threshold or breaches."""
 
     #: A label or tag to add; unset means the default (sla-warning, sla-breached).
-    label: Name | None = None
+    label: Name | None = Field(
+        default=None,
+        description="A label or tag to add (default sla-warning / sla-breached).",
+    )
     #: Post an internal note, once per threshold.
-    note: StrictBool = True
+    note: StrictBool = Field(default=True, description="An internal note, once per threshold.")
     #: Raise one tier, through the entitlement and documentation gates.
-    escalate: Literal["next"] | None = None
+    escalate: Literal["next"] | None = Field(
+        default=None,
+        description="next: one tier up, through the entitlement and documentation gates.",
+    )
     #: Assign to a key of `targets`.
-    assign: StrictStr | None = None
-    notify: NotifySpec | None = None
+    assign: StrictStr | None = Field(default=None, description="A key of targets.")
+    notify: NotifySpec | None = Field(
+        default=None,
+        description="An outgoing Slack-compatible webhook.",
+    )
 
 
 class PauseSpec(_Model):
     """Neutral statuses during which a clock does not run (waiting for the customer)."""
 
-    first_response: list[Status] = []
-    time_in_tier: list[Status] = ["pending"]
-    resolution: list[Status] = ["pending"]
+    first_response: list[Status] = Field(
+        default=[],
+        description="Statuses during which the first_response clock does not run.",
+    )
+    time_in_tier: list[Status] = Field(
+        default=["pending"],
+        description="Statuses during which the time_in_tier clock does not run.",
+    )
+    resolution: list[Status] = Field(
+        default=["pending"],
+        description="Statuses during which the resolution clock does not run.",
+    )
 
 
 class JiraStatuses(_Model):
     """How Jira statuses become neutral ones: by exact status name first, then by category."""
 
-    names: dict[StrictStr, Status] = {}
-    categories: dict[Literal["new", "indeterminate", "done"], Status] = {}
+    names: dict[StrictStr, Status] = Field(
+        default={},
+        description="A Jira status (by exact name, any case) as a neutral status.",
+    )
+    categories: dict[Literal["new", "indeterminate", "done"], Status] = Field(
+        default={},
+        description="Jira statuses not listed by name, by status category key.",
+    )
 
 
 class StatusMap(_Model):
-    jira: JiraStatuses = JiraStatuses()
+    jira: JiraStatuses = Field(
+        default=JiraStatuses(),
+        description="How Jira statuses become neutral ones.",
+    )
 
 
 class DueField(_Model):
     """Where the next due time of one clock is written, so agents can sort by it."""
 
-    clock: Clock = "resolution"
+    clock: Clock = Field(
+        default="resolution",
+        description="The clock whose next due time is written.",
+    )
     #: `duedate` (a date: Jira's system field takes YYYY-MM-DD, see the issue examples in the
     #: Jira Cloud platform REST API, IssueBean fields) or a datetime custom field id.
-    jira: StrictStr | None = None
+    jira: StrictStr | None = Field(
+        default=None,
+        description="Jira's due date (duedate, a date) or a datetime custom field "
+        "(customfield_N).",
+    )
     #: A Zendesk ticket field id, of type date or text.
-    zendesk: StrictInt | None = None
-    zendesk_type: Literal["date", "text"] = "date"
+    zendesk: StrictInt | None = Field(default=None, description="A Zendesk ticket field id.")
+    zendesk_type: Literal["date", "text"] = Field(
+        default="date",
+        description="The type of that Zendesk field.",
+    )
 
     @field_validator("jira")
     @classmethod
@@ -297,14 +378,39 @@ class SlaSpec(_Model):
     """The `sla` section as written."""
 
     #: The calendar of plans and tiers that name none (`24x7` is built in).
-    calendar: StrictStr = ALWAYS
-    warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = [0.75]
-    pause: PauseSpec = PauseSpec()
-    statuses: StatusMap = StatusMap()
-    plans: dict[StrictStr, PlanTargets] = {}
-    on_warning: ActionSpec = ActionSpec()
-    on_breach: ActionSpec = ActionSpec()
-    due_field: DueField | None = None
+    calendar: StrictStr = Field(
+        default=ALWAYS,
+        description="The calendar of plans and tiers that name none.",
+    )
+    warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default=[0.75],
+        description="Fractions of a target (between 0 and 1) at which on_warning applies, "
+        "once each.",
+    )
+    pause: PauseSpec = Field(
+        default=PauseSpec(),
+        description="Statuses during which a clock does not run.",
+    )
+    statuses: StatusMap = Field(
+        default=StatusMap(),
+        description="How vendor statuses become neutral ones.",
+    )
+    plans: dict[StrictStr, PlanTargets] = Field(
+        default={},
+        description="Targets per plan and tier: plan -> targets.",
+    )
+    on_warning: ActionSpec = Field(
+        default=ActionSpec(),
+        description="What should happen at a warning threshold.",
+    )
+    on_breach: ActionSpec = Field(
+        default=ActionSpec(),
+        description="What should happen at a breach.",
+    )
+    due_field: DueField | None = Field(
+        default=None,
+        description="Where the next due time of one clock is written.",
+    )
 
 
 # --------------------------------------------------------------------------- meaning
@@ -357,12 +463,16 @@ def semantic_errors(
     for plan, pt in sla.plans.items():
         ploc: Loc = ("sla", "plans", plan)
         if plan not in plans:
-            yield ploc, f'unknown plan "{plan}" (plans are: {plan_names})'
+            yield ploc, (
+                f'unknown plan "{plan}" (plans are: {plan_names}){did_you_mean(plan, plans)}'
+            )
         yield from cal_ref((*ploc, "calendar"), pt.calendar)
         for tier, tt in pt.tiers.items():
             tloc: Loc = (*ploc, "tiers", tier)
             if tier not in tiers:
-                yield tloc, f'unknown tier "{tier}" (tiers are: {tier_names})'
+                yield tloc, (
+                    f'unknown tier "{tier}" (tiers are: {tier_names}){did_you_mean(tier, tiers)}'
+                )
             elif plan in plans:
                 cap = getattr(plans[plan], "max_tier", None)
                 if cap in tiers and tiers.index(tier) > tiers.index(cap):

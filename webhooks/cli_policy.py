@@ -1,4 +1,5 @@
-"""`tierdesk policy check` and `tierdesk decide`: the policy engine from the command line."""
+"""`tierdesk policy check`, `policy schema`, `policy diff` and `tierdesk decide`: the policy
+engine from the command line."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 import click
 
 from tiering import Policy, PolicyError, decide, load_policy
+from tiering.diff import diff_policies
 from tiering.neutral import TicketFormatError, ticket_from_dict
+from tiering.policy import policy_json_schema
 from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text, read_policy_file
 
 
@@ -68,6 +71,59 @@ def check(files: tuple[str, ...]) -> None:
     sys.exit(1 if failed else 0)
 
 
+def schema_text() -> str:
+    """The policy's JSON Schema as `policy schema` prints it (and deploy/policy.schema.json
+    holds): indented, keys in the models' order, ending in a newline."""
+    return json.dumps(policy_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+@policy_group.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of a policy file, for editors that complete and check YAML.
+
+    Save it (or use deploy/policy.schema.json) and name it on a policy's first line:
+    `# yaml-language-server: $schema=policy.schema.json`."""
+    click.echo(schema_text(), nl=False)
+
+
+def _load_for_diff(path: str) -> Policy | None:
+    """The policy at `path`, or None after printing why it cannot be used (as `check` does)."""
+    try:
+        return load_policy(read_policy_file(Path(path)), source=path)
+    except FileNotFoundError:
+        click.echo(f"{path}: no such policy file", err=True)
+    except (OSError, UnicodeDecodeError) as exc:
+        click.echo(f"{path}: cannot read the policy file: {exc}", err=True)
+    except PolicyError as exc:
+        for line in exc.lines:
+            click.echo(line, err=True)
+        click.echo(f"{path}: {len(exc.problems)} problem(s); the policy was refused.", err=True)
+    return None
+
+
+@policy_group.command("diff")
+@click.option("--exit-code", "exit_code", is_flag=True,
+              help="Exit 2 when the policies differ (as `git diff --exit-code`), 0 when not.")
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+def diff(old: str, new: str, exit_code: bool) -> None:
+    """Print what changes in meaning from policy OLD to NEW, one line per difference: tiers,
+    rules (by name: added, removed, renamed, moved, changed), customers, documentation, plans,
+    fields, targets, entitlement, calendars and sla. Comments and layout never show.
+
+    Exit 0 (with --exit-code: 2 when anything differs), or 1 with the `policy check` problems
+    when a file is invalid."""
+    before, after = _load_for_diff(old), _load_for_diff(new)
+    if before is None or after is None:
+        sys.exit(1)
+    lines = diff_policies(before, after)
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        click.echo(f"{old} and {new}: no semantic differences")
+    sys.exit(2 if lines and exit_code else 0)
+
+
 @click.command("decide")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False),
               help="Policy file (default: the embedded example policy).")
@@ -106,6 +162,6 @@ def decide_command(policy_path: str | None, now_text: str | None, tickets: tuple
 
 
 def register(main: click.Group) -> None:
-    """Add `policy check` and `decide` to the `tierdesk` group."""
+    """Add `policy check`, `policy schema`, `policy diff` and `decide` to the `tierdesk` group."""
     main.add_command(policy_group)
     main.add_command(decide_command)

@@ -28,7 +28,8 @@ ROWS: list[tuple[str, dict[str, Any], tuple[Any, ...]]] = [
     # 2. the highest request wins; every request label goes once granted
     ("highest-request", {"labels": ("tier-l2", "escalate-l3", "escalate-l4"), "fields": DOCS_L3,
                          "attachments": 1},
-     ("L4", "L2", ("tier-l4",), ("escalate-l3", "escalate-l4", "tier-l2"), "L4", (), False)),
+     ("L4", "L2", ("tier-l4", "vendor-engaged"), ("escalate-l3", "escalate-l4", "tier-l2"), "L4",
+      (), False)),
     # 2. a request for the tier the ticket is already in (or below) is simply removed
     ("request-already-met", {"labels": ("tier-l3", "escalate-l2")},
      ("L3", "L3", (), ("escalate-l2",), None, (), False)),
@@ -120,6 +121,48 @@ ROWS: list[tuple[str, dict[str, Any], tuple[Any, ...]]] = [
     ("route-escalated", {"subject": "Invoice", "labels": ("tier-route-billing", "escalate-l2"),
                          "fields": DOCS_L2, "attachments": 1},
      ("L2", None, ("tier-l2",), ("escalate-l2", "tier-route-billing"), "L2", (), False)),
+    # 6. a requirement with `when` applies while its condition holds: a bug report needs
+    #    "reproduced" before L3
+    ("docs-when-applies", {"labels": ("tier-l2", "escalate-l3"), "fields": DOCS_L2,
+                           "attachments": 1},
+     ("L2", "L2", ("tier-docs-missing",), (), None, ("reproduced",), True)),
+    # 6. ...and not otherwise: an improvement enters L3 without it
+    ("docs-when-not", {"labels": ("tier-l2", "escalate-l3"),
+                       "fields": {**DOCS_L2, "category": "improvement"}, "attachments": 1},
+     ("L3", "L2", ("tier-l3",), ("escalate-l3", "tier-l2"), "L3", (), False)),
+    # 6. a condition on a multi-select holds when any option is one of its values
+    ("docs-when-multiselect", {"labels": ("tier-l2", "escalate-l3"),
+                               "fields": {**DOCS_L2, "category": ("api", "bugfix")},
+                               "attachments": 1},
+     ("L2", "L2", ("tier-docs-missing",), (), None, ("reproduced",), True)),
+    # 7. entering a tier adds its target's labels (targets.L4.labels: [vendor-engaged])
+    ("target-labels-added", {"labels": ("tier-l3", "escalate-l4"), "fields": DOCS_L3,
+                             "attachments": 1},
+     ("L4", "L3", ("tier-l4", "vendor-engaged"), ("escalate-l4", "tier-l3"), "L4", (), False)),
+    # 7. a ticket in the tier keeps them: nothing to write
+    ("target-labels-kept", {"labels": ("tier-l4", "vendor-engaged")},
+     ("L4", "L4", (), (), None, (), False)),
+    # 7. a ticket in the tier that lost them gets them back (they are managed like tier labels)
+    ("target-labels-restored", {"labels": ("tier-l4",)},
+     ("L4", "L4", ("vendor-engaged",), (), None, (), False)),
+    # 7. another tier's target label goes (they are removed on leaving the tier)
+    ("target-labels-removed", {"labels": ("tier-l2", "vendor-engaged")},
+     ("L2", "L2", (), ("vendor-engaged",), None, (), False)),
+    # 2, 4. an agent's route-billing on a ticket in a tier routes it: tier and request go
+    ("route-request", {"labels": ("tier-l2", "route-billing")},
+     (None, "L2", ("tier-route-billing",), ("route-billing", "tier-l2"), "billing", (), False)),
+    # 2, 4. ...whatever managed labels it carries (requests, flags)
+    ("route-request-flags", {"labels": ("tier-l1", "escalate-l2", "tier-docs-missing",
+                                        "route-billing", "vip")},
+     (None, "L1", ("tier-route-billing",),
+      ("escalate-l2", "route-billing", "tier-docs-missing", "tier-l1"), "billing", (), False)),
+    # 2, 4. a new ticket an agent routes by label goes to billing without triage
+    ("route-request-new", {"labels": ("route-billing",), "subject": "App crash",
+                           "priority": "high"},
+     (None, None, ("tier-route-billing",), ("route-billing",), "billing", (), False)),
+    # 2, 4. on a ticket routed there already, only the request label goes (no reassignment)
+    ("route-request-again", {"labels": ("tier-route-billing", "route-billing")},
+     (None, None, (), ("route-billing",), None, (), False)),
     # 9. a checklist different from the last one posted (another note key) is posted
     ("checklist-new", {"labels": ("tier-l1", "escalate-l2", "tier-docs-missing"),
                              "last_note_key": "d6b0e8f2dd2f4f3c"},

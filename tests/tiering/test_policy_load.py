@@ -102,13 +102,24 @@ BAD = [
     ("tier-and-route", _append_rule({"name": "both", "when": {"text_any": ["zz"]}, "tier": "L2",
                                      "route": "billing"}),
      "policy.yaml: rules[4]: give exactly one of tier or route"),
+    # by_label is a route's option, not a tier's
+    ("by-label-tier", _set("rules/0/by_label", True),
+     "policy.yaml: rules[0]: by_label goes with route, not with tier"),
     # a route needs a target
     ("route-target", _append_rule({"name": "sales", "when": {"text_any": ["quote"]},
                                    "route": "sales"}),
      'policy.yaml: rules[4].route: route "sales" has no entry under targets (add targets.sales)'),
-    # a misspelt key is not silently ignored
+    # a misspelt key is not silently ignored, and the closest allowed key is named
     ("typo", _set("rules/0/tierr", "L1"),
-     "policy.yaml: rules[0].tierr: unknown key (check its spelling against the policy reference)"),
+     'policy.yaml: rules[0].tierr: unknown key; did you mean "tier"?'),
+    # an unknown key like no allowed one is sent to the policy reference
+    ("unknown-key", _set("rules/0/colour", "red"),
+     "policy.yaml: rules[0].colour: unknown key (check its spelling against the policy"
+     " reference)"),
+    # a misspelt plan is named with the plan it probably means
+    ("plan-typo", _set("customers/0/plan", "premum"),
+     'policy.yaml: customers[0].plan: unknown plan "premum" (plans are: basic, standard,'
+     ' premium); did you mean "premium"?'),
     # a missing required key
     ("missing", _del("tiers"), "policy.yaml: tiers: required key is missing"),
     # the format version
@@ -126,6 +137,20 @@ BAD = [
     ("stray-target", _set("targets/sales", {"zendesk": {"group_id": 5}}),
      'policy.yaml: targets.sales: "sales" is neither a tier nor a route used by a rule'
      " (tiers are: L0, L1, L2, L3, L4)"),
+    # a requirement's condition names a field that exists
+    ("when-field", _set("documentation/L3/0/when", {"field": "categroy"}),
+     'policy.yaml: documentation.L3[0].when.field: unknown field "categroy": map it under'
+     ' fields; did you mean "category"?'),
+    # ...and not its own field
+    ("when-own-field", _set("documentation/L3/0/when", {"field": "reproduced"}),
+     "policy.yaml: documentation.L3[0].when.field: a requirement cannot depend on its own field"),
+    # a target's extra label may not be one of tierdesk's own
+    ("target-label-own", _set("targets/L4/labels", ["tier-l2"]),
+     'policy.yaml: targets.L4.labels[0]: "tier-l2" is one of tierdesk\'s own labels; choose'
+     " another name"),
+    # ...nor listed twice
+    ("target-label-twice", _set("targets/L4/labels", ["x", "X"]),
+     'policy.yaml: targets.L4.labels[1]: label "X" is listed twice'),
     # tier names end up in labels and must be label-safe
     ("tier-name", _set("tiers/0", "L 0"),
      'policy.yaml: tiers[0]: "L 0" is not a valid name: use letters, digits, \'-\', \'_\' or'

@@ -21,11 +21,12 @@ FORBIDDEN_MODULES = {
 # Business calendars (tiering/calendars.py): zoneinfo reads the packaged IANA tz database and
 # holidays reads its packaged holiday-name translations (a .mo file per country), as imports read
 # modules: fixed data shipped with the code, never state, the clock or the network. icalendar
-# parses the ICS text it is given.
+# parses the ICS text it is given. copy (a working copy of the parsed policy, for the one-pass
+# check) and difflib (did-you-mean) are pure computations of the standard library.
 ALLOWED_IMPORTS = {
     "__future__", "collections", "dataclasses", "datetime", "hashlib", "re", "types", "typing",
     "yaml", "pydantic", "ahocorasick", "re2", "tiering", "bisect", "itertools", "zoneinfo",
-    "holidays", "icalendar",
+    "holidays", "icalendar", "copy", "difflib",
 }
 FORBIDDEN_CALLS = {"open", "now", "utcnow", "today", "time", "monotonic", "getenv", "environ",
                    "random", "urandom", "sleep", "read_text", "write_text"}

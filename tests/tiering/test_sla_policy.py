@@ -196,7 +196,7 @@ def _replace(old: str, new: str) -> str:
          " datetime custom field id such as customfield_10200 (line 43)"),
         # An unknown key.
         (_replace("warn_at:", "warn_when:"),
-         "p.yaml: sla.warn_when: unknown key (check its spelling against the policy reference)"
+         'p.yaml: sla.warn_when: unknown key; did you mean "warn_at"?'
          " (line 22)"),
         # The outgoing webhook must be a web address.
         (_replace('"https://hooks.example.com/x"', '"hooks.example.com/x"'),
