@@ -35,7 +35,7 @@ from connectors.jira.tickets import fields_to_read, is_complete, ticket_from_iss
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
 
-LOG = logging.getLogger("tierdesk.jira")
+LOG = logging.getLogger("tierdesk.connectors.jira")
 
 #: Jira's 403 body when a user without Jira admin or project admin (Administer Projects) sends
 #: `notifyUsers=false`; the whole edit is refused (lesstif/php-jira-rest-client #390,

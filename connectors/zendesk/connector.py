@@ -60,7 +60,7 @@ from connectors.zendesk.trigger_body import needs_attachments
 from tiering.models import Decision, Ticket, note_key_in
 from tiering.policy import Policy
 
-log = logging.getLogger("tierdesk.zendesk")
+log = logging.getLogger("tierdesk.connectors.zendesk")
 
 #: Comments read per fresh look for the note marker: the newest page, newest first (Zendesk
 #: "List Comments" `sort_order=desc`); tierdesk's latest note is recent by construction.
