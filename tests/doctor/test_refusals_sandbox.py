@@ -13,9 +13,9 @@ from connectors.base import ConfigurationRejected, CredentialsRejected
 from connectors.jira import JiraConnector
 from connectors.jira.admin import JiraAdmin
 from connectors.jira.config import JiraConfig
-from connectors.sandbox.server import SandboxHandle, run_in_thread
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.config import ZendeskConfig
+from sandbox.server import SandboxHandle, run_in_thread
 from tiering import decide
 from tiering.policy import Policy, load_policy
 from webhooks.wiring import default_policy_text
