@@ -33,8 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from connectors.jira.webhook import sign as sign_jira  # noqa: E402
 from webhooks.inbox import Inbox  # noqa: E402
-from webhooks.signatures import sign_jira  # noqa: E402
 
 SECRET = "bench-secret"
 PAYLOAD = REPO / "tests/connectors/jira/fixtures/jira_issue_updated__cloud_labels.json"

@@ -9,21 +9,16 @@ from typing import Any
 
 import click
 
-from connectors.backfill import BackfillCounts
+from connectors.backfill import BackfillSummary, run_backfill
 from connectors.base import ConnectorError
 from connectors.jira.admin import (
     DC10_WEBHOOK_PATH,
     DEFAULT_WEBHOOK_NAME,
     PAGE_SIZE,
     AdminError,
-    backfill_items,
+    JiraAdmin,
     check_jql,
-    count_issues,
-    describe,
-    install_webhook,
-    search_issues,
 )
-from connectors.jira.client import make_client
 from connectors.jira.config import JiraConfig
 from tiering.models import Decision, Ticket
 from webhooks.cli_backfill import BACKFILL_EPILOG, progress
@@ -63,8 +58,8 @@ def install_jira(
     config = _jira_config(settings)
     secret = settings.webhook_secret("jira")
     try:
-        result = install_webhook(
-            make_client(config), callback_url=callback_url, jql=jql, name=name, dry_run=dry_run,
+        result = JiraAdmin.from_config(config).install_webhook(
+            callback_url=callback_url, jql=jql, name=name, dry_run=dry_run,
             secret=secret, previous_secret=settings.previous_webhook_secret("jira"),
             rotate=rotate_secret,
         )
@@ -124,8 +119,8 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> Non
         policy = load_policy_for(settings)
     except WiringError as exc:
         raise click.ClickException(str(exc)) from exc
-    client = make_client(config)
-    summary = BackfillCounts()
+    admin = JiraAdmin.from_config(config, policy)
+    summary = BackfillSummary()
     decide: Callable[[Ticket], Decision] | None = None
     inbox: Any = None
     if dry_run:
@@ -143,29 +138,15 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> Non
             raise click.ClickException(f"cannot open the inbox: {exc}") from exc
     try:
         try:
-            total = count_issues(client, config, jql=jql)
+            total = admin.count_issues(jql=jql)
         except ConnectorError:
             total = None  # only the progress bar's length; the search itself will say what fails
-        issues = search_issues(client, config, policy, jql=jql, page_size=page_size)
-        items = backfill_items(issues, policy=policy, config=config, decide=decide)
+        issues = admin.search_issues(jql=jql, page_size=page_size)
+        items = admin.backfill_items(issues, decide=decide)
         lines: list[str] = []
-        for item in progress(items, total=total):
-            summary.seen += 1
-            if item.error is not None or item.envelope is None:
-                summary.skipped += 1
-                lines.append(describe(item, policy))
-                continue
-            if dry_run:
-                assert item.decision is not None
-                if item.decision.changed:
-                    summary.would_change += 1
-                else:
-                    summary.unchanged += 1
-                lines.append(describe(item, policy))
-            elif inbox.enqueue(item.envelope, item.payload):
-                summary.queued += 1
-            else:
-                summary.duplicates += 1
+        run_backfill(progress(items, total=total), summary,
+                     enqueue=None if dry_run else inbox.enqueue,
+                     describe=admin.describe, report=lines.append)
     except AdminError as exc:
         raise click.BadParameter(str(exc)) from exc
     except ConnectorError as exc:

@@ -8,17 +8,15 @@ from typing import Any
 
 import click
 
-from connectors.backfill import BackfillCounts
+from connectors.backfill import BackfillSummary, run_backfill
 from connectors.base import ConnectorError
 from connectors.zendesk.admin import (
     ZendeskAdmin,
-    backfill,
-    count_tickets,
     install,
 )
 from connectors.zendesk.config import ZendeskConfig
 from tiering.models import Decision, Ticket
-from webhooks.cli_backfill import BACKFILL_EPILOG, ProgressCounter
+from webhooks.cli_backfill import BACKFILL_EPILOG, progress
 from webhooks.cli_inbox import InboxUnavailable, open_inbox, verbose_option
 from webhooks.cli_settings import admin_settings
 
@@ -123,29 +121,21 @@ def backfill_zendesk(query: str, dry_run: bool, verbose: bool) -> None:
         except InboxUnavailable as exc:
             raise click.ClickException(f"cannot open the inbox: {exc}") from exc
     lines: list[str] = []
-    bar: ProgressCounter | None = None
+    summary = BackfillSummary()
     try:
-        total = count_tickets(admin, query)
-        bar = ProgressCounter(total=total)
-        summary = backfill(
-            admin, query=query, enqueue=None if dry_run else inbox.enqueue,
-            decide=decide_now, report=lines.append, progress=bar.update,
-        )
+        total = admin.count_tickets(query)
+        items = admin.backfill_items(query=query, decide=decide_now)
+        run_backfill(progress(items, total=total), summary,
+                     enqueue=None if dry_run else inbox.enqueue,
+                     describe=admin.describe, report=lines.append)
     except ConnectorError as exc:
         raise click.ClickException(f"backfill stopped: {exc}") from exc
     finally:
-        if bar is not None:
-            bar.close()
         if inbox is not None:
             inbox.close()
     for line in lines:
         click.echo(line)
-    counts = BackfillCounts(
-        seen=summary.seen, queued=summary.queued, duplicates=summary.duplicates,
-        would_change=summary.would_change, unchanged=summary.unchanged,
-        skipped=summary.failed,
-    )
-    click.echo(counts.summary(dry_run=dry_run))
+    click.echo(summary.summary(dry_run=dry_run))
 
 
 def register(main: click.Group) -> None:

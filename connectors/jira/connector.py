@@ -28,14 +28,15 @@ import requests
 from jira import JIRA
 
 from connectors.base import Applied, Call, Decide, Envelope, PayloadInvalid, VendorRejected
-from connectors.jira import events, refusals
+from connectors.calls import Recorder
+from connectors.jira import refusals, webhook
 from connectors.jira.client import json_object, make_client, send
 from connectors.jira.config import JiraConfig
 from connectors.jira.tickets import fields_to_read, is_complete, ticket_from_issue
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
 
-LOG = logging.getLogger("tierdesk.jira")
+LOG = logging.getLogger("tierdesk.connectors.jira")
 
 #: Jira's 403 body when a user without Jira admin or project admin (Administer Projects) sends
 #: `notifyUsers=false`; the whole edit is refused (lesstif/php-jira-rest-client #390,
@@ -46,7 +47,7 @@ QUIET_EDIT_REFUSED = "To discard the user notification either admin or project a
 class JiraConnector:
     """The Jira Cloud / Data Center / Service Management connector (connectors.base.Connector)."""
 
-    vendor = events.VENDOR
+    vendor = webhook.VENDOR
 
     def __init__(
         self, config: JiraConfig, policy: Policy, *, session: requests.Session | None = None
@@ -58,7 +59,7 @@ class JiraConnector:
         self.client: JIRA = make_client(config, session=session)
         # The reads of the decision in hand, per worker thread: `apply` reports them with its
         # write, so the decision record lists every request the decision cost.
-        self._local = threading.local()
+        self.recorder = Recorder()
         # Projects that answered notifyUsers=false with Jira's 403: plain edits from then on.
         # A cache, not state: after a restart the first edit of a project finds out again.
         self._loud_projects: set[str] = set()
@@ -75,10 +76,6 @@ class JiraConnector:
 
     # ------------------------------------------------------------------ events in
 
-    def envelope(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
-        """Classify a webhook body (see connectors.jira.events.envelope)."""
-        return events.envelope(body, headers)
-
     def is_own_event(self, envelope: Envelope) -> bool:
         """True when the bot account (`bot_account_id`) caused the event: drop it, no request."""
         bot = self.config.bot_account_id
@@ -94,16 +91,16 @@ class JiraConnector:
         """The ticket from the newest payload: 0 requests when it is a full issue, else 1 GET."""
         if not payloads:
             raise ValueError("current_ticket needs at least one payload")
-        self._local.reads = []  # a new decision starts: count its requests from here
+        self.recorder.take()  # a new decision starts: count its requests from here
         body = _newest(payloads)
         event = body.get("webhookEvent")
-        actor = events.actor(body, event if isinstance(event, str) else "")
+        actor = webhook.actor(body, event if isinstance(event, str) else "")
         issue = body.get("issue")
         if not fresh and isinstance(issue, Mapping) and is_complete(issue):
             return ticket_from_issue(
                 issue, policy=self.policy, config=self.config, actor=actor, note_key=last_note_key
             )
-        ref = events.ticket_ref(body)
+        ref = webhook.ticket_ref(body)
         if ref is None:
             raise PayloadInvalid("payload names no issue: expected issue.key or comment.self")
         fetched = self.read_issue(ref, comments=fresh)
@@ -116,19 +113,8 @@ class JiraConnector:
         path = f"/rest/api/2/issue/{key}"
         fields = ",".join(fields_to_read(self.policy, self.config, comments=comments))
         response = send(self.client, "GET", path, params={"fields": fields})
-        self._reads().append(Call("GET", path, response.status_code, "read issue"))
+        self.recorder.calls.append(Call("GET", path, response.status_code, "read issue"))
         return json_object(response, what=f"Jira GET {path}")
-
-    def _reads(self) -> list[Call]:
-        reads: list[Call] | None = getattr(self._local, "reads", None)
-        if reads is None:
-            reads = self._local.reads = []
-        return reads
-
-    def _take_reads(self) -> tuple[Call, ...]:
-        reads = tuple(self._reads())
-        self._local.reads = []
-        return reads
 
     # ------------------------------------------------------------------ writes out
 
@@ -168,7 +154,7 @@ class JiraConnector:
         `decide` is unused: Jira's issue edit has no collision guard to re-decide after (the
         label operations are add/remove deltas, so concurrent agent edits are preserved).
         """
-        reads = self._take_reads()
+        reads = self.recorder.take()
         if not decision.changed:
             return Applied(calls=reads, decision=decision, note_key=ticket.last_note_key)
         body = self.plan(ticket, decision)

@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from connectors.checks import Check
-from connectors.jira.admin import install_webhook
-from connectors.jira.client import make_client
+from connectors.jira.admin import JiraAdmin
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.admin import ZendeskAdmin, install
+from connectors.zendesk.webhook import verify_signature as verify_zendesk
 from sandbox.server import SandboxHandle, run_in_thread
 from sandbox.state import default_seed_text
 from tests.webhook_receiver import Receiver, running_receiver
@@ -25,7 +25,6 @@ from tiering.policy import Policy, load_policy
 from webhooks.cli import main
 from webhooks.cli_doctor import collect, start_summary_thread
 from webhooks.settings import Settings, load_settings
-from webhooks.signatures import verify_zendesk
 from webhooks.wiring import default_policy_text
 
 Seed = dict[str, Any]
@@ -78,8 +77,9 @@ def installed(seed: Seed, *, policy: Policy | None = None,
         if jira_hook:
             jira_config = settings.jira_config()
             assert jira_config is not None
-            install_webhook(make_client(jira_config), callback_url=receiver.url + "/webhooks/jira",
-                            jql="project = SUP", secret=jira_secret)
+            JiraAdmin.from_config(jira_config).install_webhook(
+                callback_url=receiver.url + "/webhooks/jira", jql="project = SUP",
+                secret=jira_secret)
         zendesk_config = settings.zendesk_config()
         assert zendesk_config is not None
         result = install(

@@ -11,6 +11,7 @@ import pytest
 import responses
 from click.testing import CliRunner
 
+from connectors.backfill import BackfillSummary, run_backfill
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.admin import (
     TRIGGER_TITLE,
@@ -320,8 +321,6 @@ def test_backfill_waits_out_rate_limits(
     connector: ZendeskConnector, rsps: responses.RequestsMock
 ) -> None:
     """A 429 on a search page waits Retry-After and carries on; nothing is queued twice."""
-    from connectors.zendesk.admin import backfill
-
     waits: list[float] = []
     export = f"{BASE}/api/v2/search/export"
     rsps.get(export, status=429, headers={"Retry-After": "3"})
@@ -332,8 +331,10 @@ def test_backfill_waits_out_rate_limits(
         queued.append(str(env.ticket))
         return True
 
-    summary = backfill(ZendeskAdmin(connector, sleep=waits.append), query="status<solved",
-                       enqueue=enqueue, run="run-1")
+    admin = ZendeskAdmin(connector, sleep=waits.append)
+    summary = run_backfill(admin.backfill_items(query="status<solved", run="run-1"),
+                           BackfillSummary(), enqueue=enqueue,
+                           describe=admin.describe, report=lambda _line: None)
     assert waits == [3.0]
     assert queued == ["42", "43"] and (summary.seen, summary.queued) == (2, 2)
 
@@ -343,13 +344,12 @@ def test_backfill_gives_up_after_repeated_outage(
 ) -> None:
     """Five 503s in a row stop the backfill with the vendor error (backoff between attempts)."""
     from connectors.base import VendorUnavailable
-    from connectors.zendesk.admin import READ_ATTEMPTS, backfill
+    from connectors.zendesk.admin import READ_ATTEMPTS
 
     waits: list[float] = []
     rsps.get(f"{BASE}/api/v2/search/export", status=503)
     with pytest.raises(VendorUnavailable, match="503"):
-        backfill(ZendeskAdmin(connector, sleep=waits.append), query="x",
-                 enqueue=lambda e, p: True)
+        list(ZendeskAdmin(connector, sleep=waits.append).backfill_items(query="x"))
     assert len(rsps.calls) == READ_ATTEMPTS and len(waits) == READ_ATTEMPTS - 1
     assert all(w > 0 for w in waits)
 
@@ -357,7 +357,7 @@ def test_backfill_gives_up_after_repeated_outage(
 def test_backfill_bodies_distinct_per_run() -> None:
     """Two backfill runs queue the same ticket again (distinct dedupe keys); one run does not."""
     from connectors.zendesk.admin import backfill_body
-    from connectors.zendesk.events import envelope
+    from connectors.zendesk.webhook import classify as envelope
 
     one = envelope(backfill_body(42, "run-1"), {}).delivery_id
     assert one == envelope(backfill_body(42, "run-1"), {}).delivery_id
