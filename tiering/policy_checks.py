@@ -2,7 +2,7 @@
 
 `_semantic_errors(doc)` yields (key path, message) for each unknown tier, plan, field or target
 name, invalid regex, reserved or repeated label and rule shadowed by an earlier one; the SLA
-section's own checks are in tiering/sla_policy.py.
+section's own checks are in tiering/sla_checks.py.
 """
 
 from __future__ import annotations

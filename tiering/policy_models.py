@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from tiering.sla_policy import CalendarSpec, SlaSpec
+from tiering.sla_models import CalendarSpec, SlaSpec
 
 #: Names of tiers, plans, rules and routes end up in labels and tags, so they are kept label-safe.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -307,7 +307,7 @@ class PolicyDoc(_Model):
         description="Where a vendor's own records say which plan a customer has.",
     )
     description: StrictStr | None = Field(default=None, description="Free text.")
-    #: Business calendars and SLA/OLA targets (tiering/sla_policy.py; issue 18).
+    #: Business calendars and SLA/OLA targets (tiering/sla_models.py; issue 18).
     calendars: dict[StrictStr, CalendarSpec] = Field(
         default={},
         description="Business calendars (validated; not enforced yet); 24x7 is built in.",

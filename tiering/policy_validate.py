@@ -22,7 +22,7 @@ from pydantic import (
 from tiering.policy_checks import _semantic_errors
 from tiering.policy_models import PolicyDoc
 from tiering.policy_problems import _describe
-from tiering.sla_policy import semantic_errors as _sla_semantic_errors
+from tiering.sla_checks import semantic_errors as _sla_semantic_errors
 from tiering.suggest import did_you_mean
 
 Loc = tuple[str | int, ...]
