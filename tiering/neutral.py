@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from tiering.models import Customer, FieldValue, Ticket
-from tiering.policy import _describe, _path
+from tiering.policy_problems import _describe, _path
 
 Scalar = StrictStr | StrictInt | float | bool | None
 

@@ -28,7 +28,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from tiering.calendars import Calendar
-from tiering.sla_policy import STATUSES, STOP_STATUSES, ClockTarget, SlaPolicy
+from tiering.sla_models import STATUSES, STOP_STATUSES
+from tiering.sla_policy import ClockTarget, SlaPolicy
 
 State = Literal["running", "paused", "warning", "breached", "stopped"]
 

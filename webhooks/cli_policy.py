@@ -13,7 +13,7 @@ import click
 from tiering import Policy, PolicyError, decide, load_policy
 from tiering.diff import diff_policies
 from tiering.neutral import TicketFormatError, ticket_from_dict
-from tiering.policy import policy_json_schema
+from tiering.policy_models import policy_json_schema
 from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text, read_policy_file
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from tiering.policy import MAX_POLICY_BYTES, PolicyError, Problem
+from tiering.policy_problems import PolicyError, Problem
+from tiering.policy_yaml import MAX_POLICY_BYTES
 
 EXAMPLE_POLICY_SOURCE = "deploy/policy.example.yaml (embedded)"
 

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from tiering.policy import MAX_POLICY_BYTES, Policy, PolicyError, load_policy
+from tiering.policy import Policy, PolicyError, load_policy
+from tiering.policy_yaml import MAX_POLICY_BYTES
 from webhooks.defaults import read_policy_file
 from webhooks.logging import log
 

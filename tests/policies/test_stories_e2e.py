@@ -75,7 +75,8 @@ from tests.policies.stories import (
 )
 from tiering import decide
 from tiering.models import Ticket, note_key_in
-from tiering.policy import Policy, Target
+from tiering.policy import Policy
+from tiering.policy_models import Target
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -12,7 +12,7 @@ import yaml
 from tiering import PolicyError, Ticket, load_policy
 from tiering.engine import first_matching_rule
 from tiering.patterns import MAX_MATCH_CHARS
-from tiering.policy import MAX_POLICY_BYTES, MAX_POLICY_DEPTH
+from tiering.policy_yaml import MAX_POLICY_BYTES, MAX_POLICY_DEPTH
 from webhooks.defaults import default_policy_text
 
 EXAMPLE = default_policy_text()

@@ -9,7 +9,7 @@ import pytest
 
 from tiering import PolicyError, load_policy
 from tiering.sla import StatusInterval, TicketHistory, sla_for
-from tiering.sla_policy import parse_duration
+from tiering.sla_models import parse_duration
 
 BASE = """\
 version: 1

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from tests.tiering.test_calendars import DST_DAYS, calendars, ref_is_business
 from tiering.calendars import Calendar
 from tiering.sla import StatusInterval, TicketHistory, compute_clocks
-from tiering.sla_policy import STOP_STATUSES, ClockTarget
+from tiering.sla_models import STOP_STATUSES
+from tiering.sla_policy import ClockTarget
 
 MIN = 60
 
