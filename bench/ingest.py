@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from webhooks.inbox import Inbox  # noqa: E402
+from webhooks.inbox.store import Inbox  # noqa: E402
 from webhooks.signatures import sign_jira  # noqa: E402
 
 SECRET = "bench-secret"

@@ -50,7 +50,9 @@ from starlette.types import Receive, Scope, Send
 
 from connectors.base import Envelope, PayloadInvalid
 from connectors.payload import parse_json
-from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, MAX_KEY_LENGTH, Delivery, Inbox
+from webhooks.inbox.records import Delivery
+from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX, MAX_KEY_LENGTH
+from webhooks.inbox.store import Inbox
 from webhooks.logging import log
 from webhooks.metrics import CONTENT_TYPE, Metrics
 from webhooks.signatures import (
@@ -62,22 +64,20 @@ from webhooks.signatures import (
 )
 from webhooks.wiring import EnvelopeFunction
 
-Item = Delivery
-
 _ACCEPTED = b'{"status":"accepted"}'
 _DUPLICATE = b'{"status":"duplicate"}'
 _IGNORED = b'{"status":"ignored"}'
 _UNAVAILABLE = b'{"error":"the inbox is unavailable; retry later"}'
 
 
-_Pending = tuple[Item, asyncio.AbstractEventLoop, "asyncio.Future[bool]"]
+_Pending = tuple[Delivery, asyncio.AbstractEventLoop, "asyncio.Future[bool]"]
 
 
 class Committer(Protocol):
     """What commits the receiver's deliveries: a `CommitBatcher` thread in this process, or
     the writer process of webhooks/writer.py (`tierdesk serve`'s default)."""
 
-    def submit(self, item: Item) -> asyncio.Future[bool]:
+    def submit(self, item: Delivery) -> asyncio.Future[bool]:
         """Queue `item`; the future is True (new) or False (duplicate) once it is durable."""
         ...
 
@@ -104,7 +104,7 @@ class CommitBatcher:
         self._thread = threading.Thread(target=self._run, name="tierdesk-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, item: Item) -> asyncio.Future[bool]:
+    def submit(self, item: Delivery) -> asyncio.Future[bool]:
         """Queue `item`; the future (on the running loop) is done once its group committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
@@ -222,7 +222,7 @@ class WebhookEndpoint:
         *,
         config: ReceiverConfig,
         metrics: Metrics,
-        store: Callable[[Item], Awaitable[bool]],
+        store: Callable[[Delivery], Awaitable[bool]],
         on_enqueued: Callable[[], None] | None,
     ) -> None:
         self.vendor = vendor
@@ -451,7 +451,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.inbox = inbox
 
-    async def store(item: Item) -> bool:
+    async def store(item: Delivery) -> bool:
         batcher = state.get("batcher")
         if batcher is None:  # used without lifespan (plain TestClient): commit inline
             results = await asyncio.to_thread(inbox.enqueue_many, [item])

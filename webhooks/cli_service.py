@@ -41,7 +41,8 @@ if TYPE_CHECKING:  # the service's modules load only when a command runs (fast `
 
     from connectors.base import Connector
     from tiering.policy import Policy
-    from webhooks.inbox import Inbox, StoredEvent
+    from webhooks.inbox.records import StoredEvent
+    from webhooks.inbox.store import Inbox
     from webhooks.metrics import Metrics
     from webhooks.reload import PolicyWatcher
     from webhooks.wiring import EnvelopeFunction
@@ -247,7 +248,7 @@ def build_server(
     pool = service.pool
     committer = None
     if settings.inbox_writer == "process":
-        from webhooks.inbox import InboxError
+        from webhooks.inbox.database import InboxError
         from webhooks.writer import WriterProcess
 
         async def committer() -> WriterProcess:
@@ -589,7 +590,7 @@ def migrate(verbose: bool) -> None:
 
     serve and worker do this by themselves on start; use it to create the database on purpose
     (the read-only commands never do), before a first backup, or in an upgrade window."""
-    from webhooks.inbox import SCHEMA_VERSION
+    from webhooks.inbox.migrations import SCHEMA_VERSION
 
     settings = _settings()
     inbox = _inbox(settings, verbose=verbose, create=True)

@@ -58,13 +58,9 @@ from connectors.base import (
 from connectors.http import LinePaused
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
-from webhooks.inbox import (
-    CREDENTIALS_PAUSE_PREFIX,
-    UNFINISHED_ERROR,
-    Claim,
-    DecisionRecord,
-    Inbox,
-)
+from webhooks.inbox.records import Claim, DecisionRecord
+from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX, UNFINISHED_ERROR
+from webhooks.inbox.store import Inbox
 from webhooks.logging import log
 from webhooks.loops import LOOP_HALTED, LoopGuard, LoopVerdict
 from webhooks.metrics import Metrics

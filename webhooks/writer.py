@@ -41,7 +41,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from connectors.base import Envelope
-from webhooks.inbox import Delivery, Inbox, InboxError, stored_json
+from webhooks.inbox.database import InboxError
+from webhooks.inbox.records import Delivery, stored_json
+from webhooks.inbox.store import Inbox
 from webhooks.logging import configure_logging, log
 
 #: Deliveries per transaction in the writer.

@@ -19,7 +19,8 @@ from connectors.base import Envelope, VendorUnavailable
 from tests.webhooks.conftest import FakeClock
 from tests.webhooks.fakes import FakeConnector, fake_decide
 from webhooks.cli import main
-from webhooks.inbox import DecisionRecord, Inbox
+from webhooks.inbox.records import DecisionRecord
+from webhooks.inbox.store import Inbox
 from webhooks.metrics import Metrics
 from webhooks.wiring import default_policy_text
 from webhooks.worker import Worker
@@ -90,7 +91,7 @@ def test_read_only_command_refuses_a_postgres_database_without_an_inbox(
 
     import sqlalchemy as sa
 
-    from webhooks.inbox import normalize_url
+    from webhooks.inbox.database import normalize_url
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
     engine = sa.create_engine(normalize_url(PG_URL))

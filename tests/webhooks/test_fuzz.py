@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from webhooks.app import ReceiverConfig, create_app
-from webhooks.inbox import Inbox
+from webhooks.inbox.store import Inbox
 from webhooks.signatures import sign_jira, sign_zendesk
 from webhooks.wiring import envelope_functions
 

@@ -9,7 +9,7 @@ from connectors.base import Envelope, RateLimited
 from tests.webhooks.conftest import FakeClock
 from tests.webhooks.fakes import FakeConnector, fake_decide
 from tiering.policy import load_policy
-from webhooks.inbox import Inbox
+from webhooks.inbox.store import Inbox
 from webhooks.metrics import Metrics
 from webhooks.wiring import default_policy_text
 from webhooks.worker import Worker

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from connectors.base import Envelope
-from webhooks.inbox import Inbox
+from webhooks.inbox.store import Inbox
 from webhooks.signatures import sign_jira
 
 pytestmark = pytest.mark.slow

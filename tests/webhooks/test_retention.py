@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from connectors.base import Envelope
 from tests.webhooks.conftest import FakeClock
 from webhooks.cli import main
-from webhooks.inbox import Inbox, Pruned
+from webhooks.inbox.records import Pruned
+from webhooks.inbox.store import Inbox
 from webhooks.retention import DAY, Pruner
 from webhooks.settings import load_settings
 

@@ -69,7 +69,7 @@ def test_cli_prints_the_warning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     from click.testing import CliRunner
 
     from webhooks.cli import main
-    from webhooks.inbox import Inbox
+    from webhooks.inbox.store import Inbox
 
     Inbox.connect(f"sqlite:///{tmp_path}/tierdesk.db").close()
     monkeypatch.setenv("TIERDESK_WORKER_THREAD", "4")

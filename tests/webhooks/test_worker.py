@@ -20,7 +20,7 @@ from connectors.base import (
 from tests.webhooks.conftest import FakeClock
 from tests.webhooks.fakes import BOT, FakeConnector, fake_decide
 from tiering.policy import Policy, load_policy
-from webhooks.inbox import Inbox
+from webhooks.inbox.store import Inbox
 from webhooks.wiring import default_policy_text
 from webhooks.worker import Worker, WorkerPool, backoff_delay
 

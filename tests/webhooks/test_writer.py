@@ -24,7 +24,9 @@ from connectors.base import Envelope
 from tests.webhooks.fakes import fake_envelope
 from webhooks import writer as writer_module
 from webhooks.app import ReceiverConfig, create_app
-from webhooks.inbox import Inbox, InboxError, stored_json
+from webhooks.inbox.database import InboxError
+from webhooks.inbox.records import stored_json
+from webhooks.inbox.store import Inbox
 from webhooks.signatures import sign_jira
 from webhooks.writer import WriterError, WriterProcess, _frame, _frames
 
