@@ -248,8 +248,8 @@ def build_server(
     pool = service.pool
     committer = None
     if settings.inbox_writer == "process":
+        from webhooks.commit import WriterProcess
         from webhooks.inbox.database import InboxError
-        from webhooks.writer import WriterProcess
 
         async def committer() -> WriterProcess:
             writer = WriterProcess(settings.database_url, log_level=settings.log_level)

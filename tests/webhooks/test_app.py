@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from tests.shared_vendor import VENDOR
 from tests.webhooks.fakes import fake_envelope
 from webhooks.app import ReceiverConfig, create_app
+from webhooks.commit import WriterProcess
 from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX
 from webhooks.inbox.store import Inbox
 from webhooks.metrics import Metrics
 from webhooks.signatures import sign_jira, sign_zendesk
-from webhooks.writer import WriterProcess
 
 JIRA_SECRET = "jira-secret"
 ZD_SECRET = "zendesk-secret"

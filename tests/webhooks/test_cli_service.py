@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from connectors.base import Envelope
 from webhooks.cli import main
+from webhooks.commit import WriterProcess
 from webhooks.inbox.database import InboxError
 from webhooks.inbox.records import DecisionRecord
 from webhooks.inbox.store import Inbox
-from webhooks.writer import WriterProcess
 
 
 @pytest.fixture
