@@ -124,7 +124,7 @@ def test_every_named_metric_is_exported_after_the_demo(tmp_path: Path) -> None:
     """The demo's story (both vendors, real processes, signed webhooks) runs; then every metric
     the dashboard and the rules name is in the service's /metrics."""
     from connectors.sandbox.server import run_in_thread
-    from webhooks.cli_demo import _play, install_stack, service
+    from webhooks.cli.demo import _play, install_stack, service
 
     handle = run_in_thread()
     try:

@@ -23,7 +23,7 @@ from connectors.zendesk.admin import ZendeskAdmin, install
 from tests.webhook_receiver import Receiver, running_receiver
 from tiering.policy import Policy, load_policy
 from webhooks.cli import main
-from webhooks.cli_doctor import collect, start_summary_thread
+from webhooks.cli.doctor import collect, start_summary_thread
 from webhooks.settings import Settings, load_settings
 from webhooks.signatures import verify_zendesk
 from webhooks.wiring import default_policy_text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from webhooks.cli_demo import Case, Expect, View, _secret_lines
+from webhooks.cli.demo import Case, Expect, View, _secret_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,7 +77,7 @@ def test_install_output_secrets_are_picked_up() -> None:
 def test_summary_line_in_plain_words() -> None:
     """The summary says how often tierdesk called each vendor to look and to change, and
     whether it ever called before a vendor's asked-for wait was over."""
-    from webhooks.cli_demo import summary_line
+    from webhooks.cli.demo import summary_line
 
     state = {"requests": {"jira": {"reads": 1, "writes": 9}, "zendesk": {"reads": 3, "writes": 8}},
              "retry_after_violations": 0}

@@ -17,7 +17,7 @@ import pytest
 
 from connectors.sandbox.server import SandboxHandle, run_in_thread
 from tiering.models import note_key_in
-from webhooks.cli_demo import Case, Expect, Stack, _settle, install_stack, service
+from webhooks.cli.demo import Case, Expect, Stack, _settle, install_stack, service
 
 pytestmark = pytest.mark.slow
 

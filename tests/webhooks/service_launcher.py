@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from tests.webhooks.fakes import VendorBackedConnector, fake_envelope
-from webhooks.cli_service import build_server, run_server, run_worker
+from webhooks.cli.service import build_server, run_server, run_worker
 from webhooks.logging import configure_logging
 from webhooks.settings import load_settings
 

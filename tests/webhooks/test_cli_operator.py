@@ -302,7 +302,7 @@ def test_backfill_progress_bar_only_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch, terminal: bool, shown: bool
 ) -> None:
     """The backfill bar (tqdm) draws on stderr when it is a terminal and is silent otherwise."""
-    from webhooks import cli_backfill
+    from webhooks.cli import backfill as cli_backfill
 
     err = _Terminal() if terminal else io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)

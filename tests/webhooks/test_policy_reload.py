@@ -14,7 +14,7 @@ import pytest
 
 from tests.webhooks.fakes import FakeConnector
 from tests.webhooks.test_processes import REPO, free_port, service_env, wait_healthy
-from webhooks.cli_service import build_service
+from webhooks.cli.service import build_service
 from webhooks.defaults import default_policy_text
 from webhooks.settings import load_settings
 

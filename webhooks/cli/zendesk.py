@@ -18,9 +18,9 @@ from connectors.zendesk.admin import (
 )
 from connectors.zendesk.config import ZendeskConfig
 from tiering.models import Decision, Ticket
-from webhooks.cli_backfill import BACKFILL_EPILOG, ProgressCounter
-from webhooks.cli_inbox import InboxUnavailable, open_inbox, verbose_option
-from webhooks.cli_settings import admin_settings
+from webhooks.cli.backfill import BACKFILL_EPILOG, ProgressCounter
+from webhooks.cli.inbox import InboxUnavailable, open_inbox, verbose_option
+from webhooks.cli.settings import admin_settings
 
 
 def _admin(settings: Any) -> ZendeskAdmin:

@@ -23,27 +23,27 @@ def backfill() -> None:
 
 
 def _register() -> None:
-    from webhooks import cli_policy
+    from webhooks.cli import policy
 
-    cli_policy.register(main)
-    from webhooks import cli_service
+    policy.register(main)
+    from webhooks.cli import service
 
-    cli_service.register(main)
-    from webhooks import cli_sandbox
+    service.register(main)
+    from webhooks.cli import sandbox
 
-    cli_sandbox.register(main)
-    from webhooks import cli_demo
+    sandbox.register(main)
+    from webhooks.cli import demo
 
-    cli_demo.register(main)
-    from webhooks import cli_jira
+    demo.register(main)
+    from webhooks.cli import jira
 
-    cli_jira.register(main)
-    from webhooks import cli_zendesk
+    jira.register(main)
+    from webhooks.cli import zendesk
 
-    cli_zendesk.register(main)
-    from webhooks import cli_doctor
+    zendesk.register(main)
+    from webhooks.cli import doctor
 
-    cli_doctor.register(main)
+    doctor.register(main)
 
 
 #: The top-level command list's one-liners: whole sentences short enough for an 80-column

@@ -20,7 +20,7 @@ import click
 from connectors.base import ConnectorError
 from connectors.checks import MARKS, Check, fail, ok
 from tiering.policy import Policy
-from webhooks.cli_settings import admin_settings
+from webhooks.cli.settings import admin_settings
 from webhooks.logging import log
 from webhooks.settings import Settings
 from webhooks.wiring import WiringError, load_policy_for

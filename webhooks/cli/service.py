@@ -10,7 +10,7 @@
 Every start-up problem (a bad setting, an unreadable policy, an unreachable database, a busy
 port) is printed as one line per problem naming what to fix, and the command exits with status 2.
 Read-only commands (`explain`, `dead-letters`, `prune`, `worker --once`) never create a database
-(webhooks/cli_inbox.py); `-v` names the database a command opened.
+(webhooks/cli/inbox.py); `-v` names the database a command opened.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from webhooks.cli_inbox import InboxUnavailable, database_label, open_inbox, verbose_option
-from webhooks.cli_settings import log_environment_warnings
+from webhooks.cli.inbox import InboxUnavailable, database_label, open_inbox, verbose_option
+from webhooks.cli.settings import log_environment_warnings
 from webhooks.logging import configure_logging, log
 from webhooks.settings import Settings, SettingsError, load_settings
 
@@ -60,7 +60,7 @@ def _fail(lines: list[str]) -> NoReturn:
 def _settings(*, warnings: bool = True) -> Settings:
     """The settings, or exit 2 naming each bad variable. Misspelt or unprefixed variable names
     are warned about on stderr (`warnings=False`: serve and worker log them instead)."""
-    from webhooks.cli_settings import echo_environment_warnings
+    from webhooks.cli.settings import echo_environment_warnings
 
     try:
         settings = load_settings()
@@ -454,7 +454,7 @@ def serve(no_worker: bool, host: str | None, port: int | None, verbose: bool) ->
     log("serving", host=server.config.host, port=server.config.port,
         worker=service.pool is not None, database=database_label(settings.database_url))
     if settings.startup_doctor:
-        from webhooks.cli_doctor import start_summary_thread
+        from webhooks.cli.doctor import start_summary_thread
 
         # The same checks as `tierdesk doctor`, in the background: one summary line; a failed
         # check never stops the service.

@@ -26,9 +26,9 @@ from connectors.jira.admin import (
 from connectors.jira.client import make_client
 from connectors.jira.config import JiraConfig
 from tiering.models import Decision, Ticket
-from webhooks.cli_backfill import BACKFILL_EPILOG, progress
-from webhooks.cli_inbox import InboxUnavailable, open_inbox, verbose_option
-from webhooks.cli_settings import admin_settings
+from webhooks.cli.backfill import BACKFILL_EPILOG, progress
+from webhooks.cli.inbox import InboxUnavailable, open_inbox, verbose_option
+from webhooks.cli.settings import admin_settings
 
 
 def _jira_config(settings: Any) -> JiraConfig:
