@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO))
 from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import JSONResponse, Response  # noqa: E402
 
+from connectors.jira.webhook import sign as sign_jira  # noqa: E402
 from webhooks.inbox.store import Inbox  # noqa: E402
-from webhooks.signatures import sign_jira  # noqa: E402
 
 SECRET = "bench-secret"
 PAYLOAD = REPO / "tests/connectors/jira/fixtures/jira_issue_updated__cloud_labels.json"

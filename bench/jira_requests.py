@@ -24,6 +24,7 @@ from typing import Any
 import responses
 
 from connectors.jira import JiraConfig, JiraConnector
+from connectors.jira import webhook as jira_webhook
 from tiering import decide, load_policy
 from webhooks.defaults import default_policy_text
 
@@ -108,7 +109,7 @@ def run(body: dict[str, Any], *, jsm: bool = False, quiet_refused: bool = False
         rsps.post(re.compile(rf"{BASE}/rest/servicedeskapi/request/.*/comment"), status=201,
                   json={})
         connector = JiraConnector(config, POLICY)
-        envelope = connector.envelope(body, {})
+        envelope = jira_webhook.classify(body, {})
         outcome = "own event"
         if not connector.is_own_event(envelope):
             ticket = connector.current_ticket([body])

@@ -17,6 +17,7 @@ from typing import Any
 import responses
 
 from connectors.zendesk import ZendeskConnector
+from connectors.zendesk import webhook as zendesk_webhook
 from connectors.zendesk.config import ZendeskConfig
 from tiering import Decision, Ticket, decide, load_policy
 from webhooks.defaults import default_policy_text
@@ -105,7 +106,7 @@ def main() -> None:
             mock.put(f"{BASE}/api/v2/tickets/42.json", json={"ticket": {"id": 42}})
             mock.get(f"{BASE}/api/v2/tickets/42.json", json=api_ticket(body.get("detail", body)))
             mock.get(f"{BASE}/api/v2/tickets/42/comments.json", json={"comments": []})
-            env = connector.envelope(body, {})
+            env = zendesk_webhook.classify(body, {})
             what = "dropped (own event)"
             if not connector.is_own_event(env):
                 ticket = connector.current_ticket([body])

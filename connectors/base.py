@@ -1,8 +1,15 @@
-"""What every vendor connector offers the service, and the one error tree they all raise.
+"""The vendor registry, the envelope types, what every connector offers and the one error tree.
 
-The worker (webhooks/worker.py) drives a connector in three steps per ticket:
+`VENDORS` names each vendor's parts; the receiver, the worker and the CLI loop over it. At the
+receiver, pure and without I/O (`connectors/<vendor>/webhook.py`):
 
-    envelope = connector.envelope(body, headers)        # at the receiver: pure, no I/O
+    vendor.verify(body, headers, auth, now=now)   # raw bytes; SignatureInvalid -> 401
+    payload  = vendor.parse(body)                  # JSON object (PayloadInvalid/ValueError -> 400)
+    envelope = vendor.classify(payload, headers)   # PayloadInvalid -> 400
+    vendor.replayed(envelope, auth, now=now)       # a reason -> 401, else None
+
+The worker (webhooks/worker.py) drives a connector in two steps per ticket:
+
     ticket   = connector.current_ticket(payloads, ...)  # 0 reads, or 1 if the payload lacks data
     applied  = connector.apply(ticket, decision, ...)   # 0 writes if nothing changes, else 1
 
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from tiering.models import Decision, Ticket
@@ -168,11 +176,6 @@ class Connector(Protocol):
 
     vendor: str
 
-    def envelope(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
-        """Classify a webhook body (already signature-checked and JSON-parsed). Pure; raises
-        PayloadInvalid when a handled event lacks what tierdesk needs (e.g. no ticket)."""
-        ...
-
     def is_own_event(self, envelope: Envelope) -> bool:
         """True when the event was caused by tierdesk's own bot account (dropped, no request)."""
         ...
@@ -197,3 +200,93 @@ class Connector(Protocol):
         """Apply `decision` to the vendor in at most one write; none when `decision.changed` is
         false. `decide` re-decides on fresh state after a collision (Zendesk 409)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAuth:
+    """How one vendor's deliveries are authenticated at the receiver (from the settings)."""
+
+    #: The webhook secret; None means every delivery is refused (fail closed).
+    secret: str | None
+    #: During a rotation, the secret being retired (accepted beside the current one).
+    previous: str | None = None
+    #: Opt-in HTTP Basic (user, password) for deliveries that cannot be signed.
+    basic: tuple[str, str] | None = None
+    #: How far (s) a signature timestamp may be from now, for vendors that sign one.
+    signature_max_age: float = 300.0
+    #: How far (s) a signed body's own time may be from now (None: not checked), for vendors
+    #: that sign the body's time but not the delivery's identifiers.
+    replay_horizon: float | None = 7200.0
+
+
+class Verify(Protocol):
+    """A vendor's signature check on the raw bytes: raise SignatureInvalid, else return."""
+
+    def __call__(
+        self, body: bytes, headers: Mapping[str, str], auth: WebhookAuth, *, now: datetime
+    ) -> None: ...
+
+
+class Replayed(Protocol):
+    """Why a signed delivery is refused as a replay (answered 401), or None."""
+
+    def __call__(self, envelope: Envelope, auth: WebhookAuth, *, now: datetime) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Vendor:
+    """One vendor's parts, as the service needs them: plain functions, no I/O at the receiver."""
+
+    name: str
+    #: `verify(body, headers, auth, *, now)`: raise SignatureInvalid unless signed (raw bytes).
+    verify: Verify
+    #: `parse(body)`: the JSON value of the raw bytes (PayloadInvalid or ValueError when not).
+    parse: Callable[[bytes], Any]
+    #: `classify(payload, headers)`: the Envelope (PayloadInvalid when it cannot be understood).
+    classify: Callable[[Mapping[str, Any], Mapping[str, str]], Envelope]
+    #: `replayed(envelope, auth, *, now)`: why a signed delivery is refused as a replay, or None.
+    replayed: Replayed
+    #: The header carrying the vendor's delivery id (logged with a refused delivery).
+    delivery_header: str
+    #: `connector(config, policy, *, session)`: the vendor's Connector from its settings config.
+    connector: Callable[..., Connector]
+
+
+def _jira_connector(config: Any, policy: Any, *, session: Any = None) -> Connector:
+    # Imported when called: connectors.jira.connector imports this module (an import cycle).
+    from connectors.jira.connector import JiraConnector
+
+    return JiraConnector(config, policy, session=session)
+
+
+def _zendesk_connector(config: Any, policy: Any, *, session: Any = None) -> Connector:
+    from connectors.zendesk.connector import ZendeskConnector
+
+    return ZendeskConnector(config, policy, session=session)
+
+
+# The vendor modules import the types above, so they are imported after them.
+from connectors.jira import webhook as jira_webhook  # noqa: E402
+from connectors.zendesk import webhook as zendesk_webhook  # noqa: E402
+
+#: Every vendor tierdesk serves, by name (`/webhooks/<name>`, the inbox's `vendor` column).
+VENDORS: Mapping[str, Vendor] = {
+    "jira": Vendor(
+        name="jira",
+        verify=jira_webhook.verify,
+        parse=jira_webhook.parse,
+        classify=jira_webhook.classify,
+        replayed=jira_webhook.replayed,
+        delivery_header=jira_webhook.DELIVERY_HEADER,
+        connector=_jira_connector,
+    ),
+    "zendesk": Vendor(
+        name="zendesk",
+        verify=zendesk_webhook.verify,
+        parse=zendesk_webhook.parse,
+        classify=zendesk_webhook.classify,
+        replayed=zendesk_webhook.replayed,
+        delivery_header=zendesk_webhook.INVOCATION_HEADER,
+        connector=_zendesk_connector,
+    ),
+}

@@ -1,10 +1,11 @@
 """The HTTP receiver (FastAPI): signed webhooks in, committed to the inbox, then answered.
 
-    POST /webhooks/{jira,zendesk}
+    POST /webhooks/<vendor>    one route per vendor of the registry (connectors.base.VENDORS)
         413  body over MAX_BODY_BYTES (checked on Content-Length, then while reading)
-        401  signature missing or wrong, Zendesk timestamp outside SIGNATURE_MAX_AGE, or no
-             secret configured for the vendor (fail closed)  -- checked on the raw bytes;
-             a signed Jira body whose timestamp is outside JIRA_REPLAY_HORIZON (a replay)
+        401  the vendor's `verify` refused the raw bytes: signature missing or wrong, a signature
+             timestamp outside SIGNATURE_MAX_AGE, or no secret configured for the vendor (fail
+             closed); or its `replayed` refused a signed body whose time is outside the replay
+             horizon
         415  content type is not JSON
         400  malformed JSON, not an object, a handled event that lacks a ticket, or a ticket
              key / delivery id longer than the inbox holds (255 characters)
@@ -25,7 +26,7 @@ with TIERDESK_INBOX_WRITER=thread, commit in one thread of this process (`Commit
 Either way a group's answers cost the event loop one wake-up.
 
 The webhook endpoints are plain ASGI apps (`WebhookEndpoint`) under the FastAPI app, with a
-cached HMAC key (webhooks/signatures.py) and orjson (connectors/payload.py): per delivery, the
+cached HMAC key (connectors/signatures.py) and orjson (connectors/payload.py): per delivery, the
 work besides the HTTP stack is one HMAC, one parse and one row (bench/ingest.py measures it).
 """
 
@@ -44,22 +45,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from connectors.base import Envelope, PayloadInvalid
-from connectors.payload import parse_json
+from connectors.base import VENDORS, Envelope, PayloadInvalid, Vendor, WebhookAuth
+from connectors.signatures import SignatureInvalid
 from webhooks.commit import CommitBatcher, Committer
 from webhooks.inbox.records import Delivery
 from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX, MAX_KEY_LENGTH
 from webhooks.inbox.store import Inbox
 from webhooks.logging import log
 from webhooks.metrics import CONTENT_TYPE, Metrics
-from webhooks.signatures import (
-    SignatureInvalid,
-    check_basic,
-    check_timestamp,
-    verify_jira,
-    verify_zendesk,
-)
-from webhooks.wiring import EnvelopeFunction
 
 _ACCEPTED = b'{"status":"accepted"}'
 _DUPLICATE = b'{"status":"duplicate"}'
@@ -77,16 +70,16 @@ def _is_json(content_type: str | None) -> bool:
 
 
 class ReceiverConfig:
-    """What the receiver needs besides the inbox: secrets, classifiers, limits."""
+    """What the receiver needs besides the inbox: secrets, vendors, limits."""
 
     def __init__(
         self,
         *,
         secrets: Mapping[str, str | None],
-        classifiers: Mapping[str, EnvelopeFunction],
+        vendors: Mapping[str, Vendor] = VENDORS,
         max_body_bytes: int = 1024 * 1024,
         signature_max_age: float = 300.0,
-        jira_replay_horizon: float | None = 7200.0,
+        replay_horizon: float | None = 7200.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         previous_secrets: Mapping[str, str | None] | None = None,
         basic_auth: Mapping[str, tuple[str, str] | None] | None = None,
@@ -100,13 +93,25 @@ class ReceiverConfig:
         #: Configured vendors: without a secret every delivery of theirs is refused, so
         #: /readyz answers 503 (a webhook that can never be stored is not "ready").
         self.required_secrets = tuple(required_secrets)
-        self.classifiers = dict(classifiers)
+        #: The vendors whose deliveries are taken; one of the registry missing here is
+        #: answered 503 (its connector is not served by this receiver).
+        self.vendors = dict(vendors)
         self.max_body_bytes = max_body_bytes
         self.signature_max_age = signature_max_age
-        #: Signed Jira bodies whose `timestamp` is further than this (s) from now are refused
-        #: (None: not checked). See `_replayed`.
-        self.jira_replay_horizon = jira_replay_horizon
+        #: Signed bodies whose own time is further than this (s) from now are refused as
+        #: replays (None: not checked), for vendors that sign it (connectors.base.Replayed).
+        self.replay_horizon = replay_horizon
         self.clock = clock
+
+    def auth(self, vendor: str) -> WebhookAuth:
+        """How `vendor`'s deliveries are authenticated."""
+        return WebhookAuth(
+            secret=self.secrets.get(vendor),
+            previous=self.previous_secrets.get(vendor),
+            basic=self.basic_auth.get(vendor),
+            signature_max_age=self.signature_max_age,
+            replay_horizon=self.replay_horizon,
+        )
 
 
 class WebhookEndpoint:
@@ -126,6 +131,9 @@ class WebhookEndpoint:
         self.metrics = metrics
         self.store = store
         self.on_enqueued = on_enqueued
+        #: This vendor's webhook functions (None: not served here, answered 503).
+        self.functions = config.vendors.get(vendor)
+        self.auth = config.auth(vendor)
         # Label children looked up once: the hot path of a 202 does no label resolution.
         self._received = metrics.received.labels(vendor)
         self._latency = metrics.ingest_latency.labels(vendor)
@@ -143,35 +151,19 @@ class WebhookEndpoint:
                     "headers": response_headers})
         await send({"type": "http.response.body", "body": answer})
 
-    def _replayed(self, envelope: Envelope) -> str | None:
-        """Why a signed Jira body is refused as a replay, or None.
-
-        Jira signs the body (with its `timestamp`, ms) but not `X-Atlassian-Webhook-Identifier`,
-        so a captured body replayed under fresh identifiers passed the dedupe. A body whose
-        signed timestamp is further from now than the horizon is refused; within it, identical
-        bodies are stored once (Inbox.enqueue_many). Atlassian retries failed deliveries for up
-        to about 30 minutes, "subject to change" ("New Jira Cloud Webhook Retry Policy",
-        https://community.developer.atlassian.com/t/new-jira-cloud-webhook-retry-policy/30554;
-        https://developer.atlassian.com/cloud/jira/platform/webhooks/#retry-policy), so the
-        default horizon (2 h) keeps every legitimate retry."""
-        horizon = self.config.jira_replay_horizon
-        if self.vendor != "jira" or horizon is None or envelope.occurred_at is None:
-            return None
-        now_ms = self.config.clock().timestamp() * 1000
-        age = (now_ms - envelope.occurred_at) / 1000
-        if abs(age) <= horizon:
-            return None
-        when = "old" if age > 0 else "in the future"
-        return (f"the signed timestamp is {int(abs(age))} s {when} (replay horizon"
-                f" {int(horizon)} s, TIERDESK_JIRA_REPLAY_HORIZON): a replayed delivery")
-
     def _reject(
         self, headers: Mapping[str, str], status: int, reason: str, message: str
     ) -> tuple[int, bytes, tuple[tuple[str, str], ...]]:
         self.metrics.rejected.labels(self.vendor, reason).inc()
         log("webhook rejected", vendor=self.vendor, status=status, reason=reason,
-            detail=message, delivery_id=_delivery_hint(self.vendor, headers))
+            detail=message, delivery_id=self._delivery_hint(headers))
         return status, json.dumps({"error": message}).encode("utf-8"), ()
+
+    def _delivery_hint(self, headers: Mapping[str, str]) -> str | None:
+        """The vendor's delivery id header, for the log line of a refused delivery."""
+        if self.functions is None:
+            return None
+        return headers.get(self.functions.delivery_header)
 
     async def _handle(
         self, headers: Mapping[str, str], receive: Receive, started: float
@@ -205,24 +197,13 @@ class WebhookEndpoint:
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
+        functions = self.functions
+        if functions is None:
+            return self._reject(headers, 503, "no-connector",
+                                f"the {vendor} connector is not installed on this server")
         # 401: the signature on the raw bytes, before anything is parsed.
-        secret = config.secrets.get(vendor)
-        previous = config.previous_secrets.get(vendor)
         try:
-            if vendor == "jira":
-                basic = config.basic_auth.get(vendor)
-                signature = headers.get("x-hub-signature")
-                if basic is not None and not signature:
-                    # Opt-in (TIERDESK_JIRA_WEBHOOK_BASIC_AUTH): an unsigned delivery must carry
-                    # the configured Basic credentials; a signed one is still checked by HMAC.
-                    check_basic(headers.get("authorization"), credentials=basic)
-                else:
-                    verify_jira(body, signature=signature, secret=secret, previous=previous)
-            else:
-                timestamp = headers.get("x-zendesk-webhook-signature-timestamp")
-                verify_zendesk(body, signature=headers.get("x-zendesk-webhook-signature"),
-                               timestamp=timestamp, secret=secret, previous=previous)
-                check_timestamp(timestamp, now=config.clock(), max_age=config.signature_max_age)
+            functions.verify(body, headers, self.auth, now=config.clock())
         except SignatureInvalid as exc:
             return self._reject(headers, 401, "signature", str(exc))
 
@@ -231,15 +212,7 @@ class WebhookEndpoint:
                 headers, 415, "content-type",
                 f"expected Content-Type application/json, got {headers.get('content-type')!r}")
         try:
-            if vendor == "zendesk":
-                # Zendesk may render free text into tierdesk's trigger body unescaped (not
-                # confirmed either way): parse_body salvages the routing keys into a body marked
-                # "partial", which costs the worker one read instead of losing the event.
-                from connectors.zendesk.events import parse_body
-
-                payload = parse_body(body)
-            else:
-                payload = parse_json(body)
+            payload = functions.parse(body)
         except PayloadInvalid as exc:
             return self._reject(headers, 400, "json", str(exc))
         except (ValueError, RecursionError) as exc:
@@ -248,12 +221,8 @@ class WebhookEndpoint:
             return self._reject(
                 headers, 400, "json",
                 f"expected a JSON object, got a JSON {type(payload).__name__}")
-        classify = config.classifiers.get(vendor)
-        if classify is None:
-            return self._reject(headers, 503, "no-connector",
-                                f"the {vendor} connector is not installed on this server")
         try:
-            envelope = classify(payload, headers)
+            envelope = functions.classify(payload, headers)
         except PayloadInvalid as exc:
             return self._reject(headers, 400, "payload", str(exc))
         except Exception as exc:
@@ -269,7 +238,7 @@ class WebhookEndpoint:
             # Longer than the inbox columns: PostgreSQL refused it (503, retried for ever) and
             # SQLite stored it (202); both now say what is wrong, and the vendor stops.
             return self._reject(headers, 400, "payload", too_long)
-        replayed = self._replayed(envelope)
+        replayed = functions.replayed(envelope, self.auth, now=config.clock())
         if replayed:
             return self._reject(headers, 401, "replay", replayed)
         if not envelope.delivery_id:
@@ -278,7 +247,7 @@ class WebhookEndpoint:
         if envelope.vendor != vendor:
             envelope = replace(envelope, vendor=vendor)
         # The raw bytes are stored as received (no re-encoding) unless they are not the JSON the
-        # payload came from (a salvaged, partial Zendesk body); the inbox re-encodes bytes that
+        # payload came from (a salvaged, partial body); the inbox re-encodes bytes that
         # are not UTF-8.
         raw = None if payload.get("partial") else body
         try:
@@ -357,7 +326,7 @@ def create_app(
     # Plain ASGI endpoints: the webhook routes read the raw request themselves, so they skip
     # Starlette's Request/Response objects and FastAPI's per-request dependency solving (a
     # measurable share of a 202's cost); the server stack and middleware are the same.
-    for vendor in ("jira", "zendesk"):
+    for vendor in VENDORS:
         endpoint = WebhookEndpoint(vendor, config=config, metrics=metrics, store=store,
                                    on_enqueued=on_enqueued)
         app.router.routes.append(Route(f"/webhooks/{vendor}", endpoint, methods=["POST"]))
@@ -422,7 +391,3 @@ def _over_long(envelope: Envelope) -> str | None:
     return None
 
 
-def _delivery_hint(vendor: str, headers: Mapping[str, str]) -> str | None:
-    if vendor == "jira":
-        return headers.get("x-atlassian-webhook-identifier")
-    return headers.get("x-zendesk-webhook-invocation-id")

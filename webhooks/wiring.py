@@ -1,7 +1,7 @@
-"""How the service finds its parts: the policy, the vendors' envelope functions, the connectors and
-the engine, all imported lazily so that the receiver starts without vendor libraries loaded.
+"""How the service finds its parts: the policy, the connectors and the engine, imported lazily.
 
-    envelope_function("jira")        -> connectors.jira.events.envelope     (pure; no credentials)
+The receiver's vendor functions come from the registry, `connectors.base.VENDORS`.
+
     build_connectors(settings, p)    -> {"jira": JiraConnector(..), "zendesk": ZendeskConnector(..)}
     vendor_lines(settings)           -> {"jira": VendorLine, ...}: pass to build_connectors
     decide_function()                -> tiering.decide
@@ -11,12 +11,12 @@ the engine, all imported lazily so that the receiver starts without vendor libra
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from connectors.base import Connector, Envelope
+from connectors.base import Connector
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy, PolicyError, load_policy
 
@@ -26,9 +26,6 @@ from webhooks.defaults import read_policy_file
 from webhooks.settings import Settings
 
 VENDORS = ("jira", "zendesk")
-
-EnvelopeFunction = Callable[[Mapping[str, Any], Mapping[str, str]], Envelope]
-
 
 class DecideFunction(Protocol):
     """`tiering.decide`'s signature."""
@@ -41,33 +38,6 @@ class WiringError(RuntimeError):
 
 
 _REPO_EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "policy.example.yaml"
-
-
-def envelope_function(vendor: str) -> EnvelopeFunction:
-    """`connectors.<vendor>.events.envelope`, the receiver's pure classifier for `vendor`."""
-    if vendor not in VENDORS:
-        raise WiringError(f"unknown vendor {vendor!r}: expected one of {', '.join(VENDORS)}")
-    try:
-        module = importlib.import_module(f"connectors.{vendor}.events")
-    except ImportError as exc:
-        raise WiringError(
-            f"the {vendor} connector is not installed (connectors.{vendor}.events: {exc})"
-        ) from exc
-    function = getattr(module, "envelope", None)
-    if not callable(function):
-        raise WiringError(f"connectors.{vendor}.events has no envelope(body, headers) function")
-    return cast(EnvelopeFunction, function)
-
-
-def envelope_functions(vendors: tuple[str, ...] = VENDORS) -> dict[str, EnvelopeFunction]:
-    """The envelope functions of every vendor whose connector is installed."""
-    found: dict[str, EnvelopeFunction] = {}
-    for vendor in vendors:
-        try:
-            found[vendor] = envelope_function(vendor)
-        except WiringError:
-            continue
-    return found
 
 
 def vendor_lines(settings: Settings) -> dict[str, VendorLine]:

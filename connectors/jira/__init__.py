@@ -2,6 +2,6 @@
 
 from connectors.jira.config import JiraConfig
 from connectors.jira.connector import JiraConnector
-from connectors.jira.events import envelope
+from connectors.jira.webhook import classify
 
-__all__ = ["JiraConfig", "JiraConnector", "envelope"]
+__all__ = ["JiraConfig", "JiraConnector", "classify"]

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from jira import JIRA
 
 from connectors.base import Envelope, PayloadInvalid, VendorUnavailable
-from connectors.jira import events
+from connectors.jira import webhook
 from connectors.jira.client import json_object, send
 from connectors.jira.config import JiraConfig
 from connectors.jira.tickets import fields_to_read, ticket_from_issue
@@ -43,7 +43,7 @@ from tiering.policy import Policy
 WEBHOOK_PATH = "/rest/webhooks/1.0/webhook"
 #: Jira Data Center 10.0 and later (see the module docstring).
 DC10_WEBHOOK_PATH = "/rest/jira-webhook/1.0/webhooks"
-#: The four events tierdesk handles (connectors.jira.events.HANDLED_EVENTS minus backfill).
+#: The four events tierdesk handles (connectors.jira.webhook.HANDLED_EVENTS minus backfill).
 WEBHOOK_EVENTS = ("jira:issue_created", "jira:issue_updated", "comment_created", "comment_updated")
 DEFAULT_WEBHOOK_NAME = "tierdesk"
 #: Search page size: Jira caps maxResults (100 on Cloud for most field sets).
@@ -361,7 +361,7 @@ def search_issues(
 
 def backfill_payload(issue: Mapping[str, Any], *, now_ms: int) -> dict[str, Any]:
     """The synthetic webhook body the worker evaluates like a full `jira:issue_updated`."""
-    return {"webhookEvent": events.BACKFILL_EVENT, "timestamp": now_ms, "issue": dict(issue)}
+    return {"webhookEvent": webhook.BACKFILL_EVENT, "timestamp": now_ms, "issue": dict(issue)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +402,7 @@ def backfill_items(
         payload = backfill_payload(issue, now_ms=int(clock() * 1000))
         key = issue.get("key") if isinstance(issue.get("key"), str) else "?"
         try:
-            envelope = events.envelope(payload, {})
+            envelope = webhook.classify(payload, {})
             if decide is None:
                 yield BackfillItem(str(key), envelope, payload)
                 continue

@@ -28,14 +28,14 @@ import requests
 from jira import JIRA
 
 from connectors.base import Applied, Call, Decide, Envelope, PayloadInvalid, VendorRejected
-from connectors.jira import events, refusals
+from connectors.jira import refusals, webhook
 from connectors.jira.client import json_object, make_client, send
 from connectors.jira.config import JiraConfig
 from connectors.jira.tickets import fields_to_read, is_complete, ticket_from_issue
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
 
-LOG = logging.getLogger("tierdesk.jira")
+LOG = logging.getLogger("tierdesk.connectors.jira")
 
 #: Jira's 403 body when a user without Jira admin or project admin (Administer Projects) sends
 #: `notifyUsers=false`; the whole edit is refused (lesstif/php-jira-rest-client #390,
@@ -46,7 +46,7 @@ QUIET_EDIT_REFUSED = "To discard the user notification either admin or project a
 class JiraConnector:
     """The Jira Cloud / Data Center / Service Management connector (connectors.base.Connector)."""
 
-    vendor = events.VENDOR
+    vendor = webhook.VENDOR
 
     def __init__(
         self, config: JiraConfig, policy: Policy, *, session: requests.Session | None = None
@@ -75,10 +75,6 @@ class JiraConnector:
 
     # ------------------------------------------------------------------ events in
 
-    def envelope(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
-        """Classify a webhook body (see connectors.jira.events.envelope)."""
-        return events.envelope(body, headers)
-
     def is_own_event(self, envelope: Envelope) -> bool:
         """True when the bot account (`bot_account_id`) caused the event: drop it, no request."""
         bot = self.config.bot_account_id
@@ -97,13 +93,13 @@ class JiraConnector:
         self._local.reads = []  # a new decision starts: count its requests from here
         body = _newest(payloads)
         event = body.get("webhookEvent")
-        actor = events.actor(body, event if isinstance(event, str) else "")
+        actor = webhook.actor(body, event if isinstance(event, str) else "")
         issue = body.get("issue")
         if not fresh and isinstance(issue, Mapping) and is_complete(issue):
             return ticket_from_issue(
                 issue, policy=self.policy, config=self.config, actor=actor, note_key=last_note_key
             )
-        ref = events.ticket_ref(body)
+        ref = webhook.ticket_ref(body)
         if ref is None:
             raise PayloadInvalid("payload names no issue: expected issue.key or comment.self")
         fetched = self.read_issue(ref, comments=fresh)

@@ -13,7 +13,7 @@ from typing import Any
 
 from connectors.base import PayloadInvalid
 from connectors.jira.config import JiraConfig
-from connectors.jira.events import user_id
+from connectors.jira.webhook import user_id
 from tiering.models import Customer, FieldValue, Ticket, note_key_in
 from tiering.policy import Policy
 

@@ -1,6 +1,6 @@
 """The Zendesk connector: webhook classification, Ticket mapping, one-PUT writes via zenpy."""
 
 from connectors.zendesk.connector import ZendeskConnector
-from connectors.zendesk.events import envelope, parse_body
+from connectors.zendesk.webhook import classify, parse
 
-__all__ = ["ZendeskConnector", "envelope", "parse_body"]
+__all__ = ["ZendeskConnector", "classify", "parse"]

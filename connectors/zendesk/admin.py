@@ -51,8 +51,8 @@ from connectors.backfill import change_line, skipped_line
 from connectors.base import Envelope, VendorUnavailable
 from connectors.zendesk.client import calling, response_json
 from connectors.zendesk.connector import ZendeskConnector
-from connectors.zendesk.events import BACKFILL_EVENT, envelope
 from connectors.zendesk.trigger_body import TEMPLATE_VERSION, render_template
+from connectors.zendesk.webhook import BACKFILL_EVENT, classify
 from tiering.models import Decision, Ticket
 
 WEBHOOK_NAME = "tierdesk"
@@ -400,7 +400,7 @@ def backfill(
         ticket_id = str(item["id"])
         if enqueue is not None:
             body = backfill_body(ticket_id, run)
-            if enqueue(envelope(body, {}), body):
+            if enqueue(classify(body, {}), body):
                 summary.queued += 1
             else:
                 summary.duplicates += 1

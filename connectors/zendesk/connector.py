@@ -47,7 +47,7 @@ from connectors.base import (
     VendorRejected,
     VendorUnavailable,
 )
-from connectors.zendesk import events, refusals
+from connectors.zendesk import refusals, webhook
 from connectors.zendesk.client import HTTPFailure, calling, make_zenpy, response_json, translate
 from connectors.zendesk.config import ZendeskConfig
 from connectors.zendesk.tickets import (
@@ -60,7 +60,7 @@ from connectors.zendesk.trigger_body import needs_attachments
 from tiering.models import Decision, Ticket, note_key_in
 from tiering.policy import Policy
 
-log = logging.getLogger("tierdesk.zendesk")
+log = logging.getLogger("tierdesk.connectors.zendesk")
 
 #: Comments read per fresh look for the note marker: the newest page, newest first (Zendesk
 #: "List Comments" `sort_order=desc`); tierdesk's latest note is recent by construction.
@@ -73,7 +73,7 @@ PLAN_CACHE_MAX = 10_000
 class ZendeskConnector:
     """The Zendesk side of tierdesk (see connectors.base.Connector)."""
 
-    vendor = events.VENDOR
+    vendor = webhook.VENDOR
 
     def __init__(
         self,
@@ -108,10 +108,6 @@ class ZendeskConnector:
 
     # ------------------------------------------------------------------ events in
 
-    def envelope(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
-        """Classify a delivery (pure): see connectors.zendesk.events."""
-        return events.envelope(body, headers)
-
     def is_own_event(self, envelope: Envelope) -> bool:
         """True when the bot (`TIERDESK_ZENDESK_USER_ID`) caused the event: dropped, 0 requests."""
         bot = self.config.bot_user_id
@@ -130,10 +126,10 @@ class ZendeskConnector:
             raise ValueError("current_ticket needs at least one payload")
         self.recorder.take()  # a new decision starts: count its requests from here
         body = payloads[-1]
-        env = events.envelope(body, {})
+        env = webhook.classify(body, {})
         if not env.handled or env.ticket is None:
             raise PayloadInvalid(f"{env.event_type}: not a ticket event tierdesk handles")
-        if events.is_tierdesk_body(body) and not fresh:
+        if webhook.is_tierdesk_body(body) and not fresh:
             found = ticket_from_trigger(body, self.policy, last_note_key=last_note_key)
             if found is not None:
                 ticket, org_lookup = found

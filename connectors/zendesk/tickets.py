@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from connectors.base import PayloadInvalid
-from connectors.zendesk.events import id_text
 from connectors.zendesk.trigger_body import ATTACHMENT_LIQUID, needs_attachments, template
+from connectors.zendesk.webhook import id_text
 from tiering.models import Customer, FieldValue, Ticket
 from tiering.policy import Policy
 

@@ -2,7 +2,7 @@
 
 `tierdesk install zendesk` puts `render_template(policy)` into the trigger's
 `notification_webhook` action; Zendesk fills the placeholders and POSTs the result to the
-receiver, where `connectors.zendesk.events.envelope` classifies it and
+receiver, where `connectors.zendesk.webhook.classify` classifies it and
 `connectors.zendesk.tickets.ticket_from_trigger` turns it into a `Ticket` without any read.
 
 Placeholders used (https://support.zendesk.com/hc/en-us/articles/4408886858138 "Zendesk
@@ -20,7 +20,7 @@ Liquid is left unrendered, the parser sees `{%` and treats the count as unknown 
 
 Escaping: Zendesk is not confirmed to JSON-escape placeholder values. Everything tierdesk needs to
 route the delivery (marker, ticket id, actor, updated_at) comes first and is made of digits and
-ASCII only, so `events.parse_body` can salvage those from a body whose free text broke the JSON;
+ASCII only, so `webhook.parse` can salvage those from a body whose free text broke the JSON;
 such a salvaged body is "partial" and costs one read of the ticket, so nothing is lost. Next come
 the keys entitlement depends on (organization, plan, requester, attachments, tags, priority,
 documentation fields), and only then the subject and description: free text can add keys only
@@ -68,7 +68,7 @@ def template(policy: Policy) -> dict[str, Any]:
         "organization_id": "{{ticket.organization.id}}",
     }
     # Then every key entitlement depends on, before any free text: with duplicate keys refused
-    # (events.parse_body), text a customer wrote can only add keys after these, and a repeated
+    # (webhook.parse), text a customer wrote can only add keys after these, and a repeated
     # key makes the whole body untrusted (the ticket is read from the API instead).
     key = policy.doc.entitlement.zendesk_organization_field
     if key:

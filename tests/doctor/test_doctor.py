@@ -20,12 +20,12 @@ from connectors.sandbox.server import SandboxHandle, run_in_thread
 from connectors.sandbox.state import default_seed_text
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.admin import ZendeskAdmin, install
+from connectors.zendesk.webhook import verify_signature as verify_zendesk
 from tests.webhook_receiver import Receiver, running_receiver
 from tiering.policy import Policy, load_policy
 from webhooks.cli import main
 from webhooks.cli.doctor import collect, start_summary_thread
 from webhooks.settings import Settings, load_settings
-from webhooks.signatures import verify_zendesk
 from webhooks.wiring import default_policy_text
 
 Seed = dict[str, Any]

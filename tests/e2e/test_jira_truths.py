@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from connectors.jira.webhook import sign as sign_jira
 from connectors.sandbox.state import default_seed_text
 from tests.e2e.harness import (
     JIRA_BOT,
@@ -33,7 +34,6 @@ from tests.e2e.harness import (
 )
 from tests.e2e.story import KINDS, Case, create, second_act, view
 from tiering.models import note_key_in
-from webhooks.signatures import sign_jira
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 POLICY = REPO / "deploy" / "policy.example.yaml"

@@ -10,13 +10,13 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from connectors.base import Applied, Call, Decide, Envelope, PayloadInvalid
+from connectors.base import VENDORS, Applied, Call, Decide, Envelope, PayloadInvalid, Vendor
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
 
@@ -41,6 +41,13 @@ def fake_envelope(body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelo
         actor=body.get("actor") if isinstance(body.get("actor"), str) else None,
         occurred_at=ts if isinstance(ts, int) else None,
     )
+
+
+def vendors_classifying(
+    **classify: Callable[[Mapping[str, Any], Mapping[str, str]], Envelope],
+) -> dict[str, Vendor]:
+    """The registry's vendors named here, each classifying with the function given."""
+    return {name: replace(VENDORS[name], classify=function) for name, function in classify.items()}
 
 
 def fake_decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:
@@ -75,9 +82,6 @@ class FakeConnector:
     current_calls: list[CurrentCall] = field(default_factory=list)
     applied: list[tuple[Ticket, Decision]] = field(default_factory=list)
     bot: str = BOT
-
-    def envelope(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
-        return fake_envelope(body, headers)
 
     def is_own_event(self, envelope: Envelope) -> bool:
         return envelope.actor == self.bot

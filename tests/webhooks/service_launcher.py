@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.webhooks.fakes import VendorBackedConnector, fake_envelope
+from tests.webhooks.fakes import VendorBackedConnector, fake_envelope, vendors_classifying
 from webhooks.cli.service import build_server, run_server, run_worker
 from webhooks.logging import configure_logging
 from webhooks.settings import load_settings
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
             settings,
             with_worker="--no-worker" not in argv,
             connectors=connectors,
-            classifiers={"jira": fake_envelope},
+            vendors=vendors_classifying(jira=fake_envelope),
         )
         run_server(server, service)
         return 0

@@ -12,14 +12,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from connectors.jira.webhook import sign as sign_jira
+from connectors.zendesk.webhook import sign as sign_zendesk
 from tests.shared_vendor import VENDOR
-from tests.webhooks.fakes import fake_envelope
+from tests.webhooks.fakes import fake_envelope, vendors_classifying
 from webhooks.app import ReceiverConfig, create_app
 from webhooks.commit import WriterProcess
 from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX
 from webhooks.inbox.store import Inbox
 from webhooks.metrics import Metrics
-from webhooks.signatures import sign_jira, sign_zendesk
 
 JIRA_SECRET = "jira-secret"
 ZD_SECRET = "zendesk-secret"
@@ -49,7 +50,7 @@ def writer_process(inbox: Inbox) -> Callable[[], Awaitable[WriterProcess]]:
 def make_client(inbox: Inbox, *, committer: str = "thread", **config: Any) -> TestClient:
     options: dict[str, Any] = {
         "secrets": {"jira": JIRA_SECRET, "zendesk": ZD_SECRET},
-        "classifiers": {"jira": fake_envelope, "zendesk": fake_envelope},
+        "vendors": vendors_classifying(jira=fake_envelope, zendesk=fake_envelope),
         "max_body_bytes": 4096,
         "signature_max_age": 300,
         "clock": lambda: NOW,
@@ -147,7 +148,7 @@ def test_classifier_crash_is_400_not_500(inbox: Inbox) -> None:
     def broken(body: Any, headers: Any) -> Any:
         return body["missing"]["deeper"]
 
-    with make_client(inbox, classifiers={"jira": broken}) as c:
+    with make_client(inbox, vendors=vendors_classifying(jira=broken)) as c:
         r = jira_post(c, body())
     assert r.status_code == 400 and "cannot read this jira payload" in r.json()["error"]
 
@@ -266,7 +267,7 @@ def test_works_without_lifespan(inbox: Inbox) -> None:
 def test_health_and_readiness(inbox: Inbox) -> None:
     """/healthz answers; /readyz is 200 with the database and a policy, 503 otherwise."""
     loaded = {"value": True}
-    app = create_app(inbox=inbox, config=ReceiverConfig(secrets={}, classifiers={}),
+    app = create_app(inbox=inbox, config=ReceiverConfig(secrets={}, vendors={}),
                      policy_loaded=lambda: loaded["value"])
     with TestClient(app) as c:
         assert c.get("/healthz").json() == {"status": "ok"}
@@ -284,7 +285,7 @@ def test_readyz_lists_a_vendor_paused_for_its_credentials(inbox: Inbox) -> None:
     inbox.pause_vendor("zendesk", until=inbox.clock() + 60,
                        reason=f"{CREDENTIALS_PAUSE_PREFIX}: {fix}")
     inbox.pause_vendor("jira", until=inbox.clock() + 60, reason="RateLimited: 429")
-    app = create_app(inbox=inbox, config=ReceiverConfig(secrets={}, classifiers={}))
+    app = create_app(inbox=inbox, config=ReceiverConfig(secrets={}, vendors={}))
     with TestClient(app) as c:
         r = c.get("/readyz")
     assert r.status_code == 200
@@ -300,7 +301,7 @@ def test_readyz_503_when_database_unreachable(tmp_path: Path) -> None:
         def ping(self) -> None:
             raise ConnectionError("gone")
 
-    app = create_app(inbox=Down(box.engine), config=ReceiverConfig(secrets={}, classifiers={}))
+    app = create_app(inbox=Down(box.engine), config=ReceiverConfig(secrets={}, vendors={}))
     with TestClient(app) as c:
         r = c.get("/readyz")
     assert r.status_code == 503
@@ -313,7 +314,7 @@ def test_metrics_count_outcomes(inbox: Inbox) -> None:
     metrics = Metrics()
     metrics.watch_inbox(inbox.depth)
     app = create_app(inbox=inbox, metrics=metrics, config=ReceiverConfig(
-        secrets={"jira": JIRA_SECRET}, classifiers={"jira": fake_envelope}))
+        secrets={"jira": JIRA_SECRET}, vendors=vendors_classifying(jira=fake_envelope)))
     with TestClient(app) as c:
         jira_post(c, body())
         jira_post(c, body())
@@ -334,8 +335,8 @@ JIRA_FIXTURES = sorted((VENDOR / "jira" / "webhooks").glob("*.json"))
 @pytest.mark.parametrize("path", JIRA_FIXTURES, ids=lambda p: p.name)
 def test_real_jira_payloads_are_stored(inbox: Inbox, path: Path) -> None:
     """Every captured Jira webhook, signed, is accepted by the real classifier and stored with
-    the envelope connectors.jira.events.envelope gives."""
-    from connectors.jira.events import envelope
+    the envelope connectors.jira.webhook.classify gives."""
+    from connectors.jira.webhook import classify as envelope
 
     raw = path.read_bytes()
     headers = {"X-Atlassian-Webhook-Identifier": f"id-{path.stem}"}
@@ -344,7 +345,7 @@ def test_real_jira_payloads_are_stored(inbox: Inbox, path: Path) -> None:
     # the replay horizon (checked below in test_jira_replay_*) lets them in.
     sent_at = (datetime.fromtimestamp(expected.occurred_at / 1000, tz=UTC)
                if expected.occurred_at is not None else NOW)
-    with make_client(inbox, classifiers={"jira": envelope}, max_body_bytes=1 << 20,
+    with make_client(inbox, vendors=vendors_classifying(jira=envelope), max_body_bytes=1 << 20,
                      clock=lambda: sent_at) as c:
         r = jira_post(c, raw, headers=headers)
         assert r.status_code == 202, r.text
@@ -365,11 +366,12 @@ ZD_EVENTS = [
 def test_real_zendesk_event_payloads(inbox: Inbox, path: Path) -> None:
     """Zendesk event-subscription bodies go through the real classifier: ticket events are
     stored as pending, others recorded as ignored, keyed by the event id."""
-    from connectors.zendesk.events import envelope
+    from connectors.zendesk.webhook import classify as envelope
 
     raw = path.read_bytes()
     expected = envelope(json.loads(raw), {})
-    with make_client(inbox, classifiers={"zendesk": envelope}, max_body_bytes=1 << 20) as c:
+    with make_client(inbox, vendors=vendors_classifying(zendesk=envelope),
+                     max_body_bytes=1 << 20) as c:
         r = zd_post(c, raw)
     assert r.status_code == 202
     assert r.json()["status"] == ("accepted" if expected.handled else "ignored")
@@ -385,14 +387,14 @@ def test_zendesk_static_secret_vectors_at_the_receiver(
 ) -> None:
     """The Zendesk signature vectors pass the receiver's check (at their timestamp); the event is
     recorded as ignored and the foreign trigger body is refused as unreadable (400)."""
-    from connectors.zendesk.events import envelope
+    from connectors.zendesk.webhook import classify as envelope
 
     spec = json.loads((VENDOR / "zendesk" / "aaronellington_zendesk-go" / "signatures.json")
                       .read_text())
     sig = next(v["signature"] for v in spec["vectors"] if v["file"] == name)
     raw = (VENDOR / "zendesk" / "aaronellington_zendesk-go" / name).read_bytes()
     with make_client(inbox, secrets={"zendesk": spec["secret"]},
-                     classifiers={"zendesk": envelope},
+                     vendors=vendors_classifying(zendesk=envelope),
                      clock=lambda: datetime.fromtimestamp(1234, tz=UTC)) as c:
         r = c.post("/webhooks/zendesk", content=raw, headers={
             "Content-Type": "application/json", "X-Zendesk-Webhook-Signature": sig,
@@ -402,12 +404,12 @@ def test_zendesk_static_secret_vectors_at_the_receiver(
 
 def test_unescaped_zendesk_trigger_body_is_salvaged_not_lost(inbox: Inbox) -> None:
     """A trigger body broken by an unescaped quote is stored as a partial body, not refused."""
-    from connectors.zendesk.events import envelope as zendesk_envelope
+    from connectors.zendesk.webhook import classify as zendesk_envelope
 
     raw = (b'{"tierdesk": 1, "event_type": "trigger", "ticket_id": "777",'
            b' "current_user_id": "42", "subject": "It says "boom" and dies"}')
-    with make_client(inbox, classifiers={"jira": fake_envelope,
-                                         "zendesk": zendesk_envelope}) as c:
+    with make_client(inbox, vendors=vendors_classifying(jira=fake_envelope,
+                                                          zendesk=zendesk_envelope)) as c:
         r = zd_post(c, raw, headers={"X-Zendesk-Webhook-Invocation-Id": "inv-9"})
     assert r.status_code == 202, r.text
     [stored] = inbox.events_of("zendesk", "777")

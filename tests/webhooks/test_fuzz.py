@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.jira.webhook import sign as sign_jira
+from connectors.zendesk.webhook import sign as sign_zendesk
 from webhooks.app import ReceiverConfig, create_app
 from webhooks.inbox.store import Inbox
-from webhooks.signatures import sign_jira, sign_zendesk
-from webhooks.wiring import envelope_functions
 
 SECRETS = {"jira": "fuzz-jira", "zendesk": "fuzz-zendesk"}
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -74,7 +74,7 @@ def client_and_inbox(
     path: Path = tmp_path_factory.mktemp("fuzz")
     inbox = Inbox.connect(f"sqlite:///{path}/fuzz.db")
     app = create_app(inbox=inbox, config=ReceiverConfig(
-        secrets=SECRETS, classifiers=envelope_functions(), max_body_bytes=4096,
+        secrets=SECRETS, max_body_bytes=4096,
         clock=lambda: NOW))
     yield TestClient(app, raise_server_exceptions=False), inbox
     inbox.close()

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from connectors.jira.webhook import sign as sign_jira
 from tests.webhooks.test_processes import REPO, SECRET, event_body, free_port, service_env
 from tests.webhooks.test_processes import wait_healthy as _wait_healthy
-from webhooks.signatures import sign_jira
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from connectors.base import Envelope
+from connectors.jira.webhook import sign as sign_jira
 from webhooks.inbox.store import Inbox
-from webhooks.signatures import sign_jira
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from connectors.jira.events import envelope as jira_envelope
+from connectors.jira.webhook import classify as jira_envelope
 from tests.shared_vendor import VENDOR
+from tests.webhooks.fakes import vendors_classifying
 from tests.webhooks.test_app import NOW, jira_post, make_client, zd_post
 from webhooks.inbox.store import Inbox
 
@@ -28,8 +29,8 @@ def signed_body(*, sent: datetime, key: str = "TES-41") -> bytes:
 
 
 def _client(inbox: Inbox) -> Any:
-    return make_client(inbox, classifiers={"jira": jira_envelope}, max_body_bytes=1 << 20,
-                       jira_replay_horizon=7200)
+    return make_client(inbox, vendors=vendors_classifying(jira=jira_envelope),
+                       max_body_bytes=1 << 20, replay_horizon=7200)
 
 
 # Each row: how long before the receiver's now Jira signed the body, and the answer.
@@ -87,11 +88,11 @@ def test_zendesk_body_replayed_under_a_fresh_invocation_id_is_stored_once(
 ) -> None:
     """Zendesk's invocation id (the trigger body's dedupe key) is not signed either: the same
     signed trigger body and timestamp under a new invocation id is a duplicate."""
-    from connectors.zendesk.events import envelope as zd_envelope
+    from connectors.zendesk.webhook import classify as zd_envelope
     from tests.connectors.zendesk.conftest import trigger_body
 
     body = json.dumps(trigger_body()).encode()
-    with make_client(inbox, classifiers={"zendesk": zd_envelope}) as c:
+    with make_client(inbox, vendors=vendors_classifying(zendesk=zd_envelope)) as c:
         answers = []
         for i in range(3):
             r = zd_post(c, body, headers={"X-Zendesk-Webhook-Invocation-Id": f"inv-{i}"})

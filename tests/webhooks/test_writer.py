@@ -21,14 +21,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from connectors.base import Envelope
-from tests.webhooks.fakes import fake_envelope
+from connectors.jira.webhook import sign as sign_jira
+from tests.webhooks.fakes import fake_envelope, vendors_classifying
 from webhooks import commit as commit_module
 from webhooks.app import ReceiverConfig, create_app
 from webhooks.commit import WriterError, WriterProcess, frame, frames
 from webhooks.inbox.database import InboxError
 from webhooks.inbox.records import stored_json
 from webhooks.inbox.store import Inbox
-from webhooks.signatures import sign_jira
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -287,7 +287,7 @@ def test_receiver_answers_503_and_not_ready_while_the_writer_is_down(
         return holder["writer"]
 
     app = create_app(inbox=box, committer=committer, config=ReceiverConfig(
-        secrets={"jira": "s"}, classifiers={"jira": fake_envelope}))
+        secrets={"jira": "s"}, vendors=vendors_classifying(jira=fake_envelope)))
     raw = json.dumps({"ticket": "T-1", "id": "d1"}).encode()
     headers = {"Content-Type": "application/json", "X-Hub-Signature": sign_jira(raw, "s")}
     try:

@@ -39,13 +39,12 @@ from webhooks.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:  # the service's modules load only when a command runs (fast `--help`)
     import uvicorn
 
-    from connectors.base import Connector
+    from connectors.base import Connector, Vendor
     from tiering.policy import Policy
     from webhooks.inbox.records import StoredEvent
     from webhooks.inbox.store import Inbox
     from webhooks.metrics import Metrics
     from webhooks.reload import PolicyWatcher
-    from webhooks.wiring import EnvelopeFunction
     from webhooks.worker import WorkerPool
 
 VENDORS = ("jira", "zendesk")
@@ -221,7 +220,7 @@ def build_server(
     *,
     with_worker: bool = True,
     connectors: Mapping[str, Connector] | None = None,
-    classifiers: Mapping[str, EnvelopeFunction] | None = None,
+    vendors: Mapping[str, Vendor] | None = None,
     host: str | None = None,
     port: int | None = None,
 ) -> tuple[uvicorn.Server, Service]:
@@ -229,8 +228,8 @@ def build_server(
     `with_worker` is false). Run it with `.run()`; SIGTERM/SIGINT stop it gracefully."""
     import uvicorn
 
+    from connectors.base import VENDORS as REGISTRY
     from webhooks.app import ReceiverConfig, create_app
-    from webhooks.wiring import envelope_functions
 
     service = build_service(settings, with_worker=with_worker, connectors=connectors)
     secrets = {v: settings.webhook_secret(v) for v in VENDORS}
@@ -266,10 +265,10 @@ def build_server(
         inbox=service.inbox,
         config=ReceiverConfig(
             secrets=secrets,
-            classifiers=classifiers if classifiers is not None else envelope_functions(),
+            vendors=REGISTRY if vendors is None else vendors,
             max_body_bytes=settings.max_body_bytes,
             signature_max_age=settings.signature_max_age,
-            jira_replay_horizon=settings.jira_replay_horizon,
+            replay_horizon=settings.jira_replay_horizon,
             previous_secrets={v: settings.previous_webhook_secret(v) for v in VENDORS},
             basic_auth={v: settings.webhook_basic_auth(v) for v in VENDORS},
             # A vendor protected by the Basic opt-in alone needs no secret to be ready.

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from connectors.base import Envelope, PayloadInvalid
-from connectors.jira.events import delivery_id, envelope
+from connectors.jira.webhook import classify as envelope
+from connectors.jira.webhook import delivery_id
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -23,6 +23,7 @@ from connectors.base import (
 )
 from connectors.http import retry_after_seconds
 from connectors.jira import JiraConnector
+from connectors.jira import webhook as jira_webhook
 from tests.connectors.jira.conftest import BASE, cloud_config, load, policy
 from tiering import decide
 from tiering.models import Decision, Ticket
@@ -296,18 +297,18 @@ def test_own_events_are_dropped_without_requests(rsps: responses.RequestsMock) -
     connector = JiraConnector(cloud_config(bot_account_id="5c5f880629be9642ba529340"), policy())
     for name in ("jira_issue_updated__cloud_labels.json",
                  "comment_created__cloud_mention_user.json", "comment_updated__cloud.json"):
-        assert connector.is_own_event(connector.envelope(load(name), {}))
-    other = connector.envelope(load("jira_issue_created__cloud_many_fields.json"), {})
+        assert connector.is_own_event(jira_webhook.classify(load(name), {}))
+    other = jira_webhook.classify(load("jira_issue_created__cloud_many_fields.json"), {})
     assert not connector.is_own_event(other)
     dc = JiraConnector(cloud_config(bot_account_id="levbrouk", deployment="datacenter"), policy())
-    assert dc.is_own_event(dc.envelope(load("comment_created__server.json"), {}))
+    assert dc.is_own_event(jira_webhook.classify(load("comment_created__server.json"), {}))
     assert len(rsps.calls) == 0
 
 
 def test_no_bot_configured_drops_nothing(connector: JiraConnector) -> None:
     """Without bot_account_id, no event counts as the bot's (idempotence still prevents loops)."""
     plain = JiraConnector(cloud_config(bot_account_id=None), policy())
-    envelope = plain.envelope(load("jira_issue_created__cloud.json"), {})
+    envelope = jira_webhook.classify(load("jira_issue_created__cloud.json"), {})
     assert not plain.is_own_event(envelope)
 
 

@@ -16,6 +16,7 @@ import requests
 import responses
 
 from connectors.jira import JiraConnector
+from connectors.jira import webhook as jira_webhook
 from tests.connectors.jira.conftest import BASE, cloud_config, load, policy
 from webhooks.inbox.store import Inbox
 from webhooks.worker import Worker
@@ -115,7 +116,7 @@ def _world(
         connector = JiraConnector(cloud_config(), policy())
         worker = Worker(inbox=inbox, connectors={"jira": connector}, policy=policy(),
                         retry_initial_delay=0.5, retry_max_delay=5.0)
-        inbox.enqueue(connector.envelope(body, {"X-Atlassian-Webhook-Identifier": "d-1"}), body)
+        inbox.enqueue(jira_webhook.classify(body, {"X-Atlassian-Webhook-Identifier": "d-1"}), body)
         yield inbox, worker, jira, clock
     inbox.close()
 
@@ -128,10 +129,9 @@ def _echo_twice(inbox: Inbox, worker: Worker, jira: StatefulJira, clock: Clock) 
     # Jira stamps the echo after the write it reports (an older stamp would be read fresh).
     clock.now += 1
     echo["timestamp"] = int(clock.now * 1000)
-    connector = worker.connectors["jira"]
     for delivery, actor in (("d-2", "bot-account"), ("d-3", "someone")):
         echo["user"]["accountId"] = actor
-        inbox.enqueue(connector.envelope(echo, {"X-Atlassian-Webhook-Identifier": delivery}),
+        inbox.enqueue(jira_webhook.classify(echo, {"X-Atlassian-Webhook-Identifier": delivery}),
                       echo)
         assert worker.drain() == 1
 
@@ -188,12 +188,10 @@ def test_data_center_comment_twins_are_stored_once(tmp_path: Path) -> None:
     """DC's comment_created and its issue_commented twin: the inbox keeps only the first."""
     inbox = Inbox.connect(f"sqlite:///{tmp_path / 'twins.db'}")
     try:
-        with responses.RequestsMock():
-            connector = JiraConnector(cloud_config(deployment="datacenter"), policy())
         alone = load("comment_created__server.json")
         twin = load("jira_issue_updated__server_commented.json")
-        assert inbox.enqueue(connector.envelope(alone, {}), alone) is True
-        assert inbox.enqueue(connector.envelope(twin, {}), twin) is False
+        assert inbox.enqueue(jira_webhook.classify(alone, {}), alone) is True
+        assert inbox.enqueue(jira_webhook.classify(twin, {}), twin) is False
         assert len(inbox.events_of("jira", "10013")) == 1
         assert inbox.events_of("jira", "PRJX-14") == []
     finally:

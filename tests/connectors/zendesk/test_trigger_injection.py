@@ -11,8 +11,8 @@ import orjson
 import responses
 
 from connectors.zendesk import ZendeskConnector
-from connectors.zendesk.events import parse_body
 from connectors.zendesk.trigger_body import render_template, template
+from connectors.zendesk.webhook import parse as parse_body
 from tiering import Policy, decide
 
 from .conftest import BASE, NOW, sent

@@ -357,7 +357,7 @@ def test_backfill_gives_up_after_repeated_outage(
 def test_backfill_bodies_distinct_per_run() -> None:
     """Two backfill runs queue the same ticket again (distinct dedupe keys); one run does not."""
     from connectors.zendesk.admin import backfill_body
-    from connectors.zendesk.events import envelope
+    from connectors.zendesk.webhook import classify as envelope
 
     one = envelope(backfill_body(42, "run-1"), {}).delivery_id
     assert one == envelope(backfill_body(42, "run-1"), {}).delivery_id

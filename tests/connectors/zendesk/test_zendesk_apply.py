@@ -9,6 +9,7 @@ import responses
 
 from connectors.base import Call
 from connectors.zendesk import ZendeskConnector
+from connectors.zendesk import webhook as zendesk_webhook
 from connectors.zendesk.config import ZendeskConfig
 from tiering import Policy, decide
 from tiering.models import Decision, Ticket
@@ -120,9 +121,9 @@ def test_own_update_changes_nothing_further(
 
 def test_bot_events_are_own(connector: ZendeskConnector, rsps: responses.RequestsMock) -> None:
     """An event whose actor is the bot user is recognised as own, without any request."""
-    env = connector.envelope(trigger_body(current_user_id=str(BOT)), {})
+    env = zendesk_webhook.classify(trigger_body(current_user_id=str(BOT)), {})
     assert connector.is_own_event(env) is True
-    assert connector.is_own_event(connector.envelope(trigger_body(), {})) is False
+    assert connector.is_own_event(zendesk_webhook.classify(trigger_body(), {})) is False
     assert len(rsps.calls) == 0
 
 

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from connectors.base import Envelope, PayloadInvalid
-from connectors.zendesk.events import delivery_id, envelope, epoch_ms, parse_body
+from connectors.zendesk.webhook import classify as envelope
+from connectors.zendesk.webhook import delivery_id, epoch_ms
+from connectors.zendesk.webhook import parse as parse_body
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from connectors.zendesk import ZendeskConnector, parse_body
+from connectors.zendesk import ZendeskConnector
+from connectors.zendesk import webhook as zendesk_webhook
 from connectors.zendesk.admin import ZendeskAdmin, install
 from connectors.zendesk.config import ZendeskConfig
 from tiering import Decision, Ticket, decide, load_policy
@@ -42,7 +43,7 @@ def sandbox() -> Iterator[Any]:
 def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Receiver) -> None:
     """An agent's change reaches tierdesk as the installed trigger body; the decision lands in
     one guarded PUT and nothing else; the bot's own write fires no further delivery."""
-    from webhooks.signatures import verify_zendesk
+    from connectors.zendesk.webhook import verify_signature as verify_zendesk
 
     policy = load_policy(default_policy_text(), source="example policy")
     config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
@@ -65,8 +66,8 @@ def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Receiver) -> No
     verify_zendesk(raw, signature=headers.get("X-Zendesk-Webhook-Signature"),
                    timestamp=headers.get("X-Zendesk-Webhook-Signature-Timestamp"),
                    secret=first.secret)
-    body = parse_body(raw)
-    env = connector.envelope(body, headers)
+    body = zendesk_webhook.parse(raw)
+    env = zendesk_webhook.classify(body, headers)
     assert (env.event_type, env.ticket, env.actor) == ("trigger", str(ticket_id), "9002")
     assert not connector.is_own_event(env)
 
@@ -114,8 +115,8 @@ def test_worker_pipeline_through_sandbox(sandbox: Any, inbox: Receiver, tmp_path
     def deliver(count: int) -> None:
         for call in inbox.wait_for(count)[count - 1:count]:
             raw, headers = call.body, call.headers
-            body = parse_body(raw)
-            assert events.enqueue(connector.envelope(body, headers), body, raw=raw)
+            body = zendesk_webhook.parse(raw)
+            assert events.enqueue(zendesk_webhook.classify(body, headers), body, raw=raw)
         assert worker.drain() == 1
 
     api = f"{sandbox.zendesk_url}/api/v2/tickets"
@@ -178,8 +179,8 @@ def test_event_subscribed_webhook_through_sandbox(
 
     delivery = inbox.wait_for(1)[0]
     raw, headers = delivery.body, delivery.headers
-    body = parse_body(raw)
-    env = connector.envelope(body, headers)
+    body = zendesk_webhook.parse(raw)
+    env = zendesk_webhook.classify(body, headers)
     assert (env.event_type, env.ticket, env.handled) == (
         "zen:event-type:ticket.created", tid, True)
     events.enqueue(env, body, raw=raw)
@@ -197,8 +198,8 @@ def test_event_subscribed_webhook_through_sandbox(
     assert len(echoes) >= 2
     for echo in echoes:
         raw, headers = echo.body, echo.headers
-        body = parse_body(raw)
-        env = connector.envelope(body, headers)
+        body = zendesk_webhook.parse(raw)
+        env = zendesk_webhook.classify(body, headers)
         assert env.actor == str(BOT_ID) and connector.is_own_event(env)
         events.enqueue(env, body, raw=raw)
     assert worker.drain() == 1

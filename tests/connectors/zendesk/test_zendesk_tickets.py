@@ -12,9 +12,9 @@ import pytest
 import responses
 
 from connectors.zendesk import ZendeskConnector
-from connectors.zendesk.events import envelope
 from connectors.zendesk.tickets import ticket_from_trigger
 from connectors.zendesk.trigger_body import render_template
+from connectors.zendesk.webhook import classify as envelope
 from tiering import Policy
 from tiering.models import Customer, Ticket
 

@@ -7,15 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connectors.jira.webhook import sign as sign_jira
+from connectors.jira.webhook import verify_signature as verify_jira
+from connectors.signatures import SignatureInvalid
+from connectors.zendesk.webhook import check_timestamp
+from connectors.zendesk.webhook import sign as sign_zendesk
+from connectors.zendesk.webhook import verify_signature as verify_zendesk
 from tests.shared_vendor import VENDOR
-from webhooks.signatures import (
-    SignatureInvalid,
-    check_timestamp,
-    sign_jira,
-    sign_zendesk,
-    verify_jira,
-    verify_zendesk,
-)
 
 ZD_VECTORS = VENDOR / "zendesk" / "aaronellington_zendesk-go"
 ATLASSIAN_SECRET = "It's a Secret to Everybody"
@@ -135,7 +133,7 @@ def test_check_basic_compares_user_and_password() -> None:
     """check_basic accepts exactly the configured pair and refuses malformed headers."""
     import base64
 
-    from webhooks.signatures import check_basic
+    from connectors.signatures import check_basic
 
     good = "Basic " + base64.b64encode(b"jira:secret-password").decode()
     check_basic(good, credentials=("jira", "secret-password"))

@@ -1,8 +1,13 @@
-"""Zendesk webhook classification: which deliveries tierdesk handles, ticket, actor, dedupe key.
+"""Zendesk webhooks, pure: `verify` the raw bytes and their timestamp, `parse`, `classify`.
 
-`envelope(body, headers)` is pure (no I/O) and runs at the receiver after the signature check.
-Three body kinds reach the receiver (see ../shared/vendor/README.md, Zendesk section, and the
-fixtures in tests/connectors/zendesk/fixtures/):
+Signature: `X-Zendesk-Webhook-Signature` = base64(HMAC-SHA256(key = the signing secret as UTF-8
+text, message = `X-Zendesk-Webhook-Signature-Timestamp` + raw body)).
+https://developer.zendesk.com/documentation/webhooks/verifying/
+Zendesk documents no replay window, so `check_timestamp` enforces one.
+
+`classify(body, headers)` runs after the signature check. Three body kinds reach the receiver
+(see ../shared/vendor/README.md, Zendesk section, and the fixtures in
+tests/connectors/zendesk/fixtures/):
 
 - tierdesk's own trigger body (`connectors/zendesk/trigger_body.py`): `"tierdesk": 1`,
   `"event_type": "trigger"`, string placeholders. Complete: deciding on it needs no read.
@@ -19,16 +24,20 @@ deliveries have no event id); else a sha256 of the canonical body.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import Envelope, PayloadInvalid
+from connectors.base import Envelope, PayloadInvalid, WebhookAuth
 from connectors.http import header
 from connectors.payload import parse_json
+from connectors.signatures import SignatureInvalid, mac, signed_by_either
 from connectors.zendesk.trigger_body import TEMPLATE_VERSION, TRIGGER_EVENT
 
 VENDOR = "zendesk"
@@ -73,6 +82,8 @@ HANDLED_TICKET_EVENTS = frozenset(
 )
 
 INVOCATION_HEADER = "x-zendesk-webhook-invocation-id"
+SIGNATURE_HEADER = "x-zendesk-webhook-signature"
+TIMESTAMP_HEADER = "x-zendesk-webhook-signature-timestamp"
 
 _DIGITS = re.compile(r"^[0-9]+$")
 _SUBJECT_TICKET = re.compile(r"^zen:ticket:([0-9]+)$")
@@ -222,7 +233,7 @@ def _event_envelope(body: Mapping[str, Any], headers: Mapping[str, str], kind: s
     )
 
 
-def envelope(body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
+def classify(body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
     """Classify one Zendesk delivery; PayloadInvalid (answered 400) says what is wrong."""
     if not isinstance(body, Mapping):
         raise PayloadInvalid(f"expected a JSON object, got {type(body).__name__}")
@@ -282,8 +293,8 @@ def _salvage(raw: bytes, why: Exception) -> dict[str, Any]:
     return salvaged
 
 
-def parse_body(raw: bytes) -> dict[str, Any]:
-    """Parse a delivery's raw bytes (after the signature check) into the body `envelope` takes.
+def parse(raw: bytes) -> dict[str, Any]:
+    """Parse a delivery's raw bytes (after the signature check) into the body `classify` takes.
 
     If Zendesk rendered free text into tierdesk's trigger body without JSON escaping (not
     confirmed either way), the text can break the JSON, or keep it valid and add keys: a subject
@@ -305,3 +316,82 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise PayloadInvalid(f"expected a JSON object, got {type(body).__name__}")
     return body
+
+
+# ------------------------------------------------------------------ signatures on the raw bytes
+
+
+def verify_signature(
+    body: bytes,
+    *,
+    signature: str | None,
+    timestamp: str | None,
+    secret: str | None,
+    previous: str | None = None,
+) -> None:
+    """Check Zendesk's `X-Zendesk-Webhook-Signature` over timestamp + `body` with the current
+    secret or, during a rotation, the `previous` one; raise SignatureInvalid. The timestamp's
+    age is checked separately by `check_timestamp`."""
+    if not secret:
+        raise SignatureInvalid(
+            "no Zendesk webhook secret is configured (TIERDESK_ZENDESK_WEBHOOK_SECRET)"
+        )
+    if not signature:
+        raise SignatureInvalid("missing X-Zendesk-Webhook-Signature header")
+    if not timestamp:
+        raise SignatureInvalid("missing X-Zendesk-Webhook-Signature-Timestamp header")
+    try:
+        given = base64.b64decode(signature.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureInvalid("X-Zendesk-Webhook-Signature is not base64") from None
+    stamp = timestamp.encode("utf-8")
+    if not signed_by_either(given, lambda key: mac(key, stamp, body).digest(),
+                            secret=secret, previous=previous):
+        raise SignatureInvalid("X-Zendesk-Webhook-Signature does not match the body")
+
+
+def parse_timestamp(value: str) -> datetime:
+    """A Zendesk signature timestamp (ISO 8601 like `2021-03-25T05:09:27Z`, or epoch seconds)."""
+    text = value.strip()
+    try:
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text), tz=UTC)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise SignatureInvalid(
+            "X-Zendesk-Webhook-Signature-Timestamp is not an ISO 8601 time"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def check_timestamp(timestamp: str | None, *, now: datetime, max_age: float) -> None:
+    """Refuse a signature timestamp more than `max_age` seconds before or after `now` (a replay
+    of an old delivery, or a forged future one)."""
+    if not timestamp:
+        raise SignatureInvalid("missing X-Zendesk-Webhook-Signature-Timestamp header")
+    skew = abs((now - parse_timestamp(timestamp)).total_seconds())
+    if skew > max_age:
+        raise SignatureInvalid(
+            f"signature timestamp is {int(skew)} s away from now (limit {int(max_age)} s):"
+            " a replay, or a clock out of sync"
+        )
+
+
+def verify(body: bytes, headers: Mapping[str, str], auth: WebhookAuth, *, now: datetime) -> None:
+    """Check a delivery's signature over its raw bytes, then its timestamp's age; raise
+    SignatureInvalid."""
+    timestamp = header(headers, TIMESTAMP_HEADER)
+    verify_signature(body, signature=header(headers, SIGNATURE_HEADER), timestamp=timestamp,
+                     secret=auth.secret, previous=auth.previous)
+    check_timestamp(timestamp, now=now, max_age=auth.signature_max_age)
+
+
+def replayed(envelope: Envelope, auth: WebhookAuth, *, now: datetime) -> str | None:
+    """None: a replay is refused by `verify` already (the signed timestamp's age)."""
+    return None
+
+
+def sign(body: bytes, secret: str, timestamp: str) -> str:
+    """The `X-Zendesk-Webhook-Signature` value Zendesk would send (for tests and bench/)."""
+    digest = hmac.new(secret.encode("utf-8"), timestamp.encode("utf-8") + body, hashlib.sha256)
+    return base64.b64encode(digest.digest()).decode("ascii")

@@ -1,8 +1,14 @@
-"""Jira webhook classification: which events tierdesk handles, their ticket, actor and dedupe key.
+"""Jira webhooks, pure: `verify` the raw bytes, `parse` them, `classify` the event, refuse replays.
 
-`envelope(body, headers)` is pure (no I/O) and runs at the receiver after the signature check.
-Payload facts it relies on (see ../shared/vendor/README.md, Jira section, and the fixtures in
-tests/connectors/jira/fixtures/):
+Signature (Cloud admin webhooks and Data Center, when a secret is set): header
+`X-Hub-Signature: sha256=<hex>`, HMAC-SHA256 of the raw body keyed with the secret.
+https://developer.atlassian.com/cloud/jira/platform/webhooks/#secure-admin-webhooks
+The method before `=` is parsed and anything but sha256 is refused. HTTP Basic is an explicit
+opt-in: Jira Data Center documents basic authentication as the other way to secure a webhook
+("Managing webhooks", confluence.atlassian.com/adminjiraserver/managing-webhooks-938846912.html).
+
+`classify(body, headers)` runs after the signature check. Payload facts it relies on (see
+../shared/vendor/README.md, Jira section, and the fixtures in tests/connectors/jira/fixtures/):
 
 - `webhookEvent` names the event; `timestamp` is epoch milliseconds.
 - Issue events carry `user` (the actor) and the whole `issue`.
@@ -20,13 +26,17 @@ tests/connectors/jira/fixtures/):
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from connectors.base import Envelope, PayloadInvalid
+from connectors.base import Envelope, PayloadInvalid, WebhookAuth
 from connectors.http import header
+from connectors.payload import parse_json
+from connectors.signatures import SignatureInvalid, check_basic, mac, signed_by_either
 
 VENDOR = "jira"
 
@@ -75,6 +85,7 @@ IGNORED_EVENTS = frozenset(
 )
 
 DELIVERY_HEADER = "x-atlassian-webhook-identifier"
+SIGNATURE_HEADER = "x-hub-signature"
 
 _ISSUE_ID_IN_URL = re.compile(r"/rest/api/\d+/issue/(\d+)(?:/|$)")
 _ISSUE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-\d+$")
@@ -189,7 +200,7 @@ def actor(body: Mapping[str, Any], event: str) -> str | None:
     return user_id(_mapping(comment.get("author"), "comment.author"), "comment.author")
 
 
-def envelope(body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
+def classify(body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
     """Classify one Jira webhook body (signature already checked, JSON already parsed).
 
     Raises PayloadInvalid, with the offending key path, when the body is not a Jira webhook or a
@@ -231,3 +242,69 @@ def envelope(body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
         actor=actor(body, event),
         occurred_at=timestamp,
     )
+
+
+def verify_signature(
+    body: bytes, *, signature: str | None, secret: str | None, previous: str | None = None
+) -> None:
+    """Check Jira's `X-Hub-Signature: sha256=<hex>` over `body` with the current secret or,
+    during a rotation, the `previous` one; raise SignatureInvalid."""
+    if not secret:
+        raise SignatureInvalid(
+            "no Jira webhook secret is configured (TIERDESK_JIRA_WEBHOOK_SECRET)"
+        )
+    if not signature:
+        raise SignatureInvalid("missing X-Hub-Signature header")
+    method, sep, given = signature.strip().partition("=")
+    if not sep:
+        raise SignatureInvalid("X-Hub-Signature is not of the form sha256=<hex>")
+    if method.strip().lower() != "sha256":
+        raise SignatureInvalid(f"unsupported X-Hub-Signature method {method[:16]!r}")
+    presented = given.strip().lower().encode("utf-8")
+    if not signed_by_either(presented, lambda key: mac(key, body).hexdigest().encode("ascii"),
+                            secret=secret, previous=previous):
+        raise SignatureInvalid("X-Hub-Signature does not match the body")
+
+
+def verify(body: bytes, headers: Mapping[str, str], auth: WebhookAuth, *, now: datetime) -> None:
+    """Check a delivery's raw bytes: the HMAC signature, or (opt-in, only for an unsigned
+    delivery) the configured Basic credentials; raise SignatureInvalid."""
+    signature = header(headers, SIGNATURE_HEADER)
+    if auth.basic is not None and not signature:
+        # Opt-in (TIERDESK_JIRA_WEBHOOK_BASIC_AUTH): an unsigned delivery must carry the
+        # configured Basic credentials; a signed one is still checked by HMAC.
+        check_basic(header(headers, "authorization"), credentials=auth.basic)
+    else:
+        verify_signature(body, signature=signature, secret=auth.secret, previous=auth.previous)
+
+
+def parse(body: bytes) -> Any:
+    """The JSON value of a delivery's raw bytes (ValueError or RecursionError when not JSON)."""
+    return parse_json(body)
+
+
+def replayed(envelope: Envelope, auth: WebhookAuth, *, now: datetime) -> str | None:
+    """Why a signed Jira body is refused as a replay, or None.
+
+    Jira signs the body (with its `timestamp`, ms) but not `X-Atlassian-Webhook-Identifier`,
+    so a captured body replayed under fresh identifiers passed the dedupe. A body whose signed
+    timestamp is further from now than the horizon is refused; within it, identical bodies are
+    stored once (Inbox.enqueue_many). Atlassian retries failed deliveries for up to about 30
+    minutes, "subject to change" ("New Jira Cloud Webhook Retry Policy",
+    https://community.developer.atlassian.com/t/new-jira-cloud-webhook-retry-policy/30554;
+    https://developer.atlassian.com/cloud/jira/platform/webhooks/#retry-policy), so the default
+    horizon (2 h) keeps every legitimate retry."""
+    horizon = auth.replay_horizon
+    if horizon is None or envelope.occurred_at is None:
+        return None
+    age = (now.timestamp() * 1000 - envelope.occurred_at) / 1000
+    if abs(age) <= horizon:
+        return None
+    when = "old" if age > 0 else "in the future"
+    return (f"the signed timestamp is {int(abs(age))} s {when} (replay horizon"
+            f" {int(horizon)} s, TIERDESK_JIRA_REPLAY_HORIZON): a replayed delivery")
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The `X-Hub-Signature` value Jira would send (for tests, the sandbox and bench/)."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()

@@ -1,0 +1,60 @@
+"""The vendor registry: one entry per vendor, importable from any module first, and a receiver
+that names no vendor."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from connectors.base import VENDORS, WebhookAuth
+from connectors.jira import webhook as jira_webhook
+from connectors.signatures import SignatureInvalid
+from connectors.zendesk import webhook as zendesk_webhook
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_each_entry_is_named_by_its_key() -> None:
+    """`VENDORS[name].name` is `name`, and the registry holds exactly Jira and Zendesk."""
+    assert sorted(VENDORS) == ["jira", "zendesk"]
+    assert all(vendor.name == name for name, vendor in VENDORS.items())
+
+
+def test_entries_are_the_vendor_webhook_functions() -> None:
+    """Each entry names its vendor's webhook module's functions and delivery header."""
+    for module, vendor in ((jira_webhook, VENDORS["jira"]), (zendesk_webhook, VENDORS["zendesk"])):
+        assert vendor.verify is module.verify
+        assert vendor.parse is module.parse
+        assert vendor.classify is module.classify
+        assert vendor.replayed is module.replayed
+    assert VENDORS["jira"].delivery_header == "x-atlassian-webhook-identifier"
+    assert VENDORS["zendesk"].delivery_header == "x-zendesk-webhook-invocation-id"
+
+
+@pytest.mark.parametrize("first", ["connectors.base", "connectors.jira.webhook",
+                                   "connectors.zendesk.webhook", "connectors.jira",
+                                   "connectors.zendesk.connector", "webhooks.app"])
+def test_registry_imports_whichever_module_comes_first(first: str) -> None:
+    """No import cycle: the registry is complete whichever module a process imports first."""
+    code = f"import {first}; from connectors.base import VENDORS; print(sorted(VENDORS))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "['jira', 'zendesk']"
+
+
+@pytest.mark.parametrize("name", sorted(VENDORS))
+def test_verify_fails_closed_without_a_secret(name: str) -> None:
+    """Every vendor's `verify` refuses a delivery when no secret is configured."""
+    with pytest.raises(SignatureInvalid, match=r"no \w+ webhook secret is configured"):
+        VENDORS[name].verify(b"{}", {}, WebhookAuth(secret=None), now=datetime.now(UTC))
+
+
+def test_receiver_names_no_vendor() -> None:
+    """webhooks/app.py names no vendor: it loops over the registry."""
+    text = (ROOT / "webhooks" / "app.py").read_text(encoding="utf-8")
+    assert not re.search(r"jira|zendesk", text, re.IGNORECASE)
