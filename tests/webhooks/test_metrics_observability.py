@@ -74,7 +74,7 @@ def test_receiver_reports_configured_vendors(tmp_path: Path, monkeypatch: object
     """`serve` sets tierdesk_vendor_configured for each configured vendor only."""
     import pytest
 
-    from webhooks.cli.service import build_server
+    from webhooks.service import build_server
     from webhooks.settings import load_settings
 
     assert isinstance(monkeypatch, pytest.MonkeyPatch)

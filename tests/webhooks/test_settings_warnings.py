@@ -110,7 +110,7 @@ def test_secret_warning_only_for_configured_vendors(
 ) -> None:
     """A Jira-only set-up without a Jira secret warns for Jira, never for Zendesk; /readyz is
     503 naming the missing secret."""
-    from webhooks.cli.service import build_server
+    from webhooks.service import build_server
 
     _jira_only(monkeypatch, tmp_path)
     server, service = build_server(load_settings(), with_worker=False)
@@ -130,7 +130,7 @@ def test_readyz_is_ready_with_the_configured_vendors_secret(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """With the Jira secret set, a Jira-only set-up is ready (Zendesk's absence is fine)."""
-    from webhooks.cli.service import build_server
+    from webhooks.service import build_server
 
     _jira_only(monkeypatch, tmp_path)
     monkeypatch.setenv("TIERDESK_JIRA_WEBHOOK_SECRET", "s3cret")

@@ -27,8 +27,8 @@ from connectors.jira.client import make_client
 from connectors.jira.config import JiraConfig
 from tiering.models import Decision, Ticket
 from webhooks.cli.backfill import BACKFILL_EPILOG, progress
-from webhooks.cli.inbox import InboxUnavailable, open_inbox, verbose_option
-from webhooks.cli.settings import admin_settings
+from webhooks.cli.settings import admin_settings, verbose_option
+from webhooks.inbox.opening import InboxUnavailable, open_inbox
 
 
 def _jira_config(settings: Any) -> JiraConfig:

@@ -19,8 +19,8 @@ from connectors.zendesk.admin import (
 from connectors.zendesk.config import ZendeskConfig
 from tiering.models import Decision, Ticket
 from webhooks.cli.backfill import BACKFILL_EPILOG, ProgressCounter
-from webhooks.cli.inbox import InboxUnavailable, open_inbox, verbose_option
-from webhooks.cli.settings import admin_settings
+from webhooks.cli.settings import admin_settings, verbose_option
+from webhooks.inbox.opening import InboxUnavailable, open_inbox
 
 
 def _admin(settings: Any) -> ZendeskAdmin:

@@ -1,5 +1,5 @@
-"""How the commands open the inbox: read-only commands never create a database, and `-v` names
-the database a command opened.
+"""Opening the inbox for a command or the service: read-only commands never create a database,
+and `verbose` names the database opened.
 
 The default `TIERDESK_DATABASE_URL` (`sqlite:///./tierdesk.db`) is relative to the current
 directory, so `tierdesk explain` run in the wrong directory would otherwise create an empty
@@ -10,10 +10,10 @@ the right one.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import click
 import sqlalchemy as sa
 
 if TYPE_CHECKING:
@@ -117,11 +117,6 @@ def open_inbox(url: str, *, create: bool, verbose: bool = False) -> Inbox:
     except InboxError as exc:
         raise InboxUnavailable([str(exc)]) from None
     if verbose:
-        click.echo(f"tierdesk: opened the inbox database {database_label(url)}", err=True)
+        print(f"tierdesk: opened the inbox database {database_label(url)}", file=sys.stderr)
     return inbox
 
-
-#: `-v/--verbose` of every command that opens the inbox.
-verbose_option = click.option(
-    "-v", "--verbose", is_flag=True, help="Say which inbox database was opened (on stderr)."
-)
