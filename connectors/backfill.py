@@ -1,17 +1,24 @@
-"""The one line format of `tierdesk backfill <vendor>` for every vendor.
+"""`tierdesk backfill <vendor>` for every vendor: the loop, its summary and its line format.
+
+Each vendor's admin module yields `BackfillItem`s from its search; `run_backfill` enqueues them
+(or, on a dry run, counts and reports their decisions) into one `BackfillSummary`. Lines:
 
     SUP-1: tier - -> L1; labels +tier-l1 -tier-l0; assign L1 (alice); checklist note
     #42: no change (tier L2)
     #43: skipped: cannot read: VendorUnavailable (HTTP 503)
 
-and the summary line both vendors end with. Pure: formats a Decision, reads nothing.
+and the summary line both vendors end with. Pure: reads nothing; what it writes goes through
+the `enqueue` it is given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from tiering.models import Decision
+from connectors.base import Envelope
+from tiering.models import Decision, Ticket
 
 
 def change_line(key: str, decision: Decision, *, labels: str = "labels",
@@ -42,8 +49,23 @@ def skipped_line(key: str, reason: str) -> str:
     return f"{key}: skipped: {reason}"
 
 
+@dataclass(frozen=True, slots=True)
+class BackfillItem:
+    """One ticket a backfill search found."""
+
+    #: The ticket as the lines name it (`SUP-1`, `#42`).
+    key: str
+    envelope: Envelope | None
+    payload: Mapping[str, Any]
+    #: Set on a dry run: the decision the worker would make now.
+    decision: Decision | None = None
+    ticket: Ticket | None = None
+    #: Set when the ticket could not be read (it is skipped, not enqueued).
+    error: str | None = None
+
+
 @dataclass
-class BackfillCounts:
+class BackfillSummary:
     """What one backfill run did, for the summary line."""
 
     seen: int = 0
@@ -61,3 +83,32 @@ class BackfillCounts:
                     " Nothing was written.")
         return (f"Backfill: {self.seen} ticket(s): {self.queued} queued,"
                 f" {self.duplicates} already queued, {self.skipped} skipped.")
+
+
+def run_backfill(
+    items: Iterable[BackfillItem],
+    summary: BackfillSummary,
+    *,
+    enqueue: Callable[[Envelope, Mapping[str, Any]], bool] | None,
+    describe: Callable[[BackfillItem], str],
+    report: Callable[[str], None],
+) -> BackfillSummary:
+    """Enqueue each item, or with `enqueue=None` (a dry run) count and `report` its decision;
+    a skipped item is reported either way. `summary` is counted as the run goes, so a caller
+    still has it when the vendor stops the run half-way."""
+    for item in items:
+        summary.seen += 1
+        if item.error is not None or item.envelope is None:
+            summary.skipped += 1
+            report(describe(item))
+        elif enqueue is None:
+            if item.decision is not None and item.decision.changed:
+                summary.would_change += 1
+            else:
+                summary.unchanged += 1
+            report(describe(item))
+        elif enqueue(item.envelope, item.payload):
+            summary.queued += 1
+        else:
+            summary.duplicates += 1
+    return summary

@@ -43,8 +43,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from tenacity import RetryCallState, wait_exponential_jitter
-
 from connectors.base import (
     Applied,
     ConfigurationRejected,
@@ -56,6 +54,7 @@ from connectors.base import (
     VendorUnavailable,
 )
 from connectors.http import LinePaused
+from connectors.retry import RetryStrategy
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
 from webhooks.inbox.records import Claim, DecisionRecord
@@ -77,14 +76,6 @@ UNCHANGED = "unchanged"
 OWN_EVENT = "own-event"
 RETRY = "retry"
 DEAD = "dead"
-
-
-def backoff_delay(attempt: int, *, initial: float = 1.0, maximum: float = 600.0) -> float:
-    """Seconds to wait before attempt `attempt + 1`: exponential with jitter (tenacity)."""
-    wait = wait_exponential_jitter(multiplier=initial, max=maximum, exp_base=2, jitter=initial)
-    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-    state.attempt_number = max(1, attempt)
-    return float(wait(state))
 
 
 class VendorGate:
@@ -154,8 +145,7 @@ class Worker:
         self._decide = decide
         self.max_attempts = max_attempts
         self.lease_seconds = lease_seconds
-        self.retry_max_delay = retry_max_delay
-        self.retry_initial_delay = retry_initial_delay
+        self.retry = RetryStrategy(initial=retry_initial_delay, maximum=retry_max_delay)
         self.metrics = metrics or Metrics()
         self.now = now
         self.name = name
@@ -484,19 +474,14 @@ class Worker:
         pause: bool,
     ) -> None:
         attempt = max(e.attempts for e in claim.events) + 1
-        delay = backoff_delay(
-            attempt, initial=self.retry_initial_delay, maximum=self.retry_max_delay
-        )
-        if retry_after is not None:
-            # Never sooner than the vendor asked.
-            delay = max(delay, retry_after)
-            if pause:
-                self.metrics.vendor_pauses.labels(claim.vendor).inc()
-                self.gate.close(claim.vendor, self.inbox.clock() + retry_after)
-                self.inbox.pause_vendor(
-                    claim.vendor, until=self.inbox.clock() + retry_after,
-                    reason=f"{type(exc).__name__}: {exc}"[:500],
-                )
+        delay = self.retry.delay(attempt, retry_after)  # never sooner than the vendor asked
+        if retry_after is not None and pause:
+            self.metrics.vendor_pauses.labels(claim.vendor).inc()
+            self.gate.close(claim.vendor, self.inbox.clock() + retry_after)
+            self.inbox.pause_vendor(
+                claim.vendor, until=self.inbox.clock() + retry_after,
+                reason=f"{type(exc).__name__}: {exc}"[:500],
+            )
         error = _error_text(exc)
         status = getattr(exc, "status", None)
         if status is not None:

@@ -26,13 +26,14 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from jira import JIRA
 
-from connectors.base import Envelope, PayloadInvalid, VendorUnavailable
+from connectors.backfill import BackfillItem, change_line, skipped_line
+from connectors.base import PayloadInvalid, VendorUnavailable
 from connectors.jira import webhook
 from connectors.jira.client import json_object, send
 from connectors.jira.config import JiraConfig
@@ -364,30 +365,6 @@ def backfill_payload(issue: Mapping[str, Any], *, now_ms: int) -> dict[str, Any]
     return {"webhookEvent": webhook.BACKFILL_EVENT, "timestamp": now_ms, "issue": dict(issue)}
 
 
-@dataclass(frozen=True, slots=True)
-class BackfillItem:
-    """What happened to one issue in a backfill."""
-
-    key: str
-    envelope: Envelope | None
-    payload: Mapping[str, Any]
-    #: Set on a dry run: the decision the worker would make now.
-    decision: Decision | None = None
-    ticket: Ticket | None = None
-    #: Set when the issue could not be read into a ticket (it is skipped, not enqueued).
-    error: str | None = None
-
-
-@dataclass
-class BackfillSummary:
-    seen: int = 0
-    enqueued: int = 0
-    duplicates: int = 0
-    would_change: int = 0
-    unchanged: int = 0
-    skipped: list[str] = field(default_factory=list)
-
-
 def backfill_items(
     issues: Iterator[Mapping[str, Any]],
     *,
@@ -415,8 +392,6 @@ def backfill_items(
 
 def describe(item: BackfillItem, policy: Policy) -> str:
     """One line for a dry run (connectors/backfill.py's format, shared with Zendesk)."""
-    from connectors.backfill import change_line, skipped_line
-
     if item.error is not None:
         return skipped_line(item.key, item.error)
     decision = item.decision

@@ -28,6 +28,7 @@ import requests
 from jira import JIRA
 
 from connectors.base import Applied, Call, Decide, Envelope, PayloadInvalid, VendorRejected
+from connectors.calls import Recorder
 from connectors.jira import refusals, webhook
 from connectors.jira.client import json_object, make_client, send
 from connectors.jira.config import JiraConfig
@@ -58,7 +59,7 @@ class JiraConnector:
         self.client: JIRA = make_client(config, session=session)
         # The reads of the decision in hand, per worker thread: `apply` reports them with its
         # write, so the decision record lists every request the decision cost.
-        self._local = threading.local()
+        self.recorder = Recorder()
         # Projects that answered notifyUsers=false with Jira's 403: plain edits from then on.
         # A cache, not state: after a restart the first edit of a project finds out again.
         self._loud_projects: set[str] = set()
@@ -90,7 +91,7 @@ class JiraConnector:
         """The ticket from the newest payload: 0 requests when it is a full issue, else 1 GET."""
         if not payloads:
             raise ValueError("current_ticket needs at least one payload")
-        self._local.reads = []  # a new decision starts: count its requests from here
+        self.recorder.take()  # a new decision starts: count its requests from here
         body = _newest(payloads)
         event = body.get("webhookEvent")
         actor = webhook.actor(body, event if isinstance(event, str) else "")
@@ -112,19 +113,8 @@ class JiraConnector:
         path = f"/rest/api/2/issue/{key}"
         fields = ",".join(fields_to_read(self.policy, self.config, comments=comments))
         response = send(self.client, "GET", path, params={"fields": fields})
-        self._reads().append(Call("GET", path, response.status_code, "read issue"))
+        self.recorder.calls.append(Call("GET", path, response.status_code, "read issue"))
         return json_object(response, what=f"Jira GET {path}")
-
-    def _reads(self) -> list[Call]:
-        reads: list[Call] | None = getattr(self._local, "reads", None)
-        if reads is None:
-            reads = self._local.reads = []
-        return reads
-
-    def _take_reads(self) -> tuple[Call, ...]:
-        reads = tuple(self._reads())
-        self._local.reads = []
-        return reads
 
     # ------------------------------------------------------------------ writes out
 
@@ -164,7 +154,7 @@ class JiraConnector:
         `decide` is unused: Jira's issue edit has no collision guard to re-decide after (the
         label operations are add/remove deltas, so concurrent agent edits are preserved).
         """
-        reads = self._take_reads()
+        reads = self.recorder.take()
         if not decision.changed:
             return Applied(calls=reads, decision=decision, note_key=ticket.last_note_key)
         body = self.plan(ticket, decision)

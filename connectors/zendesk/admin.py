@@ -47,8 +47,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from connectors.backfill import change_line, skipped_line
-from connectors.base import Envelope, VendorUnavailable
+from connectors.backfill import BackfillItem, change_line, skipped_line
+from connectors.base import VendorUnavailable
 from connectors.zendesk.client import calling, response_json
 from connectors.zendesk.connector import ZendeskConnector
 from connectors.zendesk.trigger_body import TEMPLATE_VERSION, render_template
@@ -369,57 +369,40 @@ def search_tickets(admin: ZendeskAdmin, query: str) -> Iterator[Mapping[str, Any
         params = dict(params, **{"page[after]": str(meta["after_cursor"])})
 
 
-@dataclass
-class BackfillSummary:
-    """Counts of one backfill run."""
-
-    seen: int = 0
-    queued: int = 0
-    duplicates: int = 0
-    would_change: int = 0
-    unchanged: int = 0
-    failed: int = 0
-
-
-def backfill(
+def backfill_items(
     admin: ZendeskAdmin,
     *,
     query: str,
-    enqueue: Callable[[Envelope, Mapping[str, Any]], bool] | None,
     decide: Callable[[Ticket], Decision] | None = None,
-    report: Callable[[str], None] = lambda _line: None,
-    progress: Callable[[int], None] = lambda _n: None,
     run: str | None = None,
-) -> BackfillSummary:
-    """Queue every matching ticket (`enqueue`), or with `enqueue=None` (dry run) read each
-    ticket, `decide` on it and `report` what would change, writing nothing."""
-    summary = BackfillSummary()
+) -> Iterator[BackfillItem]:
+    """Every matching ticket as a backfill item to enqueue; with `decide` (a dry run), each
+    ticket is also read and decided (nothing is written anywhere)."""
     run = run or new_run_id()
-    for item in search_tickets(admin, query):
-        summary.seen += 1
-        ticket_id = str(item["id"])
-        if enqueue is not None:
-            body = backfill_body(ticket_id, run)
-            if enqueue(classify(body, {}), body):
-                summary.queued += 1
-            else:
-                summary.duplicates += 1
-        elif decide is not None:
-            try:
-                ticket = admin.retry_reads(admin.connector.read_ticket, ticket_id)
-            except Exception as exc:  # reported per ticket; the run goes on
-                summary.failed += 1
-                report(skipped_line(f"#{ticket_id}", f"cannot read: {exc}"))
-                continue
-            decision = decide(ticket)
-            if decision.changed:
-                summary.would_change += 1
-            else:
-                summary.unchanged += 1
-            report(change_line(f"#{ticket_id}", decision, labels="tags",
-                               assignee=_target_detail(admin, decision)))
-        progress(1)
-    return summary
+    for found in search_tickets(admin, query):
+        ticket_id = str(found["id"])
+        key = f"#{ticket_id}"
+        body = backfill_body(ticket_id, run)
+        envelope = classify(body, {})
+        if decide is None:
+            yield BackfillItem(key, envelope, body)
+            continue
+        try:
+            ticket = admin.retry_reads(admin.connector.read_ticket, ticket_id)
+        except Exception as exc:  # reported per ticket; the run goes on
+            yield BackfillItem(key, None, body, error=f"cannot read: {exc}")
+            continue
+        yield BackfillItem(key, envelope, body, decision=decide(ticket), ticket=ticket)
+
+
+def describe(admin: ZendeskAdmin, item: BackfillItem) -> str:
+    """One line for a dry run (connectors/backfill.py's format, shared with Jira)."""
+    if item.error is not None:
+        return skipped_line(item.key, item.error)
+    if item.decision is None:
+        return f"{item.key}: queued"
+    return change_line(item.key, item.decision, labels="tags",
+                       assignee=_target_detail(admin, item.decision))
 
 
 def _target_detail(admin: ZendeskAdmin, decision: Decision) -> str | None:

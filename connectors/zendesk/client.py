@@ -29,7 +29,6 @@ Errors, translated once here (always `raise ... from exc`):
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -49,6 +48,7 @@ from connectors.base import (
     VendorRejected,
     VendorUnavailable,
 )
+from connectors.calls import Recorder
 from connectors.http import retry_after_seconds
 from connectors.zendesk.config import ZendeskConfig
 
@@ -72,54 +72,6 @@ class HTTPFailure(Exception):
 def _raise_for_failure(response: requests.Response, *args: Any, **kwargs: Any) -> None:
     if not 200 <= response.status_code < 300:
         raise HTTPFailure(response)
-
-
-class Recorder:
-    """Counts every request sent through the session, with the purpose the caller declared.
-
-    The worker runs several threads on one connector, so what is recorded is per thread (the
-    response hook runs in the thread that sent the request)."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    @property
-    def calls(self) -> list[Call]:
-        calls: list[Call] | None = getattr(self._local, "calls", None)
-        if calls is None:
-            calls = self._local.calls = []
-        return calls
-
-    @property
-    def purpose(self) -> str:
-        return str(getattr(self._local, "purpose", ""))
-
-    @purpose.setter
-    def purpose(self, value: str) -> None:
-        self._local.purpose = value
-
-    @property
-    def last(self) -> requests.Response | None:
-        last: requests.Response | None = getattr(self._local, "last", None)
-        return last
-
-    def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        request = response.request
-        self.calls.append(
-            Call(
-                method=str(request.method),
-                path=urlsplit(str(request.url)).path,
-                status=response.status_code,
-                purpose=self.purpose,
-            )
-        )
-        self._local.last = response
-
-    def take(self) -> tuple[Call, ...]:
-        """The calls this thread recorded since its last `take`, and forget them."""
-        out = tuple(self.calls)
-        self.calls.clear()
-        return out
 
 
 def split_base_url(base_url: str) -> tuple[str, str, str, str]:

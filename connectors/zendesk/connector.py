@@ -277,7 +277,7 @@ class ZendeskConnector:
             if t.zendesk is not None and t.zendesk.assignee_id is not None
         )
 
-    def update_body(self, ticket: Ticket, decision: Decision) -> dict[str, Any] | None:
+    def plan(self, ticket: Ticket, decision: Decision) -> dict[str, Any] | None:
         """The `ticket` object of the PUT that makes `decision` true, or None when it holds."""
         body: dict[str, Any] = {}
         after = decision.labels_after(ticket.labels)
@@ -319,7 +319,7 @@ class ZendeskConnector:
             return Applied(
                 calls=self.recorder.take(), decision=decision, note_key=ticket.last_note_key
             )
-        if "tags" in (self.update_body(ticket, decision) or {}) and not precise_stamp(
+        if "tags" in (self.plan(ticket, decision) or {}) and not precise_stamp(
             ticket.updated_at
         ):
             # Zendesk documents `{{ticket.updated_at_with_timestamp}}` to the minute
@@ -365,7 +365,7 @@ class ZendeskConnector:
             )
 
     def _put(self, ticket: Ticket, decision: Decision, *, calls: tuple[Call, ...]) -> Applied:
-        body = self.update_body(ticket, decision) if decision.changed else None
+        body = self.plan(ticket, decision) if decision.changed else None
         if body is None:
             return Applied(
                 calls=calls + self.recorder.take(), decision=decision,

@@ -307,10 +307,6 @@ def test_backfill_progress_bar_only_on_a_terminal(
     err = _Terminal() if terminal else io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
     assert list(cli_backfill.progress(range(3), total=3)) == [0, 1, 2]
-    counter = cli_backfill.ProgressCounter(total=2)
-    counter.update(1)
-    counter.update(1)
-    counter.close()
     # tqdm draws the bar at the start (then at most every 0.1 s), and clears it at the end.
-    assert ("0/3" in err.getvalue() and "0/2 " in err.getvalue()) is shown
+    assert ("0/3" in err.getvalue()) is shown
     assert (err.getvalue() != "") is shown

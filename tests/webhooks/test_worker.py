@@ -17,12 +17,13 @@ from connectors.base import (
     VendorRejected,
     VendorUnavailable,
 )
+from connectors.retry import RetryStrategy
 from tests.webhooks.conftest import FakeClock
 from tests.webhooks.fakes import BOT, FakeConnector, fake_decide
 from tiering.policy import Policy, load_policy
 from webhooks.inbox.store import Inbox
 from webhooks.wiring import default_policy_text
-from webhooks.worker import Worker, WorkerPool, backoff_delay
+from webhooks.worker import Worker, WorkerPool
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -135,7 +136,7 @@ def test_outage_is_retried_with_a_fresh_read(
     put(inbox, "d1")
     worker.drain()
     assert inbox.counts() == {"pending": 1}
-    clock.advance(backoff_delay(1, maximum=600) + 2)  # at most initial * 2 + jitter
+    clock.advance(RetryStrategy(maximum=600).delay(1) + 2)  # at most initial * 2 + jitter
     assert worker.drain() == 1
     assert [c.fresh for c in fake.current_calls] == [False, True]
     assert inbox.counts() == {"done": 1}
@@ -231,14 +232,6 @@ def test_real_engine_decision_is_recorded(inbox: Inbox, policy: Policy) -> None:
         policy.digest, expected.previous_tier, expected.tier, expected.reasons)
     assert record.outcome == ("applied" if expected.changed else "unchanged")
     assert record.decision == expected.to_dict()
-
-
-@pytest.mark.parametrize("attempt", [1, 2, 3, 5, 8, 20])
-def test_backoff_grows_with_jitter_and_is_capped(attempt: int) -> None:
-    """Backoff is initial * 2^(n-1) plus up to `initial` jitter, never above the cap."""
-    delays = [backoff_delay(attempt, initial=1, maximum=300) for _ in range(50)]
-    base = min(300.0, 2.0 ** (attempt - 1))
-    assert all(base <= d <= min(300.0, base + 1) for d in delays)
 
 
 def test_pool_processes_and_stops_gracefully(tmp_path: object, policy: Policy) -> None:

@@ -31,17 +31,3 @@ def progress(items: Iterable[T], *, total: int | None) -> Iterator[T]:
         yield from bar
     finally:
         bar.close()
-
-
-class ProgressCounter:
-    """A progress bar advanced by calls (`update(1)`), for loops that run inside a connector."""
-
-    def __init__(self, *, total: int | None) -> None:
-        self._bar = tqdm(total=total, unit=" tickets", file=sys.stderr, disable=None,
-                         leave=False, dynamic_ncols=True)
-
-    def update(self, n: int) -> None:
-        self._bar.update(n)
-
-    def close(self) -> None:
-        self._bar.close()

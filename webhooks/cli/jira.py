@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from connectors.backfill import BackfillCounts
+from connectors.backfill import BackfillSummary, run_backfill
 from connectors.base import ConnectorError
 from connectors.jira.admin import (
     DC10_WEBHOOK_PATH,
@@ -125,7 +125,7 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> Non
     except WiringError as exc:
         raise click.ClickException(str(exc)) from exc
     client = make_client(config)
-    summary = BackfillCounts()
+    summary = BackfillSummary()
     decide: Callable[[Ticket], Decision] | None = None
     inbox: Any = None
     if dry_run:
@@ -149,23 +149,9 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> Non
         issues = search_issues(client, config, policy, jql=jql, page_size=page_size)
         items = backfill_items(issues, policy=policy, config=config, decide=decide)
         lines: list[str] = []
-        for item in progress(items, total=total):
-            summary.seen += 1
-            if item.error is not None or item.envelope is None:
-                summary.skipped += 1
-                lines.append(describe(item, policy))
-                continue
-            if dry_run:
-                assert item.decision is not None
-                if item.decision.changed:
-                    summary.would_change += 1
-                else:
-                    summary.unchanged += 1
-                lines.append(describe(item, policy))
-            elif inbox.enqueue(item.envelope, item.payload):
-                summary.queued += 1
-            else:
-                summary.duplicates += 1
+        run_backfill(progress(items, total=total), summary,
+                     enqueue=None if dry_run else inbox.enqueue,
+                     describe=lambda item: describe(item, policy), report=lines.append)
     except AdminError as exc:
         raise click.BadParameter(str(exc)) from exc
     except ConnectorError as exc:

@@ -8,17 +8,18 @@ from typing import Any
 
 import click
 
-from connectors.backfill import BackfillCounts
+from connectors.backfill import BackfillSummary, run_backfill
 from connectors.base import ConnectorError
 from connectors.zendesk.admin import (
     ZendeskAdmin,
-    backfill,
+    backfill_items,
     count_tickets,
+    describe,
     install,
 )
 from connectors.zendesk.config import ZendeskConfig
 from tiering.models import Decision, Ticket
-from webhooks.cli.backfill import BACKFILL_EPILOG, ProgressCounter
+from webhooks.cli.backfill import BACKFILL_EPILOG, progress
 from webhooks.cli.settings import admin_settings, verbose_option
 from webhooks.inbox.opening import InboxUnavailable, open_inbox
 
@@ -123,29 +124,21 @@ def backfill_zendesk(query: str, dry_run: bool, verbose: bool) -> None:
         except InboxUnavailable as exc:
             raise click.ClickException(f"cannot open the inbox: {exc}") from exc
     lines: list[str] = []
-    bar: ProgressCounter | None = None
+    summary = BackfillSummary()
     try:
         total = count_tickets(admin, query)
-        bar = ProgressCounter(total=total)
-        summary = backfill(
-            admin, query=query, enqueue=None if dry_run else inbox.enqueue,
-            decide=decide_now, report=lines.append, progress=bar.update,
-        )
+        items = backfill_items(admin, query=query, decide=decide_now)
+        run_backfill(progress(items, total=total), summary,
+                     enqueue=None if dry_run else inbox.enqueue,
+                     describe=lambda item: describe(admin, item), report=lines.append)
     except ConnectorError as exc:
         raise click.ClickException(f"backfill stopped: {exc}") from exc
     finally:
-        if bar is not None:
-            bar.close()
         if inbox is not None:
             inbox.close()
     for line in lines:
         click.echo(line)
-    counts = BackfillCounts(
-        seen=summary.seen, queued=summary.queued, duplicates=summary.duplicates,
-        would_change=summary.would_change, unchanged=summary.unchanged,
-        skipped=summary.failed,
-    )
-    click.echo(counts.summary(dry_run=dry_run))
+    click.echo(summary.summary(dry_run=dry_run))
 
 
 def register(main: click.Group) -> None:

@@ -253,7 +253,7 @@ def test_same_group_tier_change_hands_the_previous_target_assignee_to_the_queue(
     connector = ZendeskConnector(config, policy, clock=clock)
     ticket = Ticket(key="42", labels=frozenset({"tier-l3"}), group="300", assignee=assignee)
     decision = Decision(ticket="42", tier="L4", previous_tier="L3", assign="L4")
-    body = connector.update_body(ticket, decision)
+    body = connector.plan(ticket, decision)
     if cleared:
         assert body == {"assignee_id": None}
     else:
