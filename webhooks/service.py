@@ -8,29 +8,93 @@ real service through them too.
 from __future__ import annotations
 
 import errno
+import resource
 import signal
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
+import uvicorn
+from prometheus_client import start_http_server
+
+from connectors.base import VENDORS, Connector, Vendor
+from connectors.http import VendorLine, session_on
+from tiering.policy import Policy, PolicyError, load_policy
+from webhooks.app import ReceiverConfig, create_app
+from webhooks.commit import WriterProcess
+from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text, read_policy_file
+from webhooks.inbox.database import InboxError
 from webhooks.inbox.opening import InboxUnavailable, open_inbox
+from webhooks.inbox.store import Inbox
+from webhooks.limits import bounded_protocol, connection_cap
 from webhooks.logging import log
+from webhooks.loops import LoopGuard
+from webhooks.metrics import Metrics
+from webhooks.reload import PolicyHolder, PolicyWatcher
+from webhooks.retention import Pruner
 from webhooks.settings import Settings
+from webhooks.worker import VendorGate, Worker, WorkerPool
 
-if TYPE_CHECKING:
-    import uvicorn
+#: Seconds a vendor's line pauses after a bare 429 (no Retry-After): the connectors' own floors.
+DEFAULT_PAUSE = {"jira": 30.0, "zendesk": 60.0}
 
-    from connectors.base import Connector, Vendor
-    from tiering.policy import Policy
-    from webhooks.inbox.store import Inbox
-    from webhooks.metrics import Metrics
-    from webhooks.reload import PolicyWatcher
-    from webhooks.worker import WorkerPool
 
-VENDORS = ("jira", "zendesk")
+class ServiceError(RuntimeError):
+    """A part of the service cannot be set up (the policy, a connector); the message says what
+    to fix."""
+
+
+def load_policy_for(settings: Settings) -> Policy:
+    """The policy named by TIERDESK_POLICY, else the embedded example (the one fallback);
+    ServiceError lists every problem, each naming the file and key."""
+    if settings.policy is None:
+        text, source = default_policy_text(), EXAMPLE_POLICY_SOURCE
+    else:
+        path = settings.policy
+        try:
+            text = read_policy_file(path)  # at most MAX_POLICY_BYTES are read
+        except OSError as exc:
+            raise ServiceError(
+                f"TIERDESK_POLICY: cannot read {path}: {exc.strerror or exc}"
+            ) from None
+        except PolicyError as exc:
+            raise ServiceError(str(exc)) from None
+        source = str(path)
+    try:
+        return load_policy(text, source=source)
+    except PolicyError as exc:
+        raise ServiceError(str(exc)) from None
+
+
+def vendor_lines(settings: Settings) -> dict[str, VendorLine]:
+    """One `VendorLine` per vendor for this process (TIERDESK_VENDOR_CONCURRENCY requests in
+    flight at most; none while the vendor asked to wait). Build once and keep across policy
+    reloads: a pause must outlive the connectors that saw it."""
+    return {
+        name: VendorLine(name, concurrency=settings.vendor_concurrency,
+                         default_pause=DEFAULT_PAUSE[name])
+        for name in VENDORS
+    }
+
+
+def build_connectors(
+    settings: Settings, policy: Policy, *, lines: Mapping[str, VendorLine] | None = None
+) -> dict[str, Connector]:
+    """A connector for each vendor configured in `settings` (none configured: empty). With
+    `lines`, every request a connector sends goes through its vendor's line."""
+    out: dict[str, Connector] = {}
+    for name, vendor in VENDORS.items():
+        config = settings.connector_config(name)
+        if config is None:
+            continue
+        session = session_on(lines[name]) if lines else None
+        try:
+            out[name] = vendor.connector(config, policy, session=session)
+        except ValueError as exc:
+            raise ServiceError(f"cannot use {name.capitalize()}: {exc}") from None
+    return out
 
 
 class StartupError(RuntimeError):
@@ -51,6 +115,11 @@ class Service:
     pool: WorkerPool | None
     #: Reloads TIERDESK_POLICY on SIGHUP or when the file changes (None: embedded policy).
     watcher: PolicyWatcher | None = None
+
+    def policy_loaded(self) -> bool:
+        """True while a policy is in force (/readyz): build_service refuses to start without
+        one, and a refused reload keeps the old one."""
+        return self.policy is not None
 
     def start_watching(self) -> None:
         """Reload on SIGHUP and on file change (call from the main thread)."""
@@ -73,15 +142,9 @@ def build_service(
     """Load the policy, open the inbox and build the worker pool. `connectors` replaces the
     ones built from the settings (tests start the real service with a test connector).
     `create_inbox=False` (`worker --once`) refuses a database that does not exist yet."""
-    from webhooks.loops import LoopGuard
-    from webhooks.metrics import Metrics
-    from webhooks.retention import Pruner
-    from webhooks.wiring import WiringError, build_connectors, load_policy_for, vendor_lines
-    from webhooks.worker import VendorGate, Worker, WorkerPool
-
     try:
         policy = load_policy_for(settings)
-    except WiringError as exc:
+    except ServiceError as exc:
         raise StartupError(
             ["cannot load the policy:", *(f"  {line}" for line in str(exc).splitlines())]
         ) from None
@@ -97,7 +160,7 @@ def build_service(
         if connectors is None:
             try:
                 connectors = build_connectors(settings, policy, lines=lines)
-            except WiringError as exc:
+            except ServiceError as exc:
                 raise StartupError([str(exc)]) from None
         if not connectors:
             log("no vendor is configured: events are stored but not processed (set"
@@ -122,8 +185,6 @@ def build_service(
     log("policy loaded", source=policy.source, digest=policy.digest[:12])
     service = Service(policy=policy, inbox=inbox, metrics=metrics, pool=pool)
     if settings.policy is not None:
-        from webhooks.reload import PolicyHolder, PolicyWatcher
-
         holder = PolicyHolder(Path(settings.policy), policy)
         injected = connectors if connectors is not None and pool is not None else None
 
@@ -154,11 +215,6 @@ def build_server(
 ) -> tuple[uvicorn.Server, Service]:
     """The uvicorn server of `tierdesk serve` (receiver, plus the worker pool unless
     `with_worker` is false). Run it with `.run()`; SIGTERM/SIGINT stop it gracefully."""
-    import uvicorn
-
-    from connectors.base import VENDORS as REGISTRY
-    from webhooks.app import ReceiverConfig, create_app
-
     service = build_service(settings, with_worker=with_worker, connectors=connectors)
     secrets = {v: settings.webhook_secret(v) for v in VENDORS}
     configured = settings.configured_vendors()
@@ -175,9 +231,6 @@ def build_server(
     pool = service.pool
     committer = None
     if settings.inbox_writer == "process":
-        from webhooks.commit import WriterProcess
-        from webhooks.inbox.database import InboxError
-
         async def committer() -> WriterProcess:
             writer = WriterProcess(settings.database_url, log_level=settings.log_level)
             try:
@@ -193,7 +246,7 @@ def build_server(
         inbox=service.inbox,
         config=ReceiverConfig(
             secrets=secrets,
-            vendors=REGISTRY if vendors is None else vendors,
+            vendors=VENDORS if vendors is None else vendors,
             max_body_bytes=settings.max_body_bytes,
             signature_max_age=settings.signature_max_age,
             replay_horizon=settings.jira_replay_horizon,
@@ -207,11 +260,8 @@ def build_server(
         on_startup=pool.start if pool else None,
         on_shutdown=pool.stop if pool else None,
         committer=committer,
+        policy_loaded=service.policy_loaded,
     )
-    import resource
-
-    from webhooks.limits import bounded_protocol, connection_cap
-
     nofile_soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     max_connections = connection_cap(
         settings.max_connections,
@@ -307,8 +357,6 @@ def run_worker(
                             create_inbox=not once)
     pool = service.pool
     if metrics_port is not None and not once:
-        from prometheus_client import start_http_server
-
         try:
             start_http_server(metrics_port, registry=service.metrics.registry)
         except OSError as exc:

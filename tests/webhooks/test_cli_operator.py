@@ -19,10 +19,10 @@ from connectors.base import Envelope, VendorUnavailable
 from tests.webhooks.conftest import FakeClock
 from tests.webhooks.fakes import FakeConnector, fake_decide
 from webhooks.cli import main
+from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text
 from webhooks.inbox.records import DecisionRecord
 from webhooks.inbox.store import Inbox
 from webhooks.metrics import Metrics
-from webhooks.wiring import default_policy_text
 from webhooks.worker import Worker
 
 
@@ -265,7 +265,7 @@ def test_exhausted_retries_are_dead_letters(
     `dead`, not `ticket will be retried` / `retry`."""
     from tiering.policy import load_policy
 
-    text, source = default_policy_text()
+    text, source = default_policy_text(), EXAMPLE_POLICY_SOURCE
     inbox = Inbox.connect(f"sqlite:///{tmp_path}/w.db", clock=clock)
     metrics = Metrics()
     fake = FakeConnector(errors=[VendorUnavailable(f"503 #{i}", status=503) for i in range(2)])

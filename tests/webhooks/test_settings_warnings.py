@@ -139,3 +139,21 @@ def test_readyz_is_ready_with_the_configured_vendors_secret(
         r = client.get("/readyz")
     service.inbox.close()
     assert (r.status_code, r.json()) == (200, {"status": "ready"})
+
+
+def test_readyz_of_the_built_server_says_when_no_policy_is_in_force(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The served /readyz asks the service whether a policy is in force (503 when none is)."""
+    from webhooks.service import build_server
+
+    _jira_only(monkeypatch, tmp_path)
+    monkeypatch.setenv("TIERDESK_JIRA_WEBHOOK_SECRET", "s3cret")
+    server, service = build_server(load_settings(), with_worker=False)
+    with TestClient(server.config.app) as client:
+        ready = client.get("/readyz")
+        service.policy = None  # type: ignore[assignment]
+        unready = client.get("/readyz")
+    service.inbox.close()
+    assert ready.status_code == 200
+    assert (unready.status_code, unready.json()["problems"]) == (503, ["policy not loaded"])

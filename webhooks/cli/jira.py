@@ -112,7 +112,8 @@ def install_jira(
 @verbose_option
 def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> None:
     """Queue every issue matching JQL for evaluation (the worker applies the policy)."""
-    from webhooks.wiring import WiringError, decide_function, load_policy_for
+    from tiering.engine import decide as engine
+    from webhooks.service import ServiceError, load_policy_for
 
     try:
         check_jql(jql)
@@ -122,14 +123,13 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> Non
     config = _jira_config(settings)
     try:
         policy = load_policy_for(settings)
-    except WiringError as exc:
+    except ServiceError as exc:
         raise click.ClickException(str(exc)) from exc
     client = make_client(config)
     summary = BackfillSummary()
     decide: Callable[[Ticket], Decision] | None = None
     inbox: Any = None
     if dry_run:
-        engine = decide_function()
         now = datetime.now(UTC)
 
         def decide_now(ticket: Ticket) -> Decision:

@@ -27,7 +27,6 @@ import click
 from webhooks.cli.settings import log_environment_warnings, verbose_option
 from webhooks.inbox.opening import InboxUnavailable, database_label, open_inbox
 from webhooks.logging import configure_logging, log
-from webhooks.service import StartupError, bind_port, build_server, run_server, run_worker
 from webhooks.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:  # the service's modules load only when a command runs (fast `--help`)
@@ -103,6 +102,8 @@ def _when(epoch: float | None) -> str:
 @verbose_option
 def serve(no_worker: bool, host: str | None, port: int | None, verbose: bool) -> None:
     """Run the webhook receiver (and, unless --no-worker, the worker) until SIGTERM/SIGINT."""
+    from webhooks.service import StartupError, bind_port, build_server, run_server
+
     settings = _settings(warnings=False)
     configure_logging(settings.log_level)
     log_environment_warnings()
@@ -141,6 +142,8 @@ def serve(no_worker: bool, host: str | None, port: int | None, verbose: bool) ->
 @verbose_option
 def worker(once: bool, metrics_port: int | None, verbose: bool) -> None:
     """Run the worker alone (split deployments), until SIGTERM/SIGINT."""
+    from webhooks.service import StartupError, run_worker
+
     settings = _settings(warnings=False)
     configure_logging(settings.log_level)
     log_environment_warnings()
