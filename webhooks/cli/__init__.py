@@ -11,14 +11,15 @@ def main() -> None:
     """tierdesk: tiered support for Jira and Zendesk, driven by one YAML tier policy."""
 
 
-@main.group()
-def install() -> None:
+@main.group(name="install")
+def install_group() -> None:
     """Register tierdesk's webhooks (and triggers) with a vendor."""
 
 
 @main.group(epilog="Settings, the policy and the inbox database (TIERDESK_DATABASE_URL) come"
-            " from TIERDESK_* environment variables or a .env file in the current directory.")
-def backfill() -> None:
+            " from TIERDESK_* environment variables or a .env file in the current directory.",
+            name="backfill")
+def backfill_group() -> None:
     """Queue existing tickets for evaluation."""
 
 
