@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from connectors.base import VENDORS
 from webhooks.cli.settings import log_environment_warnings, verbose_option
 from webhooks.inbox.opening import InboxUnavailable, database_label, open_inbox
 from webhooks.logging import configure_logging, log
@@ -33,9 +34,6 @@ if TYPE_CHECKING:  # the service's modules load only when a command runs (fast `
 
     from webhooks.inbox.records import StoredEvent
     from webhooks.inbox.store import Inbox
-
-VENDORS = ("jira", "zendesk")
-
 
 def _fail(lines: list[str]) -> NoReturn:
     for line in lines:
