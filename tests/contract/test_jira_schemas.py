@@ -14,8 +14,8 @@ import pytest
 import requests
 import responses
 
-from connectors.sandbox import contract
-from connectors.sandbox.server import SandboxHandle
+from sandbox.jira import contract
+from sandbox.server import SandboxHandle
 from tests.connectors.jira.conftest import assert_bodies_match_schema
 from tests.shared_vendor import VENDOR
 

@@ -123,14 +123,14 @@ def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
 def test_every_named_metric_is_exported_after_the_demo(tmp_path: Path) -> None:
     """The demo's story (both vendors, real processes, signed webhooks) runs; then every metric
     the dashboard and the rules name is in the service's /metrics."""
-    from connectors.sandbox.server import run_in_thread
-    from webhooks.cli.demo import _play, install_stack, service
+    from sandbox.demo import install_stack, play, service
+    from sandbox.server import run_in_thread
 
     handle = run_in_thread()
     try:
         stack = install_stack(handle, tmp_path)
         with service(stack):
-            failed = _play(handle)
+            failed = play(handle)
             body = requests.get(f"{stack.base_url}/metrics", timeout=10).text
     finally:
         handle.stop()

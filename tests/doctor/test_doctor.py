@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from connectors.checks import Check
 from connectors.jira.admin import install_webhook
 from connectors.jira.client import make_client
-from connectors.sandbox.server import SandboxHandle, run_in_thread
-from connectors.sandbox.state import default_seed_text
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.admin import ZendeskAdmin, install
 from connectors.zendesk.webhook import verify_signature as verify_zendesk
+from sandbox.server import SandboxHandle, run_in_thread
+from sandbox.state import default_seed_text
 from tests.webhook_receiver import Receiver, running_receiver
 from tiering.policy import Policy, load_policy
 from webhooks.cli import main

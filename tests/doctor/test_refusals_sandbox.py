@@ -14,9 +14,9 @@ from connectors.jira import JiraConnector
 from connectors.jira.admin import install_webhook
 from connectors.jira.client import make_client
 from connectors.jira.config import JiraConfig
-from connectors.sandbox.server import SandboxHandle, run_in_thread
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.config import ZendeskConfig
+from sandbox.server import SandboxHandle, run_in_thread
 from tiering import decide
 from tiering.policy import Policy, load_policy
 from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text

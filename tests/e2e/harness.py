@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,11 +33,13 @@ from typing import Any
 
 import requests
 
+from sandbox.demo import NotReady, stop_process, tail, wait_until_ready
+from sandbox.demo import free_port as free_port  # part of the harness (bench, tests)
+from sandbox.story import JIRA_BOT, ZENDESK_BOT
+
 REPO = Path(__file__).resolve().parents[2]
 TIERDESK = [sys.executable, "-c", "from webhooks.cli import main; main(prog_name='tierdesk')"]
-JIRA_BOT = ("bot@tierdesk.example", "acc-bot")
-ZENDESK_BOT = ("bot@tierdesk.example", 9001)
-#: The Zendesk agent the scripted edits are made as (seeded in connectors/sandbox/seed.json).
+#: The Zendesk agent the scripted edits are made as (seeded in sandbox/seed.json).
 ZENDESK_AGENT = "agent@tierdesk.example"
 JIRA_AGENT = "acc-agent"
 VENDORS = ("jira", "zendesk")
@@ -55,19 +56,6 @@ def figure(test: str, name: str, value: object) -> None:
 
 class HarnessError(AssertionError):
     """A child process or the sandbox did not behave; the message carries the evidence."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text("utf-8", "replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def _clean_env() -> dict[str, str]:
@@ -88,7 +76,7 @@ class AgentAnswer:
 
 
 class SandboxClient:
-    """The sandbox's control API over HTTP (connectors/sandbox/server.py docstring)."""
+    """The sandbox's control API over HTTP (sandbox/server.py docstring)."""
 
     def __init__(self, jira_url: str, zendesk_url: str) -> None:
         self.jira_url = jira_url
@@ -177,20 +165,14 @@ class SandboxProcess:
         line = self.proc.stdout.readline()
         if not line:
             self.proc.wait(timeout=10)
-            raise HarnessError(f"tierdesk sandbox printed nothing:\n{_tail(self.log_path)}")
+            raise HarnessError(f"tierdesk sandbox printed nothing:\n{tail(self.log_path, 40)}")
         urls = json.loads(line)
         self.jira_url: str = urls["jira_url"]
         self.zendesk_url: str = urls["zendesk_url"]
         self.client = SandboxClient(self.jira_url, self.zendesk_url)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc, grace=15)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self._log.close()
@@ -270,20 +252,11 @@ class Service:
                 [*TIERDESK, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise HarnessError(
-                    f"tierdesk serve exited ({self.proc.returncode}):\n{_tail(self.log_path)}"
-                )
-            try:
-                if requests.get(f"{self.base}/readyz", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise HarnessError(f"tierdesk serve not ready:\n{_tail(self.log_path)}")
-            time.sleep(0.1)
+        try:
+            wait_until_ready(self.proc, f"{self.base}/readyz", log_path=self.log_path,
+                             timeout=timeout, lines=40)
+        except NotReady as exc:
+            raise HarnessError(str(exc)) from exc
 
     def kill(self) -> None:
         """SIGKILL: no graceful stop, the inbox is left as a crash leaves it."""
@@ -292,17 +265,12 @@ class Service:
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        if self.proc is not None:
+            stop_process(self.proc, grace=20)
 
     def logs(self) -> str:
         return "\n".join(
-            _tail(self.workdir / f"serve-{i}.log") for i in range(1, self.starts + 1)
+            tail(self.workdir / f"serve-{i}.log", 40) for i in range(1, self.starts + 1)
         )
 
 

@@ -16,20 +16,23 @@ Jira has no organization field configured (settings have none), so Jira customer
 email domain only: Globex (standard, up to L2) is the verified one; the entitlement case asks
 Globex for L3. Zendesk reads the plan from the organization (Acme premium, Globex standard,
 Initech basic).
+
+`Expect` and `View` are the demo's (sandbox/story.py): one definition of what a ticket must look
+like; here an expectation's owner is a target key of OWNERS, resolved per vendor by `owned_by`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from sandbox.story import TIER_LABELS, Expect, View
 from tests.e2e.harness import JIRA_AGENT, JIRA_BOT, ZENDESK_AGENT, ZENDESK_BOT, SandboxClient
 from tiering.models import note_key_in
 
-TIER_LABELS = frozenset(f"tier-l{n}" for n in range(5))
 KINDS = ("triage", "suggest", "docs", "entitlement", "route", "unverified", "quiet")
 
-#: Who takes a ticket in each target (deploy/policy.example.yaml `targets`).
+#: Who takes a ticket in each target (deploy/policy.example.yaml `targets`): `Expect.owned_by`.
 OWNERS = {
     "jira": {"L1": "acc-l1", "L2": "acc-l2", "billing": "acc-billing"},
     "zendesk": {"L1": "100", "L2": "200", "billing": "900"},
@@ -52,32 +55,6 @@ _CUSTOMER = {
     "zendesk": {"unverified": "9104", "docs": "9101", "entitlement": "9103", "default": "9102"},
 }
 _JIRA_PRIORITY = {"low": "Low", "normal": "Medium", "high": "High"}
-
-
-@dataclass(frozen=True)
-class Expect:
-    """What the ticket must look like once tierdesk has acted."""
-
-    has: frozenset[str] = frozenset()
-    lacks: frozenset[str] = frozenset()
-    #: Target key of OWNERS (None: not checked; "" means: nobody).
-    owner: str | None = None
-    #: Text the newest checklist note must contain (None: not checked).
-    note: str | None = None
-
-    def problems(self, vendor: str, view: View) -> list[str]:
-        found = set(view.labels)
-        out = [f"label {x} missing" for x in sorted(self.has - found)]
-        out += [f"label {x} present" for x in sorted(self.lacks & found)]
-        if self.owner is not None:
-            want = OWNERS[vendor].get(self.owner) if self.owner else None
-            if view.owner != want:
-                out.append(f"owner {view.owner!r}, expected {want!r} ({self.owner or 'nobody'})")
-        if self.note is not None:
-            newest = view.notes[-1] if view.notes else ""
-            if self.note not in newest:
-                out.append(f"newest checklist note does not say {self.note!r}: {newest!r}")
-        return out
 
 
 #: Expected state after tierdesk's first decision (act 1) per kind.
@@ -105,16 +82,6 @@ FINAL: dict[str, Expect] = {
                           (TIER_LABELS - {"tier-l1"}) | {"escalate-l3"}, owner="L1",
                           note="refused"),
 }
-
-
-@dataclass
-class View:
-    """What an agent sees on one ticket."""
-
-    labels: list[str]
-    owner: str | None
-    #: tierdesk's checklist notes, oldest first.
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from tests.e2e.story import (
     FINAL,
     FIRST,
     KINDS,
+    OWNERS,
     Case,
     Expect,
     comment,
@@ -45,7 +46,7 @@ def _problems(stack: Stack, cases: list[Case], expect: dict[str, Expect]) -> lis
     state = stack.client.state()
     out: list[str] = []
     for c in cases:
-        for p in expect[c.kind].problems(c.vendor, view(state, c)):
+        for p in expect[c.kind].owned_by(OWNERS[c.vendor]).problems(view(state, c)):
             out.append(f"{c.vendor} {c.ref} ({c.kind}): {p}")
     return out
 

@@ -21,6 +21,7 @@ from tests.e2e.story import (
     FINAL,
     FIRST,
     KINDS,
+    OWNERS,
     Case,
     Expect,
     comment,
@@ -42,7 +43,7 @@ def _check(client: SandboxClient, cases: list[Case], expect: dict[str, Expect]) 
     out: list[str] = []
     for c in cases:
         out += [f"{c.vendor} {c.ref} ({c.kind}): {p}"
-                for p in expect[c.kind].problems(c.vendor, view(state, c))]
+                for p in expect[c.kind].owned_by(OWNERS[c.vendor]).problems(view(state, c))]
         out += [f"{c.vendor} {c.ref}: note {k} posted twice" for k in duplicate_notes(state, c)]
     return out
 

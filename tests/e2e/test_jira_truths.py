@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from connectors.jira.webhook import sign as sign_jira
-from connectors.sandbox.state import default_seed_text
+from sandbox.state import default_seed_text
 from tests.e2e.harness import (
     JIRA_BOT,
     REPO,

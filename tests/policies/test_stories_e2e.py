@@ -79,7 +79,7 @@ from tiering.policy import Policy, Target
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-SEED = Path(__file__).resolve().parents[2] / "connectors" / "sandbox" / "seed.json"
+SEED = Path(__file__).resolve().parents[2] / "sandbox" / "seed.json"
 #: One agent request of a step: None creates the ticket, an Edit changes it.
 Act = Edit | None
 

@@ -46,8 +46,8 @@ from urllib.parse import urlsplit, urlunsplit
 import sqlalchemy as sa
 
 from connectors.jira.config import JiraConfig
-from connectors.sandbox.server import SandboxHandle, run_in_thread
-from connectors.sandbox.state import default_seed_text
+from sandbox.server import SandboxHandle, run_in_thread
+from sandbox.state import default_seed_text
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "deploy" / "policy.example.yaml"

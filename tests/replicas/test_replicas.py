@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from connectors.jira.connector import JiraConnector
 from connectors.jira.tickets import ticket_from_issue
-from connectors.sandbox.state import LogEntry
+from sandbox.state import LogEntry
 from tests.replicas.harness import (
     BOT,
     POLICY,

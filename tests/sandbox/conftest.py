@@ -8,7 +8,7 @@ import pytest
 from jira import JIRA
 from zenpy import Zenpy
 
-from connectors.sandbox.server import SandboxHandle, run_in_thread
+from sandbox.server import SandboxHandle, run_in_thread
 from tests.webhook_receiver import Receiver, running_receiver
 
 

@@ -13,9 +13,9 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from connectors.sandbox.faults import FaultsInvalid, parse_faults
-from connectors.sandbox.server import SandboxHandle, run_in_thread
-from connectors.sandbox.state import SeedInvalid, load_seed
+from sandbox.faults import FaultsInvalid, parse_faults
+from sandbox.server import SandboxHandle, run_in_thread
+from sandbox.state import SeedInvalid, load_seed
 from tests.webhook_receiver import Receiver
 from webhooks.cli import main
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from webhooks.cli.demo import Case, Expect, View, _secret_lines
+from sandbox.demo import NotReady, secret_lines, wait_until_ready
+from sandbox.story import Case, Expect, View
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,14 +56,14 @@ def test_a_case_reports_every_difference() -> None:
             has=frozenset({"tier-l2"}), lacks=frozenset({"tier-l1"}), owner="200", note="now in L2"
         ),
     )
-    view = View(["tier-l1"], "100", "L1 Support", "tierdesk: stays in L1")
+    view = View(["tier-l1"], "100", ["tierdesk: stays in L1"], "L1 Support")
     assert case.check(view) == [
         "label tier-l2 missing",
         "label tier-l1 present",
         "handed to L1 Support, expected 200",
         "checklist note does not say 'now in L2'",
     ]
-    assert case.check(View(["tier-l2"], "200", "L2", "the ticket is now in L2.")) == []
+    assert case.check(View(["tier-l2"], "200", ["the ticket is now in L2."], "L2")) == []
 
 
 def test_install_output_secrets_are_picked_up() -> None:
@@ -71,13 +72,13 @@ def test_install_output_secrets_are_picked_up() -> None:
         "Jira webhook 'tierdesk' created (POST /rest/webhooks/1.0/webhook).\n"
         "Set this in tierdesk's environment:\nTIERDESK_JIRA_WEBHOOK_SECRET=abc=def\n"
     )
-    assert _secret_lines(out) == {"TIERDESK_JIRA_WEBHOOK_SECRET": "abc=def"}
+    assert secret_lines(out) == {"TIERDESK_JIRA_WEBHOOK_SECRET": "abc=def"}
 
 
 def test_summary_line_in_plain_words() -> None:
     """The summary says how often tierdesk called each vendor to look and to change, and
     whether it ever called before a vendor's asked-for wait was over."""
-    from webhooks.cli.demo import summary_line
+    from sandbox.demo import summary_line
 
     state = {"requests": {"jira": {"reads": 1, "writes": 9}, "zendesk": {"reads": 3, "writes": 8}},
              "retry_after_violations": 0}
@@ -88,3 +89,26 @@ def test_summary_line_in_plain_words() -> None:
     state["retry_after_violations"] = 2
     assert summary_line(state).endswith(
         "✘ It called a vendor 2 time(s) before the wait the vendor asked for was over.")
+
+
+def test_an_expectation_by_target_key_resolves_per_vendor() -> None:
+    """The end-to-end suite's expectations name a target; `owned_by` turns it into its id, and
+    an empty owner (nobody) or None (not checked) stays as it is."""
+    by_target = Expect(has=frozenset({"tier-l1"}), owner="L1")
+    assert by_target.owned_by({"L1": "100"}).owner == "100"
+    assert Expect(owner="").owned_by({"L1": "100"}).owner == ""
+    assert Expect().owned_by({"L1": "100"}).owner is None
+    assert Expect(owner="").problems(View(["tier-l0"], "100", [], "L1")) == [
+        "handed to L1, expected nobody"
+    ]
+    assert Expect(owner="").problems(View(["tier-l0"], None)) == []
+
+
+def test_wait_until_ready_says_when_the_child_exited(tmp_path: Path) -> None:
+    """A child that exits before it answers is reported with its exit code and log tail."""
+    log = tmp_path / "child.log"
+    log.write_text("boom: no such setting\n", "utf-8")
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(NotReady, match=r"(?s)child exited \(3\):.*boom: no such setting"):
+        wait_until_ready(proc, "http://127.0.0.1:9/readyz", log_path=log, timeout=30,
+                         name="child")

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from connectors.sandbox.server import SandboxHandle
+from sandbox.server import SandboxHandle
 from tests.webhook_receiver import Receiver
 
 BOT_JIRA = ("bot@tierdesk.example", "sandbox-token")

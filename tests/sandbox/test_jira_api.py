@@ -7,8 +7,8 @@ import json
 import pytest
 from jira import JIRA, JIRAError
 
-from connectors.sandbox.server import SandboxHandle, run_in_thread
-from connectors.sandbox.state import default_seed_text
+from sandbox.server import SandboxHandle, run_in_thread
+from sandbox.state import default_seed_text
 
 
 def test_server_info_and_myself(sandbox: SandboxHandle) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from jira import JIRA, JIRAError
 
-from connectors.sandbox.server import SandboxHandle, run_in_thread
-from connectors.sandbox.state import SeedInvalid, default_seed_text
+from sandbox.server import SandboxHandle, run_in_thread
+from sandbox.state import SeedInvalid, default_seed_text
 from tests.webhook_receiver import Receiver
 
 ORG_FIELD = "customfield_10002"

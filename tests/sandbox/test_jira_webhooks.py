@@ -7,7 +7,7 @@ import hmac
 
 from jira import JIRA
 
-from connectors.sandbox.server import SandboxHandle
+from sandbox.server import SandboxHandle
 from tests.webhook_receiver import Receiver
 
 SECRET = "It's a Secret to Everybody"

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sandbox.server import SandboxHandle, run_in_thread
+from sandbox.demo import Stack, install_stack, service, settle
+from sandbox.server import SandboxHandle, run_in_thread
+from sandbox.story import Case, Expect
 from tiering.models import note_key_in
-from webhooks.cli.demo import Case, Expect, Stack, _settle, install_stack, service
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +102,7 @@ def test_a_late_stale_delivery_does_not_undo_a_newer_decision(
         )
         handle.release_deliveries(order="fifo", spacing=5.0)
         case = Case("jira", "triaged", key, Expect(has=frozenset({"tier-l1"})))
-        _settle(handle, [case], timeout=4)
+        settle(handle, [case], timeout=4)
         assert case.problems == []
         handle.agent(
             "jira",
@@ -115,11 +116,11 @@ def test_a_late_stale_delivery_does_not_undo_a_newer_decision(
             lacks=frozenset({"escalate-l3"}),
             note="refused",
         )
-        _settle(handle, [case], timeout=4)
+        settle(handle, [case], timeout=4)
         assert case.problems == []
         assert handle.wait_for_deliveries(timeout=30)
         time.sleep(2.0)  # let the worker act on the late deliveries
-        _settle(handle, [case], timeout=1)
+        settle(handle, [case], timeout=1)
         assert case.problems == [], diagnose(handle, st, [case])
         assert duplicate_notes(handle) == [], diagnose(handle, st, [case])
 
@@ -161,7 +162,7 @@ def test_a_stale_snapshot_after_a_fresh_read_is_not_applied(
         assert handle.release_deliveries(order="fifo", spacing=3.0) == 5
         handle.hold_deliveries()  # the agent's L3 request below is delivered last
         case = Case("jira", "triaged", key, Expect(has=frozenset({"tier-l1"})))
-        _settle(handle, [case], timeout=2.5)
+        settle(handle, [case], timeout=2.5)
         assert case.problems == []
         handle.agent(
             "jira",
@@ -179,6 +180,6 @@ def test_a_stale_snapshot_after_a_fresh_read_is_not_applied(
             lacks=frozenset({"escalate-l3"}),
             note="refused",
         )
-        _settle(handle, [case], timeout=5)
+        settle(handle, [case], timeout=5)
         assert case.problems == [], diagnose(handle, st, [case])
         assert duplicate_notes(handle) == [], diagnose(handle, st, [case])

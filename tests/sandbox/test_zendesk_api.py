@@ -10,8 +10,8 @@ from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment, Ticket, Trigger, Webhook
 from zenpy.lib.exception import APIException
 
-from connectors.sandbox.server import SandboxHandle, run_in_thread
-from connectors.sandbox.state import default_seed_text
+from sandbox.server import SandboxHandle, run_in_thread
+from sandbox.state import default_seed_text
 
 BOT = ("bot@tierdesk.example/token", "sandbox-token")
 

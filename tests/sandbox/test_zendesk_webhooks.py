@@ -10,7 +10,7 @@ import json
 
 import requests
 
-from connectors.sandbox.server import SandboxHandle
+from sandbox.server import SandboxHandle
 from tests.webhook_receiver import Receiver
 
 BOT = ("bot@tierdesk.example/token", "sandbox-token")

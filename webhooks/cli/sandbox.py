@@ -55,7 +55,7 @@ def _faults_option(value: str | None) -> dict[str, Any] | None:
     "seed_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Seed JSON file [default: the packaged connectors/sandbox/seed.json].",
+    help="Seed JSON file [default: the packaged sandbox/seed.json].",
 )
 @click.option(
     "--faults",
@@ -76,9 +76,9 @@ def sandbox(
     as_json: bool,
 ) -> None:
     """Run a local Jira and Zendesk (in memory, real HTTP, webhooks, faults) until Ctrl-C."""
-    from connectors.sandbox.faults import FaultsInvalid
-    from connectors.sandbox.server import run_in_thread
-    from connectors.sandbox.state import SeedInvalid
+    from sandbox.faults import FaultsInvalid
+    from sandbox.server import run_in_thread
+    from sandbox.state import SeedInvalid
 
     faults = _faults_option(faults_text)
     if zendesk_port is None:

@@ -14,7 +14,7 @@ import pytest
 import responses
 
 from connectors.jira import JiraConfig, JiraConnector
-from connectors.sandbox import contract
+from sandbox.jira import contract
 from tests.shared_vendor import VENDOR
 from tiering.policy import Policy, load_policy
 
@@ -66,7 +66,7 @@ def rsps() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
         # The contract: every body sent to Jira matches its operation's request schema in
-        # platform-openapi-v3.json (connectors/sandbox/contract.py).
+        # platform-openapi-v3.json (sandbox/jira/contract.py).
         assert_bodies_match_schema(mock)
 
 

@@ -11,7 +11,7 @@ import pytest
 from connectors.jira import JiraConfig, JiraConnector
 from connectors.jira.admin import install_webhook, search_issues
 from connectors.jira.client import make_client
-from connectors.sandbox.server import SandboxHandle, run_in_thread
+from sandbox.server import SandboxHandle, run_in_thread
 from tiering import decide, load_policy
 from tiering.policy import Policy
 from webhooks.defaults import default_policy_text
@@ -113,7 +113,7 @@ def test_install_picks_the_sites_webhook_api(
 
     import requests
 
-    from connectors.sandbox.state import default_seed_text
+    from sandbox.state import default_seed_text
 
     seed = json.loads(default_seed_text())
     seed["jira"]["deployment"] = deployment
@@ -141,7 +141,7 @@ def test_dc10_ignores_a_top_level_secret() -> None:
 
     import requests
 
-    from connectors.sandbox.state import default_seed_text
+    from sandbox.state import default_seed_text
 
     seed = json.loads(default_seed_text())
     seed["jira"].update(deployment="Server", version="10.0.1")

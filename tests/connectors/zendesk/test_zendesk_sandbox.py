@@ -17,7 +17,7 @@ from connectors.zendesk.config import ZendeskConfig
 from tiering import Decision, Ticket, decide, load_policy
 from webhooks.defaults import default_policy_text
 
-sandbox_server = pytest.importorskip("connectors.sandbox.server")
+sandbox_server = pytest.importorskip("sandbox.server")
 from tests.webhook_receiver import Receiver, running_receiver  # noqa: E402
 
 BOT_ID = 9001  # the seed's "tierdesk bot"

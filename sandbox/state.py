@@ -13,16 +13,17 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from connectors.sandbox.delivery import Deliverer, Delivery
-from connectors.sandbox.faults import VENDORS, FaultSpec, FaultState, Vendor
-from connectors.sandbox.jira import JiraSeed, JiraSim
-from connectors.sandbox.zendesk import ZendeskSeed, ZendeskSim
+from sandbox.delivery import Deliverer, Delivery
+from sandbox.faults import VENDORS, FaultSpec, FaultState, Vendor
+from sandbox.jira.seed import JiraSeed
+from sandbox.jira.site import JiraSim
+from sandbox.zendesk.seed import ZendeskSeed
+from sandbox.zendesk.site import ZendeskSim
 
 #: Fault reasons (faults.FaultState.admit) that refuse a request before its handler runs.
 REFUSALS = frozenset({"retry-after violated", "unavailable", "rate limited", "budget exhausted"})
@@ -42,7 +43,7 @@ class Seed(BaseModel):
 
 def default_seed_text() -> str:
     """The packaged seed.json: a support project and a Zendesk account with a few customers."""
-    return resources.files("connectors.sandbox").joinpath("seed.json").read_text("utf-8")
+    return (Path(__file__).parent / "seed.json").read_text("utf-8")
 
 
 def load_seed(source: str | Path | dict[str, Any] | None = None) -> Seed:

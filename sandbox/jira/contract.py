@@ -35,7 +35,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 #: operation name -> (OpenAPI path, method) in platform-openapi-v3.json.
@@ -76,7 +76,7 @@ def operation_for(method: str, path: str) -> str | None:
     for m, pattern, operation in _ROUTES:
         if m == method.upper() and pattern.match(path):
             return operation
-    raise Unmapped(f"{method} {path}: no OpenAPI operation mapped (connectors/sandbox/contract.py)")
+    raise Unmapped(f"{method} {path}: no OpenAPI operation mapped (sandbox/jira/contract.py)")
 
 
 def _refs(node: Any) -> Iterable[str]:
@@ -118,7 +118,7 @@ def extract(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 @cache
 def _kept() -> dict[str, Any]:
-    text = resources.files("connectors.sandbox").joinpath(SCHEMA_FILE).read_text("utf-8")
+    text = Path(__file__).with_name(SCHEMA_FILE).read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 
@@ -185,7 +185,7 @@ def _assignee(value: Any) -> Any:
 
 
 def main() -> None:
-    """`python -m connectors.sandbox.contract SPEC.json`: print the kept subset of SPEC."""
+    """`python -m sandbox.jira.contract SPEC.json`: print the kept subset of SPEC."""
     import sys
 
     with open(sys.argv[1], encoding="utf-8") as f:

@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from connectors.sandbox.faults import VENDORS, FaultsInvalid, Vendor, parse_faults
-from connectors.sandbox.state import Sandbox, Seed, load_seed
-from connectors.sandbox.wire import ApiError, Request, Response, Route, parse_query
-from connectors.sandbox.zendesk import UPDATE_CONFLICT
+from sandbox.faults import VENDORS, FaultsInvalid, Vendor, parse_faults
+from sandbox.state import Sandbox, Seed, load_seed
+from sandbox.wire import ApiError, Request, Response, Route, parse_query
+from sandbox.zendesk.tickets import UPDATE_CONFLICT
 
 log = logging.getLogger("tierdesk.sandbox")
 
@@ -362,7 +362,7 @@ class _Handler(BaseHTTPRequestHandler):
             404,
             {
                 "error": f"no control endpoint {request.method} {path}; see"
-                " connectors/sandbox/server.py"
+                " sandbox/server.py"
             },
         )
 
