@@ -1,6 +1,7 @@
 """Jira admin tasks: register tierdesk's webhook, and page through issues for a backfill.
 
-Both take a configured `jira.JIRA` client (connectors.jira.client.make_client) and go through
+`JiraAdmin` holds a configured `jira.JIRA` client (connectors.jira.client.make_client), like
+connectors.zendesk.admin.ZendeskAdmin holds the connector's session; every request goes through
 `connectors.jira.client.send`, so errors arrive as the connectors.base tree. The CLI
 (webhooks/cli/jira.py) only parses options, prints and enqueues.
 
@@ -35,7 +36,7 @@ from jira import JIRA
 from connectors.backfill import BackfillItem, change_line, skipped_line
 from connectors.base import PayloadInvalid, VendorUnavailable
 from connectors.jira import webhook
-from connectors.jira.client import json_object, send
+from connectors.jira.client import json_object, make_client, send
 from connectors.jira.config import JiraConfig
 from connectors.jira.tickets import fields_to_read, ticket_from_issue
 from tiering.models import Decision, Ticket
@@ -72,13 +73,6 @@ class WebhookApi:
 
 
 LEGACY_API = WebhookApi(WEBHOOK_PATH, False, "Cloud or Data Center before 10")
-
-
-def webhook_api(client: JIRA) -> WebhookApi:
-    """Read `GET /rest/api/2/serverInfo` (one request) and pick the site's webhook API."""
-    path = "/rest/api/2/serverInfo"
-    info = json_object(send(client, "GET", path), what=f"Jira GET {path}")
-    return webhook_api_for(info)
 
 
 def webhook_api_for(info: Mapping[str, Any]) -> WebhookApi:
@@ -176,146 +170,7 @@ def _webhook_id(entry: Mapping[str, Any], api: WebhookApi) -> str | None:
     return None
 
 
-def find_webhook(client: JIRA, name: str, api: WebhookApi = LEGACY_API) -> str | None:
-    """The id of the admin webhook called `name`, or None (one GET)."""
-    response = send(client, "GET", api.path)
-    try:
-        entries = response.json()
-    except ValueError as exc:
-        raise VendorUnavailable(f"Jira GET {api.path}: answer is not JSON") from exc
-    if not isinstance(entries, list):
-        raise VendorUnavailable(f"Jira GET {api.path}: expected a list of webhooks")
-    for entry in entries:
-        if isinstance(entry, Mapping) and entry.get("name") == name:
-            ident = _webhook_id(entry, api)
-            if ident is not None:
-                return ident
-    return None
-
-
-def install_webhook(
-    client: JIRA,
-    *,
-    callback_url: str,
-    jql: str | None = None,
-    name: str = DEFAULT_WEBHOOK_NAME,
-    dry_run: bool = False,
-    secret: str | None = None,
-    previous_secret: str | None = None,
-    rotate: bool = False,
-    api: WebhookApi | None = None,
-) -> InstallResult:
-    """Create the webhook `name`, or update it in place when it exists (idempotent by name).
-
-    `secret` is the receiver's current secret (TIERDESK_JIRA_WEBHOOK_SECRET). A new webhook gets
-    it (or a fresh one when it is None). An existing webhook keeps the secret the receiver
-    holds: the PUT carries `secret` again, since Jira never shows a secret back. Sending a
-    different secret to an existing webhook is a rotation and needs `rotate` and the receiver
-    already accepting both (`previous_secret` set): otherwise deliveries signed with the new
-    secret would get 401 until the receiver restarts, and Jira does not retry a 401.
-
-    A real run costs 3 requests (serverInfo, GET list, then POST or PUT). A dry run sends
-    nothing and shows the POST for the API given (the legacy one when `api` is None).
-    """
-    if dry_run:
-        chosen = api or LEGACY_API
-        shown = secret or new_secret()
-        body = webhook_body(
-            name=name, callback_url=callback_url, jql=jql, secret=shown, api=chosen
-        )
-        return InstallResult("would create or update", WebhookPlan("POST", chosen.path, body),
-                             shown)
-    check_callback_url(callback_url)
-    if rotate:
-        if not secret or not previous_secret:
-            raise AdminError(
-                "--rotate-secret: first make the receiver accept both secrets: set"
-                " TIERDESK_JIRA_WEBHOOK_SECRET_PREVIOUS to the secret Jira signs with now and"
-                " TIERDESK_JIRA_WEBHOOK_SECRET to the new one (for example"
-                f" {new_secret()}), restart tierdesk serve, then rerun this command with the"
-                " same settings (admin guide, \"Rotating a webhook secret\")"
-            )
-        if secret == previous_secret:
-            raise AdminError(
-                "--rotate-secret: TIERDESK_JIRA_WEBHOOK_SECRET equals"
-                " TIERDESK_JIRA_WEBHOOK_SECRET_PREVIOUS; set a new secret first"
-            )
-    api = api or webhook_api(client)
-    existing = find_webhook(client, name, api)
-    if existing is not None and not secret:
-        raise AdminError(
-            f"Jira already has a webhook named {name!r} and tierdesk cannot read its secret back"
-            " (Jira never returns it): set TIERDESK_JIRA_WEBHOOK_SECRET to the secret the"
-            " receiver uses, so this rerun keeps it; or rotate it on purpose with"
-            " --rotate-secret (admin guide, \"Rotating a webhook secret\")"
-        )
-    secret = secret or new_secret()
-    body = webhook_body(name=name, callback_url=callback_url, jql=jql, secret=secret, api=api)
-    if existing is None:
-        plan = WebhookPlan("POST", api.path, body)
-        response = send(client, "POST", api.path, body=body, write=True)
-        action: Literal["created", "updated"] = "created"
-    else:
-        plan = WebhookPlan("PUT", f"{api.path}/{existing}", body, existing_id=existing)
-        response = send(client, "PUT", plan.path, body=body, write=True)
-        action = "updated"
-    url: str | None = None
-    ident: str | None = existing
-    if response.content:
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if isinstance(data, Mapping):
-            if isinstance(data.get("self"), str):
-                url = data["self"]
-            ident = _webhook_id(data, api) or ident
-    if url is None and ident is not None:
-        url = f"{client.server_url}{api.path}/{ident}"
-    return InstallResult(action, plan, secret, webhook_url=url, webhook_id=ident, api=api)
-
-
 # --------------------------------------------------------------------------- backfill
-
-
-def search_page(
-    client: JIRA,
-    config: JiraConfig,
-    *,
-    jql: str,
-    fields: Sequence[str],
-    cursor: str | int | None,
-    page_size: int = PAGE_SIZE,
-) -> tuple[list[Mapping[str, Any]], str | int | None]:
-    """One page of issues matching `jql` and the cursor of the next page (None at the end).
-
-    Cloud: `GET /rest/api/2/search/jql` with `nextPageToken` (the offset-paged `/search` was
-    retired on Cloud: Atlassian changelog CHANGE-2046). Data Center: `GET /rest/api/2/search`
-    with `startAt`.
-    """
-    params: dict[str, str] = {"jql": jql, "fields": ",".join(fields), "maxResults": str(page_size)}
-    if config.deployment == "cloud":
-        path = "/rest/api/2/search/jql"
-        if cursor is not None:
-            params["nextPageToken"] = str(cursor)
-    else:
-        path = "/rest/api/2/search"
-        params["startAt"] = str(cursor or 0)
-    data = json_object(send(client, "GET", path, params=params), what=f"Jira GET {path}")
-    raw = data.get("issues")
-    if not isinstance(raw, list):
-        raise VendorUnavailable(f"Jira GET {path}: answer has no issues list")
-    issues = [i for i in raw if isinstance(i, Mapping)]
-    if config.deployment == "cloud":
-        token = data.get("nextPageToken")
-        last = data.get("isLast") is True or not isinstance(token, str) or not token
-        return issues, None if last else token
-    given = data.get("startAt")
-    start = given if isinstance(given, int) else int(cursor or 0)
-    total = data.get("total")
-    following = start + len(issues)
-    done = not issues or (isinstance(total, int) and following >= total)
-    return issues, None if done else following
 
 
 def check_jql(jql: str) -> str:
@@ -325,84 +180,251 @@ def check_jql(jql: str) -> str:
     return jql
 
 
-def count_issues(client: JIRA, config: JiraConfig, *, jql: str) -> int | None:
-    """How many issues match (for the progress bar); None when Jira cannot say cheaply."""
-    if config.deployment == "cloud":
-        path = "/rest/api/2/search/approximate-count"
-        data = json_object(send(client, "POST", path, body={"jql": jql}), what=path)
-        count = data.get("count")
-    else:
-        path = "/rest/api/2/search"
-        params = {"jql": jql, "maxResults": "0", "fields": "key"}
-        data = json_object(send(client, "GET", path, params=params), what=path)
-        count = data.get("total")
-    return count if isinstance(count, int) and not isinstance(count, bool) else None
-
-
-def search_issues(
-    client: JIRA,
-    config: JiraConfig,
-    policy: Policy,
-    *,
-    jql: str,
-    page_size: int = PAGE_SIZE,
-) -> Iterator[Mapping[str, Any]]:
-    """Every issue matching `jql`, with only the fields the policy uses, page by page."""
-    check_jql(jql)
-    fields = fields_to_read(policy, config)
-    cursor: str | int | None = None
-    while True:
-        issues, cursor = search_page(
-            client, config, jql=jql, fields=fields, cursor=cursor, page_size=page_size
-        )
-        yield from issues
-        if cursor is None:
-            return
-
-
 def backfill_payload(issue: Mapping[str, Any], *, now_ms: int) -> dict[str, Any]:
     """The synthetic webhook body the worker evaluates like a full `jira:issue_updated`."""
     return {"webhookEvent": webhook.BACKFILL_EVENT, "timestamp": now_ms, "issue": dict(issue)}
 
 
-def backfill_items(
-    issues: Iterator[Mapping[str, Any]],
-    *,
-    policy: Policy,
-    config: JiraConfig,
-    decide: Callable[[Ticket], Decision] | None = None,
-    clock: Callable[[], float] = time.time,
-) -> Iterator[BackfillItem]:
-    """Turn searched issues into backfill payloads and envelopes; with `decide`, a dry run
-    also maps each issue to a Ticket and decides it (nothing is written anywhere)."""
-    for issue in issues:
-        payload = backfill_payload(issue, now_ms=int(clock() * 1000))
-        key = issue.get("key") if isinstance(issue.get("key"), str) else "?"
+# --------------------------------------------------------------------------- the admin class
+
+
+class JiraAdmin:
+    """Jira admin tasks over one configured client: the webhook's install, searches, backfill.
+
+    Every request goes through `connectors.jira.client.send`, so errors arrive as the
+    connectors.base tree. `policy` is needed only to search and backfill (the fields to read,
+    the decisions of a dry run)."""
+
+    def __init__(self, client: JIRA, config: JiraConfig, policy: Policy | None = None) -> None:
+        self.client = client
+        self.config = config
+        self._policy = policy
+
+    @classmethod
+    def from_config(cls, config: JiraConfig, policy: Policy | None = None) -> JiraAdmin:
+        """An admin over a new client for `config` (connectors.jira.client.make_client)."""
+        return cls(make_client(config), config, policy)
+
+    @property
+    def policy(self) -> Policy:
+        if self._policy is None:
+            raise AdminError("this Jira admin task needs the policy (JiraAdmin(policy=...))")
+        return self._policy
+
+    # ------------------------------------------------------------------ install
+
+    def webhook_api(self) -> WebhookApi:
+        """Read `GET /rest/api/2/serverInfo` (one request) and pick the site's webhook API."""
+        path = "/rest/api/2/serverInfo"
+        info = json_object(send(self.client, "GET", path), what=f"Jira GET {path}")
+        return webhook_api_for(info)
+
+    def find_webhook(self, name: str, api: WebhookApi = LEGACY_API) -> str | None:
+        """The id of the admin webhook called `name`, or None (one GET)."""
+        response = send(self.client, "GET", api.path)
         try:
-            envelope = webhook.classify(payload, {})
-            if decide is None:
-                yield BackfillItem(str(key), envelope, payload)
+            entries = response.json()
+        except ValueError as exc:
+            raise VendorUnavailable(f"Jira GET {api.path}: answer is not JSON") from exc
+        if not isinstance(entries, list):
+            raise VendorUnavailable(f"Jira GET {api.path}: expected a list of webhooks")
+        for entry in entries:
+            if isinstance(entry, Mapping) and entry.get("name") == name:
+                ident = _webhook_id(entry, api)
+                if ident is not None:
+                    return ident
+        return None
+
+    def install_webhook(
+        self,
+        *,
+        callback_url: str,
+        jql: str | None = None,
+        name: str = DEFAULT_WEBHOOK_NAME,
+        dry_run: bool = False,
+        secret: str | None = None,
+        previous_secret: str | None = None,
+        rotate: bool = False,
+        api: WebhookApi | None = None,
+    ) -> InstallResult:
+        """Create the webhook `name`, or update it in place when it exists (idempotent by name).
+
+        `secret` is the receiver's current secret (TIERDESK_JIRA_WEBHOOK_SECRET). A new webhook gets
+        it (or a fresh one when it is None). An existing webhook keeps the secret the receiver
+        holds: the PUT carries `secret` again, since Jira never shows a secret back. Sending a
+        different secret to an existing webhook is a rotation and needs `rotate` and the receiver
+        already accepting both (`previous_secret` set): otherwise deliveries signed with the new
+        secret would get 401 until the receiver restarts, and Jira does not retry a 401.
+
+        A real run costs 3 requests (serverInfo, GET list, then POST or PUT). A dry run sends
+        nothing and shows the POST for the API given (the legacy one when `api` is None).
+        """
+        if dry_run:
+            chosen = api or LEGACY_API
+            shown = secret or new_secret()
+            body = webhook_body(
+                name=name, callback_url=callback_url, jql=jql, secret=shown, api=chosen
+            )
+            return InstallResult("would create or update", WebhookPlan("POST", chosen.path, body),
+                                 shown)
+        check_callback_url(callback_url)
+        if rotate:
+            if not secret or not previous_secret:
+                raise AdminError(
+                    "--rotate-secret: first make the receiver accept both secrets: set"
+                    " TIERDESK_JIRA_WEBHOOK_SECRET_PREVIOUS to the secret Jira signs with now and"
+                    " TIERDESK_JIRA_WEBHOOK_SECRET to the new one (for example"
+                    f" {new_secret()}), restart tierdesk serve, then rerun this command with the"
+                    " same settings (admin guide, \"Rotating a webhook secret\")"
+                )
+            if secret == previous_secret:
+                raise AdminError(
+                    "--rotate-secret: TIERDESK_JIRA_WEBHOOK_SECRET equals"
+                    " TIERDESK_JIRA_WEBHOOK_SECRET_PREVIOUS; set a new secret first"
+                )
+        api = api or self.webhook_api()
+        existing = self.find_webhook(name, api)
+        if existing is not None and not secret:
+            raise AdminError(
+                f"Jira already has a webhook named {name!r} and tierdesk cannot read its secret"
+                " back (Jira never returns it): set TIERDESK_JIRA_WEBHOOK_SECRET to the secret the"
+                " receiver uses, so this rerun keeps it; or rotate it on purpose with"
+                " --rotate-secret (admin guide, \"Rotating a webhook secret\")"
+            )
+        secret = secret or new_secret()
+        body = webhook_body(name=name, callback_url=callback_url, jql=jql, secret=secret, api=api)
+        if existing is None:
+            plan = WebhookPlan("POST", api.path, body)
+            response = send(self.client, "POST", api.path, body=body, write=True)
+            action: Literal["created", "updated"] = "created"
+        else:
+            plan = WebhookPlan("PUT", f"{api.path}/{existing}", body, existing_id=existing)
+            response = send(self.client, "PUT", plan.path, body=body, write=True)
+            action = "updated"
+        url: str | None = None
+        ident: str | None = existing
+        if response.content:
+            try:
+                data = response.json()
+            except ValueError:
+                data = None
+            if isinstance(data, Mapping):
+                if isinstance(data.get("self"), str):
+                    url = data["self"]
+                ident = _webhook_id(data, api) or ident
+        if url is None and ident is not None:
+            url = f"{self.client.server_url}{api.path}/{ident}"
+        return InstallResult(action, plan, secret, webhook_url=url, webhook_id=ident, api=api)
+
+    # ------------------------------------------------------------------ backfill
+
+    def search_page(
+        self,
+        *,
+        jql: str,
+        fields: Sequence[str],
+        cursor: str | int | None,
+        page_size: int = PAGE_SIZE,
+    ) -> tuple[list[Mapping[str, Any]], str | int | None]:
+        """One page of issues matching `jql` and the cursor of the next page (None at the end).
+
+        Cloud: `GET /rest/api/2/search/jql` with `nextPageToken` (the offset-paged `/search` was
+        retired on Cloud: Atlassian changelog CHANGE-2046). Data Center: `GET /rest/api/2/search`
+        with `startAt`.
+        """
+        params: dict[str, str] = {
+            "jql": jql, "fields": ",".join(fields), "maxResults": str(page_size),
+        }
+        if self.config.deployment == "cloud":
+            path = "/rest/api/2/search/jql"
+            if cursor is not None:
+                params["nextPageToken"] = str(cursor)
+        else:
+            path = "/rest/api/2/search"
+            params["startAt"] = str(cursor or 0)
+        data = json_object(send(self.client, "GET", path, params=params), what=f"Jira GET {path}")
+        raw = data.get("issues")
+        if not isinstance(raw, list):
+            raise VendorUnavailable(f"Jira GET {path}: answer has no issues list")
+        issues = [i for i in raw if isinstance(i, Mapping)]
+        if self.config.deployment == "cloud":
+            token = data.get("nextPageToken")
+            last = data.get("isLast") is True or not isinstance(token, str) or not token
+            return issues, None if last else token
+        given = data.get("startAt")
+        start = given if isinstance(given, int) else int(cursor or 0)
+        total = data.get("total")
+        following = start + len(issues)
+        done = not issues or (isinstance(total, int) and following >= total)
+        return issues, None if done else following
+
+    def count_issues(self, *, jql: str) -> int | None:
+        """How many issues match (for the progress bar); None when Jira cannot say cheaply."""
+        if self.config.deployment == "cloud":
+            path = "/rest/api/2/search/approximate-count"
+            data = json_object(send(self.client, "POST", path, body={"jql": jql}), what=path)
+            count = data.get("count")
+        else:
+            path = "/rest/api/2/search"
+            params = {"jql": jql, "maxResults": "0", "fields": "key"}
+            data = json_object(send(self.client, "GET", path, params=params), what=path)
+            count = data.get("total")
+        return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+    def search_issues(
+        self,
+        *,
+        jql: str,
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[Mapping[str, Any]]:
+        """Every issue matching `jql`, with only the fields the policy uses, page by page."""
+        check_jql(jql)
+        fields = fields_to_read(self.policy, self.config)
+        cursor: str | int | None = None
+        while True:
+            issues, cursor = self.search_page(
+                jql=jql, fields=fields, cursor=cursor, page_size=page_size
+            )
+            yield from issues
+            if cursor is None:
+                return
+
+    def backfill_items(
+        self,
+        issues: Iterator[Mapping[str, Any]],
+        *,
+        decide: Callable[[Ticket], Decision] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> Iterator[BackfillItem]:
+        """Turn searched issues into backfill payloads and envelopes; with `decide`, a dry run
+        also maps each issue to a Ticket and decides it (nothing is written anywhere)."""
+        for issue in issues:
+            payload = backfill_payload(issue, now_ms=int(clock() * 1000))
+            key = issue.get("key") if isinstance(issue.get("key"), str) else "?"
+            try:
+                envelope = webhook.classify(payload, {})
+                if decide is None:
+                    yield BackfillItem(str(key), envelope, payload)
+                    continue
+                ticket = ticket_from_issue(issue, policy=self.policy, config=self.config)
+            except PayloadInvalid as exc:
+                yield BackfillItem(str(key), None, payload, error=str(exc))
                 continue
-            ticket = ticket_from_issue(issue, policy=policy, config=config)
-        except PayloadInvalid as exc:
-            yield BackfillItem(str(key), None, payload, error=str(exc))
-            continue
-        yield BackfillItem(str(key), envelope, payload, decision=decide(ticket), ticket=ticket)
+            yield BackfillItem(str(key), envelope, payload, decision=decide(ticket), ticket=ticket)
 
-
-def describe(item: BackfillItem, policy: Policy) -> str:
-    """One line for a dry run (connectors/backfill.py's format, shared with Zendesk)."""
-    if item.error is not None:
-        return skipped_line(item.key, item.error)
-    decision = item.decision
-    if decision is None:
-        return f"{item.key}: queued"
-    who = None
-    if decision.assign:
-        target = policy.targets.get(decision.assign)
-        jira = target.jira if target is not None else None
-        who = ", ".join(
-            x for x in ((jira.assignee if jira else None),
-                        (f"component {jira.component}" if jira and jira.component else None)) if x
-        ) or None
-    return change_line(item.key, decision, labels="labels", assignee=who)
+    def describe(self, item: BackfillItem) -> str:
+        """One line for a dry run (connectors/backfill.py's format, shared with Zendesk)."""
+        if item.error is not None:
+            return skipped_line(item.key, item.error)
+        decision = item.decision
+        if decision is None:
+            return f"{item.key}: queued"
+        who = None
+        if decision.assign:
+            target = self.policy.targets.get(decision.assign)
+            jira = target.jira if target is not None else None
+            component = f"component {jira.component}" if jira and jira.component else None
+            who = ", ".join(
+                x for x in ((jira.assignee if jira else None), component) if x
+            ) or None
+        return change_line(item.key, decision, labels="labels", assignee=who)

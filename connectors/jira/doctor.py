@@ -29,7 +29,7 @@ from jira import JIRA
 
 from connectors.base import ConnectorError, CredentialsRejected
 from connectors.checks import Check, fail, ok, warn
-from connectors.jira.admin import DEFAULT_WEBHOOK_NAME, webhook_api
+from connectors.jira.admin import DEFAULT_WEBHOOK_NAME, JiraAdmin
 from connectors.jira.client import CREDENTIALS_FIX, json_object, send
 from connectors.jira.config import JiraConfig
 from tiering.policy import Policy
@@ -101,7 +101,7 @@ def run_checks(
     else:
         checks.append(ok(V, "bot identity", f"{setting} matches the credentials ({bot})"))
 
-    jql = _webhook_checks(client, checks, callback_url)
+    jql = _webhook_checks(client, config, checks, callback_url)
     keys = [k.upper() for k in projects] or projects_in(jql)
     if not keys:
         checks.append(warn(V, "projects", "no project named (webhook JQL or --project)",
@@ -115,10 +115,12 @@ def run_checks(
     return checks
 
 
-def _webhook_checks(client: JIRA, checks: list[Check], callback_url: str | None) -> str | None:
+def _webhook_checks(
+    client: JIRA, config: JiraConfig, checks: list[Check], callback_url: str | None
+) -> str | None:
     """tierdesk's admin webhook: registered, active, pointing at the callback URL; its JQL."""
     try:
-        api = webhook_api(client)
+        api = JiraAdmin(client, config).webhook_api()
         hooks = _get(client, api.path)
     except ConnectorError as exc:
         checks.append(warn(V, "webhook", f"cannot list admin webhooks: {exc}",

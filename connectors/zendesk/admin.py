@@ -105,7 +105,8 @@ READ_BACKOFF_MAX = 30.0
 
 
 class ZendeskAdmin:
-    """Admin requests on the connector's session (every call recorded and translated).
+    """Zendesk admin requests on the connector's session (every call recorded and translated),
+    and the backfill's search.
 
     A long backfill must not stop at the first 429 on page 40: reads (GET, safe to repeat) are
     retried with tenacity, waiting at least Zendesk's `Retry-After` (else exponential backoff);
@@ -161,6 +162,81 @@ class ZendeskAdmin:
         if last is not None and last.status_code == 204:
             return {}
         return response_json(recorder, what=what)
+
+    # ------------------------------------------------------------------ backfill
+
+    def count_tickets(self, query: str) -> int | None:
+        """How many tickets the query matches (for the progress bar); None if Zendesk won't say."""
+        data = self.read("/api/v2/search/count", params={"query": f"type:ticket {query}"})
+        count = data.get("count")
+        return count if isinstance(count, int) else None
+
+
+    def search_tickets(self, query: str) -> Iterator[Mapping[str, Any]]:
+        """Every ticket the Zendesk search `query` matches, page by page (one request per page)."""
+        params: dict[str, str | int] = {
+            "query": query, "filter[type]": "ticket", "page[size]": PAGE_SIZE,
+        }
+        while True:
+            data = self.read("/api/v2/search/export", params=params)
+            for item in data.get("results") or ():
+                if isinstance(item, Mapping) and item.get("id") is not None:
+                    yield item
+            meta = data.get("meta")
+            if not isinstance(meta, Mapping) or not meta.get("has_more") or not meta.get(
+                "after_cursor"
+            ):
+                return
+            params = dict(params, **{"page[after]": str(meta["after_cursor"])})
+
+
+    def backfill_items(
+        self,
+        *,
+        query: str,
+        decide: Callable[[Ticket], Decision] | None = None,
+        run: str | None = None,
+    ) -> Iterator[BackfillItem]:
+        """Every matching ticket as a backfill item to enqueue; with `decide` (a dry run), each
+        ticket is also read and decided (nothing is written anywhere)."""
+        run = run or new_run_id()
+        for found in self.search_tickets(query):
+            ticket_id = str(found["id"])
+            key = f"#{ticket_id}"
+            body = backfill_body(ticket_id, run)
+            envelope = classify(body, {})
+            if decide is None:
+                yield BackfillItem(key, envelope, body)
+                continue
+            try:
+                ticket = self.retry_reads(self.connector.read_ticket, ticket_id)
+            except Exception as exc:  # reported per ticket; the run goes on
+                yield BackfillItem(key, None, body, error=f"cannot read: {exc}")
+                continue
+            yield BackfillItem(key, envelope, body, decision=decide(ticket), ticket=ticket)
+
+
+    def describe(self, item: BackfillItem) -> str:
+        """One line for a dry run (connectors/backfill.py's format, shared with Jira)."""
+        if item.error is not None:
+            return skipped_line(item.key, item.error)
+        if item.decision is None:
+            return f"{item.key}: queued"
+        return change_line(item.key, item.decision, labels="tags",
+                           assignee=self._target_detail(item.decision))
+
+
+    def _target_detail(self, decision: Decision) -> str | None:
+        """Who the decision's assign target is on Zendesk ("group 360001, agent 7")."""
+        if not decision.assign:
+            return None
+        target = self.connector.policy.targets.get(decision.assign)
+        zendesk = target.zendesk if target is not None else None
+        if zendesk is None:
+            return None
+        parts = [f"group {zendesk.group_id}" if zendesk.group_id is not None else None,
+                 f"agent {zendesk.assignee_id}" if zendesk.assignee_id is not None else None]
+        return ", ".join(p for p in parts if p) or None
 
 
 # ---------------------------------------------------------------------- install
@@ -342,77 +418,3 @@ def backfill_body(ticket_id: int | str, run: str) -> dict[str, Any]:
 
 def new_run_id() -> str:
     return uuid.uuid4().hex
-
-
-def count_tickets(admin: ZendeskAdmin, query: str) -> int | None:
-    """How many tickets the query matches (for the progress bar), or None if Zendesk won't say."""
-    data = admin.read("/api/v2/search/count", params={"query": f"type:ticket {query}"})
-    count = data.get("count")
-    return count if isinstance(count, int) else None
-
-
-def search_tickets(admin: ZendeskAdmin, query: str) -> Iterator[Mapping[str, Any]]:
-    """Every ticket the Zendesk search `query` matches, page by page (one request per page)."""
-    params: dict[str, str | int] = {
-        "query": query, "filter[type]": "ticket", "page[size]": PAGE_SIZE,
-    }
-    while True:
-        data = admin.read("/api/v2/search/export", params=params)
-        for item in data.get("results") or ():
-            if isinstance(item, Mapping) and item.get("id") is not None:
-                yield item
-        meta = data.get("meta")
-        if not isinstance(meta, Mapping) or not meta.get("has_more") or not meta.get(
-            "after_cursor"
-        ):
-            return
-        params = dict(params, **{"page[after]": str(meta["after_cursor"])})
-
-
-def backfill_items(
-    admin: ZendeskAdmin,
-    *,
-    query: str,
-    decide: Callable[[Ticket], Decision] | None = None,
-    run: str | None = None,
-) -> Iterator[BackfillItem]:
-    """Every matching ticket as a backfill item to enqueue; with `decide` (a dry run), each
-    ticket is also read and decided (nothing is written anywhere)."""
-    run = run or new_run_id()
-    for found in search_tickets(admin, query):
-        ticket_id = str(found["id"])
-        key = f"#{ticket_id}"
-        body = backfill_body(ticket_id, run)
-        envelope = classify(body, {})
-        if decide is None:
-            yield BackfillItem(key, envelope, body)
-            continue
-        try:
-            ticket = admin.retry_reads(admin.connector.read_ticket, ticket_id)
-        except Exception as exc:  # reported per ticket; the run goes on
-            yield BackfillItem(key, None, body, error=f"cannot read: {exc}")
-            continue
-        yield BackfillItem(key, envelope, body, decision=decide(ticket), ticket=ticket)
-
-
-def describe(admin: ZendeskAdmin, item: BackfillItem) -> str:
-    """One line for a dry run (connectors/backfill.py's format, shared with Jira)."""
-    if item.error is not None:
-        return skipped_line(item.key, item.error)
-    if item.decision is None:
-        return f"{item.key}: queued"
-    return change_line(item.key, item.decision, labels="tags",
-                       assignee=_target_detail(admin, item.decision))
-
-
-def _target_detail(admin: ZendeskAdmin, decision: Decision) -> str | None:
-    """Who the decision's assign target is on Zendesk ("group 360001, agent 7"), for a dry run."""
-    if not decision.assign:
-        return None
-    target = admin.connector.policy.targets.get(decision.assign)
-    zendesk = target.zendesk if target is not None else None
-    if zendesk is None:
-        return None
-    parts = [f"group {zendesk.group_id}" if zendesk.group_id is not None else None,
-             f"agent {zendesk.assignee_id}" if zendesk.assignee_id is not None else None]
-    return ", ".join(p for p in parts if p) or None

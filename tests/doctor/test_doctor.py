@@ -14,8 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from connectors.checks import Check
-from connectors.jira.admin import install_webhook
-from connectors.jira.client import make_client
+from connectors.jira.admin import JiraAdmin
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.admin import ZendeskAdmin, install
 from connectors.zendesk.webhook import verify_signature as verify_zendesk
@@ -78,8 +77,9 @@ def installed(seed: Seed, *, policy: Policy | None = None,
         if jira_hook:
             jira_config = settings.jira_config()
             assert jira_config is not None
-            install_webhook(make_client(jira_config), callback_url=receiver.url + "/webhooks/jira",
-                            jql="project = SUP", secret=jira_secret)
+            JiraAdmin.from_config(jira_config).install_webhook(
+                callback_url=receiver.url + "/webhooks/jira", jql="project = SUP",
+                secret=jira_secret)
         zendesk_config = settings.zendesk_config()
         assert zendesk_config is not None
         result = install(

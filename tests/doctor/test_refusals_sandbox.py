@@ -11,8 +11,7 @@ import pytest
 
 from connectors.base import ConfigurationRejected, CredentialsRejected
 from connectors.jira import JiraConnector
-from connectors.jira.admin import install_webhook
-from connectors.jira.client import make_client
+from connectors.jira.admin import JiraAdmin
 from connectors.jira.config import JiraConfig
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.config import ZendeskConfig
@@ -42,7 +41,8 @@ def test_install_jira_with_a_wrong_token_is_refused(sandbox: SandboxHandle) -> N
     config = JiraConfig(base_url=sandbox.jira_url, email="admin@tierdesk.example",
                         api_token="wrong", public_comments=True, timeout=5.0)
     with pytest.raises(CredentialsRejected) as err:
-        install_webhook(make_client(config), callback_url="https://td.example/webhooks/jira")
+        JiraAdmin.from_config(config).install_webhook(
+            callback_url="https://td.example/webhooks/jira")
     assert "TIERDESK_JIRA_API_TOKEN" in str(err.value)
     assert sandbox.state()["jira"]["webhooks"] == []
 

@@ -16,14 +16,9 @@ from connectors.jira.admin import (
     DEFAULT_WEBHOOK_NAME,
     PAGE_SIZE,
     AdminError,
-    backfill_items,
+    JiraAdmin,
     check_jql,
-    count_issues,
-    describe,
-    install_webhook,
-    search_issues,
 )
-from connectors.jira.client import make_client
 from connectors.jira.config import JiraConfig
 from tiering.models import Decision, Ticket
 from webhooks.cli.backfill import BACKFILL_EPILOG, progress
@@ -63,8 +58,8 @@ def install_jira(
     config = _jira_config(settings)
     secret = settings.webhook_secret("jira")
     try:
-        result = install_webhook(
-            make_client(config), callback_url=callback_url, jql=jql, name=name, dry_run=dry_run,
+        result = JiraAdmin.from_config(config).install_webhook(
+            callback_url=callback_url, jql=jql, name=name, dry_run=dry_run,
             secret=secret, previous_secret=settings.previous_webhook_secret("jira"),
             rotate=rotate_secret,
         )
@@ -125,7 +120,7 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> Non
         policy = load_policy_for(settings)
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from exc
-    client = make_client(config)
+    admin = JiraAdmin.from_config(config, policy)
     summary = BackfillSummary()
     decide: Callable[[Ticket], Decision] | None = None
     inbox: Any = None
@@ -143,15 +138,15 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> Non
             raise click.ClickException(f"cannot open the inbox: {exc}") from exc
     try:
         try:
-            total = count_issues(client, config, jql=jql)
+            total = admin.count_issues(jql=jql)
         except ConnectorError:
             total = None  # only the progress bar's length; the search itself will say what fails
-        issues = search_issues(client, config, policy, jql=jql, page_size=page_size)
-        items = backfill_items(issues, policy=policy, config=config, decide=decide)
+        issues = admin.search_issues(jql=jql, page_size=page_size)
+        items = admin.backfill_items(issues, decide=decide)
         lines: list[str] = []
         run_backfill(progress(items, total=total), summary,
                      enqueue=None if dry_run else inbox.enqueue,
-                     describe=lambda item: describe(item, policy), report=lines.append)
+                     describe=admin.describe, report=lines.append)
     except AdminError as exc:
         raise click.BadParameter(str(exc)) from exc
     except ConnectorError as exc:

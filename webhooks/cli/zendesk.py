@@ -12,9 +12,6 @@ from connectors.backfill import BackfillSummary, run_backfill
 from connectors.base import ConnectorError
 from connectors.zendesk.admin import (
     ZendeskAdmin,
-    backfill_items,
-    count_tickets,
-    describe,
     install,
 )
 from connectors.zendesk.config import ZendeskConfig
@@ -125,11 +122,11 @@ def backfill_zendesk(query: str, dry_run: bool, verbose: bool) -> None:
     lines: list[str] = []
     summary = BackfillSummary()
     try:
-        total = count_tickets(admin, query)
-        items = backfill_items(admin, query=query, decide=decide_now)
+        total = admin.count_tickets(query)
+        items = admin.backfill_items(query=query, decide=decide_now)
         run_backfill(progress(items, total=total), summary,
                      enqueue=None if dry_run else inbox.enqueue,
-                     describe=lambda item: describe(admin, item), report=lines.append)
+                     describe=admin.describe, report=lines.append)
     except ConnectorError as exc:
         raise click.ClickException(f"backfill stopped: {exc}") from exc
     finally:

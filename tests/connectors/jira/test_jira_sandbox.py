@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from connectors.jira import JiraConfig, JiraConnector
-from connectors.jira.admin import install_webhook, search_issues
-from connectors.jira.client import make_client
+from connectors.jira.admin import JiraAdmin
 from sandbox.server import SandboxHandle, run_in_thread
 from tiering import decide, load_policy
 from tiering.policy import Policy
@@ -66,11 +65,12 @@ def test_decision_round_trip_on_sandbox(sandbox: SandboxHandle) -> None:
 def test_install_is_idempotent_on_sandbox(sandbox: SandboxHandle) -> None:
     """Installing twice leaves one webhook of that name, updated in place with the same
     secret."""
-    client = make_client(config(sandbox, email="admin@tierdesk.example"))
-    first = install_webhook(client, callback_url="https://td.example/webhooks/jira",
-                            jql="project = SUP")
-    second = install_webhook(client, callback_url="https://td.example/webhooks/jira",
-                             jql="project = SUP", secret=first.secret)
+    admin = JiraAdmin.from_config(config(sandbox, email="admin@tierdesk.example"))
+    client = admin.client
+    first = admin.install_webhook(callback_url="https://td.example/webhooks/jira",
+                                  jql="project = SUP")
+    second = admin.install_webhook(callback_url="https://td.example/webhooks/jira",
+                                   jql="project = SUP", secret=first.secret)
     assert second.secret == first.secret and second.webhook_id == first.webhook_id
     assert (first.action, second.action) == ("created", "updated")
     hooks = client._session.get(sandbox.jira_url + "/rest/webhooks/1.0/webhook").json()
@@ -85,8 +85,8 @@ def test_backfill_search_pages_on_sandbox(sandbox: SandboxHandle) -> None:
         created = sandbox.agent("jira", "acc-globex", "POST", "/rest/api/2/issue", {"fields": {
             "project": {"key": "SUP"}, "issuetype": {"name": "Task"}, "summary": f"Issue {n}"}})
         assert created.status == 201, created
-    issues = list(search_issues(make_client(cfg), cfg, policy, jql="project = SUP",
-                                page_size=2))
+    issues = list(JiraAdmin.from_config(cfg, policy).search_issues(jql="project = SUP",
+                                                                   page_size=2))
     keys = [i["key"] for i in issues]
     assert sorted(keys) == ["SUP-1", "SUP-2", "SUP-3", "SUP-4", "SUP-5"]
     assert all("labels" in i["fields"] for i in issues)
@@ -119,11 +119,11 @@ def test_install_picks_the_sites_webhook_api(
     seed["jira"]["deployment"] = deployment
     seed["jira"]["version"] = version
     with run_in_thread(seed=seed) as handle:
-        client = make_client(config(handle, email="admin@tierdesk.example"))
-        first = install_webhook(client, callback_url="https://td.example/webhooks/jira",
-                                secret="s" * 40)
-        second = install_webhook(client, callback_url="https://td.example/webhooks/jira",
-                                 secret="s" * 40)
+        admin = JiraAdmin.from_config(config(handle, email="admin@tierdesk.example"))
+        first = admin.install_webhook(callback_url="https://td.example/webhooks/jira",
+                                      secret="s" * 40)
+        second = admin.install_webhook(callback_url="https://td.example/webhooks/jira",
+                                       secret="s" * 40)
         assert first.api is not None and first.api.path == served
         assert (first.action, second.action) == ("created", "updated")
         assert first.webhook_id == second.webhook_id is not None

@@ -16,7 +16,6 @@ from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.admin import (
     TRIGGER_TITLE,
     ZendeskAdmin,
-    describe,
     install,
     trigger_spec,
     webhook_spec,
@@ -322,8 +321,6 @@ def test_backfill_waits_out_rate_limits(
     connector: ZendeskConnector, rsps: responses.RequestsMock
 ) -> None:
     """A 429 on a search page waits Retry-After and carries on; nothing is queued twice."""
-    from connectors.zendesk.admin import backfill_items
-
     waits: list[float] = []
     export = f"{BASE}/api/v2/search/export"
     rsps.get(export, status=429, headers={"Retry-After": "3"})
@@ -335,9 +332,9 @@ def test_backfill_waits_out_rate_limits(
         return True
 
     admin = ZendeskAdmin(connector, sleep=waits.append)
-    summary = run_backfill(backfill_items(admin, query="status<solved", run="run-1"),
+    summary = run_backfill(admin.backfill_items(query="status<solved", run="run-1"),
                            BackfillSummary(), enqueue=enqueue,
-                           describe=lambda item: describe(admin, item), report=lambda _line: None)
+                           describe=admin.describe, report=lambda _line: None)
     assert waits == [3.0]
     assert queued == ["42", "43"] and (summary.seen, summary.queued) == (2, 2)
 
@@ -347,12 +344,12 @@ def test_backfill_gives_up_after_repeated_outage(
 ) -> None:
     """Five 503s in a row stop the backfill with the vendor error (backoff between attempts)."""
     from connectors.base import VendorUnavailable
-    from connectors.zendesk.admin import READ_ATTEMPTS, backfill_items
+    from connectors.zendesk.admin import READ_ATTEMPTS
 
     waits: list[float] = []
     rsps.get(f"{BASE}/api/v2/search/export", status=503)
     with pytest.raises(VendorUnavailable, match="503"):
-        list(backfill_items(ZendeskAdmin(connector, sleep=waits.append), query="x"))
+        list(ZendeskAdmin(connector, sleep=waits.append).backfill_items(query="x"))
     assert len(rsps.calls) == READ_ATTEMPTS and len(waits) == READ_ATTEMPTS - 1
     assert all(w > 0 for w in waits)
 
