@@ -33,8 +33,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fastapi import FastAPI, Request  # noqa: E402
+from fastapi.responses import JSONResponse, Response  # noqa: E402
+
 from connectors.jira.webhook import sign as sign_jira  # noqa: E402
-from webhooks.inbox import Inbox  # noqa: E402
+from webhooks.inbox.store import Inbox  # noqa: E402
 
 SECRET = "bench-secret"
 PAYLOAD = REPO / "tests/connectors/jira/fixtures/jira_issue_updated__cloud_labels.json"
@@ -183,9 +186,21 @@ def start_tierdesk(port: int, database_url: str) -> subprocess.Popen[bytes]:
     )
 
 
+def bare_app() -> FastAPI:
+    """The same server stack answering 202 without any work: this benchmark's baseline."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/webhooks/{vendor}")
+    async def accept(vendor: str, request: Request) -> Response:
+        await request.body()
+        return JSONResponse({"status": "accepted"}, status_code=202)
+
+    return app
+
+
 def start_bare(port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "webhooks.app:bare_app", "--port",
+        [sys.executable, "-m", "uvicorn", "--factory", "bench.ingest:bare_app", "--port",
          str(port), "--log-level", "error", "--no-access-log"],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.DEVNULL,
     )

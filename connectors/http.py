@@ -119,7 +119,7 @@ class LineAdapter(HTTPAdapter):
     line is closed (`LinePaused`, a `RateLimited`, is raised instead, nothing is sent), at most
     `line.concurrency` are in flight, and a refusal closes the line before the next one starts.
 
-    Mount it on a connector's session (`webhooks.wiring` does, for `http://` and `https://`);
+    Mount it on a connector's session (`webhooks.service` does, for `http://` and `https://`);
     it never retries (`max_retries=0`, as the connectors require)."""
 
     def __init__(self, line: VendorLine) -> None:

@@ -1,6 +1,6 @@
 """The demo's process stack: tierdesk installed and served against a sandbox, and the story played.
 
-What `tierdesk demo` (webhooks/cli_demo.py) does with it, in order (everything is stopped and
+What `tierdesk demo` (webhooks/cli/demo.py) does with it, in order (everything is stopped and
 removed at the end, also on failure or ^C):
 
 1. starts the vendor sandbox (sandbox.server) in this process, on free ports;

@@ -36,7 +36,7 @@ idempotent: deciding again on the state it produces changes nothing.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from tiering import notes
 from tiering.models import NOTE_MARKER, ChecklistItem, Decision, Ticket
@@ -125,6 +125,12 @@ def first_matching_rule(policy: Policy, ticket: Ticket, plan: str | None) -> Com
                          plan):
             return rule
     return None
+
+
+class DecideFunction(Protocol):
+    """`decide`'s signature, for code that takes the engine as a parameter (the worker)."""
+
+    def __call__(self, ticket: Ticket, policy: Policy, *, now: datetime) -> Decision: ...
 
 
 def decide(ticket: Ticket, policy: Policy, *, now: datetime) -> Decision:

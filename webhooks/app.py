@@ -20,10 +20,10 @@
 
 Deliveries are committed in small groups (group commit): requests that arrive while a commit is
 on disk share the next one, so each answer still follows its own durable commit while the disk
-sync is paid once per group. `tierdesk serve` commits in a child process (webhooks/writer.py)
-so that the event loop keeps a core to itself; `create_app` alone, and `serve` with
-TIERDESK_INBOX_WRITER=thread, commit in one thread of this process (`CommitBatcher`). Either
-way a group's answers cost the event loop one wake-up.
+sync is paid once per group (webhooks/commit.py). `tierdesk serve` commits in a child process
+(`WriterProcess`) so that the event loop keeps a core to itself; `create_app` alone, and `serve`
+with TIERDESK_INBOX_WRITER=thread, commit in one thread of this process (`CommitBatcher`).
+Either way a group's answers cost the event loop one wake-up.
 
 The webhook endpoints are plain ASGI apps (`WebhookEndpoint`) under the FastAPI app, with a
 cached HMAC key (connectors/signatures.py) and orjson (connectors/payload.py): per delivery, the
@@ -33,135 +33,31 @@ work besides the HTTP stack is one HMAC, one parse and one row (bench/ingest.py 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
-import queue
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from connectors.base import VENDORS, Envelope, PayloadInvalid, Vendor, WebhookAuth
 from connectors.signatures import SignatureInvalid
-from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, MAX_KEY_LENGTH, Delivery, Inbox
+from webhooks.commit import CommitBatcher, Committer
+from webhooks.inbox.records import Delivery
+from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX, MAX_KEY_LENGTH
+from webhooks.inbox.store import Inbox
 from webhooks.logging import log
 from webhooks.metrics import CONTENT_TYPE, Metrics
-
-Item = Delivery
 
 _ACCEPTED = b'{"status":"accepted"}'
 _DUPLICATE = b'{"status":"duplicate"}'
 _IGNORED = b'{"status":"ignored"}'
 _UNAVAILABLE = b'{"error":"the inbox is unavailable; retry later"}'
-
-
-_Pending = tuple[Item, asyncio.AbstractEventLoop, "asyncio.Future[bool]"]
-
-
-class Committer(Protocol):
-    """What commits the receiver's deliveries: a `CommitBatcher` thread in this process, or
-    the writer process of webhooks/writer.py (`tierdesk serve`'s default)."""
-
-    def submit(self, item: Item) -> asyncio.Future[bool]:
-        """Queue `item`; the future is True (new) or False (duplicate) once it is durable."""
-        ...
-
-    def problem(self) -> str | None:
-        """Why nothing can be committed now (reported by /readyz), or None."""
-        ...
-
-    async def aclose(self) -> None:
-        """Commit what was submitted, then stop."""
-        ...
-
-
-class CommitBatcher:
-    """One thread that commits queued deliveries in groups (group commit) and resolves each
-    request's future with "new or duplicate" only after its group is durable.
-
-    A group's futures are resolved by one callback on their event loop, so a group of 64 costs
-    the loop one wake-up, not 64."""
-
-    def __init__(self, inbox: Inbox, *, max_batch: int = 256) -> None:
-        self.inbox = inbox
-        self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="tierdesk-commit", daemon=True)
-        self._thread.start()
-
-    def submit(self, item: Item) -> asyncio.Future[bool]:
-        """Queue `item`; the future (on the running loop) is done once its group committed."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bool] = loop.create_future()
-        self._queue.put((item, loop, future))
-        return future
-
-    def stop(self) -> None:
-        """Commit what is queued, then stop the thread."""
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-
-    async def aclose(self) -> None:
-        self.stop()
-
-    def problem(self) -> str | None:
-        return None
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                batch.append(nxt)
-            self._commit(batch)
-
-    def _commit(self, batch: Sequence[_Pending]) -> None:
-        outcomes: list[bool | BaseException]
-        try:
-            outcomes = list(self.inbox.enqueue_many([item for item, _, _ in batch]))
-        except Exception:
-            # One bad item must not fail the others: commit them one by one.
-            outcomes = []
-            for item, _, _ in batch:
-                try:
-                    outcomes.append(self.inbox.enqueue_many([item])[0])
-                except Exception as exc:
-                    outcomes.append(exc)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool],
-                                                             bool | BaseException]]] = {}
-        for (_, loop, future), outcome in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(loop, []).append((future, outcome))
-        for loop, results in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, results)
-
-
-def _resolve(results: Sequence[tuple[asyncio.Future[bool], bool | BaseException]]) -> None:
-    for future, outcome in results:
-        if future.done():  # the request was cancelled (client went away)
-            continue
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -227,7 +123,7 @@ class WebhookEndpoint:
         *,
         config: ReceiverConfig,
         metrics: Metrics,
-        store: Callable[[Item], Awaitable[bool]],
+        store: Callable[[Delivery], Awaitable[bool]],
         on_enqueued: Callable[[], None] | None,
     ) -> None:
         self.vendor = vendor
@@ -420,7 +316,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.inbox = inbox
 
-    async def store(item: Item) -> bool:
+    async def store(item: Delivery) -> bool:
         batcher = state.get("batcher")
         if batcher is None:  # used without lifespan (plain TestClient): commit inline
             results = await asyncio.to_thread(inbox.enqueue_many, [item])
@@ -495,13 +391,3 @@ def _over_long(envelope: Envelope) -> str | None:
     return None
 
 
-def bare_app() -> FastAPI:
-    """The same server stack answering 202 without any work: bench/ingest.py's baseline."""
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.post("/webhooks/{vendor}")
-    async def accept(vendor: str, request: Request) -> Response:
-        await request.body()
-        return JSONResponse({"status": "accepted"}, status_code=202)
-
-    return app

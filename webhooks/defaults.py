@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from tiering.policy_problems import PolicyError, Problem
@@ -13,7 +12,7 @@ EXAMPLE_POLICY_SOURCE = "deploy/policy.example.yaml (embedded)"
 
 def default_policy_text() -> str:
     """The text of the example policy shipped with the package (deploy/policy.example.yaml)."""
-    return resources.files("webhooks").joinpath("data/policy.example.yaml").read_text("utf-8")
+    return (Path(__file__).parent / "data" / "policy.example.yaml").read_text("utf-8")
 
 
 def read_policy_file(path: Path) -> str:

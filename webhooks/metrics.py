@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from webhooks.inbox import Depth
+from webhooks.inbox.records import Depth
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

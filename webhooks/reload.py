@@ -2,17 +2,18 @@
 policy and swap it in; a bad one is refused with its errors and the old one keeps running.
 
     holder = PolicyHolder(settings.policy, policy)     # the policy loaded at start
-    holder.subscribe(rebuild_connectors)               # called with each new Policy
+    holder.subscribe(use)                              # called with each new Policy
     watcher = PolicyWatcher(holder, interval=2.0)      # polls the file; SIGHUP wakes it at once
     watcher.install_sighup()                           # main thread only
     watcher.start() ... watcher.stop()
-    holder.current                                     # the Policy in force, read per ticket
 
-Readers take `holder.current` once per unit of work (one ticket), so a decision never mixes two
-policies. The swap is one reference assignment under a lock. A reload that fails for any reason
-(unreadable file, invalid YAML, a policy error) changes nothing: the errors are logged with the
-file, key path and line, exactly as `tierdesk policy check` prints them, and kept in
-`holder.last_error` for /readyz or an admin command to show.
+Nothing reads the policy from the holder: each new policy is pushed to the subscribers. The
+service's (webhooks/service.py) hands it, with connectors rebuilt for it, to every worker
+(`Worker.swap`), which takes it up before its next ticket, so a decision never mixes two
+policies; `holder.current` is the policy in force, for a caller that asks. The swap is one
+reference assignment under a lock. A reload that fails for any reason (unreadable file,
+invalid YAML, a policy error) changes nothing: the errors are logged with the file, key path
+and line, exactly as `tierdesk policy check` prints them, and kept in `holder.last_error`.
 
 The file is compared by content (sha256), not only by modification time: editors that save by
 rename, ConfigMap updates (a symlink swap) and `touch` are all handled, and re-saving identical

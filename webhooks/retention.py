@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 
-from webhooks.inbox import Inbox, Pruned
+from webhooks.inbox.records import Pruned
+from webhooks.inbox.store import Inbox
 from webhooks.logging import log
 
 DAY = 86_400.0

@@ -275,10 +275,14 @@ class Settings(BaseSettings):
             timeout=self.http_timeout,
         )
 
+    def connector_config(self, vendor: str) -> JiraConfig | ZendeskConfig | None:
+        """`vendor`'s connector config, or None when that vendor is not configured."""
+        configs = {"jira": self.jira_config, "zendesk": self.zendesk_config}
+        return configs[vendor]() if vendor in configs else None
+
     def configured_vendors(self) -> tuple[str, ...]:
         """The vendors whose connection is configured (their URL or subdomain is set)."""
-        return tuple(v for v, c in (("jira", self.jira_config()),
-                                    ("zendesk", self.zendesk_config())) if c is not None)
+        return tuple(v for v in ("jira", "zendesk") if self.connector_config(v) is not None)
 
     def webhook_secret(self, vendor: str) -> str | None:
         """The signing secret of `vendor`'s webhooks, or None (then every delivery is refused)."""

@@ -55,20 +55,17 @@ from connectors.base import (
 )
 from connectors.http import LinePaused
 from connectors.retry import RetryStrategy
+from tiering.engine import DecideFunction
+from tiering.engine import decide as engine_decide
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
-from webhooks.inbox import (
-    CREDENTIALS_PAUSE_PREFIX,
-    UNFINISHED_ERROR,
-    Claim,
-    DecisionRecord,
-    Inbox,
-)
+from webhooks.inbox.records import Claim, DecisionRecord
+from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX, UNFINISHED_ERROR
+from webhooks.inbox.store import Inbox
 from webhooks.logging import log
 from webhooks.loops import LOOP_HALTED, LoopGuard, LoopVerdict
 from webhooks.metrics import Metrics
 from webhooks.retention import Pruner
-from webhooks.wiring import DecideFunction, decide_function
 
 #: Seconds a vendor is paused after it refused tierdesk's credentials (401): one request a
 #: minute finds out whether the setting was fixed, and the warning is logged once a minute.
@@ -146,7 +143,7 @@ class Worker:
         self.policy = policy
         #: A new policy and its connectors, taken up between two tickets (`swap`).
         self._next: tuple[Policy, dict[str, Connector]] | None = None
-        self._decide = decide
+        self._decide: DecideFunction = decide or engine_decide
         self.max_attempts = max_attempts
         self.lease_seconds = lease_seconds
         self.retry = RetryStrategy(initial=retry_initial_delay, maximum=retry_max_delay)
@@ -160,8 +157,7 @@ class Worker:
 
     @property
     def decide(self) -> DecideFunction:
-        if self._decide is None:
-            self._decide = decide_function()
+        """The policy engine's decide (tiering.decide unless a test passed another)."""
         return self._decide
 
     def wake(self) -> None:

@@ -1,291 +1,39 @@
-"""The inbox writer process: the receiver's durable commits, off the serving process's GIL.
+"""The inbox writer child process: `python -m webhooks.writer FD`, started by `tierdesk serve`.
 
-`tierdesk serve` answers 202 only once a delivery is committed. Done by a thread of the serving
-process, that commit's Python and SQLite work competes with the event loop for one interpreter
-lock, and the server tops out at one core while the machine's other core idles
-(bench/ingest.py). So by default (`TIERDESK_INBOX_WRITER=process`) a child process owns the
-receiver's inserts:
-
-    event loop --- frames over a private socketpair --> python -m webhooks.writer --> inbox
-               <-- the outcome of each delivery, after its group's commit ---
-
-Frames are those of the standard library's `multiprocessing.connection` (a 4-byte big-endian
-length and a pickle), read and written by it in the writer and by an asyncio protocol on the
-event loop; both ends are this same tierdesk, over an unnamed socketpair inherited by the
-child, never a listening socket. The event loop sends what its requests submitted in one loop
-iteration as one frame. The writer commits
-everything that arrived while it was committing the previous group in one transaction
-(`Inbox.enqueue_many`, at most MAX_GROUP deliveries) and answers after the commit, so a 202
-still follows its own durable commit and the disk sync is paid once per group.
-
-Nothing is lost when the writer dies: the deliveries it had not answered fail, the receiver
-answers them 503 (the vendor retries; one that was in fact stored is then a duplicate and gets
-200), and a new writer is started. The writer ignores SIGINT and SIGTERM: the server closes
-the socket once its in-flight requests are answered, and the writer exits at end-of-file,
-also when the server was killed.
+Its serving-process end is `webhooks.commit.WriterProcess` (whose docstring describes the
+protocol): it reads frames of deliveries from the socket FD, commits everything that arrived
+while it was committing the previous group as one transaction (at most MAX_GROUP deliveries),
+and answers each delivery after the commit. It exits at end-of-file, once the server has closed
+the socket, and ignores SIGINT and SIGTERM so that no commit is cut short.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import pickle
 import signal
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from typing import Any
 
 from connectors.base import Envelope
-from webhooks.inbox import Delivery, Inbox, InboxError, stored_json
+from webhooks.commit import Answer, Request, enqueue_each
+from webhooks.inbox.records import Delivery
+from webhooks.inbox.store import Inbox
 from webhooks.logging import configure_logging, log
 
 #: Deliveries per transaction in the writer.
 MAX_GROUP = 256
-#: Seconds the serving process waits for a new writer to open the inbox.
-START_TIMEOUT = 30.0
-#: Seconds before a dead writer is replaced; doubled after each failed start, up to the max.
-RESTART_DELAY = 1.0
-MAX_RESTART_DELAY = 30.0
-
-_HEADER = 4
-# One delivery as sent: (request id, Envelope fields, the JSON bytes to store).
-_Request = tuple[int, tuple[Any, ...], bytes]
-# One answer: (request id, True new | False duplicate | the error text).
-_Answer = tuple[int, bool | str]
 
 
-def _frame(obj: object) -> bytes:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    return len(data).to_bytes(_HEADER, "big") + data
-
-
-def _frames(buffer: bytearray) -> Iterator[Any]:
-    """Take every complete frame off the front of `buffer`."""
-    start = 0
-    while len(buffer) - start >= _HEADER:
-        size = int.from_bytes(buffer[start : start + _HEADER], "big")
-        end = start + _HEADER + size
-        if end > len(buffer):
-            break
-        yield pickle.loads(buffer[start + _HEADER : end])
-        start = end
-    del buffer[:start]
-
-
-def _fields(envelope: Envelope) -> tuple[Any, ...]:
-    return (envelope.vendor, envelope.event_type, envelope.handled, envelope.ticket,
-            envelope.delivery_id, envelope.actor, envelope.occurred_at)
-
-
-class WriterError(InboxError):
-    """The writer process is not there to commit a delivery (the receiver answers 503)."""
-
-
-class _Answers(asyncio.Protocol):
-    def __init__(self, writer: WriterProcess) -> None:
-        self.writer = writer
-        self.buffer = bytearray()
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        for frame in _frames(self.buffer):
-            self.writer._answered(frame)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.writer._lost(self)
-
-
-class WriterProcess:
-    """The serving process's end of the writer: `submit(delivery)` gives a future that is True
-    for a new delivery and False for a duplicate once it is committed (CommitBatcher's
-    interface). Start it with `await start()` on the serving event loop; `await aclose()`."""
-
-    def __init__(self, database_url: str, *, log_level: str = "WARNING") -> None:
-        self.database_url = database_url
-        self.log_level = log_level
-        self._process: subprocess.Popen[bytes] | None = None
-        self._transport: asyncio.Transport | None = None
-        self._protocol: _Answers | None = None
-        self._ready: asyncio.Future[None] | None = None
-        self._waiting: dict[int, asyncio.Future[bool]] = {}
-        self._outbox: list[_Request] = []
-        self._next_id = 0
-        self._closing = False
-        self._restart: asyncio.Task[None] | None = None
-        self._problem: str | None = "the inbox writer process has not started"
-        self.starts = 0
-
-    # ------------------------------------------------------------------ lifecycle
-
-    async def start(self) -> None:
-        """Start a writer and wait until it has opened the inbox; InboxError if it cannot."""
-        loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        env["TIERDESK_DATABASE_URL"] = self.database_url
-        env["TIERDESK_LOG_LEVEL"] = self.log_level
-        # The child imports tierdesk the way this process did (an editable install, a
-        # PYTHONPATH, or a `python -c` with a changed sys.path).
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "webhooks.writer", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL,
-            )
-        except OSError as exc:
-            ours.close()
-            raise InboxError(f"cannot start the inbox writer process: {exc}") from None
-        finally:
-            theirs.close()
-        self._process = process
-        self._ready = loop.create_future()
-        transport, protocol = await loop.create_unix_connection(lambda: _Answers(self), sock=ours)
-        self._transport, self._protocol = transport, protocol
-        try:
-            await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT)
-        except (TimeoutError, InboxError) as exc:
-            if not self._ready.done():
-                self._ready.cancel()
-            transport.close()
-            if process.poll() is None and not isinstance(exc, InboxError):
-                process.kill()  # hung while opening the inbox
-            await asyncio.to_thread(self._reap, process)
-            message = (str(exc) if isinstance(exc, InboxError) else
-                       f"the inbox writer process did not open the inbox in {START_TIMEOUT:.0f} s")
-            self._problem = message
-            raise InboxError(message) from None
-        self.starts += 1
-        self._problem = None
-
-    async def aclose(self) -> None:
-        """Let the writer commit what it was sent, answer it, and exit."""
-        self._closing = True
-        if self._restart is not None:
-            self._restart.cancel()
-        self._flush()
-        if self._waiting and self._transport is not None and not self._transport.is_closing():
-            # In-flight requests are answered before the app shuts down; this is a safety net.
-            waiting = list(self._waiting.values())
-            await asyncio.wait(waiting, timeout=30)
-        if self._transport is not None:
-            self._transport.close()
-        if self._process is not None:
-            await asyncio.to_thread(self._reap, self._process)
-        self._problem = "the inbox writer process has stopped"
-
-    @staticmethod
-    def _reap(process: subprocess.Popen[bytes]) -> None:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def problem(self) -> str | None:
-        """Why deliveries cannot be committed now (for /readyz), or None."""
-        return self._problem
-
-    # ------------------------------------------------------------------ the hot path
-
-    def submit(self, item: Delivery) -> asyncio.Future[bool]:
-        """Send `item` to the writer; the future is done once its group is committed."""
-        if self._problem is not None:
-            raise WriterError(f"{self._problem}; retry later")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bool] = loop.create_future()
-        self._next_id += 1
-        self._waiting[self._next_id] = future
-        envelope, payload, raw = item
-        self._outbox.append((self._next_id, _fields(envelope), stored_json(payload, raw)))
-        if len(self._outbox) == 1:
-            loop.call_soon(self._flush)  # one frame for what this loop iteration submits
-        return future
-
-    def _flush(self) -> None:
-        if not self._outbox or self._transport is None or self._transport.is_closing():
-            return
-        batch, self._outbox = self._outbox, []
-        self._transport.write(_frame(("deliver", batch)))
-
-    def _answered(self, frame: Any) -> None:
-        if frame[0] == "ready":
-            if self._ready is not None and not self._ready.done():
-                self._ready.set_result(None)
-            return
-        if frame[0] == "failed":
-            if self._ready is not None and not self._ready.done():
-                self._ready.set_exception(InboxError(str(frame[1])))
-            return
-        for request, outcome in frame[1]:
-            future = self._waiting.pop(request, None)
-            if future is None or future.done():  # the client went away meanwhile
-                continue
-            if isinstance(outcome, str):
-                future.set_exception(InboxError(outcome))
-            else:
-                future.set_result(outcome)
-
-    def _lost(self, protocol: _Answers) -> None:
-        if protocol is not self._protocol:
-            return
-        self._transport = self._protocol = None
-        was_up = self._problem is None
-        if self._ready is not None and not self._ready.done():
-            self._ready.set_exception(InboxError("the inbox writer process exited at start-up"))
-        error = WriterError("the inbox writer process stopped before committing this delivery;"
-                            " retry later")
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_exception(error)
-        self._waiting.clear()
-        self._outbox.clear()
-        if self._closing or not was_up:  # a failed start is start()'s to report
-            return
-        code = self._process.poll() if self._process is not None else None
-        self._problem = "the inbox writer process stopped; a new one is starting"
-        log("inbox writer process stopped; starting a new one", level=40, exit_code=code)
-        self._restart = asyncio.get_running_loop().create_task(self._restart_loop())
-
-    async def _restart_loop(self) -> None:
-        delay = RESTART_DELAY
-        try:
-            while not self._closing:
-                if self._process is not None:
-                    await asyncio.to_thread(self._reap, self._process)
-                await asyncio.sleep(delay)
-                try:
-                    await self.start()
-                    log("inbox writer process restarted", level=30)
-                    return
-                except InboxError as exc:
-                    delay = min(delay * 2, MAX_RESTART_DELAY)
-                    log("inbox writer process cannot start; trying again", level=40,
-                        error=str(exc), retry_in=delay)
-        finally:
-            self._restart = None
-
-
-# ---------------------------------------------------------------------- the child process
-
-
-def _commit(inbox: Inbox, requests: Sequence[_Request]) -> list[_Answer]:
-    items: list[Delivery] = [(Envelope(*fields), {}, raw) for _, fields, raw in requests]
-    outcomes: list[bool | str]
-    try:
-        outcomes = list(inbox.enqueue_many(items))
-    except Exception:
-        # One bad delivery must not fail the others: commit them one by one.
-        outcomes = []
-        for item in items:
-            try:
-                outcomes.append(inbox.enqueue_many([item])[0])
-            except Exception as exc:
-                outcomes.append(f"the inbox cannot store this delivery: {exc!r}"[:500])
+def _commit(inbox: Inbox, requests: Sequence[Request]) -> list[Answer]:
+    items: list[Delivery] = [(Envelope(**fields), {}, raw) for _, fields, raw in requests]
+    outcomes = [
+        f"the inbox cannot store this delivery: {outcome!r}"[:500]
+        if isinstance(outcome, Exception) else outcome
+        for outcome in enqueue_each(inbox, items)
+    ]
     return [(request, outcome) for (request, _, _), outcome in zip(requests, outcomes, strict=True)]
 
 
@@ -298,7 +46,7 @@ def serve_writer(conn: Connection, database_url: str) -> int:
         conn.send(("failed", str(exc)))
         return 1
     conn.send(("ready", os.getpid()))
-    pending: list[_Request] = []
+    pending: list[Request] = []
     ended = False
     try:
         while not ended or pending:

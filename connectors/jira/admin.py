@@ -3,7 +3,7 @@
 `JiraAdmin` holds a configured `jira.JIRA` client (connectors.jira.client.make_client), like
 connectors.zendesk.admin.ZendeskAdmin holds the connector's session; every request goes through
 `connectors.jira.client.send`, so errors arrive as the connectors.base tree. The CLI
-(webhooks/cli_jira.py) only parses options, prints and enqueues.
+(webhooks/cli/jira.py) only parses options, prints and enqueues.
 
 Webhook registration (../shared/vendor/README.md, Jira section): `install` first reads
 `GET /rest/api/2/serverInfo` (`deploymentType`, `versionNumbers`) and uses the API the site has:

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.routing import Route
 
-from webhooks.cli_service import build_server
+from webhooks.service import build_server
 from webhooks.settings import load_settings
 
 

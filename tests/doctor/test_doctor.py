@@ -23,15 +23,15 @@ from sandbox.state import default_seed_text
 from tests.webhook_receiver import Receiver, running_receiver
 from tiering.policy import Policy, load_policy
 from webhooks.cli import main
-from webhooks.cli_doctor import collect, start_summary_thread
+from webhooks.cli.doctor import collect, start_summary_thread
+from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text
 from webhooks.settings import Settings, load_settings
-from webhooks.wiring import default_policy_text
 
 Seed = dict[str, Any]
 
 
 def example_policy(extra_field: bool = False) -> Policy:
-    text, source = default_policy_text()
+    text, source = default_policy_text(), EXAMPLE_POLICY_SOURCE
     if extra_field:
         # A documentation field added to the policy after `install zendesk` ran.
         text = text.replace(

@@ -18,7 +18,7 @@ from connectors.zendesk.config import ZendeskConfig
 from sandbox.server import SandboxHandle, run_in_thread
 from tiering import decide
 from tiering.policy import Policy, load_policy
-from webhooks.wiring import default_policy_text
+from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -30,7 +30,7 @@ def sandbox() -> Iterator[SandboxHandle]:
 
 
 def policy_with(old: str, new: str) -> Policy:
-    text, source = default_policy_text()
+    text, source = default_policy_text(), EXAMPLE_POLICY_SOURCE
     assert old in text
     return load_policy(text.replace(old, new), source=source)
 
@@ -70,7 +70,7 @@ def test_jira_target_nobody_is_a_configuration_refusal(sandbox: SandboxHandle) -
 def test_zendesk_group_999_is_a_configuration_refusal(sandbox: SandboxHandle) -> None:
     """A policy targeting Zendesk group 999 is refused (422 Group: is invalid) and named as
     targets.L0...group_id; the ticket is unchanged."""
-    text, source = default_policy_text()
+    text, source = default_policy_text(), EXAMPLE_POLICY_SOURCE
     policy = load_policy(text.replace("zendesk: {group_id: 100}", "zendesk: {group_id: 999}"),
                          source=source)
     config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",

@@ -278,7 +278,7 @@ class Service:
 
 
 class InboxView:
-    """Read-only queries on the service's SQLite inbox (webhooks/inbox.py tables)."""
+    """Read-only queries on the service's SQLite inbox (webhooks/inbox/schema.py tables)."""
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path

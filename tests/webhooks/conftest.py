@@ -10,7 +10,8 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
-from webhooks.inbox import Inbox, normalize_url
+from webhooks.inbox.database import normalize_url
+from webhooks.inbox.store import Inbox
 
 PG_URL = os.environ.get("TIERDESK_TEST_DATABASE_URL")
 PG_SKIP = "set TIERDESK_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test to run"

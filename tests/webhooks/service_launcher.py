@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 
 from tests.webhooks.fakes import VendorBackedConnector, fake_envelope, vendors_classifying
-from webhooks.cli_service import build_server, run_server, run_worker
 from webhooks.logging import configure_logging
+from webhooks.service import build_server, run_server, run_worker
 from webhooks.settings import load_settings
 
 

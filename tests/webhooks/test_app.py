@@ -17,9 +17,10 @@ from connectors.zendesk.webhook import sign as sign_zendesk
 from tests.shared_vendor import VENDOR
 from tests.webhooks.fakes import fake_envelope, vendors_classifying
 from webhooks.app import ReceiverConfig, create_app
-from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, Inbox
+from webhooks.commit import WriterProcess
+from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX
+from webhooks.inbox.store import Inbox
 from webhooks.metrics import Metrics
-from webhooks.writer import WriterProcess
 
 JIRA_SECRET = "jira-secret"
 ZD_SECRET = "zendesk-secret"

@@ -19,9 +19,10 @@ from connectors.base import Envelope, VendorUnavailable
 from tests.webhooks.conftest import FakeClock
 from tests.webhooks.fakes import FakeConnector, fake_decide
 from webhooks.cli import main
-from webhooks.inbox import DecisionRecord, Inbox
+from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text
+from webhooks.inbox.records import DecisionRecord
+from webhooks.inbox.store import Inbox
 from webhooks.metrics import Metrics
-from webhooks.wiring import default_policy_text
 from webhooks.worker import Worker
 
 
@@ -90,7 +91,7 @@ def test_read_only_command_refuses_a_postgres_database_without_an_inbox(
 
     import sqlalchemy as sa
 
-    from webhooks.inbox import normalize_url
+    from webhooks.inbox.database import normalize_url
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
     engine = sa.create_engine(normalize_url(PG_URL))
@@ -264,7 +265,7 @@ def test_exhausted_retries_are_dead_letters(
     `dead`, not `ticket will be retried` / `retry`."""
     from tiering.policy import load_policy
 
-    text, source = default_policy_text()
+    text, source = default_policy_text(), EXAMPLE_POLICY_SOURCE
     inbox = Inbox.connect(f"sqlite:///{tmp_path}/w.db", clock=clock)
     metrics = Metrics()
     fake = FakeConnector(errors=[VendorUnavailable(f"503 #{i}", status=503) for i in range(2)])
@@ -301,7 +302,7 @@ def test_backfill_progress_bar_only_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch, terminal: bool, shown: bool
 ) -> None:
     """The backfill bar (tqdm) draws on stderr when it is a terminal and is silent otherwise."""
-    from webhooks import cli_backfill
+    from webhooks.cli import backfill as cli_backfill
 
     err = _Terminal() if terminal else io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)

@@ -11,8 +11,10 @@ from click.testing import CliRunner
 
 from connectors.base import Envelope
 from webhooks.cli import main
-from webhooks.inbox import DecisionRecord, Inbox, InboxError
-from webhooks.writer import WriterProcess
+from webhooks.commit import WriterProcess
+from webhooks.inbox.database import InboxError
+from webhooks.inbox.records import DecisionRecord
+from webhooks.inbox.store import Inbox
 
 
 @pytest.fixture

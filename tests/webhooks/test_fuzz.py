@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from connectors.jira.webhook import sign as sign_jira
 from connectors.zendesk.webhook import sign as sign_zendesk
 from webhooks.app import ReceiverConfig, create_app
-from webhooks.inbox import Inbox
+from webhooks.inbox.store import Inbox
 
 SECRETS = {"jira": "fuzz-jira", "zendesk": "fuzz-zendesk"}
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -8,14 +8,11 @@ import sqlalchemy as sa
 
 from connectors.base import Envelope
 from tests.webhooks.conftest import FakeClock
-from webhooks.inbox import (
-    SCHEMA_VERSION,
-    DecisionRecord,
-    Inbox,
-    InboxError,
-    Pruned,
-    schema_version,
-)
+from webhooks.inbox.database import InboxError
+from webhooks.inbox.migrations import SCHEMA_VERSION
+from webhooks.inbox.records import DecisionRecord, Pruned
+from webhooks.inbox.schema import schema_version
+from webhooks.inbox.store import Inbox
 
 
 def env(delivery: str, ticket: str | None = "T-1", *, vendor: str = "jira", handled: bool = True,

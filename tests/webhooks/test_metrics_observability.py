@@ -9,9 +9,9 @@ from connectors.base import Envelope, RateLimited
 from tests.webhooks.conftest import FakeClock
 from tests.webhooks.fakes import FakeConnector, fake_decide
 from tiering.policy import load_policy
-from webhooks.inbox import Inbox
+from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text
+from webhooks.inbox.store import Inbox
 from webhooks.metrics import Metrics
-from webhooks.wiring import default_policy_text
 from webhooks.worker import Worker
 
 
@@ -22,7 +22,7 @@ def _put(inbox: Inbox, delivery: str, *, labels: tuple[str, ...] = ()) -> None:
 
 
 def _worker(inbox: Inbox, fake: FakeConnector, metrics: Metrics) -> Worker:
-    text, source = default_policy_text()
+    text, source = default_policy_text(), EXAMPLE_POLICY_SOURCE
     return Worker(inbox=inbox, connectors={"jira": fake}, policy=load_policy(text, source=source),
                   decide=fake_decide, max_attempts=8, lease_seconds=60, retry_max_delay=600,
                   metrics=metrics)
@@ -74,7 +74,7 @@ def test_receiver_reports_configured_vendors(tmp_path: Path, monkeypatch: object
     """`serve` sets tierdesk_vendor_configured for each configured vendor only."""
     import pytest
 
-    from webhooks.cli_service import build_server
+    from webhooks.service import build_server
     from webhooks.settings import load_settings
 
     assert isinstance(monkeypatch, pytest.MonkeyPatch)

@@ -16,7 +16,8 @@ from tests.webhooks.fakes import FakeConnector
 from tests.webhooks.test_worker import make_worker, policy, put  # noqa: F401 (fixture)
 from tiering.models import Ticket
 from tiering.policy import Policy
-from webhooks.inbox import UNFINISHED_ERROR, Inbox
+from webhooks.inbox.schema import UNFINISHED_ERROR
+from webhooks.inbox.store import Inbox
 
 
 class _Crash(BaseException):

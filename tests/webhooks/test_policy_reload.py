@@ -14,8 +14,8 @@ import pytest
 
 from tests.webhooks.fakes import FakeConnector
 from tests.webhooks.test_processes import REPO, free_port, service_env, wait_healthy
-from webhooks.cli_service import build_service
 from webhooks.defaults import default_policy_text
+from webhooks.service import build_service
 from webhooks.settings import load_settings
 
 EXAMPLE = default_policy_text()

@@ -21,7 +21,7 @@ import pytest
 
 from connectors.base import Envelope
 from connectors.jira.webhook import sign as sign_jira
-from webhooks.inbox import Inbox
+from webhooks.inbox.store import Inbox
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from connectors.jira.webhook import classify as jira_envelope
 from tests.shared_vendor import VENDOR
 from tests.webhooks.fakes import vendors_classifying
 from tests.webhooks.test_app import NOW, jira_post, make_client, zd_post
-from webhooks.inbox import Inbox
+from webhooks.inbox.store import Inbox
 
 CAPTURE = json.loads((VENDOR / "jira" / "webhooks" / "webhook-issue-updated-labels.json")
                      .read_text("utf-8"))
@@ -143,7 +143,8 @@ def test_migration_4_adds_the_replay_index(db_url: str) -> None:
     """A database at schema version 3 gets ix_tierdesk_events_occurred on connect, data kept."""
     import sqlalchemy as sa
 
-    from webhooks.inbox import SCHEMA_VERSION, schema_version
+    from webhooks.inbox.migrations import SCHEMA_VERSION
+    from webhooks.inbox.schema import schema_version
 
     box = Inbox.connect(db_url)
     box.enqueue(jira_envelope(json.loads(signed_body(sent=NOW)), {}), {"x": 1})

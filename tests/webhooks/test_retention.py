@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from connectors.base import Envelope
 from tests.webhooks.conftest import FakeClock
 from webhooks.cli import main
-from webhooks.inbox import Inbox, Pruned
+from webhooks.inbox.records import Pruned
+from webhooks.inbox.store import Inbox
 from webhooks.retention import DAY, Pruner
 from webhooks.settings import load_settings
 
@@ -104,7 +105,7 @@ def test_the_worker_pool_prunes_by_the_setting(
 ) -> None:
     """`serve` and `worker` run a Pruner beside their workers unless the retention is 0."""
     from tests.webhooks.fakes import FakeConnector
-    from webhooks.cli_service import build_service
+    from webhooks.service import build_service
 
     monkeypatch.setenv("TIERDESK_RETENTION_DAYS", days)
     settings = load_settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'i.db'}")

@@ -69,7 +69,7 @@ def test_cli_prints_the_warning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     from click.testing import CliRunner
 
     from webhooks.cli import main
-    from webhooks.inbox import Inbox
+    from webhooks.inbox.store import Inbox
 
     Inbox.connect(f"sqlite:///{tmp_path}/tierdesk.db").close()
     monkeypatch.setenv("TIERDESK_WORKER_THREAD", "4")
@@ -110,7 +110,7 @@ def test_secret_warning_only_for_configured_vendors(
 ) -> None:
     """A Jira-only set-up without a Jira secret warns for Jira, never for Zendesk; /readyz is
     503 naming the missing secret."""
-    from webhooks.cli_service import build_server
+    from webhooks.service import build_server
 
     _jira_only(monkeypatch, tmp_path)
     server, service = build_server(load_settings(), with_worker=False)
@@ -130,7 +130,7 @@ def test_readyz_is_ready_with_the_configured_vendors_secret(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """With the Jira secret set, a Jira-only set-up is ready (Zendesk's absence is fine)."""
-    from webhooks.cli_service import build_server
+    from webhooks.service import build_server
 
     _jira_only(monkeypatch, tmp_path)
     monkeypatch.setenv("TIERDESK_JIRA_WEBHOOK_SECRET", "s3cret")
@@ -139,3 +139,21 @@ def test_readyz_is_ready_with_the_configured_vendors_secret(
         r = client.get("/readyz")
     service.inbox.close()
     assert (r.status_code, r.json()) == (200, {"status": "ready"})
+
+
+def test_readyz_of_the_built_server_says_when_no_policy_is_in_force(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The served /readyz asks the service whether a policy is in force (503 when none is)."""
+    from webhooks.service import build_server
+
+    _jira_only(monkeypatch, tmp_path)
+    monkeypatch.setenv("TIERDESK_JIRA_WEBHOOK_SECRET", "s3cret")
+    server, service = build_server(load_settings(), with_worker=False)
+    with TestClient(server.config.app) as client:
+        ready = client.get("/readyz")
+        service.policy = None  # type: ignore[assignment]
+        unready = client.get("/readyz")
+    service.inbox.close()
+    assert ready.status_code == 200
+    assert (unready.status_code, unready.json()["problems"]) == (503, ["policy not loaded"])

@@ -21,8 +21,8 @@ from connectors.retry import RetryStrategy
 from tests.webhooks.conftest import FakeClock
 from tests.webhooks.fakes import BOT, FakeConnector, fake_decide
 from tiering.policy import Policy, load_policy
-from webhooks.inbox import Inbox
-from webhooks.wiring import default_policy_text
+from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text
+from webhooks.inbox.store import Inbox
 from webhooks.worker import Worker, WorkerPool
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -30,7 +30,7 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    text, source = default_policy_text()
+    text, source = default_policy_text(), EXAMPLE_POLICY_SOURCE
     return load_policy(text, source=source)
 
 

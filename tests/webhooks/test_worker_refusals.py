@@ -14,7 +14,8 @@ from tests.webhooks.test_worker import make_worker, put
 from tests.webhooks.test_worker import policy as policy
 from tiering.policy import Policy
 from webhooks import worker as worker_module
-from webhooks.inbox import CREDENTIALS_PAUSE_PREFIX, Inbox
+from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX
+from webhooks.inbox.store import Inbox
 from webhooks.worker import CREDENTIALS_PAUSE, VendorGate
 
 

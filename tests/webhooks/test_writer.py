@@ -1,6 +1,6 @@
-"""The inbox writer process (webhooks/writer.py): what it answers, that it commits before it
-answers, on SQLite and PostgreSQL, and that nothing is lost or hangs when it dies, is signalled,
-or outlives the server that started it."""
+"""The inbox writer process (webhooks/commit.py, webhooks/writer.py): what it answers, that it
+commits before it answers, on SQLite and PostgreSQL, and that nothing is lost or hangs when it
+dies, is signalled, or outlives the server that started it."""
 
 from __future__ import annotations
 
@@ -23,10 +23,12 @@ from fastapi.testclient import TestClient
 from connectors.base import Envelope
 from connectors.jira.webhook import sign as sign_jira
 from tests.webhooks.fakes import fake_envelope, vendors_classifying
-from webhooks import writer as writer_module
+from webhooks import commit as commit_module
 from webhooks.app import ReceiverConfig, create_app
-from webhooks.inbox import Inbox, InboxError, stored_json
-from webhooks.writer import WriterError, WriterProcess, _frame, _frames
+from webhooks.commit import WriterError, WriterProcess, frame, frames
+from webhooks.inbox.database import InboxError
+from webhooks.inbox.records import stored_json
+from webhooks.inbox.store import Inbox
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,13 +70,13 @@ async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
 def test_frames_are_taken_whole_however_the_bytes_arrive() -> None:
     """Frames split at every possible byte come out whole, in order, and only once."""
     objects = [("deliver", [(1, ("jira",), b"x" * n)]) for n in (0, 1, 300, 70_000)]
-    stream = b"".join(_frame(o) for o in objects)
+    stream = b"".join(frame(o) for o in objects)
     for cut in [*range(0, 12), len(stream) // 2, len(stream) - 1]:
         buffer = bytearray()
         out: list[Any] = []
         for part in (stream[:cut], stream[cut:]):
             buffer += part
-            out.extend(_frames(buffer))
+            out.extend(frames(buffer))
         assert out == objects and not buffer
 
 
@@ -83,11 +85,11 @@ def test_frames_are_those_of_multiprocessing_connection() -> None:
     ours, theirs = socket.socketpair()
     conn = Connection(theirs.detach())
     try:
-        ours.sendall(_frame(("deliver", [(7, ("jira",), b"{}")])))
-        assert conn.recv() == ("deliver", [(7, ("jira",), b"{}")])
+        ours.sendall(frame(("deliver", [(7, {"vendor": "jira"}, b"{}")])))
+        assert conn.recv() == ("deliver", [(7, {"vendor": "jira"}, b"{}")])
         conn.send(("done", [(7, True)]))
         buffer = bytearray(ours.recv(1 << 16))
-        assert list(_frames(buffer)) == [("done", [(7, True)])]
+        assert list(frames(buffer)) == [("done", [(7, True)])]
     finally:
         conn.close()
         ours.close()
@@ -168,7 +170,7 @@ def test_a_dead_writer_fails_what_it_held_and_is_replaced(
 ) -> None:
     """Killed mid-commit, the writer's unanswered deliveries fail (the receiver answers 503 and
     the vendor retries), new ones are refused until a new writer is up, then all is normal."""
-    monkeypatch.setattr(writer_module, "RESTART_DELAY", 0.05)
+    monkeypatch.setattr(commit_module, "RESTART_DELAY", 0.05)
     url = f"sqlite:///{tmp_path}/w.db"
 
     async def scenario() -> None:
@@ -198,7 +200,7 @@ def test_a_writer_that_cannot_be_replaced_yet_is_tried_again(
 ) -> None:
     """While the database cannot be opened the replacement is retried, with growing delays;
     once it can, the receiver commits again."""
-    monkeypatch.setattr(writer_module, "RESTART_DELAY", 0.05)
+    monkeypatch.setattr(commit_module, "RESTART_DELAY", 0.05)
     home = tmp_path / "db"
     home.mkdir()
     url = f"sqlite:///{home}/w.db"
@@ -237,7 +239,7 @@ def test_the_writer_exits_when_the_server_is_killed(tmp_path: Path) -> None:
     """A server killed with SIGKILL leaves no writer behind: it sees end-of-input and exits."""
     script = (
         "import asyncio, sys\n"
-        "from webhooks.writer import WriterProcess\n"
+        "from webhooks.commit import WriterProcess\n"
         "async def main():\n"
         f"    w = WriterProcess({f'sqlite:///{tmp_path}/w.db'!r})\n"
         "    await w.start()\n"
@@ -276,7 +278,7 @@ def test_receiver_answers_503_and_not_ready_while_the_writer_is_down(
 ) -> None:
     """With the writer gone, a delivery gets 503 with Retry-After and /readyz names the
     writer; once it is replaced, the vendor's retry is stored (202)."""
-    monkeypatch.setattr(writer_module, "RESTART_DELAY", 0.5)
+    monkeypatch.setattr(commit_module, "RESTART_DELAY", 0.5)
     box = Inbox.connect(f"sqlite:///{tmp_path}/r.db")
     holder: dict[str, WriterProcess] = {}
 

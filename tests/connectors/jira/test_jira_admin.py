@@ -254,7 +254,7 @@ def _cloud_search(rsps: responses.RequestsMock) -> None:
 
 def test_backfill_enqueues_every_issue(env: Path, rsps: responses.RequestsMock) -> None:
     """Pages through the search (fields limited to the policy's) and queues each issue."""
-    from webhooks.inbox import Inbox
+    from webhooks.inbox.store import Inbox
 
     _cloud_search(rsps)
     result = cli("backfill", "jira", "--jql", "project = KT", "--page-size", "2")

@@ -18,7 +18,7 @@ import responses
 from connectors.jira import JiraConnector
 from connectors.jira import webhook as jira_webhook
 from tests.connectors.jira.conftest import BASE, cloud_config, load, policy
-from webhooks.inbox import Inbox
+from webhooks.inbox.store import Inbox
 from webhooks.worker import Worker
 
 URL = f"{BASE}/rest/api/2/issue/TES-41"

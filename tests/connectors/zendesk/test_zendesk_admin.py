@@ -249,7 +249,7 @@ def _search(rsps: responses.RequestsMock) -> None:
 
 def test_cli_backfill_enqueues_each_ticket(env: Path, rsps: responses.RequestsMock) -> None:
     """Backfill pages through search export and queues one event per ticket in the inbox."""
-    from webhooks.inbox import Inbox
+    from webhooks.inbox.store import Inbox
 
     _search(rsps)
     out = CliRunner().invoke(main, ["backfill", "zendesk", "--query", "status<solved"])

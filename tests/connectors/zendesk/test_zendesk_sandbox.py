@@ -101,7 +101,7 @@ def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Receiver) -> No
 def test_worker_pipeline_through_sandbox(sandbox: Any, inbox: Receiver, tmp_path: Any) -> None:
     """Deliveries go through the real inbox and worker: triage, then an agent's escalation
     request without documentation gets the checklist note once; every decision is 1 PUT."""
-    from webhooks.inbox import Inbox as EventInbox
+    from webhooks.inbox.store import Inbox as EventInbox
     from webhooks.worker import Worker
 
     policy = load_policy(default_policy_text(), source="example policy")
@@ -152,7 +152,7 @@ def test_event_subscribed_webhook_through_sandbox(
 ) -> None:
     """Event-subscribed deliveries: a created ticket costs its reads and one PUT; the events
     tierdesk's own PUT causes are dropped by the worker without any request."""
-    from webhooks.inbox import Inbox as EventInbox
+    from webhooks.inbox.store import Inbox as EventInbox
     from webhooks.worker import Worker
 
     policy = load_policy(default_policy_text(), source="example policy")

@@ -1,5 +1,5 @@
-"""The settings as the admin commands (`install`, `backfill`) read them: a bad setting is a clean
-command-line error naming it, not a traceback."""
+"""What the commands share: the settings as they read them (a bad setting is a clean command-line
+error naming it, not a traceback), the environment warnings, and the `-v` option."""
 
 from __future__ import annotations
 
@@ -31,3 +31,9 @@ def log_environment_warnings() -> None:
 
     for line in environment_warnings():
         log("setting ignored", level=30, problem=line)
+
+
+#: `-v/--verbose` of every command that opens the inbox.
+verbose_option = click.option(
+    "-v", "--verbose", is_flag=True, help="Say which inbox database was opened (on stderr)."
+)

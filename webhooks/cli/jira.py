@@ -21,9 +21,9 @@ from connectors.jira.admin import (
 )
 from connectors.jira.config import JiraConfig
 from tiering.models import Decision, Ticket
-from webhooks.cli_backfill import BACKFILL_EPILOG, progress
-from webhooks.cli_inbox import InboxUnavailable, open_inbox, verbose_option
-from webhooks.cli_settings import admin_settings
+from webhooks.cli.backfill import BACKFILL_EPILOG, progress
+from webhooks.cli.settings import admin_settings, verbose_option
+from webhooks.inbox.opening import InboxUnavailable, open_inbox
 
 
 def _jira_config(settings: Any) -> JiraConfig:
@@ -107,7 +107,8 @@ def install_jira(
 @verbose_option
 def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> None:
     """Queue every issue matching JQL for evaluation (the worker applies the policy)."""
-    from webhooks.wiring import WiringError, decide_function, load_policy_for
+    from tiering.engine import decide as engine
+    from webhooks.service import ServiceError, load_policy_for
 
     try:
         check_jql(jql)
@@ -117,14 +118,13 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> Non
     config = _jira_config(settings)
     try:
         policy = load_policy_for(settings)
-    except WiringError as exc:
+    except ServiceError as exc:
         raise click.ClickException(str(exc)) from exc
     admin = JiraAdmin.from_config(config, policy)
     summary = BackfillSummary()
     decide: Callable[[Ticket], Decision] | None = None
     inbox: Any = None
     if dry_run:
-        engine = decide_function()
         now = datetime.now(UTC)
 
         def decide_now(ticket: Ticket) -> Decision:

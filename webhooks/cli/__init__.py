@@ -11,39 +11,40 @@ def main() -> None:
     """tierdesk: tiered support for Jira and Zendesk, driven by one YAML tier policy."""
 
 
-@main.group()
-def install() -> None:
+@main.group(name="install")
+def install_group() -> None:
     """Register tierdesk's webhooks (and triggers) with a vendor."""
 
 
 @main.group(epilog="Settings, the policy and the inbox database (TIERDESK_DATABASE_URL) come"
-            " from TIERDESK_* environment variables or a .env file in the current directory.")
-def backfill() -> None:
+            " from TIERDESK_* environment variables or a .env file in the current directory.",
+            name="backfill")
+def backfill_group() -> None:
     """Queue existing tickets for evaluation."""
 
 
 def _register() -> None:
-    from webhooks import cli_policy
+    from webhooks.cli import policy
 
-    cli_policy.register(main)
-    from webhooks import cli_service
+    policy.register(main)
+    from webhooks.cli import service
 
-    cli_service.register(main)
-    from webhooks import cli_sandbox
+    service.register(main)
+    from webhooks.cli import sandbox
 
-    cli_sandbox.register(main)
-    from webhooks import cli_demo
+    sandbox.register(main)
+    from webhooks.cli import demo
 
-    cli_demo.register(main)
-    from webhooks import cli_jira
+    demo.register(main)
+    from webhooks.cli import jira
 
-    cli_jira.register(main)
-    from webhooks import cli_zendesk
+    jira.register(main)
+    from webhooks.cli import zendesk
 
-    cli_zendesk.register(main)
-    from webhooks import cli_doctor
+    zendesk.register(main)
+    from webhooks.cli import doctor
 
-    cli_doctor.register(main)
+    doctor.register(main)
 
 
 #: The top-level command list's one-liners: whole sentences short enough for an 80-column

@@ -16,14 +16,14 @@ from connectors.zendesk.admin import (
 )
 from connectors.zendesk.config import ZendeskConfig
 from tiering.models import Decision, Ticket
-from webhooks.cli_backfill import BACKFILL_EPILOG, progress
-from webhooks.cli_inbox import InboxUnavailable, open_inbox, verbose_option
-from webhooks.cli_settings import admin_settings
+from webhooks.cli.backfill import BACKFILL_EPILOG, progress
+from webhooks.cli.settings import admin_settings, verbose_option
+from webhooks.inbox.opening import InboxUnavailable, open_inbox
 
 
 def _admin(settings: Any) -> ZendeskAdmin:
     from connectors.zendesk import ZendeskConnector
-    from webhooks.wiring import WiringError, load_policy_for
+    from webhooks.service import ServiceError, load_policy_for
 
     config: ZendeskConfig | None = settings.zendesk_config()
     if config is None:
@@ -33,7 +33,7 @@ def _admin(settings: Any) -> ZendeskAdmin:
         )
     try:
         policy = load_policy_for(settings)
-    except WiringError as exc:
+    except ServiceError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
         return ZendeskAdmin(ZendeskConnector(config, policy))
@@ -102,14 +102,13 @@ def install_zendesk(callback_url: str, dry_run: bool, loop_guard: str,
 @verbose_option
 def backfill_zendesk(query: str, dry_run: bool, verbose: bool) -> None:
     """Queue every ticket the search matches for evaluation (the worker applies the policy)."""
-    from webhooks.wiring import decide_function
+    from tiering.engine import decide as engine
 
     settings = admin_settings()
     admin = _admin(settings)
     inbox: Any = None
     decide_now: Any = None
     if dry_run:
-        engine = decide_function()
         now = datetime.now(UTC)
         policy = admin.connector.policy
 

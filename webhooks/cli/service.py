@@ -10,44 +10,30 @@
 Every start-up problem (a bad setting, an unreadable policy, an unreachable database, a busy
 port) is printed as one line per problem naming what to fix, and the command exits with status 2.
 Read-only commands (`explain`, `dead-letters`, `prune`, `worker --once`) never create a database
-(webhooks/cli_inbox.py); `-v` names the database a command opened.
+(webhooks/inbox/opening.py); `-v` names the database a command opened.
 """
 
 from __future__ import annotations
 
 import difflib
-import errno
 import json
-import signal
-import socket
 import sys
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from webhooks.cli_inbox import InboxUnavailable, database_label, open_inbox, verbose_option
-from webhooks.cli_settings import log_environment_warnings
+from connectors.base import VENDORS
+from webhooks.cli.settings import log_environment_warnings, verbose_option
+from webhooks.inbox.opening import InboxUnavailable, database_label, open_inbox
 from webhooks.logging import configure_logging, log
 from webhooks.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:  # the service's modules load only when a command runs (fast `--help`)
-    import uvicorn
 
-    from connectors.base import Connector, Vendor
-    from tiering.policy import Policy
-    from webhooks.inbox import Inbox, StoredEvent
-    from webhooks.metrics import Metrics
-    from webhooks.reload import PolicyWatcher
-    from webhooks.worker import WorkerPool
-
-VENDORS = ("jira", "zendesk")
-
+    from webhooks.inbox.records import StoredEvent
+    from webhooks.inbox.store import Inbox
 
 def _fail(lines: list[str]) -> NoReturn:
     for line in lines:
@@ -58,7 +44,7 @@ def _fail(lines: list[str]) -> NoReturn:
 def _settings(*, warnings: bool = True) -> Settings:
     """The settings, or exit 2 naming each bad variable. Misspelt or unprefixed variable names
     are warned about on stderr (`warnings=False`: serve and worker log them instead)."""
-    from webhooks.cli_settings import echo_environment_warnings
+    from webhooks.cli.settings import echo_environment_warnings
 
     try:
         settings = load_settings()
@@ -104,323 +90,6 @@ def _when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-class StartupError(RuntimeError):
-    """The service cannot start; `lines` say what to fix."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        super().__init__("\n".join(lines))
-
-
-@dataclass
-class Service:
-    """Everything `serve` and `worker` run: the policy, the inbox, metrics and the workers."""
-
-    policy: Policy
-    inbox: Inbox
-    metrics: Metrics
-    pool: WorkerPool | None
-    #: Reloads TIERDESK_POLICY on SIGHUP or when the file changes (None: embedded policy).
-    watcher: PolicyWatcher | None = None
-
-    def start_watching(self) -> None:
-        """Reload on SIGHUP and on file change (call from the main thread)."""
-        if self.watcher is not None:
-            self.watcher.install_sighup()
-            self.watcher.start()
-
-    def stop_watching(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-
-
-def build_service(
-    settings: Settings,
-    *,
-    with_worker: bool,
-    connectors: Mapping[str, Connector] | None = None,
-    create_inbox: bool = True,
-) -> Service:
-    """Load the policy, open the inbox and build the worker pool. `connectors` replaces the
-    ones built from the settings (tests start the real service with a test connector).
-    `create_inbox=False` (`worker --once`) refuses a database that does not exist yet."""
-    from webhooks.loops import LoopGuard
-    from webhooks.metrics import Metrics
-    from webhooks.retention import Pruner
-    from webhooks.wiring import WiringError, build_connectors, load_policy_for, vendor_lines
-    from webhooks.worker import VendorGate, Worker, WorkerPool
-
-    try:
-        policy = load_policy_for(settings)
-    except WiringError as exc:
-        raise StartupError(
-            ["cannot load the policy:", *(f"  {line}" for line in str(exc).splitlines())]
-        ) from None
-    try:
-        inbox = open_inbox(settings.database_url, create=create_inbox)
-    except InboxUnavailable as exc:
-        raise StartupError(exc.lines) from None
-    metrics = Metrics()
-    metrics.watch_inbox(inbox.depth, vendors=settings.configured_vendors())
-    pool = None
-    lines = vendor_lines(settings)  # one per process, kept across policy reloads
-    if with_worker:
-        if connectors is None:
-            try:
-                connectors = build_connectors(settings, policy, lines=lines)
-            except WiringError as exc:
-                raise StartupError([str(exc)]) from None
-        if not connectors:
-            log("no vendor is configured: events are stored but not processed (set"
-                " TIERDESK_JIRA_URL or TIERDESK_ZENDESK_SUBDOMAIN/_URL)", level=30)
-        gate = VendorGate(inbox.clock)  # one per process: a 429 stops every thread at once
-        pool = None if not connectors else WorkerPool([
-            Worker(
-                inbox=inbox,
-                connectors=connectors,
-                policy=policy,
-                max_attempts=settings.max_attempts,
-                lease_seconds=settings.lease_seconds,
-                retry_max_delay=settings.retry_max_delay,
-                metrics=metrics,
-                name=f"worker-{i + 1}",
-                gate=gate,
-                loop_guard=LoopGuard(max_rewrites=settings.loop_max_rewrites,
-                                     window=settings.loop_window_minutes * 60),
-            )
-            for i in range(settings.worker_threads)
-        ], pruner=Pruner(inbox, days=settings.retention_days) if settings.retention_days else None)
-    log("policy loaded", source=policy.source, digest=policy.digest[:12])
-    service = Service(policy=policy, inbox=inbox, metrics=metrics, pool=pool)
-    if settings.policy is not None:
-        from webhooks.reload import PolicyHolder, PolicyWatcher
-
-        holder = PolicyHolder(Path(settings.policy), policy)
-        injected = connectors if connectors is not None and pool is not None else None
-
-        def use(new: Policy) -> None:
-            service.policy = new
-            if pool is None:
-                return
-            # Connectors carry the policy's field mapping: rebuild them for the new policy
-            # (a test's injected connectors are kept as they are).
-            fresh = (injected if injected is not None
-                     else build_connectors(settings, new, lines=lines))
-            for worker in pool.workers:
-                worker.swap(new, fresh)
-
-        holder.subscribe(use)
-        service.watcher = PolicyWatcher(holder)
-    return service
-
-
-def build_server(
-    settings: Settings,
-    *,
-    with_worker: bool = True,
-    connectors: Mapping[str, Connector] | None = None,
-    vendors: Mapping[str, Vendor] | None = None,
-    host: str | None = None,
-    port: int | None = None,
-) -> tuple[uvicorn.Server, Service]:
-    """The uvicorn server of `tierdesk serve` (receiver, plus the worker pool unless
-    `with_worker` is false). Run it with `.run()`; SIGTERM/SIGINT stop it gracefully."""
-    import uvicorn
-
-    from connectors.base import VENDORS as REGISTRY
-    from webhooks.app import ReceiverConfig, create_app
-
-    service = build_service(settings, with_worker=with_worker, connectors=connectors)
-    secrets = {v: settings.webhook_secret(v) for v in VENDORS}
-    configured = settings.configured_vendors()
-    for vendor in configured:
-        service.metrics.vendor_configured.labels(vendor).set(1)
-    for vendor in configured:  # an unconfigured vendor's deliveries are not expected at all
-        if not secrets[vendor] and settings.webhook_basic_auth(vendor) is None:
-            log(f"no {vendor} webhook secret: every {vendor} delivery is refused (401); set"
-                f" TIERDESK_{vendor.upper()}_WEBHOOK_SECRET", level=30, vendor=vendor)
-        if settings.previous_webhook_secret(vendor):
-            log(f"{vendor} webhook secret rotation in progress: deliveries signed with the"
-                f" previous secret are accepted until TIERDESK_{vendor.upper()}_WEBHOOK_SECRET_"
-                "PREVIOUS is unset", level=30, vendor=vendor)
-    pool = service.pool
-    committer = None
-    if settings.inbox_writer == "process":
-        from webhooks.inbox import InboxError
-        from webhooks.writer import WriterProcess
-
-        async def committer() -> WriterProcess:
-            writer = WriterProcess(settings.database_url, log_level=settings.log_level)
-            try:
-                await writer.start()
-            except InboxError as exc:
-                log("cannot start the inbox writer process; not serving (where child processes"
-                    " are not allowed, set TIERDESK_INBOX_WRITER=thread)", level=50,
-                    error=str(exc))
-                raise
-            return writer
-
-    app = create_app(
-        inbox=service.inbox,
-        config=ReceiverConfig(
-            secrets=secrets,
-            vendors=REGISTRY if vendors is None else vendors,
-            max_body_bytes=settings.max_body_bytes,
-            signature_max_age=settings.signature_max_age,
-            replay_horizon=settings.jira_replay_horizon,
-            previous_secrets={v: settings.previous_webhook_secret(v) for v in VENDORS},
-            basic_auth={v: settings.webhook_basic_auth(v) for v in VENDORS},
-            # A vendor protected by the Basic opt-in alone needs no secret to be ready.
-            required_secrets=[v for v in configured if settings.webhook_basic_auth(v) is None],
-        ),
-        metrics=service.metrics,
-        on_enqueued=pool.wake if pool else None,
-        on_startup=pool.start if pool else None,
-        on_shutdown=pool.stop if pool else None,
-        committer=committer,
-    )
-    import resource
-
-    from webhooks.limits import bounded_protocol, connection_cap
-
-    nofile_soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    max_connections = connection_cap(
-        settings.max_connections,
-        nofile_soft=nofile_soft if nofile_soft != resource.RLIM_INFINITY else 1 << 20)
-    if max_connections < settings.max_connections:
-        log("connection limit lowered to fit the file-descriptor limit", level=30,
-            max_connections=max_connections, nofile=nofile_soft)
-    config = uvicorn.Config(
-        app,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-        lifespan="on",
-        # uvicorn's httptools protocol plus the header and body deadlines, the header size limit
-        # and the connection cap it lacks (webhooks/limits.py says what uvicorn bounds itself).
-        http=bounded_protocol(
-            header_timeout=settings.header_timeout,
-            body_timeout=settings.body_timeout,
-            max_header_bytes=settings.max_header_bytes,
-            max_connections=max_connections,
-        ),
-    )
-    return uvicorn.Server(config), service
-
-
-# Exit statuses of `serve` and `worker` (the admin guide's "Exit codes"): 0 after SIGTERM/SIGINT,
-# 2 from `_fail` when start-up fails (before any work), 3 from uvicorn (its STARTUP_FAILURE) when
-# the app's start-up fails after the bind: the inbox writer process cannot start.
-
-
-def _port_problem(exc: OSError) -> str:
-    if exc.errno == errno.EADDRINUSE:
-        return "is already in use by another process"
-    return f"cannot be bound ({exc.strerror or exc})"
-
-
-def bind_port(host: str, port: int, *, change: str) -> socket.socket:
-    """Bind `host:port` before any work starts, so a busy port stops start-up with one line
-    naming the port and `change` (the setting or flag to use another), not a traceback."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family=family)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise StartupError([
-            f"port {port} on {host} {_port_problem(exc)}: stop that process, or choose another"
-            f" port with {change}"
-        ]) from None
-    sock.set_inheritable(True)
-    return sock
-
-
-def run_server(
-    server: uvicorn.Server, service: Service, *, sockets: list[socket.socket] | None = None
-) -> None:
-    """Serve until SIGTERM/SIGINT, then shut down gracefully and return (exit status 0).
-
-    uvicorn stops accepting, finishes in-flight requests, runs the app's shutdown (commit what
-    is queued; workers finish the ticket in hand), then re-raises the signal it captured. The
-    handler installed here receives that re-raise and only asks the server to exit, so a
-    graceful stop ends normally; before uvicorn installs its own handlers it stops start-up."""
-
-    def _exit(_signum: int, _frame: FrameType | None) -> None:
-        server.should_exit = True
-
-    signal.signal(signal.SIGTERM, _exit)
-    signal.signal(signal.SIGINT, _exit)
-    service.start_watching()
-    try:
-        server.run(sockets=sockets)
-    finally:
-        service.stop_watching()
-        service.inbox.close()
-    log("stopped")
-
-
-def run_worker(
-    settings: Settings,
-    *,
-    once: bool = False,
-    connectors: Mapping[str, Connector] | None = None,
-    metrics_port: int | None = None,
-) -> int:
-    """Run the worker pool until SIGTERM/SIGINT (or, with `once`, until nothing is ready);
-    return the number of tickets processed by `once`. `metrics_port` serves the worker's
-    Prometheus metrics on 0.0.0.0:PORT/ (split deployments have no receiver in this process)."""
-    # Draining a database that does not exist is a wrong directory, not "0 tickets".
-    service = build_service(settings, with_worker=True, connectors=connectors,
-                            create_inbox=not once)
-    pool = service.pool
-    if metrics_port is not None and not once:
-        from prometheus_client import start_http_server
-
-        try:
-            start_http_server(metrics_port, registry=service.metrics.registry)
-        except OSError as exc:
-            service.inbox.close()
-            raise StartupError([
-                f"port {metrics_port} (worker metrics) {_port_problem(exc)}: stop that process,"
-                " or choose another port with --metrics-port"
-            ]) from None
-        log("worker metrics served", port=metrics_port)
-    try:
-        if pool is None:
-            if once:
-                return 0
-            raise StartupError([
-                "no vendor is configured, so the worker has nothing to do: set TIERDESK_JIRA_URL"
-                " (and its credentials) or TIERDESK_ZENDESK_SUBDOMAIN / TIERDESK_ZENDESK_URL"
-            ])
-        if once:
-            done = pool.workers[0].drain()
-            log("worker drained", tickets=done)
-            return done
-        stop = pool.stop_event
-
-        def _on_signal(signum: int, _frame: FrameType | None) -> None:
-            log("stopping: finishing the tickets in hand", signal=signal.Signals(signum).name)
-            stop.set()
-            pool.wake()
-
-        signal.signal(signal.SIGTERM, _on_signal)
-        signal.signal(signal.SIGINT, _on_signal)
-        service.start_watching()
-        pool.start()
-        while not stop.wait(1.0):
-            pass
-        pool.stop()
-        service.stop_watching()
-        return 0
-    finally:
-        service.inbox.close()
-
-
 @click.command(epilog=SETTINGS_HELP + " Exit status: 0 after SIGTERM/SIGINT, 2 when it cannot"
                " start (a setting, the policy, the database, a busy port), 3 when the inbox"
                " writer process cannot start.")
@@ -431,6 +100,8 @@ def run_worker(
 @verbose_option
 def serve(no_worker: bool, host: str | None, port: int | None, verbose: bool) -> None:
     """Run the webhook receiver (and, unless --no-worker, the worker) until SIGTERM/SIGINT."""
+    from webhooks.service import StartupError, bind_port, build_server, run_server
+
     settings = _settings(warnings=False)
     configure_logging(settings.log_level)
     log_environment_warnings()
@@ -452,7 +123,7 @@ def serve(no_worker: bool, host: str | None, port: int | None, verbose: bool) ->
     log("serving", host=server.config.host, port=server.config.port,
         worker=service.pool is not None, database=database_label(settings.database_url))
     if settings.startup_doctor:
-        from webhooks.cli_doctor import start_summary_thread
+        from webhooks.cli.doctor import start_summary_thread
 
         # The same checks as `tierdesk doctor`, in the background: one summary line; a failed
         # check never stops the service.
@@ -469,6 +140,8 @@ def serve(no_worker: bool, host: str | None, port: int | None, verbose: bool) ->
 @verbose_option
 def worker(once: bool, metrics_port: int | None, verbose: bool) -> None:
     """Run the worker alone (split deployments), until SIGTERM/SIGINT."""
+    from webhooks.service import StartupError, run_worker
+
     settings = _settings(warnings=False)
     configure_logging(settings.log_level)
     log_environment_warnings()
@@ -588,7 +261,7 @@ def migrate(verbose: bool) -> None:
 
     serve and worker do this by themselves on start; use it to create the database on purpose
     (the read-only commands never do), before a first backup, or in an upgrade window."""
-    from webhooks.inbox import SCHEMA_VERSION
+    from webhooks.inbox.migrations import SCHEMA_VERSION
 
     settings = _settings()
     inbox = _inbox(settings, verbose=verbose, create=True)

@@ -1,5 +1,5 @@
-"""How the commands open the inbox: read-only commands never create a database, and `-v` names
-the database a command opened.
+"""Opening the inbox for a command or the service: read-only commands never create a database,
+and `verbose` names the database opened.
 
 The default `TIERDESK_DATABASE_URL` (`sqlite:///./tierdesk.db`) is relative to the current
 directory, so `tierdesk explain` run in the wrong directory would otherwise create an empty
@@ -10,16 +10,16 @@ the right one.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import click
 import sqlalchemy as sa
 
 if TYPE_CHECKING:
-    from webhooks.inbox import Inbox
+    from webhooks.inbox.store import Inbox
 
-#: The table every tierdesk inbox has (webhooks/inbox.py's first migration).
+#: The table every tierdesk inbox has (webhooks/inbox/migrations.py's first migration).
 _MARKER_TABLE = "tierdesk_events"
 
 _HOW_TO_POINT = (
@@ -57,7 +57,7 @@ def database_label(url: str) -> str:
     path = sqlite_path(url)
     if path is not None:
         return f"SQLite file {path}"
-    from webhooks.inbox import normalize_url
+    from webhooks.inbox.database import normalize_url
 
     try:
         return sa.engine.make_url(normalize_url(url)).render_as_string(hide_password=True)
@@ -79,7 +79,7 @@ def _missing(url: str) -> list[str] | None:
             + "); nothing was created.",
             f"  To fix: {_HOW_TO_POINT}.",
         ]
-    from webhooks.inbox import normalize_url
+    from webhooks.inbox.database import normalize_url
 
     try:
         engine = sa.create_engine(normalize_url(url))
@@ -105,7 +105,8 @@ def open_inbox(url: str, *, create: bool, verbose: bool = False) -> Inbox:
     """Open the inbox at `url`. With `create=False` (read-only commands) a database that does
     not exist yet is refused rather than created. With `verbose` the database opened is named
     on stderr. Raises InboxUnavailable."""
-    from webhooks.inbox import Inbox, InboxError
+    from webhooks.inbox.database import InboxError
+    from webhooks.inbox.store import Inbox
 
     if not create:
         problem = _missing(url)
@@ -116,11 +117,6 @@ def open_inbox(url: str, *, create: bool, verbose: bool = False) -> Inbox:
     except InboxError as exc:
         raise InboxUnavailable([str(exc)]) from None
     if verbose:
-        click.echo(f"tierdesk: opened the inbox database {database_label(url)}", err=True)
+        print(f"tierdesk: opened the inbox database {database_label(url)}", file=sys.stderr)
     return inbox
 
-
-#: `-v/--verbose` of every command that opens the inbox.
-verbose_option = click.option(
-    "-v", "--verbose", is_flag=True, help="Say which inbox database was opened (on stderr)."
-)

@@ -20,10 +20,9 @@ import click
 from connectors.base import ConnectorError
 from connectors.checks import MARKS, Check, fail, ok
 from tiering.policy import Policy
-from webhooks.cli_settings import admin_settings
+from webhooks.cli.settings import admin_settings
 from webhooks.logging import log
 from webhooks.settings import Settings
-from webhooks.wiring import WiringError, load_policy_for
 
 
 def collect(
@@ -129,10 +128,12 @@ def start_summary_thread(settings: Settings, policy: Policy) -> threading.Thread
               help="A Jira project key to check (default: the projects the webhook JQL names).")
 def doctor(as_json: bool, public_url: str | None, projects: tuple[str, ...]) -> None:
     """Check each configured vendor (read-only; safe against production). Exit 1 on a failure."""
+    from webhooks.service import ServiceError, load_policy_for
+
     settings = admin_settings()
     try:
         policy = load_policy_for(settings)
-    except WiringError as exc:
+    except ServiceError as exc:
         raise click.ClickException(str(exc)) from exc
     checks = collect(settings, policy, public_url=public_url, projects=projects)
     if as_json:

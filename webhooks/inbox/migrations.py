@@ -1,0 +1,80 @@
+"""The inbox's versioned schema migrations, and the runner that applies them on connect."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from webhooks.inbox.database import InboxError
+from webhooks.inbox.schema import (
+    decisions,
+    events,
+    metadata,
+    schema_version,
+    tickets,
+    vendor_pauses,
+)
+
+
+def _migration_1(conn: Connection) -> None:
+    """The first schema: events, tickets, decisions, vendor pauses (as currently defined, so a
+    new database gets the whole schema at once; later steps skip what already exists)."""
+    metadata.create_all(conn, tables=[events, tickets, decisions, vendor_pauses])
+
+
+def _migration_2(conn: Connection) -> None:
+    """tickets.known_at, for detecting stale webhook snapshots."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("tierdesk_tickets")}
+    if "known_at" not in columns:
+        conn.execute(sa.text("ALTER TABLE tierdesk_tickets ADD COLUMN known_at BIGINT"))
+
+
+def _migration_3(conn: Connection) -> None:
+    """Indexes on events.received_at and decisions.created_at, for pruning by age."""
+    for table, name in ((events, "ix_tierdesk_events_received"),
+                        (decisions, "ix_tierdesk_decisions_created")):
+        index = next(i for i in table.indexes if i.name == name)
+        index.create(conn, checkfirst=True)
+
+
+def _migration_4(conn: Connection) -> None:
+    """An index on events (vendor, ticket, occurred_at), for finding replayed bodies."""
+    index = next(i for i in events.indexes if i.name == "ix_tierdesk_events_occurred")
+    index.create(conn, checkfirst=True)
+
+
+#: Versioned migrations, applied in order on connect. Never edit a released one: append.
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (1, _migration_1),
+    (2, _migration_2),
+    (3, _migration_3),
+    (4, _migration_4),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def migrate(conn: Connection) -> int:
+    """Apply pending migrations in `conn`'s transaction; return the schema version. Safe with
+    several replicas."""
+    if conn.dialect.name == "postgresql":
+        # Replicas starting together migrate one at a time.
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7261143)"))
+    schema_version.create(conn, checkfirst=True)
+    current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+    current = int(current or 0)
+    if current > SCHEMA_VERSION:
+        raise InboxError(
+            f"the inbox database has schema version {current}, newer than this tierdesk"
+            f" ({SCHEMA_VERSION}): upgrade tierdesk"
+        )
+    for version, step in MIGRATIONS:
+        if version > current:
+            step(conn)
+            if current == 0:
+                conn.execute(schema_version.insert().values(version=version))
+            else:
+                conn.execute(schema_version.update().values(version=version))
+            current = version
+    return current
