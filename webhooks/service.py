@@ -32,10 +32,11 @@ from webhooks.limits import bounded_protocol, connection_cap
 from webhooks.logging import log
 from webhooks.loops import LoopGuard
 from webhooks.metrics import Metrics
+from webhooks.pool import WorkerPool
 from webhooks.reload import PolicyHolder, PolicyWatcher
 from webhooks.retention import Pruner
 from webhooks.settings import Settings
-from webhooks.worker import VendorGate, Worker, WorkerPool
+from webhooks.worker import VendorGate, Worker
 
 #: Seconds a vendor's line pauses after a bare 429 (no Retry-After): the connectors' own floors.
 DEFAULT_PAUSE = {"jira": 30.0, "zendesk": 60.0}

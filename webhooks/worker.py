@@ -16,7 +16,7 @@ Failures:
 
     RateLimited          retry at max(backoff, Retry-After) and pause every claim of that vendor
                          until Retry-After has passed (the limit is per account, not per ticket)
-    VendorUnavailable    retry with exponential backoff and jitter (tenacity's wait strategy);
+    VendorUnavailable    retry with exponential backoff and jitter (connectors/retry.py);
                          a 503 with Retry-After pauses the vendor like a 429
     CredentialsRejected  401: pause the vendor for CREDENTIALS_PAUSE s and hand the ticket back
                          (no attempt counted: the events wait for the fixed setting); logged
@@ -65,7 +65,6 @@ from webhooks.inbox.store import Inbox
 from webhooks.logging import log
 from webhooks.loops import LOOP_HALTED, LoopGuard, LoopVerdict
 from webhooks.metrics import Metrics
-from webhooks.retention import Pruner
 
 #: Seconds a vendor is paused after it refused tierdesk's credentials (401): one request a
 #: minute finds out whether the setting was fixed, and the warning is logged once a minute.
@@ -572,37 +571,3 @@ def _traceback(exc: Exception) -> str:
     import traceback
 
     return "".join(traceback.format_exception(exc))[-4000:]
-
-
-class WorkerPool:
-    """Several worker threads in one process, stopped together (for `serve` and `worker`)."""
-
-    def __init__(self, workers: list[Worker], *, pruner: Pruner | None = None) -> None:
-        self.workers = workers
-        #: Retention housekeeping run beside the workers (webhooks/retention.py), if any.
-        self.pruner = pruner
-        self.stop_event = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def start(self) -> None:
-        for w in self.workers:
-            t = threading.Thread(target=w.run, args=(self.stop_event,), name=w.name, daemon=True)
-            t.start()
-            self._threads.append(t)
-        if self.pruner is not None:
-            t = threading.Thread(target=self.pruner.run, args=(self.stop_event,),
-                                 name="tierdesk-prune", daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def wake(self) -> None:
-        for w in self.workers:
-            w.wake()
-
-    def stop(self, *, timeout: float = 60.0) -> None:
-        """Ask every worker to stop after the ticket in hand, and wait for them."""
-        self.stop_event.set()
-        self.wake()
-        deadline = time.monotonic() + timeout
-        for t in self._threads:
-            t.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -23,7 +23,8 @@ from tests.webhooks.fakes import BOT, FakeConnector, fake_decide
 from tiering.policy import Policy, load_policy
 from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text
 from webhooks.inbox.store import Inbox
-from webhooks.worker import Worker, WorkerPool
+from webhooks.pool import WorkerPool
+from webhooks.worker import Worker
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
