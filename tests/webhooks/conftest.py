@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -73,3 +74,20 @@ def inbox(db_url: str, clock: FakeClock) -> Iterator[Inbox]:
         yield box
     finally:
         box.close()
+
+
+@pytest.fixture
+def records() -> Iterator[list[logging.LogRecord]]:
+    """What the `tierdesk` logger logs (its own handler: serve tests may stop propagation)."""
+    got: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = got.append  # type: ignore[method-assign]
+    logger = logging.getLogger("tierdesk")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield got
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -36,23 +36,6 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def records() -> Iterator[list[logging.LogRecord]]:
-    """What the `tierdesk` logger logs (its own handler: serve tests may stop propagation)."""
-    got: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = got.append  # type: ignore[method-assign]
-    logger = logging.getLogger("tierdesk")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield got
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-
-
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.output

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,23 +76,6 @@ def test_cli_prints_the_warning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert result.exit_code == 0
     assert ("tierdesk: warning: TIERDESK_WORKER_THREAD is not a tierdesk setting and is ignored;"
             " did you mean TIERDESK_WORKER_THREADS?") in result.output
-
-
-@pytest.fixture
-def records() -> Iterator[list[logging.LogRecord]]:
-    """What the `tierdesk` logger logs (its own handler: serve tests may stop propagation)."""
-    got: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = got.append  # type: ignore[method-assign]
-    logger = logging.getLogger("tierdesk")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield got
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def _jira_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
