@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sandbox.wire import Request, Response
-from sandbox.zendesk.records import _not_found
+from sandbox.zendesk.records import _not_found, one_page
 from sandbox.zendesk.render import ZendeskRender
 
 
@@ -37,9 +37,7 @@ class ZendeskDirectory(ZendeskRender):
             }
             for g in self.groups.values()
         ]
-        return Response(
-            200, {"groups": groups, "next_page": None, "previous_page": None, "count": len(groups)}
-        )
+        return one_page("groups", groups)
 
     def group_memberships(self, request: Request) -> Response:
         """GET /api/v2/groups/{id}/memberships (Group Memberships API: "List Memberships")."""
@@ -82,10 +80,7 @@ class ZendeskDirectory(ZendeskRender):
             }
             for f in self.seed.ticket_forms
         ]
-        return Response(
-            200, {"ticket_forms": forms, "next_page": None, "previous_page": None,
-                  "count": len(forms)}
-        )
+        return one_page("ticket_forms", forms)
 
     def list_organization_fields(self, request: Request) -> Response:
         """GET /api/v2/organization_fields (Organization Fields API)."""
@@ -100,10 +95,7 @@ class ZendeskDirectory(ZendeskRender):
             }
             for f in self.seed.organization_fields
         ]
-        return Response(
-            200, {"organization_fields": fields, "next_page": None, "previous_page": None,
-                  "count": len(fields)}
-        )
+        return one_page("organization_fields", fields)
 
     def list_fields(self, request: Request) -> Response:
         fields = [

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.wire import ApiError
+from sandbox.wire import ApiError, Response
 from sandbox.zendesk.seed import (
     ZendeskFieldSeed,
     ZendeskGroupSeed,
@@ -93,6 +93,14 @@ def _invalid(**details: str) -> ApiError:
 
 def _bad_json(message: str) -> ApiError:
     return _error(400, "InvalidJSON", message)
+
+
+def one_page(key: str, items: list[Any]) -> Response:
+    """A whole list as Zendesk's offset pagination answers its last page: no next or previous
+    page, and the count (Zendesk API reference, "Pagination": `next_page`, `previous_page`,
+    `count`)."""
+    return Response(200, {key: items, "next_page": None, "previous_page": None,
+                          "count": len(items)})
 
 
 def _not_found() -> ApiError:

@@ -17,6 +17,7 @@ from sandbox.zendesk.records import (
     _invalid,
     _not_found,
     _tags,
+    one_page,
     zd_time,
 )
 from sandbox.zendesk.webhooks import ZendeskWebhooks
@@ -132,9 +133,7 @@ class ZendeskTriggers(ZendeskWebhooks):
 
     def list_triggers(self, request: Request) -> Response:
         found = [self._trigger_json(t) for t in self.triggers.values()]
-        return Response(
-            200, {"triggers": found, "next_page": None, "previous_page": None, "count": len(found)}
-        )
+        return one_page("triggers", found)
 
     def search_triggers(self, request: Request) -> Response:
         """GET /api/v2/triggers/search?query=: triggers whose title contains the words."""
@@ -144,9 +143,7 @@ class ZendeskTriggers(ZendeskWebhooks):
             for t in self.triggers.values()
             if needle in str(t.body.get("title", "")).lower()
         ]
-        return Response(
-            200, {"triggers": found, "next_page": None, "previous_page": None, "count": len(found)}
-        )
+        return one_page("triggers", found)
 
     def _trigger(self, request: Request) -> Trigger:
         try:
