@@ -1,4 +1,5 @@
-"""Retry timing as a value: exponential backoff with jitter, never sooner than Retry-After.
+"""Retry timing as a value: exponential backoff with jitter, never sooner than Retry-After;
+and `retry_reads`, which repeats an admin read (a search page, a count) the same way.
 
 In the style of procrastinate's `RetryStrategy.get_schedule_in`: `delay` is a pure function of
 the attempt, the vendor's Retry-After and a jitter fraction, so it is tested as a table.
@@ -13,8 +14,28 @@ the attempt, the vendor's Retry-After and a jitter fraction, so it is tested as 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from connectors.base import VendorUnavailable
+
+T = TypeVar("T")
+
+#: Admin reads (search pages, counts, listings) are tried this many times in all on
+#: 429/5xx/timeouts.
+READ_ATTEMPTS = 5
+#: Longest wait between read attempts when the vendor gives no Retry-After, seconds.
+READ_BACKOFF_MAX = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +66,26 @@ class RetryStrategy:
             wait = self.maximum
         wait = max(0.0, min(wait, self.maximum))
         return wait if retry_after is None else max(wait, retry_after)
+
+
+def retry_reads(fn: Callable[..., T], *args: Any, sleep: Callable[[float], None] = time.sleep,
+                **kwargs: Any) -> T:
+    """Run a read (safe to repeat: a GET, a search) with up to READ_ATTEMPTS tries on
+    RateLimited / VendorUnavailable, waiting at least the vendor's `Retry-After` (else
+    exponential backoff up to READ_BACKOFF_MAX). A long backfill or plan must not stop at the
+    first 429 on page 40; writes are never sent through this."""
+    backoff = wait_exponential(multiplier=1, max=READ_BACKOFF_MAX)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        after = getattr(exc, "retry_after", None)
+        return float(after) if after is not None else float(backoff(state))
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(VendorUnavailable),
+        wait=wait,
+        stop=stop_after_attempt(READ_ATTEMPTS),
+        sleep=sleep,
+        reraise=True,
+    )
+    return retrying(fn, *args, **kwargs)

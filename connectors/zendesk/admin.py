@@ -39,20 +39,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
-
 from connectors.backfill import BackfillItem, change_line, skipped_line
-from connectors.base import VendorUnavailable
+from connectors.retry import retry_reads
 from connectors.zendesk.client import calling, response_json
 from connectors.zendesk.connector import ZendeskConnector
 from connectors.zendesk.trigger_body import TEMPLATE_VERSION, render_template
-from connectors.zendesk.webhook import BACKFILL_EVENT, classify
+from connectors.zendesk.webhook import classify, requeue_body
 from tiering.models import Decision, Ticket
 
 WEBHOOK_NAME = "tierdesk"
@@ -98,10 +90,6 @@ class InstallResult:
 
 T = TypeVar("T")
 
-#: Reads (search pages, counts, listings) are retried this many times in all on 429/5xx/timeouts.
-READ_ATTEMPTS = 5
-#: Longest wait between read attempts when Zendesk gives no Retry-After, seconds.
-READ_BACKOFF_MAX = 30.0
 
 
 class ZendeskAdmin:
@@ -120,22 +108,9 @@ class ZendeskAdmin:
         self.sleep = sleep
 
     def retry_reads(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a read (safe to repeat) with retries on RateLimited / VendorUnavailable."""
-        backoff = wait_exponential(multiplier=1, max=READ_BACKOFF_MAX)
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            after = getattr(exc, "retry_after", None)
-            return float(after) if after is not None else float(backoff(state))
-
-        retrying = Retrying(
-            retry=retry_if_exception_type(VendorUnavailable),
-            wait=wait,
-            stop=stop_after_attempt(READ_ATTEMPTS),
-            sleep=self.sleep,
-            reraise=True,
-        )
-        return retrying(fn, *args, **kwargs)
+        """Run a read (safe to repeat) with retries on RateLimited / VendorUnavailable
+        (connectors.retry.retry_reads, sleeping with `self.sleep`)."""
+        return retry_reads(fn, *args, sleep=self.sleep, **kwargs)
 
     def read(
         self, path: str, *, params: Mapping[str, str | int] | None = None
@@ -408,12 +383,7 @@ def install(
 def backfill_body(ticket_id: int | str, run: str) -> dict[str, Any]:
     """The inbox payload for one backfilled ticket; `run` keeps separate backfills distinct
     (the dedupe key is the body hash) while a rerun of one page does not queue twice."""
-    return {
-        "tierdesk": TEMPLATE_VERSION,
-        "event_type": BACKFILL_EVENT,
-        "ticket_id": str(ticket_id),
-        "backfill_run": run,
-    }
+    return requeue_body(str(ticket_id), run, now_ms=0)
 
 
 def new_run_id() -> str:
