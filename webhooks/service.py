@@ -35,11 +35,8 @@ from webhooks.metrics import Metrics
 from webhooks.pool import WorkerPool
 from webhooks.reload import PolicyHolder, PolicyWatcher
 from webhooks.retention import Pruner
-from webhooks.settings import Settings
+from webhooks.settings import CONFIGURE_A_VENDOR, Settings
 from webhooks.worker import VendorGate, Worker
-
-#: Seconds a vendor's line pauses after a bare 429 (no Retry-After): the connectors' own floors.
-DEFAULT_PAUSE = {"jira": 30.0, "zendesk": 60.0}
 
 
 class ServiceError(RuntimeError):
@@ -75,8 +72,8 @@ def vendor_lines(settings: Settings) -> dict[str, VendorLine]:
     reloads: a pause must outlive the connectors that saw it."""
     return {
         name: VendorLine(name, concurrency=settings.vendor_concurrency,
-                         default_pause=DEFAULT_PAUSE[name])
-        for name in VENDORS
+                         default_pause=vendor.default_pause)
+        for name, vendor in VENDORS.items()
     }
 
 
@@ -164,8 +161,8 @@ def build_service(
             except ServiceError as exc:
                 raise StartupError([str(exc)]) from None
         if not connectors:
-            log("no vendor is configured: events are stored but not processed (set"
-                " TIERDESK_JIRA_URL or TIERDESK_ZENDESK_SUBDOMAIN/_URL)", level=30)
+            log("no vendor is configured: events are stored but not processed"
+                f" ({CONFIGURE_A_VENDOR})", level=30)
         gate = VendorGate(inbox.clock)  # one per process: a 429 stops every thread at once
         pool = None if not connectors else WorkerPool([
             Worker(
@@ -250,7 +247,7 @@ def build_server(
             vendors=VENDORS if vendors is None else vendors,
             max_body_bytes=settings.max_body_bytes,
             signature_max_age=settings.signature_max_age,
-            replay_horizon=settings.jira_replay_horizon,
+            replay_horizon=settings.webhook_replay_horizon(),
             previous_secrets={v: settings.previous_webhook_secret(v) for v in VENDORS},
             basic_auth={v: settings.webhook_basic_auth(v) for v in VENDORS},
             # A vendor protected by the Basic opt-in alone needs no secret to be ready.
@@ -372,8 +369,7 @@ def run_worker(
             if once:
                 return 0
             raise StartupError([
-                "no vendor is configured, so the worker has nothing to do: set TIERDESK_JIRA_URL"
-                " (and its credentials) or TIERDESK_ZENDESK_SUBDOMAIN / TIERDESK_ZENDESK_URL"
+                f"no vendor is configured, so the worker has nothing to do: {CONFIGURE_A_VENDOR}"
             ])
         if once:
             done = pool.workers[0].drain()
