@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.webhooks.browser import chromium
-from webhooks.plan_report import CHANGE_KINDS, NO_TIER, format_duration, render_html
+from webhooks.plan_charts import tier_order
+from webhooks.plan_report import CHANGE_HEADINGS, format_duration, render_html
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -42,7 +43,7 @@ def _drawn(locator: Locator) -> list[str]:
 def check_tier_chart(page: Page, summary: dict[str, Any]) -> None:
     """Each tier's two bars: label text = JSON count, height proportional to it, tiers named."""
     before, after = summary["tiers_before"], summary["tiers_after"]
-    tiers = list(dict.fromkeys([*before, *after]))
+    tiers = {*before, *after}
     bars = page.locator("#tier-chart g.bar")
     assert bars.count() == 2 * len(tiers)
     seen: dict[tuple[str, str], int] = {}
@@ -63,9 +64,8 @@ def check_tier_chart(page: Page, summary: dict[str, Any]) -> None:
     unit = max(heights.values()) / peak
     for key, count in seen.items():
         assert heights[key] == pytest.approx(count * unit, abs=1.0), key
-    # Tiers in the document's order, "(none)" last.
-    assert _drawn(page.locator("#tier-chart text.tier-label")) \
-        == [t for t in tiers if t != NO_TIER] + [t for t in tiers if t == NO_TIER]
+    # Every tier named under its bars, in reading order (test_plan_report.py pins the order).
+    assert _drawn(page.locator("#tier-chart text.tier-label")) == tier_order(before, after)
     # The table under the chart says the same.
     for tier in tiers:
         row = page.locator(f'#tier-table tr[data-tier="{tier}"] td')
@@ -97,7 +97,7 @@ def check_summary(page: Page, summary: dict[str, Any]) -> None:
     """The headline, the changes by kind, writes and enforce time per vendor, as shown."""
     assert page.locator("p.headline").inner_text().startswith(
         f"{summary['changed']:,} of {summary['tickets']:,} ticket(s)")
-    for kind, heading in CHANGE_KINDS:
+    for kind, heading in CHANGE_HEADINGS:
         row = page.locator(f'#changes tr[data-change-kind="{kind}"]')
         assert row.locator("th").inner_text() == heading
         assert _number(row.locator("td").inner_text()) == summary["changes"][kind]
@@ -137,7 +137,20 @@ def check_ticket_table(page: Page, tickets: list[dict[str, Any]]) -> None:
             shown = _shown(row.locator(f"td.{name} li"))
             assert shown == [f"{sign}{label}" for label in ticket[key]]
         assert cell("note") == (ticket["note"] or "—").strip()
-        assert _shown(row.locator("td.reasons li")) == ticket["reasons"]
+        assert _shown(row.locator("td.reasons ul.reasons-after li")) == ticket["reasons"]
+        assert _shown(row.locator("td.reasons ul.reasons-before li")) \
+            == ticket.get("reasons_before", [])
+        if "writes" in ticket:
+            assert _number(cell("writes")) == ticket["writes"]
+
+
+def check_skipped(page: Page, skipped: list[dict[str, Any]]) -> None:
+    """Every ticket that could not be planned is listed with its reason."""
+    rows = page.locator("#skipped-table tbody tr")
+    assert rows.count() == len(skipped)
+    for i, entry in enumerate(skipped):
+        cells = _shown(rows.nth(i).locator("td"))
+        assert cells == [entry["vendor"], entry["ticket"], entry["reason"]]
 
 
 @contextmanager
@@ -167,6 +180,7 @@ def open_report(document: dict[str, Any], out: Path) -> Iterator[tuple[Page, Pat
         check_transition_chart(page, summary)
         check_summary(page, summary)
         check_ticket_table(page, document["tickets"])
+        check_skipped(page, document.get("skipped", []))
         for side in ("proposed", "current"):
             policy = page.locator(f"#policy-{side}").inner_text()
             assert document["policies"][side]["path"] in policy

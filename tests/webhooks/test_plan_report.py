@@ -9,14 +9,11 @@ from typing import Any
 
 import pytest
 
-from tests.webhooks.plan_documents import HOSTILE, sample_document
-from webhooks.plan_report import (
-    PlanReportError,
-    format_count,
-    format_duration,
-    read_document,
-    render_html,
-)
+from tests.webhooks.plan_documents import HOSTILE, agreed_shape_only, sample_document
+from tiering.plan import CHANGE_KINDS
+from webhooks.plan_charts import format_count, tier_order
+from webhooks.plan_report import CHANGE_HEADINGS, format_duration, render_html
+from webhooks.plan_schema import PlanDocumentError, read_document
 
 
 class _Elements(HTMLParser):
@@ -53,14 +50,15 @@ def test_hostile_text_is_shown_as_text_everywhere() -> None:
     assert [t for t, _ in parsed.elements if t in {"script", "img", "iframe", "object"}] == []
     assert not any(k.startswith("on") for _, attrs in parsed.elements for k in attrs)
     text = "".join(parsed.text)
-    # Once in the title, the proposed path, a label, a reason, a ticket, a target and a note.
-    assert text.count(HOSTILE) == 7
+    # In the title, the proposed path, a label, a reason, a reason before, a ticket key, a
+    # target, a note and a skipped ticket's reason.
+    assert text.count(HOSTILE) == 9
     assert html.escape(HOSTILE, quote=True) in page
 
 
 def test_hostile_text_in_attributes_stays_in_the_attribute() -> None:
     """A hostile ticket key in data-ticket comes back whole from the attribute, closing nothing."""
-    rows = [a for a in parse(sample_document()).having("tr") if "data-ticket" in a]
+    rows = [a for a in parse(sample_document()).having("tr") if "data-change" in a]
     assert [a["data-ticket"] for a in rows] == [t["ticket"] for t in sample_document()["tickets"]]
 
 
@@ -92,13 +90,26 @@ def test_tier_bars_carry_the_documents_counts_and_proportional_heights() -> None
         == ["L1", "L2", "L3", "(none)"]
 
 
-def test_no_tier_goes_last_whatever_the_documents_order() -> None:
-    """Tiers follow the document's order, with "(none)" after the named tiers."""
-    doc = sample_document()
-    doc["summary"]["tiers_before"] = {"(none)": 1, "L2": 3, "L1": 5}
-    doc["summary"]["tiers_after"] = {"L9": 1, "L1": 3, "L2": 4}
-    assert [a["data-tier"] for a in parse(doc).having("text", "tier-label")] \
-        == ["L2", "L1", "L9", "(none)"]
+@pytest.mark.parametrize(
+    ("names", "order"),
+    [
+        # The document sorts keys as text: "(none)" first, L10 before L2.
+        (["(none)", "L0", "L10", "L2"], ["L0", "L2", "L10", "(none)"]),
+        # Routes after the tiers, before "(none)".
+        (["(none)", "L1", "route:billing", "L3", "route:abuse"],
+         ["L1", "L3", "route:abuse", "route:billing", "(none)"]),
+        # Named tiers alphabetically.
+        (["specialist", "frontline"], ["frontline", "specialist"]),
+    ],
+)
+def test_tier_order(names: list[str], order: list[str]) -> None:
+    """Tiers read in order: numbers as numbers, then routes, then "(none)"."""
+    assert tier_order(dict.fromkeys(names[::2], 1), dict.fromkeys(names[1::2], 1)) == order
+
+
+def test_every_change_kind_has_a_heading() -> None:
+    """The summary names every kind tiering/plan.py counts, in its order."""
+    assert tuple(k for k, _ in CHANGE_HEADINGS) == CHANGE_KINDS
 
 
 def test_transition_bars_carry_the_documents_counts() -> None:
@@ -131,6 +142,29 @@ def test_an_empty_plan_says_so() -> None:
     assert "No ticket would change." in text and "No ticket changes tier." in text
 
 
+def test_the_agreed_shape_alone_renders() -> None:
+    """Without the builder's additive keys the page has no writes column and no skipped list."""
+    parsed = parse(agreed_shape_only())
+    assert parsed.having("table", None) and not [
+        a for a in parsed.having("table") if a.get("id") == "skipped-table"]
+    assert not [a for a in parsed.having("td") if "data-writes" in a]
+    assert "no rate known" in "".join(parsed.text)
+
+
+def test_additive_keys_are_shown() -> None:
+    """Skipped tickets, rates with their source, reasons no longer given and writes per ticket."""
+    doc = sample_document()
+    parsed = parse(doc)
+    text = "".join(parsed.text)
+    assert "Tickets that could not be planned" in text
+    assert f"the stored body is not a ticket: {HOSTILE}" in text
+    assert "60 writes/min (assumed: one request a second)" in text
+    assert "Current policy (no longer):" in text
+    assert [int(a["data-writes"] or "") for a in parsed.having("td") if "data-writes" in a] \
+        == [t["writes"] for t in doc["tickets"]]
+    assert "1 could not be planned" in text
+
+
 def test_unknown_keys_are_ignored() -> None:
     """A key a later tierdesk adds does not stop the report."""
     doc = sample_document()
@@ -153,7 +187,7 @@ def test_unknown_keys_are_ignored() -> None:
 )
 def test_a_document_of_another_format_is_refused(document: Any, message: str) -> None:
     """The format check comes first and says what was found and how to get a good document."""
-    with pytest.raises(PlanReportError, match="tierdesk plan") as caught:
+    with pytest.raises(PlanDocumentError, match="tierdesk plan") as caught:
         render_html(document)
     assert message in str(caught.value)
 
@@ -200,7 +234,7 @@ _DELETE = object()
 def test_a_bad_document_names_the_key_and_the_problem(path: str, value: Any,
                                                       problem: str) -> None:
     """Each problem of a tierdesk-plan/1 document is reported with its key path."""
-    with pytest.raises(PlanReportError, match=r"problem\(s\)") as caught:
+    with pytest.raises(PlanDocumentError, match=r"problem\(s\)") as caught:
         read_document(_broken(path, value))
     assert problem in str(caught.value)
 
@@ -209,7 +243,7 @@ def test_every_problem_is_reported_at_once() -> None:
     """Two problems in one document come back in one error."""
     doc = _broken("summary.changed", "6")
     del doc["tickets"][0]["note"]
-    with pytest.raises(PlanReportError, match=r"2 problem\(s\)") as caught:
+    with pytest.raises(PlanDocumentError, match=r"2 problem\(s\)") as caught:
         read_document(doc)
     assert "summary.changed" in str(caught.value) and "tickets[0].note" in str(caught.value)
 
