@@ -20,6 +20,9 @@ class VendorRate:
     writes_per_minute: float
     reads_source: str
     writes_source: str
+    #: Read requests a backlog search spends per ticket: its share of a search page, plus the
+    #: per-ticket read when the search answer does not carry the whole ticket.
+    reads_per_ticket: float
 
 
 RATES: Mapping[str, VendorRate] = {
@@ -36,6 +39,10 @@ RATES: Mapping[str, VendorRate] = {
                      " lowest plan limit)",
         writes_source="Zendesk developer docs, Rate limits: Update Ticket endpoint 100"
                       " requests/minute per account",
+        # One ticket read each (the export's results lack the requester and organization
+        # sideloads, connectors/zendesk/admin.py) and one export page per 100 tickets; the
+        # comments read an attachment check adds is not counted.
+        reads_per_ticket=1.01,
     ),
     # Jira Cloud publishes no request count for API-token traffic: it is "governed by existing
     # burst rate limits" (per second, per endpoint and method) and a per-issue write limit
@@ -50,5 +57,7 @@ RATES: Mapping[str, VendorRate] = {
                      " traffic; 1 request/second",
         writes_source="assumed (unconfirmed): Atlassian publishes no count for API-token"
                       " traffic; 1 request/second",
+        # One search page per 100 issues carries every field a decision reads (admin.py).
+        reads_per_ticket=0.01,
     ),
 }
