@@ -22,6 +22,7 @@ import click
 
 from connectors.base import VENDORS, Connector, ConnectorError
 from connectors.rates import RATES
+from connectors.retry import retry_reads
 from tiering.plan import CHANGE_KINDS, Plan, plan_change
 from tiering.policy import Policy
 from webhooks.command_settings import admin_settings, verbose_option
@@ -146,26 +147,34 @@ def _searches(settings: Settings, current: Policy, proposed: Policy, jira_jql: s
 
 
 def _progress() -> Any:
-    """The progress bar of one search (tqdm on stderr, only on a terminal), after a line with
-    the estimated time at the vendor's read rate (connectors/rates.py)."""
+    """The progress bar of each search pass (tqdm on stderr, only on a terminal), after one
+    line per search with the estimated time at the vendor's read rate (connectors/rates.py).
+    The vendor's count (one request) is asked once per search."""
     from webhooks.backfill_command import progress
 
+    totals: dict[int, int | None] = {}
+
     def wrap(items: Iterable[Any], search: Search) -> Iterable[Any]:
-        rate = RATES[search.vendor]
-        try:
-            total = search.current.count_tickets(search.query)
-        except ConnectorError:
-            total = None
-        passes = 1 if search.proposed is None else 2
-        if total is not None:
-            requests = passes * (1 + total * rate.reads_per_ticket)
-            minutes = requests / rate.reads_per_minute
-            click.echo(
-                f"tierdesk plan: reading about {total} {search.vendor} ticket(s) ({passes}"
-                f" search{'es' if passes > 1 else ''}): about {round(requests)} request(s),"
-                f" about {_duration(minutes * 60)} at {rate.reads_per_minute:g} requests a"
-                f" minute ({rate.reads_source})", err=True)
-        return progress(items, total=total)
+        if id(search) not in totals:
+            try:
+                # A read like the pages: a 429 is waited out as Retry-After says, since the
+                # vendor holds every next request of this client back until then.
+                totals[id(search)] = retry_reads(search.current.count_tickets, search.query)
+            except ConnectorError:
+                totals[id(search)] = None  # only the bar's length; the search says what fails
+            total = totals[id(search)]
+            rate = RATES[search.vendor]
+            passes = 1 if search.proposed is None else 2
+            if total is not None:
+                requests = 1 + passes * total * rate.reads_per_ticket
+                seconds = requests / rate.reads_per_minute * 60
+                click.echo(
+                    f"tierdesk plan: reading about {total} {search.vendor} ticket(s)"
+                    f" ({passes} search{'es' if passes > 1 else ''}): about"
+                    f" {max(1, round(requests))} request(s), about {_duration(seconds)} at"
+                    f" {rate.reads_per_minute:g} requests a minute ({rate.reads_source})",
+                    err=True)
+        return progress(items, total=totals[id(search)])
 
     return wrap
 
