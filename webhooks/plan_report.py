@@ -258,7 +258,7 @@ def _skipped(doc: PlanDocument) -> Html:
 
 _CSS = """
 :root { color: #1a1a1a; background: #fff; font: 15px/1.45 system-ui, "DejaVu Sans", sans-serif; }
-body { max-width: 1280px; margin: 0 auto; padding: 24px; }
+body { max-width: 1440px; margin: 0 auto; padding: 24px; }
 h1 { font-size: 1.6rem; margin: 0 0 12px; } h2 { font-size: 1.25rem; margin: 32px 0 8px; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .92em; }
 .facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0; }
@@ -279,6 +279,7 @@ table.compact { margin-top: 12px; font-size: .9rem; }
 .table-box { overflow-x: auto; }
 #ticket-table td { overflow-wrap: anywhere; max-width: 320px; }
 #ticket-table td.vendor, #ticket-table td.change { overflow-wrap: normal; white-space: nowrap; }
+#ticket-table td.note, #ticket-table td.reasons { min-width: 220px; }
 #ticket-table thead th { position: sticky; top: 0; }
 td ul { margin: 0; padding-left: 18px; } ul.added, ul.removed { list-style: none; padding: 0; }
 ul.added li, ul.removed li { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }

@@ -176,6 +176,9 @@ def open_report(document: dict[str, Any], out: Path) -> Iterator[tuple[Page, Pat
         assert page.evaluate("() => window.__tierdesk_xss") is None
         assert page.locator("script, img, iframe").count() == 0
         summary = document["summary"]
+        for chart in ("#tier-chart", "#transition-chart", "#ticket-table"):
+            present = page.locator(chart)
+            assert present.count() == 0 or present.is_visible(), f"{chart} is not shown"
         check_tier_chart(page, summary)
         check_transition_chart(page, summary)
         check_summary(page, summary)
