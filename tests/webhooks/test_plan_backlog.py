@@ -173,3 +173,28 @@ def test_backlog_waits_out_a_rate_limit(sandbox: Any) -> None:
     assert json.loads(result.stdout)["source"]["tickets"] == 4
     assert sandbox.state()["retry_after_violations"] == 0
     assert "reading about 4 jira ticket(s)" in result.stderr  # the count, retried
+
+
+def test_requeue_bodies_make_the_worker_read_fresh(sandbox: Any) -> None:
+    """What --apply queues for an inbox ticket names the ticket only: each connector reads it
+    from the vendor (one request for the ticket) instead of trusting a stored snapshot."""
+    from connectors.base import VENDORS
+    from connectors.jira import JiraConnector
+
+    policy = load_policy(default_policy_text(), source="c")
+    jira = JiraConnector(JiraConfig(base_url=sandbox.jira_url, email="bot@tierdesk.example",
+                                    api_token="sandbox-token", bot_account_id="acc-bot",
+                                    comment_visibility=("role", "Administrators")), policy)
+    zendesk = ZendeskConnector(ZendeskConfig(base_url=sandbox.zendesk_url,
+                                             email="bot@tierdesk.example",
+                                             api_token="sandbox-token", bot_user_id=9001),
+                               policy)
+    for vendor, connector, key in (("jira", jira, "SUP-1"), ("zendesk", zendesk, "1")):
+        body = VENDORS[vendor].requeue_body(key, "run-1", now_ms=1_800_000_000_000)
+        envelope = VENDORS[vendor].classify(body, {})
+        assert envelope.handled and envelope.ticket == key
+        assert connector.payload_ticket(body) is None  # no snapshot in it
+        ticket = connector.current_ticket([body])
+        assert ticket.key == key
+        reads = [c for c in connector.recorder.calls if c.method == "GET"]
+        assert reads and reads[0].path.endswith((f"/issue/{key}", f"/tickets/{key}.json"))
