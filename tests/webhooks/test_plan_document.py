@@ -83,3 +83,24 @@ def test_natural_order() -> None:
     keys = [("jira", "SUP-10"), ("zendesk", "9"), ("jira", "SUP-9"), ("jira", "OPS-2")]
     assert sorted(keys, key=lambda k: natural_key(*k)) == [
         ("jira", "OPS-2"), ("jira", "SUP-9"), ("jira", "SUP-10"), ("zendesk", "9")]
+
+
+def test_readable_text_shows_the_same_figures() -> None:
+    """The default table: one block per changed ticket (kind, tiers, labels, reasons, note),
+    then the distribution in tier order, the kinds, the writes and the skipped tickets."""
+    from webhooks.plan_text import duration_text, render_text
+
+    text = render_text(_document())
+    assert "jira SUP-9: de-escalate; tier L1 -> L0" in text
+    assert "zendesk 42: refused; tier L2 -> L1" in text
+    assert "  labels: +tier-entitlement-exceeded +tier-l1 -tier-l2" in text
+    assert "  why: No rule matched: default tier L0." in text
+    assert "    Entitlement: L2 is beyond what plan standard allows (L1)" in text
+    assert "Tiers (before -> after): L0 0 -> 2, L1 2 -> 1, L2 1 -> 0, L3 1 -> 1" in text
+    assert "Transitions: L1 -> L0: 2, L2 -> L1: 1" in text
+    assert "Changes: escalate 0, de-escalate 2, refused 1," in text
+    assert "Writes to enforce: 3 (jira 2 (2 s at 60 a minute); zendesk 1 (0.6 s at 100 a" in text
+    assert "Skipped zendesk 7: no stored body tierdesk can read" in text
+    assert text.index("SUP-9") < text.index("SUP-10") < text.index("zendesk 42")
+    assert [duration_text(s) for s in (0.6, 42, 720, 5400)] == ["0.6 s", "42 s", "12 min",
+                                                               "1.5 h"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,11 @@ import click
 from connectors.base import VENDORS, Connector, ConnectorError
 from connectors.rates import RATES
 from connectors.retry import retry_reads
-from tiering.plan import CHANGE_KINDS, Plan, plan_change
+from tiering.plan import Plan, plan_change
 from tiering.policy import Policy
 from webhooks.command_settings import admin_settings, verbose_option
 from webhooks.plan_document import Rate, Skipped, dumps, plan_document
+from webhooks.plan_text import duration_text, render_text
 from webhooks.planning import (
     BacklogSource,
     InboxSource,
@@ -171,7 +172,7 @@ def _progress() -> Any:
                 click.echo(
                     f"tierdesk plan: reading about {total} {search.vendor} ticket(s)"
                     f" ({passes} search{'es' if passes > 1 else ''}): about"
-                    f" {max(1, round(requests))} request(s), about {_duration(seconds)} at"
+                    f" {max(1, round(requests))} request(s), about {duration_text(seconds)} at"
                     f" {rate.reads_per_minute:g} requests a minute ({rate.reads_source})",
                     err=True)
         return progress(items, total=totals[id(search)])
@@ -179,63 +180,7 @@ def _progress() -> Any:
     return wrap
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _table(doc: Mapping[str, Any]) -> str:
-    """The readable plan: a header, one block per changed ticket, the aggregate."""
-    summary = doc["summary"]
-    source = doc["source"]
-    policies = doc["policies"]
-    lines = [
-        f"Plan: {policies['proposed']['path']} (proposed) against"
-        f" {policies['current']['path']} (current)",
-        f"Source: {' and '.join(source['kinds'])}"
-        + (f" (since {source['since']})" if source["since"] else "")
-        + f": {source['tickets']} ticket(s), {summary['changed']} would change"
-        + (f", {source['skipped']} skipped" if source["skipped"] else "") + ".",
-    ]
-    for t in doc["tickets"]:
-        lines.append("")
-        tier = f"tier {t['tier_before'] or '-'} -> {t['tier_after'] or '-'}"
-        lines.append(f"{t['vendor']} {t['ticket']}: {t['change']}; {tier}")
-        marks = [f"+{x}" for x in t["labels_added"]] + [f"-{x}" for x in t["labels_removed"]]
-        if marks:
-            lines.append("  labels: " + " ".join(marks))
-        if t["target_before"] != t["target_after"]:
-            lines.append(f"  target: {t['target_before'] or '(unchanged)'} ->"
-                         f" {t['target_after'] or '(unchanged)'}")
-        for reason in t["reasons"]:
-            lines.append(f"  why: {reason}")
-        if t["note"]:
-            lines.append("  note:")
-            lines.extend(f"    {line}" if line else "" for line in t["note"].splitlines())
-    lines.append("")
-    tiers = sorted(set(summary["tiers_before"]) | set(summary["tiers_after"]))
-    lines.append("Tiers (before -> after): " + (", ".join(
-        f"{tier} {summary['tiers_before'].get(tier, 0)} -> {summary['tiers_after'].get(tier, 0)}"
-        for tier in tiers) or "no tickets"))
-    moves = [f"{m['from']} -> {m['to']}: {m['count']}" for m in summary["transitions"]]
-    lines.append("Transitions: " + (", ".join(moves) or "none"))
-    lines.append("Changes: " + ", ".join(f"{k} {summary['changes'][k]}" for k in CHANGE_KINDS))
-    vendors = [v for v in summary["writes"] if v != "total"]
-    per = [f"{v} {summary['writes'][v]} ({_duration(summary['enforce_seconds'][v])} at"
-           f" {summary['rates'][v]['writes_per_minute']:g} a minute)"
-           for v in vendors if v in summary["rates"]]
-    lines.append(f"Writes to enforce: {summary['writes']['total']}"
-                 + (f" ({'; '.join(per)})" if per else "")
-                 + f", about {_duration(summary['enforce_seconds']['total'])}.")
-    for s in doc["skipped"]:
-        lines.append(f"Skipped {s['vendor']} {s['ticket']}: {s['reason']}")
-    return "\n".join(lines) + "\n"
-
-
-def _apply(plan: Plan, doc_changed: int, *, settings: Settings, verbose: bool, yes: bool,
+def _apply(plan: Plan, *, settings: Settings, verbose: bool, yes: bool,
            known: Any, now: datetime) -> None:
     """Queue exactly the changed tickets for the workers, after a confirmation."""
     from webhooks.inbox.opening import InboxUnavailable, open_inbox
@@ -244,7 +189,7 @@ def _apply(plan: Plan, doc_changed: int, *, settings: Settings, verbose: bool, y
         click.echo("Nothing to apply: no ticket would change.", err=True)
         return
     if not yes and not click.confirm(
-        f"Queue the {doc_changed} changed ticket(s) for the workers?", err=True
+        f"Queue the {plan.changed} changed ticket(s) for the workers?", err=True
     ):
         click.echo("Nothing was queued.", err=True)
         return
@@ -362,7 +307,7 @@ def plan_command(policy_path: str, against: str | None, since_text: str, use_inb
 
         text = render_html(doc)
     else:
-        text = _table(doc)
+        text = render_text(doc)
     if output is not None:
         try:
             Path(output).write_text(text, encoding="utf-8")
@@ -373,7 +318,7 @@ def plan_command(policy_path: str, against: str | None, since_text: str, use_inb
     else:
         click.echo(text, nl=False)
     if apply_:
-        _apply(plan, plan.changed, settings=settings, verbose=verbose, yes=yes,
+        _apply(plan, settings=settings, verbose=verbose, yes=yes,
                known=backlog.requeue, now=now)
     sys.exit(2 if exit_code and plan.changes else 0)
 
