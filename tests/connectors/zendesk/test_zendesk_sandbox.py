@@ -12,7 +12,7 @@ import requests
 
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk import webhook as zendesk_webhook
-from connectors.zendesk.admin import ZendeskAdmin, install
+from connectors.zendesk.admin import ZendeskAdmin
 from connectors.zendesk.config import ZendeskConfig
 from tiering import Decision, Ticket, decide, load_policy
 from webhooks.defaults import default_policy_text
@@ -50,9 +50,9 @@ def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Receiver) -> No
                            api_token="sandbox-token", bot_user_id=BOT_ID, timeout=5.0)
     connector = ZendeskConnector(config, policy)
     admin = ZendeskAdmin(connector)
-    first = install(admin, callback_url=inbox.url + "/webhooks/zendesk")
+    first = admin.install_webhook(callback_url=inbox.url + "/webhooks/zendesk")
     assert [w.method for w in first.writes] == ["POST", "POST"] and first.secret
-    assert install(admin, callback_url=inbox.url + "/webhooks/zendesk").writes == []
+    assert admin.install_webhook(callback_url=inbox.url + "/webhooks/zendesk").writes == []
 
     created = requests.post(f"{sandbox.zendesk_url}/api/v2/tickets.json", auth=AGENT, timeout=5,
                             json={"ticket": {"subject": "Reports page crash", "priority": "high",
@@ -108,7 +108,7 @@ def test_worker_pipeline_through_sandbox(sandbox: Any, inbox: Receiver, tmp_path
     config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
                            api_token="sandbox-token", bot_user_id=BOT_ID, timeout=5.0)
     connector = ZendeskConnector(config, policy)
-    install(ZendeskAdmin(connector), callback_url=inbox.url + "/webhooks/zendesk")
+    ZendeskAdmin(connector).install_webhook(callback_url=inbox.url + "/webhooks/zendesk")
     events = EventInbox.connect(f"sqlite:///{tmp_path / 'inbox.db'}")
     worker = Worker(inbox=events, connectors={"zendesk": connector}, policy=policy)
 
