@@ -302,8 +302,9 @@ class ZendeskAdmin:
         trigger: Mapping[str, Any] | None = None,
     ) -> None:
         """Create the trigger, or PUT it whole when it differs from what the policy needs and
-        calls `webhook_id` (Triggers API "Update Trigger": an `actions` array replaces the
-        trigger's actions). `trigger` is the one already read, if any (saves the search)."""
+        calls `webhook_id` (Triggers API "Update Trigger"; the whole trigger is sent, so whether
+        Zendesk merges or replaces its arrays does not matter). `trigger` is the one already
+        read, if any (saves the search)."""
         hook_ref = webhook_id or "<id of the webhook created above>"
         wanted = trigger_spec(
             hook_ref, render_template(self.connector.policy),

@@ -24,11 +24,12 @@ as the previous one until the admin removes it.
 
 Zendesk documents each call in the Webhooks API reference
 (https://developer.zendesk.com/api-reference/event-connectors/webhooks/webhooks/): "Create or
-Clone Webhook" (POST, 201), "Show Webhook Signing Secret" (GET .../signing_secret), "Patch
-Webhook" (PATCH, 204) and "Delete Webhook" (DELETE, 204; go-zendesk `zendesk/webhook.go`
-`DeleteWebhook`); the trigger's `actions` array is replaced whole by "Update Trigger" (PUT).
-Whether Zendesk refuses to delete a webhook that a trigger still calls is not confirmed
-(connectors/zendesk/README.md): the order here never asks it to.
+Clone Webhook" (POST /api/v2/webhooks), "Show Webhook Signing Secret" (GET .../signing_secret),
+"Patch Webhook" (PATCH /api/v2/webhooks/{id}; zenpy 2.0.57 `WebhooksApi.patch`) and "Delete
+Webhook" (DELETE /api/v2/webhooks/{id}; go-zendesk `zendesk/webhook.go` `DeleteWebhook`); the
+trigger is PUT whole ("Update Trigger"). Whether Zendesk refuses to delete a webhook that a
+trigger still calls, and the PATCH's content type, are not confirmed (connectors/zendesk/
+README.md): the order here never deletes a webhook in use.
 """
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ class ZendeskWebhooks(ZendeskSearch):
         }
 
     def create_webhook(self, request: Request) -> Response:
-        # Webhooks API "Create or Clone Webhook": POST answers 201 {"webhook": {...}}; several
+        # Webhooks API "Create or Clone Webhook": POST answers {"webhook": {"id", ...}}; several
         # webhooks may share a name ("Creating and monitoring webhooks": "The name doesn't need
         # to be unique"), so a second tierdesk webhook is just another entry.
         body = self._check_webhook(json_body(request, _bad_json).get("webhook"))
@@ -246,8 +246,8 @@ class ZendeskWebhooks(ZendeskSearch):
         return Response(204, None, wrote=True)
 
     def patch_webhook(self, request: Request) -> Response:
-        # Webhooks API "Patch Webhook": the given keys (e.g. only `name`) merge into the
-        # webhook, the result must still be a valid webhook; answers 204.
+        # Webhooks API "Patch Webhook" (zenpy 2.0.57 WebhooksApi.patch): the given keys (e.g.
+        # only `name`) merge into the webhook, which must stay valid; no body in the answer.
         hook = self._hook(request)
         patch = json_body(request, _bad_json).get("webhook")
         if not isinstance(patch, dict):
@@ -256,7 +256,7 @@ class ZendeskWebhooks(ZendeskSearch):
         return Response(204, None, wrote=True)
 
     def delete_webhook(self, request: Request) -> Response:
-        # Webhooks API "Delete Webhook" (go-zendesk zendesk/webhook.go DeleteWebhook): 204.
+        # Webhooks API "Delete Webhook" (go-zendesk zendesk/webhook.go DeleteWebhook): no body.
         hook = self._hook(request)
         # Not confirmed: whether Zendesk refuses to delete a webhook a trigger still calls
         # (connectors/zendesk/README.md, unconfirmed list). The sandbox refuses, so a client
