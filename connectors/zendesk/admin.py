@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
+import tenacity
+
 from connectors.backfill import BackfillItem, change_line, skipped_line
 from connectors.base import VendorUnavailable
 from connectors.retry import RetryStrategy
@@ -134,16 +136,24 @@ class ZendeskAdmin:
         self.retry = retry
 
     def retry_reads(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a read (safe to repeat) with retries on RateLimited / VendorUnavailable."""
-        attempt = 1
-        while True:
-            try:
-                return fn(*args, **kwargs)
-            except VendorUnavailable as exc:
-                if attempt >= READ_ATTEMPTS:
-                    raise
-                self.sleep(self.retry.delay(attempt, exc.retry_after))
-                attempt += 1
+        """Run a read (safe to repeat) with retries on RateLimited / VendorUnavailable.
+
+        tenacity runs the loop (stop after READ_ATTEMPTS, re-raise the last refusal, the
+        injectable sleep); `retry` computes each wait, so Retry-After is honoured as in the
+        worker."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(VendorUnavailable),
+            stop=tenacity.stop_after_attempt(READ_ATTEMPTS),
+            wait=self._wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        return retrying(fn, *args, **kwargs)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        failed = state.outcome.exception() if state.outcome is not None else None
+        after = failed.retry_after if isinstance(failed, VendorUnavailable) else None
+        return self.retry.delay(state.attempt_number, after)
 
     def read(
         self, path: str, *, params: Mapping[str, str | int] | None = None
