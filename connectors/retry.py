@@ -24,7 +24,6 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential,
 )
 
 from connectors.base import VendorUnavailable
@@ -69,23 +68,31 @@ class RetryStrategy:
 
 
 def retry_reads(fn: Callable[..., T], *args: Any, sleep: Callable[[float], None] = time.sleep,
-                **kwargs: Any) -> T:
-    """Run a read (safe to repeat: a GET, a search) with up to READ_ATTEMPTS tries on
-    RateLimited / VendorUnavailable, waiting at least the vendor's `Retry-After` (else
-    exponential backoff up to READ_BACKOFF_MAX). A long backfill or plan must not stop at the
-    first 429 on page 40; writes are never sent through this."""
-    backoff = wait_exponential(multiplier=1, max=READ_BACKOFF_MAX)
+                strategy: RetryStrategy | None = None, **kwargs: Any) -> T:
+    """Run a read (safe to repeat: a GET, a search page, a count) with up to READ_ATTEMPTS
+    tries on RateLimited / VendorUnavailable. A long backfill or plan must not stop at the
+    first 429 on page 40; writes are never sent through this.
+
+    tenacity runs the loop (stop after READ_ATTEMPTS, re-raise the last refusal, the injectable
+    sleep); `strategy` (READ_RETRY by default) computes each wait, so Retry-After is honoured
+    as in the worker."""
+    chosen = strategy if strategy is not None else READ_RETRY
 
     def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        after = getattr(exc, "retry_after", None)
-        return float(after) if after is not None else float(backoff(state))
+        failed = state.outcome.exception() if state.outcome is not None else None
+        after = failed.retry_after if isinstance(failed, VendorUnavailable) else None
+        return chosen.delay(state.attempt_number, after)
 
     retrying = Retrying(
         retry=retry_if_exception_type(VendorUnavailable),
-        wait=wait,
         stop=stop_after_attempt(READ_ATTEMPTS),
+        wait=wait,
         sleep=sleep,
         reraise=True,
     )
     return retrying(fn, *args, **kwargs)
+
+
+#: How long reads wait between attempts: exponential from 1 s, at most READ_BACKOFF_MAX, and
+#: never less than the vendor's Retry-After (as the worker's retries).
+READ_RETRY = RetryStrategy(initial=1.0, maximum=READ_BACKOFF_MAX)
