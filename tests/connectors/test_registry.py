@@ -38,7 +38,8 @@ def test_entries_are_the_vendor_webhook_functions() -> None:
 
 @pytest.mark.parametrize("first", ["connectors.base", "connectors.jira.webhook",
                                    "connectors.zendesk.webhook", "connectors.jira",
-                                   "connectors.zendesk.connector", "webhooks.app"])
+                                   "connectors.zendesk.connector", "connectors.http",
+                                   "connectors.vendor_limit", "webhooks.app"])
 def test_registry_imports_whichever_module_comes_first(first: str) -> None:
     """No import cycle: the registry is complete whichever module a process imports first."""
     code = f"import {first}; from connectors.base import VENDORS; print(sorted(VENDORS))"
