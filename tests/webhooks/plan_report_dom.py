@@ -155,11 +155,19 @@ def check_skipped(page: Page, skipped: list[dict[str, Any]]) -> None:
 
 @contextmanager
 def open_report(document: dict[str, Any], out: Path) -> Iterator[tuple[Page, Path]]:
-    """Render `document` into out/plan-report.html, open it in Chromium, check every number and
-    every ticket against the document, and yield the page and the path where out/plan-report.png
-    (a full-page screenshot) is saved before the browser closes."""
+    """Render `document` into out/plan-report.html and open it with `open_page`."""
     report = out / "plan-report.html"
     report.write_text(render_html(document), encoding="utf-8")
+    with open_page(report, document, out) as opened:
+        yield opened
+
+
+@contextmanager
+def open_page(report: Path, document: dict[str, Any],
+              out: Path) -> Iterator[tuple[Page, Path]]:
+    """Open the HTML report `report` in Chromium, check every number and every ticket against
+    `document`, and yield the page and the path where out/plan-report.png (a full-page
+    screenshot) is saved before the browser closes."""
     screenshot = out / "plan-report.png"
     with chromium(out / "chromium-profile") as browser:
         page = browser.new_page()

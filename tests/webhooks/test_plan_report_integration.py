@@ -1,5 +1,6 @@
-"""The HTML report of a real plan: two policies decided over a few tickets by tiering/plan.py,
-made into a document by webhooks/plan_document.py, through its JSON text, opened in Chromium."""
+"""The HTML report of a real plan opened in Chromium: two policies decided over a few tickets by
+tiering/plan.py and made into a document by webhooks/plan_document.py; and `tierdesk plan`'s own
+--format html file checked against its --format json output over one inbox."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from connectors.rates import RATES
 from tests.tiering.conftest import DOCS_L2, NOW, ticket
-from tests.webhooks.plan_report_dom import open_report
+from tests.webhooks.plan_report_dom import open_page, open_report
+from tests.webhooks.test_cli_plan import env, plan  # noqa: F401 (env: a fixture)
 from tiering import load_policy
 from tiering.plan import PlanInput, plan_change
 from webhooks.defaults import default_policy_text
@@ -74,3 +76,18 @@ def test_a_real_plan_renders_with_its_numbers_in_chromium(
     with capsys.disabled():
         print(f"\nreal plan report screenshot: {screenshot}")
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.usefixtures("env")
+def test_the_cli_report_shows_the_cli_documents_numbers_in_chromium(tmp_path: Path) -> None:
+    """`tierdesk plan --format html` and `--format json` over one inbox: the page opened in
+    Chromium shows the JSON's numbers."""
+    # tmp_path is test_cli_plan's env: its inbox and policies, the working directory.
+    args = ("--policy", "proposed.yaml")
+    for fmt in ("json", "html"):
+        result = plan(*args, "--format", fmt, "--output", f"plan.{fmt}")
+        assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "plan.json").read_text(encoding="utf-8"))
+    assert doc["summary"]["changed"] and doc["skipped"]
+    with open_page(tmp_path / "plan.html", doc, tmp_path) as (page, _):
+        assert page.locator("#ticket-table tbody tr").count() == doc["summary"]["changed"]
