@@ -231,6 +231,8 @@ def test_html_report_is_written(env: Path) -> None:
     (["--policy", "proposed.yaml", "--format", "html"], "give --output FILE"),
     (["--policy", "proposed.yaml", "--rate", "jira=fast"], "--rate 'jira=fast'"),
     (["--policy", "proposed.yaml", "--rate", "asana=5"], "VENDOR=WRITES_PER_MINUTE"),
+    (["--policy", "proposed.yaml", "--rate", "jira=nan"], "positive, finite number"),
+    (["--policy", "proposed.yaml", "--rate", "zendesk=inf"], "positive, finite number"),
     (["--policy", "proposed.yaml", "--yes"], "--yes only goes with --apply"),
     (["--policy", "proposed.yaml", "--now", "yesterday"], "--now: 'yesterday'"),
     (["--policy", "proposed.yaml", "--format", "xml"], "Invalid value for '--format'"),

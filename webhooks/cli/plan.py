@@ -11,6 +11,7 @@ inbox, an unreachable vendor), never 2, so a CI job can tell "needs review" from
 
 from __future__ import annotations
 
+import math
 import sys
 import uuid
 from collections.abc import Iterable, Sequence
@@ -90,10 +91,10 @@ def _rates(given: Sequence[str]) -> dict[str, Rate]:
             value = float(number)
         except ValueError:
             value = 0.0
-        if not sep or vendor not in VENDORS or value <= 0:
+        if not sep or vendor not in VENDORS or not math.isfinite(value) or value <= 0:
             raise _fail(
                 f"--rate {text!r}: give VENDOR=WRITES_PER_MINUTE with a vendor of"
-                f" {', '.join(VENDORS)} and a positive number, e.g. --rate zendesk=100"
+                f" {', '.join(VENDORS)} and a positive, finite number, e.g. --rate zendesk=100"
             )
         rates[vendor] = Rate(value, f"--rate {vendor}={number}")
     return rates
@@ -304,8 +305,12 @@ def plan_command(policy_path: str, against: str | None, since_text: str, use_inb
         text = dumps(doc)
     elif fmt == "html":
         from webhooks.plan_report import render_html
+        from webhooks.plan_schema import PlanDocumentError
 
-        text = render_html(doc)
+        try:
+            text = render_html(doc)
+        except PlanDocumentError as exc:  # a value the report refuses: say which, no traceback
+            raise _fail(f"cannot draw the HTML report: {exc}") from exc
     else:
         text = render_text(doc)
     if output is not None:
