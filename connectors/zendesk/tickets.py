@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from connectors.base import PayloadInvalid
+from connectors.zendesk import due
 from connectors.zendesk.trigger_body import ATTACHMENT_LIQUID, needs_attachments, template
 from connectors.zendesk.webhook import id_text
 from tiering.models import Customer, FieldValue, Ticket
@@ -66,11 +67,12 @@ def field_value(value: Any) -> FieldValue:
 
 
 def map_fields(policy: Policy, values_by_id: Mapping[str, Any]) -> dict[str, FieldValue]:
-    """Policy field name -> value, for each field the policy maps to a Zendesk field id."""
+    """Policy field name -> value, for each field the policy maps to a Zendesk field id (and
+    the SLA due field's value: connectors/zendesk/due.py)."""
     return {
         name: field_value(values_by_id.get(str(field_id)))
         for name, field_id in policy.zendesk_fields.items()
-    }
+    } | due.current(policy, values_by_id)
 
 
 def _placeholder_left(value: Any, placeholder: str) -> bool:
