@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from email.parser import BytesParser
 from typing import Any
 
+from sandbox.jira import fields as date_fields
 from sandbox.jira.comments import JiraComments
 from sandbox.jira.records import (
     ISSUE_TYPES,
@@ -187,7 +188,7 @@ class JiraIssues(JiraComments):
         actor = request.actor
         assert actor is not None
         self._can_edit(actor, issue, [*fields, *update])
-        items, comment = self._apply(issue, fields, update, actor)
+        items, comment = date_fields.edit(self, issue, fields, update, actor)  # jira/fields.py
         if items or comment:
             issue.updated = self.now()
             self._issue_updated(issue, actor, items, comment)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.jira.fields import due_json
 from sandbox.jira.permissions import JiraPermissions
 from sandbox.jira.records import CATEGORIES, ISSUE_TYPES, STATUSES, Comment, Issue, jira_time
 from sandbox.wire import Request
@@ -111,6 +112,7 @@ class JiraRender(JiraPermissions):
         }
         for fid in self.field_names:
             fields[fid] = self.custom_json(fid, issue.custom.get(fid))
+        fields.update(due_json(issue))  # duedate: sandbox/jira/fields.py
         if wanted is not None:
             fields = {k: v for k, v in fields.items() if k in wanted}
         return {

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.wire import ApiError, Request, Response, json_body
+from sandbox.zendesk.fields import check_custom_fields
 from sandbox.zendesk.records import (
     PRIORITIES,
     STATUSES,
@@ -137,6 +138,7 @@ class ZendeskTickets(ZendeskTriggers):
                 )
             if stamp != zd_time(t.updated_at):
                 raise ApiError(409, dict(UPDATE_CONFLICT))
+        check_custom_fields(self, data)  # date fields: sandbox/zendesk/fields.py
         actor = int(request.actor or 0)
         self._via = VIA_WEB if request.agent else VIA_API
         return self._change(t, data, actor, created=False)
