@@ -41,6 +41,9 @@ def connector_for(pol: Policy, config: ZendeskConfig) -> ZendeskConnector:
 
 
 def body(due: str, **over: Any) -> dict[str, Any]:
+    # With SLA clocks a trigger body must say the status and creation (issue-18-core), else
+    # the connector reads the ticket.
+    over = {"status": "Open", "created_at": "2026-11-21T10:00:00Z", **over}
     return trigger_body(tags="tier-l1", group_id="100",
                         fields={"360001111": "", "360001114": "", str(DUE): due}, **over)
 
