@@ -248,6 +248,12 @@ class ZendeskTickets(ZendeskTriggers):
         status = data.get("status", t.status)
         if status not in STATUSES:
             raise _invalid(status=f"Status: must be one of {', '.join(STATUSES)}")
+        if not created and status == "new" and t.status != "new":
+            # A ticket that left New cannot go back to it: "the update method doesn't allow
+            # 'new' as a valid status" (facetoe/zenpy #361; New is "the initial status", Zendesk
+            # "Ticket trigger conditions and actions reference"). The error text is the
+            # sandbox's own (not confirmed).
+            raise _invalid(status="Status: new is only the initial status of a ticket")
         priority = data.get("priority", t.priority)
         if priority is not None and priority not in PRIORITIES:
             raise _invalid(priority=f"Priority: must be one of {', '.join(PRIORITIES)}")
