@@ -316,12 +316,14 @@ class TimerLoop:
         inbox: Inbox,
         *,
         wake_workers: Callable[[], None] = lambda: None,
-        lease_seconds: float = 30.0,
+        lease_seconds: float = 5.0,
         batch: int = 500,
         poll: float = 0.5,
     ) -> None:
         self.inbox = inbox
         self.wake_workers = wake_workers
+        #: Claim and enqueue are two short transactions back to back: a loop that dies between
+        #: them (SIGKILL) delays those timers by at most this.
         self.lease_seconds = lease_seconds
         self.batch = batch
         self.poll = poll
