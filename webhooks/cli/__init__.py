@@ -45,6 +45,9 @@ def _register() -> None:
     from webhooks.cli import doctor
 
     doctor.register(main)
+    from webhooks.cli import plan
+
+    plan.register(main)
 
 
 #: The top-level command list's one-liners: whole sentences short enough for an 80-column
@@ -58,6 +61,7 @@ SHORT_HELP = {
     "explain": "Show one ticket's decision history with reasons.",
     "install": "Register tierdesk's webhooks with a vendor.",
     "migrate": "Create or update the inbox database.",
+    "plan": "Show what a policy change would do to tickets.",
     "policy": "Work with tier policy files.",
     "prune": "Delete old processed events and decisions.",
     "sandbox": "Run a local Jira and Zendesk for trials.",
