@@ -179,3 +179,18 @@ def test_sla_note_posted_once_even_when_the_checklist_key_is_kept(
     assert again.fields[SLA_NOTES] == (d.sla_note_key,)
     redo = outcome(c, pol, again, h)
     assert redo.sla_note_key is None and not redo.changed
+
+
+def test_a_refused_due_field_names_the_policy_key(rsps: responses.RequestsMock) -> None:
+    from connectors.base import ConfigurationRejected
+
+    pol = sla_policy("duedate")
+    c = JiraConnector(cloud_config(), pol)
+    t = c.current_ticket([issue(duedate=None)])
+    d = outcome(c, pol, t, history(NOW - timedelta(hours=1)))
+    rsps.add(responses.PUT, PUT, status=400, json={"errorMessages": [], "errors": {
+        "duedate": "Field 'duedate' cannot be set. It is not on the appropriate screen,"
+                   " or unknown."}})
+    with pytest.raises(ConfigurationRejected) as refused:
+        c.apply(t, d, decide=lambda x: decide(x, pol, now=NOW))
+    assert refused.value.fix.startswith("sla.due_field.jira: Jira refuses duedate")

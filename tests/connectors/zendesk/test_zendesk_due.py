@@ -41,10 +41,8 @@ def connector_for(pol: Policy, config: ZendeskConfig) -> ZendeskConnector:
 
 
 def body(due: str, **over: Any) -> dict[str, Any]:
-    # With SLA clocks a trigger body must say the status and creation (issue-18-core), else
-    # the connector reads the ticket.
-    over = {"status": "Open", "created_at": "2026-11-21T10:00:00Z", **over}
-    return trigger_body(tags="tier-l1", group_id="100",
+    return trigger_body(tags="tier-l1", group_id="100", status="open",
+                        created_at="2026-11-21T08:00:00Z",
                         fields={"360001111": "", "360001114": "", str(DUE): due}, **over)
 
 
@@ -175,3 +173,20 @@ def test_sandbox_date_field_refuses_what_zendesk_refuses(value: object) -> None:
     assert refused.value.body["details"]["base"] == [{
         "description": "SLA due is not valid", "error": "InvalidValue",
         "ticket_field_id": DUE, "ticket_field_type": "FieldDate"}]
+
+
+def test_a_date_field_mapped_as_text_names_the_policy_key(rsps: responses.RequestsMock,
+                                                          config: ZendeskConfig) -> None:
+    from connectors.base import ConfigurationRejected
+
+    pol = sla_policy("text")
+    c = connector_for(pol, config)
+    t = c.current_ticket([body("")])
+    d = outcome(pol, t, NOW - timedelta(hours=1))
+    rsps.put(PUT_42, status=422, json={
+        "error": "RecordInvalid", "description": "Record validation errors",
+        "details": {"base": [{"description": "SLA due is not valid", "error": "InvalidValue",
+                              "ticket_field_id": DUE, "ticket_field_type": "FieldDate"}]}})
+    with pytest.raises(ConfigurationRejected) as refused:
+        c.apply(t, d, decide=decider(pol))
+    assert refused.value.fix.startswith("sla.due_field.zendesk_type: Zendesk refuses")
