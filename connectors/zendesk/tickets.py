@@ -107,9 +107,12 @@ def ticket_from_trigger(
     policy: Policy,
     *,
     last_note_key: str | None = None,
+    clocks: bool = True,
 ) -> tuple[Ticket, str | None] | None:
     """The ticket in tierdesk's trigger body and the organization id whose plan still has to be
-    looked up (None when the body settles it), or None when the body is incomplete."""
+    looked up (None when the body settles it), or None when the body is incomplete. `clocks`
+    False (a caller that measures no SLA clock, `tierdesk plan`): a body without the status and
+    creation is complete enough."""
     if body.get("partial"):
         return None
     expected = template(policy)
@@ -131,7 +134,7 @@ def ticket_from_trigger(
         attachments = raw.count("+")
     status = status_of(body.get("status"), "status")
     created = time_of(body.get("created_at"), "created_at")
-    if policy.sla.enabled and (status is None or created is None):
+    if clocks and policy.sla.enabled and (status is None or created is None):
         # A trigger installed before the SLA keys, or a status the body cannot say in neutral
         # terms (a custom status's label): the API read has both (one request).
         return None
