@@ -55,6 +55,14 @@ class Ticket:
     `assignee`, `group` (Zendesk) and `components` (Jira component names) are who owns the
     ticket now. The engine does not read them; a connector compares them with the decided
     target's ownership to write only the difference.
+
+    `first_reply_at` is the first public agent reply, when the connector can tell (None: not
+    known from this read, not "never").
+
+    `status` is the vendor-neutral status (new/open/pending/hold/solved/closed, see
+    tiering.sla_models.STATUSES) the connector mapped from the vendor's own, and `created_at`
+    when the ticket was created (aware); both None when the vendor sent neither. The SLA clocks
+    (tiering.sla) are computed from the statuses the inbox records over time.
     """
 
     key: str
@@ -71,6 +79,9 @@ class Ticket:
     actor: str | None = None
     updated_at: str | None = None
     last_note_key: str | None = None
+    status: str | None = None
+    created_at: datetime | None = None
+    first_reply_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +101,9 @@ class Decision:
     """The desired state of one ticket under the policy, and why.
 
     The connector applies `labels_add`, `labels_remove`, the assignment to `assign` (a key of the
-    policy's `targets`: a tier name or a route name) and the internal `comment`. When `changed` is
-    false, nothing is to be written at all.
+    policy's `targets`: a tier name or a route name), the internal `comment` and, when `due_write`,
+    the policy's due field (`due_at`; None clears it). When `changed` is false, nothing is to be
+    written at all. The `due_*` and `sla_*` fields are set by `tiering.sla_actions.apply_clocks`.
     """
 
     ticket: str
@@ -111,11 +123,24 @@ class Decision:
     reasons: tuple[str, ...] = ()
     #: The `now` the decision was made for (passed in: the engine reads no clock).
     decided_at: datetime | None = None
+    #: The next due time of the `sla.due_field` clock, in its calendar's zone, to the minute;
+    #: None with `due_write` clears the field (the clock is paused).
+    due_at: datetime | None = None
+    #: True when the due field must be written: its current value differs from `due_at`.
+    due_write: bool = False
+    #: The key of the SLA note in `comment` (its `tierdesk-sla:<key>` marker line), or None. A
+    #: connector posts `comment` when this is set even if `note_key` is already on the ticket:
+    #: an SLA note keeps the checklist's `note_key`, so the checklist is not posted again.
+    sla_note_key: str | None = None
+    #: The SLA thresholds this decision acts on (`tiering.sla_actions.threshold_key`).
+    sla_fired: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
         """True when applying this decision would change the ticket."""
-        return bool(self.labels_add or self.labels_remove or self.assign or self.comment)
+        return bool(
+            self.labels_add or self.labels_remove or self.assign or self.comment or self.due_write
+        )
 
     def labels_after(self, labels: frozenset[str]) -> frozenset[str]:
         """The label set that results from applying this decision to `labels`."""
@@ -146,6 +171,10 @@ class Decision:
             "note_key": self.note_key,
             "reasons": list(self.reasons),
             "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+            "due_at": self.due_at.isoformat() if self.due_at else None,
+            "due_write": self.due_write,
+            "sla_note_key": self.sla_note_key,
+            "sla_fired": list(self.sla_fired),
         }
 
 

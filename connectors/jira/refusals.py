@@ -11,6 +11,7 @@ the decision and the policy are known:
     errors.commentLevel "You are currently not a member of the project role: X." /
                        "Role with id: X does not exist."
                        -> TIERDESK_JIRA_COMMENT_VISIBILITY    (comment-visibility)
+    errors.<due field> the SLA due field refused -> sla.due_field.jira                   (field)
     errors.customfield_N  a custom field refused -> fields.<name>.jira                  (field)
     errors.<field>     "Field 'x' cannot be set. It is not on the appropriate screen, or
                        unknown." for a field tierdesk writes (labels, assignee, components,
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import ConfigurationRejected, VendorRejected
+from connectors.jira import due
 from connectors.jira.config import JiraConfig
 from tiering.models import Decision
 from tiering.policy import Policy
@@ -49,7 +51,20 @@ def explain(
     target = decision.assign
     text = str(exc)
     by_id = {fid: name for name, fid in policy.jira_fields.items()}
+    due_field = due.field_id(policy)
     for name, message in errors.items():
+        if name == due_field:
+            return ConfigurationRejected(
+                text,
+                reason="field",
+                fix=(
+                    f"sla.due_field.jira: Jira refuses {name} on this issue ({message}): map"
+                    " duedate or a date time picker custom field that is on the project's edit"
+                    " screen, or remove sla.due_field.jira"
+                ),
+                status=exc.status,
+                errors=errors,
+            )
         if name.startswith("customfield_"):
             key = f"fields.{by_id[name]}.jira" if name in by_id else "the policy's fields"
             return ConfigurationRejected(

@@ -8,12 +8,14 @@ value of the wrong type raises PayloadInvalid naming its key path.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 from connectors.base import PayloadInvalid
+from connectors.jira import due
 from connectors.jira.config import JiraConfig
-from connectors.jira.webhook import user_id
+from connectors.jira.webhook import BACKFILL_EVENT, user_id
 from tiering.models import Customer, FieldValue, Ticket, note_key_in
 from tiering.policy import Policy
 
@@ -32,19 +34,41 @@ BASE_FIELDS = (
     "attachment",
     "updated",
 )
+#: Read too when the policy has SLA clocks (issue 18): the status (name and statusCategory) and
+#: the creation time (IssueBean fields, platform-openapi-v3.json: `status` is a StatusDetails
+#: with `name` and `statusCategory.key`; `created` a datetime like 2026-01-05T10:00:00.000+0000).
+SLA_FIELDS = ("status", "created")
+
+
+def has_first_response(policy: Policy) -> bool:
+    """Whether any target of the policy is a `first_response` clock (then the issue's comments
+    are read too: the first public agent reply stops that clock)."""
+    spec = policy.sla.spec
+    if spec is None:
+        return False
+    return any(
+        t.first_response is not None
+        or any(p.first_response is not None for p in t.priority.values())
+        for plan in spec.plans.values() for t in plan.tiers.values()
+    )
 
 
 def fields_to_read(policy: Policy, config: JiraConfig, *, comments: bool = False) -> list[str]:
     """The field ids for `GET issue?fields=...`: only what the decision uses, in a stable order."""
     wanted = list(BASE_FIELDS)
-    extra = [*policy.jira_fields.values()]
+    if policy.sla.enabled:
+        wanted.extend(SLA_FIELDS)
+        if has_first_response(policy):
+            comments = True
+    extra = [*policy.jira_fields.values(), *due.read_fields(policy)]
     if config.organization_field:
         extra.append(config.organization_field)
     for field_id in (config.customer_field, config.plan_field):
         if field_id and field_id not in extra:
             extra.append(field_id)
     if comments:
-        # Only a fresh read needs comments: to find tierdesk's own note marker.
+        # A fresh read needs comments to find tierdesk's own note marker; a policy with a
+        # first_response clock on every read, for the first public agent reply.
         extra.append("comment")
     for field_id in extra:
         if field_id not in wanted:
@@ -195,6 +219,66 @@ def component_names(fields: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(names)
 
 
+def status_of(fields: Mapping[str, Any], policy: Policy) -> str | None:
+    """The issue's status as a neutral status: by the policy's `sla.statuses.jira` names, else
+    its status category key (`SlaPolicy.jira_status`); None when the issue has no status."""
+    status = _obj(fields.get("status"), "issue.fields.status")
+    if status is None:
+        return None
+    name = _str(status.get("name"), "issue.fields.status.name")
+    category = _obj(status.get("statusCategory"), "issue.fields.status.statusCategory")
+    key = _str(category.get("key"), "issue.fields.status.statusCategory.key") if category else None
+    return policy.sla.jira_status(name, key)
+
+
+def time_of(value: Any, where: str) -> datetime | None:
+    """A Jira datetime (`2026-01-05T10:00:00.000+0000`) as an aware UTC datetime; None when
+    absent. A value that is not one raises PayloadInvalid."""
+    text = _str(value, where)
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise PayloadInvalid(f"{where}: {text!r} is not a Jira datetime") from None
+    if when.tzinfo is None:
+        raise PayloadInvalid(f"{where}: {text!r} has no time zone offset")
+    return when.astimezone(UTC)
+
+
+def first_reply_of(
+    fields: Mapping[str, Any], *, reporter: str | None, bot: str | None
+) -> datetime | None:
+    """The first public reply by someone other than the reporter (and tierdesk's bot) among
+    the issue's comments (`fields.comment.comments`, when the payload or read has them): a
+    comment is public unless JSM marks it internal (`jsdPublic: false`) or it is restricted to
+    a role or group (`visibility`) (Comment in platform-openapi-v3.json). Anyone but the
+    reporter counts as an agent: a JSM request participant who comments counts too."""
+    comment = _obj(fields.get("comment"), "issue.fields.comment")
+    if comment is None:
+        return None
+    first: datetime | None = None
+    for i, item in enumerate(_list(comment.get("comments"), "issue.fields.comment.comments")):
+        where = f"issue.fields.comment.comments[{i}]"
+        entry = _obj(item, where)
+        if entry is None or entry.get("jsdPublic") is False or entry.get("visibility"):
+            continue
+        author = user_id(_obj(entry.get("author"), f"{where}.author"), f"{where}.author")
+        if author is None or author in (reporter, bot):
+            continue
+        created = time_of(entry.get("created"), f"{where}.created")
+        if created is not None and (first is None or created < first):
+            first = created
+    return first
+
+
+def reference_payload(key: str) -> dict[str, Any]:
+    """A body that makes `JiraConnector.current_ticket(..., fresh=True)` read the issue: the
+    worker's stand-in for a synthetic event (a due SLA timer) that carries no vendor body.
+    Shaped like the backfill body (`admin`), an issue with a key and no fields."""
+    return {"webhookEvent": BACKFILL_EVENT, "issue": {"key": key}}
+
+
 def _organization(value: Any, where: str) -> str | None:
     """The first JSM organization's name (the Organizations field is a list of {id, name})."""
     mapped = field_value(value, where)
@@ -265,6 +349,7 @@ def ticket_from_issue(
         name: field_value(fields.get(field_id), f"issue.fields.{field_id}")
         for name, field_id in policy.jira_fields.items()
     }
+    doc_fields.update(due.current(policy, fields) | due.sla_notes(fields))  # SLA due field
     attachments = _list(fields.get("attachment"), "issue.fields.attachment")
     return Ticket(
         key=key,
@@ -288,5 +373,11 @@ def ticket_from_issue(
         actor=actor,
         updated_at=_str(fields.get("updated"), "issue.fields.updated"),
         last_note_key=last_note_key(fields) or note_key,
+        status=status_of(fields, policy),
+        created_at=time_of(fields.get("created"), "issue.fields.created"),
+        first_reply_at=first_reply_of(
+            fields, reporter=user_id(reporter, "issue.fields.reporter"),
+            bot=config.bot_account_id,
+        ) if has_first_response(policy) else None,
     )
 

@@ -291,6 +291,7 @@ class ZendeskAdmin:
         wanted = trigger_spec(
             hook_ref, render_template(self.connector.policy),
             bot_user_id=self.connector.config.bot_user_id, loop_guard=loop_guard,
+            through_solved=self.connector.policy.sla.enabled,
         )
         if trigger is None:
             trigger = self.find_trigger()
@@ -405,11 +406,18 @@ LoopGuard = Literal["user", "api"]
 
 
 def trigger_spec(
-    webhook_id: str, body_text: str, *, bot_user_id: int | None, loop_guard: LoopGuard = "user"
+    webhook_id: str, body_text: str, *, bot_user_id: int | None, loop_guard: LoopGuard = "user",
+    through_solved: bool = False,
 ) -> dict[str, Any]:
-    """The trigger: on ticket create or change by anyone but the bot, call the webhook."""
+    """The trigger: on ticket create or change by anyone but the bot, call the webhook.
+
+    `through_solved` (a policy with SLA clocks): solved tickets too, so that solving a ticket
+    reaches tierdesk and stops its clocks. Status "less than closed" is new to solved: statuses
+    are ordered New < Open < Pending < On-hold < Solved < Closed for Less Than / Greater Than
+    (Zendesk "Ticket trigger conditions and actions reference", Ticket > Status)."""
     conditions_all: list[dict[str, str]] = [
-        {"field": "status", "operator": "less_than", "value": "solved"},
+        {"field": "status", "operator": "less_than",
+         "value": "closed" if through_solved else "solved"},
     ]
     if loop_guard == "user":
         if bot_user_id is None:

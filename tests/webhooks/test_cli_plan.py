@@ -58,7 +58,9 @@ def zendesk_trigger(ticket_id: str, *, tags: str, email: str, docs: bool = False
         "priority": "Normal",
         "fields": {"360001111": "Open a project, edit a cell, press Ctrl+S." if docs else "",
                    "360001112": "4.2.1 on Windows 11" if docs else "",
-                   "360001113": "bugfix" if docs else "", "360001114": ""},
+                   "360001113": "bugfix" if docs else "", "360001114": "",
+                   # The example policy's SLA due field (sla.due_field.zendesk) is in the body.
+                   "360001120": ""},
         "subject": "Sync stopped", "description": "Nothing syncs.",
     }
 
