@@ -51,9 +51,10 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from tiering import Decision, Policy, Ticket, decide, load_policy
+from tiering import Decision, Policy, Ticket, decide
 from tiering.models import FieldValue
 from tiering.neutral import ticket_from_dict
+from webhooks.defaults import load_policy_file
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "deploy" / "policies"
@@ -150,7 +151,8 @@ def story_paths() -> list[Path]:
 def policy_of(story_policy: str) -> Policy:
     """The shipped policy a story names, loaded once."""
     path = POLICIES / story_policy
-    return load_policy(path.read_text(encoding="utf-8"), source=str(path))
+    # With the ICS files its calendars name (deploy/policies/holidays/), as `serve` reads them.
+    return load_policy_file(path)
 
 
 def apply_edit(t: Ticket, edit: Edit | None) -> Ticket:
