@@ -55,6 +55,11 @@ class Ticket:
     `assignee`, `group` (Zendesk) and `components` (Jira component names) are who owns the
     ticket now. The engine does not read them; a connector compares them with the decided
     target's ownership to write only the difference.
+
+    `status` is the vendor-neutral status (new/open/pending/hold/solved/closed, see
+    tiering.sla_models.STATUSES) the connector mapped from the vendor's own, and `created_at`
+    when the ticket was created (aware); both None when the vendor sent neither. The SLA clocks
+    (tiering.sla) are computed from the statuses the inbox records over time.
     """
 
     key: str
@@ -71,6 +76,8 @@ class Ticket:
     actor: str | None = None
     updated_at: str | None = None
     last_note_key: str | None = None
+    status: str | None = None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,4 +7,5 @@
     opening.py      open_inbox: read-only commands never create a database (InboxUnavailable)
     reads.py        InboxReads: the read-only queries
     store.py        Inbox: receiving, claiming, completing, retrying, pausing, pruning
+    sla_store.py    SlaStore (mixed into Inbox): SLA history marks, timers, fired keys, notices
 """

@@ -13,6 +13,10 @@ from webhooks.inbox.schema import (
     events,
     metadata,
     schema_version,
+    sla_fired,
+    sla_marks,
+    sla_notices,
+    sla_timers,
     tickets,
     vendor_pauses,
 )
@@ -45,12 +49,20 @@ def _migration_4(conn: Connection) -> None:
     index.create(conn, checkfirst=True)
 
 
+def _migration_5(conn: Connection) -> None:
+    """The SLA tables (issue 18): observed history marks, per-ticket timers, the fired
+    thresholds and the outgoing-notice outbox."""
+    metadata.create_all(conn, tables=[sla_marks, sla_timers, sla_fired, sla_notices],
+                        checkfirst=True)
+
+
 #: Versioned migrations, applied in order on connect. Never edit a released one: append.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _migration_1),
     (2, _migration_2),
     (3, _migration_3),
     (4, _migration_4),
+    (5, _migration_5),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

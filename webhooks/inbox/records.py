@@ -171,3 +171,86 @@ def stored_event(row: Any) -> StoredEvent:
         payload_text=row.payload,
         claims=row.claims,
     )
+
+
+# --------------------------------------------------------------------------- SLA (issue 18)
+
+
+@dataclass(frozen=True, slots=True)
+class SlaMark:
+    """One thing tierdesk saw of a ticket's history: its creation (`created`), a status it was
+    in (`status`, value a neutral status), a tier it entered (`tier`, value the tier) or its
+    first public agent reply (`reply`); `at` in epoch seconds."""
+
+    kind: str
+    at: float
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One outgoing notification for the outbox (tierdesk_sla_notices): sent once per
+    `notice_key` (unique), `body` JSON-ready (Slack-compatible {"text": ...})."""
+
+    notice_key: str
+    url: str
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SlaTimer:
+    """A ticket's SLA timer: when its next threshold falls due (`due_at`, None when nothing
+    will fire by itself), which clock and fraction that is, the soonest breach of a running
+    clock, what it was computed under and the clocks (ClockState.to_dict() each)."""
+
+    vendor: str
+    ticket: str
+    due_at: float | None
+    clock: str | None = None
+    fraction: float | None = None
+    breach_at: float | None = None
+    policy_digest: str | None = None
+    plan: str | None = None
+    tier: str | None = None
+    priority: str | None = None
+    clocks: tuple[Mapping[str, Any], ...] = ()
+    #: How many clocks are open (not stopped).
+    open_clocks: int = 0
+    updated_at: float = 0.0
+    #: Set on a timer claimed by `Inbox.claim_due_timers`.
+    lease_token: str | None = None
+    lease_until: float | None = None
+
+
+#: `SlaWrite.timer` value that deletes the ticket's timer (no clock left open).
+CLEAR_TIMER = "clear"
+
+
+@dataclass(frozen=True, slots=True)
+class SlaWrite:
+    """What one evaluation records of the ticket's SLA, in `Inbox.complete`'s transaction:
+    observed history marks, the threshold keys acted on (exactly once: a key already recorded
+    is skipped), notices for the outbox, and the ticket's next timer (`CLEAR_TIMER` deletes it;
+    None leaves it as it is)."""
+
+    marks: tuple[SlaMark, ...] = ()
+    fired: tuple[str, ...] = ()
+    notices: tuple[Notice, ...] = ()
+    timer: SlaTimer | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingNotice:
+    """A stored notice (a row of tierdesk_sla_notices)."""
+
+    id: int
+    vendor: str
+    ticket: str
+    notice_key: str
+    url: str
+    body: str
+    created_at: float
+    attempts: int
+    next_attempt_at: float
+    sent_at: float | None
+    last_error: str | None

@@ -8,6 +8,15 @@
                     (the checklist last posted) and `last_occurred_at` (newest event processed).
     decisions       every evaluation: policy digest, tier before/after, reasons, vendor calls.
     vendor_pauses   a vendor's rate limit is per account: no ticket of it is claimed until then.
+    sla_marks       what tierdesk saw of each ticket's history, for the SLA clocks (issue 18):
+                    one row per observation, `kind` created | status | tier | reply, its value
+                    and instant; `Inbox.sla_history` turns them into a tiering.sla.TicketHistory.
+    sla_timers      one row per ticket with open clocks: `due_at` (the next instant a clock
+                    crosses a threshold; NULL: nothing to fire), its lease (`lease_token`,
+                    `lease_until`, like events), the policy digest it was computed under, and the
+                    clocks as JSON for `tierdesk sla list`.
+    sla_fired       one row per (vendor, ticket, threshold_key) acted on: the exactly-once record.
+    sla_notices     the outbox of outgoing notification webhooks (webhooks/notify.py sends them).
     schema_version  the migration level (webhooks/inbox/migrations.py).
 """
 
@@ -118,6 +127,96 @@ vendor_pauses = sa.Table(
     sa.Column("until", sa.Float, nullable=False),
     sa.Column("reason", sa.Text),
 )
+
+
+#: Kinds of sla_marks rows.
+MARK_CREATED = "created"
+MARK_STATUS = "status"
+MARK_TIER = "tier"
+MARK_REPLY = "reply"
+
+sla_marks = sa.Table(
+    "tierdesk_sla_marks",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("ticket", sa.String(255), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    #: The status (status), the tier (tier); empty for created and reply.
+    sa.Column("value", sa.String(64), nullable=False),
+    #: Epoch seconds of the instant (the vendor's time for created/status/reply, tierdesk's
+    #: decision time for a tier entry).
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("recorded_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("vendor", "ticket", "kind", "at", "value", name="uq_tierdesk_sla_marks"),
+    sa.Index("ix_tierdesk_sla_marks_ticket", "vendor", "ticket", "kind", "at"),
+)
+
+sla_timers = sa.Table(
+    "tierdesk_sla_timers",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("ticket", sa.String(255), nullable=False),
+    #: Epoch seconds: when the soonest threshold of the ticket's clocks is crossed (NULL while
+    #: nothing is due: every clock paused, breached already, or stopped).
+    sa.Column("due_at", sa.Float),
+    #: The clock and threshold fraction due at `due_at` (for the synthetic event and listing).
+    sa.Column("clock", sa.String(32)),
+    sa.Column("fraction", sa.Float),
+    #: The soonest breach instant of a running clock (what `sla list` sorts by).
+    sa.Column("breach_at", sa.Float),
+    sa.Column("lease_token", sa.String(64)),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("policy_digest", sa.String(64)),
+    sa.Column("plan", sa.String(64)),
+    sa.Column("tier", sa.String(64)),
+    sa.Column("priority", sa.String(64)),
+    #: Every clock of the ticket as tiering.sla.ClockState.to_dict(), a JSON list.
+    sa.Column("clocks", sa.Text, nullable=False, default="[]"),
+    #: How many of those clocks are open (not stopped), for the open-clocks gauge.
+    sa.Column("open_clocks", sa.Integer, nullable=False, default=0),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("vendor", "ticket", name="uq_tierdesk_sla_timers_ticket"),
+    sa.Index("ix_tierdesk_sla_timers_due", "due_at"),
+)
+
+sla_fired = sa.Table(
+    "tierdesk_sla_fired",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("ticket", sa.String(255), nullable=False),
+    sa.Column("threshold_key", sa.String(255), nullable=False),
+    sa.Column("fired_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("vendor", "ticket", "threshold_key", name="uq_tierdesk_sla_fired"),
+)
+
+sla_notices = sa.Table(
+    "tierdesk_sla_notices",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("vendor", sa.String(16), nullable=False),
+    sa.Column("ticket", sa.String(255), nullable=False),
+    sa.Column("notice_key", sa.String(255), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    #: The JSON body to send ({"text": ...}, Slack-compatible).
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.UniqueConstraint("notice_key", name="uq_tierdesk_sla_notices_key"),
+    sa.Index("ix_tierdesk_sla_notices_due", "sent_at", "next_attempt_at"),
+)
+
+#: The event type of the synthetic event a due SLA timer enqueues for its ticket.
+SLA_DUE_EVENT = "tierdesk:sla-due"
 
 
 UNFINISHED_ERROR = (

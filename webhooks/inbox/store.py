@@ -37,7 +37,15 @@ from webhooks.inbox.database import (
 )
 from webhooks.inbox.migrations import migrate
 from webhooks.inbox.reads import Clock, InboxReads
-from webhooks.inbox.records import Claim, DecisionRecord, Delivery, Pruned, event_row, stored_event
+from webhooks.inbox.records import (
+    Claim,
+    DecisionRecord,
+    Delivery,
+    Pruned,
+    SlaWrite,
+    event_row,
+    stored_event,
+)
 from webhooks.inbox.schema import (
     DEAD,
     DONE,
@@ -49,9 +57,10 @@ from webhooks.inbox.schema import (
     tickets,
     vendor_pauses,
 )
+from webhooks.inbox.sla_store import SlaStore
 
 
-class Inbox(InboxReads):
+class Inbox(InboxReads, SlaStore):
     """The durable inbox over one database. Thread-safe: every method runs its own transaction."""
 
     def __init__(self, engine: Engine, *, clock: Clock = time.time) -> None:
@@ -322,10 +331,14 @@ class Inbox(InboxReads):
         record: DecisionRecord | None,
         note_key: str | None = None,
         known_at: int | None = None,
+        sla: SlaWrite | None = None,
     ) -> bool:
         """Mark the claim's events done, remember the note posted, the newest event time and
         `known_at` (see tickets.known_at), record the decision and release the lease. False if
-        the lease had been lost (the events are still marked done: their work was done)."""
+        the lease had been lost (the events are still marked done: their work was done).
+
+        `sla` (issue 18) is written in the same transaction: history marks, the threshold keys
+        the decision acted on, its notices and the ticket's next timer."""
         now = self.clock()
         ids = [e.id for e in claim.events]
         newest = max((e.occurred_at for e in claim.events if e.occurred_at is not None),
@@ -338,6 +351,8 @@ class Inbox(InboxReads):
             )
             if record is not None:
                 self._record(conn, record, now)
+            if sla is not None:
+                self._write_sla(conn, claim.vendor, claim.ticket, sla, now)
             values: dict[str, Any] = {"updated_at": now, "attempts": 0, "last_error": None}
             if note_key is not None:
                 values["last_note_key"] = note_key
@@ -354,7 +369,9 @@ class Inbox(InboxReads):
                     else_=tickets.c.last_occurred_at,
                 )
             conn.execute(tickets.update().where(tickets.c.id == claim.ticket_row).values(values))
-            return self._release(conn, claim, now, next_attempt_at=now)
+            kept = self._release(conn, claim, now, next_attempt_at=now)
+        self._notify_timer(sla)
+        return kept
 
     def retry(
         self,

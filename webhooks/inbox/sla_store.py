@@ -1,0 +1,440 @@
+"""The inbox's SLA side (issue 18): recorded ticket history, per-ticket timers, fired thresholds,
+the notice outbox, and the synthetic due events that serialise a firing with the ticket's work.
+
+    record_sla(vendor, ticket, SlaWrite)      marks / fired keys / notices / timer, one transaction
+    sla_history(vendor, ticket)               -> tiering.sla.TicketHistory | None
+    sla_fired_keys(vendor, ticket)            the threshold keys already acted on
+    set_timer / clear_timer                   a ticket's next due instant
+    claim_due_timers(lease_seconds=...)       due timers, leased like events
+    enqueue_due_timers(claimed)               one tierdesk:sla-due event per timer, once
+    sla_timers(vendor=...)                    open timers, soonest breach first (sla list)
+
+`Inbox.complete(..., sla=SlaWrite(...))` writes the same things in the decision's transaction, so
+a threshold is recorded as fired exactly when the decision that acted on it is.
+
+A due timer becomes an ordinary event of its ticket: `enqueue_due_timers` inserts it with the
+delivery id `sla-due:<ticket>:<due ms>`, so the events table's unique (vendor, delivery_id) makes
+the enqueue exactly-once even when two loops (two replicas, or a loop restarted after SIGKILL with
+its lease expired) enqueue the same due instant, and clears the timer in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tiering.sla import TicketHistory, TierEntry
+from tiering.sla_models import STATUSES
+from webhooks.inbox.records import (
+    CLEAR_TIMER,
+    Notice,
+    OutgoingNotice,
+    SlaMark,
+    SlaTimer,
+    SlaWrite,
+)
+from webhooks.inbox.schema import (
+    MARK_CREATED,
+    MARK_REPLY,
+    MARK_STATUS,
+    MARK_TIER,
+    PENDING,
+    SLA_DUE_EVENT,
+    events,
+    sla_fired,
+    sla_marks,
+    sla_notices,
+    sla_timers,
+    tickets,
+)
+
+MARK_KINDS = (MARK_CREATED, MARK_STATUS, MARK_TIER, MARK_REPLY)
+
+
+def due_delivery_id(ticket: str, due_at: float) -> str:
+    """The delivery id of the synthetic event for `ticket`'s timer due at `due_at`: the same
+    for every loop that enqueues that instant (the events table's unique key dedupes it)."""
+    ms = round(due_at * 1000)
+    name = ticket if len(ticket) <= 200 else hashlib.sha256(ticket.encode()).hexdigest()[:32]
+    return f"sla-due:{name}:{ms}"
+
+
+def check_mark(mark: SlaMark) -> None:
+    """Raise ValueError naming what is wrong with a mark (unknown kind or status)."""
+    if mark.kind not in MARK_KINDS:
+        raise ValueError(f"unknown SLA mark kind {mark.kind!r}: one of {', '.join(MARK_KINDS)}")
+    if mark.kind == MARK_STATUS and mark.value not in STATUSES:
+        raise ValueError(
+            f"unknown status {mark.value!r} in an SLA mark: a neutral status, one of"
+            f" {', '.join(STATUSES)} (the connector maps the vendor's status)"
+        )
+    if mark.kind == MARK_TIER and not mark.value:
+        raise ValueError("a tier mark needs the tier's name as its value")
+    if mark.at != mark.at or mark.at in (float("inf"), float("-inf")):
+        raise ValueError(f"an SLA mark's instant must be a finite epoch time, not {mark.at}")
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def history_from_marks(marks: Iterable[SlaMark]) -> TicketHistory | None:
+    """The ticket history the marks describe, or None when its creation is not known.
+
+    The earliest `created` mark is the creation; status marks are transitions (in any order);
+    tier marks in time order, repeats of the tier before dropped; the earliest reply mark (not
+    before creation) is the first public agent reply."""
+    marks = list(marks)
+    created = [m.at for m in marks if m.kind == MARK_CREATED]
+    if not created:
+        return None
+    start = min(created)
+    tiers: list[TierEntry] = []
+    for m in sorted((m for m in marks if m.kind == MARK_TIER), key=lambda m: m.at):
+        if not tiers or tiers[-1].tier != m.value:
+            tiers.append(TierEntry(m.value, _dt(max(m.at, start))))
+    replies = [m.at for m in marks if m.kind == MARK_REPLY]
+    return TicketHistory.from_transitions(
+        _dt(start),
+        [(_dt(m.at), m.value) for m in marks if m.kind == MARK_STATUS],
+        tiers=tiers,
+        first_reply_at=_dt(max(start, min(replies))) if replies else None,
+    )
+
+
+def _timer_of(row: Any) -> SlaTimer:
+    return SlaTimer(
+        vendor=row.vendor, ticket=row.ticket, due_at=row.due_at, clock=row.clock,
+        fraction=row.fraction, breach_at=row.breach_at, policy_digest=row.policy_digest,
+        plan=row.plan, tier=row.tier, priority=row.priority,
+        clocks=tuple(json.loads(row.clocks or "[]")), open_clocks=int(row.open_clocks or 0),
+        updated_at=row.updated_at, lease_token=row.lease_token, lease_until=row.lease_until,
+    )
+
+
+class SlaStore:
+    """The SLA methods of `Inbox` (a mixin: `Inbox` supplies the transactions and the clock)."""
+
+    clock: Callable[[], float]
+    dialect: str
+    _insert: Any
+
+    if TYPE_CHECKING:
+        def _tx(self) -> AbstractContextManager[Connection]: ...
+
+        def _read(self) -> AbstractContextManager[Connection]: ...
+
+    # ------------------------------------------------------------------ timer wake-ups
+
+    def add_timer_listener(self, listener: Callable[[float], None]) -> None:
+        """Call `listener(due_at)` after a transaction of this process set a timer (the timer
+        loop wakes early for a nearer one)."""
+        self._timer_listeners().append(listener)
+
+    def _timer_listeners(self) -> list[Callable[[float], None]]:
+        found: list[Callable[[float], None]] | None = self.__dict__.get("_sla_listeners")
+        if found is None:
+            found = []
+            self.__dict__["_sla_listeners"] = found
+        return found
+
+    def _notify_timer(self, write: SlaWrite | None) -> None:
+        if write is None or not isinstance(write.timer, SlaTimer) or write.timer.due_at is None:
+            return
+        for listener in list(self._timer_listeners()):
+            listener(write.timer.due_at)
+
+    # ------------------------------------------------------------------ writing
+
+    def record_sla(self, vendor: str, ticket: str, write: SlaWrite) -> None:
+        """Record `write` (marks, fired keys, notices, timer) in one transaction."""
+        with self._tx() as conn:
+            self._write_sla(conn, vendor, ticket, write, self.clock())
+        self._notify_timer(write)
+
+    def record_marks(self, vendor: str, ticket: str, marks: Sequence[SlaMark]) -> None:
+        """Record observed history marks of one ticket (see `SlaWrite.marks`)."""
+        self.record_sla(vendor, ticket, SlaWrite(marks=tuple(marks)))
+
+    def set_timer(self, timer: SlaTimer) -> None:
+        """Set (insert or replace) the ticket's timer; a lease on the old one is dropped."""
+        self.record_sla(timer.vendor, timer.ticket, SlaWrite(timer=timer))
+
+    def clear_timer(self, vendor: str, ticket: str) -> None:
+        """Delete the ticket's timer (no clock of it is open any more)."""
+        self.record_sla(vendor, ticket, SlaWrite(timer=CLEAR_TIMER))
+
+    def _write_sla(
+        self, conn: Connection, vendor: str, ticket: str, write: SlaWrite, now: float
+    ) -> None:
+        for mark in write.marks:
+            check_mark(mark)
+        for mark in write.marks:
+            self._write_mark(conn, vendor, ticket, mark, now)
+        for key in dict.fromkeys(write.fired):
+            conn.execute(
+                self._insert(sla_fired)
+                .values(vendor=vendor, ticket=ticket, threshold_key=key[:255], fired_at=now)
+                .on_conflict_do_nothing(index_elements=["vendor", "ticket", "threshold_key"])
+            )
+        for notice in write.notices:
+            self._write_notice(conn, vendor, ticket, notice, now)
+        if write.timer == CLEAR_TIMER:
+            conn.execute(sla_timers.delete().where(
+                sla_timers.c.vendor == vendor, sla_timers.c.ticket == ticket))
+        elif isinstance(write.timer, SlaTimer):
+            self._write_timer(conn, vendor, ticket, write.timer, now)
+        elif write.timer is not None:
+            raise ValueError(f"SlaWrite.timer must be an SlaTimer, CLEAR_TIMER or None,"
+                             f" not {write.timer!r}")
+
+    def _write_mark(
+        self, conn: Connection, vendor: str, ticket: str, mark: SlaMark, now: float
+    ) -> None:
+        mine = sa.and_(sla_marks.c.vendor == vendor, sla_marks.c.ticket == ticket,
+                       sla_marks.c.kind == mark.kind)
+        if mark.kind in (MARK_STATUS, MARK_TIER):
+            # A repeat of the state already in force at that instant adds nothing.
+            before = conn.execute(
+                sa.select(sla_marks.c.value).where(mine, sla_marks.c.at <= mark.at)
+                .order_by(sla_marks.c.at.desc(), sla_marks.c.id.desc()).limit(1)
+            ).scalar()
+            if before == mark.value:
+                return
+        else:
+            # Only the earliest creation / reply counts: one row, replaced by an earlier one.
+            earliest = conn.execute(sa.select(sa.func.min(sla_marks.c.at)).where(mine)).scalar()
+            if earliest is not None and float(earliest) <= mark.at:
+                return
+            conn.execute(sla_marks.delete().where(mine))
+        conn.execute(
+            self._insert(sla_marks)
+            .values(vendor=vendor, ticket=ticket, kind=mark.kind, value=mark.value[:64],
+                    at=mark.at, recorded_at=now)
+            .on_conflict_do_nothing(index_elements=["vendor", "ticket", "kind", "at", "value"])
+        )
+
+    def _write_notice(
+        self, conn: Connection, vendor: str, ticket: str, notice: Notice, now: float
+    ) -> None:
+        conn.execute(
+            self._insert(sla_notices)
+            .values(vendor=vendor, ticket=ticket, notice_key=notice.notice_key[:255],
+                    url=notice.url, body=json.dumps(dict(notice.body), ensure_ascii=False),
+                    created_at=now, attempts=0, next_attempt_at=now, sent_at=None,
+                    last_error=None)
+            .on_conflict_do_nothing(index_elements=["notice_key"])
+        )
+
+    def _write_timer(
+        self, conn: Connection, vendor: str, ticket: str, timer: SlaTimer, now: float
+    ) -> None:
+        values: dict[str, Any] = {
+            "due_at": timer.due_at, "clock": timer.clock, "fraction": timer.fraction,
+            "breach_at": timer.breach_at, "policy_digest": timer.policy_digest,
+            "plan": timer.plan, "tier": timer.tier, "priority": timer.priority,
+            "clocks": json.dumps([dict(c) for c in timer.clocks]),
+            "open_clocks": timer.open_clocks, "updated_at": now,
+            "lease_token": None, "lease_until": None,
+        }
+        stmt = self._insert(sla_timers).values(vendor=vendor, ticket=ticket, **values)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["vendor", "ticket"], set_=values))
+
+    # ------------------------------------------------------------------ reading
+
+    def sla_marks(self, vendor: str, ticket: str) -> list[SlaMark]:
+        """Every recorded mark of one ticket, by instant."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(sla_marks.c.kind, sla_marks.c.at, sla_marks.c.value)
+                .where(sla_marks.c.vendor == vendor, sla_marks.c.ticket == ticket)
+                .order_by(sla_marks.c.at, sla_marks.c.id)
+            ).all()
+        return [SlaMark(kind=r.kind, at=float(r.at), value=r.value) for r in rows]
+
+    def sla_history(
+        self, vendor: str, ticket: str, *, extra: Sequence[SlaMark] = ()
+    ) -> TicketHistory | None:
+        """The ticket's recorded history (with `extra` marks not yet recorded, e.g. what the
+        event in hand shows) as a TicketHistory; None when its creation is not known."""
+        for mark in extra:
+            check_mark(mark)
+        return history_from_marks([*self.sla_marks(vendor, ticket), *extra])
+
+    def sla_fired_keys(self, vendor: str, ticket: str) -> frozenset[str]:
+        """The threshold keys already acted on for one ticket."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(sla_fired.c.threshold_key)
+                .where(sla_fired.c.vendor == vendor, sla_fired.c.ticket == ticket)
+            ).scalars().all()
+        return frozenset(str(r) for r in rows)
+
+    def sla_timer(self, vendor: str, ticket: str) -> SlaTimer | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(sla_timers).where(
+                sla_timers.c.vendor == vendor, sla_timers.c.ticket == ticket)).first()
+        return _timer_of(row) if row is not None else None
+
+    def sla_timers(
+        self, *, vendor: str | None = None, limit: int = 1000, at_risk_before: float | None = None
+    ) -> list[SlaTimer]:
+        """Tickets with open clocks, soonest breach first (then soonest due; breached or
+        paused ones without a breach instant last). `at_risk_before`: only those whose breach
+        instant is before it, or that are breached already (no breach ahead, a clock open)."""
+        query = sa.select(sla_timers)
+        if vendor is not None:
+            query = query.where(sla_timers.c.vendor == vendor)
+        if at_risk_before is not None:
+            query = query.where(sla_timers.c.breach_at < at_risk_before)
+        query = query.order_by(
+            sa.case((sla_timers.c.breach_at.is_(None), 1), else_=0), sla_timers.c.breach_at,
+            sa.case((sla_timers.c.due_at.is_(None), 1), else_=0), sla_timers.c.due_at,
+            sla_timers.c.id,
+        ).limit(limit)
+        with self._read() as conn:
+            return [_timer_of(r) for r in conn.execute(query).all()]
+
+    def open_clock_count(self) -> dict[str, int]:
+        """Open (not stopped) clocks per vendor, for the /metrics gauge."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(sla_timers.c.vendor, sa.func.sum(sla_timers.c.open_clocks))
+                .group_by(sla_timers.c.vendor)
+            ).all()
+        return {str(v): int(n or 0) for v, n in rows}
+
+    def next_timer_in(self) -> float | None:
+        """Seconds until the soonest unleased (or lease-expired) timer falls due; None: none."""
+        now = self.clock()
+        with self._read() as conn:
+            soonest = conn.execute(
+                sa.select(sa.func.min(sa.case(
+                    (sla_timers.c.lease_until.is_(None), sla_timers.c.due_at),
+                    (sla_timers.c.lease_until > sla_timers.c.due_at, sla_timers.c.lease_until),
+                    else_=sla_timers.c.due_at,
+                ))).where(sla_timers.c.due_at.is_not(None))
+            ).scalar()
+        return None if soonest is None else max(0.0, float(soonest) - now)
+
+    # ------------------------------------------------------------------ firing
+
+    def claim_due_timers(self, *, lease_seconds: float, limit: int = 500) -> list[SlaTimer]:
+        """Lease up to `limit` timers due now (soonest first) that no live lease holds."""
+        now = self.clock()
+        token = secrets.token_hex(16)
+        free = sa.or_(sla_timers.c.lease_until.is_(None), sla_timers.c.lease_until < now)
+        pick = (
+            sa.select(sla_timers.c.id)
+            .where(sla_timers.c.due_at.is_not(None), sla_timers.c.due_at <= now, free)
+            .order_by(sla_timers.c.due_at, sla_timers.c.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        with self._tx() as conn:
+            ids = conn.execute(pick).scalars().all()
+            if not ids:
+                return []
+            conn.execute(
+                sla_timers.update().where(sla_timers.c.id.in_(ids), free)
+                .values(lease_token=token, lease_until=now + lease_seconds)
+            )
+            rows = conn.execute(
+                sa.select(sla_timers).where(sla_timers.c.lease_token == token)
+                .order_by(sla_timers.c.due_at, sla_timers.c.id)
+            ).all()
+        return [_timer_of(r) for r in rows]
+
+    def enqueue_due_timers(self, claimed: Sequence[SlaTimer]) -> list[SlaTimer]:
+        """For each claimed timer still as claimed (same lease, same due instant), store one
+        `tierdesk:sla-due` event for its ticket and clear the timer's due instant, in one
+        transaction; return the timers enqueued. A timer re-set meanwhile (the ticket's work
+        computed a new one) is skipped: its new due instant stands."""
+        now = self.clock()
+        done: list[SlaTimer] = []
+        with self._tx() as conn:
+            for timer in claimed:
+                if timer.due_at is None or timer.lease_token is None:
+                    continue
+                result = conn.execute(
+                    sla_timers.update().where(
+                        sla_timers.c.vendor == timer.vendor, sla_timers.c.ticket == timer.ticket,
+                        sla_timers.c.lease_token == timer.lease_token,
+                        sla_timers.c.due_at == timer.due_at,
+                    ).values(due_at=None, lease_token=None, lease_until=None, updated_at=now)
+                )
+                if result.rowcount != 1:
+                    continue
+                if self._enqueue_due(conn, timer, now):
+                    done.append(timer)
+        return done
+
+    def _enqueue_due(self, conn: Connection, timer: SlaTimer, now: float) -> bool:
+        assert timer.due_at is not None
+        payload = {
+            "tierdesk": SLA_DUE_EVENT, "ticket": timer.ticket, "due_at": timer.due_at,
+            "clock": timer.clock, "fraction": timer.fraction,
+        }
+        new = conn.execute(
+            self._insert(events).values(
+                vendor=timer.vendor, delivery_id=due_delivery_id(timer.ticket, timer.due_at),
+                event_type=SLA_DUE_EVENT, ticket=timer.ticket, status=PENDING, actor=None,
+                occurred_at=None, received_at=now,
+                payload=json.dumps(payload, separators=(",", ":")), attempts=0, claims=0,
+                finished_at=None, last_error=None,
+            ).on_conflict_do_nothing(index_elements=["vendor", "delivery_id"])
+            .returning(events.c.id)
+        ).first()
+        if new is None:
+            return False  # another loop enqueued this due instant already
+        upsert = self._insert(tickets).values(
+            vendor=timer.vendor, ticket=timer.ticket, pending=True, next_attempt_at=now,
+            attempts=0, updated_at=now,
+        )
+        # A ticket waiting out a backoff keeps its next_attempt_at (as enqueue_many does).
+        conn.execute(upsert.on_conflict_do_update(
+            index_elements=["vendor", "ticket"],
+            set_={"pending": True, "updated_at": now},
+        ))
+        return True
+
+    # ------------------------------------------------------------------ notices outbox
+
+    def due_notices(self, *, limit: int = 100) -> list[OutgoingNotice]:
+        """Unsent notices whose next attempt is due, oldest first."""
+        now = self.clock()
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(sla_notices)
+                .where(sla_notices.c.sent_at.is_(None), sla_notices.c.next_attempt_at <= now)
+                .order_by(sla_notices.c.next_attempt_at, sla_notices.c.id).limit(limit)
+            ).all()
+        return [OutgoingNotice(
+            id=r.id, vendor=r.vendor, ticket=r.ticket, notice_key=r.notice_key, url=r.url,
+            body=r.body, created_at=r.created_at, attempts=r.attempts,
+            next_attempt_at=r.next_attempt_at, sent_at=r.sent_at, last_error=r.last_error,
+        ) for r in rows]
+
+    def notices_of(self, vendor: str, ticket: str) -> list[OutgoingNotice]:
+        """Every notice of one ticket, oldest first (sent or not)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(sla_notices)
+                .where(sla_notices.c.vendor == vendor, sla_notices.c.ticket == ticket)
+                .order_by(sla_notices.c.id)
+            ).all()
+        return [OutgoingNotice(
+            id=r.id, vendor=r.vendor, ticket=r.ticket, notice_key=r.notice_key, url=r.url,
+            body=r.body, created_at=r.created_at, attempts=r.attempts,
+            next_attempt_at=r.next_attempt_at, sent_at=r.sent_at, last_error=r.last_error,
+        ) for r in rows]
+
