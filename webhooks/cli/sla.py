@@ -143,8 +143,8 @@ def _thresholds(c: ClockState, warn_at: Sequence[float], fired: frozenset[str]
     out: list[dict[str, Any]] = []
     for fraction in [*sorted(warn_at), 1.0]:
         at = crossed.get(round(fraction, 9))
-        key = threshold_key(c.clock, c.started_at, fraction)
-        key = key if key in fired else None
+        name = threshold_key(c.clock, c.started_at, fraction)
+        key = name if name in fired else None
         out.append({
             "fraction": fraction,
             "crossed_at": at.isoformat() if at else None,
