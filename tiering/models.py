@@ -97,8 +97,9 @@ class Decision:
     """The desired state of one ticket under the policy, and why.
 
     The connector applies `labels_add`, `labels_remove`, the assignment to `assign` (a key of the
-    policy's `targets`: a tier name or a route name) and the internal `comment`. When `changed` is
-    false, nothing is to be written at all.
+    policy's `targets`: a tier name or a route name), the internal `comment` and, when `due_write`,
+    the policy's due field (`due_at`; None clears it). When `changed` is false, nothing is to be
+    written at all. The `due_*` and `sla_*` fields are set by `tiering.sla_actions.apply_clocks`.
     """
 
     ticket: str
@@ -118,11 +119,24 @@ class Decision:
     reasons: tuple[str, ...] = ()
     #: The `now` the decision was made for (passed in: the engine reads no clock).
     decided_at: datetime | None = None
+    #: The next due time of the `sla.due_field` clock, in its calendar's zone, to the minute;
+    #: None with `due_write` clears the field (the clock is paused).
+    due_at: datetime | None = None
+    #: True when the due field must be written: its current value differs from `due_at`.
+    due_write: bool = False
+    #: The key of the SLA note in `comment` (its `tierdesk-sla:<key>` marker line), or None. A
+    #: connector posts `comment` when this is set even if `note_key` is already on the ticket:
+    #: an SLA note keeps the checklist's `note_key`, so the checklist is not posted again.
+    sla_note_key: str | None = None
+    #: The SLA thresholds this decision acts on (`tiering.sla_actions.threshold_key`).
+    sla_fired: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
         """True when applying this decision would change the ticket."""
-        return bool(self.labels_add or self.labels_remove or self.assign or self.comment)
+        return bool(
+            self.labels_add or self.labels_remove or self.assign or self.comment or self.due_write
+        )
 
     def labels_after(self, labels: frozenset[str]) -> frozenset[str]:
         """The label set that results from applying this decision to `labels`."""
@@ -153,6 +167,10 @@ class Decision:
             "note_key": self.note_key,
             "reasons": list(self.reasons),
             "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+            "due_at": self.due_at.isoformat() if self.due_at else None,
+            "due_write": self.due_write,
+            "sla_note_key": self.sla_note_key,
+            "sla_fired": list(self.sla_fired),
         }
 
 

@@ -8,12 +8,13 @@ value of the wrong type raises PayloadInvalid naming its key path.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 from connectors.base import PayloadInvalid
 from connectors.jira.config import JiraConfig
-from connectors.jira.webhook import user_id
+from connectors.jira.webhook import BACKFILL_EVENT, user_id
 from tiering.models import Customer, FieldValue, Ticket, note_key_in
 from tiering.policy import Policy
 
@@ -32,11 +33,17 @@ BASE_FIELDS = (
     "attachment",
     "updated",
 )
+#: Read too when the policy has SLA clocks (issue 18): the status (name and statusCategory) and
+#: the creation time (IssueBean fields, platform-openapi-v3.json: `status` is a StatusDetails
+#: with `name` and `statusCategory.key`; `created` a datetime like 2026-01-05T10:00:00.000+0000).
+SLA_FIELDS = ("status", "created")
 
 
 def fields_to_read(policy: Policy, config: JiraConfig, *, comments: bool = False) -> list[str]:
     """The field ids for `GET issue?fields=...`: only what the decision uses, in a stable order."""
     wanted = list(BASE_FIELDS)
+    if policy.sla.enabled:
+        wanted.extend(SLA_FIELDS)
     extra = [*policy.jira_fields.values()]
     if config.organization_field:
         extra.append(config.organization_field)
@@ -195,6 +202,40 @@ def component_names(fields: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(names)
 
 
+def status_of(fields: Mapping[str, Any], policy: Policy) -> str | None:
+    """The issue's status as a neutral status: by the policy's `sla.statuses.jira` names, else
+    its status category key (`SlaPolicy.jira_status`); None when the issue has no status."""
+    status = _obj(fields.get("status"), "issue.fields.status")
+    if status is None:
+        return None
+    name = _str(status.get("name"), "issue.fields.status.name")
+    category = _obj(status.get("statusCategory"), "issue.fields.status.statusCategory")
+    key = _str(category.get("key"), "issue.fields.status.statusCategory.key") if category else None
+    return policy.sla.jira_status(name, key)
+
+
+def time_of(value: Any, where: str) -> datetime | None:
+    """A Jira datetime (`2026-01-05T10:00:00.000+0000`) as an aware UTC datetime; None when
+    absent. A value that is not one raises PayloadInvalid."""
+    text = _str(value, where)
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise PayloadInvalid(f"{where}: {text!r} is not a Jira datetime") from None
+    if when.tzinfo is None:
+        raise PayloadInvalid(f"{where}: {text!r} has no time zone offset")
+    return when.astimezone(UTC)
+
+
+def reference_payload(key: str) -> dict[str, Any]:
+    """A body that makes `JiraConnector.current_ticket(..., fresh=True)` read the issue: the
+    worker's stand-in for a synthetic event (a due SLA timer) that carries no vendor body.
+    Shaped like the backfill body (`admin`), an issue with a key and no fields."""
+    return {"webhookEvent": BACKFILL_EVENT, "issue": {"key": key}}
+
+
 def _organization(value: Any, where: str) -> str | None:
     """The first JSM organization's name (the Organizations field is a list of {id, name})."""
     mapped = field_value(value, where)
@@ -288,5 +329,7 @@ def ticket_from_issue(
         actor=actor,
         updated_at=_str(fields.get("updated"), "issue.fields.updated"),
         last_note_key=last_note_key(fields) or note_key,
+        status=status_of(fields, policy),
+        created_at=time_of(fields.get("created"), "issue.fields.created"),
     )
 

@@ -259,11 +259,18 @@ LoopGuard = Literal["user", "api"]
 
 
 def trigger_spec(
-    webhook_id: str, body_text: str, *, bot_user_id: int | None, loop_guard: LoopGuard = "user"
+    webhook_id: str, body_text: str, *, bot_user_id: int | None, loop_guard: LoopGuard = "user",
+    through_solved: bool = False,
 ) -> dict[str, Any]:
-    """The trigger: on ticket create or change by anyone but the bot, call the webhook."""
+    """The trigger: on ticket create or change by anyone but the bot, call the webhook.
+
+    `through_solved` (a policy with SLA clocks): solved tickets too, so that solving a ticket
+    reaches tierdesk and stops its clocks. Status "less than closed" is new to solved: statuses
+    are ordered New < Open < Pending < On-hold < Solved < Closed for Less Than / Greater Than
+    (Zendesk "Ticket trigger conditions and actions reference", Ticket > Status)."""
     conditions_all: list[dict[str, str]] = [
-        {"field": "status", "operator": "less_than", "value": "solved"},
+        {"field": "status", "operator": "less_than",
+         "value": "closed" if through_solved else "solved"},
     ]
     if loop_guard == "user":
         if bot_user_id is None:
@@ -381,6 +388,7 @@ def install(
     wanted = trigger_spec(
         hook_ref, render_template(admin.connector.policy),
         bot_user_id=admin.connector.config.bot_user_id, loop_guard=loop_guard,
+        through_solved=admin.connector.policy.sla.enabled,
     )
     found = admin.read("/api/v2/triggers/search", params={"query": TRIGGER_TITLE})
     triggers = [t for t in found.get("triggers") or () if isinstance(t, Mapping)]

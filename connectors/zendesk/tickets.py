@@ -18,13 +18,20 @@ booleans), empty text as None.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from connectors.base import PayloadInvalid
-from connectors.zendesk.trigger_body import ATTACHMENT_LIQUID, needs_attachments, template
-from connectors.zendesk.webhook import id_text
+from connectors.zendesk.trigger_body import (
+    ATTACHMENT_LIQUID,
+    TEMPLATE_VERSION,
+    needs_attachments,
+    template,
+)
+from connectors.zendesk.webhook import BACKFILL_EVENT, id_text, parse_time
 from tiering.models import Customer, FieldValue, Ticket
 from tiering.policy import Policy
+from tiering.sla_models import STATUSES
 
 
 def _text(value: Any, where: str) -> str:
@@ -52,6 +59,22 @@ def priority_of(value: Any, where: str) -> str | None:
     """Lower-case priority name, or None for no priority ("", "-")."""
     text = _text(value, where).strip().lower()
     return None if text in ("", "-") else text
+
+
+def status_of(value: Any, where: str) -> str | None:
+    """The neutral status of a Zendesk status: the API's `status` ("open"; always a system
+    status, the category of a custom one: Zendesk API reference, "Custom ticket statuses"), a
+    placeholder's display name ("Open") or an event's enum ("OPEN"); None for anything else
+    (a custom status's own label, if `{{ticket.status}}` renders that: not confirmed)."""
+    text = _text(value, where).strip().lower()
+    return text if text in STATUSES else None
+
+
+def time_of(value: Any, where: str) -> datetime | None:
+    """An ISO 8601 time as Zendesk writes it (seconds in the API, minutes in placeholders), or
+    None when absent or unparsable."""
+    text = _text(value, where).strip()
+    return parse_time(text) if text else None
 
 
 def field_value(value: Any) -> FieldValue:
@@ -104,6 +127,12 @@ def ticket_from_trigger(
         if not isinstance(raw, str) or "{%" in raw or raw == ATTACHMENT_LIQUID:
             return None
         attachments = raw.count("+")
+    status = status_of(body.get("status"), "status")
+    created = time_of(body.get("created_at"), "created_at")
+    if policy.sla.enabled and (status is None or created is None):
+        # A trigger installed before the SLA keys, or a status the body cannot say in neutral
+        # terms (a custom status's label): the API read has both (one request).
+        return None
     ticket_key = id_text(body.get("ticket_id"), "ticket_id", required=True)
     assert ticket_key is not None
     org_id = id_text(body.get("organization_id"), "organization_id")
@@ -136,6 +165,8 @@ def ticket_from_trigger(
         actor=id_text(body.get("current_user_id"), "current_user_id"),
         updated_at=updated,
         last_note_key=last_note_key,
+        status=status,
+        created_at=created,
     )
     return ticket, lookup
 
@@ -213,7 +244,16 @@ def ticket_from_api(
         actor=actor,
         updated_at=_text(ticket.get("updated_at"), "ticket.updated_at") or None,
         last_note_key=last_note_key,
+        status=status_of(ticket.get("status"), "ticket.status"),
+        created_at=time_of(ticket.get("created_at"), "ticket.created_at"),
     )
+
+
+def reference_payload(ticket_id: str) -> dict[str, Any]:
+    """A body that makes `ZendeskConnector.current_ticket(..., fresh=True)` read the ticket:
+    the worker's stand-in for a synthetic event (a due SLA timer) that carries no vendor body.
+    Shaped like the backfill body (`admin.backfill_body`), which classifies as a handled event."""
+    return {"tierdesk": TEMPLATE_VERSION, "event_type": BACKFILL_EVENT, "ticket_id": ticket_id}
 
 
 def count_attachments(comments: Iterable[Mapping[str, Any]]) -> int:

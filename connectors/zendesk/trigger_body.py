@@ -11,7 +11,12 @@ placeholders reference"): `ticket.id`, `ticket.title`, `ticket.description`, `ti
 `ticket.organization.name|id`, `ticket.organization.custom_fields.<key>`, `ticket.group.id`,
 `ticket.assignee.id`, `ticket.updated_at_with_timestamp` (ISO 8601, documented with minute
 precision only), `current_user.id` (who made the change: tierdesk's loop guard) and
-`ticket.ticket_field_<id>` for each documentation field.
+`ticket.ticket_field_<id>` for each documentation field. For the SLA clocks (issue 18):
+`ticket.status` (the status's display name, "Open") and `ticket.created_at_with_timestamp`
+(ISO 8601, the same article; its example "2013-12-12T05:35Z" has minute precision). NOT CONFIRMED:
+what `ticket.status` renders for a custom ticket status (its own label, perhaps): a value that is
+not one of the system statuses makes the parser read the ticket, whose API `status` is always
+the status category (Zendesk API reference, "Custom ticket statuses").
 
 Attachments have no placeholder; Zendesk's Liquid exposes `comment.attachments` inside
 `{% for comment in ticket.comments %}` (the "Using Liquid markup" article), so the template prints
@@ -63,6 +68,8 @@ def template(policy: Policy) -> dict[str, Any]:
         "ticket_id": "{{ticket.id}}",
         "current_user_id": "{{current_user.id}}",
         "updated_at": "{{ticket.updated_at_with_timestamp}}",
+        "status": "{{ticket.status}}",
+        "created_at": "{{ticket.created_at_with_timestamp}}",
         "group_id": "{{ticket.group.id}}",
         "assignee_id": "{{ticket.assignee.id}}",
         "organization_id": "{{ticket.organization.id}}",

@@ -69,14 +69,6 @@ def parse_now(text: str | None, param: str = "--now") -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def threshold_key(clock: str, started_at: datetime, fraction: float) -> str:
-    """The key the worker records when it acts on one threshold of one clock run:
-    `<clock>@<start epoch>:warn<f>` or `...:breach` (the format of
-    tiering.sla_actions.threshold_key, issue-18-actions)."""
-    suffix = "breach" if fraction >= 1.0 else f"warn{fraction:g}"
-    return f"{clock}@{int(started_at.timestamp())}:{suffix}"
-
-
 # ----------------------------------------------------------------------------- explain
 
 
@@ -139,6 +131,8 @@ def ticket_clocks(
 
 def _thresholds(c: ClockState, warn_at: Sequence[float], fired: frozenset[str]
                 ) -> list[dict[str, Any]]:
+    from tiering.sla_actions import threshold_key  # the key the worker records per threshold
+
     crossed = {round(t.fraction, 9): t.at for t in c.crossed}
     out: list[dict[str, Any]] = []
     for fraction in [*sorted(warn_at), 1.0]:

@@ -95,7 +95,8 @@ def test_entitlement_keys_come_before_free_text(policy: Policy) -> None:
     tags, priority and documentation fields, and only then subject and description."""
     keys = list(template(policy))
     assert keys == [
-        "tierdesk", "event_type", "ticket_id", "current_user_id", "updated_at", "group_id",
+        "tierdesk", "event_type", "ticket_id", "current_user_id", "updated_at", "status",
+        "created_at", "group_id",
         "assignee_id", "organization_id", "organization_plan", "organization_name",
         "requester_email", "attachments", "tags", "priority", "fields", "subject",
         "description",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,7 @@ def test_rendered_template_parses(policy: Policy) -> None:
     values = {
         "{{ticket.id}}": "77", "{{current_user.id}}": "12",
         "{{ticket.updated_at_with_timestamp}}": "2026-11-21T10:00Z",
+        "{{ticket.status}}": "Pending", "{{ticket.created_at_with_timestamp}}": "2026-11-21T09:58Z",
         "{{ticket.group.id}}": "", "{{ticket.assignee.id}}": "", "{{ticket.organization.id}}": "5",
         "{{ticket.tags}}": "tier-l1 foo", "{{ticket.priority}}": "Urgent",
         liquid.group(0): "+",
@@ -197,6 +199,7 @@ def test_rendered_template_parses(policy: Policy) -> None:
         customer=Customer(organization="Y & Co", email="x@y.example", plan="standard"),
         fields={"steps_to_reproduce": 'a "quoted"\tstep\nand \\ more', "reproduced": "yes"},
         attachments=1, assignee=None, group=None, actor="12", updated_at="2026-11-21T10:00Z",
+        status="pending", created_at=datetime(2026, 11, 21, 9, 58, tzinfo=UTC),
     )
 
 
