@@ -7,6 +7,8 @@ worker's figures live in the worker process and its decision records. The inbox 
 events and the oldest one's age per vendor, ready tickets, dead letters, seconds a vendor stays
 paused) are read from the database at scrape time, so every replica reports the shared figure.
 `tierdesk_vendor_configured` is set by the receiver (`serve`) for each configured vendor.
+SLA (issue 18): warnings and breaches acted on by clock, the timer lag (due instant to the
+decision that acted on it) and, read at scrape time, the open clocks per vendor.
 deploy/observability/ holds the Grafana dashboard and the alert rules built on these.
 """
 
@@ -66,6 +68,26 @@ class _InboxCollector(Collector):
         )
 
 
+class _ClockCollector(Collector):
+    """Reads the open SLA clocks per vendor when Prometheus scrapes."""
+
+    def __init__(self, count: Callable[[], dict[str, int]]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            counts = self._count()
+        except Exception:  # the database is down: /readyz says so
+            return
+        family = GaugeMetricFamily(
+            "tierdesk_sla_open_clocks", "SLA/OLA clocks not stopped (tickets not solved)",
+            labels=["vendor"],
+        )
+        for vendor, n in sorted(counts.items()):
+            family.add_metric([vendor], n)
+        yield family
+
+
 class Metrics:
     """The counters and histograms; `render()` is the /metrics body."""
 
@@ -122,6 +144,24 @@ class Metrics:
             " permission, unknown-target, field, comment-visibility)",
             ["vendor", "reason"], registry=r,
         )
+
+        self.sla_warnings = Counter(
+            "tierdesk_sla_warnings", "SLA warning thresholds acted on", ["vendor", "clock"],
+            registry=r,
+        )
+        self.sla_breaches = Counter(
+            "tierdesk_sla_breaches", "SLA breaches acted on", ["vendor", "clock"], registry=r,
+        )
+        self.sla_timer_lag = Histogram(
+            "tierdesk_sla_timer_lag_seconds",
+            "Due instant of an SLA timer to the decision that acted on it",
+            ["vendor"], buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+
+    def watch_clocks(self, count: Callable[[], dict[str, int]]) -> None:
+        """Report the open SLA clocks per vendor (`Inbox.open_clock_count`) at scrape time."""
+        self.registry.register(_ClockCollector(count))
 
     def watch_inbox(self, depth: Callable[[], Depth], *, vendors: Sequence[str] = ()) -> None:
         """Report the inbox depth (pending events and the oldest one's age, ready tickets,

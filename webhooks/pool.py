@@ -1,5 +1,5 @@
-"""The worker threads of one process (`serve` and `worker`), with retention beside them, stopped
-together."""
+"""The worker threads of one process (`serve` and `worker`), with retention and the SLA timer loop
+beside them, stopped together."""
 
 from __future__ import annotations
 
@@ -7,16 +7,22 @@ import threading
 import time
 
 from webhooks.retention import Pruner
+from webhooks.sla_work import TimerLoop
 from webhooks.worker import Worker
 
 
 class WorkerPool:
     """Several worker threads in one process, stopped together (for `serve` and `worker`)."""
 
-    def __init__(self, workers: list[Worker], *, pruner: Pruner | None = None) -> None:
+    def __init__(
+        self, workers: list[Worker], *, pruner: Pruner | None = None,
+        timers: TimerLoop | None = None,
+    ) -> None:
         self.workers = workers
         #: Retention housekeeping run beside the workers (webhooks/retention.py), if any.
         self.pruner = pruner
+        #: The SLA timer loop (webhooks/sla_work.py): one per process, if any.
+        self.timers = timers
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -30,6 +36,11 @@ class WorkerPool:
                                  name="tierdesk-prune", daemon=True)
             t.start()
             self._threads.append(t)
+        if self.timers is not None:
+            t = threading.Thread(target=self.timers.run, args=(self.stop_event,),
+                                 name="tierdesk-sla-timers", daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def wake(self) -> None:
         for w in self.workers:
@@ -39,6 +50,8 @@ class WorkerPool:
         """Ask every worker to stop after the ticket in hand, and wait for them."""
         self.stop_event.set()
         self.wake()
+        if self.timers is not None:
+            self.timers.stop()
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(timeout=max(0.0, deadline - time.monotonic()))

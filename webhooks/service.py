@@ -11,8 +11,10 @@ import errno
 import resource
 import signal
 import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -41,6 +43,7 @@ from webhooks.pool import WorkerPool
 from webhooks.reload import PolicyHolder, PolicyWatcher
 from webhooks.retention import Pruner
 from webhooks.settings import Settings
+from webhooks.sla_work import TimerLoop, recompute_timers
 from webhooks.worker import VendorGate, Worker
 
 #: Seconds a vendor's line pauses after a bare 429 (no Retry-After): the connectors' own floors.
@@ -192,6 +195,9 @@ def build_service(
             )
             for i in range(settings.worker_threads)
         ], pruner=Pruner(inbox, days=settings.retention_days) if settings.retention_days else None)
+        if pool is not None:
+            pool.timers = TimerLoop(inbox, wake_workers=pool.wake)
+    metrics.watch_clocks(inbox.open_clock_count)
     log("policy loaded", source=policy.source, digest=policy.digest[:12])
     service = Service(policy=policy, inbox=inbox, metrics=metrics, pool=pool)
     if settings.policy is not None:
@@ -208,10 +214,22 @@ def build_service(
                      else build_connectors(settings, new, lines=lines))
             for worker in pool.workers:
                 worker.swap(new, fresh)
+            # Every open SLA timer is recomputed under the new targets and calendars.
+            threading.Thread(target=_recompute_timers, args=(inbox, new),
+                             name="tierdesk-sla-recompute", daemon=True).start()
 
         holder.subscribe(use)
         service.watcher = PolicyWatcher(holder)
     return service
+
+
+def _recompute_timers(inbox: Inbox, policy: Policy) -> None:
+    try:
+        changed = recompute_timers(inbox, policy, now=datetime.now(UTC))
+    except Exception as exc:
+        log("sla timers not recomputed after the reload", level=40, error=repr(exc)[:300])
+        return
+    log("sla timers recomputed after the reload", changed=changed, digest=policy.digest[:12])
 
 
 def build_server(
@@ -385,6 +403,8 @@ def run_worker(
                 " (and its credentials) or TIERDESK_ZENDESK_SUBDOMAIN / TIERDESK_ZENDESK_URL"
             ])
         if once:
+            if pool.timers is not None:
+                pool.timers.run_once()  # timers due by now become work of this drain
             done = pool.workers[0].drain()
             log("worker drained", tickets=done)
             return done

@@ -6,11 +6,14 @@ Per claimed ticket (see connectors/base.py for the connector's side):
     2. ticket   = connector.current_ticket(payloads in arrival order, fresh=..., last_note_key=...)
                   fresh when an event was claimed before (a write may have landed) or arrived
                   out of order (older than the newest event already processed)
-    3. decision = tiering.decide(ticket, policy, now=...)
+    3. decision = tiering.decide(ticket, policy, now=...), then the SLA step (webhooks/sla_work.py):
+                  clocks from the recorded history, crossed thresholds acted on once
+                  (tiering.sla_actions), the ticket's next timer
     4. applied  = connector.apply(ticket, decision, decide=...)   0 or 1 write (JSM notes: 2)
                   unless the label-loop guard (webhooks/loops.py, one inbox read) finds another
                   tool rewriting the ticket's labels: then only its one note, or nothing
-    5. record the decision, remember the note posted, mark the events done
+    5. record the decision (with the SLA marks, fired thresholds, notices and next timer, in
+       one transaction), remember the note posted, mark the events done
 
 Failures:
 
@@ -59,12 +62,19 @@ from tiering.engine import DecideFunction
 from tiering.engine import decide as engine_decide
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
-from webhooks.inbox.records import Claim, DecisionRecord
-from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX, UNFINISHED_ERROR
+from webhooks.inbox.records import Claim, DecisionRecord, SlaWrite
+from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX, SLA_DUE_EVENT, UNFINISHED_ERROR
 from webhooks.inbox.store import Inbox
 from webhooks.logging import log
 from webhooks.loops import LOOP_HALTED, LoopGuard, LoopVerdict
 from webhooks.metrics import Metrics
+from webhooks.sla_work import (
+    SlaPlan,
+    SlaStep,
+    observe_sla,
+    payloads_for,
+    without_actions,
+)
 
 #: Seconds a vendor is paused after it refused tierdesk's credentials (401): one request a
 #: minute finds out whether the setting was fixed, and the warning is logged once a minute.
@@ -152,6 +162,8 @@ class Worker:
         self.gate = gate or VendorGate(inbox.clock)
         #: Stops writing to a ticket whose labels another tool keeps rewriting (webhooks/loops.py).
         self.loop_guard = loop_guard or LoopGuard()
+        #: SLA clocks, actions and timers (webhooks/sla_work.py).
+        self.sla = SlaStep(inbox)
         self._wake = threading.Event()
 
     @property
@@ -260,8 +272,7 @@ class Worker:
         try:
             try:
                 ticket = connector.current_ticket(
-                    [e.payload for e in claim.events], fresh=fresh,
-                    last_note_key=claim.last_note_key,
+                    payloads_for(claim), fresh=fresh, last_note_key=claim.last_note_key,
                 )
             except PayloadInvalid:
                 if len(claim.events) == 1:
@@ -276,6 +287,8 @@ class Worker:
                 ticket = replace(ticket, last_note_key=claim.last_note_key)
             now = self.now()
             decision = self.decide(ticket, self.policy, now=now)
+            sla = self._sla(claim, ticket, decision, now)
+            decision = sla.decision
             if self.gate.closed_for(claim.vendor) > 0:
                 raise _GateClosed  # rate limited meanwhile: write later, after Retry-After
             if self.inbox.clock() > claim.lease_until - self.lease_seconds / 2:
@@ -298,7 +311,8 @@ class Worker:
                 )
             else:
                 applied = connector.apply(
-                    ticket, decision, decide=lambda t: self.decide(t, self.policy, now=now)
+                    ticket, decision,
+                    decide=sla.redecide or (lambda t: self.decide(t, self.policy, now=now)),
                 )
             if applied.wrote:
                 self.metrics.write_latency.labels(claim.vendor).observe(
@@ -340,9 +354,11 @@ class Worker:
         if halt is not None:
             log("label loop: tierdesk stopped writing to the ticket", level=30,
                 labels=list(halt.labels), note_posted=halt.note is not None, **fields)
-            self._done(claim, ticket, decision, applied, fields, known_at, outcome=LOOP_HALTED)
+            self._done(claim, ticket, decision, applied, fields, known_at, outcome=LOOP_HALTED,
+                       sla=without_actions(sla.write, now=self.inbox.clock()))
             return
-        self._done(claim, ticket, decision, applied, fields, known_at)
+        self._done(claim, ticket, decision, applied, fields, known_at, sla=sla.write)
+        observe_sla(self.metrics, claim, sla, done_at=self.inbox.clock())
 
     def _without_malformed(
         self, claim: Claim, connector: Connector, fresh: bool, fields: dict[str, Any]
@@ -356,6 +372,8 @@ class Worker:
         while True:
             culprit = None
             for event in reversed(claim.events):
+                if event.event_type == SLA_DUE_EVENT:
+                    continue  # tierdesk's own timer event: no vendor body to be malformed
                 try:
                     connector.current_ticket([event.payload], fresh=False,
                                              last_note_key=claim.last_note_key)
@@ -364,8 +382,7 @@ class Worker:
                     break
             if culprit is None:
                 return claim, connector.current_ticket(
-                    [e.payload for e in claim.events], fresh=fresh,
-                    last_note_key=claim.last_note_key)
+                    payloads_for(claim), fresh=fresh, last_note_key=claim.last_note_key)
             event, problem = culprit
             error = _error_text(problem)
             claim = self.inbox.dead_letter_events(claim, [event.id], error=error)
@@ -375,11 +392,18 @@ class Worker:
             fields["events"] = len(claim.events)
             try:
                 return claim, connector.current_ticket(
-                    [e.payload for e in claim.events], fresh=fresh,
-                    last_note_key=claim.last_note_key)
+                    payloads_for(claim), fresh=fresh, last_note_key=claim.last_note_key)
             except PayloadInvalid:
                 if len(claim.events) == 1:
                     raise
+
+    # ------------------------------------------------------------------ SLA (issue 18)
+
+    def _sla(self, claim: Claim, ticket: Ticket, decision: Decision, now: datetime) -> SlaPlan:
+        """The SLA step (webhooks/sla_work.py): the decision with the SLA actions merged in,
+        and what `complete` records of the ticket's clocks."""
+        return self.sla.evaluate(claim.vendor, ticket, decision, self.policy, now=now,
+                                 decide=self.decide)
 
     def _loop_verdict(self, claim: Claim, decision: Decision) -> LoopVerdict | None:
         """The label-loop guard's verdict on a changing decision (one inbox read), else None."""
@@ -429,6 +453,7 @@ class Worker:
         known_at: int | None = None,
         *,
         outcome: str | None = None,
+        sla: SlaWrite | None = None,
     ) -> None:
         final = decision if outcome is not None else applied.decision or decision
         outcome = outcome or (APPLIED if applied.wrote else UNCHANGED)
@@ -451,7 +476,7 @@ class Worker:
             decision=final.to_dict(),
         )
         kept = self.inbox.complete(
-            claim, record=record, note_key=applied.note_key, known_at=known_at
+            claim, record=record, note_key=applied.note_key, known_at=known_at, sla=sla
         )
         self.metrics.decisions.labels(claim.vendor, outcome).inc()
         oldest = min(e.received_at for e in claim.events)

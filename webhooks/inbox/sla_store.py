@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -302,6 +302,21 @@ class SlaStore:
         ).limit(limit)
         with self._read() as conn:
             return [_timer_of(r) for r in conn.execute(query).all()]
+
+    def iter_timers(self, *, batch: int = 1000) -> Iterator[SlaTimer]:
+        """Every timer, in pages of `batch` (one short read each): for recomputing them all."""
+        after = 0
+        while True:
+            with self._read() as conn:
+                rows = conn.execute(
+                    sa.select(sla_timers).where(sla_timers.c.id > after)
+                    .order_by(sla_timers.c.id).limit(batch)
+                ).all()
+            for row in rows:
+                yield _timer_of(row)
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
 
     def open_clock_count(self) -> dict[str, int]:
         """Open (not stopped) clocks per vendor, for the /metrics gauge."""
