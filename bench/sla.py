@@ -9,17 +9,17 @@ thresholds and the ticket's next change, as the worker does when it re-arms a ti
 CPU seconds for a first pass (calendar caches cold) and a second pass (warm), per clock, and
 memory: the Python heap held by histories and reports (tracemalloc) and the peak RSS.
 
-Service (webhooks/sla_work.py's TimerLoop, the Worker and the inbox; SQLite file, or the
-database of --database-url): an inbox holding 50,000 tickets with recorded history and a
+Service (webhooks/sla_work.py's TimerLoop, the Worker and the inbox; a SQLite file, and with
+--postgres a PostgreSQL schema): an inbox holding 50,000 tickets with recorded history and a
 durable timer each, two open clocks per ticket (100,000 open clocks), none due for the next
 hour. Printed:
 
-- CPU per idle minute: this process's CPU time while the timer loop alone waits (it polls the inbox
-  for the soonest timer at most every 0.5 s), then while the loop and two idle worker threads
+- CPU per idle minute: this process's CPU time while the timer loop alone waits (it polls the
+  inbox for the soonest timer at most every 0.5 s), then while the loop and two idle workers
   (TIERDESK_WORKER_THREADS' default) wait, scaled to one minute (on PostgreSQL the database
   server's own CPU is not included);
-- memory: the peak RSS of the process and the Python heap the loop and the workers grow while
-  idle (tracemalloc), and the database size;
+- memory: the RSS of the process and the Python heap the loop and the workers grow while idle
+  (tracemalloc), and the SQLite database's size;
 - firing lag: 1,000 tickets are then given thresholds that fall due in the same second (one
   every millisecond); the loop enqueues them and the two workers decide on each (the real
   engine, clocks and SLA actions; an in-memory vendor stands in for Jira, so no network time is
