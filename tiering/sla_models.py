@@ -18,8 +18,6 @@
 
 The structure is checked by pydantic when tiering/policy_validate.py validates the whole file;
 meaning by tiering/sla_checks.py, and tiering/sla_policy.py compiles the checked sections.
-
-The service does not enforce these clocks yet (no timers, no writes): see the admin guide.
 """
 
 from __future__ import annotations
