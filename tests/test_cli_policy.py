@@ -29,8 +29,7 @@ def test_policy_check_ok_prints_summary() -> None:
     assert result.exit_code == 0
     assert result.output.strip().endswith(
         "OK: 5 tiers (L0, L1, L2, L3, L4), 3 plans, 3 customers, 4 rules,"
-        " 5 documentation requirements, 5 targets; 1 calendars, SLA targets for 2 plans"
-        " (validated; the service does not enforce them yet)")
+        " 5 documentation requirements, 5 targets; 1 calendars, SLA targets for 2 plans")
 
 
 def test_policy_check_bad_lists_errors_and_exits_1(tmp_path: Path) -> None:

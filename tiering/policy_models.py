@@ -310,11 +310,11 @@ class PolicyDoc(_Model):
     #: Business calendars and SLA/OLA targets (tiering/sla_models.py; issue 18).
     calendars: dict[StrictStr, CalendarSpec] = Field(
         default={},
-        description="Business calendars (validated; not enforced yet); 24x7 is built in.",
+        description="Business calendars; 24x7 is built in.",
     )
     sla: SlaSpec | None = Field(
         default=None,
-        description="SLA and OLA targets (validated; not enforced yet).",
+        description="SLA and OLA targets, warnings and actions.",
     )
 
 

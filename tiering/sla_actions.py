@@ -56,6 +56,10 @@ DUE_DATE = "tierdesk:due-date"
 DUE_TIME = "tierdesk:due-time"
 #: The form of a DUE_TIME value (UTC, to the minute).
 DUE_TIME_FORMAT = "%Y-%m-%dT%H:%MZ"
+#: `Ticket.fields` key a connector fills, on a read that includes comments, with the SLA note
+#: keys found on the ticket: thresholds whose note is there already were acted on (a write that
+#: landed before its keys were recorded) and are not acted on again.
+SLA_NOTES = "tierdesk:sla-notes"
 
 #: The last line of an SLA note: `tierdesk-sla:<key>` (not a `tierdesk-note:` marker, so the
 #: checklist's note key found on a ticket stays the checklist's).
@@ -281,6 +285,10 @@ def _due(ticket: Ticket, policy: Policy, report: SlaReport) -> tuple[datetime | 
     return at, wanted != current
 
 
+def _sla_note_key(ticket: Ticket, crossings: list[Crossing]) -> str:
+    return notes.key("sla", ticket.key, *(c.key for c in crossings if c.action.note))
+
+
 def apply_clocks(
     ticket: Ticket,
     policy: Policy,
@@ -295,6 +303,9 @@ def apply_clocks(
     if report is None or policy.sla.spec is None:
         return SlaOutcome(decision=decision, fired=frozenset(), notices=())
     crossings, recorded = _crossings(policy, report, fired, now)
+    on_ticket = ticket.fields.get(SLA_NOTES)
+    if isinstance(on_ticket, tuple) and _sla_note_key(ticket, crossings) in on_ticket:
+        crossings = []  # their note is on the ticket: the write landed, only the keys were lost
     base, before = decision, frozenset(ticket.labels)
     escalation: str | None = None
     if any(c.action.escalate == "next" for c in crossings):
@@ -312,7 +323,7 @@ def apply_clocks(
     comment, note_key, sla_note_key = base.comment, base.note_key, None
     if noted:
         text = _note_text(ticket, policy, noted, escalation, assigned)
-        sla_note_key = notes.key("sla", ticket.key, *(c.key for c in noted))
+        sla_note_key = _sla_note_key(ticket, noted)
         sla_part = f"{text}\n\n{SLA_MARKER}{sla_note_key}"
         if base.comment:
             comment = f"{sla_part}\n\n{base.comment}"

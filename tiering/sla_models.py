@@ -18,6 +18,8 @@
 
 The structure is checked by pydantic when tiering/policy_validate.py validates the whole file;
 meaning by tiering/sla_checks.py, and tiering/sla_policy.py compiles the checked sections.
+
+The service enforces them (webhooks/sla_work.py): see the admin guide.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 tiering/sla_models.py) into `Calendar`s and an `SlaPolicy`, which resolves the clocks and targets
 of one ticket for `tiering.sla`.
 
-The service does not enforce these clocks yet (no timers, no writes): see the admin guide.
+The service enforces them (webhooks/sla_work.py: recorded history, durable timers, the actions
+of tiering/sla_actions.py): see the admin guide.
 """
 
 from __future__ import annotations
@@ -137,14 +138,11 @@ class SlaPolicy:
         return tuple(out)
 
     def summary(self) -> str:
-        """The tail of `Policy.summary`: calendars and SLA plans, and that they are not enforced."""
+        """The tail of `Policy.summary`: calendars and SLA plans."""
         if self.spec is None and len(self.calendars) == 1:
             return ""
         plans = len(self.spec.plans) if self.spec else 0
-        return (
-            f"; {len(self.calendars) - 1} calendars, SLA targets for {plans} plans"
-            " (validated; the service does not enforce them yet)"
-        )
+        return f"; {len(self.calendars) - 1} calendars, SLA targets for {plans} plans"
 
     def jira_status(self, name: str | None, category: str | None) -> str | None:
         """A Jira status as a neutral status: by name (any case), else by category key."""

@@ -8,7 +8,9 @@ Requests per decision (measured in tests/connectors/jira/test_jira_apply.py):
   to that field list to find tierdesk's own note marker;
 - a changing decision: exactly 1 write, `PUT /rest/api/2/issue/{key}` carrying label
   add/remove, the new target's ownership (its assignee or an unassignment, its component added
-  and the previous targets' components removed) and the checklist comment together;
+  and the previous targets' components removed), the checklist or SLA comment and the SLA due
+  field (`fields.duedate` or a datetime custom field, only when it differs: connectors/jira/
+  due.py) together;
 - on Jira Service Management the checklist is not part of that PUT but its own
   `POST /rest/servicedeskapi/request/{key}/comment` with `"public": false` (1 more write on
   decisions that post a note): the only documented way to make a comment internal;
@@ -27,9 +29,10 @@ from typing import Any
 import requests
 from jira import JIRA
 
+from connectors import due as due_field
 from connectors.base import Applied, Call, Decide, Envelope, PayloadInvalid, VendorRejected
 from connectors.calls import Recorder
-from connectors.jira import refusals, webhook
+from connectors.jira import due, refusals, webhook
 from connectors.jira.client import json_object, make_client, send
 from connectors.jira.config import JiraConfig
 from connectors.jira.tickets import fields_to_read, is_complete, ticket_from_issue
@@ -138,6 +141,7 @@ class JiraConnector:
         if self._note_due(ticket, decision) and not self.config.service_management:
             assert decision.comment is not None
             update["comment"] = [{"add": self._comment(decision.comment)}]
+        fields.update(due.write(self.policy, ticket, decision))  # SLA due field: jira/due.py
         if not update and not fields:
             return None
         body: dict[str, Any] = {}
@@ -242,9 +246,10 @@ class JiraConnector:
         return Call("POST", path, response.status_code, "internal checklist note")
 
     def _note_due(self, ticket: Ticket, decision: Decision) -> bool:
-        """True when the decision has a checklist note that is not on the ticket yet."""
+        """True when the decision has a checklist note that is not on the ticket yet, or an SLA
+        note (which keeps the checklist's note key: tiering/sla_actions.py) not seen on it."""
         posted = decision.note_key is not None and decision.note_key == ticket.last_note_key
-        return bool(decision.comment) and not posted
+        return bool(decision.comment) and (not posted or due_field.sla_note_due(ticket, decision))
 
     def _ownership(
         self, ticket: Ticket, assignee: str | None, component: str | None

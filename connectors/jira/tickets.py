@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from connectors.base import PayloadInvalid
+from connectors.jira import due
 from connectors.jira.config import JiraConfig
 from connectors.jira.webhook import BACKFILL_EVENT, user_id
 from tiering.models import Customer, FieldValue, Ticket, note_key_in
@@ -44,7 +45,7 @@ def fields_to_read(policy: Policy, config: JiraConfig, *, comments: bool = False
     wanted = list(BASE_FIELDS)
     if policy.sla.enabled:
         wanted.extend(SLA_FIELDS)
-    extra = [*policy.jira_fields.values()]
+    extra = [*policy.jira_fields.values(), *due.read_fields(policy)]
     if config.organization_field:
         extra.append(config.organization_field)
     for field_id in (config.customer_field, config.plan_field):
@@ -306,6 +307,7 @@ def ticket_from_issue(
         name: field_value(fields.get(field_id), f"issue.fields.{field_id}")
         for name, field_id in policy.jira_fields.items()
     }
+    doc_fields.update(due.current(policy, fields) | due.sla_notes(fields))  # SLA due field
     attachments = _list(fields.get("attachment"), "issue.fields.attachment")
     return Ticket(
         key=key,

@@ -9,7 +9,9 @@ Requests per decision (measured in tests/connectors/zendesk/ and bench/zendesk_r
   with the requester and organization sideloaded; plus one comments read when `fresh` asks for
   tierdesk's note marker or when an attachment count can matter (the policy requires an
   attachment and the ticket has no tier yet or carries an `escalate-*` request).
-- write: none when the desired state already holds, else one `PUT /api/v2/tickets/{id}.json`.
+- write: none when the desired state already holds, else one `PUT /api/v2/tickets/{id}.json`
+  (tags, group/assignee, the checklist or SLA note, the SLA due field only when it differs:
+  connectors/zendesk/due.py).
   A tags write needs the ticket's `updated_at` to the second; Zendesk documents the trigger
   placeholder to the minute only, so then one `GET` of the ticket comes first (1 read + 1 write).
   A 409 (an agent changed the ticket meanwhile) costs one read, one re-decision, one more PUT.
@@ -38,6 +40,7 @@ from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment
 from zenpy.lib.api_objects import Ticket as ZenpyTicket
 
+from connectors import due as due_field
 from connectors.base import (
     Applied,
     Call,
@@ -47,7 +50,7 @@ from connectors.base import (
     VendorRejected,
     VendorUnavailable,
 )
-from connectors.zendesk import refusals, webhook
+from connectors.zendesk import due, refusals, webhook
 from connectors.zendesk.client import HTTPFailure, calling, make_zenpy, response_json, translate
 from connectors.zendesk.config import ZendeskConfig
 from connectors.zendesk.tickets import (
@@ -174,10 +177,15 @@ class ZendeskConnector:
             attachments = count_attachments(comments)
             if fresh:
                 note_key = self._note_key(comments) or last_note_key
-        return ticket_from_api(
+        ticket = ticket_from_api(
             data, self.policy, actor=actor, attachments=attachments, plan=plan,
             last_note_key=note_key,
         )
+        if fresh:  # the SLA notes on the ticket, so one that landed is not posted again
+            found = dict(ticket.fields)
+            due_field.with_sla_notes(found, [_body(c) for c in comments])
+            ticket = replace(ticket, fields=found)
+        return ticket
 
     def _attachments_matter(self, tags: Sequence[Any]) -> bool:
         """Whether the attachment count can change the decision, so the comments must be read.
@@ -299,10 +307,12 @@ class ZendeskConnector:
                     # In the same group, the previous tier's own assignee (a target's) hands
                     # the ticket to the queue too; an agent who took it by hand keeps it.
                     body["assignee_id"] = None
-        if decision.comment and not (
+        if decision.comment and (not (
             decision.note_key is not None and decision.note_key == ticket.last_note_key
-        ):
+        ) or due_field.sla_note_due(ticket, decision)):
+            # An SLA note keeps the checklist's note key (tiering/sla_actions.py): posted once.
             body["comment"] = {"body": decision.comment, "public": False}
+        body.update(due.write(self.policy, ticket, decision))  # SLA due field: zendesk/due.py
         if not body:
             return None
         if "tags" in body and ticket.updated_at:
@@ -415,6 +425,11 @@ _SECONDS = re.compile(r"T\d{2}:\d{2}:\d{2}")
 def precise_stamp(updated_at: str | None) -> bool:
     """True when `updated_at` is given to the second, as `updated_stamp` needs it."""
     return bool(updated_at and _SECONDS.search(updated_at))
+
+
+def _body(comment: Mapping[str, Any]) -> str | None:
+    body = comment.get("body") or comment.get("plain_body")
+    return body if isinstance(body, str) else None
 
 
 def _with_plan(ticket: Ticket, plan: str | None) -> Ticket:

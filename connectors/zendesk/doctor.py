@@ -256,7 +256,8 @@ def _trigger_check(admin: ZendeskAdmin, checks: list[Check], hook_id: str) -> No
     for guard in guards:
         try:
             wanted = trigger_spec(hook_id, body, bot_user_id=connector.config.bot_user_id,
-                                  loop_guard=guard)
+                                  loop_guard=guard,
+                                  through_solved=connector.policy.sla.enabled)
         except ValueError:
             continue
         if _conditions_equal(trigger.get("conditions"), wanted["conditions"]):

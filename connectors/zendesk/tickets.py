@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import PayloadInvalid
+from connectors.zendesk import due
 from connectors.zendesk.trigger_body import (
     ATTACHMENT_LIQUID,
     TEMPLATE_VERSION,
@@ -89,11 +90,12 @@ def field_value(value: Any) -> FieldValue:
 
 
 def map_fields(policy: Policy, values_by_id: Mapping[str, Any]) -> dict[str, FieldValue]:
-    """Policy field name -> value, for each field the policy maps to a Zendesk field id."""
+    """Policy field name -> value, for each field the policy maps to a Zendesk field id (and
+    the SLA due field's value: connectors/zendesk/due.py)."""
     return {
         name: field_value(values_by_id.get(str(field_id)))
         for name, field_id in policy.zendesk_fields.items()
-    }
+    } | due.current(policy, values_by_id)
 
 
 def _placeholder_left(value: Any, placeholder: str) -> bool:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from connectors.zendesk import due
 from tiering.policy import Policy
 
 #: Value of the `tierdesk` key: the template version. Bump it when the shape changes; the parser
@@ -88,7 +89,7 @@ def template(policy: Policy) -> dict[str, Any]:
     body["priority"] = "{{ticket.priority}}"
     body["fields"] = {
         str(field_id): f"{{{{ticket.ticket_field_{field_id}}}}}"
-        for field_id in sorted(set(policy.zendesk_fields.values()))
+        for field_id in sorted(set(policy.zendesk_fields.values()) | due.field_ids(policy))
     }
     # Free text last: the subject and description are what customers write.
     body["subject"] = "{{ticket.title}}"

@@ -1,4 +1,4 @@
-"""The Jira sandbox's issue writes: edit (fields + update), assign, create, attachments."""
+"""The Jira sandbox's issue writes: edit, assign, create, attachments, status transitions."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from collections.abc import Callable, Mapping
 from email.parser import BytesParser
 from typing import Any
 
+from sandbox.jira import fields as date_fields
 from sandbox.jira.comments import JiraComments
 from sandbox.jira.records import (
     ISSUE_TYPES,
+    STATUSES,
+    TRANSITIONS,
     Comment,
     Issue,
     _bad_json,
@@ -108,6 +111,56 @@ class JiraIssues(JiraComments):
         issue = self.find(request.params["key"])
         return Response(200, self.issue_json(issue, self.wanted_fields(request)))
 
+    def transitions(self, request: Request) -> Response:
+        """GET /rest/api/2/issue/{key}/transitions: the transitions to other statuses ("Get
+        transitions", platform-openapi-v3.json: `{"expand", "transitions": [IssueTransition]}`,
+        each with `id`, `name` and `to`, a StatusDetails). 404 for an issue the caller cannot
+        see, as for Get issue."""
+        issue = self.find(request.params["key"])
+        self._can_see(request.actor, issue)
+        return Response(200, {"expand": "transitions", "transitions": [
+            {"id": tid, "name": name, "to": self.status_json(name), "hasScreen": False,
+             "isGlobal": True, "isInitial": False, "isAvailable": True, "isConditional": False}
+            for tid, name in TRANSITIONS.items() if name != issue.status
+        ]})
+
+    def transition(self, request: Request) -> Response:
+        """POST /rest/api/2/issue/{key}/transitions `{"transition": {"id": "21"}}`: 204 and the
+        status changes ("Transition issue", platform-openapi-v3.json: 400 when no transition is
+        specified, when the user may not transition the issue, or for a field not on the
+        transition screen; the sandbox's transitions have no screen). Jira then sends
+        `jira:issue_updated` with `issue_event_type_name` "issue_generic" and a changelog item
+        `fieldId: status` (public webhook bodies of workflow transitions, e.g. the samples in
+        Jira webhook receivers' tests)."""
+        issue = self.find(request.params["key"])
+        self._can_see(request.actor, issue)
+        actor = request.actor
+        assert actor is not None
+        if not self.has_permission(actor, issue.project, "TRANSITION_ISSUES"):
+            raise _error(400, "You do not have permission to transition this issue.")
+        body = json_body(request, _bad_json)
+        wanted = body.get("transition")
+        ident = wanted.get("id") if isinstance(wanted, dict) else None
+        if not isinstance(ident, str | int) or isinstance(ident, bool):
+            raise _error(400, "No transition specified: give {\"transition\": {\"id\": ...}}.")
+        target = TRANSITIONS.get(str(ident))
+        if target is None or target == issue.status:
+            raise _error(400, f"Transition id '{ident}' is not valid for this issue.")
+        extra = [k for k in ("fields", "update") if body.get(k)]
+        if extra:
+            raise _error(400, **{k: "This transition has no screen: nothing can be set in it."
+                                 for k in extra})
+        before = issue.status
+        issue.status = target
+        issue.updated = self.now()
+        item = {
+            "field": "status", "fieldtype": "jira", "fieldId": "status",
+            "from": STATUSES[before][0], "fromString": before,
+            "to": STATUSES[target][0], "toString": target,
+        }
+        self._issue_updated(issue, actor, [item], None)
+        return Response(204, None, wrote=True)
+
     def edit_issue(self, request: Request) -> Response:
         issue = self.find(request.params["key"])
         self._can_see(request.actor, issue)
@@ -135,7 +188,7 @@ class JiraIssues(JiraComments):
         actor = request.actor
         assert actor is not None
         self._can_edit(actor, issue, [*fields, *update])
-        items, comment = self._apply(issue, fields, update, actor)
+        items, comment = date_fields.edit(self, issue, fields, update, actor)  # jira/fields.py
         if items or comment:
             issue.updated = self.now()
             self._issue_updated(issue, actor, items, comment)

@@ -16,11 +16,21 @@ from sandbox.jira.seed import (
 )
 from sandbox.wire import ApiError
 
+#: The site's statuses: name -> (status id, status category key). The category keys are "new",
+#: "indeterminate" and "done" in real issue payloads (see tiering/sla_models.py); "Waiting for
+#: customer" is the JSM service desk workflow's waiting status (category In Progress).
 STATUSES = {
     "To Do": ("10000", "new"),
     "In Progress": ("3", "indeterminate"),
+    "Waiting for customer": ("10002", "indeterminate"),
     "Done": ("10001", "done"),
 }
+#: Status category key -> (id, name): Jira's fixed categories (statusCategory in IssueBean
+#: fields, platform-openapi-v3.json StatusCategory: id, key, name, colorName).
+CATEGORIES = {"new": (2, "To Do"), "indeterminate": (4, "In Progress"), "done": (3, "Done")}
+#: The workflow's transitions, all global (any status to any other): id -> target status.
+#: `GET /rest/api/2/issue/{key}/transitions` lists those that lead elsewhere.
+TRANSITIONS = {"11": "To Do", "21": "In Progress", "41": "Waiting for customer", "31": "Done"}
 ISSUE_TYPES = {"Task": "10002", "Bug": "10004", "Story": "10001", "Service Request": "10010"}
 
 

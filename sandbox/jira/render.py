@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.jira.fields import due_json
 from sandbox.jira.permissions import JiraPermissions
-from sandbox.jira.records import ISSUE_TYPES, STATUSES, Comment, Issue, jira_time
+from sandbox.jira.records import CATEGORIES, ISSUE_TYPES, STATUSES, Comment, Issue, jira_time
 from sandbox.wire import Request
 
 
@@ -31,6 +32,17 @@ class JiraRender(JiraPermissions):
         if u.emailAddress:
             data["emailAddress"] = u.emailAddress
         return data
+
+    def category_json(self, key: str) -> dict[str, Any]:
+        ident, name = CATEGORIES[key]
+        return {"self": f"{self.base_url}/rest/api/2/statuscategory/{ident}", "id": ident,
+                "key": key, "name": name}
+
+    def status_json(self, name: str) -> dict[str, Any]:
+        """A StatusDetails (platform-openapi-v3.json): name, id and statusCategory."""
+        status_id, category = STATUSES[name]
+        return {"self": f"{self.base_url}/rest/api/2/status/{status_id}", "name": name,
+                "id": status_id, "description": "", "statusCategory": self.category_json(category)}
 
     def issue_json(self, issue: Issue, wanted: set[str] | None = None) -> dict[str, Any]:
         """GET issue's shape; `wanted` None means all fields."""
@@ -64,7 +76,7 @@ class JiraRender(JiraPermissions):
                 "name": issue.status,
                 "id": status_id,
                 "description": "",
-                "statusCategory": {"id": 2, "key": category, "name": issue.status},
+                "statusCategory": self.category_json(category),
             },
             "issuetype": {
                 "self": f"{base}/rest/api/2/issuetype/{ISSUE_TYPES.get(issue.issuetype, '10002')}",
@@ -100,6 +112,7 @@ class JiraRender(JiraPermissions):
         }
         for fid in self.field_names:
             fields[fid] = self.custom_json(fid, issue.custom.get(fid))
+        fields.update(due_json(issue))  # duedate: sandbox/jira/fields.py
         if wanted is not None:
             fields = {k: v for k, v in fields.items() if k in wanted}
         return {

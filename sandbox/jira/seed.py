@@ -43,7 +43,8 @@ class JiraFieldSeed(_Seed):
     #: "any" holds whatever JSON is set. "organizations" is Jira Service Management's
     #: Organizations field (sd-customer-organizations): set with a list of organization ids
     #: (`[8]`), read as `[{"id": "8", "name": ..., "_links": {...}}]`, empty as `[]`.
-    type: Literal["any", "organizations"] = "any"
+    #: "datetime" is a date time picker: set as YYYY-MM-DDThh:mm:ss.sss+hhmm (jira/fields.py).
+    type: Literal["any", "organizations", "datetime"] = "any"
 
 
 class JiraOrganizationSeed(_Seed):

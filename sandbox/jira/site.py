@@ -8,6 +8,7 @@ seed) does, with the shapes of platform-openapi-v3.json and the real payloads in
     GET  /rest/api/2/issue/{key}?fields=...           PUT (204) with fields + update
     PUT  /rest/api/2/issue/{key}/assignee             POST /rest/api/2/issue (create)
     GET  /rest/api/2/issue/{key}/comment              POST (201)
+    GET  /rest/api/2/issue/{key}/transitions          POST (204): the status changes
     GET|POST /rest/api/{2,3}/search/jql (Cloud: nextPageToken; unbounded JQL refused)
     GET|POST /rest/api/2/search (Data Center; Cloud answers 410 Gone, as Cloud does since 2025)
     /rest/webhooks/1.0/webhook: POST, GET; GET|PUT|DELETE /{id}
@@ -163,6 +164,8 @@ class JiraSim(JiraIssues):
                 "PUT", "/rest/api/2/issue/{key}/assignee",
                 self._checked("assign-issue", self.assign), write=True,
             ),
+            route("GET", "/rest/api/2/issue/{key}/transitions", self.transitions),
+            route("POST", "/rest/api/2/issue/{key}/transitions", self.transition, write=True),
             route("GET", "/rest/api/2/issue/{key}/comment", self.list_comments),
             route("POST", "/rest/api/2/issue/{key}/attachments", self.attach, write=True),
             route(

@@ -155,6 +155,8 @@ class JiraWebhooks(JiraSearch):
             kind = "issue_commented"
         elif items and all(i["fieldId"] == "assignee" for i in items) and comment is None:
             kind = "issue_assigned"
+        elif items and all(i["fieldId"] == "status" for i in items) and comment is None:
+            kind = "issue_generic"  # a workflow transition (sandbox/jira/issues.py, transition)
         else:
             kind = "issue_updated"
 

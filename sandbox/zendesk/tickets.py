@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.wire import ApiError, Request, Response, json_body
+from sandbox.zendesk.fields import check_custom_fields
 from sandbox.zendesk.records import (
     PRIORITIES,
     STATUSES,
@@ -137,6 +138,7 @@ class ZendeskTickets(ZendeskTriggers):
                 )
             if stamp != zd_time(t.updated_at):
                 raise ApiError(409, dict(UPDATE_CONFLICT))
+        check_custom_fields(self, data)  # date fields: sandbox/zendesk/fields.py
         actor = int(request.actor or 0)
         self._via = VIA_WEB if request.agent else VIA_API
         return self._change(t, data, actor, created=False)
@@ -246,6 +248,12 @@ class ZendeskTickets(ZendeskTriggers):
         status = data.get("status", t.status)
         if status not in STATUSES:
             raise _invalid(status=f"Status: must be one of {', '.join(STATUSES)}")
+        if not created and status == "new" and t.status != "new":
+            # A ticket that left New cannot go back to it: "the update method doesn't allow
+            # 'new' as a valid status" (facetoe/zenpy #361; New is "the initial status", Zendesk
+            # "Ticket trigger conditions and actions reference"). The error text is the
+            # sandbox's own (not confirmed).
+            raise _invalid(status="Status: new is only the initial status of a ticket")
         priority = data.get("priority", t.priority)
         if priority is not None and priority not in PRIORITIES:
             raise _invalid(priority=f"Priority: must be one of {', '.join(PRIORITIES)}")

@@ -27,7 +27,6 @@ def test_example_policy_loads() -> None:
     assert p.summary() == (
         "policy.yaml: OK: 5 tiers (L0, L1, L2, L3, L4), 3 plans, 3 customers, 4 rules,"
         " 5 documentation requirements, 5 targets; 1 calendars, SLA targets for 2 plans"
-        " (validated; the service does not enforce them yet)"
     )
     assert len(p.digest) == 64
 

@@ -325,3 +325,26 @@ def test_threshold_key(clock: str, start: datetime, fraction: float, expected: s
 ])
 def test_duration(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_a_note_already_on_the_ticket_is_not_acted_on_again() -> None:
+    """The write landed but its keys were not recorded (a crash): the connector's fresh read
+    shows the SLA note, so the same thresholds do nothing again, and are recorded now."""
+    from dataclasses import replace
+
+    from tiering.sla_actions import SLA_NOTES
+
+    policy = make_policy()
+    t = ticket()
+    now = at(3.25)
+    report = report_for(policy, t, history((0, "open"), reply=0.1), now)
+    first = apply_clocks(t, policy, decide(t, policy, now=now), report, fired=frozenset(),
+                         now=now)
+    assert first.decision.sla_note_key is not None
+    seen = replace(applied(t, first.decision),
+                   fields={SLA_NOTES: (first.decision.sla_note_key,)})
+    again = apply_clocks(seen, policy, decide(seen, policy, now=now), report,
+                         fired=frozenset(), now=now)
+    assert again.fired == first.fired
+    assert again.decision.sla_note_key is None and not again.decision.changed
+    assert again.notices == ()
