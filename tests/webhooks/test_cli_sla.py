@@ -4,6 +4,7 @@ in force; `tierdesk sla list [--at-risk] [--vendor V]` lists open clocks soonest
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,34 @@ from webhooks.defaults import load_policy_file
 from webhooks.inbox.records import DecisionRecord, SlaMark, SlaTimer, SlaWrite
 from webhooks.inbox.store import Inbox
 
-ROOT = Path(__file__).resolve().parents[2]
-PARTNER = ROOT / "deploy" / "policies" / "partner-three-level.yaml"
+#: The partner model's calendar with first-response targets (the reference policy leaves them
+#: out until the service records the first public reply): several clocks per ticket.
+POLICY = """\
+version: 1
+tiers: [L1, L2, L3]
+default_tier: L1
+plans:
+  vendor-standard: {max_tier: L3}
+  vendor-premier: {max_tier: L3}
+calendars:
+  partner-office:
+    timezone: Europe/Berlin
+    hours: {mon-fri: ["08:00-18:00"]}
+    holidays: {country: DE, subdivision: BY, yearly: ["12-24", "12-31"]}
+sla:
+  calendar: partner-office
+  warn_at: [0.75]
+  plans:
+    vendor-standard:
+      tiers:
+        L1: {first_response: 2h, time_in_tier: 4h}
+    vendor-premier:
+      tiers:
+        L1:
+          first_response: 1h
+          time_in_tier: 2h
+          priority: {urgent: {first_response: 15m, time_in_tier: 1h}}
+"""
 #: Monday 23 November 2026, 08:30 in Munich (the partner's office opens at 08:00).
 T0 = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=90)
@@ -28,10 +55,17 @@ START = int(T0.timestamp())
 
 
 @pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def policy_path(tmp_path: Path) -> Path:
+    path = tmp_path / "partner.yaml"
+    path.write_text(POLICY, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def db(tmp_path: Path, policy_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{tmp_path}/cli.db"
     monkeypatch.setenv("TIERDESK_DATABASE_URL", url)
-    monkeypatch.setenv("TIERDESK_POLICY", str(PARTNER))
+    monkeypatch.setenv("TIERDESK_POLICY", str(policy_path))
     monkeypatch.chdir(tmp_path)
     for name in ("JIRA_URL", "ZENDESK_URL", "ZENDESK_SUBDOMAIN", "PORT"):
         monkeypatch.delenv("TIERDESK_" + name, raising=False)
@@ -64,7 +98,7 @@ def _ticket(url: str, vendor: str, ticket: str, *, plan: str, priority: str | No
         vendor=vendor, ticket=ticket, outcome="applied", event_ids=(), tier_after="L1",
         decision={"plan": plan, "tier": "L1"}), SlaWrite(marks=tuple(marks), fired=fired))
     if with_timer:
-        policy = load_policy_file(PARTNER)
+        policy = load_policy_file(Path(os.environ["TIERDESK_POLICY"]))
         history = box.sla_history(vendor, ticket)
         assert history is not None
         report = sla_for(history, policy.sla, plan=plan, tier="L1", priority=priority, now=NOW)
@@ -130,9 +164,9 @@ def test_explain_text_shows_state_elapsed_paused_due_thresholds_and_why(db: str)
     code, out = run("explain", "jira", "PT-1", "--now", NOW.isoformat())
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[1] == ("SLA clocks at 2026-11-23 09:00:00Z (policy"
-                        f" {load_policy_file(PARTNER).digest[:12]}, plan vendor-premier, tier L1,"
-                        " priority urgent; from its timer):")
+    digest = load_policy_file(Path(os.environ["TIERDESK_POLICY"])).digest[:12]
+    assert lines[1] == (f"SLA clocks at 2026-11-23 09:00:00Z (policy {digest}, plan"
+                        " vendor-premier, tier L1, priority urgent; from its timer):")
     # Urgent: time_in_tier 1h (60 min elapsed: breached at 09:00Z), first_response 15m.
     tit = lines.index("  time_in_tier   breached  elapsed 1h of 1h, paused 30m, due"
                       " 2026-11-23 09:00:00Z (partner-office)")
