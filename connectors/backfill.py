@@ -1,7 +1,9 @@
 """`tierdesk backfill <vendor>` for every vendor: the loop, its summary and its line format.
 
-Each vendor's admin module yields `BackfillItem`s from its search; `run_backfill` enqueues them
-(or, on a dry run, counts and reports their decisions) into one `BackfillSummary`. Lines:
+Each vendor's admin class is a `Backfill` (the same three methods, the same names:
+`count_tickets`, `backfill_items`, `describe`) whose items come from its search;
+`run_backfill` enqueues them (or, on a dry run, counts and reports their decisions) into one
+`BackfillSummary`. Lines:
 
     SUP-1: tier - -> L1; labels +tier-l1 -tier-l0; assign L1 (alice); checklist note
     #42: no change (tier L2)
@@ -13,9 +15,9 @@ the `enqueue` it is given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from connectors.base import Envelope
 from tiering.models import Decision, Ticket
@@ -62,6 +64,25 @@ class BackfillItem:
     ticket: Ticket | None = None
     #: Set when the ticket could not be read (it is skipped, not enqueued).
     error: str | None = None
+
+
+class Backfill(Protocol):
+    """What a vendor's admin class offers a backfill (JiraAdmin, ZendeskAdmin): the same job in
+    the same shape, `query` being the vendor's search language (JQL, Zendesk search)."""
+
+    def count_tickets(self, query: str) -> int | None:
+        """How many tickets `query` matches (a progress bar's length); None if unknown."""
+        ...
+
+    def backfill_items(
+        self, *, query: str, decide: Callable[[Ticket], Decision] | None = None
+    ) -> Iterator[BackfillItem]:
+        """Every ticket `query` matches as an item; with `decide` (a dry run), decided too."""
+        ...
+
+    def describe(self, item: BackfillItem) -> str:
+        """The item's dry-run line (`change_line` / `skipped_line`)."""
+        ...
 
 
 @dataclass

@@ -250,6 +250,9 @@ class Vendor:
     delivery_header: str
     #: `connector(config, policy, *, session)`: the vendor's Connector from its settings config.
     connector: Callable[..., Connector]
+    #: Seconds this process (and, through the inbox, every replica) leaves the vendor alone
+    #: after a 429 with no usable Retry-After: the connector's own floor (its config module).
+    default_pause: float
 
 
 def _jira_connector(config: Any, policy: Any, *, session: Any = None) -> Connector:
@@ -266,7 +269,9 @@ def _zendesk_connector(config: Any, policy: Any, *, session: Any = None) -> Conn
 
 
 # The vendor modules import the types above, so they are imported after them.
+from connectors.jira import config as jira_config  # noqa: E402
 from connectors.jira import webhook as jira_webhook  # noqa: E402
+from connectors.zendesk import config as zendesk_config  # noqa: E402
 from connectors.zendesk import webhook as zendesk_webhook  # noqa: E402
 
 #: Every vendor tierdesk serves, by name (`/webhooks/<name>`, the inbox's `vendor` column).
@@ -279,6 +284,7 @@ VENDORS: Mapping[str, Vendor] = {
         replayed=jira_webhook.replayed,
         delivery_header=jira_webhook.DELIVERY_HEADER,
         connector=_jira_connector,
+        default_pause=jira_config.DEFAULT_RETRY_AFTER,
     ),
     "zendesk": Vendor(
         name="zendesk",
@@ -288,5 +294,6 @@ VENDORS: Mapping[str, Vendor] = {
         replayed=zendesk_webhook.replayed,
         delivery_header=zendesk_webhook.INVOCATION_HEADER,
         connector=_zendesk_connector,
+        default_pause=zendesk_config.DEFAULT_RETRY_AFTER,
     ),
 }

@@ -1,7 +1,8 @@
 """Structured logs: one JSON object per line on stderr, carrying vendor, delivery_id and ticket.
 
 Use `log(event, **fields)` (or the stdlib logger `tierdesk` with `extra={"fields": {...}}`).
-Never pass a secret, a token or a whole payload: fields are logged as given.
+Never pass a secret, a token or a whole payload: fields are logged as given. A warning that
+every event or thread would repeat is said once a window (`LogThrottle`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 LOGGER_NAME = "tierdesk"
@@ -53,3 +56,24 @@ def log(event: str, *, level: int = logging.INFO, **fields: Any) -> None:
     """Log `event` with `fields` (vendor=, delivery_id=, ticket=, ...)."""
     if logger.isEnabledFor(level):
         logger.log(level, event, extra={"fields": fields})
+
+
+class LogThrottle:
+    """Whether a line is the first about `what` in its window of `seconds`: a warning every
+    event and every worker thread would repeat is logged once a window. Thread-safe; one per
+    process (webhooks/service.py shares it between the worker threads)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._said: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def first_in(self, what: str, seconds: float) -> bool:
+        """True for the first call about `what` in each `seconds` window."""
+        now = self._clock()
+        with self._lock:
+            last = self._said.get(what)
+            if last is not None and now - last < seconds:
+                return False
+            self._said[what] = now
+            return True

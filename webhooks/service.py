@@ -22,7 +22,8 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from connectors.base import VENDORS, Connector, Vendor
-from connectors.http import VendorLine, session_on
+from connectors.http import session_on
+from connectors.vendor_limit import VendorLimit
 from tiering.policy import Policy, PolicyError, load_policy
 from webhooks.app import ReceiverConfig, create_app
 from webhooks.commit import WriterProcess
@@ -36,18 +37,15 @@ from webhooks.inbox.database import InboxError
 from webhooks.inbox.opening import InboxUnavailable, open_inbox
 from webhooks.inbox.store import Inbox
 from webhooks.limits import bounded_protocol, connection_cap
-from webhooks.logging import log
+from webhooks.logging import LogThrottle, log
 from webhooks.loops import LoopGuard
 from webhooks.metrics import Metrics
 from webhooks.pool import WorkerPool
 from webhooks.reload import PolicyHolder, PolicyWatcher
 from webhooks.retention import Pruner
-from webhooks.settings import Settings
+from webhooks.settings import CONFIGURE_A_VENDOR, Settings
 from webhooks.sla_work import TimerLoop, recompute_timers
-from webhooks.worker import VendorGate, Worker
-
-#: Seconds a vendor's line pauses after a bare 429 (no Retry-After): the connectors' own floors.
-DEFAULT_PAUSE = {"jira": 30.0, "zendesk": 60.0}
+from webhooks.worker import Worker
 
 
 class ServiceError(RuntimeError):
@@ -81,28 +79,29 @@ def load_policy_for(settings: Settings) -> Policy:
         raise ServiceError(str(exc)) from None
 
 
-def vendor_lines(settings: Settings) -> dict[str, VendorLine]:
-    """One `VendorLine` per vendor for this process (TIERDESK_VENDOR_CONCURRENCY requests in
-    flight at most; none while the vendor asked to wait). Build once and keep across policy
-    reloads: a pause must outlive the connectors that saw it."""
+def vendor_limits(settings: Settings, inbox: Inbox) -> dict[str, VendorLimit]:
+    """Each vendor's one rate-limit owner for this process (connectors/vendor_limit.py): at most
+    TIERDESK_VENDOR_CONCURRENCY requests in flight, none while the vendor asked to wait, every
+    pause recorded in the inbox for the other processes and theirs taken up. Build once and
+    keep across policy reloads: a pause must outlive the connectors that saw it."""
     return {
-        name: VendorLine(name, concurrency=settings.vendor_concurrency,
-                         default_pause=DEFAULT_PAUSE[name])
-        for name in VENDORS
+        name: VendorLimit(name, concurrency=settings.vendor_concurrency,
+                          default_pause=vendor.default_pause, record=inbox, clock=inbox.clock)
+        for name, vendor in VENDORS.items()
     }
 
 
 def build_connectors(
-    settings: Settings, policy: Policy, *, lines: Mapping[str, VendorLine] | None = None
+    settings: Settings, policy: Policy, *, limits: Mapping[str, VendorLimit] | None = None
 ) -> dict[str, Connector]:
     """A connector for each vendor configured in `settings` (none configured: empty). With
-    `lines`, every request a connector sends goes through its vendor's line."""
+    `limits`, every request a connector sends asks its vendor's limit first."""
     out: dict[str, Connector] = {}
     for name, vendor in VENDORS.items():
         config = settings.connector_config(name)
         if config is None:
             continue
-        session = session_on(lines[name]) if lines else None
+        session = session_on(limits[name]) if limits else None
         try:
             out[name] = vendor.connector(config, policy, session=session)
         except ValueError as exc:
@@ -168,17 +167,17 @@ def build_service(
     metrics = Metrics()
     metrics.watch_inbox(inbox.depth, vendors=settings.configured_vendors())
     pool = None
-    lines = vendor_lines(settings)  # one per process, kept across policy reloads
+    limits = vendor_limits(settings, inbox)  # one per vendor and process, kept across reloads
     if with_worker:
         if connectors is None:
             try:
-                connectors = build_connectors(settings, policy, lines=lines)
+                connectors = build_connectors(settings, policy, limits=limits)
             except ServiceError as exc:
                 raise StartupError([str(exc)]) from None
         if not connectors:
-            log("no vendor is configured: events are stored but not processed (set"
-                " TIERDESK_JIRA_URL or TIERDESK_ZENDESK_SUBDOMAIN/_URL)", level=30)
-        gate = VendorGate(inbox.clock)  # one per process: a 429 stops every thread at once
+            log("no vendor is configured: events are stored but not processed"
+                f" ({CONFIGURE_A_VENDOR})", level=30)
+        throttle = LogThrottle(inbox.clock)  # a repeated warning is said once per process
         pool = None if not connectors else WorkerPool([
             Worker(
                 inbox=inbox,
@@ -189,7 +188,8 @@ def build_service(
                 retry_max_delay=settings.retry_max_delay,
                 metrics=metrics,
                 name=f"worker-{i + 1}",
-                gate=gate,
+                limits=limits,  # shared: a 429 seen by any thread stops every thread at once
+                throttle=throttle,
                 loop_guard=LoopGuard(max_rewrites=settings.loop_max_rewrites,
                                      window=settings.loop_window_minutes * 60),
             )
@@ -211,7 +211,7 @@ def build_service(
             # Connectors carry the policy's field mapping: rebuild them for the new policy
             # (a test's injected connectors are kept as they are).
             fresh = (injected if injected is not None
-                     else build_connectors(settings, new, lines=lines))
+                     else build_connectors(settings, new, limits=limits))
             for worker in pool.workers:
                 worker.swap(new, fresh)
             # Every open SLA timer is recomputed under the new targets and calendars.
@@ -277,7 +277,7 @@ def build_server(
             vendors=VENDORS if vendors is None else vendors,
             max_body_bytes=settings.max_body_bytes,
             signature_max_age=settings.signature_max_age,
-            replay_horizon=settings.jira_replay_horizon,
+            replay_horizon=settings.webhook_replay_horizon(),
             previous_secrets={v: settings.previous_webhook_secret(v) for v in VENDORS},
             basic_auth={v: settings.webhook_basic_auth(v) for v in VENDORS},
             # A vendor protected by the Basic opt-in alone needs no secret to be ready.
@@ -399,8 +399,7 @@ def run_worker(
             if once:
                 return 0
             raise StartupError([
-                "no vendor is configured, so the worker has nothing to do: set TIERDESK_JIRA_URL"
-                " (and its credentials) or TIERDESK_ZENDESK_SUBDOMAIN / TIERDESK_ZENDESK_URL"
+                f"no vendor is configured, so the worker has nothing to do: {CONFIGURE_A_VENDOR}"
             ])
         if once:
             if pool.timers is not None:

@@ -25,6 +25,12 @@ from connectors.zendesk.config import ZendeskConfig
 
 ENV_PREFIX = "TIERDESK_"
 
+#: What to set so a vendor is configured (said when none is: the service names no vendor).
+CONFIGURE_A_VENDOR = (
+    "set TIERDESK_JIRA_URL (and its credentials) or TIERDESK_ZENDESK_SUBDOMAIN /"
+    " TIERDESK_ZENDESK_URL"
+)
+
 _EXPECTED = {
     "int_parsing": "an integer",
     "int_type": "an integer",
@@ -279,6 +285,11 @@ class Settings(BaseSettings):
         """`vendor`'s connector config, or None when that vendor is not configured."""
         configs = {"jira": self.jira_config, "zendesk": self.zendesk_config}
         return configs[vendor]() if vendor in configs else None
+
+    def webhook_replay_horizon(self) -> float:
+        """Seconds a signed body's own time may be from now (TIERDESK_JIRA_REPLAY_HORIZON: of
+        the vendors, only Jira signs a body time, connectors.base.Replayed)."""
+        return float(self.jira_replay_horizon)
 
     def configured_vendors(self) -> tuple[str, ...]:
         """The vendors whose connection is configured (their URL or subdomain is set)."""

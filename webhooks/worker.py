@@ -17,8 +17,9 @@ Per claimed ticket (see connectors/base.py for the connector's side):
 
 Failures:
 
-    RateLimited          retry at max(backoff, Retry-After) and pause every claim of that vendor
-                         until Retry-After has passed (the limit is per account, not per ticket)
+    RateLimited          retry at max(backoff, Retry-After) and close the vendor's limit
+                         (connectors/vendor_limit.py: every thread, and through the inbox every
+                         process) until Retry-After has passed (the limit is per account)
     VendorUnavailable    retry with exponential backoff and jitter (connectors/retry.py);
                          a 503 with Retry-After pauses the vendor like a 429
     CredentialsRejected  401: pause the vendor for CREDENTIALS_PAUSE s and hand the ticket back
@@ -56,8 +57,8 @@ from connectors.base import (
     VendorRejected,
     VendorUnavailable,
 )
-from connectors.http import LinePaused
 from connectors.retry import RetryStrategy
+from connectors.vendor_limit import VendorLimit, VendorPaused
 from tiering.engine import DecideFunction
 from tiering.engine import decide as engine_decide
 from tiering.models import Decision, Ticket
@@ -65,7 +66,7 @@ from tiering.policy import Policy
 from webhooks.inbox.records import Claim, DecisionRecord, SlaWrite
 from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX, SLA_DUE_EVENT, UNFINISHED_ERROR
 from webhooks.inbox.store import Inbox
-from webhooks.logging import log
+from webhooks.logging import LogThrottle, log
 from webhooks.loops import LOOP_HALTED, LoopGuard, LoopVerdict
 from webhooks.metrics import Metrics
 from webhooks.sla_work import (
@@ -88,45 +89,6 @@ RETRY = "retry"
 DEAD = "dead"
 
 
-class VendorGate:
-    """A vendor's rate-limit pause as every worker thread of this process sees it at once.
-
-    The inbox's `vendor_pauses` row tells other processes, but it is written only after the
-    429 has been handled; meanwhile another thread could send its own request. The thread that
-    gets the 429 closes this gate first, and every thread checks it right before it starts on a
-    ticket, so no thread starts a ticket during Retry-After. Single requests are held by the
-    vendor lines (connectors/http.py), which also keep a request from starting after a refusal
-    on the wire meets it; other processes learn of the pause from the inbox when they claim."""
-
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._until: dict[str, float] = {}
-        self._said: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._clock = clock
-
-    def close(self, vendor: str, until: float) -> None:
-        with self._lock:
-            self._until[vendor] = max(until, self._until.get(vendor, 0.0))
-
-    def closed_for(self, vendor: str) -> float:
-        """Seconds until `vendor` may be called again (0 when open)."""
-        with self._lock:
-            until = self._until.get(vendor, 0.0)
-        return max(0.0, until - self._clock())
-
-    def first_in(self, vendor: str, what: str, seconds: float) -> bool:
-        """True for the first call about `what` of `vendor` in each `seconds` window (so a
-        warning is logged once a minute, not once per event or per thread)."""
-        now = self._clock()
-        key = f"{vendor}:{what}"
-        with self._lock:
-            last = self._said.get(key)
-            if last is not None and now - last < seconds:
-                return False
-            self._said[key] = now
-            return True
-
-
 class Worker:
     """Processes the inbox with the given connectors. Thread-safe: run several on one inbox."""
 
@@ -144,7 +106,8 @@ class Worker:
         metrics: Metrics | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         name: str = "worker",
-        gate: VendorGate | None = None,
+        limits: Mapping[str, VendorLimit] | None = None,
+        throttle: LogThrottle | None = None,
         loop_guard: LoopGuard | None = None,
     ) -> None:
         self.inbox = inbox
@@ -159,7 +122,11 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.now = now
         self.name = name
-        self.gate = gate or VendorGate(inbox.clock)
+        #: Each vendor's one rate-limit owner in this process, shared by every worker thread and
+        #: the connectors' sessions (webhooks/service.py); built here (on the inbox) if not given.
+        self.limits: dict[str, VendorLimit] = dict(limits or {})
+        #: Says whether a repeated warning is due (shared by the process's workers).
+        self.throttle = throttle or LogThrottle(inbox.clock)
         #: Stops writing to a ticket whose labels another tool keeps rewriting (webhooks/loops.py).
         self.loop_guard = loop_guard or LoopGuard()
         #: SLA clocks, actions and timers (webhooks/sla_work.py).
@@ -224,6 +191,15 @@ class Worker:
         self.process(claim)
         return True
 
+    def vendor_limit(self, vendor: str) -> VendorLimit:
+        """`vendor`'s rate-limit owner (one on the inbox's pause record, made on first use when
+        the service gave none)."""
+        found = self.limits.get(vendor)
+        if found is None:
+            found = self.limits.setdefault(
+                vendor, VendorLimit(vendor, record=self.inbox, clock=self.inbox.clock))
+        return found
+
     def drain(self, *, limit: int = 100_000) -> int:
         """Process until nothing is ready (tests, `tierdesk worker --once`); return tickets done."""
         done = 0
@@ -252,10 +228,10 @@ class Worker:
             self.metrics.decisions.labels(claim.vendor, OWN_EVENT).inc()
             log("own event dropped", **fields)
             return
-        closed = self.gate.closed_for(claim.vendor)
+        closed = self.vendor_limit(claim.vendor).closed_for()
         if closed > 0:
-            # Another thread of this process was just rate limited.
-            self._hand_back(claim, closed, "rate limited (seen by another worker thread)", fields)
+            # Another thread of this process (or another replica) was just rate limited.
+            self._hand_back(claim, closed, "rate limited (another thread or replica)", fields)
             return
         # Fresh state when an earlier holder of these events failed or crashed (its write may
         # have landed), or when an event is older than one already processed (out of order).
@@ -289,8 +265,8 @@ class Worker:
             decision = self.decide(ticket, self.policy, now=now)
             sla = self._sla(claim, ticket, decision, now)
             decision = sla.decision
-            if self.gate.closed_for(claim.vendor) > 0:
-                raise _GateClosed  # rate limited meanwhile: write later, after Retry-After
+            if self.vendor_limit(claim.vendor).closed_for() > 0:
+                raise _LimitClosed  # rate limited meanwhile: write later, after Retry-After
             if self.inbox.clock() > claim.lease_until - self.lease_seconds / 2:
                 # A slow read used up half the lease: renew it before writing, and write
                 # nothing if another worker has taken the ticket over meanwhile.
@@ -318,14 +294,12 @@ class Worker:
                 self.metrics.write_latency.labels(claim.vendor).observe(
                     time.monotonic() - write_started
                 )
-        except _GateClosed:
+        except _LimitClosed:
             self.inbox.release(claim)
             return
-        except LinePaused as exc:
-            # Nothing was sent: a sibling thread's refusal closed the vendor line meanwhile.
-            wait = exc.retry_after or 0.0
-            self.gate.close(claim.vendor, self.inbox.clock() + wait)
-            self._hand_back(claim, wait, str(exc), fields)
+        except VendorPaused as exc:
+            # Nothing was sent: a sibling's refusal closed the vendor's limit meanwhile.
+            self._hand_back(claim, exc.retry_after or 0.0, str(exc), fields)
             return
         except _LeaseLost:
             log("lease lost before the write: left to the new holder", level=30, **fields)
@@ -417,10 +391,9 @@ class Worker:
     def _hand_back(
         self, claim: Claim, wait: float, reason: str, fields: Mapping[str, Any]
     ) -> None:
-        """The vendor asked to wait: release the ticket untouched (no attempt counted) and
-        pause the vendor in the inbox so other processes hold off too."""
-        self.inbox.pause_vendor(claim.vendor, until=self.inbox.clock() + wait,
-                                reason=reason[:500])
+        """The vendor asked to wait: release the ticket untouched (no attempt counted), the
+        vendor's limit closed for `wait` (recorded for other processes unless it already is)."""
+        self.vendor_limit(claim.vendor).close(wait, reason=reason)
         self.inbox.release(claim)
         log("vendor paused: ticket handed back", level=10, paused_for=round(wait, 3), **fields)
 
@@ -429,17 +402,14 @@ class Worker:
     ) -> None:
         """No request can succeed: stop sending (every thread, every process) for a minute, keep
         the events (handed back, no attempt counted) and say once what to fix."""
-        now = self.inbox.clock()
-        self.gate.close(claim.vendor, now + CREDENTIALS_PAUSE)
-        self.inbox.pause_vendor(
-            claim.vendor, until=now + CREDENTIALS_PAUSE,
-            reason=f"{CREDENTIALS_PAUSE_PREFIX}: {exc.fix}"[:500],
+        self.vendor_limit(claim.vendor).close(
+            CREDENTIALS_PAUSE, reason=f"{CREDENTIALS_PAUSE_PREFIX}: {exc.fix}"
         )
         self.inbox.release(claim)
         self.metrics.configuration_refusals.labels(claim.vendor, exc.reason).inc()
         if exc.status is not None:
             self.metrics.vendor_calls.labels(claim.vendor, str(exc.status)).inc()
-        if self.gate.first_in(claim.vendor, "credentials", CREDENTIALS_PAUSE):
+        if self.throttle.first_in(f"{claim.vendor}: credentials", CREDENTIALS_PAUSE):
             log("vendor paused: credentials rejected", level=40, fix=exc.fix,
                 error=exc.vendor_text[:500], paused_for=CREDENTIALS_PAUSE, **fields)
 
@@ -501,10 +471,8 @@ class Worker:
         delay = self.retry.delay(attempt, retry_after)  # never sooner than the vendor asked
         if retry_after is not None and pause:
             self.metrics.vendor_pauses.labels(claim.vendor).inc()
-            self.gate.close(claim.vendor, self.inbox.clock() + retry_after)
-            self.inbox.pause_vendor(
-                claim.vendor, until=self.inbox.clock() + retry_after,
-                reason=f"{type(exc).__name__}: {exc}"[:500],
+            self.vendor_limit(claim.vendor).close(
+                retry_after, reason=f"{type(exc).__name__}: {exc}"
             )
         error = _error_text(exc)
         status = getattr(exc, "status", None)
@@ -572,8 +540,9 @@ class Worker:
         )
 
 
-class _GateClosed(Exception):
-    """Another thread was rate limited between this thread's read and its write."""
+class _LimitClosed(Exception):
+    """The vendor's limit closed between this thread's read and its write (another thread's
+    or replica's refusal)."""
 
 
 class _LeaseLost(Exception):

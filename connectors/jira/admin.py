@@ -205,6 +205,9 @@ class JiraAdmin:
         """An admin over a new client for `config` (connectors.jira.client.make_client)."""
         return cls(make_client(config), config, policy)
 
+    #: Issues read per backfill search request (`tierdesk backfill jira --page-size`).
+    page_size: int = PAGE_SIZE
+
     @property
     def policy(self) -> Policy:
         if self._policy is None:
@@ -358,32 +361,31 @@ class JiraAdmin:
         done = not issues or (isinstance(total, int) and following >= total)
         return issues, None if done else following
 
-    def count_issues(self, *, jql: str) -> int | None:
-        """How many issues match (for the progress bar); None when Jira cannot say cheaply."""
+    def count_tickets(self, query: str) -> int | None:
+        """How many issues the JQL `query` matches (for the progress bar); None when Jira cannot
+        say cheaply. (The backfill shape both connectors share: connectors.backfill.Backfill.)"""
         if self.config.deployment == "cloud":
             path = "/rest/api/2/search/approximate-count"
-            data = json_object(send(self.client, "POST", path, body={"jql": jql}), what=path)
+            data = json_object(send(self.client, "POST", path, body={"jql": query}), what=path)
             count = data.get("count")
         else:
             path = "/rest/api/2/search"
-            params = {"jql": jql, "maxResults": "0", "fields": "key"}
+            params = {"jql": query, "maxResults": "0", "fields": "key"}
             data = json_object(send(self.client, "GET", path, params=params), what=path)
             count = data.get("total")
         return count if isinstance(count, int) and not isinstance(count, bool) else None
 
-    def search_issues(
-        self,
-        *,
-        jql: str,
-        page_size: int = PAGE_SIZE,
+    def search_tickets(
+        self, query: str, *, page_size: int | None = None
     ) -> Iterator[Mapping[str, Any]]:
-        """Every issue matching `jql`, with only the fields the policy uses, page by page."""
-        check_jql(jql)
+        """Every issue the JQL `query` matches, with only the fields the policy uses, page by
+        page (`page_size` issues a request, default `self.page_size`)."""
+        check_jql(query)
         fields = fields_to_read(self.policy, self.config)
         cursor: str | int | None = None
         while True:
             issues, cursor = self.search_page(
-                jql=jql, fields=fields, cursor=cursor, page_size=page_size
+                jql=query, fields=fields, cursor=cursor, page_size=page_size or self.page_size
             )
             yield from issues
             if cursor is None:
@@ -391,14 +393,14 @@ class JiraAdmin:
 
     def backfill_items(
         self,
-        issues: Iterator[Mapping[str, Any]],
         *,
+        query: str,
         decide: Callable[[Ticket], Decision] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> Iterator[BackfillItem]:
-        """Turn searched issues into backfill payloads and envelopes; with `decide`, a dry run
-        also maps each issue to a Ticket and decides it (nothing is written anywhere)."""
-        for issue in issues:
+        """Every issue the JQL `query` matches as a backfill item to enqueue; with `decide`, a dry
+        run also maps each issue to a Ticket and decides it (nothing is written anywhere)."""
+        for issue in self.search_tickets(query):
             payload = backfill_payload(issue, now_ms=int(clock() * 1000))
             key = issue.get("key") if isinstance(issue.get("key"), str) else "?"
             try:

@@ -42,13 +42,7 @@ from connectors.base import (
     VendorUnavailable,
 )
 from connectors.http import retry_after_seconds
-from connectors.jira.config import JiraConfig
-
-#: Used when Jira answers 429 with neither a usable Retry-After nor X-RateLimit-Reset. Atlassian
-#: says a 429 "may be accompanied by Retry-After and X-RateLimit-Reset headers" (Jira Cloud
-#: "Rate limiting", developer.atlassian.com/cloud/jira/platform/rate-limiting): neither is
-#: promised, so this is a floor, not a guess at the right value.
-DEFAULT_RETRY_AFTER = 30.0
+from connectors.jira.config import DEFAULT_RETRY_AFTER, JiraConfig
 
 
 def rate_limit_reset_seconds(value: str | None, *, now: float | None = None) -> float | None:

@@ -1,9 +1,16 @@
-"""How to reach one Jira site and act on it: built by webhooks.settings, passed to JiraConnector."""
+"""How to reach one Jira site and act on it (built by webhooks.settings, passed to
+JiraConnector), and the pause after a 429 that says nothing of when to come back."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+#: Used when Jira answers 429 with neither a usable Retry-After nor X-RateLimit-Reset. Atlassian
+#: says a 429 "may be accompanied by Retry-After and X-RateLimit-Reset headers" (Jira Cloud
+#: "Rate limiting", developer.atlassian.com/cloud/jira/platform/rate-limiting): neither is
+#: promised, so this is a floor, not a guess at the right value.
+DEFAULT_RETRY_AFTER = 30.0
 
 
 @dataclass(frozen=True)

@@ -50,11 +50,7 @@ from connectors.base import (
 )
 from connectors.calls import Recorder
 from connectors.http import retry_after_seconds
-from connectors.zendesk.config import ZendeskConfig
-
-#: When a 429 carries no usable Retry-After (Zendesk documents that it always sends one), wait
-#: one full rate-limit window: Zendesk's limits are per minute.
-DEFAULT_RETRY_AFTER = 60.0
+from connectors.zendesk.config import DEFAULT_RETRY_AFTER, ZendeskConfig
 
 #: Server errors after which a write may have been applied (the request reached Zendesk's app);
 #: 503 is Zendesk's "unavailable / maintenance" answer, sent before the request is processed.

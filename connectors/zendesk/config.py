@@ -1,9 +1,13 @@
-"""How to reach one Zendesk account and act on it: built by webhooks.settings, passed to
-ZendeskConnector."""
+"""How to reach one Zendesk account and act on it (built by webhooks.settings, passed to
+ZendeskConnector), and the pause after a 429 that says nothing of when to come back."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+#: When a 429 carries no usable Retry-After (Zendesk documents that it always sends one), wait
+#: one full rate-limit window: Zendesk's limits are per minute.
+DEFAULT_RETRY_AFTER = 60.0
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ def test_entries_are_the_vendor_webhook_functions() -> None:
 
 @pytest.mark.parametrize("first", ["connectors.base", "connectors.jira.webhook",
                                    "connectors.zendesk.webhook", "connectors.jira",
-                                   "connectors.zendesk.connector", "webhooks.app"])
+                                   "connectors.zendesk.connector", "connectors.http",
+                                   "connectors.vendor_limit", "webhooks.app"])
 def test_registry_imports_whichever_module_comes_first(first: str) -> None:
     """No import cycle: the registry is complete whichever module a process imports first."""
     code = f"import {first}; from connectors.base import VENDORS; print(sorted(VENDORS))"
@@ -54,7 +55,21 @@ def test_verify_fails_closed_without_a_secret(name: str) -> None:
         VENDORS[name].verify(b"{}", {}, WebhookAuth(secret=None), now=datetime.now(UTC))
 
 
-def test_receiver_names_no_vendor() -> None:
-    """webhooks/app.py names no vendor: it loops over the registry."""
-    text = (ROOT / "webhooks" / "app.py").read_text(encoding="utf-8")
+@pytest.mark.parametrize("module", ["app.py", "service.py"])
+def test_receiver_and_service_name_no_vendor(module: str) -> None:
+    """webhooks/app.py and service.py name no vendor: they loop over the registry, and each
+    vendor's own values (its pause after a bare 429, its settings) live with the vendor."""
+    text = (ROOT / "webhooks" / module).read_text(encoding="utf-8")
     assert not re.search(r"jira|zendesk", text, re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name, floor", [("jira", 30.0), ("zendesk", 60.0)])
+def test_pause_after_a_bare_429_is_the_connectors_own(name: str, floor: float) -> None:
+    """A 429 without Retry-After pauses the vendor for the floor its client puts on the
+    RateLimited it raises (Jira 30 s, Zendesk one 60 s window): one value, kept in the
+    vendor's config module and named by the registry, not by the service."""
+    from connectors.jira import client as jira_client
+    from connectors.zendesk import client as zendesk_client
+
+    raised_by = {"jira": jira_client, "zendesk": zendesk_client}[name]
+    assert VENDORS[name].default_pause == raised_by.DEFAULT_RETRY_AFTER == floor

@@ -285,11 +285,11 @@ def test_backfill_progress_bar_only_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch, terminal: bool, shown: bool
 ) -> None:
     """The backfill bar (tqdm) draws on stderr when it is a terminal and is silent otherwise."""
-    from webhooks.cli import backfill as cli_backfill
+    from webhooks import backfill_command
 
     err = _Terminal() if terminal else io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
-    assert list(cli_backfill.progress(range(3), total=3)) == [0, 1, 2]
+    assert list(backfill_command.progress(range(3), total=3)) == [0, 1, 2]
     # tqdm draws the bar at the start (then at most every 0.1 s), and clears it at the end.
     assert ("0/3" in err.getvalue()) is shown
     assert (err.getvalue() != "") is shown

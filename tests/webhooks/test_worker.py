@@ -18,6 +18,7 @@ from connectors.base import (
     VendorUnavailable,
 )
 from connectors.retry import RetryStrategy
+from connectors.vendor_limit import VendorLimit, VendorPaused
 from tests.webhooks.conftest import FakeClock
 from tests.webhooks.fakes import BOT, FakeConnector, fake_decide
 from tiering.policy import Policy, load_policy
@@ -257,20 +258,27 @@ def test_pool_processes_and_stops_gracefully(tmp_path: object, policy: Policy) -
     box.close()
 
 
-def test_gate_closed_by_another_thread_hands_the_ticket_back(
+def test_limit_closed_by_another_thread_hands_the_ticket_back(
     inbox: Inbox, policy: Policy, clock: FakeClock
 ) -> None:
-    """When another thread of the process was just rate limited, a claimed ticket is handed back
-    untouched (no request, no attempt counted) and the vendor is paused for other processes."""
-    from webhooks.worker import VendorGate
-
-    gate = VendorGate(clock)
-    gate.close("jira", clock.now + 20)
+    """When another thread of the process was just rate limited (after this one claimed), the
+    claimed ticket is handed back untouched (no request, no attempt counted), and the vendor's
+    limit has recorded the pause for other processes."""
+    limit = VendorLimit("jira", record=inbox, clock=clock)
     fake = FakeConnector()
     worker = Worker(inbox=inbox, connectors={"jira": fake}, policy=policy, decide=fake_decide,
-                    gate=gate)
+                    limits={"jira": limit})
     put(inbox, "d1")
+    claim = inbox.claim
+
+    def claim_then_refused(**kwargs):  # type: ignore[no-untyped-def]
+        claimed = claim(**kwargs)
+        limit.close(20, reason="HTTP 429 (another thread)")  # a sibling's 429 arrives now
+        return claimed
+
+    worker.inbox.claim = claim_then_refused  # type: ignore[method-assign]
     assert worker.run_once()
+    worker.inbox.claim = claim  # type: ignore[method-assign]
     assert fake.current_calls == [] and inbox.counts() == {"pending": 1}
     assert inbox.paused_until("jira") == pytest.approx(clock.now + 20)
     clock.advance(21)
@@ -279,22 +287,20 @@ def test_gate_closed_by_another_thread_hands_the_ticket_back(
     assert call.fresh is False  # the handed-back claim did not count as an attempt
 
 
-def test_gate_closing_between_read_and_write_prevents_the_write(
+def test_limit_closing_between_read_and_write_prevents_the_write(
     inbox: Inbox, policy: Policy, clock: FakeClock
 ) -> None:
     """A 429 seen by another thread after this thread's read stops this thread's write."""
-    from webhooks.worker import VendorGate
-
-    gate = VendorGate(clock)
+    limit = VendorLimit("jira", record=inbox, clock=clock)
 
     class RateLimitedElsewhere(FakeConnector):
         def current_ticket(self, payloads, *, fresh=False, last_note_key=None):  # type: ignore[no-untyped-def]
-            gate.close("jira", clock.now + 20)  # another thread's 429 arrives now
+            limit.close(20, reason="HTTP 429")  # another thread's 429 arrives now
             return super().current_ticket(payloads, fresh=fresh, last_note_key=last_note_key)
 
     fake = RateLimitedElsewhere()
     worker = Worker(inbox=inbox, connectors={"jira": fake}, policy=policy, decide=fake_decide,
-                    gate=gate)
+                    limits={"jira": limit})
     put(inbox, "d1")
     worker.run_once()
     assert fake.applied == [] and inbox.counts() == {"pending": 1}
@@ -389,14 +395,12 @@ def test_fresh_read_moves_known_at(inbox: Inbox, policy: Policy, clock: FakeCloc
     assert [c.fresh for c in fake.current_calls] == [False, True, True]
 
 
-def test_line_paused_hands_the_ticket_back_without_an_attempt(
+def test_vendor_paused_hands_the_ticket_back_without_an_attempt(
     inbox: Inbox, policy: Policy, clock: FakeClock
 ) -> None:
-    """A request refused by the vendor line (nothing sent: a sibling thread's 429 closed it)
+    """A request refused by the vendor's limit (nothing sent: a sibling thread's 429 closed it)
     hands the ticket back untouched, counts no attempt and pauses the vendor for others."""
-    from connectors.http import LinePaused
-
-    fake = FakeConnector(errors=[LinePaused("jira", 12.0)])
+    fake = FakeConnector(errors=[VendorPaused("jira", 12.0)])
     worker = make_worker(inbox, policy, fake)
     put(inbox, "d1")
     assert worker.run_once()

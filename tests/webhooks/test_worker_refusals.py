@@ -16,7 +16,8 @@ from tiering.policy import Policy
 from webhooks import worker as worker_module
 from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX
 from webhooks.inbox.store import Inbox
-from webhooks.worker import CREDENTIALS_PAUSE, VendorGate
+from webhooks.logging import LogThrottle
+from webhooks.worker import CREDENTIALS_PAUSE
 
 
 def refusals(worker: Any, vendor: str, reason: str) -> float:
@@ -86,10 +87,8 @@ def test_bad_credentials_pause_the_vendor_and_keep_the_events(
     assert worker.drain() == 0  # paused: nothing claimed, nothing sent
     assert len(fake.applied) == 0
     clock.advance(CREDENTIALS_PAUSE + 1)
-    worker.gate = VendorGate(clock)  # a new minute: the in-process gate has reopened too
-    worker.drain()  # the second refusal: paused again, one more line
+    worker.drain()  # a new minute: the second refusal, paused again, one more line
     clock.advance(CREDENTIALS_PAUSE + 1)
-    worker.gate = VendorGate(clock)
     worker.drain()  # the credentials work now
     assert inbox.counts() == {"done": 2}
     assert [e for e, _ in logged].count("vendor paused: credentials rejected") == 2
@@ -105,14 +104,17 @@ def test_bad_credentials_pause_the_vendor_and_keep_the_events(
         ((0.0, 60.0, 61.0), [True, True, False]),
     ],
 )
-def test_gate_says_a_thing_once_per_window(offsets: tuple[float, ...], said: list[bool]) -> None:
-    """VendorGate.first_in: once per window and vendor, whatever the number of threads."""
+def test_throttle_says_a_thing_once_per_window(
+    offsets: tuple[float, ...], said: list[bool]
+) -> None:
+    """LogThrottle.first_in (webhooks/logging.py): once per window and subject, whatever the
+    number of threads."""
     clock = FakeClock()
-    gate = VendorGate(clock)
+    throttle = LogThrottle(clock)
     out = []
     start = clock.now
     for offset in offsets:
         clock.now = start + offset
-        out.append(gate.first_in("jira", "credentials", 60.0))
+        out.append(throttle.first_in("jira: credentials", 60.0))
     assert out == said
-    assert gate.first_in("zendesk", "credentials", 60.0)
+    assert throttle.first_in("zendesk: credentials", 60.0)

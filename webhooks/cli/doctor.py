@@ -20,7 +20,7 @@ import click
 from connectors.base import ConnectorError
 from connectors.checks import MARKS, Check, fail, ok
 from tiering.policy import Policy
-from webhooks.cli.settings import admin_settings
+from webhooks.command_settings import admin_settings
 from webhooks.logging import log
 from webhooks.settings import Settings
 

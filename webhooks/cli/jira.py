@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 
-from connectors.backfill import BackfillSummary, run_backfill
 from connectors.base import ConnectorError
 from connectors.jira.admin import (
     DC10_WEBHOOK_PATH,
@@ -20,10 +17,8 @@ from connectors.jira.admin import (
     check_jql,
 )
 from connectors.jira.config import JiraConfig
-from tiering.models import Decision, Ticket
-from webhooks.cli.backfill import BACKFILL_EPILOG, progress
-from webhooks.cli.settings import admin_settings, verbose_option
-from webhooks.inbox.opening import InboxUnavailable, open_inbox
+from webhooks.backfill_command import BACKFILL_EPILOG, backfill_command
+from webhooks.command_settings import admin_settings, verbose_option
 
 
 def _jira_config(settings: Any) -> JiraConfig:
@@ -107,7 +102,6 @@ def install_jira(
 @verbose_option
 def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> None:
     """Queue every issue matching JQL for evaluation (the worker applies the policy)."""
-    from tiering.engine import decide as engine
     from webhooks.service import ServiceError, load_policy_for
 
     try:
@@ -121,46 +115,9 @@ def backfill_jira(jql: str, dry_run: bool, page_size: int, verbose: bool) -> Non
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from exc
     admin = JiraAdmin.from_config(config, policy)
-    summary = BackfillSummary()
-    decide: Callable[[Ticket], Decision] | None = None
-    inbox: Any = None
-    if dry_run:
-        now = datetime.now(UTC)
-
-        def decide_now(ticket: Ticket) -> Decision:
-            return engine(ticket, policy, now=now)
-
-        decide = decide_now
-    else:
-        try:
-            inbox = open_inbox(settings.database_url, create=True, verbose=verbose)
-        except InboxUnavailable as exc:
-            raise click.ClickException(f"cannot open the inbox: {exc}") from exc
-    try:
-        try:
-            total = admin.count_issues(jql=jql)
-        except ConnectorError:
-            total = None  # only the progress bar's length; the search itself will say what fails
-        issues = admin.search_issues(jql=jql, page_size=page_size)
-        items = admin.backfill_items(issues, decide=decide)
-        lines: list[str] = []
-        run_backfill(progress(items, total=total), summary,
-                     enqueue=None if dry_run else inbox.enqueue,
-                     describe=admin.describe, report=lines.append)
-    except AdminError as exc:
-        raise click.BadParameter(str(exc)) from exc
-    except ConnectorError as exc:
-        raise click.ClickException(
-            f"backfill stopped after {summary.seen} ticket(s): {exc}"
-            + (f"; {summary.queued} were queued and will be processed" if summary.queued
-               else "")
-        ) from exc
-    finally:
-        if inbox is not None:
-            inbox.close()
-    for line in lines:
-        click.echo(line)
-    click.echo(summary.summary(dry_run=dry_run))
+    admin.page_size = page_size
+    backfill_command(admin, query=jql, policy=policy, settings=settings, dry_run=dry_run,
+                     verbose=verbose)
 
 
 def register(main: click.Group) -> None:

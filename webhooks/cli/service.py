@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from connectors.base import VENDORS
-from webhooks.cli.settings import log_environment_warnings, verbose_option
+from webhooks.command_settings import log_environment_warnings, verbose_option
 from webhooks.inbox.opening import InboxUnavailable, database_label, open_inbox
 from webhooks.logging import configure_logging, log
 from webhooks.settings import Settings, SettingsError, load_settings
@@ -44,7 +44,7 @@ def _fail(lines: list[str]) -> NoReturn:
 def _settings(*, warnings: bool = True) -> Settings:
     """The settings, or exit 2 naming each bad variable. Misspelt or unprefixed variable names
     are warned about on stderr (`warnings=False`: serve and worker log them instead)."""
-    from webhooks.cli.settings import echo_environment_warnings
+    from webhooks.command_settings import echo_environment_warnings
 
     try:
         settings = load_settings()

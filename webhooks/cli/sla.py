@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from connectors.base import VENDORS
-from webhooks.cli.settings import verbose_option
+from webhooks.command_settings import verbose_option
 
 if TYPE_CHECKING:
     from tiering.policy import Policy

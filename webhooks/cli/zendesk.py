@@ -3,22 +3,18 @@ connectors.zendesk.admin."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 
-from connectors.backfill import BackfillSummary, run_backfill
 from connectors.base import ConnectorError
 from connectors.zendesk.admin import (
     ZendeskAdmin,
     install,
 )
 from connectors.zendesk.config import ZendeskConfig
-from tiering.models import Decision, Ticket
-from webhooks.cli.backfill import BACKFILL_EPILOG, progress
-from webhooks.cli.settings import admin_settings, verbose_option
-from webhooks.inbox.opening import InboxUnavailable, open_inbox
+from webhooks.backfill_command import BACKFILL_EPILOG, backfill_command
+from webhooks.command_settings import admin_settings, verbose_option
 
 
 def _admin(settings: Any) -> ZendeskAdmin:
@@ -102,39 +98,10 @@ def install_zendesk(callback_url: str, dry_run: bool, loop_guard: str,
 @verbose_option
 def backfill_zendesk(query: str, dry_run: bool, verbose: bool) -> None:
     """Queue every ticket the search matches for evaluation (the worker applies the policy)."""
-    from tiering.engine import decide as engine
-
     settings = admin_settings()
     admin = _admin(settings)
-    inbox: Any = None
-    decide_now: Any = None
-    if dry_run:
-        now = datetime.now(UTC)
-        policy = admin.connector.policy
-
-        def decide_now(ticket: Ticket) -> Decision:
-            return engine(ticket, policy, now=now)
-    else:
-        try:
-            inbox = open_inbox(settings.database_url, create=True, verbose=verbose)
-        except InboxUnavailable as exc:
-            raise click.ClickException(f"cannot open the inbox: {exc}") from exc
-    lines: list[str] = []
-    summary = BackfillSummary()
-    try:
-        total = admin.count_tickets(query)
-        items = admin.backfill_items(query=query, decide=decide_now)
-        run_backfill(progress(items, total=total), summary,
-                     enqueue=None if dry_run else inbox.enqueue,
-                     describe=admin.describe, report=lines.append)
-    except ConnectorError as exc:
-        raise click.ClickException(f"backfill stopped: {exc}") from exc
-    finally:
-        if inbox is not None:
-            inbox.close()
-    for line in lines:
-        click.echo(line)
-    click.echo(summary.summary(dry_run=dry_run))
+    backfill_command(admin, query=query, policy=admin.connector.policy, settings=settings,
+                     dry_run=dry_run, verbose=verbose)
 
 
 def register(main: click.Group) -> None:

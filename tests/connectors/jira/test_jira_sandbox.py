@@ -78,15 +78,15 @@ def test_install_is_idempotent_on_sandbox(sandbox: SandboxHandle) -> None:
 
 
 def test_backfill_search_pages_on_sandbox(sandbox: SandboxHandle) -> None:
-    """search_issues pages through every SUP issue with only the policy's fields."""
+    """search_tickets pages through every SUP issue with only the policy's fields."""
     policy = example_policy()
     cfg = config(sandbox)
     for n in range(4):
         created = sandbox.agent("jira", "acc-globex", "POST", "/rest/api/2/issue", {"fields": {
             "project": {"key": "SUP"}, "issuetype": {"name": "Task"}, "summary": f"Issue {n}"}})
         assert created.status == 201, created
-    issues = list(JiraAdmin.from_config(cfg, policy).search_issues(jql="project = SUP",
-                                                                   page_size=2))
+    issues = list(JiraAdmin.from_config(cfg, policy).search_tickets("project = SUP",
+                                                                    page_size=2))
     keys = [i["key"] for i in issues]
     assert sorted(keys) == ["SUP-1", "SUP-2", "SUP-3", "SUP-4", "SUP-5"]
     assert all("labels" in i["fields"] for i in issues)

@@ -269,6 +269,25 @@ def test_cli_backfill_enqueues_each_ticket(env: Path, rsps: responses.RequestsMo
         inbox.close()
 
 
+def test_cli_backfill_stopped_by_zendesk_says_how_far_it_got(
+    env: Path, rsps: responses.RequestsMock
+) -> None:
+    """A refusal half-way stops the run with the line `backfill jira` prints too (one body
+    for every vendor, webhooks/backfill_command.py): how many were seen and stay queued."""
+    rsps.get(f"{BASE}/api/v2/search/count", status=400, json={"error": "InvalidQuery"})
+    rsps.get(f"{BASE}/api/v2/search/export", json={
+        "results": [{"id": 42, "result_type": "ticket"}],
+        "meta": {"has_more": True, "after_cursor": "c2"},
+    }, match=[responses.matchers.query_param_matcher(
+        {"query": "status<solved", "filter[type]": "ticket", "page[size]": "100"})])
+    rsps.get(f"{BASE}/api/v2/search/export", status=400, json={"error": "InvalidCursor"})
+    out = CliRunner().invoke(main, ["backfill", "zendesk", "--query", "status<solved"])
+    assert out.exit_code == 1, out.output
+    # The count failing only costs the progress bar its length; the search's failure stops it.
+    assert "backfill stopped after 1 ticket(s):" in out.output
+    assert "; 1 were queued and will be processed" in out.output
+
+
 def test_cli_backfill_dry_run_decides_and_writes_nothing(
     env: Path, rsps: responses.RequestsMock
 ) -> None:

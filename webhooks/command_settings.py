@@ -1,5 +1,8 @@
-"""What the commands share: the settings as they read them (a bad setting is a clean command-line
-error naming it, not a traceback), the environment warnings, and the `-v` option."""
+"""The settings as the commands read them: a bad setting is a clean command-line error naming
+it (not a traceback), the environment warnings (echoed or logged), and the `-v` option.
+
+Shared by the commands in webhooks/cli/; not a command itself, so it lives beside
+webhooks/settings.py (what the settings are) rather than in cli/."""
 
 from __future__ import annotations
 
