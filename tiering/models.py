@@ -56,6 +56,9 @@ class Ticket:
     ticket now. The engine does not read them; a connector compares them with the decided
     target's ownership to write only the difference.
 
+    `first_reply_at` is the first public agent reply, when the connector can tell (None: not
+    known from this read, not "never").
+
     `status` is the vendor-neutral status (new/open/pending/hold/solved/closed, see
     tiering.sla_models.STATUSES) the connector mapped from the vendor's own, and `created_at`
     when the ticket was created (aware); both None when the vendor sent neither. The SLA clocks
@@ -78,6 +81,7 @@ class Ticket:
     last_note_key: str | None = None
     status: str | None = None
     created_at: datetime | None = None
+    first_reply_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -267,9 +267,18 @@ class PlanTargets(_Model):
 
 
 class NotifySpec(_Model):
-    """An outgoing Slack-compatible webhook ({"text": ...}). Its HMAC secret will be a setting."""
+    """An outgoing Slack-compatible webhook ({"text": ...}), signed with an HMAC secret from the
+    settings (webhooks/notify.py): TIERDESK_SLA_NOTIFY_SECRET, or the one `secret` names in
+    TIERDESK_SLA_NOTIFY_SECRETS."""
 
     url: StrictStr = Field(description="A Slack-compatible outgoing webhook (http(s)://...).")
+    #: A key of the TIERDESK_SLA_NOTIFY_SECRETS setting (a JSON object); unset: the secret is
+    #: TIERDESK_SLA_NOTIFY_SECRET. The secret itself never goes in the policy.
+    secret: Name | None = Field(
+        default=None,
+        description="A key of the TIERDESK_SLA_NOTIFY_SECRETS setting (unset: "
+        "TIERDESK_SLA_NOTIFY_SECRET signs it).",
+    )
 
     @field_validator("url")
     @classmethod

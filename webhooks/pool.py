@@ -1,11 +1,12 @@
-"""The worker threads of one process (`serve` and `worker`), with retention and the SLA timer loop
-beside them, stopped together."""
+"""The worker threads of one process (`serve` and `worker`), with retention, the SLA timer loop
+and the SLA notify sender beside them, stopped together."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+from webhooks.notify import NotifySender
 from webhooks.retention import Pruner
 from webhooks.sla_work import TimerLoop
 from webhooks.worker import Worker
@@ -23,6 +24,8 @@ class WorkerPool:
         self.pruner = pruner
         #: The SLA timer loop (webhooks/sla_work.py): one per process, if any.
         self.timers = timers
+        #: The SLA notify sender (webhooks/notify.py): sends the outbox's notices, if any.
+        self.notify: NotifySender | None = None
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -39,6 +42,11 @@ class WorkerPool:
         if self.timers is not None:
             t = threading.Thread(target=self.timers.run, args=(self.stop_event,),
                                  name="tierdesk-sla-timers", daemon=True)
+            t.start()
+            self._threads.append(t)
+        if self.notify is not None:
+            t = threading.Thread(target=self.notify.run, args=(self.stop_event,),
+                                 name="tierdesk-sla-notify", daemon=True)
             t.start()
             self._threads.append(t)
 

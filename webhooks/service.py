@@ -23,6 +23,7 @@ from prometheus_client import start_http_server
 
 from connectors.base import VENDORS, Connector, Vendor
 from connectors.http import session_on
+from connectors.retry import RetryStrategy
 from connectors.vendor_limit import VendorLimit
 from tiering.policy import Policy, PolicyError, load_policy
 from webhooks.app import ReceiverConfig, create_app
@@ -40,6 +41,7 @@ from webhooks.limits import bounded_protocol, connection_cap
 from webhooks.logging import LogThrottle, log
 from webhooks.loops import LoopGuard
 from webhooks.metrics import Metrics
+from webhooks.notify import NotifyConfigError, NotifySecrets, NotifySender
 from webhooks.pool import WorkerPool
 from webhooks.reload import PolicyHolder, PolicyWatcher
 from webhooks.retention import Pruner
@@ -161,6 +163,12 @@ def build_service(
             ["cannot load the policy:", *(f"  {line}" for line in str(exc).splitlines())]
         ) from None
     try:
+        # A notify webhook that cannot be signed stops a worker's start-up (webhooks/notify.py).
+        secrets = NotifySecrets.from_settings(policy, settings) if with_worker else NotifySecrets()
+    except NotifyConfigError as exc:
+        raise StartupError(["cannot send SLA notifications:", *(
+            f"  {line}" for line in str(exc).splitlines())]) from None
+    try:
         inbox = open_inbox(settings.database_url, create=create_inbox)
     except InboxUnavailable as exc:
         raise StartupError(exc.lines) from None
@@ -197,6 +205,9 @@ def build_service(
         ], pruner=Pruner(inbox, days=settings.retention_days) if settings.retention_days else None)
         if pool is not None:
             pool.timers = TimerLoop(inbox, wake_workers=pool.wake)
+            pool.notify = NotifySender(inbox, secrets, timeout=settings.http_timeout,
+                                       max_attempts=settings.max_attempts,
+                                       strategy=RetryStrategy(maximum=settings.retry_max_delay))
     metrics.watch_clocks(inbox.open_clock_count)
     log("policy loaded", source=policy.source, digest=policy.digest[:12])
     service = Service(policy=policy, inbox=inbox, metrics=metrics, pool=pool)
@@ -214,6 +225,12 @@ def build_service(
                      else build_connectors(settings, new, limits=limits))
             for worker in pool.workers:
                 worker.swap(new, fresh)
+            if pool.notify is not None:
+                try:
+                    pool.notify.secrets = NotifySecrets.from_settings(new, settings)
+                except NotifyConfigError as exc:  # rows for such a URL wait, saying why
+                    log("sla notify secrets kept from the previous policy", level=40,
+                        error=str(exc)[:500])
             # Every open SLA timer is recomputed under the new targets and calendars.
             threading.Thread(target=_recompute_timers, args=(inbox, new),
                              name="tierdesk-sla-recompute", daemon=True).start()
@@ -405,6 +422,8 @@ def run_worker(
             if pool.timers is not None:
                 pool.timers.run_once()  # timers due by now become work of this drain
             done = pool.workers[0].drain()
+            if pool.notify is not None:
+                pool.notify.send_due()  # the notices this drain recorded
             log("worker drained", tickets=done)
             return done
         stop = pool.stop_event

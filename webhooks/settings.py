@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     zendesk_webhook_secret: SecretStr | None = None
     zendesk_webhook_secret_previous: SecretStr | None = None
     zendesk_user_id: int | None = None
+    #: The HMAC-SHA256 secret of the SLA notify webhooks (`sla.on_*.notify`) that name none of
+    #: `sla_notify_secrets` (webhooks/notify.py; admin guide, "SLA notify webhooks").
+    sla_notify_secret: SecretStr | None = None
+    #: Named secrets for notify webhooks, a JSON object `{"oncall": "..."}`; a notify with
+    #: `secret: oncall` is signed with that one.
+    sla_notify_secrets: dict[str, SecretStr] = {}
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     #: A connection that has not sent its request line and headers within this (s) is closed.
@@ -309,6 +315,13 @@ class Settings(BaseSettings):
             "zendesk": self.zendesk_webhook_secret_previous,
         }.get(vendor)
         return _reveal(secret) or None
+
+    def notify_secret(self, name: str | None) -> str | None:
+        """The secret a notify webhook is signed with: `sla_notify_secrets[name]` when it names
+        one, else `sla_notify_secret`; None when that is unset."""
+        if name is not None:
+            return _reveal(self.sla_notify_secrets.get(name)) or None
+        return _reveal(self.sla_notify_secret) or None
 
     def webhook_basic_auth(self, vendor: str) -> tuple[str, str] | None:
         """The HTTP Basic (user, password) a `vendor` delivery may carry instead of a signature

@@ -39,7 +39,13 @@ from tiering.policy import Policy
 from tiering.sla import SlaReport, TicketHistory, sla_for
 from tiering.sla_actions import Crossing, apply_clocks, threshold_key
 from webhooks.inbox.records import CLEAR_TIMER, Claim, Notice, SlaMark, SlaTimer, SlaWrite
-from webhooks.inbox.schema import MARK_CREATED, MARK_STATUS, MARK_TIER, SLA_DUE_EVENT
+from webhooks.inbox.schema import (
+    MARK_CREATED,
+    MARK_REPLY,
+    MARK_STATUS,
+    MARK_TIER,
+    SLA_DUE_EVENT,
+)
 from webhooks.inbox.store import Inbox
 from webhooks.logging import log
 from webhooks.metrics import Metrics
@@ -90,8 +96,8 @@ def _vendor_time(text: str | None) -> datetime | None:
 
 
 def observed_marks(ticket: Ticket, now: datetime) -> list[SlaMark]:
-    """What the ticket in hand shows of its history: its creation, and its status as of its
-    last update (not later than `now`, not before its creation)."""
+    """What the ticket in hand shows of its history: its creation, its status as of its last
+    update (not later than `now`, not before its creation) and its first public agent reply."""
     marks: list[SlaMark] = []
     created = ticket.created_at
     if created is not None:
@@ -102,6 +108,8 @@ def observed_marks(ticket: Ticket, now: datetime) -> list[SlaMark]:
         if created is not None:
             at = max(at, created)
         marks.append(SlaMark(MARK_STATUS, at.timestamp(), ticket.status))
+    if ticket.first_reply_at is not None and ticket.first_reply_at <= now:
+        marks.append(SlaMark(MARK_REPLY, ticket.first_reply_at.timestamp()))
     return marks
 
 
@@ -308,12 +316,14 @@ class TimerLoop:
         inbox: Inbox,
         *,
         wake_workers: Callable[[], None] = lambda: None,
-        lease_seconds: float = 30.0,
+        lease_seconds: float = 5.0,
         batch: int = 500,
         poll: float = 0.5,
     ) -> None:
         self.inbox = inbox
         self.wake_workers = wake_workers
+        #: Claim and enqueue are two short transactions back to back: a loop that dies between
+        #: them (SIGKILL) delays those timers by at most this.
         self.lease_seconds = lease_seconds
         self.batch = batch
         self.poll = poll

@@ -40,11 +40,26 @@ BASE_FIELDS = (
 SLA_FIELDS = ("status", "created")
 
 
+def has_first_response(policy: Policy) -> bool:
+    """Whether any target of the policy is a `first_response` clock (then the issue's comments
+    are read too: the first public agent reply stops that clock)."""
+    spec = policy.sla.spec
+    if spec is None:
+        return False
+    return any(
+        t.first_response is not None
+        or any(p.first_response is not None for p in t.priority.values())
+        for plan in spec.plans.values() for t in plan.tiers.values()
+    )
+
+
 def fields_to_read(policy: Policy, config: JiraConfig, *, comments: bool = False) -> list[str]:
     """The field ids for `GET issue?fields=...`: only what the decision uses, in a stable order."""
     wanted = list(BASE_FIELDS)
     if policy.sla.enabled:
         wanted.extend(SLA_FIELDS)
+        if has_first_response(policy):
+            comments = True
     extra = [*policy.jira_fields.values(), *due.read_fields(policy)]
     if config.organization_field:
         extra.append(config.organization_field)
@@ -52,7 +67,8 @@ def fields_to_read(policy: Policy, config: JiraConfig, *, comments: bool = False
         if field_id and field_id not in extra:
             extra.append(field_id)
     if comments:
-        # Only a fresh read needs comments: to find tierdesk's own note marker.
+        # A fresh read needs comments to find tierdesk's own note marker; a policy with a
+        # first_response clock on every read, for the first public agent reply.
         extra.append("comment")
     for field_id in extra:
         if field_id not in wanted:
@@ -230,6 +246,32 @@ def time_of(value: Any, where: str) -> datetime | None:
     return when.astimezone(UTC)
 
 
+def first_reply_of(
+    fields: Mapping[str, Any], *, reporter: str | None, bot: str | None
+) -> datetime | None:
+    """The first public reply by someone other than the reporter (and tierdesk's bot) among
+    the issue's comments (`fields.comment.comments`, when the payload or read has them): a
+    comment is public unless JSM marks it internal (`jsdPublic: false`) or it is restricted to
+    a role or group (`visibility`) (Comment in platform-openapi-v3.json). Anyone but the
+    reporter counts as an agent: a JSM request participant who comments counts too."""
+    comment = _obj(fields.get("comment"), "issue.fields.comment")
+    if comment is None:
+        return None
+    first: datetime | None = None
+    for i, item in enumerate(_list(comment.get("comments"), "issue.fields.comment.comments")):
+        where = f"issue.fields.comment.comments[{i}]"
+        entry = _obj(item, where)
+        if entry is None or entry.get("jsdPublic") is False or entry.get("visibility"):
+            continue
+        author = user_id(_obj(entry.get("author"), f"{where}.author"), f"{where}.author")
+        if author is None or author in (reporter, bot):
+            continue
+        created = time_of(entry.get("created"), f"{where}.created")
+        if created is not None and (first is None or created < first):
+            first = created
+    return first
+
+
 def reference_payload(key: str) -> dict[str, Any]:
     """A body that makes `JiraConnector.current_ticket(..., fresh=True)` read the issue: the
     worker's stand-in for a synthetic event (a due SLA timer) that carries no vendor body.
@@ -333,5 +375,9 @@ def ticket_from_issue(
         last_note_key=last_note_key(fields) or note_key,
         status=status_of(fields, policy),
         created_at=time_of(fields.get("created"), "issue.fields.created"),
+        first_reply_at=first_reply_of(
+            fields, reporter=user_id(reporter, "issue.fields.reporter"),
+            bot=config.bot_account_id,
+        ) if has_first_response(policy) else None,
     )
 

@@ -266,7 +266,7 @@ class _Clocks:
     fired: frozenset[str] = frozenset()
 
     def history(self) -> TicketHistory:
-        # No first reply: the service does not record it yet (nor do the stories).
+        # No first reply: the stories serve both vendors, and Zendesk does not report it yet.
         return TicketHistory.from_transitions(
             self.created_at, self.statuses, initial=self.statuses[0][1], tiers=self.tiers)
 

@@ -55,6 +55,7 @@ class Issue:
     labels: set[str] = field(default_factory=set)
     comments: list[str] = field(default_factory=list)
     updated: float = T0
+    replied: float | None = None
 
 
 @dataclass
@@ -80,6 +81,8 @@ class MemoryVendor:
             status=issue.status, created_at=datetime.fromtimestamp(T0, UTC),
             updated_at=datetime.fromtimestamp(issue.updated, UTC).isoformat(),
             last_note_key=last_note_key,
+            first_reply_at=None if issue.replied is None else datetime.fromtimestamp(
+                issue.replied, UTC),
         )
 
     def apply(self, ticket: Ticket, decision: Decision, *, decide: Decide) -> Applied:
@@ -273,3 +276,25 @@ def test_without_sla_in_the_policy_nothing_is_recorded(
     event(inbox)
     assert work.drain() == 1
     assert inbox.sla_marks("jira", "T-1") == [] and inbox.sla_timer("jira", "T-1") is None
+
+
+def test_the_first_public_reply_stops_first_response(
+    inbox: Inbox, vendor: MemoryVendor, clock: FakeClock
+) -> None:
+    text = (POLICY % {"l1": "100s"}).replace("L1: {resolution: 100s}",
+                                             "L1: {first_response: 100s}")
+    work = worker(inbox, vendor, clock, load_policy(text, source="reply.yaml"))
+    event(inbox)
+    work.drain()
+    timer = inbox.sla_timer("jira", "T-1")
+    assert timer is not None and (timer.clock, timer.due_at) == ("first_response", T0 + 75)
+    at(clock, 30)
+    vendor.issues["T-1"].replied = T0 + 20
+    event(inbox)
+    work.drain()
+    assert inbox.sla_timer("jira", "T-1") is None  # answered: its only clock stopped
+    history = inbox.sla_history("jira", "T-1")
+    assert history is not None and history.first_reply_at == datetime.fromtimestamp(
+        T0 + 20, UTC)
+    at(clock, 200)
+    assert fire(inbox, work) == 0 and vendor.issues["T-1"].comments == []

@@ -95,3 +95,40 @@ def test_reference_payload_reads_the_issue(rsps: responses.RequestsMock) -> None
     ticket = connector.current_ticket([reference_payload("TES-41")], fresh=True)
     assert (ticket.key, ticket.status) == ("TES-41", "pending")
     assert len(rsps.calls) == 1
+
+
+def comment(author: str, created: str, **over: Any) -> dict[str, Any]:
+    return {"id": "1", "author": {"accountId": author}, "body": "hi", "created": created,
+            **over}
+
+
+def test_first_reply_is_the_earliest_public_comment_by_someone_else() -> None:
+    config = cloud_config()
+    issue = load("jira_issue_created__cloud.json")["issue"]
+    reporter = issue["fields"]["reporter"]["accountId"]
+    issue["fields"]["comment"] = {"comments": [
+        comment(reporter, "2026-01-05T09:00:00.000+0000"),             # the customer
+        comment("agent-1", "2026-01-05T09:30:00.000+0000", jsdPublic=False),  # JSM internal
+        comment("agent-1", "2026-01-05T09:40:00.000+0000",
+                visibility={"type": "role", "value": "Administrators"}),
+        comment(config.bot_account_id or "bot", "2026-01-05T09:45:00.000+0000"),  # tierdesk
+        comment("agent-2", "2026-01-05T10:15:00.000+0000"),
+        comment("agent-1", "2026-01-05T10:00:00.000+0000", jsdPublic=True),
+    ], "total": 6}
+    text = (HERE / "policy.yaml").read_text("utf-8") + SLA.replace(
+        "L1: {resolution: 2h}", "L1: {first_response: 1h}")
+    replies = load_policy(text, source="p.yaml")
+    ticket = ticket_from_issue(issue, policy=replies, config=config)
+    assert ticket.first_reply_at == datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    # Without a first_response target nothing is looked for.
+    assert ticket_from_issue(issue, policy=sla_policy(), config=config).first_reply_at is None
+    issue["fields"]["comment"]["comments"] = issue["fields"]["comment"]["comments"][:4]
+    assert ticket_from_issue(issue, policy=replies, config=config).first_reply_at is None
+
+
+def test_a_first_response_target_reads_the_comments() -> None:
+    text = (HERE / "policy.yaml").read_text("utf-8") + SLA.replace(
+        "L1: {resolution: 2h}", "L1: {first_response: 1h}")
+    wanted = fields_to_read(load_policy(text, source="p.yaml"), cloud_config())
+    assert "comment" in wanted
+    assert "comment" not in fields_to_read(sla_policy(), cloud_config())
