@@ -235,6 +235,8 @@ class ZendeskDesk:
             update["tags"] = sorted((tags - set(edit.remove_labels)) | set(edit.add_labels))
         if edit.fields:
             update["custom_fields"] = self._custom_fields(dict(edit.fields))
+        if edit.status is not None:
+            update["status"] = edit.status
         if edit.attachments is not None:
             more = edit.attachments - self.attachments[t.name]
             assert more >= 0, f"{t.name}: the sandbox cannot remove attachments"
@@ -360,6 +362,8 @@ class JiraDesk:
             assert edit.attachments >= have, f"{t.name}: the replay cannot remove attachments"
             acts += [Edit(attachments=n) for n in range(have + 1, edit.attachments + 1)]
             self.attachments[t.name] = edit.attachments
+        if edit.status is not None:
+            acts.append(Edit(status=edit.status))
         if edit.add_labels or edit.remove_labels or edit.fields:
             acts.append(Edit(add_labels=edit.add_labels, remove_labels=edit.remove_labels,
                              fields=edit.fields))
@@ -371,6 +375,8 @@ class JiraDesk:
         elif act.attachments is not None:
             self._agent("POST", f"/rest/api/2/issue/{self.refs[t.name]}/attachments",
                         {"filename": f"doc{act.attachments}.log", "content": "evidence"})
+        elif act.status is not None:
+            self._transition(t, act.status)
         else:
             body: dict[str, Any] = {}
             labels = [*({"add": x} for x in act.add_labels),
@@ -380,6 +386,16 @@ class JiraDesk:
             if act.fields:
                 body["fields"] = self._custom_fields(dict(act.fields))
             self._agent("PUT", f"/rest/api/2/issue/{self.refs[t.name]}", body)
+
+    def _transition(self, t: TicketStory, status: str) -> None:
+        """Move the issue to a Jira status the policy maps to neutral `status`, by one of the
+        transitions the issue offers (Jira statuses are changed by transitions only)."""
+        path = f"/rest/api/2/issue/{self.refs[t.name]}/transitions"
+        offered = self._agent("GET", path)["transitions"]
+        pick = next((tr["id"] for tr in offered if self.policy.sla.jira_status(
+            tr["to"]["name"], tr["to"]["statusCategory"]["key"]) == status), None)
+        assert pick is not None, f"{t.name}: no Jira transition leads to a {status} status"
+        self._agent("POST", path, {"transition": {"id": pick}})
 
     def _create(self, t: TicketStory) -> None:
         data = t.ticket
@@ -491,7 +507,8 @@ def _cli(env: dict[str, str], *args: str) -> Any:
 def clock_problems(replay: Replay) -> list[str]:
     """Each played ticket's open clocks, as `tierdesk sla list --json` shows them from the
     service's inbox, are exactly the clocks the policy gives its plan, tier and priority (the
-    pure replay's), each running with its target and source; `tierdesk explain --json`
+    pure replay's), each with its target, source and the pure replay's state (running with a
+    due time, or paused without one after a status change); `tierdesk explain --json`
     recomputes the same ones from the recorded history. One line per difference."""
     story, policy, desk = replay.story, replay.policy, replay.desk
     vendor = "jira" if isinstance(desk, JiraDesk) else "zendesk"
@@ -511,10 +528,12 @@ def clock_problems(replay: Replay) -> list[str]:
         got = {(r["clock"], r["target_seconds"], r["source"]) for r in rows}
         if got != want:
             problems.append(f"{t.name}: open clocks {sorted(got)}, expected {sorted(want)}")
+        states = {c.clock: c.state for c in runs[-1].clocks.clocks} if runs[-1].clocks else {}
         for r in rows:
-            if r["state"] != "running" or r["due"] is None:
+            state = states.get(r["clock"])
+            if r["state"] != state or (r["due"] is None) != (state == "paused"):
                 problems.append(f"{t.name}: {r['clock']} is {r['state']} (due {r['due']}),"
-                                " expected running with a due time")
+                                f" expected {state}")
         if want:
             sla = _cli(replay.env, "explain", vendor, refs[t.name], "--json")["sla"]
             seen = {(c["clock"], c["target_seconds"], c["source"]) for c in sla["clocks"]}
