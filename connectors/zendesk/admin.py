@@ -1,11 +1,15 @@
 """Zendesk administration: install tierdesk's webhook and trigger, and list tickets to backfill.
 
-`install(...)` is idempotent and matches by name: the webhook named `WEBHOOK_NAME` and the trigger
-titled `TRIGGER_TITLE` are created when absent, updated when they differ from what the current
-policy needs, and left alone otherwise. Zendesk API documents used (developer.zendesk.com):
+`ZendeskAdmin.install_webhook(...)` is idempotent and matches by name: the webhook named
+`WEBHOOK_NAME` and the trigger titled `TRIGGER_TITLE` are created when absent, updated when they
+differ from what the current policy needs, and left alone otherwise. A secret rotation replaces
+the webhook (connectors/zendesk/rotation.py). Zendesk API documents used (developer.zendesk.com):
 
 - Webhooks: `GET /api/v2/webhooks?filter[name_contains]=`, `POST /api/v2/webhooks`,
-  `PATCH /api/v2/webhooks/{id}`, `GET /api/v2/webhooks/{id}/signing_secret`. A trigger can only
+  `PATCH /api/v2/webhooks/{id}`, `DELETE /api/v2/webhooks/{id}` (rotation only),
+  `GET /api/v2/webhooks/{id}/signing_secret` (Webhooks API reference,
+  https://developer.zendesk.com/api-reference/event-connectors/webhooks/webhooks/; go-zendesk
+  `zendesk/webhook.go` and zenpy 2.0.57 `WebhooksApi` use the same paths). A trigger can only
   call a webhook subscribed to `conditional_ticket_events` (../shared/vendor/zendesk/zendesk_docs/
   create_webhook_request_conditional_ticket_events.json); the subscription cannot change later.
 - Triggers: `GET /api/v2/triggers/search?query=`, `POST /api/v2/triggers`,
@@ -39,16 +43,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
+import tenacity
 
 from connectors.backfill import BackfillItem, change_line, skipped_line
 from connectors.base import VendorUnavailable
+from connectors.retry import RetryStrategy
 from connectors.zendesk.client import calling, response_json
 from connectors.zendesk.connector import ZendeskConnector
 from connectors.zendesk.trigger_body import TEMPLATE_VERSION, render_template
@@ -56,6 +55,9 @@ from connectors.zendesk.webhook import BACKFILL_EVENT, classify
 from tiering.models import Decision, Ticket
 
 WEBHOOK_NAME = "tierdesk"
+#: The name of the second webhook while a secret rotation is under way (connectors/zendesk/
+#: rotation.py); it takes WEBHOOK_NAME when the old webhook is gone.
+ROTATION_NAME = "tierdesk (rotation)"
 TRIGGER_TITLE = "tierdesk: evaluate ticket tiers"
 #: Zendesk's via id of the REST API ("Web service (API)"), the channel tierdesk writes through.
 VIA_WEB_SERVICE = "5"
@@ -87,8 +89,12 @@ class InstallResult:
     writes: list[Request] = field(default_factory=list)
     secret: str | None = None
     dry_run: bool = False
-    #: The secret was reset at Zendesk by this run (`rotate_secret`).
-    rotated: bool = False
+    #: With `rotate_secret`: where the rotation stands after this run (rotation.Stage).
+    rotation: str | None = None
+    #: During a rotation: the secret of the webhook being retired (the receiver's _PREVIOUS).
+    previous_secret: str | None = None
+    #: During a rotation: the webhook being retired (None once deleted).
+    old_webhook_id: str | None = None
 
     @property
     def secret_line(self) -> str | None:
@@ -104,38 +110,50 @@ READ_ATTEMPTS = 5
 READ_BACKOFF_MAX = 30.0
 
 
+#: How long reads wait between attempts: exponential from 1 s, at most READ_BACKOFF_MAX, and
+#: never less than Zendesk's Retry-After (connectors/retry.py, as the worker's retries).
+READ_RETRY = RetryStrategy(initial=1.0, maximum=READ_BACKOFF_MAX)
+
+
 class ZendeskAdmin:
-    """Zendesk admin requests on the connector's session (every call recorded and translated),
-    and the backfill's search.
+    """Zendesk admin requests on the connector's session (every call recorded and translated):
+    the webhook's install and rotation, and the backfill's search.
 
     A long backfill must not stop at the first 429 on page 40: reads (GET, safe to repeat) are
-    retried with tenacity, waiting at least Zendesk's `Retry-After` (else exponential backoff);
-    writes are sent once."""
+    retried READ_ATTEMPTS times in all with `retry` (connectors/retry.py `RetryStrategy`),
+    waiting at least Zendesk's `Retry-After`; writes are sent once."""
 
     def __init__(
-        self, connector: ZendeskConnector, *, sleep: Callable[[float], None] = time.sleep
+        self,
+        connector: ZendeskConnector,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        retry: RetryStrategy = READ_RETRY,
     ) -> None:
         self.connector = connector
         self.base = connector.config.base_url.rstrip("/")
         self.sleep = sleep
+        self.retry = retry
 
     def retry_reads(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a read (safe to repeat) with retries on RateLimited / VendorUnavailable."""
-        backoff = wait_exponential(multiplier=1, max=READ_BACKOFF_MAX)
+        """Run a read (safe to repeat) with retries on RateLimited / VendorUnavailable.
 
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            after = getattr(exc, "retry_after", None)
-            return float(after) if after is not None else float(backoff(state))
-
-        retrying = Retrying(
-            retry=retry_if_exception_type(VendorUnavailable),
-            wait=wait,
-            stop=stop_after_attempt(READ_ATTEMPTS),
+        tenacity runs the loop (stop after READ_ATTEMPTS, re-raise the last refusal, the
+        injectable sleep); `retry` computes each wait, so Retry-After is honoured as in the
+        worker."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(VendorUnavailable),
+            stop=tenacity.stop_after_attempt(READ_ATTEMPTS),
+            wait=self._wait,
             sleep=self.sleep,
             reraise=True,
         )
         return retrying(fn, *args, **kwargs)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        failed = state.outcome.exception() if state.outcome is not None else None
+        after = failed.retry_after if isinstance(failed, VendorUnavailable) else None
+        return self.retry.delay(state.attempt_number, after)
 
     def read(
         self, path: str, *, params: Mapping[str, str | int] | None = None
@@ -162,6 +180,163 @@ class ZendeskAdmin:
         if last is not None and last.status_code == 204:
             return {}
         return response_json(recorder, what=what)
+
+    # ------------------------------------------------------------------ install
+
+    def install_webhook(
+        self,
+        *,
+        callback_url: str,
+        dry_run: bool = False,
+        loop_guard: LoopGuard = "user",
+        rotate_secret: bool = False,
+        secret: str | None = None,
+        previous_secret: str | None = None,
+    ) -> InstallResult:
+        """Create or update (matched by name) the webhook and the trigger; read the signing
+        secret (a rerun keeps it).
+
+        With `rotate_secret`, one step of the lossless rotation by replacement runs instead
+        (connectors/zendesk/rotation.py): a second webhook is created, the trigger is moved to
+        it once the receiver accepts both secrets (`secret` = the new one, `previous_secret` =
+        the old one, as TIERDESK_ZENDESK_WEBHOOK_SECRET[_PREVIOUS] say), then the old webhook is
+        deleted and the new one renamed. Each rerun finds where the rotation stands on Zendesk.
+
+        With `dry_run`, only reads are sent; each write is returned in `writes` but not sent."""
+        check_callback_url(callback_url)
+        if loop_guard == "user" and self.connector.config.bot_user_id is None:
+            trigger_spec("", "", bot_user_id=None)  # raises the explanation before any request
+        if rotate_secret:
+            from connectors.zendesk.rotation import rotate
+
+            return rotate(self, callback_url=callback_url, dry_run=dry_run,
+                          loop_guard=loop_guard, secret=secret, previous_secret=previous_secret)
+        result = InstallResult(dry_run=dry_run)
+        write = self.writer(result)
+
+        # 1. The webhook, matched by exact name (`GET /api/v2/webhooks?filter[name_contains]=`,
+        # Webhooks API "List Webhooks").
+        hook, replacement = self.find_webhooks()
+        if replacement is not None:
+            raise ValueError(
+                f"a secret rotation is in progress (Zendesk webhook {replacement.get('id')} is"
+                f" named {ROTATION_NAME!r}): continue it with `tierdesk install zendesk"
+                " --rotate-secret` (admin guide, \"Rotating a webhook secret\"); install changes"
+                " nothing meanwhile"
+            )
+        wanted_hook = webhook_spec(callback_url)
+        if hook is None:
+            # Webhooks API "Create or Clone Webhook": POST /api/v2/webhooks {"webhook": {...}}
+            # answers 201 {"webhook": {"id": ...}}.
+            created = write("POST", "/api/v2/webhooks", {"webhook": wanted_hook})
+            made = created.get("webhook")
+            result.webhook_id = str(made["id"]) if isinstance(made, Mapping) else None
+            if result.webhook_id is None and not dry_run:
+                raise ValueError(f"Zendesk created the webhook but returned no id: {created!r}")
+        else:
+            result.webhook_id = str(hook["id"])
+            self.check_subscription(hook)
+            changes = hook_changes(hook, wanted_hook)
+            if changes:
+                write("PATCH", f"/api/v2/webhooks/{result.webhook_id}", {"webhook": changes})
+
+        # 2. Its signing secret (what the receiver verifies deliveries with).
+        if result.webhook_id is not None:
+            result.secret = self.signing_secret(result.webhook_id)
+
+        # 3. The trigger, matched by exact title.
+        self.sync_trigger(result, write, result.webhook_id, loop_guard=loop_guard)
+        return result
+
+    def writer(self, result: InstallResult) -> Callable[..., Mapping[str, Any]]:
+        """`write(method, path, body)`: record the write in `result`, send it unless a dry run."""
+
+        def write(
+            method: str, path: str, body: Mapping[str, Any] | None = None
+        ) -> Mapping[str, Any]:
+            result.writes.append(Request(method, path, body))
+            return {} if result.dry_run else self.call(method, path, body=body)
+
+        return write
+
+    def find_webhooks(self) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+        """tierdesk's webhook (named WEBHOOK_NAME) and the replacement of an unfinished rotation
+        (ROTATION_NAME), each None when absent: one GET, as both names contain "tierdesk".
+        Zendesk does not require unique names (Webhooks API, "Creating and monitoring
+        webhooks": "The name doesn't need to be unique"), so a repeated one is refused."""
+        listed = self.read("/api/v2/webhooks", params={"filter[name_contains]": WEBHOOK_NAME})
+        hooks = [h for h in listed.get("webhooks") or () if isinstance(h, Mapping)]
+        found: dict[str, Mapping[str, Any] | None] = {}
+        for name in (WEBHOOK_NAME, ROTATION_NAME):
+            named = [h for h in hooks if h.get("name") == name]
+            if len(named) > 1:
+                ids = ", ".join(str(h.get("id")) for h in named)
+                raise ValueError(
+                    f"Zendesk has {len(named)} webhooks named {name!r} ({ids}): tierdesk cannot"
+                    " tell which one is its own; delete the extra ones in Admin Center (Apps and"
+                    " integrations > Webhooks), keeping the one the trigger"
+                    f" {TRIGGER_TITLE!r} calls, then run install again"
+                )
+            found[name] = named[0] if named else None
+        return found[WEBHOOK_NAME], found[ROTATION_NAME]
+
+    def check_subscription(self, hook: Mapping[str, Any]) -> None:
+        if hook.get("subscriptions") != ["conditional_ticket_events"]:
+            raise ValueError(
+                f"Zendesk webhook {hook.get('id')} named {hook.get('name')!r} subscribes to"
+                f" {hook.get('subscriptions')!r}, and a webhook's subscription cannot be changed:"
+                " delete or rename it in Admin Center, then run install again"
+            )
+
+    def signing_secret(self, webhook_id: str) -> str | None:
+        """The webhook's signing secret (Webhooks API "Show Webhook Signing Secret",
+        `GET /api/v2/webhooks/{id}/signing_secret` -> {"signing_secret": {"secret": ...}})."""
+        data = self.read(f"/api/v2/webhooks/{webhook_id}/signing_secret").get("signing_secret")
+        if isinstance(data, Mapping) and isinstance(data.get("secret"), str):
+            return str(data["secret"])
+        return None
+
+    def find_trigger(self) -> Mapping[str, Any] | None:
+        """tierdesk's trigger, matched by exact title (one GET /api/v2/triggers/search)."""
+        found = self.read("/api/v2/triggers/search", params={"query": TRIGGER_TITLE})
+        triggers = [t for t in found.get("triggers") or () if isinstance(t, Mapping)]
+        return next((t for t in triggers if t.get("title") == TRIGGER_TITLE), None)
+
+    def sync_trigger(
+        self,
+        result: InstallResult,
+        write: Callable[..., Mapping[str, Any]],
+        webhook_id: str | None,
+        *,
+        loop_guard: LoopGuard,
+        trigger: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Create the trigger, or PUT it whole when it differs from what the policy needs and
+        calls `webhook_id` (Triggers API "Update Trigger"; the whole trigger is sent, so whether
+        Zendesk merges or replaces its arrays does not matter). `trigger` is the one already
+        read, if any (saves the search)."""
+        hook_ref = webhook_id or "<id of the webhook created above>"
+        wanted = trigger_spec(
+            hook_ref, render_template(self.connector.policy),
+            bot_user_id=self.connector.config.bot_user_id, loop_guard=loop_guard,
+            through_solved=self.connector.policy.sla.enabled,
+        )
+        if trigger is None:
+            trigger = self.find_trigger()
+        if trigger is None:
+            created = write("POST", "/api/v2/triggers", {"trigger": wanted})
+            made = created.get("trigger")
+            result.trigger_id = str(made["id"]) if isinstance(made, Mapping) else None
+            return
+        result.trigger_id = str(trigger["id"])
+        stale = (
+            trigger.get("active") is not True
+            or trigger.get("description") != wanted["description"]
+            or not _conditions_equal(trigger.get("conditions"), wanted["conditions"])
+            or trigger.get("actions") != wanted["actions"]
+        )
+        if stale:
+            write("PUT", f"/api/v2/triggers/{result.trigger_id}", {"trigger": wanted})
 
     # ------------------------------------------------------------------ backfill
 
@@ -318,96 +493,26 @@ def _conditions_equal(current: Any, wanted: Mapping[str, Any]) -> bool:
     return all(norm(current.get(k)) == norm(wanted.get(k)) for k in ("all", "any"))
 
 
-def install(
-    admin: ZendeskAdmin,
-    *,
-    callback_url: str,
-    dry_run: bool = False,
-    loop_guard: LoopGuard = "user",
-    rotate_secret: bool = False,
-) -> InstallResult:
-    """Create or update (matched by name) the webhook and the trigger; read the signing secret.
+def hook_changes(hook: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """What a PATCH must change for the existing webhook to be `wanted` (name aside)."""
+    return _differs(hook, {k: wanted[k] for k in ("endpoint", "http_method", "request_format",
+                                                   "status", "description")})
 
-    The secret is only read (a rerun keeps it). With `rotate_secret` an existing webhook's
-    secret is reset at Zendesk instead (`POST /api/v2/webhooks/{id}/signing_secret`): Zendesk
-    signs with the new one at once, so deliveries get 401 until the receiver has it (admin
-    guide, "Rotating a webhook secret").
 
-    With `dry_run`, only reads are sent; each write is returned in `writes` but not sent."""
+def check_callback_url(callback_url: str) -> None:
     if not callback_url.startswith(("https://", "http://")):
         raise ValueError(f"--callback-url: expected an https:// URL, got {callback_url!r}")
-    if loop_guard == "user" and admin.connector.config.bot_user_id is None:
-        trigger_spec("", "", bot_user_id=None)  # raises the explanation before any request
-    result = InstallResult(dry_run=dry_run)
 
-    def write(method: str, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        result.writes.append(Request(method, path, body))
-        return {} if dry_run else admin.call(method, path, body=body)
 
-    # 1. The webhook, matched by exact name.
-    wanted_hook = webhook_spec(callback_url)
-    listed = admin.read("/api/v2/webhooks", params={"filter[name_contains]": WEBHOOK_NAME})
-    hooks = [h for h in listed.get("webhooks") or () if isinstance(h, Mapping)]
-    hook = next((h for h in hooks if h.get("name") == WEBHOOK_NAME), None)
-    if hook is None:
-        created = write("POST", "/api/v2/webhooks", {"webhook": wanted_hook})
-        made = created.get("webhook")
-        result.webhook_id = str(made["id"]) if isinstance(made, Mapping) else None
-        if result.webhook_id is None and not dry_run:
-            raise ValueError(f"Zendesk created the webhook but returned no id: {created!r}")
-    else:
-        result.webhook_id = str(hook["id"])
-        if hook.get("subscriptions") != ["conditional_ticket_events"]:
-            raise ValueError(
-                f"Zendesk webhook {result.webhook_id} named {WEBHOOK_NAME!r} subscribes to"
-                f" {hook.get('subscriptions')!r}, and a webhook's subscription cannot be changed:"
-                " delete or rename it in Admin Center, then run install again"
-            )
-        changes = _differs(
-            hook, {k: wanted_hook[k] for k in ("endpoint", "http_method", "request_format",
-                                                "status", "description")}
-        )
-        if changes:
-            write("PATCH", f"/api/v2/webhooks/{result.webhook_id}", {"webhook": changes})
-
-    # 2. Its signing secret (what the receiver verifies deliveries with).
-    if result.webhook_id is not None and rotate_secret and hook is not None:
-        reset = write("POST", f"/api/v2/webhooks/{result.webhook_id}/signing_secret", {})
-        data = reset.get("signing_secret")
-        if isinstance(data, Mapping) and isinstance(data.get("secret"), str):
-            result.secret = data["secret"]
-            result.rotated = True
-    elif result.webhook_id is not None:
-        secret = admin.read(f"/api/v2/webhooks/{result.webhook_id}/signing_secret")
-        data = secret.get("signing_secret")
-        if isinstance(data, Mapping) and isinstance(data.get("secret"), str):
-            result.secret = data["secret"]
-
-    # 3. The trigger, matched by exact title.
-    hook_ref = result.webhook_id or "<id of the webhook created above>"
-    wanted = trigger_spec(
-        hook_ref, render_template(admin.connector.policy),
-        bot_user_id=admin.connector.config.bot_user_id, loop_guard=loop_guard,
-        through_solved=admin.connector.policy.sla.enabled,
-    )
-    found = admin.read("/api/v2/triggers/search", params={"query": TRIGGER_TITLE})
-    triggers = [t for t in found.get("triggers") or () if isinstance(t, Mapping)]
-    trigger = next((t for t in triggers if t.get("title") == TRIGGER_TITLE), None)
-    if trigger is None:
-        created = write("POST", "/api/v2/triggers", {"trigger": wanted})
-        made = created.get("trigger")
-        result.trigger_id = str(made["id"]) if isinstance(made, Mapping) else None
-    else:
-        result.trigger_id = str(trigger["id"])
-        stale = (
-            trigger.get("active") is not True
-            or trigger.get("description") != wanted["description"]
-            or not _conditions_equal(trigger.get("conditions"), wanted["conditions"])
-            or trigger.get("actions") != wanted["actions"]
-        )
-        if stale:
-            write("PUT", f"/api/v2/triggers/{result.trigger_id}", {"trigger": wanted})
-    return result
+def trigger_webhook_ids(trigger: Mapping[str, Any]) -> list[str]:
+    """The webhook ids the trigger's `notification_webhook` actions call, in order."""
+    ids: list[str] = []
+    for action in trigger.get("actions") or ():
+        if isinstance(action, Mapping) and action.get("field") == "notification_webhook":
+            value = action.get("value")
+            if isinstance(value, list) and value:
+                ids.append(str(value[0]))
+    return ids
 
 
 # ---------------------------------------------------------------------- backfill

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from connectors.checks import Check
 from connectors.jira.admin import JiraAdmin
 from connectors.zendesk import ZendeskConnector
-from connectors.zendesk.admin import ZendeskAdmin, install
+from connectors.zendesk.admin import ZendeskAdmin
 from connectors.zendesk.webhook import verify_signature as verify_zendesk
 from sandbox.server import SandboxHandle, run_in_thread
 from sandbox.state import default_seed_text
@@ -82,8 +82,9 @@ def installed(seed: Seed, *, policy: Policy | None = None,
                 secret=jira_secret)
         zendesk_config = settings.zendesk_config()
         assert zendesk_config is not None
-        result = install(
-            ZendeskAdmin(ZendeskConnector(zendesk_config, policy or example_policy())),
+        result = ZendeskAdmin(
+            ZendeskConnector(zendesk_config, policy or example_policy())
+        ).install_webhook(
             callback_url=receiver.url + "/webhooks/zendesk",
         )
         assert result.secret

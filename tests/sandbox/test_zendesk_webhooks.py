@@ -343,3 +343,41 @@ def test_via_condition_tells_api_writes_from_agents(
     sandbox.agent("zendesk", "9002", "PUT", "/api/v2/tickets/1", {"ticket": {"tags": ["ui"]}})
     [call] = receiver.wait_for(1)
     assert call.json() == {"id": "1"}
+
+
+def test_a_second_webhook_takes_over_the_trigger_and_the_first_is_retired(
+    sandbox: SandboxHandle, receiver: Receiver
+) -> None:
+    """Two webhooks side by side: the trigger calls one at a time, signed with that webhook's
+    own secret; a webhook a trigger still calls cannot be deleted (422); once the trigger is
+    moved it can, and PATCH renames the survivor."""
+    zd = sandbox.zendesk_url
+    old_id, old_secret = install(sandbox, receiver)
+    new_id, new_secret = install(sandbox, receiver, trigger=False)
+    assert new_id != old_id and new_secret != old_secret
+    [trigger] = requests.get(f"{zd}/api/v2/triggers", auth=BOT, timeout=5).json()["triggers"]
+
+    refused = requests.delete(f"{zd}/api/v2/webhooks/{old_id}", auth=BOT, timeout=5)
+    assert refused.status_code == 422
+    assert f"trigger(s) {trigger['id']}" in refused.json()["details"]["webhook"][0]["description"]
+
+    moved = requests.put(
+        f"{zd}/api/v2/triggers/{trigger['id']}", auth=BOT, timeout=5,
+        json={"trigger": {"actions": [
+            {"field": "notification_webhook", "value": [new_id, TEMPLATE]}]}},
+    )
+    assert moved.status_code == 200
+    sandbox.agent("zendesk", "agent@tierdesk.example", "PUT", "/api/v2/tickets/1",
+                  {"ticket": {"tags": ["moved"]}})
+    [call] = receiver.wait_for(1)
+    assert call.headers["X-Zendesk-Webhook-Id"] == new_id
+    assert verify(call.body, call.headers, new_secret)
+    assert not verify(call.body, call.headers, old_secret)
+
+    assert requests.delete(f"{zd}/api/v2/webhooks/{old_id}", auth=BOT,
+                           timeout=5).status_code == 204
+    renamed = requests.patch(f"{zd}/api/v2/webhooks/{new_id}", auth=BOT, timeout=5,
+                             json={"webhook": {"name": "tierdesk-renamed"}})
+    assert renamed.status_code == 204
+    hooks = requests.get(f"{zd}/api/v2/webhooks", auth=BOT, timeout=5).json()["webhooks"]
+    assert [(h["id"], h["name"]) for h in hooks] == [(new_id, "tierdesk-renamed")]

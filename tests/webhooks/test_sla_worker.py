@@ -56,6 +56,7 @@ class Issue:
     comments: list[str] = field(default_factory=list)
     updated: float = T0
     replied: float | None = None
+    priority: str | None = None
 
 
 @dataclass
@@ -78,6 +79,7 @@ class MemoryVendor:
         issue = self.issues[key]
         return Ticket(
             key=key, labels=frozenset(issue.labels), customer=Customer(organization="Acme"),
+            priority=issue.priority,
             status=issue.status, created_at=datetime.fromtimestamp(T0, UTC),
             updated_at=datetime.fromtimestamp(issue.updated, UTC).isoformat(),
             last_note_key=last_note_key,
@@ -298,3 +300,23 @@ def test_the_first_public_reply_stops_first_response(
         T0 + 20, UTC)
     at(clock, 200)
     assert fire(inbox, work) == 0 and vendor.issues["T-1"].comments == []
+
+
+def test_a_priority_change_retargets_keeping_the_time_spent(
+    inbox: Inbox, vendor: MemoryVendor, clock: FakeClock
+) -> None:
+    text = (POLICY % {"l1": "100s"}).replace(
+        "L1: {resolution: 100s}", "L1: {resolution: 100s, priority: {urgent: {resolution: 60s}}}")
+    work = worker(inbox, vendor, clock, load_policy(text, source="prio.yaml"))
+    event(inbox)
+    work.drain()
+    timer = inbox.sla_timer("jira", "T-1")
+    assert timer is not None and timer.breach_at == T0 + 100
+    at(clock, 30)
+    vendor.issues["T-1"].priority = "Urgent"
+    event(inbox)
+    work.drain()
+    # now + (new target - elapsed) = 30 + (60 - 30): the 30 s already spent are kept.
+    timer = inbox.sla_timer("jira", "T-1")
+    assert timer is not None and timer.breach_at == T0 + 60 and timer.due_at == T0 + 45
+    assert timer.priority == "Urgent"

@@ -16,7 +16,6 @@ from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.admin import (
     TRIGGER_TITLE,
     ZendeskAdmin,
-    install,
     trigger_spec,
     webhook_spec,
 )
@@ -57,7 +56,7 @@ def test_install_creates_webhook_and_trigger(
     _secret(rsps)
     rsps.get(f"{BASE}/api/v2/triggers/search", json={"triggers": []})
     rsps.post(f"{BASE}/api/v2/triggers", status=201, json={"trigger": {"id": 360099}})
-    result = install(ZendeskAdmin(connector), callback_url=CALLBACK)
+    result = ZendeskAdmin(connector).install_webhook(callback_url=CALLBACK)
     body_text = render_template(policy)
     assert sent(rsps) == [
         ("GET", "/api/v2/webhooks?filter%5Bname_contains%5D=tierdesk", None),
@@ -101,28 +100,9 @@ def test_install_again_writes_nothing(
     rsps.get(f"{BASE}/api/v2/webhooks", json={"webhooks": [hook]})
     _secret(rsps)
     rsps.get(f"{BASE}/api/v2/triggers/search", json={"triggers": [trigger]})
-    result = install(ZendeskAdmin(connector), callback_url=CALLBACK)
+    result = ZendeskAdmin(connector).install_webhook(callback_url=CALLBACK)
     assert [m for m, _, _ in sent(rsps)] == ["GET", "GET", "GET"]
     assert result.writes == [] and result.secret == SECRET
-
-
-def test_rotate_secret_resets_it_at_zendesk(
-    connector: ZendeskConnector, policy: Policy, rsps: responses.RequestsMock
-) -> None:
-    """--rotate-secret: one POST to signing_secret (Zendesk's reset) instead of the GET; the
-    new secret is the result; nothing else is written."""
-    hook, trigger = _existing(policy)
-    rsps.get(f"{BASE}/api/v2/webhooks", json={"webhooks": [hook]})
-    rsps.post(f"{BASE}/api/v2/webhooks/{HOOK_ID}/signing_secret", status=201,
-              json={"signing_secret": {"algorithm": "SHA256", "secret": "brand-new"}})
-    rsps.get(f"{BASE}/api/v2/triggers/search", json={"triggers": [trigger]})
-    result = install(ZendeskAdmin(connector), callback_url=CALLBACK, rotate_secret=True)
-    assert [(m, u.split("?")[0]) for m, u, _ in sent(rsps)] == [
-        ("GET", "/api/v2/webhooks"),
-        ("POST", f"/api/v2/webhooks/{HOOK_ID}/signing_secret"),
-        ("GET", "/api/v2/triggers/search"),
-    ]
-    assert (result.secret, result.rotated) == ("brand-new", True)
 
 
 def test_install_updates_what_drifted(
@@ -136,7 +116,7 @@ def test_install_updates_what_drifted(
     _secret(rsps)
     rsps.get(f"{BASE}/api/v2/triggers/search", json={"triggers": [trigger]})
     rsps.put(f"{BASE}/api/v2/triggers/360099", json={"trigger": {"id": 360099}})
-    install(ZendeskAdmin(connector), callback_url=CALLBACK)
+    ZendeskAdmin(connector).install_webhook(callback_url=CALLBACK)
     calls = sent(rsps)
     assert [(m, p.split("?")[0]) for m, p, _ in calls] == [
         ("GET", "/api/v2/webhooks"),
@@ -156,7 +136,7 @@ def test_install_dry_run_sends_no_write(
     """--dry-run reads what exists and lists the writes, sending none of them."""
     rsps.get(f"{BASE}/api/v2/webhooks", json={"webhooks": []})
     rsps.get(f"{BASE}/api/v2/triggers/search", json={"triggers": []})
-    result = install(ZendeskAdmin(connector), callback_url=CALLBACK, dry_run=True)
+    result = ZendeskAdmin(connector).install_webhook(callback_url=CALLBACK, dry_run=True)
     assert [m for m, _, _ in sent(rsps)] == ["GET", "GET"]
     assert [(w.method, w.path) for w in result.writes] == [
         ("POST", "/api/v2/webhooks"), ("POST", "/api/v2/triggers"),
@@ -172,13 +152,13 @@ def test_install_refuses_event_webhook_of_same_name(
         {"id": HOOK_ID, "name": "tierdesk", "subscriptions": ["zen:event-type:ticket.created"]},
     ]})
     with pytest.raises(ValueError, match="delete or rename it in Admin Center"):
-        install(ZendeskAdmin(connector), callback_url=CALLBACK)
+        ZendeskAdmin(connector).install_webhook(callback_url=CALLBACK)
 
 
 def test_install_rejects_relative_callback(connector: ZendeskConnector) -> None:
     """A callback URL that is not absolute is refused before any request."""
     with pytest.raises(ValueError, match="--callback-url: expected an https:// URL"):
-        install(ZendeskAdmin(connector), callback_url="/webhooks/zendesk")
+        ZendeskAdmin(connector).install_webhook(callback_url="/webhooks/zendesk")
 
 
 # ------------------------------------------------------------------ CLI
@@ -332,7 +312,7 @@ def test_install_needs_bot_id_for_user_guard(
         ZendeskConfig(base_url=BASE, email="bot@acme.example", api_token="tok"), policy
     )
     with pytest.raises(ValueError, match="set TIERDESK_ZENDESK_USER_ID"):
-        install(ZendeskAdmin(connector), callback_url=CALLBACK)
+        ZendeskAdmin(connector).install_webhook(callback_url=CALLBACK)
     assert len(rsps.calls) == 0
 
 

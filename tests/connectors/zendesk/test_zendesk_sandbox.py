@@ -12,7 +12,7 @@ import requests
 
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk import webhook as zendesk_webhook
-from connectors.zendesk.admin import ZendeskAdmin, install
+from connectors.zendesk.admin import ZendeskAdmin
 from connectors.zendesk.config import ZendeskConfig
 from tiering import Decision, Ticket, decide, load_policy
 from webhooks.defaults import default_policy_text
@@ -50,9 +50,9 @@ def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Receiver) -> No
                            api_token="sandbox-token", bot_user_id=BOT_ID, timeout=5.0)
     connector = ZendeskConnector(config, policy)
     admin = ZendeskAdmin(connector)
-    first = install(admin, callback_url=inbox.url + "/webhooks/zendesk")
+    first = admin.install_webhook(callback_url=inbox.url + "/webhooks/zendesk")
     assert [w.method for w in first.writes] == ["POST", "POST"] and first.secret
-    assert install(admin, callback_url=inbox.url + "/webhooks/zendesk").writes == []
+    assert admin.install_webhook(callback_url=inbox.url + "/webhooks/zendesk").writes == []
 
     created = requests.post(f"{sandbox.zendesk_url}/api/v2/tickets.json", auth=AGENT, timeout=5,
                             json={"ticket": {"subject": "Reports page crash", "priority": "high",
@@ -108,7 +108,7 @@ def test_worker_pipeline_through_sandbox(sandbox: Any, inbox: Receiver, tmp_path
     config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
                            api_token="sandbox-token", bot_user_id=BOT_ID, timeout=5.0)
     connector = ZendeskConnector(config, policy)
-    install(ZendeskAdmin(connector), callback_url=inbox.url + "/webhooks/zendesk")
+    ZendeskAdmin(connector).install_webhook(callback_url=inbox.url + "/webhooks/zendesk")
     events = EventInbox.connect(f"sqlite:///{tmp_path / 'inbox.db'}")
     worker = Worker(inbox=events, connectors={"zendesk": connector}, policy=policy)
 
@@ -206,3 +206,69 @@ def test_event_subscribed_webhook_through_sandbox(
     dropped = events.history("zendesk", tid)[0]
     assert (dropped.outcome, dropped.calls) == ("own-event", ())
     events.close()
+
+
+class _Crash(Exception):
+    """The admin process dies (after the write it just sent landed)."""
+
+
+class _CrashingAdmin(ZendeskAdmin):
+    """A ZendeskAdmin that dies right after its `crash_after`-th write landed."""
+
+    def __init__(self, connector: ZendeskConnector, crash_after: int) -> None:
+        super().__init__(connector)
+        self.crash_after = crash_after
+        self.sent = 0
+
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        answer = super().call(method, path, **kw)
+        if method != "GET":
+            self.sent += 1
+            if self.sent == self.crash_after:
+                raise _Crash(f"died after {method} {path}")
+        return answer
+
+
+@pytest.mark.parametrize("crash_after", [None, 1, 2, 3])
+def test_an_interrupted_rotation_is_finished_by_rerunning(
+    sandbox: Any, inbox: Receiver, crash_after: int | None
+) -> None:
+    """The finishing run dies after its 1st (trigger moved), 2nd (old webhook deleted) or 3rd
+    write; after each death the trigger calls a webhook whose secret the receiver holds, and
+    rerunning the same command completes the rotation: one webhook named "tierdesk", signing
+    with the new secret, called by the trigger."""
+    from connectors.zendesk.admin import TRIGGER_TITLE, WEBHOOK_NAME, trigger_webhook_ids
+
+    policy = load_policy(default_policy_text(), source="example policy")
+    config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
+                           api_token="sandbox-token", bot_user_id=BOT_ID, timeout=5.0)
+    connector = ZendeskConnector(config, policy)
+    url = inbox.url + "/webhooks/zendesk"
+    old_secret = ZendeskAdmin(connector).install_webhook(callback_url=url).secret
+    started = ZendeskAdmin(connector).install_webhook(callback_url=url, rotate_secret=True,
+                                                      secret=old_secret)
+    new_secret = started.secret
+    assert started.rotation == "started" and new_secret and new_secret != old_secret
+    settings = {"secret": new_secret, "previous_secret": old_secret}
+
+    def calls() -> tuple[str, str | None]:
+        admin = ZendeskAdmin(connector)
+        trigger = admin.find_trigger()
+        assert trigger is not None and trigger["title"] == TRIGGER_TITLE
+        [hook_id] = trigger_webhook_ids(trigger)
+        return hook_id, admin.signing_secret(hook_id)
+
+    if crash_after is not None:
+        with pytest.raises(_Crash):
+            _CrashingAdmin(connector, crash_after).install_webhook(
+                callback_url=url, rotate_secret=True, **settings)
+        assert calls()[1] in (old_secret, new_secret)
+    done = ZendeskAdmin(connector).install_webhook(callback_url=url, rotate_secret=True,
+                                                   **settings)
+    assert done.rotation == "finished"
+    hooks = sandbox.state()["zendesk"]["webhooks"]
+    assert [h["name"] for h in hooks] == [WEBHOOK_NAME]
+    assert calls() == (hooks[0]["id"], new_secret)
+    again = ZendeskAdmin(connector).install_webhook(callback_url=url, rotate_secret=True,
+                                                    **settings)
+    assert (again.rotation, again.writes) == ("finished", [])

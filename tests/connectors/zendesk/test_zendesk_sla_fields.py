@@ -11,7 +11,7 @@ import pytest
 import responses
 
 from connectors.zendesk import ZendeskConnector
-from connectors.zendesk.admin import ZendeskAdmin, install, trigger_spec, webhook_spec
+from connectors.zendesk.admin import ZendeskAdmin, trigger_spec, webhook_spec
 from connectors.zendesk.config import ZendeskConfig
 from connectors.zendesk.tickets import reference_payload, status_of, ticket_from_api, time_of
 from connectors.zendesk.trigger_body import render_template, template
@@ -140,10 +140,10 @@ def test_install_lets_solved_tickets_through_with_sla_and_reinstall_is_idempoten
              json={"signing_secret": {"algorithm": "SHA256", "secret": "s"}})
     search = rsps.get(f"{BASE}/api/v2/triggers/search", json={"triggers": [old]})
     rsps.put(f"{BASE}/api/v2/triggers/360099", json={"trigger": {"id": 360099}})
-    install(ZendeskAdmin(sla_connector), callback_url=callback)
+    ZendeskAdmin(sla_connector).install_webhook(callback_url=callback)
     puts = [body for method, _, body in sent(rsps) if method == "PUT"]
     assert puts == [{"trigger": new}]
     rsps.calls.reset()  # type: ignore[no-untyped-call]
     search.body = json.dumps({"triggers": [new | {"id": 360099}]})
-    install(ZendeskAdmin(sla_connector), callback_url=callback)
+    ZendeskAdmin(sla_connector).install_webhook(callback_url=callback)
     assert [m for m, _, _ in sent(rsps)] == ["GET", "GET", "GET"]
