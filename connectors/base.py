@@ -201,6 +201,18 @@ class Connector(Protocol):
         false. `decide` re-decides on fresh state after a collision (Zendesk 409)."""
         ...
 
+    def payload_ticket(
+        self, payload: Mapping[str, Any], *, last_note_key: str | None = None
+    ) -> Ticket | None:
+        """The ticket one stored payload shows with no request, or None when the payload alone
+        does not show it (`tierdesk plan` over the inbox)."""
+        ...
+
+    def writes_for(self, ticket: Ticket, decision: Decision) -> int:
+        """How many writes `apply` would send for `decision` on `ticket`, computed from the
+        connector's own write planning without a request (`tierdesk plan`)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class WebhookAuth:
@@ -253,6 +265,9 @@ class Vendor:
     #: Seconds this process (and, through the inbox, every replica) leaves the vendor alone
     #: after a 429 with no usable Retry-After: the connector's own floor (its config module).
     default_pause: float
+    #: `requeue_body(ticket, run, *, now_ms)`: a body naming one ticket that the worker reads
+    #: fresh before deciding (what `tierdesk plan --apply` queues; `run` keeps runs apart).
+    requeue_body: Callable[..., dict[str, Any]]
 
 
 def _jira_connector(config: Any, policy: Any, *, session: Any = None) -> Connector:
@@ -285,6 +300,7 @@ VENDORS: Mapping[str, Vendor] = {
         delivery_header=jira_webhook.DELIVERY_HEADER,
         connector=_jira_connector,
         default_pause=jira_config.DEFAULT_RETRY_AFTER,
+        requeue_body=jira_webhook.requeue_body,
     ),
     "zendesk": Vendor(
         name="zendesk",
@@ -295,5 +311,6 @@ VENDORS: Mapping[str, Vendor] = {
         delivery_header=zendesk_webhook.INVOCATION_HEADER,
         connector=_zendesk_connector,
         default_pause=zendesk_config.DEFAULT_RETRY_AFTER,
+        requeue_body=zendesk_webhook.requeue_body,
     ),
 }

@@ -39,6 +39,7 @@ from connectors.jira import webhook
 from connectors.jira.client import json_object, make_client, send
 from connectors.jira.config import JiraConfig
 from connectors.jira.tickets import fields_to_read, ticket_from_issue
+from connectors.retry import retry_reads
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
 
@@ -195,10 +196,13 @@ class JiraAdmin:
     connectors.base tree. `policy` is needed only to search and backfill (the fields to read,
     the decisions of a dry run)."""
 
-    def __init__(self, client: JIRA, config: JiraConfig, policy: Policy | None = None) -> None:
+    def __init__(self, client: JIRA, config: JiraConfig, policy: Policy | None = None, *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self.config = config
         self._policy = policy
+        #: How search reads wait between retries (connectors.retry.retry_reads).
+        self.sleep = sleep
 
     @classmethod
     def from_config(cls, config: JiraConfig, policy: Policy | None = None) -> JiraAdmin:
@@ -384,8 +388,11 @@ class JiraAdmin:
         fields = fields_to_read(self.policy, self.config)
         cursor: str | int | None = None
         while True:
-            issues, cursor = self.search_page(
-                jql=query, fields=fields, cursor=cursor, page_size=page_size or self.page_size
+            # A page is a read, safe to repeat: a 429 or an outage on page 40 is waited out
+            # (Retry-After honoured) instead of ending the backfill there.
+            issues, cursor = retry_reads(
+                self.search_page, jql=query, fields=fields, cursor=cursor,
+                page_size=page_size or self.page_size, sleep=self.sleep,
             )
             yield from issues
             if cursor is None:

@@ -111,6 +111,27 @@ class JiraConnector:
             fetched, policy=self.policy, config=self.config, actor=actor, note_key=last_note_key
         )
 
+    def payload_ticket(
+        self, payload: Mapping[str, Any], *, last_note_key: str | None = None
+    ) -> Ticket | None:
+        """The ticket a stored payload shows, with no request (`tierdesk plan` over the inbox),
+        or None when the payload alone does not show it: no whole issue (a comment event: the
+        worker would read it), or a field this policy maps is absent from `issue.fields` (a body
+        stored under a policy that did not read it; Jira's own issue events carry every field,
+        null ones included, as ../shared/vendor/jira/webhooks/ shows)."""
+        issue = payload.get("issue")
+        if not isinstance(issue, Mapping) or not is_complete(issue):
+            return None
+        fields = issue["fields"]
+        if any(field_id not in fields for field_id in self.policy.jira_fields.values()):
+            return None
+        event = payload.get("webhookEvent")
+        return ticket_from_issue(
+            issue, policy=self.policy, config=self.config,
+            actor=webhook.actor(payload, event if isinstance(event, str) else ""),
+            note_key=last_note_key,
+        )
+
     def read_issue(self, key: str, *, comments: bool = False) -> Mapping[str, Any]:
         """One `GET /rest/api/2/issue/{key}` limited to the fields the policy uses."""
         path = f"/rest/api/2/issue/{key}"
@@ -150,6 +171,17 @@ class JiraConnector:
         if update:
             body["update"] = update
         return body
+
+    def writes_for(self, ticket: Ticket, decision: Decision) -> int:
+        """The writes `apply` would send for `decision` on `ticket`, computed without a request:
+        the edit PUT when `plan` has a body, plus on JSM the internal note's POST; 0 when
+        nothing is left to do. (A quiet edit refused once per project costs one PUT more.)"""
+        if not decision.changed:
+            return 0
+        writes = 0 if self.plan(ticket, decision) is None else 1
+        if self.config.service_management and self._note_due(ticket, decision):
+            writes += 1
+        return writes
 
     def apply(self, ticket: Ticket, decision: Decision, *, decide: Decide) -> Applied:
         """At most one PUT (two when a quiet edit is refused) and, on JSM, one internal comment

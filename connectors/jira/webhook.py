@@ -244,6 +244,14 @@ def classify(body: Mapping[str, Any], headers: Mapping[str, str]) -> Envelope:
     )
 
 
+def requeue_body(ticket: str, run: str, *, now_ms: int) -> dict[str, Any]:
+    """A backfill body that names only the issue, so the worker reads it fresh (one GET) before
+    deciding: what `tierdesk plan --apply` queues for a ticket it saw in the inbox. `run` keeps
+    separate runs apart (the dedupe key is the body hash)."""
+    return {"webhookEvent": BACKFILL_EVENT, "timestamp": now_ms, "issue": {"key": ticket},
+            "tierdesk_run": run}
+
+
 def verify_signature(
     body: bytes, *, signature: str | None, secret: str | None, previous: str | None = None
 ) -> None:

@@ -43,15 +43,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
-import tenacity
-
 from connectors.backfill import BackfillItem, change_line, skipped_line
-from connectors.base import VendorUnavailable
-from connectors.retry import RetryStrategy
+from connectors.retry import READ_RETRY, RetryStrategy, retry_reads
 from connectors.zendesk.client import calling, response_json
 from connectors.zendesk.connector import ZendeskConnector
 from connectors.zendesk.trigger_body import TEMPLATE_VERSION, render_template
-from connectors.zendesk.webhook import BACKFILL_EVENT, classify
+from connectors.zendesk.webhook import classify, requeue_body
 from tiering.models import Decision, Ticket
 
 WEBHOOK_NAME = "tierdesk"
@@ -104,23 +101,13 @@ class InstallResult:
 
 T = TypeVar("T")
 
-#: Reads (search pages, counts, listings) are retried this many times in all on 429/5xx/timeouts.
-READ_ATTEMPTS = 5
-#: Longest wait between read attempts when Zendesk gives no Retry-After, seconds.
-READ_BACKOFF_MAX = 30.0
-
-
-#: How long reads wait between attempts: exponential from 1 s, at most READ_BACKOFF_MAX, and
-#: never less than Zendesk's Retry-After (connectors/retry.py, as the worker's retries).
-READ_RETRY = RetryStrategy(initial=1.0, maximum=READ_BACKOFF_MAX)
-
 
 class ZendeskAdmin:
     """Zendesk admin requests on the connector's session (every call recorded and translated):
     the webhook's install and rotation, and the backfill's search.
 
     A long backfill must not stop at the first 429 on page 40: reads (GET, safe to repeat) are
-    retried READ_ATTEMPTS times in all with `retry` (connectors/retry.py `RetryStrategy`),
+    retried (connectors/retry.py `retry_reads`, waits from `retry`, a `RetryStrategy`),
     waiting at least Zendesk's `Retry-After`; writes are sent once."""
 
     def __init__(
@@ -136,24 +123,9 @@ class ZendeskAdmin:
         self.retry = retry
 
     def retry_reads(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a read (safe to repeat) with retries on RateLimited / VendorUnavailable.
-
-        tenacity runs the loop (stop after READ_ATTEMPTS, re-raise the last refusal, the
-        injectable sleep); `retry` computes each wait, so Retry-After is honoured as in the
-        worker."""
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(VendorUnavailable),
-            stop=tenacity.stop_after_attempt(READ_ATTEMPTS),
-            wait=self._wait,
-            sleep=self.sleep,
-            reraise=True,
-        )
-        return retrying(fn, *args, **kwargs)
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        failed = state.outcome.exception() if state.outcome is not None else None
-        after = failed.retry_after if isinstance(failed, VendorUnavailable) else None
-        return self.retry.delay(state.attempt_number, after)
+        """Run a read (safe to repeat) with retries on RateLimited / VendorUnavailable:
+        connectors.retry.retry_reads, sleeping with `self.sleep`, waits from `self.retry`."""
+        return retry_reads(fn, *args, sleep=self.sleep, strategy=self.retry, **kwargs)
 
     def read(
         self, path: str, *, params: Mapping[str, str | int] | None = None
@@ -521,12 +493,7 @@ def trigger_webhook_ids(trigger: Mapping[str, Any]) -> list[str]:
 def backfill_body(ticket_id: int | str, run: str) -> dict[str, Any]:
     """The inbox payload for one backfilled ticket; `run` keeps separate backfills distinct
     (the dedupe key is the body hash) while a rerun of one page does not queue twice."""
-    return {
-        "tierdesk": TEMPLATE_VERSION,
-        "event_type": BACKFILL_EVENT,
-        "ticket_id": str(ticket_id),
-        "backfill_run": run,
-    }
+    return requeue_body(str(ticket_id), run, now_ms=0)
 
 
 def new_run_id() -> str:

@@ -144,6 +144,27 @@ class ZendeskConnector:
             env.ticket, actor=env.actor, fresh=fresh, last_note_key=last_note_key
         )
 
+    def payload_ticket(
+        self, payload: Mapping[str, Any], *, last_note_key: str | None = None
+    ) -> Ticket | None:
+        """The ticket a stored payload shows, with no request (`tierdesk plan` over the inbox),
+        or None when the payload alone does not show it: only tierdesk's trigger body carries a
+        whole ticket (an event webhook or a backfill body needs a read), and only when
+        `ticket_from_trigger` trusts it under this policy. An organization plan the body left
+        empty is taken as "the organization names no plan" (the worker would confirm it with a
+        read); one left unrendered makes the body unusable."""
+        if not webhook.is_tierdesk_body(payload):
+            return None
+        found = ticket_from_trigger(payload, self.policy, last_note_key=last_note_key)
+        if found is None:
+            return None
+        ticket, org_lookup = found
+        if org_lookup is not None:
+            raw = payload.get("organization_plan")
+            if not (isinstance(raw, str) and not raw.strip()):
+                return None
+        return ticket
+
     def read_ticket(
         self,
         ticket_id: str,
@@ -319,6 +340,14 @@ class ZendeskConnector:
             body["safe_update"] = True
             body["updated_stamp"] = ticket.updated_at
         return body
+
+    def writes_for(self, ticket: Ticket, decision: Decision) -> int:
+        """The writes `apply` would send for `decision` on `ticket`, computed without a request:
+        one PUT when `plan` has a body, else none. (A 409 collision's second PUT cannot be
+        foreseen; a tags write on a minute-precision `updated_at` costs one read before it.)"""
+        if not decision.changed:
+            return 0
+        return 0 if self.plan(ticket, decision) is None else 1
 
     def apply(self, ticket: Ticket, decision: Decision, *, decide: Decide) -> Applied:
         """At most one PUT (none when nothing changes); on 409 read, re-decide, PUT once more.

@@ -104,6 +104,14 @@ def delivery_id(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def requeue_body(ticket: str, run: str, *, now_ms: int) -> dict[str, Any]:
+    """The backfill body for one ticket (a ticket id only: the worker reads the ticket once),
+    as `tierdesk backfill zendesk` and `tierdesk plan --apply` queue it; `run` keeps separate
+    runs apart (the dedupe key is the body hash). `now_ms` is unused: the body has no time."""
+    return {"tierdesk": TEMPLATE_VERSION, "event_type": BACKFILL_EVENT, "ticket_id": ticket,
+            "backfill_run": run}
+
+
 def parse_time(value: str) -> datetime | None:
     """An ISO 8601 time as Zendesk writes it (`...Z`, nanoseconds, or minute precision), or None."""
     found = _ISO.match(value.strip())

@@ -48,6 +48,9 @@ def _register() -> None:
     from webhooks.cli import sla
 
     sla.register(main)
+    from webhooks.cli import plan
+
+    plan.register(main)
 
 
 #: The top-level command list's one-liners: whole sentences short enough for an 80-column
@@ -61,6 +64,7 @@ SHORT_HELP = {
     "explain": "Show one ticket's decisions and SLA clocks with reasons.",
     "install": "Register tierdesk's webhooks with a vendor.",
     "migrate": "Create or update the inbox database.",
+    "plan": "Show what a policy change would do to tickets.",
     "policy": "Work with tier policy files.",
     "prune": "Delete old processed events and decisions.",
     "sandbox": "Run a local Jira and Zendesk for trials.",

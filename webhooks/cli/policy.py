@@ -84,8 +84,9 @@ def schema() -> None:
     click.echo(schema_text(), nl=False)
 
 
-def _load_for_diff(path: str) -> Policy | None:
-    """The policy at `path`, or None after printing why it cannot be used (as `check` does)."""
+def load_for_diff(path: str) -> Policy | None:
+    """The policy at `path`, or None after printing why it cannot be used (as `check` does):
+    `policy diff` and `plan` read their files so."""
     try:
         return load_policy_file(Path(path), source=path)
     except FileNotFoundError:
@@ -111,7 +112,7 @@ def diff(old: str, new: str, exit_code: bool) -> None:
 
     Exit 0 (with --exit-code: 2 when anything differs), or 1 with the `policy check` problems
     when a file is invalid."""
-    before, after = _load_for_diff(old), _load_for_diff(new)
+    before, after = load_for_diff(old), load_for_diff(new)
     if before is None or after is None:
         sys.exit(1)
     lines = diff_policies(before, after)

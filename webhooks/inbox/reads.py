@@ -1,4 +1,5 @@
-"""The inbox's read-only queries: stored events, dead letters, decision history, depth, pauses."""
+"""The inbox's read-only queries: stored events, dead letters, decision history, depth, pauses,
+and each ticket's newest stored payloads (`tierdesk plan`)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,34 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from webhooks.inbox.records import DecisionRecord, Depth, StoredEvent, stored_event
-from webhooks.inbox.schema import DEAD, PENDING, decisions, events, tickets, vendor_pauses
+from webhooks.inbox.schema import (
+    DEAD,
+    IGNORED,
+    PENDING,
+    decisions,
+    events,
+    tickets,
+    vendor_pauses,
+)
 
 Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPayloads:
+    """One ticket's stored payloads, newest first, and the note tierdesk last posted on it."""
+
+    vendor: str
+    ticket: str
+    last_note_key: str | None
+    payloads: tuple[Mapping[str, Any], ...]
 
 
 class InboxReads:
@@ -190,3 +210,43 @@ class InboxReads:
                     sa.select(events.c.status, sa.func.count()).group_by(events.c.status)
                 ).all()
             }
+
+    def newest_payloads(
+        self, *, since: float, per_ticket: int = 20, batch: int = 1000
+    ) -> Iterator[TicketPayloads]:
+        """Every ticket with an event received at or after `since` (epoch seconds), with the
+        payloads of those events newest first (by the vendor's event time, then arrival; at most
+        `per_ticket`) and its last note key: the snapshots `tierdesk plan` reads tickets from.
+        Ignored events (known events tierdesk does not act on) are left out. One query, streamed
+        `batch` rows at a time in (vendor, ticket) order, so memory holds one ticket's payloads."""
+        query = (
+            sa.select(events.c.vendor, events.c.ticket, events.c.payload,
+                      tickets.c.last_note_key)
+            .select_from(events.outerjoin(
+                tickets, sa.and_(tickets.c.vendor == events.c.vendor,
+                                 tickets.c.ticket == events.c.ticket)))
+            .where(events.c.ticket.is_not(None), events.c.status != IGNORED,
+                   events.c.received_at >= since)
+            .order_by(events.c.vendor, events.c.ticket, events.c.occurred_at.desc().nulls_last(),
+                      events.c.id.desc())
+            .execution_options(yield_per=batch)
+        )
+        with self._read() as conn:
+            current: tuple[str, str] | None = None
+            note: str | None = None
+            payloads: list[Mapping[str, Any]] = []
+            for row in conn.execute(query):
+                key = (str(row.vendor), str(row.ticket))
+                if key != current:
+                    if current is not None:
+                        yield TicketPayloads(*current, note, tuple(payloads))
+                    current, note, payloads = key, row.last_note_key, []
+                if len(payloads) < per_ticket:
+                    try:
+                        payload = json.loads(row.payload)
+                    except ValueError:
+                        continue  # stored as received; a body that is not JSON shows nothing
+                    if isinstance(payload, Mapping):
+                        payloads.append(payload)
+            if current is not None:
+                yield TicketPayloads(*current, note, tuple(payloads))

@@ -343,7 +343,7 @@ def test_backfill_gives_up_after_repeated_outage(
 ) -> None:
     """Five 503s in a row stop the backfill with the vendor error (backoff between attempts)."""
     from connectors.base import VendorUnavailable
-    from connectors.zendesk.admin import READ_ATTEMPTS
+    from connectors.retry import READ_ATTEMPTS
 
     waits: list[float] = []
     rsps.get(f"{BASE}/api/v2/search/export", status=503)
