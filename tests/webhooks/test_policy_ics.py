@@ -177,3 +177,18 @@ def test_reload_follows_a_changed_ics_file_and_refuses_a_broken_one(tmp_path: Pa
     assert result is not None and not result.changed
     assert any("not an iCalendar file" in e for e in result.errors)
     assert holder.current.sla.calendars["office"].is_holiday(date(2026, 12, 30))
+
+
+def test_policy_diff_and_plan_read_the_ics_file(tmp_path: Path) -> None:
+    """`policy diff` (and `tierdesk plan`, which loads its files the same way: load_for_diff)
+    read the ICS file: present, the policies load; missing, the key is named."""
+    path = _write(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    moved = _write(other)
+    result = CliRunner().invoke(main, ["policy", "diff", str(path), str(moved)])
+    assert result.exit_code == 0 and "no semantic differences" in result.output
+    (other / "cal" / "closing.ics").unlink()
+    result = CliRunner().invoke(main, ["policy", "diff", str(path), str(moved)])
+    assert result.exit_code == 1 and "calendars.office.holidays.ics" in result.output
+    assert "no such file" in result.output
