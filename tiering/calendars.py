@@ -81,9 +81,15 @@ def ics_holiday_dates(text: str, *, source: str = "holidays.ics") -> frozenset[d
         start_prop = ev.get("DTSTART")
         if start_prop is None:
             continue
-        start = start_prop.dt
         end_prop = ev.get("DTEND")
-        end = end_prop.dt if end_prop is not None else None
+        try:  # icalendar parses a property's value when it is read; a bad one raises then
+            start = start_prop.dt
+            end = end_prop.dt if end_prop is not None else None
+        except ValueError as exc:
+            raise CalendarError(
+                f"{source}: event {str(ev.get('SUMMARY', '?'))!r} has a date that cannot be"
+                f" read: {exc}"
+            ) from exc
         first = start.date() if isinstance(start, datetime) else start
         if end is None:
             last = first

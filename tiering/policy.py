@@ -282,26 +282,58 @@ def _lowset(values: Sequence[str] | None) -> frozenset[str] | None:
 
 
 
+def files_named(text: str) -> tuple[str, ...]:
+    """The files a policy text names, as written (calendar ICS holidays:
+    `calendars.<name>.holidays.ics`), for the caller to read and pass to `load_policy`.
+
+    Reads the text as `load_policy` does (bounded); a text that cannot be read names no file
+    (`load_policy` then says what is wrong with it). Values that are not text are left to
+    validation."""
+    try:
+        _, data = _parse(text)
+    except (yaml.YAMLError, RecursionError):
+        return ()
+    calendars = data.get("calendars") if isinstance(data, dict) else None
+    if not isinstance(calendars, dict):
+        return ()
+    out: list[str] = []
+    for spec in calendars.values():
+        holidays = spec.get("holidays") if isinstance(spec, dict) else None
+        ics = holidays.get("ics") if isinstance(holidays, dict) else None
+        if isinstance(ics, str) and ics not in out:
+            out.append(ics)
+    return tuple(out)
+
+
 def load_policy(
-    text: str, *, source: str = "policy.yaml", files: Mapping[str, str] | None = None
+    text: str,
+    *,
+    source: str = "policy.yaml",
+    files: Mapping[str, str] | None = None,
+    unreadable: Mapping[str, str] | None = None,
 ) -> Policy:
     """Parse, validate and compile a policy; raise `PolicyError` listing every problem.
 
-    `files` holds the text of each file the policy names (calendar ICS holidays), keyed by the
-    path as written in the policy; the caller reads them (relative to the policy file)."""
+    `files` holds the text of each file the policy names (calendar ICS holidays, see
+    `files_named`), keyed by the path as written in the policy; the caller reads them (relative
+    to the policy file). `unreadable` maps a named file the caller could not read to the reason,
+    which becomes a problem at the key that names it."""
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_POLICY_BYTES:
         raise PolicyError(source, [Problem(
             "", f"the file is {size} bytes, over the {MAX_POLICY_BYTES}-byte limit of a policy"
                 " (split long customer lists across fewer, broader matches)")])
     try:
-        return _load(text, source, files)
+        return _load(text, source, files, unreadable)
     except RecursionError:
         raise PolicyError(source, [Problem(
             "", "nested too deeply to read; a policy needs about 6 levels of nesting")]) from None
 
 
-def _load(text: str, source: str, files: Mapping[str, str] | None) -> Policy:
+def _load(
+    text: str, source: str, files: Mapping[str, str] | None,
+    unreadable: Mapping[str, str] | None = None,
+) -> Policy:
     try:
         node, data = _parse(text)
     except yaml.YAMLError as exc:
@@ -318,14 +350,19 @@ def _load(text: str, source: str, files: Mapping[str, str] | None) -> Policy:
         raise PolicyError(
             source, [Problem("", f"expected a mapping of policy keys, got {_show(data)}", 1)]
         )
-    doc, found = _validate(data, files or {})
+    doc, found = _validate(data, files or {}, unreadable)
     if found:
         problems = [Problem(_path(loc), message, _line_for(lines, loc)) for loc, message in found]
         # In the order of the file; problems of the whole file (no line) first.
         problems.sort(key=lambda p: p.line or 0)
         raise PolicyError(source, problems)
     assert doc is not None
+    return Policy(doc, source=source, digest=policy_digest(text, files), files=files)
+
+
+def policy_digest(text: str, files: Mapping[str, str] | None = None) -> str:
+    """The sha256 of a policy text and the files it names: `Policy.digest`."""
     sha = hashlib.sha256(text.encode("utf-8"))
     for name in sorted(files or {}):
         sha.update(b"\0" + name.encode("utf-8") + b"\0" + (files or {})[name].encode("utf-8"))
-    return Policy(doc, source=source, digest=sha.hexdigest(), files=files)
+    return sha.hexdigest()

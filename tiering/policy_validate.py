@@ -32,7 +32,7 @@ _MAX_ROUNDS = 8
 
 
 def _validate(
-    data: dict[str, Any], files: Mapping[str, str]
+    data: dict[str, Any], files: Mapping[str, str], unreadable: Mapping[str, str] | None = None
 ) -> tuple[PolicyDoc | None, list[tuple[Loc, str]]]:
     """The validated document and every problem, structural and of meaning, in one pass.
 
@@ -103,7 +103,7 @@ def _validate(
         return None, found
     meaning = [*_semantic_errors(doc), *_sla_semantic_errors(
         doc.calendars, doc.sla, tiers=doc.tiers, plans=doc.plans, targets=doc.targets,
-        files=files,
+        files=files, unreadable=unreadable,
     )]
     for loc, message in meaning:
         original = _original_loc(work, loc, origin)

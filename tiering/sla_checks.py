@@ -1,8 +1,8 @@
 """The checks of meaning of the policy's `calendars` and `sla` sections.
 
 `semantic_errors` finds unknown calendar, plan, tier or target names and ICS files not passed
-in, with the same (key path, message) pairs as the rest of the policy (tiering/policy_checks.py),
-so errors name file, key path and line.
+in (or that the caller could not read), with the same (key path, message) pairs as the rest of
+the policy (tiering/policy_checks.py), so errors name file, key path and line.
 """
 
 from __future__ import annotations
@@ -26,8 +26,12 @@ def semantic_errors(
     plans: Mapping[str, object],
     targets: Mapping[str, object],
     files: Mapping[str, str],
+    unreadable: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[Loc, str]]:
-    """Every problem of meaning in `calendars` and `sla`, as (key path, message)."""
+    """Every problem of meaning in `calendars` and `sla`, as (key path, message).
+
+    `unreadable`: files the caller could not read (path as written -> why), reported at the
+    key that names them."""
     if ALWAYS in calendars:
         yield ("calendars", ALWAYS), f'"{ALWAYS}" is the built-in calendar; choose another name'
     for name, spec in calendars.items():
@@ -35,7 +39,7 @@ def semantic_errors(
         if not re.match(_NAME, name):
             yield loc, f'"{name}" is not a valid calendar name'
         try:
-            _build(name, spec, files)
+            _build(name, spec, files, unreadable)
         except CalendarError as exc:
             yield _calendar_loc(loc, str(exc)), str(exc)
         days: dict[int, str] = {}

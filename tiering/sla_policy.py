@@ -26,7 +26,12 @@ from tiering.sla_models import (
 )
 
 
-def _build(name: str, spec: CalendarSpec, files: Mapping[str, str]) -> Calendar:
+def _build(
+    name: str,
+    spec: CalendarSpec,
+    files: Mapping[str, str],
+    unreadable: Mapping[str, str] | None = None,
+) -> Calendar:
     week: dict[int, list[tuple[int, int]]] = {}
     for key, intervals in spec.hours.items():
         for wd in parse_days(key):
@@ -35,6 +40,9 @@ def _build(name: str, spec: CalendarSpec, files: Mapping[str, str]) -> Calendar:
     dates = set(h.dates)
     if h.ics is not None:
         text = files.get(h.ics)
+        reason = (unreadable or {}).get(h.ics)
+        if text is None and reason is not None:
+            raise CalendarError(f'ics file "{h.ics}": {reason}')
         if text is None:
             raise CalendarError(
                 f'ics file "{h.ics}" was not passed in: the program loading the policy must read'

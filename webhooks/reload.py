@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from tiering.policy import Policy, PolicyError, load_policy
+from tiering.policy import Policy, PolicyError, load_policy, policy_digest
 from tiering.policy_yaml import MAX_POLICY_BYTES
-from webhooks.defaults import read_policy_file
+from webhooks.defaults import read_named_files, read_policy_file
 from webhooks.logging import log
 
 
@@ -85,12 +85,15 @@ class PolicyHolder:
                 return self._refuse(old, (f"{self.path}: cannot read: {reason}",))
             except PolicyError as exc:
                 return self._refuse(old, tuple(exc.lines))
-            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            if digest == old.digest:
+            # The ICS files its calendars name, relative to it (webhooks/defaults.py).
+            files, unreadable = read_named_files(self.path, text)
+            digest = policy_digest(text, files)
+            if digest == old.digest and not unreadable:
                 self.last_error = ()
                 return ReloadResult(changed=False, digest=digest)
             try:
-                new = load_policy(text, source=str(self.path))
+                new = load_policy(text, source=str(self.path), files=files,
+                                  unreadable=unreadable)
             except PolicyError as exc:
                 return self._refuse(old, tuple(exc.lines))
             self._policy = new
@@ -135,9 +138,22 @@ class PolicyWatcher:
                 if len(head) > MAX_POLICY_BYTES:
                     info = os.fstat(handle.fileno())
                     return f"over-limit:{info.st_size}:{info.st_mtime_ns}:{info.st_ino}"
-            return hashlib.sha256(head).hexdigest()
+            sha = hashlib.sha256(head)
         except OSError:
             return None
+        # The ICS files the policy in force names: by size and times (a changed holiday file
+        # reloads the policy too).
+        for calendar in self.holder.current.doc.calendars.values():
+            ics = calendar.holidays.ics
+            if ics is None:
+                continue
+            try:
+                info = os.stat(path.parent / ics)
+            except OSError:
+                sha.update(f"\0{ics}:missing".encode())
+                continue
+            sha.update(f"\0{ics}:{info.st_size}:{info.st_mtime_ns}:{info.st_ino}".encode())
+        return sha.hexdigest()
 
     def request(self) -> None:
         """Ask for a reload now (safe from a signal handler: it only sets an event)."""

@@ -28,7 +28,12 @@ from connectors.vendor_limit import VendorLimit
 from tiering.policy import Policy, PolicyError, load_policy
 from webhooks.app import ReceiverConfig, create_app
 from webhooks.commit import WriterProcess
-from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text, read_policy_file
+from webhooks.defaults import (
+    EXAMPLE_POLICY_SOURCE,
+    default_policy_text,
+    read_named_files,
+    read_policy_file,
+)
 from webhooks.inbox.database import InboxError
 from webhooks.inbox.opening import InboxUnavailable, open_inbox
 from webhooks.inbox.store import Inbox
@@ -53,6 +58,8 @@ class ServiceError(RuntimeError):
 def load_policy_for(settings: Settings) -> Policy:
     """The policy named by TIERDESK_POLICY, else the embedded example (the one fallback);
     ServiceError lists every problem, each naming the file and key."""
+    files: dict[str, str] = {}
+    unreadable: dict[str, str] = {}
     if settings.policy is None:
         text, source = default_policy_text(), EXAMPLE_POLICY_SOURCE
     else:
@@ -66,8 +73,10 @@ def load_policy_for(settings: Settings) -> Policy:
         except PolicyError as exc:
             raise ServiceError(str(exc)) from None
         source = str(path)
+        # The calendars' ICS files, relative to the policy file (webhooks/defaults.py).
+        files, unreadable = read_named_files(path, text)
     try:
-        return load_policy(text, source=source)
+        return load_policy(text, source=source, files=files, unreadable=unreadable)
     except PolicyError as exc:
         raise ServiceError(str(exc)) from None
 

@@ -29,6 +29,17 @@ for none), the missing documentation fields, whether a note is posted, and optio
 the suggestions, words the note must contain and a reason. After the last step, deciding again
 must change nothing.
 
+Time and the SLA clocks: a ticket is created at `created_at` (default `NOW`) and each step may
+first let time pass (`after: 3h`, wall-clock time since the previous step; the step's edit and
+decision happen then). An edit may change the ticket's neutral `status` (`pending`: waiting for
+the customer). The replay records the history a worker records (creation, status changes, tier
+entries), computes the clocks of the
+ticket's plan and tier (after the engine's decision) with `tiering.sla.sla_for` and merges the
+crossed thresholds' actions with `tiering.sla_actions.apply_clocks`, each threshold once, as the
+worker does. `expect.clocks` states clocks at the step (state and, optionally, due time), and
+`expect.fired` the thresholds acted on by the step's decision (`<clock>:warn0.75`,
+`<clock>:breach`).
+
 An end-to-end runner (sandbox, Jira or Zendesk) replays the same data: `load_story(path)` for
 each of `story_paths()`, seed the vendor with `vendor_needs(story)` (components, groups, field
 ids, customers) and configure tierdesk with `story.policy_path`; then for each `TicketStory`
@@ -43,7 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,9 +62,13 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from tiering import Decision, Policy, Ticket, decide, load_policy
+from tiering import Decision, Policy, Ticket, decide
 from tiering.models import FieldValue
 from tiering.neutral import ticket_from_dict
+from tiering.sla import SlaReport, TicketHistory, TierEntry, sla_for
+from tiering.sla_actions import apply_clocks
+from tiering.sla_models import Status, parse_duration
+from webhooks.defaults import load_policy_file
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "deploy" / "policies"
@@ -77,6 +92,16 @@ class Edit(_Strict):
     fields: dict[StrictStr, FieldIn] = {}
     #: The ticket's attachment count after the edit (not a delta).
     attachments: Annotated[StrictInt, Field(ge=0)] | None = None
+    #: The ticket's new neutral status (an agent sets pending, the customer's answer reopens).
+    status: Status | None = None
+
+
+class ClockExpect(_Strict):
+    """One clock at a step, after its decision."""
+
+    state: StrictStr
+    #: The due time (ISO 8601, UTC), or null: none (paused or stopped).
+    due: datetime | None = None
 
 
 class Expect(_Strict):
@@ -94,12 +119,23 @@ class Expect(_Strict):
     suggestions: list[StrictStr] | None = None
     note_contains: list[StrictStr] = []
     reason: StrictStr | None = None
+    #: Clocks at this step by clock name (first_response, time_in_tier, resolution).
+    clocks: dict[StrictStr, ClockExpect] | None = None
+    #: The thresholds this decision acts on, as `<clock>:warn<f>` / `<clock>:breach` (the
+    #: worker's keys without the start instant); checked whenever the story has clocks.
+    fired: list[StrictStr] = []
 
 
 class Step(_Strict):
     say: Annotated[StrictStr, Field(min_length=1)]
+    #: Wall-clock time since the previous step (or the creation), e.g. 3h or 1h30m.
+    after: StrictStr | None = None
     edit: Edit | None = None
     expect: Expect
+
+    @property
+    def wait(self) -> float:
+        return float(parse_duration(self.after)) if self.after else 0.0
 
 
 class TicketStory(_Strict):
@@ -107,10 +143,23 @@ class TicketStory(_Strict):
     about: StrictStr
     #: The ticket as it is created, in the neutral format of `tierdesk decide`.
     ticket: dict[StrictStr, Any]
+    #: When the ticket is created (aware; default NOW, when every step is decided).
+    created_at: datetime = NOW
     steps: Annotated[list[Step], Field(min_length=1)]
 
     def first_ticket(self) -> Ticket:
-        return ticket_from_dict(self.ticket, source=self.name)
+        t = ticket_from_dict(self.ticket, source=self.name)
+        return replace(t, status=t.status or "new", created_at=self.created_at)
+
+    def step_at(self, index: int) -> datetime:
+        """The instant step `index` is decided at."""
+        return self.created_at + timedelta(seconds=sum(s.wait for s in self.steps[:index + 1]))
+
+    @property
+    def timed(self) -> bool:
+        """True when time passes in this story (a step waits): an end-to-end replay in real
+        time cannot play it."""
+        return any(s.after for s in self.steps)
 
 
 class TriageRow(_Strict):
@@ -150,7 +199,8 @@ def story_paths() -> list[Path]:
 def policy_of(story_policy: str) -> Policy:
     """The shipped policy a story names, loaded once."""
     path = POLICIES / story_policy
-    return load_policy(path.read_text(encoding="utf-8"), source=str(path))
+    # With the ICS files its calendars name (deploy/policies/holidays/), as `serve` reads them.
+    return load_policy_file(path)
 
 
 def apply_edit(t: Ticket, edit: Edit | None) -> Ticket:
@@ -168,6 +218,7 @@ def apply_edit(t: Ticket, edit: Edit | None) -> Ticket:
         labels=(t.labels - frozenset(edit.remove_labels)) | frozenset(edit.add_labels),
         fields=fields,
         attachments=t.attachments if edit.attachments is None else edit.attachments,
+        status=edit.status or t.status,
     )
 
 
@@ -183,33 +234,115 @@ def apply_decision(t: Ticket, d: Decision) -> Ticket:
 
 @dataclass(frozen=True)
 class StepRun:
-    """One replayed step: the ticket decided on, the decision, and the ticket after applying it."""
+    """One replayed step: the ticket decided on, the decision (the engine's merged with the SLA
+    actions), and the ticket after applying it; the engine's own decision, the instant, the
+    clocks and the threshold keys acted on."""
 
     index: int
     step: Step
     before: Ticket
     decision: Decision
     after: Ticket
+    engine: Decision | None = None
+    at: datetime = NOW
+    clocks: SlaReport | None = None
+    fired: frozenset[str] = frozenset()
 
 
-Decide = Callable[[Ticket, Policy], Decision]
+Decide = Callable[[Ticket, Policy, datetime], Decision]
 
 
-def _decide(t: Ticket, p: Policy) -> Decision:
-    return decide(t, p, now=NOW)
+def _decide(t: Ticket, p: Policy, now: datetime) -> Decision:
+    return decide(t, p, now=now)
+
+
+@dataclass
+class _Clocks:
+    """The history a worker records of one ticket, and the thresholds acted on."""
+
+    created_at: datetime
+    statuses: list[tuple[datetime, str]]
+    tiers: list[TierEntry]
+    fired: frozenset[str] = frozenset()
+
+    def history(self) -> TicketHistory:
+        # No first reply: the stories serve both vendors, and Zendesk does not report it yet.
+        return TicketHistory.from_transitions(
+            self.created_at, self.statuses, initial=self.statuses[0][1], tiers=self.tiers)
+
+    def enter(self, tier: str | None, at: datetime) -> None:
+        if tier is not None and (not self.tiers or self.tiers[-1].tier != tier):
+            self.tiers.append(TierEntry(tier, at))
+
+
+def _with_clocks(t: Ticket, policy: Policy, d: Decision, rec: _Clocks, at: datetime
+                 ) -> tuple[Decision, SlaReport | None, frozenset[str]]:
+    """The engine's decision `d` merged with the SLA actions due at `at` (as the worker does)."""
+    if not policy.sla.enabled:
+        return d, None, frozenset()
+    rec.enter(d.tier, at)
+    report = sla_for(rec.history(), policy.sla, plan=d.plan, tier=d.tier, priority=t.priority,
+                     now=at)
+    outcome = apply_clocks(t, policy, d, report, fired=rec.fired, now=at)
+    rec.fired |= outcome.fired
+    final = outcome.decision
+    if final.tier != d.tier:  # the breach escalated the ticket
+        rec.enter(final.tier, at)
+    return final, report, outcome.fired
+
+
+def _runs(story: TicketStory, policy: Policy, decide_fn: Decide, *, again: bool
+          ) -> Iterator[StepRun]:
+    t = story.first_ticket()
+    rec = _Clocks(story.created_at, [(story.created_at, t.status or "new")], [])
+    for i, step in enumerate(story.steps):
+        at = story.step_at(i)
+        before = apply_edit(t, step.edit)
+        if before.status != t.status and before.status is not None:
+            rec.statuses.append((at, before.status))
+        engine = decide_fn(before, policy, at)
+        d, report, fired = _with_clocks(before, policy, engine, rec, at)
+        t = apply_decision(before, d)
+        yield StepRun(i, step, before, d, t, engine, at, report, fired)
+    if again:
+        at = story.step_at(len(story.steps) - 1)
+        engine = decide_fn(t, policy, at)
+        d, report, fired = _with_clocks(t, policy, engine, rec, at)
+        yield StepRun(len(story.steps), story.steps[-1], t, d, apply_decision(t, d), engine, at,
+                      report, fired)
 
 
 def replay(story: TicketStory, policy: Policy, decide_fn: Decide = _decide) -> Iterator[StepRun]:
-    """Walk the ticket through every step: edit, decide, apply."""
-    t = story.first_ticket()
-    for i, step in enumerate(story.steps):
-        before = apply_edit(t, step.edit)
-        d = decide_fn(before, policy)
-        t = apply_decision(before, d)
-        yield StepRun(i, step, before, d, t)
+    """Walk the ticket through every step: wait, edit, decide (with the SLA actions), apply."""
+    yield from _runs(story, policy, decide_fn, again=False)
 
 
-def mismatches(e: Expect, d: Decision) -> list[str]:
+def decide_again(story: TicketStory, policy: Policy) -> Decision:
+    """The decision after the last step, at the same instant, with every threshold already
+    acted on remembered: it must change nothing."""
+    *_, last = _runs(story, policy, _decide, again=True)
+    return last.decision
+
+
+def clock_mismatches(e: Expect, d: Decision, clocks: SlaReport | None) -> list[str]:
+    """What in the step's clocks and fired thresholds differs from `e.clocks` / `e.fired`."""
+    out: list[str] = []
+    fired = sorted(k.split("@")[0] + ":" + k.rsplit(":", 1)[1] for k in d.sla_fired)
+    if clocks is not None and fired != sorted(e.fired):
+        out.append(f"fired: expected {sorted(e.fired)!r}, got {fired!r}")
+    for name, want in (e.clocks or {}).items():
+        got = clocks.clock(name) if clocks is not None else None
+        if got is None:
+            out.append(f"clocks.{name}: expected {want.state}, the ticket has no such clock")
+            continue
+        if got.state != want.state:
+            out.append(f"clocks.{name}.state: expected {want.state}, got {got.state}")
+        if "due" in want.model_fields_set and got.due != want.due:
+            out.append(f"clocks.{name}.due: expected {want.due}, got {got.due}")
+    return out
+
+
+def mismatches(e: Expect, d: Decision, clocks: SlaReport | None = None) -> list[str]:
     """What in `d` differs from `e`, one line each (empty when the decision is as expected)."""
     got: dict[str, Any] = {
         "tier": d.tier,
@@ -226,6 +359,7 @@ def mismatches(e: Expect, d: Decision) -> list[str]:
     if e.suggestions is not None:
         got["suggestions"], want["suggestions"] = list(d.suggestions), e.suggestions
     out = [f"{k}: expected {want[k]!r}, got {got[k]!r}" for k in got if got[k] != want[k]]
+    out += clock_mismatches(e, d, clocks)
     for words in e.note_contains:
         if d.comment is None or words not in d.comment:
             out.append(f"note: expected it to contain {words!r}, got {d.comment!r}")

@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,6 +65,7 @@ from tests.e2e.harness import (
 from tests.policies.stories import (
     NOW,
     Edit,
+    Step,
     Story,
     TicketStory,
     apply_decision,
@@ -72,6 +75,9 @@ from tests.policies.stories import (
     policy_of,
     story_paths,
     vendor_needs,
+)
+from tests.policies.stories import (
+    replay as replay_story,
 )
 from tiering import decide
 from tiering.models import Ticket, note_key_in
@@ -229,6 +235,8 @@ class ZendeskDesk:
             update["tags"] = sorted((tags - set(edit.remove_labels)) | set(edit.add_labels))
         if edit.fields:
             update["custom_fields"] = self._custom_fields(dict(edit.fields))
+        if edit.status is not None:
+            update["status"] = edit.status
         if edit.attachments is not None:
             more = edit.attachments - self.attachments[t.name]
             assert more >= 0, f"{t.name}: the sandbox cannot remove attachments"
@@ -354,6 +362,8 @@ class JiraDesk:
             assert edit.attachments >= have, f"{t.name}: the replay cannot remove attachments"
             acts += [Edit(attachments=n) for n in range(have + 1, edit.attachments + 1)]
             self.attachments[t.name] = edit.attachments
+        if edit.status is not None:
+            acts.append(Edit(status=edit.status))
         if edit.add_labels or edit.remove_labels or edit.fields:
             acts.append(Edit(add_labels=edit.add_labels, remove_labels=edit.remove_labels,
                              fields=edit.fields))
@@ -365,6 +375,8 @@ class JiraDesk:
         elif act.attachments is not None:
             self._agent("POST", f"/rest/api/2/issue/{self.refs[t.name]}/attachments",
                         {"filename": f"doc{act.attachments}.log", "content": "evidence"})
+        elif act.status is not None:
+            self._transition(t, act.status)
         else:
             body: dict[str, Any] = {}
             labels = [*({"add": x} for x in act.add_labels),
@@ -374,6 +386,16 @@ class JiraDesk:
             if act.fields:
                 body["fields"] = self._custom_fields(dict(act.fields))
             self._agent("PUT", f"/rest/api/2/issue/{self.refs[t.name]}", body)
+
+    def _transition(self, t: TicketStory, status: str) -> None:
+        """Move the issue to a Jira status the policy maps to neutral `status`, by one of the
+        transitions the issue offers (Jira statuses are changed by transitions only)."""
+        path = f"/rest/api/2/issue/{self.refs[t.name]}/transitions"
+        offered = self._agent("GET", path)["transitions"]
+        pick = next((tr["id"] for tr in offered if self.policy.sla.jira_status(
+            tr["to"]["name"], tr["to"]["statusCategory"]["key"]) == status), None)
+        assert pick is not None, f"{t.name}: no Jira transition leads to a {status} status"
+        self._agent("POST", path, {"transition": {"id": pick}})
 
     def _create(self, t: TicketStory) -> None:
         data = t.ticket
@@ -419,6 +441,8 @@ class Replay:
     desk: Desk
     client: SandboxClient
     inbox: InboxView
+    #: The service's environment (for `tierdesk sla list` / `explain` on its inbox).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @contextmanager
@@ -444,7 +468,7 @@ def running(vendor: str, story_name: str) -> Iterator[Replay]:
         env.update(install(vendor, env, f"http://127.0.0.1:{port}/webhooks/{vendor}"))
         service = Service(env, port, workdir)
         service.start()
-        yield Replay(story, policy, desk, sandbox.client, InboxView(workdir / "inbox.db"))
+        yield Replay(story, policy, desk, sandbox.client, InboxView(workdir / "inbox.db"), env)
     finally:
         if service is not None:
             service.stop()
@@ -462,6 +486,63 @@ class Want:
     assign: str | None
 
 
+def playable(t: TicketStory) -> list[Step]:
+    """The steps a replay in real time plays: those before the first that waits (`after`).
+
+    Hours of office time cannot pass in a test; the clocks' warnings and breaches of the
+    reference policies are replayed by tests/policies/test_stories.py, and here each played
+    ticket's clocks are checked as the service keeps them (`clock_problems`)."""
+    waits = [i for i, s in enumerate(t.steps) if s.after]
+    return t.steps[:waits[0]] if waits else list(t.steps)
+
+
+def _cli(env: dict[str, str], *args: str) -> Any:
+    exe = Path(sys.executable).with_name("tierdesk")
+    done = subprocess.run([str(exe), *args], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def clock_problems(replay: Replay) -> list[str]:
+    """Each played ticket's open clocks, as `tierdesk sla list --json` shows them from the
+    service's inbox, are exactly the clocks the policy gives its plan, tier and priority (the
+    pure replay's), each with its target, source and the pure replay's state (running with a
+    due time, or paused without one after a status change); `tierdesk explain --json`
+    recomputes the same ones from the recorded history. One line per difference."""
+    story, policy, desk = replay.story, replay.policy, replay.desk
+    vendor = "jira" if isinstance(desk, JiraDesk) else "zendesk"
+    listed = _cli(replay.env, "sla", "list", "--json", "--vendor", vendor)
+    problems: list[str] = []
+    if listed["sla_configured"] is not policy.sla.enabled:
+        problems.append(f"sla list: sla_configured {listed['sla_configured']}")
+    refs = desk.refs  # type: ignore[attr-defined]
+    if policy.sla.enabled and not listed["clocks"]:
+        problems.append("sla list shows no open clock at all")
+    for t in story.tickets:
+        runs = list(replay_story(t, policy))[:len(playable(t))]
+        last = runs[-1].decision
+        want = {(c.clock, float(c.seconds), c.source) for c in policy.sla.targets_for(
+            plan=last.plan, tier=last.tier, priority=t.ticket.get("priority"))}
+        rows = [r for r in listed["clocks"] if r["ticket"] == refs[t.name]]
+        got = {(r["clock"], r["target_seconds"], r["source"]) for r in rows}
+        if got != want:
+            problems.append(f"{t.name}: open clocks {sorted(got)}, expected {sorted(want)}")
+        states = {c.clock: c.state for c in runs[-1].clocks.clocks} if runs[-1].clocks else {}
+        for r in rows:
+            state = states.get(r["clock"])
+            if r["state"] != state or (r["due"] is None) != (state == "paused"):
+                problems.append(f"{t.name}: {r['clock']} is {r['state']} (due {r['due']}),"
+                                f" expected {state}")
+        if want:
+            sla = _cli(replay.env, "explain", vendor, refs[t.name], "--json")["sla"]
+            seen = {(c["clock"], c["target_seconds"], c["source"]) for c in sla["clocks"]}
+            if seen != want or sla["none_because"] is not None:
+                problems.append(f"{t.name}: explain shows {sorted(seen)}"
+                                f" ({sla['none_because']}), expected {sorted(want)}")
+    return problems
+
+
 def replay_problems(replay: Replay) -> list[str]:
     """Replay every step of the story at the desk; one line per difference from the story.
 
@@ -474,8 +555,8 @@ def replay_problems(replay: Replay) -> list[str]:
     model: dict[str, Ticket] = {}
     owners: dict[str, object] = {t.name: desk.no_owner for t in story.tickets}
     notes: dict[str, int] = {}
-    for i in range(max(len(t.steps) for t in story.tickets)):
-        active = [t for t in story.tickets if i < len(t.steps)]
+    for i in range(max(len(playable(t)) for t in story.tickets)):
+        active = [t for t in story.tickets if i < len(playable(t))]
         acts = {t.name: desk.acts(t, i) for t in active}
         for t in active:
             assert acts[t.name], f"{t.name} step {i + 1}: no edit, so no webhook to replay"
@@ -530,6 +611,7 @@ def test_story_replays_on_zendesk(story_name: str) -> None:
     """Every step of the story comes out on the Zendesk sandbox as the story states it."""
     with running("zendesk", story_name) as replay:
         assert replay_problems(replay) == []
+        assert clock_problems(replay) == []
 
 
 @pytest.mark.parametrize("story_name", STORIES)
@@ -538,3 +620,4 @@ def test_story_replays_on_jira(story_name: str) -> None:
     that Jira takes in several requests is right after each of them."""
     with running("jira", story_name) as replay:
         assert replay_problems(replay) == []
+        assert clock_problems(replay) == []

@@ -49,17 +49,20 @@ def jira_event(key: str, *, labels: list[str], summary: str = "Sync stopped", ts
 
 def zendesk_trigger(ticket_id: str, *, tags: str, email: str, docs: bool = False,
                     attachments: str = "") -> dict[str, Any]:
-    """tierdesk's Zendesk trigger body, rendered (the example policy's template)."""
+    """tierdesk's Zendesk trigger body, rendered (the example policy's template). The example
+    policy has SLA clocks, so its body says the status, the creation and the due field (issue
+    18), else the connector reads the ticket and the snapshot is not plannable."""
     return {
         "tierdesk": 1, "event_type": "trigger", "ticket_id": ticket_id, "current_user_id": "7",
-        "updated_at": "2026-11-20T10:00:00Z", "group_id": "", "assignee_id": "",
+        "updated_at": "2026-11-20T10:00:00Z", "status": "Open",
+        "created_at": "2026-11-20T09:00:00Z", "group_id": "", "assignee_id": "",
         "organization_id": "", "organization_plan": "", "organization_name": "",
         "requester_email": email, "attachments": attachments, "tags": tags,
         "priority": "Normal",
         "fields": {"360001111": "Open a project, edit a cell, press Ctrl+S." if docs else "",
                    "360001112": "4.2.1 on Windows 11" if docs else "",
                    "360001113": "bugfix" if docs else "", "360001114": "",
-                   # The example policy's SLA due field (sla.due_field.zendesk) is in the body.
+                   # The example policy's SLA due field (sla.due_field.zendesk), empty.
                    "360001120": ""},
         "subject": "Sync stopped", "description": "Nothing syncs.",
     }

@@ -45,6 +45,9 @@ def _register() -> None:
     from webhooks.cli import doctor
 
     doctor.register(main)
+    from webhooks.cli import sla
+
+    sla.register(main)
     from webhooks.cli import plan
 
     plan.register(main)
@@ -58,7 +61,7 @@ SHORT_HELP = {
     "decide": "Print the decision for vendor-neutral tickets.",
     "demo": "Show tierdesk at work on a local Jira and Zendesk.",
     "doctor": "Check an installation against each vendor, read-only.",
-    "explain": "Show one ticket's decision history with reasons.",
+    "explain": "Show one ticket's decisions and SLA clocks with reasons.",
     "install": "Register tierdesk's webhooks with a vendor.",
     "migrate": "Create or update the inbox database.",
     "plan": "Show what a policy change would do to tickets.",
@@ -66,6 +69,7 @@ SHORT_HELP = {
     "prune": "Delete old processed events and decisions.",
     "sandbox": "Run a local Jira and Zendesk for trials.",
     "serve": "Run the webhook receiver and the worker.",
+    "sla": "List open SLA and OLA clocks.",
     "worker": "Run the worker alone (split deployments).",
 }
 

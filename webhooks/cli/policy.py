@@ -14,7 +14,7 @@ from tiering import Policy, PolicyError, decide, load_policy
 from tiering.diff import diff_policies
 from tiering.neutral import TicketFormatError, ticket_from_dict
 from tiering.policy_models import policy_json_schema
-from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text, read_policy_file
+from webhooks.defaults import EXAMPLE_POLICY_SOURCE, default_policy_text, load_policy_file
 
 
 def read_policy(path: str | None) -> Policy:
@@ -24,15 +24,12 @@ def read_policy(path: str | None) -> Policy:
     if path is None:
         return load_policy(default_policy_text(), source=EXAMPLE_POLICY_SOURCE)
     try:
-        text = read_policy_file(Path(path))
+        # The policy and the ICS files its calendars name (relative to it).
+        return load_policy_file(Path(path), source=path)
     except FileNotFoundError as exc:
         raise click.ClickException(f"{path}: no such policy file") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise click.ClickException(f"{path}: cannot read the policy file: {exc}") from exc
-    except PolicyError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        return load_policy(text, source=path)
     except PolicyError as exc:
         raise click.ClickException(
             f"{len(exc.problems)} problem(s) in the policy:\n" + str(exc)
@@ -51,8 +48,9 @@ def check(files: tuple[str, ...]) -> None:
     failed = False
     for path in files:
         try:
-            # Read through the size cap: a huge file is refused before it is read whole.
-            policy = load_policy(read_policy_file(Path(path)), source=path)
+            # Read through the size cap: a huge file is refused before it is read whole. The
+            # ICS files its calendars name are read relative to it.
+            policy = load_policy_file(Path(path), source=path)
         except FileNotFoundError:
             click.echo(f"{path}: no such policy file", err=True)
             failed = True
@@ -90,7 +88,7 @@ def load_for_diff(path: str) -> Policy | None:
     """The policy at `path`, or None after printing why it cannot be used (as `check` does):
     `policy diff` and `plan` read their files so."""
     try:
-        return load_policy(read_policy_file(Path(path)), source=path)
+        return load_policy_file(Path(path), source=path)
     except FileNotFoundError:
         click.echo(f"{path}: no such policy file", err=True)
     except (OSError, UnicodeDecodeError) as exc:

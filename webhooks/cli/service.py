@@ -290,14 +290,24 @@ def _event_summary(e: StoredEvent) -> dict[str, Any]:
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="Show at most this many decisions (the newest).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--now", "now_text", metavar="ISO-8601", default=None,
+              help="Compute the SLA clocks as of this instant (default: the current time).")
 @verbose_option
-def explain(vendor: str, ticket: str, limit: int, as_json: bool, verbose: bool) -> None:
-    """The decision history of one ticket with reasons, newest first.
+def explain(vendor: str, ticket: str, limit: int, as_json: bool, now_text: str | None,
+            verbose: bool) -> None:
+    """The decision history of one ticket with reasons, newest first, and its SLA clocks.
 
     TICKET is the Jira issue key (SUP-123; any letter case) or the Zendesk ticket number
     (123 or #123). The header line shows the ticket's state in the inbox: pending (work is
     waiting), failed attempts and the next attempt, the last error, and the last note (the
-    key of the checklist note tierdesk posted last). This command never creates a database."""
+    key of the checklist note tierdesk posted last). The SLA clocks are recomputed from the
+    ticket's recorded history under the policy in force (TIERDESK_POLICY) at --now: each
+    clock's state, elapsed and paused business time, due time, thresholds (crossed when,
+    acted on or not) and the policy key its target comes from. This command never creates a
+    database."""
+    from webhooks.cli.sla import parse_now
+
+    now = parse_now(now_text)
     settings = _settings()
     inbox = _inbox(settings, verbose=verbose)
     asked = ticket
@@ -315,11 +325,13 @@ def explain(vendor: str, ticket: str, limit: int, as_json: bool, verbose: bool) 
             ticket, matched_other_case = same[0], True
             history = inbox.history(vendor, ticket, limit=limit)
             state = inbox.ticket_state(vendor, ticket)
+    sla = _sla_view(settings, inbox, vendor, ticket, now) if (state or history) else None
     if as_json:
         click.echo(json.dumps({
             "vendor": vendor,
             "ticket": ticket,
             "state": _state_view(state),
+            "sla": sla,
             "decisions": [_record_view(r) for r in history],
         }, indent=2, default=str))
         return
@@ -341,6 +353,12 @@ def explain(vendor: str, ticket: str, limit: int, as_json: bool, verbose: bool) 
     if view:
         click.echo(f"{vendor} {printable(ticket)}: "
                    + ", ".join(f"{k} {printable(str(v))}" for k, v in view.items()))
+    if sla is not None:
+        from webhooks.cli.sla import clocks_lines
+
+        for line in (clocks_lines(sla, printable) if "clocks" in sla
+                     else [f"SLA clocks: {sla['error']}"]):
+            click.echo(line)
     for r in history:
         arrow = printable(f"{r.tier_before or '-'} -> {r.tier_after or '-'}")
         digest = (r.policy_digest or "-")[:12]
@@ -354,6 +372,19 @@ def explain(vendor: str, ticket: str, limit: int, as_json: bool, verbose: bool) 
                                  f"  ({c.get('purpose')})"))
         if r.error:
             click.echo(f"    error: {printable(r.error)}")
+
+
+def _sla_view(settings: Settings, inbox: Inbox, vendor: str, ticket: str, now: datetime
+              ) -> dict[str, Any]:
+    """The ticket's SLA clocks under the policy in force (webhooks/cli/sla.py), or why not."""
+    from webhooks.cli.sla import clocks_view, ticket_clocks
+    from webhooks.service import ServiceError, load_policy_for
+
+    try:
+        policy = load_policy_for(settings)
+    except ServiceError as exc:
+        return {"error": f"cannot load the policy to compute them: {exc}"}
+    return clocks_view(ticket_clocks(inbox, policy, vendor, ticket, now), policy, now)
 
 
 def _state_view(state: Any) -> dict[str, Any]:
