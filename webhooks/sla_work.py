@@ -308,7 +308,7 @@ class TimerLoop:
         *,
         wake_workers: Callable[[], None] = lambda: None,
         lease_seconds: float = 5.0,
-        batch: int = 500,
+        batch: int = 200,
         poll: float = 0.5,
     ) -> None:
         self.inbox = inbox
@@ -316,6 +316,8 @@ class TimerLoop:
         #: Claim and enqueue are two short transactions back to back: a loop that dies between
         #: them (SIGKILL) delays those timers by at most this.
         self.lease_seconds = lease_seconds
+        #: Timers leased per claim and enqueued per transaction (set-based statements; the
+        #: workers are woken once per batch).
         self.batch = batch
         self.poll = poll
         self._wake = threading.Event()
