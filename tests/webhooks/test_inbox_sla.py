@@ -365,3 +365,43 @@ def test_migration_6_indexes_the_timers_of_a_version_5_database(db_url: str) -> 
     assert again.migrate() == SCHEMA_VERSION == 6
     assert again.next_timer_in() is not None and again.sla_timer("jira", "T-1") is not None
     again.close()
+
+
+def test_prune_deletes_finished_notices_and_keeps_the_history(
+    inbox: Inbox, clock: FakeClock
+) -> None:
+    """Retention deletes SLA notices that were sent, or given up, before the cut-off; pending
+    ones, newer ones, the history marks and the fired keys stay (the clocks are computed from
+    them, and a fired key kept is what stops a threshold firing again)."""
+    from webhooks.inbox.records import Pruned
+    from webhooks.inbox.schema import sla_notices
+
+    def notice(key: str) -> Notice:
+        return Notice(notice_key=key, url="https://hooks.example/x", body={"text": key})
+
+    clock.now = T0
+    inbox.record_sla("jira", "T-1", SlaWrite(
+        marks=(SlaMark("created", T0), SlaMark("tier", T0, "L1")), fired=("k:sent", "k:gone"),
+        notices=(notice("sent"), notice("gone"), notice("waiting"))))
+    with inbox.engine.begin() as conn:
+        conn.execute(sla_notices.update().where(sla_notices.c.notice_key.like("%sent"))
+                     .values(sent_at=T0 + 5))
+        conn.execute(sla_notices.update().where(sla_notices.c.notice_key.like("%gone"))
+                     .values(next_attempt_at=float("inf"), last_error="HTTP 404"))
+    clock.now = T0 + 40 * 86_400
+    inbox.record_sla("jira", "T-2", SlaWrite(notices=(notice("recent"),)))
+    with inbox.engine.begin() as conn:
+        conn.execute(sla_notices.update().where(sla_notices.c.notice_key.like("%recent"))
+                     .values(sent_at=clock.now))
+    cutoff = clock.now - 30 * 86_400
+
+    assert inbox.prune(older_than=cutoff, dry_run=True) == Pruned(events=0, decisions=0,
+                                                                  notices=2)
+    assert inbox.prune(older_than=cutoff, batch=1) == Pruned(events=0, decisions=0, notices=2)
+    assert [n.notice_key.rsplit("|", 1)[-1] for n in inbox.notices_of("jira", "T-1")] == [
+        "waiting"]
+    assert len(inbox.notices_of("jira", "T-2")) == 1
+    assert inbox.sla_fired_keys("jira", "T-1") == {"k:sent", "k:gone"}
+    history = inbox.sla_history("jira", "T-1")
+    assert history is not None and history.created_at == dt(T0)
+    assert inbox.prune(older_than=cutoff) == Pruned(events=0, decisions=0, notices=0)
