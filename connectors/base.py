@@ -268,6 +268,9 @@ class Vendor:
     #: `requeue_body(ticket, run, *, now_ms)`: a body naming one ticket that the worker reads
     #: fresh before deciding (what `tierdesk plan --apply` queues; `run` keeps runs apart).
     requeue_body: Callable[..., dict[str, Any]]
+    #: SLA clocks tierdesk cannot measure on this vendor yet (tiering.sla.sla_for leaves them
+    #: out, and `tierdesk explain` says so), rather than letting them breach on every ticket.
+    unmeasured_clocks: frozenset[str] = frozenset()
 
 
 def _jira_connector(config: Any, policy: Any, *, session: Any = None) -> Connector:
@@ -312,5 +315,10 @@ VENDORS: Mapping[str, Vendor] = {
         connector=_zendesk_connector,
         default_pause=zendesk_config.DEFAULT_RETRY_AFTER,
         requeue_body=zendesk_webhook.requeue_body,
+        # first_response stops at the first public agent reply. tierdesk's Zendesk trigger body
+        # says nothing about comments, and reading them on every event would cost one request
+        # each (connectors/zendesk/README.md, "Not yet measured"); Jira's webhooks and reads
+        # carry the comments (connectors/jira/tickets.py first_reply_of).
+        unmeasured_clocks=frozenset({"first_response"}),
     ),
 }

@@ -319,7 +319,13 @@ def sla_for(
     tier: str | None,
     priority: str | None,
     now: datetime,
+    unmeasured: frozenset[str] = frozenset(),
 ) -> SlaReport:
-    """The clocks of a ticket of this plan, current tier and priority under a compiled policy."""
-    targets = sla.targets_for(plan=plan, tier=tier, priority=priority)
+    """The clocks of a ticket of this plan, current tier and priority under a compiled policy.
+
+    Clocks named in `unmeasured` are left out: the vendor's events cannot show what stops them
+    (connectors.base.Vendor.unmeasured_clocks), and a clock that cannot stop would breach on
+    every ticket."""
+    targets = [t for t in sla.targets_for(plan=plan, tier=tier, priority=priority)
+               if t.clock not in unmeasured]
     return compute_clocks(history, targets, sla.calendars, now=now)

@@ -33,9 +33,9 @@ class Pruner:
     def prune_once(self) -> Pruned:
         """Prune now; log what went."""
         pruned = self.inbox.prune(older_than=self.inbox.clock() - self.days * DAY)
-        if pruned.events or pruned.decisions:
+        if pruned.events or pruned.decisions or pruned.notices:
             log("inbox pruned", events=pruned.events, decisions=pruned.decisions,
-                retention_days=self.days)
+                notices=pruned.notices, retention_days=self.days)
         return pruned
 
     def run(self, stop: threading.Event) -> None:

@@ -20,7 +20,7 @@ other processes set), lease the due ones, and turn each into a `tierdesk:sla-due
 ticket (Inbox.enqueue_due_timers: exactly once per due instant, whatever the number of loops).
 The worker then processes the ticket as for any event, so a firing is serialised with the
 ticket's other work; the synthetic event has no vendor body, so the ticket is read
-(`reference_payload`: one read).
+(the vendor's `requeue_body`: one read).
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.jira.tickets import reference_payload as jira_reference
-from connectors.zendesk.tickets import reference_payload as zendesk_reference
+from connectors.base import VENDORS
 from tiering.engine import DecideFunction
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
@@ -50,13 +49,6 @@ from webhooks.inbox.store import Inbox
 from webhooks.logging import log
 from webhooks.metrics import Metrics
 
-#: The body a synthetic event stands in with, per vendor: one that makes the connector read
-#: the ticket (connectors/*/tickets.py).
-REFERENCE_PAYLOADS: Mapping[str, Callable[[str], dict[str, Any]]] = {
-    "jira": jira_reference,
-    "zendesk": zendesk_reference,
-}
-
 
 def payloads_for(claim: Claim) -> list[Mapping[str, Any]]:
     """The payloads the connector decides on: the vendor's own bodies; a claim of synthetic
@@ -65,13 +57,10 @@ def payloads_for(claim: Claim) -> list[Mapping[str, Any]]:
         e.payload for e in claim.events if e.event_type != SLA_DUE_EVENT]
     if real:
         return real
-    make = REFERENCE_PAYLOADS.get(claim.vendor)
-    if make is None:
-        raise ValueError(
-            f"no reference body for vendor {claim.vendor!r}: add it to"
-            " webhooks/sla_work.py REFERENCE_PAYLOADS"
-        )
-    return [make(claim.ticket)]
+    # The vendor's requeue body names only the ticket, so the connector reads it fresh (the
+    # same body `tierdesk backfill` and `plan --apply` queue); dated at the latest due instant.
+    due_ms = int(max(due_instants(claim), default=0.0) * 1000)
+    return [VENDORS[claim.vendor].requeue_body(claim.ticket, SLA_DUE_EVENT, now_ms=due_ms)]
 
 
 def due_instants(claim: Claim) -> list[float]:
@@ -215,7 +204,8 @@ class SlaStep:
 
         def clocks(tier: str | None, at_history: TicketHistory) -> SlaReport:
             return sla_for(at_history, policy.sla, plan=decision.plan, tier=tier,
-                           priority=ticket.priority, now=now)
+                           priority=ticket.priority, now=now,
+                           unmeasured=VENDORS[vendor].unmeasured_clocks)
 
         report = clocks(decision.tier, history)
         outcome = apply_clocks(ticket, policy, decision, report, fired=fired, now=now)
@@ -289,7 +279,8 @@ def recompute_timers(inbox: Inbox, policy: Policy, *, now: datetime) -> int:
         if history is None:
             continue
         report = sla_for(history, policy.sla, plan=timer.plan, tier=timer.tier,
-                         priority=timer.priority, now=now)
+                         priority=timer.priority, now=now,
+                         unmeasured=VENDORS[timer.vendor].unmeasured_clocks)
         fired = inbox.sla_fired_keys(timer.vendor, timer.ticket)
         new = next_timer(timer.vendor, timer.ticket, report, fired=fired, policy=policy,
                          plan=timer.plan, tier=timer.tier, priority=timer.priority)
@@ -317,7 +308,7 @@ class TimerLoop:
         *,
         wake_workers: Callable[[], None] = lambda: None,
         lease_seconds: float = 5.0,
-        batch: int = 500,
+        batch: int = 200,
         poll: float = 0.5,
     ) -> None:
         self.inbox = inbox
@@ -325,6 +316,8 @@ class TimerLoop:
         #: Claim and enqueue are two short transactions back to back: a loop that dies between
         #: them (SIGKILL) delays those timers by at most this.
         self.lease_seconds = lease_seconds
+        #: Timers leased per claim and enqueued per transaction (set-based statements; the
+        #: workers are woken once per batch).
         self.batch = batch
         self.poll = poll
         self._wake = threading.Event()

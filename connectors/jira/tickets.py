@@ -15,7 +15,7 @@ from typing import Any
 from connectors.base import PayloadInvalid
 from connectors.jira import due
 from connectors.jira.config import JiraConfig
-from connectors.jira.webhook import BACKFILL_EVENT, user_id
+from connectors.jira.webhook import user_id
 from tiering.models import Customer, FieldValue, Ticket, note_key_in
 from tiering.policy import Policy
 
@@ -270,13 +270,6 @@ def first_reply_of(
         if created is not None and (first is None or created < first):
             first = created
     return first
-
-
-def reference_payload(key: str) -> dict[str, Any]:
-    """A body that makes `JiraConnector.current_ticket(..., fresh=True)` read the issue: the
-    worker's stand-in for a synthetic event (a due SLA timer) that carries no vendor body.
-    Shaped like the backfill body (`admin`), an issue with a key and no fields."""
-    return {"webhookEvent": BACKFILL_EVENT, "issue": {"key": key}}
 
 
 def _organization(value: Any, where: str) -> str | None:

@@ -25,11 +25,10 @@ from connectors.base import PayloadInvalid
 from connectors.zendesk import due
 from connectors.zendesk.trigger_body import (
     ATTACHMENT_LIQUID,
-    TEMPLATE_VERSION,
     needs_attachments,
     template,
 )
-from connectors.zendesk.webhook import BACKFILL_EVENT, id_text, parse_time
+from connectors.zendesk.webhook import id_text, parse_time
 from tiering.models import Customer, FieldValue, Ticket
 from tiering.policy import Policy
 from tiering.sla_models import STATUSES
@@ -252,13 +251,6 @@ def ticket_from_api(
         status=status_of(ticket.get("status"), "ticket.status"),
         created_at=time_of(ticket.get("created_at"), "ticket.created_at"),
     )
-
-
-def reference_payload(ticket_id: str) -> dict[str, Any]:
-    """A body that makes `ZendeskConnector.current_ticket(..., fresh=True)` read the ticket:
-    the worker's stand-in for a synthetic event (a due SLA timer) that carries no vendor body.
-    Shaped like the backfill body (`admin.backfill_body`), which classifies as a handled event."""
-    return {"tierdesk": TEMPLATE_VERSION, "event_type": BACKFILL_EVENT, "ticket_id": ticket_id}
 
 
 def count_attachments(comments: Iterable[Mapping[str, Any]]) -> int:

@@ -117,6 +117,29 @@ def test_sla_for_measures_a_ticket_under_the_compiled_policy() -> None:
     assert c.due == datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(("unmeasured", "clocks"), [
+    (frozenset(), ["first_response", "resolution", "time_in_tier"]),
+    (frozenset({"first_response"}), ["resolution", "time_in_tier"]),
+    (frozenset({"first_response", "resolution"}), ["time_in_tier"]),
+    (frozenset({"first_response", "time_in_tier", "resolution"}), []),
+    (frozenset({"no-such-clock"}), ["first_response", "resolution", "time_in_tier"]),
+])
+def test_sla_for_leaves_out_the_clocks_a_vendor_cannot_measure(
+    unmeasured: frozenset[str], clocks: list[str]
+) -> None:
+    """`unmeasured` (connectors.base.Vendor.unmeasured_clocks) drops those clocks and only
+    those; the others are measured as without it."""
+    policy = load_policy(GOOD, source="p.yaml", files={"berlin.ics": ICS})
+    created = datetime(2026, 11, 16, 8, tzinfo=UTC)
+    hist = TicketHistory(created_at=created, statuses=(StatusInterval("open", created),))
+    now = datetime(2026, 11, 16, 9, tzinfo=UTC)
+    every = sla_for(hist, policy.sla, plan="premium", tier="L1", priority=None, now=now)
+    some = sla_for(hist, policy.sla, plan="premium", tier="L1", priority=None, now=now,
+                   unmeasured=unmeasured)
+    assert sorted(c.clock for c in some.clocks) == clocks
+    assert all(c == every.clock(c.clock) for c in some.clocks)
+
+
 def test_policy_without_sla_has_only_the_builtin_calendar_and_no_clocks() -> None:
     """A policy with no sla section loads as before: the 24x7 calendar, no targets."""
     sla = load_policy(BASE).sla

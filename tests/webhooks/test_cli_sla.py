@@ -299,3 +299,21 @@ def test_sla_list_says_when_there_is_nothing(db: str, tmp_path: Path,
 def test_sla_list_never_creates_a_database(tmp_path: Path, db: str) -> None:
     code, out = run("sla", "list")
     assert code == 2 and "nothing was created" in out and not (tmp_path / "cli.db").exists()
+
+
+def test_explain_says_first_response_is_not_measured_on_zendesk(db: str) -> None:
+    """The same policy on both vendors: Jira runs first_response, Zendesk leaves it out
+    (connectors.base VENDORS unmeasured_clocks) and explain says so instead of a breach."""
+    for vendor, ticket in (("jira", "PT-9"), ("zendesk", "9")):
+        _ticket(db, vendor, ticket, plan="vendor-premier", priority=None,
+                statuses=[(0, "open")], with_timer=False)
+    code, out = run("explain", "zendesk", "9", "--now", NOW.isoformat(), "--json")
+    sla = json.loads(out)["sla"]
+    assert code == 0 and sla["unmeasured"] == ["first_response"]
+    assert [c["clock"] for c in sla["clocks"]] == ["time_in_tier"]
+    code, out = run("explain", "zendesk", "9", "--now", NOW.isoformat())
+    assert "first_response not measured on this vendor yet" in " ".join(out.split())
+    code, out = run("explain", "jira", "PT-9", "--now", NOW.isoformat(), "--json")
+    sla = json.loads(out)["sla"]
+    assert sla["unmeasured"] == []
+    assert sorted(c["clock"] for c in sla["clocks"]) == ["first_response", "time_in_tier"]

@@ -232,7 +232,7 @@ def test_migration_5_adds_the_sla_tables_to_a_version_4_database(db_url: str) ->
         conn.execute(schema_version.update().values(version=4))
     box.close()
     again = Inbox.connect(db_url)
-    assert again.migrate() == SCHEMA_VERSION == 5
+    assert again.migrate() == SCHEMA_VERSION == 6
     names = set(sa.inspect(again.engine).get_table_names())
     assert {"tierdesk_sla_marks", "tierdesk_sla_timers", "tierdesk_sla_fired",
             "tierdesk_sla_notices"} <= names
@@ -274,3 +274,134 @@ def test_concurrent_loops_enqueue_each_due_timer_once(db_url: str, clock: FakeCl
     assert boxes[0].counts() == {"pending": 200}
     for box in boxes:
         box.close()
+
+
+def test_timers_due_in_the_same_instant_are_enqueued_once_in_one_batch(
+    inbox: Inbox, clock: FakeClock
+) -> None:
+    """250 timers due in the same instant (more than one statement chunk): one claim, one
+    enqueue; each becomes exactly one event of its ticket, each timer's due instant is cleared,
+    and a second loop enqueueing the same instants adds nothing."""
+    clock.now = T0
+    for i in range(250):
+        inbox.set_timer(timer(f"T-{i}", T0 + 60))
+    inbox.set_timer(timer("later", T0 + 600))
+    clock.now = T0 + 60.5
+    claimed = inbox.claim_due_timers(lease_seconds=5, limit=300)
+    assert len(claimed) == 250 and len({t.lease_token for t in claimed}) == 1
+    inbox.set_timer(timer("T-7", T0 + 900))  # re-set while claimed: its new instant stands
+    done = inbox.enqueue_due_timers(claimed)
+    assert [t.ticket for t in done] == [f"T-{i}" for i in range(250) if i != 7]
+    assert inbox.counts() == {"pending": 249}
+    for i in (0, 199, 200, 249):
+        [event] = inbox.events_of("jira", f"T-{i}")
+        assert event.delivery_id == due_delivery_id(f"T-{i}", T0 + 60)
+        after = inbox.sla_timer("jira", f"T-{i}")
+        assert after is not None and after.due_at is None and after.lease_token is None
+    kept = inbox.sla_timer("jira", "T-7")
+    assert kept is not None and kept.due_at == T0 + 900 and inbox.events_of("jira", "T-7") == []
+    assert inbox.next_timer_in() == pytest.approx(539.5)
+    # The same instants set again (a loop restarted after SIGKILL, a replica): the delivery ids
+    # dedupe all but T-7, whose due instant was never enqueued.
+    for i in range(250):
+        inbox.set_timer(timer(f"T-{i}", T0 + 60))
+    again = inbox.enqueue_due_timers(inbox.claim_due_timers(lease_seconds=5, limit=300))
+    assert [t.ticket for t in again] == ["T-7"]
+    assert inbox.counts() == {"pending": 250}
+    assert all(len(inbox.events_of("jira", f"T-{i}")) == 1 for i in range(250))
+
+
+def test_the_timer_loop_wakes_the_workers_once_per_batch(inbox: Inbox, clock: FakeClock) -> None:
+    from webhooks.sla_work import TimerLoop
+
+    clock.now = T0
+    for i in range(5):
+        inbox.set_timer(timer(f"T-{i}", T0 + 10))
+    wakes: list[int] = []
+    loop = TimerLoop(inbox, wake_workers=lambda: wakes.append(1), batch=3)
+    clock.now = T0 + 11
+    assert loop.run_once() == 3 and loop.run_once() == 2 and loop.run_once() == 0
+    assert len(wakes) == 2 and inbox.counts() == {"pending": 5}
+
+
+def test_next_timer_in_seeks_the_lease_due_index(tmp_path: object) -> None:
+    """On SQLite, both of next_timer_in's queries are searches of ix_tierdesk_sla_timers_lease_due
+    (not scans of every timer)."""
+    box = Inbox.connect(f"sqlite:///{tmp_path}/inbox.db")
+    for query in box.next_timer_queries():
+        sql = str(query.compile(box.engine, compile_kwargs={"literal_binds": True}))
+        with box.engine.connect() as conn:
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+        assert "SEARCH" in plan and "ix_tierdesk_sla_timers_lease_due" in plan, plan
+    box.close()
+
+
+def test_next_timer_in_counts_leased_and_expired_leases(inbox: Inbox, clock: FakeClock) -> None:
+    """The soonest of: an unleased timer's due instant, a leased one's lease end (or its due
+    instant when that is later)."""
+    clock.now = T0
+    assert inbox.next_timer_in() is None
+    inbox.set_timer(timer("A", T0 + 1))
+    inbox.set_timer(timer("B", T0 + 50))
+    inbox.set_timer(timer("C", None))
+    assert inbox.next_timer_in() == 1
+    clock.now = T0 + 2
+    [a] = inbox.claim_due_timers(lease_seconds=30)
+    assert a.ticket == "A" and inbox.next_timer_in() == 30  # A's lease ends at +32
+    clock.now = T0 + 40                                     # A's lease expired: due now
+    assert inbox.next_timer_in() == 0
+
+
+def test_migration_6_indexes_the_timers_of_a_version_5_database(db_url: str) -> None:
+    box = Inbox.connect(db_url)
+    box.set_timer(timer())
+    with box.engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_tierdesk_sla_timers_lease_due"))
+        conn.execute(schema_version.update().values(version=5))
+    box.close()
+    again = Inbox.connect(db_url)
+    names = {i["name"] for i in sa.inspect(again.engine).get_indexes("tierdesk_sla_timers")}
+    assert "ix_tierdesk_sla_timers_lease_due" in names
+    assert again.migrate() == SCHEMA_VERSION == 6
+    assert again.next_timer_in() is not None and again.sla_timer("jira", "T-1") is not None
+    again.close()
+
+
+def test_prune_deletes_finished_notices_and_keeps_the_history(
+    inbox: Inbox, clock: FakeClock
+) -> None:
+    """Retention deletes SLA notices that were sent, or given up, before the cut-off; pending
+    ones, newer ones, the history marks and the fired keys stay (the clocks are computed from
+    them, and a fired key kept is what stops a threshold firing again)."""
+    from webhooks.inbox.records import Pruned
+    from webhooks.inbox.schema import sla_notices
+
+    def notice(key: str) -> Notice:
+        return Notice(notice_key=key, url="https://hooks.example/x", body={"text": key})
+
+    clock.now = T0
+    inbox.record_sla("jira", "T-1", SlaWrite(
+        marks=(SlaMark("created", T0), SlaMark("tier", T0, "L1")), fired=("k:sent", "k:gone"),
+        notices=(notice("sent"), notice("gone"), notice("waiting"))))
+    with inbox.engine.begin() as conn:
+        conn.execute(sla_notices.update().where(sla_notices.c.notice_key.like("%sent"))
+                     .values(sent_at=T0 + 5))
+        conn.execute(sla_notices.update().where(sla_notices.c.notice_key.like("%gone"))
+                     .values(next_attempt_at=float("inf"), last_error="HTTP 404"))
+    clock.now = T0 + 40 * 86_400
+    inbox.record_sla("jira", "T-2", SlaWrite(notices=(notice("recent"),)))
+    with inbox.engine.begin() as conn:
+        conn.execute(sla_notices.update().where(sla_notices.c.notice_key.like("%recent"))
+                     .values(sent_at=clock.now))
+    cutoff = clock.now - 30 * 86_400
+
+    assert inbox.prune(older_than=cutoff, dry_run=True) == Pruned(events=0, decisions=0,
+                                                                  notices=2)
+    assert inbox.prune(older_than=cutoff, batch=1) == Pruned(events=0, decisions=0, notices=2)
+    assert [n.notice_key.rsplit("|", 1)[-1] for n in inbox.notices_of("jira", "T-1")] == [
+        "waiting"]
+    assert len(inbox.notices_of("jira", "T-2")) == 1
+    assert inbox.sla_fired_keys("jira", "T-1") == {"k:sent", "k:gone"}
+    history = inbox.sla_history("jira", "T-1")
+    assert history is not None and history.created_at == dt(T0)
+    assert inbox.prune(older_than=cutoff) == Pruned(events=0, decisions=0, notices=0)

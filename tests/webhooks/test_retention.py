@@ -89,7 +89,8 @@ def test_prune_command(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()
     dry = runner.invoke(main, ["prune", "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "would delete 2 event(s) and 0 decision record(s) older than 30 day(s)" in dry.output
+    assert ("would delete 2 event(s), 0 decision record(s) and 0 finished SLA notice(s) older"
+            " than 30 day(s)") in dry.output
     done = runner.invoke(main, ["prune", "--older-than", "45"])
     assert "deleted 0 event(s)" in done.output
     done = runner.invoke(main, ["prune"])

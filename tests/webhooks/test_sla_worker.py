@@ -320,3 +320,25 @@ def test_a_priority_change_retargets_keeping_the_time_spent(
     timer = inbox.sla_timer("jira", "T-1")
     assert timer is not None and timer.breach_at == T0 + 60 and timer.due_at == T0 + 45
     assert timer.priority == "Urgent"
+
+
+def test_first_response_is_left_out_on_a_vendor_that_cannot_measure_it(
+    inbox: Inbox, vendor: MemoryVendor, clock: FakeClock
+) -> None:
+    """Zendesk's events do not show the first public agent reply (connectors.base VENDORS,
+    unmeasured_clocks): a first_response target there would breach on every ticket, so it is
+    left out and the other clocks run; on Jira the same policy runs it (the test above)."""
+    text = (POLICY % {"l1": "100s"}).replace("L1: {resolution: 100s}",
+                                             "L1: {first_response: 100s, resolution: 300s}")
+    pol = load_policy(text, source="zendesk-reply.yaml")
+    work = Worker(inbox=inbox, connectors={"zendesk": vendor}, policy=pol, lease_seconds=60,
+                  now=lambda: datetime.fromtimestamp(clock.now, UTC))
+    inbox.enqueue(Envelope(vendor="zendesk", event_type="trigger", handled=True, ticket="T-1",
+                           delivery_id="z1", actor="agent"), {"ticket": "T-1"})
+    work.drain()
+    timer = inbox.sla_timer("zendesk", "T-1")
+    assert timer is not None and (timer.clock, timer.due_at) == ("resolution", T0 + 225)
+    at(clock, 150)  # first_response would have breached (and escalated) at 100 s
+    assert fire(inbox, work) == 0
+    assert vendor.issues["T-1"].comments == []
+    assert "sla-breached" not in vendor.issues["T-1"].labels

@@ -250,8 +250,8 @@ def prune(days: float | None, dry_run: bool, verbose: bool) -> None:
     finally:
         inbox.close()
     verb = "would delete" if dry_run else "deleted"
-    click.echo(f"{verb} {pruned.events} event(s) and {pruned.decisions} decision record(s)"
-               f" older than {days:g} day(s)")
+    click.echo(f"{verb} {pruned.events} event(s), {pruned.decisions} decision record(s) and"
+               f" {pruned.notices} finished SLA notice(s) older than {days:g} day(s)")
 
 
 @click.command("migrate", epilog=SETTINGS_HELP)

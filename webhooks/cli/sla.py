@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +86,9 @@ class TicketClocks:
     policy_digest: str
     #: Why there are no clocks (None when there are).
     none_because: str | None = None
+    #: Clocks the policy sets for this ticket that tierdesk cannot measure on its vendor
+    #: (connectors.base.Vendor.unmeasured_clocks): left out, and said so.
+    unmeasured: tuple[str, ...] = ()
 
 
 def ticket_clocks(
@@ -119,14 +122,25 @@ def ticket_clocks(
                        " is not known)")
     if tier is None and history.tiers:
         tier, basis = history.tiers[-1].tier, basis or "recorded history"
+    vendor_unmeasured = VENDORS[vendor].unmeasured_clocks if vendor in VENDORS else frozenset()
+    unmeasured = tuple(sorted(
+        {t.clock for t in policy.sla.targets_for(plan=plan, tier=tier, priority=priority)}
+        & vendor_unmeasured))
     try:
-        report = sla_for(history, policy.sla, plan=plan, tier=tier, priority=priority, now=now)
+        report = sla_for(history, policy.sla, plan=plan, tier=tier, priority=priority, now=now,
+                         unmeasured=vendor_unmeasured)
     except HistoryError as exc:
         return nothing(f"the recorded history cannot be measured: {exc}")
     if not report.clocks:
+        if unmeasured:
+            return replace(nothing(
+                f"the policy sets only {', '.join(unmeasured)} for plan {plan or '(none)'} in"
+                f" tier {tier or '(none)'}, which tierdesk does not measure on {vendor} yet"
+            ), unmeasured=unmeasured)
         return nothing(f"the policy sets no clock for plan {plan or '(none)'} in tier"
                        f" {tier or '(none)'}")
-    return TicketClocks(plan, tier, priority, basis, report, fired, digest)
+    return TicketClocks(plan, tier, priority, basis, report, fired, digest,
+                        unmeasured=unmeasured)
 
 
 def _thresholds(c: ClockState, warn_at: Sequence[float], fired: frozenset[str]
@@ -170,6 +184,7 @@ def clocks_view(tc: TicketClocks, policy: Policy, now: datetime) -> dict[str, An
         "fired": sorted(tc.fired),
         "fired_elsewhere": sorted(tc.fired - matched),
         "none_because": tc.none_because,
+        "unmeasured": list(tc.unmeasured),
     }
 
 
@@ -201,6 +216,9 @@ def clocks_lines(view: Mapping[str, Any], show: Any = str) -> list[str]:
             state += ", acted on" if t["fired"] else ""
             marks.append(f"{name} {state}")
         lines.append(f"  {'':<14} thresholds: " + "; ".join(marks))
+    for name in view.get("unmeasured", ()):
+        lines.append(f"  {name:<14} not measured on this vendor yet: the policy sets it, but"
+                     " tierdesk does not record what stops it here (left out, never breaches)")
     if view["fired_elsewhere"]:
         lines.append("  thresholds acted on earlier (another tier or target): "
                      + ", ".join(show(k) for k in view["fired_elsewhere"]))

@@ -56,6 +56,13 @@ def _migration_5(conn: Connection) -> None:
                         checkfirst=True)
 
 
+def _migration_6(conn: Connection) -> None:
+    """An index on sla_timers (lease_until, due_at): "when is the next timer due" becomes an
+    index seek instead of a scan of every timer (the timer loop asks it every poll)."""
+    index = next(i for i in sla_timers.indexes if i.name == "ix_tierdesk_sla_timers_lease_due")
+    index.create(conn, checkfirst=True)
+
+
 #: Versioned migrations, applied in order on connect. Never edit a released one: append.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _migration_1),
@@ -63,6 +70,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (3, _migration_3),
     (4, _migration_4),
     (5, _migration_5),
+    (6, _migration_6),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -152,6 +152,8 @@ class Pruned:
 
     events: int
     decisions: int
+    #: SLA notices sent or given up (tierdesk_sla_notices).
+    notices: int = 0
 
 
 def stored_event(row: Any) -> StoredEvent:

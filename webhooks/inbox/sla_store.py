@@ -58,6 +58,9 @@ from webhooks.inbox.schema import (
 
 MARK_KINDS = (MARK_CREATED, MARK_STATUS, MARK_TIER, MARK_REPLY)
 
+#: Timers per statement when due timers are enqueued (bounded bind parameters: 14 a row).
+ENQUEUE_CHUNK = 200
+
 
 def due_delivery_id(ticket: str, due_at: float) -> str:
     """The delivery id of the synthetic event for `ticket`'s timer due at `due_at`: the same
@@ -327,18 +330,32 @@ class SlaStore:
             ).all()
         return {str(v): int(n or 0) for v, n in rows}
 
+    def next_timer_queries(self) -> tuple[sa.Select[Any], sa.Select[Any]]:
+        """The two index seeks `next_timer_in` runs (ix_tierdesk_sla_timers_lease_due): the
+        soonest due instant among unleased timers, and among leased ones (few: the timers in
+        flight) the soonest of max(lease end, due instant)."""
+        t = sla_timers.c
+        unleased = (
+            sa.select(t.due_at)
+            .where(t.lease_until.is_(None), t.due_at.is_not(None))
+            .order_by(t.due_at).limit(1)
+        )
+        leased = (
+            sa.select(sa.func.min(sa.case((t.lease_until > t.due_at, t.lease_until),
+                                          else_=t.due_at)))
+            .where(t.lease_until.is_not(None), t.due_at.is_not(None))
+        )
+        return unleased, leased
+
     def next_timer_in(self) -> float | None:
-        """Seconds until the soonest unleased (or lease-expired) timer falls due; None: none."""
+        """Seconds until the soonest unleased (or lease-expired) timer falls due; None: none.
+        Two index seeks, not a scan of every timer: the timer loop asks this every poll."""
         now = self.clock()
+        unleased, leased = self.next_timer_queries()
         with self._read() as conn:
-            soonest = conn.execute(
-                sa.select(sa.func.min(sa.case(
-                    (sla_timers.c.lease_until.is_(None), sla_timers.c.due_at),
-                    (sla_timers.c.lease_until > sla_timers.c.due_at, sla_timers.c.lease_until),
-                    else_=sla_timers.c.due_at,
-                ))).where(sla_timers.c.due_at.is_not(None))
-            ).scalar()
-        return None if soonest is None else max(0.0, float(soonest) - now)
+            found = [conn.execute(unleased).scalar(), conn.execute(leased).scalar()]
+        soonest = min((float(v) for v in found if v is not None), default=None)
+        return None if soonest is None else max(0.0, soonest - now)
 
     # ------------------------------------------------------------------ firing
 
@@ -372,55 +389,69 @@ class SlaStore:
     def enqueue_due_timers(self, claimed: Sequence[SlaTimer]) -> list[SlaTimer]:
         """For each claimed timer still as claimed (same lease, same due instant), store one
         `tierdesk:sla-due` event for its ticket and clear the timer's due instant, in one
-        transaction; return the timers enqueued. A timer re-set meanwhile (the ticket's work
-        computed a new one) is skipped: its new due instant stands."""
-        now = self.clock()
-        done: list[SlaTimer] = []
-        with self._tx() as conn:
-            for timer in claimed:
-                if timer.due_at is None or timer.lease_token is None:
-                    continue
-                result = conn.execute(
-                    sla_timers.update().where(
-                        sla_timers.c.vendor == timer.vendor, sla_timers.c.ticket == timer.ticket,
-                        sla_timers.c.lease_token == timer.lease_token,
-                        sla_timers.c.due_at == timer.due_at,
-                    ).values(due_at=None, lease_token=None, lease_until=None, updated_at=now)
-                )
-                if result.rowcount != 1:
-                    continue
-                if self._enqueue_due(conn, timer, now):
-                    done.append(timer)
-        return done
+        transaction; return the timers enqueued, in claimed order. A timer re-set meanwhile
+        (the ticket's work computed a new one) is skipped: its new due instant stands.
 
-    def _enqueue_due(self, conn: Connection, timer: SlaTimer, now: float) -> bool:
-        assert timer.due_at is not None
-        payload = {
-            "tierdesk": SLA_DUE_EVENT, "ticket": timer.ticket, "due_at": timer.due_at,
-            "clock": timer.clock, "fraction": timer.fraction,
-        }
-        new = conn.execute(
-            self._insert(events).values(
-                vendor=timer.vendor, delivery_id=due_delivery_id(timer.ticket, timer.due_at),
-                event_type=SLA_DUE_EVENT, ticket=timer.ticket, status=PENDING, actor=None,
-                occurred_at=None, received_at=now,
-                payload=json.dumps(payload, separators=(",", ":")), attempts=0, claims=0,
-                finished_at=None, last_error=None,
-            ).on_conflict_do_nothing(index_elements=["vendor", "delivery_id"])
-            .returning(events.c.id)
-        ).first()
-        if new is None:
-            return False  # another loop enqueued this due instant already
-        upsert = self._insert(tickets).values(
-            vendor=timer.vendor, ticket=timer.ticket, pending=True, next_attempt_at=now,
-            attempts=0, updated_at=now,
-        )
-        # A ticket waiting out a backoff keeps its next_attempt_at (as enqueue_many does).
-        conn.execute(upsert.on_conflict_do_update(
-            index_elements=["vendor", "ticket"],
-            set_={"pending": True, "updated_at": now},
-        ))
-        return True
+        Set-based, per `ENQUEUE_CHUNK` timers: one UPDATE ... RETURNING releases the timers
+        still holding their lease and due instant, one multi-row INSERT ... ON CONFLICT DO
+        NOTHING RETURNING stores the events (the unique (vendor, delivery_id) makes it
+        exactly-once across loops), one multi-row upsert marks their tickets pending."""
+        now = self.clock()
+        wanted = {(t.vendor, t.ticket): t for t in claimed
+                  if t.due_at is not None and t.lease_token is not None}
+        done: set[tuple[str, str]] = set()
+        if not wanted:
+            return []
+        keys = list(wanted)
+        with self._tx() as conn:
+            for start in range(0, len(keys), ENQUEUE_CHUNK):
+                part = [wanted[k] for k in keys[start:start + ENQUEUE_CHUNK]]
+                done |= self._enqueue_chunk(conn, part, now)
+        return [t for k, t in wanted.items() if k in done]
+
+    def _enqueue_chunk(
+        self, conn: Connection, part: Sequence[SlaTimer], now: float
+    ) -> set[tuple[str, str]]:
+        t = sla_timers.c
+        released = conn.execute(
+            sla_timers.update()
+            .where(sa.tuple_(t.vendor, t.ticket, t.lease_token, t.due_at).in_(
+                [(x.vendor, x.ticket, x.lease_token, x.due_at) for x in part]))
+            .values(due_at=None, lease_token=None, lease_until=None, updated_at=now)
+            .returning(t.vendor, t.ticket)
+        ).all()
+        ours = {(r.vendor, r.ticket) for r in released}
+        timers = [x for x in part if (x.vendor, x.ticket) in ours]
+        if not timers:
+            return set()
+        rows = [{
+            "vendor": x.vendor, "delivery_id": due_delivery_id(x.ticket, float(x.due_at or 0)),
+            "event_type": SLA_DUE_EVENT, "ticket": x.ticket, "status": PENDING, "actor": None,
+            "occurred_at": None, "received_at": now,
+            "payload": json.dumps({
+                "tierdesk": SLA_DUE_EVENT, "ticket": x.ticket, "due_at": x.due_at,
+                "clock": x.clock, "fraction": x.fraction,
+            }, separators=(",", ":")),
+            "attempts": 0, "claims": 0, "finished_at": None, "last_error": None,
+        } for x in timers]
+        stored = conn.execute(
+            self._insert(events).values(rows)
+            .on_conflict_do_nothing(index_elements=["vendor", "delivery_id"])
+            .returning(events.c.vendor, events.c.ticket)
+        ).all()
+        new = {(r.vendor, r.ticket) for r in stored}  # the rest: another loop enqueued them
+        if new:
+            upsert = self._insert(tickets).values([
+                {"vendor": v, "ticket": k, "pending": True, "next_attempt_at": now,
+                 "attempts": 0, "updated_at": now}
+                for v, k in sorted(new)  # one order for every loop: no deadlock on PostgreSQL
+            ])
+            # A ticket waiting out a backoff keeps its next_attempt_at (as enqueue_many does).
+            conn.execute(upsert.on_conflict_do_update(
+                index_elements=["vendor", "ticket"],
+                set_={"pending": True, "updated_at": upsert.excluded.updated_at},
+            ))
+        return new
 
     # ------------------------------------------------------------------ notices outbox
 

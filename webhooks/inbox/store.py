@@ -41,7 +41,6 @@ from webhooks.inbox.records import (
     Claim,
     DecisionRecord,
     Delivery,
-    Pruned,
     SlaWrite,
     event_row,
     stored_event,
@@ -49,7 +48,6 @@ from webhooks.inbox.records import (
 from webhooks.inbox.schema import (
     DEAD,
     DONE,
-    IGNORED,
     PENDING,
     UNFINISHED_ERROR,
     decisions,
@@ -58,9 +56,10 @@ from webhooks.inbox.schema import (
     vendor_pauses,
 )
 from webhooks.inbox.sla_store import SlaStore
+from webhooks.inbox.upkeep import InboxUpkeep
 
 
-class Inbox(InboxReads, SlaStore):
+class Inbox(InboxReads, SlaStore, InboxUpkeep):
     """The durable inbox over one database. Thread-safe: every method runs its own transaction."""
 
     def __init__(self, engine: Engine, *, clock: Clock = time.time) -> None:
@@ -537,70 +536,3 @@ class Inbox(InboxReads, SlaStore):
                 error=record.error,
             )
         )
-
-    # ------------------------------------------------------------------ operators
-
-    def replay(self, event_ids: Sequence[int] | None = None) -> int:
-        """Make dead letters pending again with a fresh attempt count (all when `event_ids` is
-        None); return how many. Their tickets become claimable at once."""
-        now = self.clock()
-        with self._tx() as conn:
-            query = sa.select(events.c.id, events.c.vendor, events.c.ticket).where(
-                events.c.status == DEAD
-            )
-            if event_ids is not None:
-                query = query.where(events.c.id.in_(list(event_ids)))
-            rows = conn.execute(query).all()
-            if not rows:
-                return 0
-            conn.execute(
-                events.update()
-                .where(events.c.id.in_([r.id for r in rows]))
-                .values(status=PENDING, attempts=0, finished_at=None)
-                # claims stay: the replayed events' earlier writes may have landed.
-            )
-            for vendor, ticket in sorted({(r.vendor, r.ticket) for r in rows}):
-                conn.execute(
-                    tickets.update()
-                    .where(tickets.c.vendor == vendor, tickets.c.ticket == ticket)
-                    .values(pending=True, attempts=0, next_attempt_at=now, updated_at=now)
-                )
-        return len(rows)
-
-    def prune(
-        self, *, older_than: float, batch: int = 2000, dry_run: bool = False
-    ) -> Pruned:
-        """Delete what is older than `older_than` (epoch seconds) and finished: events that
-        were processed or ignored (by `received_at`) and decision records (by `created_at`).
-        Pending events and dead letters are never deleted, nor the per-ticket state (the
-        checklist last posted, the newest event seen), so pruning changes no decision.
-
-        Deletes in batches of `batch` rows, one short transaction each, so receivers and workers
-        are never held up behind one long delete. `dry_run` only counts."""
-        old_events = sa.and_(events.c.status.in_([DONE, IGNORED]),
-                             events.c.received_at < older_than)
-        old_decisions = decisions.c.created_at < older_than
-        if dry_run:
-            with self._read() as conn:
-                return Pruned(
-                    events=int(conn.execute(
-                        sa.select(sa.func.count()).select_from(events).where(old_events)
-                    ).scalar_one()),
-                    decisions=int(conn.execute(
-                        sa.select(sa.func.count()).select_from(decisions).where(old_decisions)
-                    ).scalar_one()),
-                )
-        counts = {"events": 0, "decisions": 0}
-        for name, table, where in (("events", events, old_events),
-                                   ("decisions", decisions, old_decisions)):
-            while True:
-                with self._tx() as conn:
-                    ids = conn.execute(
-                        sa.select(table.c.id).where(where).order_by(table.c.id).limit(batch)
-                    ).scalars().all()
-                    if ids:
-                        conn.execute(table.delete().where(table.c.id.in_(ids)))
-                counts[name] += len(ids)
-                if len(ids) < batch:
-                    break
-        return Pruned(events=counts["events"], decisions=counts["decisions"])

@@ -13,11 +13,11 @@ from connectors.base import PayloadInvalid
 from connectors.jira import JiraConnector
 from connectors.jira.tickets import (
     fields_to_read,
-    reference_payload,
     status_of,
     ticket_from_issue,
     time_of,
 )
+from connectors.jira.webhook import requeue_body
 from tiering.policy import Policy, load_policy
 
 from .conftest import BASE, HERE, cloud_config, load, policy
@@ -87,12 +87,15 @@ def test_payload_status_and_created() -> None:
     assert ticket.created_at == datetime(2019, 2, 16, 3, 1, 52, 971000, tzinfo=UTC)
 
 
-def test_reference_payload_reads_the_issue(rsps: responses.RequestsMock) -> None:
+def test_the_requeue_body_an_sla_due_event_stands_in_with_reads_the_issue(
+    rsps: responses.RequestsMock,
+) -> None:
     connector = JiraConnector(cloud_config(), sla_policy())
     issue = load("jira_issue_created__cloud.json")["issue"]
     issue["fields"]["status"] = status("Waiting for customer", "indeterminate")["status"]
     rsps.get(f"{BASE}/rest/api/2/issue/TES-41", json=issue)
-    ticket = connector.current_ticket([reference_payload("TES-41")], fresh=True)
+    ticket = connector.current_ticket([requeue_body("TES-41", "tierdesk:sla-due", now_ms=0)],
+                                    fresh=True)
     assert (ticket.key, ticket.status) == ("TES-41", "pending")
     assert len(rsps.calls) == 1
 

@@ -13,8 +13,9 @@ import responses
 from connectors.zendesk import ZendeskConnector
 from connectors.zendesk.admin import ZendeskAdmin, trigger_spec, webhook_spec
 from connectors.zendesk.config import ZendeskConfig
-from connectors.zendesk.tickets import reference_payload, status_of, ticket_from_api, time_of
+from connectors.zendesk.tickets import status_of, ticket_from_api, time_of
 from connectors.zendesk.trigger_body import render_template, template
+from connectors.zendesk.webhook import requeue_body
 from tiering import Policy, load_policy
 
 from .conftest import BASE, HERE, FakeClock, sent, trigger_body
@@ -111,14 +112,15 @@ def test_api_ticket_status_and_created(policy: Policy) -> None:
     assert ticket.created_at == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
-def test_reference_payload_reads_the_ticket_fresh(
+def test_the_requeue_body_an_sla_due_event_stands_in_with_reads_the_ticket(
     sla_connector: ZendeskConnector, rsps: responses.RequestsMock
 ) -> None:
     data = api_ticket([])
     data["ticket"].update(status="open", created_at="2026-11-21T10:00:00Z")
     rsps.get(f"{BASE}/api/v2/tickets/42.json", json=data)
     rsps.get(f"{BASE}/api/v2/tickets/42/comments.json", json={"comments": [], "next_page": None})
-    ticket = sla_connector.current_ticket([reference_payload("42")], fresh=True)
+    ticket = sla_connector.current_ticket(
+        [requeue_body("42", "tierdesk:sla-due", now_ms=0)], fresh=True)
     assert (ticket.key, ticket.status) == ("42", "open")
 
 
