@@ -13,7 +13,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,16 +64,18 @@ class Stack:
             raise AssertionError(f"{exc}\nservice log:\n{self.service.logs()}") from exc
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    """Sandbox + `tierdesk serve` (SQLite inbox in a temp dir), webhooks installed by the CLI."""
-    workdir = Path(tempfile.mkdtemp(prefix="tierdesk-e2e-"))
+@contextmanager
+def running_stack(policy: Callable[[Path], Path], *, prefix: str = "tierdesk-e2e-"
+                  ) -> Iterator[Stack]:
+    """Sandbox + `tierdesk serve` (SQLite inbox in a temp dir), webhooks installed by the CLI,
+    with the policy `policy(workdir)` returns; stopped and removed when the block ends."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     sandbox = SandboxProcess(workdir)
     service: Service | None = None
     try:
         db = workdir / "inbox.db"
         port = free_port()
-        env = vendor_env(sandbox, db, POLICY)
+        env = vendor_env(sandbox, db, policy(workdir))
         for vendor in VENDORS:
             env.update(install(vendor, env, f"http://127.0.0.1:{port}/webhooks/{vendor}"))
         service = Service(env, port, workdir)
@@ -83,6 +86,13 @@ def stack() -> Iterator[Stack]:
             service.stop()
         sandbox.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """The shared stack on the example policy."""
+    with running_stack(lambda _: POLICY) as running:
+        yield running
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ figure).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,19 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import POLICY, Stack
+from tests.e2e.conftest import POLICY, Stack, running_stack
 from tests.e2e.harness import (
     JIRA_AGENT,
     VENDORS,
     ZENDESK_AGENT,
-    InboxView,
     SandboxClient,
-    SandboxProcess,
-    Service,
     figure,
-    free_port,
-    install,
-    vendor_env,
 )
 from tests.e2e.story import Case, bot_comment_bodies, create
 from tiering.sla_actions import SLA_MARKER
@@ -76,23 +68,8 @@ def sla_policy(workdir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def sla_stack() -> Iterator[Stack]:
-    workdir = Path(tempfile.mkdtemp(prefix="tierdesk-e2e-sla-"))
-    sandbox = SandboxProcess(workdir)
-    service: Service | None = None
-    try:
-        db = workdir / "inbox.db"
-        port = free_port()
-        env = vendor_env(sandbox, db, sla_policy(workdir))
-        for vendor in VENDORS:
-            env.update(install(vendor, env, f"http://127.0.0.1:{port}/webhooks/{vendor}"))
-        service = Service(env, port, workdir)
-        service.start()
-        yield Stack(sandbox, service, InboxView(db), workdir)
-    finally:
-        if service is not None:
-            service.stop()
-        sandbox.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with running_stack(sla_policy, prefix="tierdesk-e2e-sla-") as running:
+        yield running
 
 
 def labels(client: SandboxClient, case: Case) -> set[str]:
