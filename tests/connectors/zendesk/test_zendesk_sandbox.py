@@ -51,7 +51,8 @@ def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Receiver) -> No
     connector = ZendeskConnector(config, policy)
     admin = ZendeskAdmin(connector)
     first = admin.install_webhook(callback_url=inbox.url + "/webhooks/zendesk")
-    assert [w.method for w in first.writes] == ["POST", "POST"] and first.secret
+    # webhook, main trigger, public reply trigger (the example policy has SLA clocks)
+    assert [w.method for w in first.writes] == ["POST", "POST", "POST"] and first.secret
     assert admin.install_webhook(callback_url=inbox.url + "/webhooks/zendesk").writes == []
 
     created = requests.post(f"{sandbox.zendesk_url}/api/v2/tickets.json", auth=AGENT, timeout=5,
