@@ -19,8 +19,8 @@ from connectors.zendesk.admin import (
     trigger_spec,
     webhook_spec,
 )
-from connectors.zendesk.reply_trigger import REPLY_TRIGGER_TITLE, reply_trigger_spec
 from connectors.zendesk.config import ZendeskConfig
+from connectors.zendesk.reply_trigger import REPLY_TRIGGER_TITLE, reply_trigger_spec
 from connectors.zendesk.tickets import status_of, ticket_from_api, time_of
 from connectors.zendesk.trigger_body import render_template, template
 from connectors.zendesk.webhook import requeue_body
