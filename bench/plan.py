@@ -30,8 +30,8 @@ from tiering import load_policy
 from tiering.plan import plan_change
 from webhooks.defaults import default_policy_text
 from webhooks.inbox.store import Inbox
-from webhooks.plan_document import Rate, dumps, plan_document
-from webhooks.planning import InboxSource, connector_cost
+from webhooks.plan.document import Rate, dumps, plan_document
+from webhooks.plan.sources import InboxSource, connector_cost
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 PROPOSED = (

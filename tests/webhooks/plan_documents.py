@@ -79,7 +79,7 @@ _SAMPLE: dict[str, Any] = {
                  "reason": f"the stored body is not a ticket: {HOSTILE}"}],
 }
 
-#: The keys webhooks/plan_document.py adds to the agreed shape (the report reads them when there).
+#: The keys webhooks/plan/document.py adds to the agreed shape (the report reads them when there).
 ADDITIVE = {"source": ["skipped"], "summary": ["rates"], "tickets": ["reasons_before", "writes"],
             "": ["skipped"]}
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.webhooks.browser import chromium
-from webhooks.plan_charts import tier_order
-from webhooks.plan_report import CHANGE_HEADINGS, format_duration, render_html
+from webhooks.plan.charts import tier_order
+from webhooks.plan.report import CHANGE_HEADINGS, format_duration, render_html
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page

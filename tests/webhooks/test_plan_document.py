@@ -12,7 +12,7 @@ from tests.tiering.conftest import DOCS_L2, NOW, ticket
 from tiering import load_policy
 from tiering.plan import PlanInput, plan_change
 from webhooks.defaults import default_policy_text
-from webhooks.plan_document import FORMAT, Rate, Skipped, dumps, natural_key, plan_document
+from webhooks.plan.document import FORMAT, Rate, Skipped, dumps, natural_key, plan_document
 
 GOLDEN = Path(__file__).parent / "golden" / "plan.json"
 
@@ -88,7 +88,7 @@ def test_natural_order() -> None:
 def test_readable_text_shows_the_same_figures() -> None:
     """The default table: one block per changed ticket (kind, tiers, labels, reasons, note),
     then the distribution in tier order, the kinds, the writes and the skipped tickets."""
-    from webhooks.plan_text import duration_text, render_text
+    from webhooks.plan.text import duration_text, render_text
 
     text = render_text(_document())
     assert "jira SUP-9: de-escalate; tier L1 -> L0" in text

@@ -1,4 +1,4 @@
-"""The HTML plan report (webhooks/plan_report.py) read back with an HTML parser: escaping of
+"""The HTML plan report (webhooks/plan/report.py) read back with an HTML parser: escaping of
 hostile text, the format check, self-containment and the numbers on the chart elements."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 
 from tests.webhooks.plan_documents import HOSTILE, agreed_shape_only, sample_document
 from tiering.plan import CHANGE_KINDS
-from webhooks.plan_charts import format_count, tier_order
-from webhooks.plan_report import CHANGE_HEADINGS, format_duration, render_html
-from webhooks.plan_schema import PlanDocumentError, read_document
+from webhooks.plan.charts import format_count, tier_order
+from webhooks.plan.report import CHANGE_HEADINGS, format_duration, render_html
+from webhooks.plan.schema import PlanDocumentError, read_document
 
 
 class _Elements(HTMLParser):

@@ -1,13 +1,13 @@
 """The HTML plan report: one self-contained page drawn from a `tierdesk plan` JSON document.
 
-`render_html(document)` checks the document (format tierdesk-plan/1, webhooks/plan_schema.py)
+`render_html(document)` checks the document (format tierdesk-plan/1, webhooks/plan/schema.py)
 and returns one HTML file that needs nothing else: inline CSS, charts as inline SVG drawn in
-Python (webhooks/plan_charts.py), no script, font, image or request. Drawing the charts in Python
+Python (webhooks/plan/charts.py), no script, font, image or request. Drawing the charts in Python
 instead of a script in the page keeps the file readable where scripts are blocked (mail
 attachments, CI artifact viewers) and lets the page carry a Content-Security-Policy that forbids
 every script and every request, so a ticket text that slipped past escaping still could not run.
 
-Ticket text is hostile input: every value reaches the page through webhooks/markup.py, which
+Ticket text is hostile input: every value reaches the page through webhooks/plan/markup.py, which
 escapes whatever is not markup built here, in text and attributes alike.
 
 The page, top to bottom: the policies compared and the source; the summary (changes by kind,
@@ -22,8 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tiering.plan import NO_TIER
-from webhooks.markup import Html, esc, join, tag
-from webhooks.plan_charts import (
+from webhooks.plan.charts import (
     AFTER_COLOUR,
     BEFORE_COLOUR,
     format_count,
@@ -31,7 +30,8 @@ from webhooks.plan_charts import (
     tier_order,
     transition_chart,
 )
-from webhooks.plan_schema import PlanDocument, PolicyRef, Source, read_document
+from webhooks.plan.markup import Html, esc, join, tag
+from webhooks.plan.schema import PlanDocument, PolicyRef, Source, read_document
 
 #: The kinds of change (tiering/plan.py's CHANGE_KINDS), as the summary names them.
 CHANGE_HEADINGS: tuple[tuple[str, str], ...] = (

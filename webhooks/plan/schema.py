@@ -1,10 +1,10 @@
 """The plan document (format tierdesk-plan/1) as the HTML report reads it: models that check a
 parsed `tierdesk plan --format json` document and name every problem with its key path.
 
-The models hold the agreed shape plus the keys webhooks/plan_document.py adds to it
+The models hold the agreed shape plus the keys webhooks/plan/document.py adds to it
 (`source.skipped`, `summary.rates`, `tickets[].reasons_before`, `tickets[].writes`, `skipped`);
 those are optional, so a document with the agreed shape alone is read too. Keys this version
-does not know are ignored: a format version may only add keys (webhooks/plan_document.py).
+does not know are ignored: a format version may only add keys (webhooks/plan/document.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tiering.plan import CHANGE_KINDS
-from webhooks.plan_document import FORMAT
+from webhooks.plan.document import FORMAT
 
 Count = Annotated[int, Field(ge=0)]
 Seconds = Annotated[float, Field(ge=0)]

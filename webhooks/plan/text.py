@@ -3,7 +3,7 @@
 One block per changed ticket (kind, tier before -> after, labels, target, the reasons that
 changed, the note), then the aggregate (tier distribution, transitions, changes per kind, the
 writes enforcing would cost and their time) and the tickets that could not be planned. The JSON
-(webhooks/plan_document.py) and the HTML report (webhooks/plan_report.py) show the same.
+(webhooks/plan/document.py) and the HTML report (webhooks/plan/report.py) show the same.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tiering.plan import CHANGE_KINDS
-from webhooks.plan_charts import tier_order
+from webhooks.plan.charts import tier_order
 
 
 def duration_text(seconds: float) -> str:
