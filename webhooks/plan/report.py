@@ -12,8 +12,9 @@ escapes whatever is not markup built here, in text and attributes alike.
 
 The page, top to bottom: the policies compared and the source; the summary (changes by kind,
 writes and time per vendor at its rate); the tier distribution before and after, with the same
-figures as a table; the tier changes; every changed ticket; the tickets that could not be
-planned. Chart and table elements carry their numbers in data-* attributes.
+figures as a table; the tier changes; every changed ticket (its tier or route named as the
+chart names it); the tickets that could not be planned. Chart and table elements carry their
+numbers in data-* attributes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tiering.plan import NO_TIER
+from tiering.plan import NO_TIER, outcome_key
 from webhooks.plan.charts import (
     AFTER_COLOUR,
     BEFORE_COLOUR,
@@ -195,6 +196,17 @@ def _pair(before: str | None, after: str | None, *, none: str) -> Html:
     return join([one(before), tag("span", {"class": "arrow"}, " → "), one(after)])
 
 
+def _outcome(tier_before: str | None, route_before: str | None, tier_after: str | None,
+             route_after: str | None) -> Html:
+    """A ticket's tier or route before → after, named as the tier chart names them (`L2`,
+    `route:billing`; `(none)` in grey)."""
+    def key(tier: str | None, route: str | None) -> str | None:
+        named = outcome_key(tier, route)
+        return None if named == NO_TIER else named
+
+    return _pair(key(tier_before, route_before), key(tier_after, route_after), none=NO_TIER)
+
+
 def _items(values: list[str], *, cls: str, sign: str = "") -> Html:
     if not values:
         return _none()
@@ -215,7 +227,7 @@ def _tickets(doc: PlanDocument) -> Html:
         return _section("tickets", "Tickets that would change",
                         tag("p", {"class": "empty"}, "No ticket would change."))
     with_writes = any(t.writes is not None for t in doc.tickets)
-    columns = ("Vendor", "Ticket", "Change", "Tier (before → after)", "Labels added",
+    columns = ("Vendor", "Ticket", "Change", "Tier or route (before → after)", "Labels added",
                "Labels removed", "Target (before → after)", "Note to be posted", "Reasons",
                *(("Writes",) if with_writes else ()))
     rows = [
@@ -225,8 +237,9 @@ def _tickets(doc: PlanDocument) -> Html:
             tag("td", {"class": "change"}, tag("span", {"class": "badge",
                                                         "data-kind": t.change}, t.change)),
             tag("td", {"class": "tier", "data-before": t.tier_before,
-                       "data-after": t.tier_after},
-                _pair(t.tier_before, t.tier_after, none=NO_TIER)),
+                       "data-after": t.tier_after, "data-route-before": t.route_before,
+                       "data-route-after": t.route_after},
+                _outcome(t.tier_before, t.route_before, t.tier_after, t.route_after)),
             tag("td", {"class": "labels-added"}, _items(t.labels_added, cls="added", sign="+")),
             tag("td", {"class": "labels-removed"},
                 _items(t.labels_removed, cls="removed", sign="−")),
