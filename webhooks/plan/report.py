@@ -291,7 +291,8 @@ svg text { font-size: 13px; fill: #1a1a1a; } svg text.count { font-weight: 600; 
 table.compact { margin-top: 12px; font-size: .9rem; }
 .table-box { overflow-x: auto; }
 #ticket-table td { overflow-wrap: anywhere; max-width: 320px; }
-#ticket-table td.vendor, #ticket-table td.change { overflow-wrap: normal; white-space: nowrap; }
+#ticket-table td.vendor, #ticket-table td.change, #ticket-table td.tier { overflow-wrap: normal;
+  white-space: nowrap; }
 #ticket-table td.note, #ticket-table td.reasons { min-width: 220px; }
 #ticket-table thead th { position: sticky; top: 0; }
 td ul { margin: 0; padding-left: 18px; } ul.added, ul.removed { list-style: none; padding: 0; }
