@@ -251,8 +251,9 @@ def due_field_check(fid: str, found: Mapping[str, Any] | None) -> Check:
     of the field" in platform-openapi-v3.json): `date` for duedate (`"system": "duedate"`) and a
     Date Picker, `datetime` for a Date Time Picker (`customfieldtypes:datetime`, a key the same
     OpenAPI names among the date field types; "fields with schema type `datetime`" in
-    sooperset/mcp-atlassian #863). A date-and-time value sent to a Date Picker, or any date to
-    a text field, is refused with 400 on every write (the sources in connectors/jira/due.py).
+    sooperset/mcp-atlassian #863). A Date Picker takes `YYYY-MM-DD` only (DatePickerField in
+    "Jira REST API examples"), so the date-and-time value written to a custom field does not
+    fit it; a text or number field would not sort as a time in agents' views.
     """
     key = "sla.due_field.jira"
     pick = (f"{key}: duedate, or the id of a Date Time Picker custom field (Jira settings >"
@@ -274,11 +275,11 @@ def due_field_check(fid: str, found: Mapping[str, Any] | None) -> Check:
         what = "a date: agents see the due day" if wanted == "date" else "a date and time"
         return ok(V, NAME_DUE, f"{label}: {what}")
     if kind == "date":
-        return fail(V, NAME_DUE, f"{key}: {label} is a Date Picker: it takes no time of day, so"
-                    " Jira refuses every due time tierdesk writes (400)",
+        return fail(V, NAME_DUE, f"{key}: {label} is a Date Picker: it takes a day only, and"
+                    " tierdesk writes a date and time to a custom due field",
                     f"{key}: use a Date Time Picker custom field, or duedate (the day only)")
-    return fail(V, NAME_DUE, f"{key}: {label} is not a date and time field, so Jira refuses"
-                " every due time tierdesk writes (400)", pick)
+    return fail(V, NAME_DUE, f"{key}: {label} is not a"
+                f" {'date' if wanted == 'date' else 'date and time'} field", pick)
 
 
 def _requirement_kinds(policy: Policy) -> dict[str, set[str]]:
