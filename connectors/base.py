@@ -270,6 +270,8 @@ class Vendor:
     requeue_body: Callable[..., dict[str, Any]]
     #: SLA clocks tierdesk cannot measure on this vendor yet (tiering.sla.sla_for leaves them
     #: out, and `tierdesk explain` says so), rather than letting them breach on every ticket.
+    #: No vendor lists one today; a new vendor whose events cannot show what stops a clock
+    #: starts here (tests/webhooks/test_cli_sla.py and test_sla_worker.py pin the behaviour).
     unmeasured_clocks: frozenset[str] = frozenset()
 
 
@@ -315,10 +317,7 @@ VENDORS: Mapping[str, Vendor] = {
         connector=_zendesk_connector,
         default_pause=zendesk_config.DEFAULT_RETRY_AFTER,
         requeue_body=zendesk_webhook.requeue_body,
-        # first_response stops at the first public agent reply. tierdesk's Zendesk trigger body
-        # says nothing about comments, and reading them on every event would cost one request
-        # each (connectors/zendesk/README.md, "Not yet measured"); Jira's webhooks and reads
-        # carry the comments (connectors/jira/tickets.py first_reply_of).
-        unmeasured_clocks=frozenset({"first_response"}),
+        # No unmeasured clock: first_response stops at the first public agent reply, which the
+        # public reply trigger's body marks (connectors/zendesk/reply_trigger.py).
     ),
 }

@@ -47,6 +47,7 @@ from connectors.backfill import BackfillItem, change_line, skipped_line
 from connectors.retry import READ_RETRY, RetryStrategy, retry_reads
 from connectors.zendesk.client import calling, response_json
 from connectors.zendesk.connector import ZendeskConnector
+from connectors.zendesk.reply_trigger import REPLY_TRIGGER_TITLE, reply_trigger_spec
 from connectors.zendesk.trigger_body import TEMPLATE_VERSION, render_template
 from connectors.zendesk.webhook import classify, requeue_body
 from tiering.models import Decision, Ticket
@@ -83,6 +84,8 @@ class InstallResult:
 
     webhook_id: str | None = None
     trigger_id: str | None = None
+    #: The public reply trigger (connectors/zendesk/reply_trigger.py), when there is one.
+    reply_trigger_id: str | None = None
     writes: list[Request] = field(default_factory=list)
     secret: str | None = None
     dry_run: bool = False
@@ -218,6 +221,9 @@ class ZendeskAdmin:
 
         # 3. The trigger, matched by exact title.
         self.sync_trigger(result, write, result.webhook_id, loop_guard=loop_guard)
+        # 4. With SLA clocks: the public reply trigger, which stops first_response.
+        if self.connector.policy.sla.enabled:
+            self.sync_reply_trigger(result, write, result.webhook_id, loop_guard=loop_guard)
         return result
 
     def writer(self, result: InstallResult) -> Callable[..., Mapping[str, Any]]:
@@ -268,11 +274,36 @@ class ZendeskAdmin:
             return str(data["secret"])
         return None
 
-    def find_trigger(self) -> Mapping[str, Any] | None:
-        """tierdesk's trigger, matched by exact title (one GET /api/v2/triggers/search)."""
-        found = self.read("/api/v2/triggers/search", params={"query": TRIGGER_TITLE})
+    def find_trigger(self, title: str = TRIGGER_TITLE) -> Mapping[str, Any] | None:
+        """tierdesk's trigger (or the one titled `title`), matched by exact title (one GET
+        /api/v2/triggers/search, Triggers API "Search Triggers")."""
+        found = self.read("/api/v2/triggers/search", params={"query": title})
         triggers = [t for t in found.get("triggers") or () if isinstance(t, Mapping)]
-        return next((t for t in triggers if t.get("title") == TRIGGER_TITLE), None)
+        return next((t for t in triggers if t.get("title") == title), None)
+
+    def find_reply_trigger(self) -> Mapping[str, Any] | None:
+        """The public reply trigger (connectors/zendesk/reply_trigger.py), or None: one GET."""
+        return self.find_trigger(REPLY_TRIGGER_TITLE)
+
+    def sync_reply_trigger(
+        self,
+        result: InstallResult,
+        write: Callable[..., Mapping[str, Any]],
+        webhook_id: str | None,
+        *,
+        loop_guard: LoopGuard,
+        trigger: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Create the public reply trigger, or PUT it whole when it differs from what the policy
+        needs and calls `webhook_id`; `trigger` is the one already read, if any."""
+        hook_ref = webhook_id or "<id of the webhook created above>"
+        wanted = reply_trigger_spec(
+            hook_ref, render_template(self.connector.policy, reply=True),
+            loop_guard=loop_guard_condition(self.connector.config.bot_user_id, loop_guard),
+        )
+        if trigger is None:
+            trigger = self.find_reply_trigger()
+        result.reply_trigger_id = _put_trigger(write, wanted, trigger)
 
     def sync_trigger(
         self,
@@ -295,20 +326,7 @@ class ZendeskAdmin:
         )
         if trigger is None:
             trigger = self.find_trigger()
-        if trigger is None:
-            created = write("POST", "/api/v2/triggers", {"trigger": wanted})
-            made = created.get("trigger")
-            result.trigger_id = str(made["id"]) if isinstance(made, Mapping) else None
-            return
-        result.trigger_id = str(trigger["id"])
-        stale = (
-            trigger.get("active") is not True
-            or trigger.get("description") != wanted["description"]
-            or not _conditions_equal(trigger.get("conditions"), wanted["conditions"])
-            or trigger.get("actions") != wanted["actions"]
-        )
-        if stale:
-            write("PUT", f"/api/v2/triggers/{result.trigger_id}", {"trigger": wanted})
+        result.trigger_id = _put_trigger(write, wanted, trigger)
 
     # ------------------------------------------------------------------ backfill
 
@@ -418,20 +436,8 @@ def trigger_spec(
     conditions_all: list[dict[str, str]] = [
         {"field": "status", "operator": "less_than",
          "value": "closed" if through_solved else "solved"},
+        loop_guard_condition(bot_user_id, loop_guard),
     ]
-    if loop_guard == "user":
-        if bot_user_id is None:
-            raise ValueError(
-                "set TIERDESK_ZENDESK_USER_ID to the bot user's id so the trigger can skip"
-                " tierdesk's own updates (or use --loop-guard api)"
-            )
-        conditions_all.append(
-            {"field": "current_user", "operator": "is_not", "value": str(bot_user_id)}
-        )
-    else:
-        conditions_all.append(
-            {"field": "current_via_id", "operator": "is_not", "value": VIA_WEB_SERVICE}
-        )
     return {
         "title": TRIGGER_TITLE,
         "description": f"Sends ticket changes to tierdesk (body template v{TEMPLATE_VERSION}).",
@@ -445,6 +451,45 @@ def trigger_spec(
         },
         "actions": [{"field": "notification_webhook", "value": [webhook_id, body_text]}],
     }
+
+
+def loop_guard_condition(bot_user_id: int | None, loop_guard: LoopGuard) -> dict[str, str]:
+    """The trigger condition that skips tierdesk's own updates (module docstring)."""
+    if loop_guard == "user":
+        if bot_user_id is None:
+            raise ValueError(
+                "set TIERDESK_ZENDESK_USER_ID to the bot user's id so the trigger can skip"
+                " tierdesk's own updates (or use --loop-guard api)"
+            )
+        return {"field": "current_user", "operator": "is_not", "value": str(bot_user_id)}
+    return {"field": "current_via_id", "operator": "is_not", "value": VIA_WEB_SERVICE}
+
+
+def trigger_stale(trigger: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """True when the trigger Zendesk holds differs from `wanted` in what tierdesk sets."""
+    return (
+        trigger.get("active") is not True
+        or trigger.get("description") != wanted["description"]
+        or not _conditions_equal(trigger.get("conditions"), wanted["conditions"])
+        or trigger.get("actions") != wanted["actions"]
+    )
+
+
+def _put_trigger(
+    write: Callable[..., Mapping[str, Any]],
+    wanted: Mapping[str, Any],
+    trigger: Mapping[str, Any] | None,
+) -> str | None:
+    """POST `wanted` when `trigger` is None, PUT it whole when `trigger` is stale (Triggers API
+    "Create Trigger", "Update Trigger"), nothing otherwise; the trigger's id."""
+    if trigger is None:
+        created = write("POST", "/api/v2/triggers", {"trigger": wanted})
+        made = created.get("trigger")
+        return str(made["id"]) if isinstance(made, Mapping) else None
+    trigger_id = str(trigger["id"])
+    if trigger_stale(trigger, wanted):
+        write("PUT", f"/api/v2/triggers/{trigger_id}", {"trigger": wanted})
+    return trigger_id
 
 
 def _differs(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from connectors.zendesk.client import HTTPFailure, calling, make_zenpy, response
 from connectors.zendesk.config import ZendeskConfig
 from connectors.zendesk.tickets import (
     count_attachments,
+    first_reply_in,
     plan_of,
     ticket_from_api,
     ticket_from_trigger,
@@ -124,7 +125,23 @@ class ZendeskConnector:
         last_note_key: str | None = None,
     ) -> Ticket:
         """The newest payload's ticket: 0 reads for a complete trigger body, else one read
-        (plus the comments when attachments or, with `fresh`, the note marker are needed)."""
+        (plus the comments when attachments or, with `fresh`, the note marker are needed).
+        The first public agent reply is the earliest any payload marks (the reply trigger's
+        body: trigger_body.REPLY_KEY): the API's ticket carries none, and a group may end with
+        the main trigger's body of the same update."""
+        ticket = self._current_ticket(payloads, fresh=fresh, last_note_key=last_note_key)
+        reply = first_reply_in(payloads)
+        if reply is not None and (ticket.first_reply_at is None or reply < ticket.first_reply_at):
+            ticket = replace(ticket, first_reply_at=reply)
+        return ticket
+
+    def _current_ticket(
+        self,
+        payloads: Sequence[Mapping[str, Any]],
+        *,
+        fresh: bool,
+        last_note_key: str | None,
+    ) -> Ticket:
         if not payloads:
             raise ValueError("current_ticket needs at least one payload")
         self.recorder.take()  # a new decision starts: count its requests from here

@@ -9,6 +9,8 @@ Requests (all GET, except the webhook test, which writes nothing in Zendesk):
     GET  /api/v2/organization_fields             entitlement.zendesk_organization_field exists
     GET  /api/v2/webhooks?filter[name_contains]=tierdesk   the webhook: active, endpoint
     GET  /api/v2/triggers/search?query=...       the trigger: active, same template and fields
+    GET  /api/v2/triggers/search?query=...       with SLA clocks, the public reply trigger
+                                                 (connectors/zendesk/reply_trigger.py)
     POST /api/v2/webhooks/test?webhook_id=ID     Zendesk sends one signed request to the
                                                  receiver: a non-ticket event, which the
                                                  receiver verifies and records as ignored
@@ -33,9 +35,12 @@ from connectors.zendesk.admin import (
     LoopGuard,
     ZendeskAdmin,
     _conditions_equal,
+    loop_guard_condition,
     trigger_spec,
+    trigger_webhook_ids,
 )
 from connectors.zendesk.client import CREDENTIALS_FIX
+from connectors.zendesk.reply_trigger import REPLY_TRIGGER_TITLE, reply_trigger_spec
 from connectors.zendesk.trigger_body import render_template
 from tiering.policy import Policy
 
@@ -98,6 +103,8 @@ def run_checks(
     hook_id = _webhook_checks(admin, checks, callback_url)
     if hook_id is not None:
         _trigger_check(admin, checks, hook_id)
+        if policy.sla.enabled:
+            _reply_trigger_check(admin, checks, hook_id)
         if test_delivery:
             _test_delivery(admin, checks, hook_id)
     return checks
@@ -324,6 +331,53 @@ def _trigger_check(admin: ZendeskAdmin, checks: list[Check], hook_id: str) -> No
             return
     checks.append(fail(V, "trigger", "the trigger's conditions differ (loop guard or bot id)",
                        rerun))
+
+
+def _reply_trigger_check(admin: ZendeskAdmin, checks: list[Check], hook_id: str) -> None:
+    """The public reply trigger, which stops first_response: present, active, calling
+    tierdesk's webhook with the current body and conditions (connectors/zendesk/
+    reply_trigger.py). Without it no Zendesk ticket's first_response clock can stop."""
+    name = "reply trigger"
+    install = "run `tierdesk install zendesk --callback-url URL`"
+    try:
+        trigger = admin.find_reply_trigger()
+    except ConnectorError as exc:
+        checks.append(fail(V, name, str(exc), "doctor needs an admin to read triggers"))
+        return
+    if trigger is None:
+        checks.append(fail(V, name, f"no trigger titled {REPLY_TRIGGER_TITLE!r}: first_response"
+                           " clocks on Zendesk cannot stop, so they breach", install))
+        return
+    if trigger.get("active") is not True:
+        checks.append(fail(V, name, f"{REPLY_TRIGGER_TITLE!r} is inactive: first_response"
+                           " clocks cannot stop",
+                           "activate it, or rerun `tierdesk install zendesk`"))
+        return
+    calls = trigger_webhook_ids(trigger)
+    if calls != [hook_id]:
+        checks.append(fail(V, name, f"{REPLY_TRIGGER_TITLE!r} calls {calls or 'no webhook'},"
+                           f" not tierdesk's webhook {hook_id}", install))
+        return
+    connector = admin.connector
+    body = render_template(connector.policy, reply=True)
+    sent = next((a.get("value") for a in trigger.get("actions") or ()
+                 if isinstance(a, Mapping) and a.get("field") == "notification_webhook"), None)
+    if not isinstance(sent, list) or len(sent) != 2 or sent[1] != body:
+        current = sent[1] if isinstance(sent, list) and len(sent) == 2 else None
+        checks.append(fail(V, name, _template_difference(current, body), install))
+        return
+    guards: tuple[LoopGuard, ...] = ("user", "api")
+    for guard in guards:
+        try:
+            condition = loop_guard_condition(connector.config.bot_user_id, guard)
+        except ValueError:
+            continue
+        wanted = reply_trigger_spec(hook_id, body, loop_guard=condition)
+        if _conditions_equal(trigger.get("conditions"), wanted["conditions"]):
+            checks.append(ok(V, name, "active, current template and conditions"))
+            return
+    checks.append(fail(V, name, f"{REPLY_TRIGGER_TITLE!r} conditions differ (a public agent"
+                       " comment, loop guard or bot id)", install))
 
 
 def _template_difference(current: Any, wanted: str) -> str:

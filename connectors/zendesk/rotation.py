@@ -18,9 +18,16 @@ before the trigger is moved:
 
 The stage is read from Zendesk on every run (the webhooks' names and the trigger's action), so
 an interrupted run is resumed by running the same command again, and nothing is written twice.
-At every moment exactly one trigger calls exactly one webhook, and the receiver accepts that
+At every moment each trigger calls exactly one webhook, and the receiver accepts that
 webhook's secret: deliveries signed with the old secret (still being delivered or retried) pass
 as the previous one until the admin removes it.
+
+The public reply trigger (connectors/zendesk/reply_trigger.py), when there is one, moves too,
+and first: it is PUT to the new webhook before the main trigger, so the main trigger's action
+stays the stage marker (a run interrupted between the two PUTs is still "started", and the
+rerun's PUT of the reply trigger finds nothing to change). Before the old webhook is deleted,
+a reply trigger still calling it (whatever put it there) is moved as well, so no trigger is
+ever left calling a deleted webhook.
 
 Zendesk documents each call in the Webhooks API reference
 (https://developer.zendesk.com/api-reference/event-connectors/webhooks/webhooks/): "Create or
@@ -79,8 +86,9 @@ def rotate(
     """Run the next step(s) of the rotation from the stage Zendesk is in (module docstring).
 
     `secret` and `previous_secret` are the settings' TIERDESK_ZENDESK_WEBHOOK_SECRET and
-    _PREVIOUS, the values `serve` must be running with. Reads: 2 (webhooks, trigger) plus the
-    signing secrets needed; writes: 1 to start (POST), 3 to finish (PUT trigger, DELETE, PATCH).
+    _PREVIOUS, the values `serve` must be running with. Reads: 3 (webhooks, trigger, reply
+    trigger) plus the signing secrets needed; writes: 1 to start (POST), 3 to finish (PUT
+    trigger, DELETE, PATCH), plus 1 PUT of the public reply trigger when there is one.
     """
     result = InstallResult(dry_run=dry_run)
     write = admin.writer(result)
@@ -92,6 +100,8 @@ def rotate(
             " run `tierdesk install zendesk --callback-url ...` without --rotate-secret first"
         )
     result.trigger_id = str(trigger.get("id"))
+    reply = admin.find_reply_trigger()
+    result.reply_trigger_id = str(reply.get("id")) if reply is not None else None
     calls = trigger_webhook_ids(trigger)
     target = calls[0] if len(calls) == 1 else None
     old_id = str(old["id"]) if old is not None else None
@@ -146,9 +156,14 @@ def rotate(
                 " those settings",
                 result,
             )
+        if reply is not None:  # first: the main trigger's action is the stage marker
+            admin.sync_reply_trigger(result, write, new_id, loop_guard=loop_guard, trigger=reply)
+            reply = None
         admin.sync_trigger(result, write, new_id, loop_guard=loop_guard, trigger=trigger)
 
     # stage switched / renaming: the trigger calls the new webhook; retire the old one.
+    if reply is not None and old_id is not None and old_id in trigger_webhook_ids(reply):
+        admin.sync_reply_trigger(result, write, new_id, loop_guard=loop_guard, trigger=reply)
     if old_id is not None:
         write("DELETE", f"/api/v2/webhooks/{old_id}")
     changes: dict[str, Any] = dict(hook_changes(new, webhook_spec(callback_url)),

@@ -25,6 +25,7 @@ from connectors.base import PayloadInvalid
 from connectors.zendesk import due
 from connectors.zendesk.trigger_body import (
     ATTACHMENT_LIQUID,
+    REPLY_KEY,
     needs_attachments,
     template,
 )
@@ -75,6 +76,23 @@ def time_of(value: Any, where: str) -> datetime | None:
     None when absent or unparsable."""
     text = _text(value, where).strip()
     return parse_time(text) if text else None
+
+
+def reply_time(body: Mapping[str, Any]) -> datetime | None:
+    """The public agent reply a body of the reply trigger (connectors/zendesk/reply_trigger.py)
+    marks, or None: another body, or a marker left unrendered or unparsable. Minute precision
+    (`{{ticket.updated_at_with_timestamp}}`), so the reply may be recorded up to a minute early."""
+    raw = body.get(REPLY_KEY)
+    if not isinstance(raw, str) or not raw.strip() or "{{" in raw:
+        return None
+    return parse_time(raw)
+
+
+def first_reply_in(payloads: Iterable[Mapping[str, Any]]) -> datetime | None:
+    """The earliest reply marked in any of the payloads (a reply is history: whichever delivery
+    of a group the ticket is taken from, the marks of the others still hold)."""
+    replies = [r for r in (reply_time(p) for p in payloads) if r is not None]
+    return min(replies) if replies else None
 
 
 def field_value(value: Any) -> FieldValue:
@@ -171,6 +189,7 @@ def ticket_from_trigger(
         last_note_key=last_note_key,
         status=status,
         created_at=created,
+        first_reply_at=reply_time(body),
     )
     return ticket, lookup
 

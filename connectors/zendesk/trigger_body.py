@@ -48,6 +48,10 @@ TEMPLATE_VERSION = 1
 #: `event_type` of trigger deliveries.
 TRIGGER_EVENT = "trigger"
 
+#: The key only the public reply trigger's body carries: when the update that added a public
+#: agent comment happened (`{{ticket.updated_at_with_timestamp}}`, minute precision).
+REPLY_KEY = "public_reply_at"
+
 #: Liquid that prints one `+` per attachment on any comment of the ticket.
 ATTACHMENT_LIQUID = (
     "{% for comment in ticket.comments %}{% for attachment in comment.attachments %}+"
@@ -60,8 +64,9 @@ def needs_attachments(policy: Policy) -> bool:
     return any(req.attachment for reqs in policy.requirements.values() for req in reqs)
 
 
-def template(policy: Policy) -> dict[str, Any]:
-    """The trigger body as a mapping of keys to placeholder strings, in the order sent."""
+def template(policy: Policy, *, reply: bool = False) -> dict[str, Any]:
+    """The trigger body as a mapping of keys to placeholder strings, in the order sent;
+    `reply`: the public reply trigger's body (the same keys plus `REPLY_KEY`)."""
     body: dict[str, Any] = {
         # Routing keys first, digits and ASCII only: see the module docstring on salvage.
         "tierdesk": TEMPLATE_VERSION,
@@ -69,6 +74,10 @@ def template(policy: Policy) -> dict[str, Any]:
         "ticket_id": "{{ticket.id}}",
         "current_user_id": "{{current_user.id}}",
         "updated_at": "{{ticket.updated_at_with_timestamp}}",
+    }
+    if reply:
+        body[REPLY_KEY] = "{{ticket.updated_at_with_timestamp}}"
+    body |= {
         "status": "{{ticket.status}}",
         "created_at": "{{ticket.created_at_with_timestamp}}",
         "group_id": "{{ticket.group.id}}",
@@ -97,6 +106,7 @@ def template(policy: Policy) -> dict[str, Any]:
     return body
 
 
-def render_template(policy: Policy) -> str:
-    """The trigger body as the JSON text Zendesk stores in the `notification_webhook` action."""
-    return json.dumps(template(policy), indent=2, ensure_ascii=False)
+def render_template(policy: Policy, *, reply: bool = False) -> str:
+    """The trigger body as the JSON text Zendesk stores in the `notification_webhook` action
+    (`reply`: the public reply trigger's)."""
+    return json.dumps(template(policy, reply=reply), indent=2, ensure_ascii=False)

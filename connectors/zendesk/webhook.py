@@ -265,6 +265,9 @@ _SALVAGE_KEYS = {
     "ticket_id": re.compile(rb'"ticket_id"\s*:\s*"(\d+)"'),
     "current_user_id": re.compile(rb'"current_user_id"\s*:\s*"(\d*)"'),
     "updated_at": re.compile(rb'"updated_at"\s*:\s*"([0-9T:.+\-Z ]*)"'),
+    # The public reply trigger's marker (trigger_body.REPLY_KEY), also a routing key: a reply
+    # must not be lost because the free text of the same body broke the JSON.
+    "public_reply_at": re.compile(rb'"public_reply_at"\s*:\s*"([0-9T:.+\-Z ]*)"'),
 }
 
 

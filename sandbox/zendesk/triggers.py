@@ -191,6 +191,14 @@ class ZendeskTriggers(ZendeskWebhooks):
             via = self._via if fname == "current_via_id" else t.via_id
             return (str(value) == str(via)) == (op == "is")
         if fname == "role":
+            # The role of the user making the update ("Ticket > Current user", Zendesk
+            # "Conditions reference", https://developer.zendesk.com/documentation/ticketing/
+            # reference-guides/conditions-reference/; operators is / is_not as JacobPotter/
+            # go-zendesk zendesk/condition_types.go validates them). `end_user` is the value
+            # public Terraform configurations use; an admin counts as an agent here
+            # ("Administrators have all the abilities of agents", Users API reference): whether
+            # Zendesk's `role is agent` matches admins is not confirmed, so tierdesk's public
+            # reply trigger asks `role is_not end_user`.
             role = self.users[actor].role if actor in self.users else "agent"
             hit = str(value) == ("end_user" if role == "end-user" else "agent")
             return hit == (op == "is")
@@ -199,9 +207,24 @@ class ZendeskTriggers(ZendeskWebhooks):
             hit = bool(wanted & set(t.tags))
             return hit if op == "includes" else not hit
         if fname == "comment_is_public":
+            # "Ticket > Comment is Public / Private / Present (public or private)": whether the
+            # update added a comment, and its visibility (Zendesk "Conditions reference",
+            # https://developer.zendesk.com/documentation/ticketing/reference-guides/
+            # conditions-reference/, and support article 4408893545882 "Ticket trigger
+            # conditions and actions reference"). Values true / false / not_relevant /
+            # requester_can_see_comment, operators is / is_not (JacobPotter/go-zendesk
+            # zendesk/condition_types.go). An update without a comment matches none of them:
+            # the sandbox's reading of "not_relevant" as "present, public or private" and of
+            # requester_can_see_comment as "public" is not confirmed.
             if comment is None:
-                return str(value) == "not_relevant"
-            return str(value) in (str(comment.public).lower(), "not_relevant")
+                hit = False
+            elif str(value) == "not_relevant":
+                hit = True
+            elif str(value) in ("true", "requester_can_see_comment"):
+                hit = comment.public
+            else:
+                hit = str(value) == "false" and not comment.public
+            return hit == (op != "is_not")
         if fname in ("comment_includes_word", "subject_includes_word"):
             text = (comment.body if comment and fname.startswith("comment") else t.subject).lower()
             hit = any(w in text for w in str(value or "").lower().split())

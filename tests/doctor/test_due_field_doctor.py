@@ -169,7 +169,7 @@ def test_zendesk_due_check_table(fid: int, declared: str, field: dict[str, Any],
 
 
 def test_doctor_requests_are_pinned_and_read_only() -> None:
-    """On the right seed the doctor makes exactly these 11 Jira and 8 Zendesk requests, all
+    """On the right seed the doctor makes exactly these 11 Jira and 9 Zendesk requests, all
     reads but Zendesk's webhook test (which changes nothing in Zendesk): the due field checks
     add none, they judge the field lists already read (GET /rest/api/2/field, GET
     /api/v2/ticket_fields)."""
@@ -214,5 +214,6 @@ ZENDESK_REQUESTS = [
     ("GET", "/api/v2/organization_fields"),
     ("GET", "/api/v2/webhooks"),
     ("GET", "/api/v2/triggers/search"),
+    ("GET", "/api/v2/triggers/search"),                  # the public reply trigger (SLA clocks)
     ("POST", "/api/v2/webhooks/test"),                   # the test delivery (no change in Zendesk)
 ]

@@ -32,8 +32,8 @@ must change nothing.
 Time and the SLA clocks: a ticket is created at `created_at` (default `NOW`) and each step may
 first let time pass (`after: 3h`, wall-clock time since the previous step; the step's edit and
 decision happen then). An edit may change the ticket's neutral `status` (`pending`: waiting for
-the customer). The replay records the history a worker records (creation, status changes, tier
-entries), computes the clocks of the
+the customer) and post the first public agent `reply`. The replay records the history a worker
+records (creation, status changes, tier entries, the first reply), computes the clocks of the
 ticket's plan and tier (after the engine's decision) with `tiering.sla.sla_for` and merges the
 crossed thresholds' actions with `tiering.sla_actions.apply_clocks`, each threshold once, as the
 worker does. `expect.clocks` states clocks at the step (state and, optionally, due time), and
@@ -94,6 +94,8 @@ class Edit(_Strict):
     attachments: Annotated[StrictInt, Field(ge=0)] | None = None
     #: The ticket's new neutral status (an agent sets pending, the customer's answer reopens).
     status: Status | None = None
+    #: An agent's first public reply (stops the first_response clock).
+    reply: StrictBool = False
 
 
 class ClockExpect(_Strict):
@@ -263,12 +265,13 @@ class _Clocks:
     created_at: datetime
     statuses: list[tuple[datetime, str]]
     tiers: list[TierEntry]
+    reply: datetime | None = None
     fired: frozenset[str] = frozenset()
 
     def history(self) -> TicketHistory:
-        # No first reply: the stories serve both vendors, and Zendesk does not report it yet.
         return TicketHistory.from_transitions(
-            self.created_at, self.statuses, initial=self.statuses[0][1], tiers=self.tiers)
+            self.created_at, self.statuses, initial=self.statuses[0][1], tiers=self.tiers,
+            first_reply_at=self.reply)
 
     def enter(self, tier: str | None, at: datetime) -> None:
         if tier is not None and (not self.tiers or self.tiers[-1].tier != tier):
@@ -300,6 +303,8 @@ def _runs(story: TicketStory, policy: Policy, decide_fn: Decide, *, again: bool
         before = apply_edit(t, step.edit)
         if before.status != t.status and before.status is not None:
             rec.statuses.append((at, before.status))
+        if step.edit is not None and step.edit.reply and rec.reply is None:
+            rec.reply = at
         engine = decide_fn(before, policy, at)
         d, report, fired = _with_clocks(before, policy, engine, rec, at)
         t = apply_decision(before, d)

@@ -22,15 +22,16 @@ def z(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def hist(created: str, *changes: tuple[str, str], tiers: tuple[tuple[str, str], ...] = ()
-         ) -> TicketHistory:
+def hist(created: str, *changes: tuple[str, str], tiers: tuple[tuple[str, str], ...] = (),
+         reply: str | None = None) -> TicketHistory:
     """Created at `created` in the first change's status; (UTC instant, status) changes."""
     points = [(z(at), status) for at, status in changes]
     ivs = tuple(StatusInterval(status, at, points[i + 1][0] if i + 1 < len(points) else None)
                 for i, (at, status) in enumerate(points))
     assert points[0][0] == z(created)
     return TicketHistory(created_at=z(created), statuses=ivs,
-                         tiers=tuple(TierEntry(t, z(at)) for at, t in tiers))
+                         tiers=tuple(TierEntry(t, z(at)) for at, t in tiers),
+                         first_reply_at=z(reply) if reply else None)
 
 
 @dataclass(frozen=True)
@@ -61,32 +62,40 @@ CASES = [
     # Partner, vendor-standard, L1 (partner-office: Munich 08:00-18:00, CET = UTC+1). Created
     # Friday 20 Nov 16:30 local; now Monday 09:00 local. Business time: Fri 16:30-18:00 (1.5h)
     # + Mon 08:00-09:00 (1h) = 2.5h. The L1 OLA (4h) is due after 1.5h more: Mon 10:30 local
-    # (09:30Z); its 75 % (3h) falls at Mon 09:30 local. (No first_response clock: the reference
-    # policies leave it out until the service records the first public reply.)
+    # (09:30Z); its 75 % (3h) falls at Mon 09:30 local. First response (2h): 75 % reached at
+    # Fri 18:00 local (17:00Z), breached Mon 08:30 local (07:30Z).
     Case("partner L1 OLA across a weekend", "partner-three-level", "vendor-standard", "L1", None,
          hist("2026-11-20T15:30", ("2026-11-20T15:30", "open"), tiers=(("2026-11-20T15:30",
                                                                         "L1"),)),
          "2026-11-23T08:00",
-         (Want("time_in_tier", "running", 2.5, 0, "2026-11-23T09:30",
-               "sla.plans.vendor-standard.tiers.L1.time_in_tier", "partner-office"),)),
+         (Want("first_response", "breached", 2.5, 0, "2026-11-23T07:30",
+               "sla.plans.vendor-standard.tiers.L1.first_response", "partner-office",
+               ((0.75, "2026-11-20T17:00"), (1.0, "2026-11-23T07:30"))),
+          Want("time_in_tier", "running", 2.5, 0, "2026-11-23T09:30",
+               "sla.plans.vendor-standard.tiers.L1.time_in_tier", "partner-office"))),
     # Partner, urgent at vendor-standard: the priority's L1 OLA is 1h. Created Wed 23 Dec 17:00
     # local; 24 Dec (the partner's own closing day), 25-26 Dec (Bavarian holidays) and the
     # weekend have no business time. Wed 17:00-18:00 is the whole hour: breached at 18:00
     # local (17:00Z), its 75 % at 17:45 local. Now is on Christmas Eve.
     Case("partner urgent L1 OLA over Christmas", "partner-three-level", "vendor-standard", "L1",
          "urgent", hist("2026-12-23T16:00", ("2026-12-23T16:00", "new")), "2026-12-24T12:00",
-         (Want("time_in_tier", "breached", 1, 0, "2026-12-23T17:00",
+         (Want("first_response", "breached", 1, 0, "2026-12-23T16:30",
+               "sla.plans.vendor-standard.tiers.L1.priority.urgent.first_response",
+               "partner-office", ((0.75, "2026-12-23T16:22:30"), (1.0, "2026-12-23T16:30"))),
+          Want("time_in_tier", "breached", 1, 0, "2026-12-23T17:00",
                "sla.plans.vendor-standard.tiers.L1.priority.urgent.time_in_tier",
-               "partner-office", ((0.75, "2026-12-23T16:45"), (1.0, "2026-12-23T17:00"))),)),
+               "partner-office", ((0.75, "2026-12-23T16:45"), (1.0, "2026-12-23T17:00"))))),
     # Partner, vendor-standard, non-urgent L1 created at the same instant: 4h OLA. Wed
     # 17:00-18:00 (1h), then nothing until Monday 28 Dec 08:00 local: 3h more, due 11:00 local
     # (10:00Z).
     Case("partner L1 OLA resumes after the closing days", "partner-three-level",
          "vendor-standard", "L1", None,
-         hist("2026-12-23T16:00", ("2026-12-23T16:00", "open")),
+         hist("2026-12-23T16:00", ("2026-12-23T16:00", "open"), reply="2026-12-23T16:10"),
          "2026-12-24T12:00",
-         (Want("time_in_tier", "running", 1, 0, "2026-12-28T10:00",
-               "sla.plans.vendor-standard.tiers.L1.time_in_tier", "partner-office"),)),
+         (Want("first_response", "stopped", 10 / 60, 0, None,
+               "sla.plans.vendor-standard.tiers.L1.first_response", "partner-office"),
+          Want("time_in_tier", "running", 1, 0, "2026-12-28T10:00",
+               "sla.plans.vendor-standard.tiers.L1.time_in_tier", "partner-office"))),
     # Partner, premier, L2 (10h OLA), entered Tue 24 Nov 09:00 local. Waiting for the customer
     # (pending) 11:00-15:00 local pauses it; now 17:00 local: 2h + 2h elapsed, 4h paused; 6h
     # left: Tue 17:00-18:00, then Wed 08:00 + 5h = 13:00 local (12:00Z).
@@ -135,27 +144,27 @@ CASES = [
                ((0.5, "2026-11-30T19:00"),)),)),
     # External vendor, staff, L1 at the Chicago service desk (07:00-19:00 CST = UTC-6; the day
     # after Thanksgiving is a working day in Illinois). Created on Thanksgiving 10:00 local:
-    # no business time until Fri 07:00. Now Fri 09:00 local: 2h of the L1 OLA (4h), its 50 %
-    # reached now; due 11:00 local (17:00Z).
+    # no business time until Fri 07:00. Now Fri 07:30 local: 30 min of first response (1h),
+    # its 50 % reached now; due 08:00 local (14:00Z). The L1 OLA (4h) is due 11:00 local.
     Case("external vendor L1 created on Thanksgiving", "external-vendor", "staff", "L1", None,
-         hist("2026-11-26T16:00", ("2026-11-26T16:00", "new")), "2026-11-27T15:00",
-         (Want("time_in_tier", "warning", 2, 0, "2026-11-27T17:00",
-               "sla.plans.staff.tiers.L1.time_in_tier", "service-desk",
-               ((0.5, "2026-11-27T15:00"),)),)),
+         hist("2026-11-26T16:00", ("2026-11-26T16:00", "new")), "2026-11-27T13:30",
+         (Want("first_response", "warning", 0.5, 0, "2026-11-27T14:00",
+               "sla.plans.staff.tiers.L1.first_response", "service-desk",
+               ((0.5, "2026-11-27T13:30"),)),
+          Want("time_in_tier", "running", 0.5, 0, "2026-11-27T17:00",
+               "sla.plans.staff.tiers.L1.time_in_tier", "service-desk"))),
     # Five-level, business, high priority, L1 (Berlin 08:00-13:00 and 13:30-18:00). Created Mon
     # 23 Nov 12:00 local; now 14:00 local: 12:00-13:00 + 13:30-14:00 = 1.5h (the handover half
-    # hour does not count). The L1 OLA at high priority (Jira's "High", any case) is 4h45m:
-    # 3h15m left, due 17:15 local (16:15Z); its 75 % (3h33m45s) at 16:03:45 local.
+    # hour does not count). First response at high priority is 2h: 75 % now, due 14:30 local.
+    # The L1 OLA (9h30m, the tier's; the priority sets none): 8h left: Mon 14:00-18:00 (4h),
+    # Tue 08:00-12:00: due Tue 12:00 local (11:00Z).
     Case("five-level split shifts and a priority target", "five-level", "business", "L1", "High",
          hist("2026-11-23T11:00", ("2026-11-23T11:00", "open")), "2026-11-23T13:00",
-         (Want("time_in_tier", "running", 1.5, 0, "2026-11-23T16:15",
-               "sla.plans.business.tiers.L1.priority.high.time_in_tier", "support-berlin"),)),
-    # The same ticket at normal priority: the tier's 9h30m. 8h left: Mon 14:00-18:00 (4h), Tue
-    # 08:00-12:00: due Tue 12:00 local (11:00Z).
-    Case("five-level split shifts, the tier's target", "five-level", "business", "L1", None,
-         hist("2026-11-23T11:00", ("2026-11-23T11:00", "open")), "2026-11-23T13:00",
-         (Want("time_in_tier", "running", 1.5, 0, "2026-11-24T11:00",
-               "sla.plans.business.tiers.L1.time_in_tier", "support-berlin"),)),
+         (Want("first_response", "warning", 1.5, 0, "2026-11-23T13:30",
+               "sla.plans.business.tiers.L1.priority.high.first_response", "support-berlin",
+               ((0.75, "2026-11-23T13:00"),)),
+          Want("time_in_tier", "running", 1.5, 0, "2026-11-24T11:00",
+               "sla.plans.business.tiers.L1.time_in_tier", "support-berlin"))),
     # Five-level, enterprise, L3 from creation Mon 23 Nov 08:00 local. Solved at 18:00 (9.5h),
     # reopened Wed 08:00: solved time stops the clocks and is not paused time. Now Wed 10:00:
     # 11.5h. The L3 OLA (28h30m): 17h left: Wed 7.5h + Thu 9.5h: Thu 18:00 local (17:00Z).
@@ -169,11 +178,14 @@ CASES = [
                "sla.plans.enterprise.tiers.L3.time_in_tier", "support-berlin"),
           Want("resolution", "running", 11.5, 0, "2026-12-07T17:00",
                "sla.plans.enterprise.tiers.L3.resolution", "support-berlin"))),
-    # Hosting, shared, urgent, L1 on 24x7: the OLA 2h (the priority's), resolution 2d (the
-    # tier's). Created 24 Dec 22:00Z; now 23:00Z.
+    # Hosting, shared, urgent, L1 on 24x7: first response 1h and OLA 2h (the priority's),
+    # resolution 2d (the tier's). Created 24 Dec 22:00Z; now 23:00Z.
     Case("hosting L1 around the clock", "hosting-three-level", "shared", "L1", "urgent",
          hist("2026-12-24T22:00", ("2026-12-24T22:00", "new")), "2026-12-24T23:00",
-         (Want("time_in_tier", "running", 1, 0, "2026-12-25T00:00",
+         (Want("first_response", "breached", 1, 0, "2026-12-24T23:00",
+               "sla.plans.shared.tiers.L1.priority.urgent.first_response", "24x7",
+               ((0.75, "2026-12-24T22:45"), (1.0, "2026-12-24T23:00"))),
+          Want("time_in_tier", "running", 1, 0, "2026-12-25T00:00",
                "sla.plans.shared.tiers.L1.priority.urgent.time_in_tier", "24x7"),
           Want("resolution", "running", 1, 0, "2026-12-26T22:00",
                "sla.plans.shared.tiers.L1.resolution", "24x7"))),
@@ -203,12 +215,15 @@ CASES = [
                "sla.plans.managed.tiers.L3.time_in_tier", "systems-team"),)),
     # Dispatch, standard, L0 (London 08:30-17:30, GMT = UTC). Created Fri 18 Dec 17:15; now
     # Mon 21 Dec 08:40: 15 + 10 = 25 min. The dispatch OLA (30m): 50 % reached Fri 17:30,
-    # 90 % (27 min) next, at Mon 08:42; due 08:45.
+    # 90 % (27 min) next, at Mon 08:42; due 08:45. First response (1h): 35 min left, due
+    # 09:15.
     Case("dispatch OLA across a weekend", "dispatch-line", "standard", "L0", None,
          hist("2026-12-18T17:15", ("2026-12-18T17:15", "new")), "2026-12-21T08:40",
-         (Want("time_in_tier", "warning", 25 / 60, 0, "2026-12-21T08:45",
+         (Want("first_response", "running", 25 / 60, 0, "2026-12-21T09:15",
+               "sla.plans.standard.tiers.L0.first_response", "london-office"),
+          Want("time_in_tier", "warning", 25 / 60, 0, "2026-12-21T08:45",
                "sla.plans.standard.tiers.L0.time_in_tier", "london-office",
-               ((0.5, "2026-12-18T17:30"),)),)),
+               ((0.5, "2026-12-18T17:30"),)))),
     # Dispatch, standard, L2 (9h): entered Thu 24 Dec 16:30. Christmas (Fri), Boxing Day (Sat)
     # and its substitute day (Mon 28 Dec) are English bank holidays: 1h on Thursday, then Tue
     # 29 Dec 08:30 + 8h = 16:30.

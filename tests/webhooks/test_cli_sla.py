@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from connectors.base import Envelope
+from connectors.base import VENDORS, Envelope
 from tiering.sla import sla_for
 from webhooks.cli import main
 from webhooks.cli.sla import span
@@ -301,9 +302,15 @@ def test_sla_list_never_creates_a_database(tmp_path: Path, db: str) -> None:
     assert code == 2 and "nothing was created" in out and not (tmp_path / "cli.db").exists()
 
 
-def test_explain_says_first_response_is_not_measured_on_zendesk(db: str) -> None:
-    """The same policy on both vendors: Jira runs first_response, Zendesk leaves it out
-    (connectors.base VENDORS unmeasured_clocks) and explain says so instead of a breach."""
+def test_explain_says_first_response_is_not_measured_on_a_vendor_that_lists_it(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A vendor that lists first_response in its unmeasured_clocks (connectors.base VENDORS;
+    none does today, so Zendesk is made one here) leaves it out and explain says so instead
+    of a breach; Jira runs it under the same policy."""
+    monkeypatch.setitem(VENDORS, "zendesk",  # type: ignore[index]
+                        replace(VENDORS["zendesk"],
+                                unmeasured_clocks=frozenset({"first_response"})))
     for vendor, ticket in (("jira", "PT-9"), ("zendesk", "9")):
         _ticket(db, vendor, ticket, plan="vendor-premier", priority=None,
                 statuses=[(0, "open")], with_timer=False)
@@ -316,4 +323,15 @@ def test_explain_says_first_response_is_not_measured_on_zendesk(db: str) -> None
     code, out = run("explain", "jira", "PT-9", "--now", NOW.isoformat(), "--json")
     sla = json.loads(out)["sla"]
     assert sla["unmeasured"] == []
+    assert sorted(c["clock"] for c in sla["clocks"]) == ["first_response", "time_in_tier"]
+
+
+def test_explain_measures_first_response_on_zendesk(db: str) -> None:
+    """Zendesk's public reply trigger marks the first public agent reply
+    (connectors/zendesk/reply_trigger.py), so Zendesk runs first_response like Jira."""
+    _ticket(db, "zendesk", "10", plan="vendor-premier", priority=None,
+            statuses=[(0, "open")], with_timer=False)
+    code, out = run("explain", "zendesk", "10", "--now", NOW.isoformat(), "--json")
+    sla = json.loads(out)["sla"]
+    assert code == 0 and sla["unmeasured"] == []
     assert sorted(c["clock"] for c in sla["clocks"]) == ["first_response", "time_in_tier"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import Applied, Call, Decide, Envelope
+from connectors.base import VENDORS, Applied, Call, Decide, Envelope
 from tests.webhooks.conftest import FakeClock
 from tiering.models import Customer, Decision, Ticket
 from tiering.policy import Policy, load_policy
@@ -323,11 +323,15 @@ def test_a_priority_change_retargets_keeping_the_time_spent(
 
 
 def test_first_response_is_left_out_on_a_vendor_that_cannot_measure_it(
-    inbox: Inbox, vendor: MemoryVendor, clock: FakeClock
+    inbox: Inbox, vendor: MemoryVendor, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Zendesk's events do not show the first public agent reply (connectors.base VENDORS,
-    unmeasured_clocks): a first_response target there would breach on every ticket, so it is
+    """A vendor whose events cannot show the first public agent reply lists first_response in
+    its unmeasured_clocks (connectors.base VENDORS; no vendor does today, Zendesk measured it
+    so before its public reply trigger): a target there would breach on every ticket, so it is
     left out and the other clocks run; on Jira the same policy runs it (the test above)."""
+    monkeypatch.setitem(VENDORS, "zendesk",  # type: ignore[index]
+                        replace(VENDORS["zendesk"],
+                                unmeasured_clocks=frozenset({"first_response"})))
     text = (POLICY % {"l1": "100s"}).replace("L1: {resolution: 100s}",
                                              "L1: {first_response: 100s, resolution: 300s}")
     pol = load_policy(text, source="zendesk-reply.yaml")

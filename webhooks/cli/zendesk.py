@@ -76,9 +76,11 @@ def install_zendesk(callback_url: str, dry_run: bool, loop_guard: str,
         for request in result.writes:
             click.echo(request.render())
         if not result.writes:
-            click.echo("(no writes: the webhook and the trigger are up to date)")
+            click.echo("(no writes: the webhook and the triggers are up to date)")
         return
-    click.echo(f"Zendesk webhook {result.webhook_id}, trigger {result.trigger_id}:"
+    reply = (f", public reply trigger {result.reply_trigger_id}"
+             if result.reply_trigger_id else "")
+    click.echo(f"Zendesk webhook {result.webhook_id}, trigger {result.trigger_id}{reply}:"
                f" {len(result.writes)} change(s) sent.")
     for request in result.writes:
         click.echo(f"  {request.method} {request.path}")

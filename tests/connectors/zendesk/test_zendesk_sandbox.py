@@ -3,6 +3,8 @@ trigger, its body becomes one guarded write, and tierdesk's own write fires noth
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -51,7 +53,8 @@ def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Receiver) -> No
     connector = ZendeskConnector(config, policy)
     admin = ZendeskAdmin(connector)
     first = admin.install_webhook(callback_url=inbox.url + "/webhooks/zendesk")
-    assert [w.method for w in first.writes] == ["POST", "POST"] and first.secret
+    # webhook, main trigger, public reply trigger (the example policy has SLA clocks)
+    assert [w.method for w in first.writes] == ["POST", "POST", "POST"] and first.secret
     assert admin.install_webhook(callback_url=inbox.url + "/webhooks/zendesk").writes == []
 
     created = requests.post(f"{sandbox.zendesk_url}/api/v2/tickets.json", auth=AGENT, timeout=5,
@@ -272,3 +275,68 @@ def test_an_interrupted_rotation_is_finished_by_rerunning(
     again = ZendeskAdmin(connector).install_webhook(callback_url=url, rotate_secret=True,
                                                     **settings)
     assert (again.rotation, again.writes) == ("finished", [])
+
+
+@pytest.mark.parametrize("reply_first", [False, True], ids=["main-first", "reply-first"])
+def test_a_public_reply_that_also_changes_the_ticket_costs_one_write(
+    sandbox: Any, inbox: Receiver, tmp_path: Any, reply_first: bool
+) -> None:
+    """An agent's public reply that also asks for L2 fires both triggers. The first delivery
+    decided writes once; the second, showing the ticket before that write, writes nothing.
+    Whichever comes first, the reply is recorded (first_response stops)."""
+    from webhooks.inbox.store import Inbox as EventInbox
+    from webhooks.worker import Worker
+
+    policy = load_policy(default_policy_text(), source="example policy")
+    config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
+                           api_token="sandbox-token", bot_user_id=BOT_ID, timeout=5.0)
+    connector = ZendeskConnector(config, policy)
+    ZendeskAdmin(connector).install_webhook(callback_url=inbox.url + "/webhooks/zendesk")
+    events = EventInbox.connect(f"sqlite:///{tmp_path / 'inbox.db'}")
+    worker = Worker(inbox=events, connectors={"zendesk": connector}, policy=policy)
+
+    def enqueue(call: Any) -> dict[str, Any]:
+        body = zendesk_webhook.parse(call.body)
+        assert events.enqueue(zendesk_webhook.classify(body, call.headers), body, raw=call.body)
+        return body
+
+    api = f"{sandbox.zendesk_url}/api/v2/tickets"
+    created = requests.post(f"{api}.json", auth=AGENT, timeout=5, json={"ticket": {
+        "subject": "Export question", "requester_id": 9102,
+        "comment": {"body": "Where is the export button?"}}})
+    tid = created.json()["ticket"]["id"]
+    enqueue(inbox.wait_for(1)[0])
+    assert worker.drain() == 1
+    after = requests.get(f"{api}/{tid}.json", auth=AGENT, timeout=5).json()["ticket"]
+    # The sandbox moves `updated_at` on by at least a second per change (creation, then
+    # tierdesk's write), so a change right after would be stamped up to two seconds ahead,
+    # and a reply dated after the worker's `now` is not recorded (webhooks/sla_work.py
+    # observed_marks). Zendesk stamps `{{ticket.updated_at_with_timestamp}}` to the minute.
+    time.sleep(2.1)
+
+    changed = requests.put(f"{api}/{tid}.json", auth=AGENT, timeout=5, json={"ticket": {
+        "tags": [*after["tags"], "escalate-l2"],
+        "comment": {"body": "Looking into it with L2.", "public": True}}})
+    assert changed.status_code == 200, changed.text
+    pair = inbox.wait_for(3)[1:3]
+    assert len(pair) == 2
+    # The deliveries may arrive in either order: play them in the order the case asks for.
+    main, reply = sorted(pair, key=lambda c: "public_reply_at" in json.loads(c.body))
+    assert "public_reply_at" in json.loads(reply.body)
+    assert "public_reply_at" not in json.loads(main.body)
+    for call in ((reply, main) if reply_first else (main, reply)):
+        enqueue(call)
+        assert worker.drain() == 1
+    later, first, triage = events.history("zendesk", str(tid))  # newest first
+    assert (triage.outcome, first.outcome, later.outcome) == ("applied", "applied", "unchanged")
+    applied = [c for r in (first, later) for c in r.calls
+               if c["method"] != "GET" and c["status"] < 400]
+    assert len(applied) == 1  # one write for the update, whichever delivery made it
+    # The later delivery shows the ticket before tierdesk's write. It is decided on a fresh
+    # read when its stamp predates that write (Zendesk's stamps are to the minute), else its
+    # guarded PUT is refused (409, nothing written) and re-decided on a read: no change.
+    refused = [c["status"] for c in later.calls if c["method"] != "GET"]
+    assert refused in ([], [409]), later.calls
+    sla = events.sla_history("zendesk", str(tid))
+    assert sla is not None and sla.first_reply_at is not None
+    events.close()

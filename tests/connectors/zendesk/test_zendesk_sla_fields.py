@@ -9,10 +9,18 @@ from typing import Any
 
 import pytest
 import responses
+from responses import matchers
 
 from connectors.zendesk import ZendeskConnector
-from connectors.zendesk.admin import ZendeskAdmin, trigger_spec, webhook_spec
+from connectors.zendesk.admin import (
+    TRIGGER_TITLE,
+    ZendeskAdmin,
+    loop_guard_condition,
+    trigger_spec,
+    webhook_spec,
+)
 from connectors.zendesk.config import ZendeskConfig
+from connectors.zendesk.reply_trigger import REPLY_TRIGGER_TITLE, reply_trigger_spec
 from connectors.zendesk.tickets import status_of, ticket_from_api, time_of
 from connectors.zendesk.trigger_body import render_template, template
 from connectors.zendesk.webhook import requeue_body
@@ -137,15 +145,25 @@ def test_install_lets_solved_tickets_through_with_sla_and_reinstall_is_idempoten
                        through_solved=True)
     assert new["conditions"]["all"][0] == {"field": "status", "operator": "less_than",
                                            "value": "closed"}
+    reply = reply_trigger_spec(hook_id, render_template(sla_policy, reply=True),
+                               loop_guard=loop_guard_condition(777, "user"))
     rsps.get(f"{BASE}/api/v2/webhooks", json={"webhooks": [hook]})
     rsps.get(f"{BASE}/api/v2/webhooks/{hook_id}/signing_secret",
              json={"signing_secret": {"algorithm": "SHA256", "secret": "s"}})
-    search = rsps.get(f"{BASE}/api/v2/triggers/search", json={"triggers": [old]})
+    search = rsps.get(f"{BASE}/api/v2/triggers/search", json={"triggers": [old]},
+                      match=[matchers.query_param_matcher({"query": TRIGGER_TITLE})])
+    reply_search = rsps.get(
+        f"{BASE}/api/v2/triggers/search", json={"triggers": []},
+        match=[matchers.query_param_matcher({"query": REPLY_TRIGGER_TITLE})])
     rsps.put(f"{BASE}/api/v2/triggers/360099", json={"trigger": {"id": 360099}})
-    ZendeskAdmin(sla_connector).install_webhook(callback_url=callback)
-    puts = [body for method, _, body in sent(rsps) if method == "PUT"]
-    assert puts == [{"trigger": new}]
+    rsps.post(f"{BASE}/api/v2/triggers", status=201, json={"trigger": {"id": 360100}})
+    result = ZendeskAdmin(sla_connector).install_webhook(callback_url=callback)
+    writes = [(method, body) for method, _, body in sent(rsps) if method != "GET"]
+    # The main trigger is updated, and the public reply trigger (first_response) created.
+    assert writes == [("PUT", {"trigger": new}), ("POST", {"trigger": reply})]
+    assert result.reply_trigger_id == "360100"
     rsps.calls.reset()  # type: ignore[no-untyped-call]
     search.body = json.dumps({"triggers": [new | {"id": 360099}]})
+    reply_search.body = json.dumps({"triggers": [reply | {"id": 360100}]})
     ZendeskAdmin(sla_connector).install_webhook(callback_url=callback)
-    assert [m for m, _, _ in sent(rsps)] == ["GET", "GET", "GET"]
+    assert [m for m, _, _ in sent(rsps)] == ["GET"] * 4
