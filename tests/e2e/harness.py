@@ -3,7 +3,8 @@
 Shared by tests/e2e/ and bench/e2e.py. Everything talks real HTTP on 127.0.0.1:
 
     SandboxProcess   `tierdesk sandbox --port 0 --json` in its own process; `.client` is a
-                     `SandboxClient` over the control API (/_sandbox/state, log, faults, agent)
+                     `SandboxClient` over the control API (/_sandbox/state, log, faults, agent,
+                     clock)
     Service          `tierdesk serve` on a free port with a temporary SQLite inbox; kill it
                      (SIGKILL) and start it again on the same inbox
     install()        `tierdesk install jira|zendesk --callback-url ...` run as a subprocess,
@@ -28,6 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +133,15 @@ class SandboxClient:
         r = self.http.post(self._url("wait"), params={"timeout": timeout}, timeout=timeout + 30)
         r.raise_for_status()
         return bool(r.json()["idle"])
+
+    def set_clock(self, when: datetime | None) -> datetime:
+        """Stop the sandbox's clock at `when` (aware; forward only), or None: back to the
+        system time (sandbox/clock.py); the sandbox's time after the change."""
+        r = self.http.post(self._url("clock"), json={"now": None if when is None
+                                                      else when.isoformat()}, timeout=30)
+        if r.status_code != 200:
+            raise HarnessError(f"sandbox refused the clock {when}: {r.status_code} {r.text}")
+        return datetime.fromisoformat(r.json()["now"].replace("Z", "+00:00"))
 
     def agent(
         self, vendor: str, as_user: str, method: str, path: str, body: Any = None
