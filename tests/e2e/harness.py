@@ -9,6 +9,8 @@ Shared by tests/e2e/ and bench/e2e.py. Everything talks real HTTP on 127.0.0.1:
                      (SIGKILL) and start it again on the same inbox
     install()        `tierdesk install jira|zendesk --callback-url ...` run as a subprocess,
                      returning the TIERDESK_*_SECRET lines it prints
+    served_in_thread()  a uvicorn server built in the test process (`build_server`) served
+                     from a thread, for tests that inject the service's clock
     InboxView        read-only look at the SQLite inbox (pending, dead letters, decisions)
     settle()         wait until nothing is queued anywhere: no sandbox delivery in flight, no
                      pending inbox event, and the vendor request log has stopped growing
@@ -25,15 +27,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import requests
+import uvicorn
 
 from sandbox.demo import NotReady, stop_process, tail, wait_until_ready
 from sandbox.demo import free_port as free_port  # part of the harness (bench, tests)
@@ -283,6 +288,24 @@ class Service:
         return "\n".join(
             tail(self.workdir / f"serve-{i}.log", 40) for i in range(1, self.starts + 1)
         )
+
+
+@contextmanager
+def served_in_thread(server: uvicorn.Server, *, timeout: float = 30.0) -> Iterator[None]:
+    """Serve `server` (e.g. `build_server`'s, in this process) from a thread until the block
+    ends, then let it finish its requests and stop."""
+    thread = threading.Thread(target=server.run, name="tierdesk-test-server", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise HarnessError(f"the server did not start within {timeout:.0f} s")
+            time.sleep(0.02)
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout)
 
 
 # -------------------------------------------------------------------------------- inbox

@@ -17,7 +17,8 @@ words it must contain). `replay_problems` is that loop; a `Desk` is all that dif
                  none, as when Jira hides it), the customers' JSM organizations in the
                  Organizations field (customfield_10002, read by tierdesk through
                  TIERDESK_JIRA_ORGANIZATION_FIELD), and an "Urgent" priority beside Jira's
-                 default five (stories and policies say urgent; Jira's top one is Highest).
+                 default five (stories and policies say urgent; Jira's top one is Highest),
+                 and the Jira statuses the policy maps by name in the workflow.
                  One request to create an issue (fields, labels, organization included).
                  Owner: exactly the latest Jira target's assignee (None for a component-only
                  target) and component (the connector replaces the previous target's: it
@@ -342,6 +343,7 @@ class JiraDesk:
             "organizations": [{"id": oid, "name": name}
                               for name, oid in self.organizations.items()],
             "priorities": priorities,
+            "statuses": self._statuses(),
             "issues": [],
         }
         return {"jira": jira, "zendesk": json.loads(SEED.read_text("utf-8"))["zendesk"]}
@@ -349,6 +351,15 @@ class JiraDesk:
     def bind(self, client: SandboxClient, env: dict[str, str]) -> None:
         self.client = client
         env["TIERDESK_JIRA_ORGANIZATION_FIELD"] = JIRA_ORG_FIELD
+
+    def _statuses(self) -> dict[str, str]:
+        """The Jira statuses the policy maps by name (`sla.statuses.jira.names`, e.g.
+        external-vendor's "Waiting for vendor"), added to the sandbox's workflow in the
+        category of their neutral status (new: To Do; solved, closed: Done; else In Progress)."""
+        spec = self.policy.sla.spec
+        names = spec.statuses.jira.names if spec is not None else {}
+        category = {"new": "new", "solved": "done", "closed": "done"}
+        return {name: category.get(status, "indeterminate") for name, status in names.items()}
 
     def _agent(self, method: str, path: str, body: Any = None) -> Any:
         assert self.client is not None

@@ -25,7 +25,8 @@ happen then"). The ticket in the sandbox must then show the step's `expect` (lab
 new note exactly when expected, with its words), and the timer loop must have enqueued exactly
 one SLA event for the ticket in the steps whose `expect.fired` is not empty, and none in the
 others (a paused ticket fires nothing; nothing fires twice). The clocks the service keeps are
-those of the pure replay (`replay`): `tierdesk explain --json` on the inbox, at story time.
+those of the pure replay (`replay`), as `tierdesk explain --json --now` shows them from the
+inbox's recorded history (its functions, webhooks/cli/sla.py, called in process).
 
 Thresholds that fall due before the step's instant (five-level's warning at 13:03:45 UTC, step
 at 13:15) are acted on at the step's instant together with its edit, as in the pure replay; an
@@ -35,24 +36,19 @@ No reference policy maps an SLA due field (`sla.due_field`), so no step writes o
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
-from tests.e2e.harness import HarnessError, InboxView, figure
+from tests.e2e.harness import HarnessError, InboxView, figure, served_in_thread
 from tests.policies.stories import TicketStory, load_story, replay, story_paths
 from tests.policies.test_stories_e2e import Replay, Site, seen_problems, story_site, story_want
+from webhooks.cli.sla import clocks_view, ticket_clocks
 from webhooks.inbox.schema import SLA_DUE_EVENT
 from webhooks.service import Service, build_server, build_service
 from webhooks.settings import ENV_PREFIX, Settings, load_settings
@@ -129,17 +125,6 @@ class StoryTime:
         raise HarnessError(f"the service did not settle in {rounds} rounds")
 
 
-def _serve(server: uvicorn.Server) -> threading.Thread:
-    thread = threading.Thread(target=server.run, name="story-receiver", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise HarnessError("the receiver did not start")
-        time.sleep(0.02)
-    return thread
-
-
 def timed_tickets(site: Site) -> list[TicketStory]:
     return [t for t in site.story.tickets if t.timed]
 
@@ -158,27 +143,25 @@ def story_time(vendor: str, story_name: str) -> Iterator[StoryTime]:
         settings = settings_of(site.env)
         server, receiver = build_server(settings, with_worker=False, host="127.0.0.1",
                                         port=site.port, clock=clock)
-        thread = _serve(server)
-        worker = build_service(settings, with_worker=True, clock=clock)
         try:
-            yield StoryTime(site, clock, worker, InboxView(site.workdir / "inbox.db"),
-                            site.replay())
+            worker = build_service(settings, with_worker=True, clock=clock)
+            try:
+                with served_in_thread(server):
+                    yield StoryTime(site, clock, worker, InboxView(site.workdir / "inbox.db"),
+                                    site.replay())
+            finally:
+                worker.inbox.close()
         finally:
-            server.should_exit = True
-            thread.join(timeout=30)
             receiver.inbox.close()
-            worker.inbox.close()
 
 
 def _explain(run: StoryTime, ref: str) -> dict[str, Any]:
-    """`tierdesk explain <vendor> <ref> --json` on the service's inbox (its `sla` part)."""
-    exe = Path(sys.executable).with_name("tierdesk")
-    done = subprocess.run([str(exe), "explain", run.site.vendor, ref, "--json",
-                           "--now", run.clock.at().isoformat()],
-                          env=run.site.env, capture_output=True, text=True, timeout=60,
-                          check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return dict(json.loads(done.stdout)["sla"])
+    """The SLA part of `tierdesk explain <vendor> <ref> --json --now <story time>`: the same
+    functions (webhooks/cli/sla.py), called in this process on the worker side's inbox."""
+    now = run.clock.at()
+    policy = run.worker.policy
+    return clocks_view(ticket_clocks(run.worker.inbox, policy, run.site.vendor, ref, now),
+                       policy, now)
 
 
 def story_time_problems(run: StoryTime) -> list[str]:
