@@ -541,9 +541,10 @@ class Want:
 def playable(t: TicketStory) -> list[Step]:
     """The steps a replay in real time plays: those before the first that waits (`after`).
 
-    Hours of office time cannot pass in a test; the clocks' warnings and breaches of the
-    reference policies are replayed by tests/policies/test_stories.py, and here each played
-    ticket's clocks are checked as the service keeps them (`clock_problems`)."""
+    Hours of office time cannot pass in real time: the clocks' warnings and breaches of the
+    reference policies are replayed by tests/policies/test_stories.py (pure) and by
+    tests/policies/test_stories_timed.py (end to end, the service's clock injected); here each
+    played ticket's clocks are checked as the service keeps them (`clock_problems`)."""
     waits = [i for i, s in enumerate(t.steps) if s.after]
     return t.steps[:waits[0]] if waits else list(t.steps)
 
