@@ -69,8 +69,9 @@ class Delivery:
     attempt: int = 0
     copy: int = 1
 
-    def headers(self) -> dict[str, str]:
-        """Headers for the current attempt, signed."""
+    def headers(self, signed_at: datetime | None = None) -> dict[str, str]:
+        """Headers for the current attempt, signed (Zendesk's signature timestamp is
+        `signed_at`, the sandbox's clock; default the system time)."""
         headers = {"Content-Type": "application/json; charset=utf-8"}
         if self.vendor == "jira":
             headers["User-Agent"] = "Atlassian Webhook HTTP Client"
@@ -80,7 +81,7 @@ class Delivery:
             if self.secret:
                 headers["X-Hub-Signature"] = jira_signature(self.body, self.secret)
         else:
-            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            stamp = (signed_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
             headers["User-Agent"] = "Zendesk Webhook"
             headers["X-Zendesk-Account-Id"] = str(self.account_id or 0)
             headers["X-Zendesk-Webhook-Id"] = self.webhook_id
@@ -125,6 +126,7 @@ class Deliverer:
         retry_base: float = 0.25,
         retry_cap: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._queue: list[_Queued] = []
         self._held: list[Delivery] = []
@@ -134,6 +136,8 @@ class Deliverer:
         self._in_flight = 0
         self._stopped = False
         self._clock = clock
+        #: The time deliveries are signed with (the sandbox's clock: sandbox/clock.py).
+        self._wall = wall
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.attempts: list[Attempt] = []
@@ -227,7 +231,7 @@ class Deliverer:
         retry_after: float | None = None
         try:
             resp = self._session.post(
-                d.url, data=d.body, headers=d.headers(), timeout=DELIVERY_TIMEOUT
+                d.url, data=d.body, headers=d.headers(self._wall()), timeout=DELIVERY_TIMEOUT
             )
             status = resp.status_code
             retry_after = _seconds(resp.headers.get("Retry-After"))

@@ -19,6 +19,9 @@ Control API, on both ports (never subject to faults):
     POST   /_sandbox/wait?timeout=S         block until no delivery is queued or in flight
     POST   /_sandbox/deliveries/hold        keep new deliveries back ...
     POST   /_sandbox/deliveries/release?order=fifo|reverse&spacing=S   ... and send them
+    GET    /_sandbox/clock                  {"now": ISO, "fixed": bool}: the sandbox's time
+    POST   /_sandbox/clock                  {"now": ISO | null}: stop it at an instant (forward
+                                            only) or back to the system time (sandbox/clock.py)
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sandbox.clock import ClockInvalid, parse_instant
 from sandbox.faults import VENDORS, FaultsInvalid, Vendor, parse_faults
 from sandbox.state import Sandbox, Seed, load_seed
 from sandbox.wire import ApiError, Request, Response, Route, parse_query
@@ -335,6 +339,14 @@ class _Handler(BaseHTTPRequestHandler):
                     spacing=float(request.arg("spacing") or 0),
                 )
                 return Response(200, {"released": released})
+            if path == "/_sandbox/clock" and request.method == "GET":
+                return Response(200, sandbox.clock.snapshot())
+            if path == "/_sandbox/clock" and request.method == "POST":
+                spec = json.loads(request.body or b"{}")
+                if not isinstance(spec, dict) or "now" not in spec:
+                    raise ClockInvalid('expected {"now": "2026-11-23T08:00:00Z"} or {"now": null}')
+                sandbox.clock.set(parse_instant(spec["now"]))
+                return Response(200, sandbox.clock.snapshot())
             if path == "/_sandbox/wait" and request.method == "POST":
                 idle = sandbox.deliverer.wait_idle(float(request.arg("timeout") or 10))
                 return Response(200, {"idle": idle})
@@ -479,6 +491,10 @@ class SandboxHandle:
     def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
         """Block until no webhook delivery is queued or in flight; False on timeout."""
         return self.sandbox.deliverer.wait_idle(timeout)
+
+    def set_clock(self, when: datetime | None) -> None:
+        """Stop the sandbox's clock at `when` (forward only), or None: the system time."""
+        self.sandbox.clock.set(when)
 
     def stop(self) -> None:
         """Stop both servers and the deliverer; safe to call twice."""

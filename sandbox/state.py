@@ -12,12 +12,13 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sandbox.clock import SandboxClock
 from sandbox.delivery import Deliverer, Delivery
 from sandbox.faults import VENDORS, FaultSpec, FaultState, Vendor
 from sandbox.jira.seed import JiraSeed
@@ -97,7 +98,10 @@ class Sandbox:
         retry_base: float = 0.25,
     ) -> None:
         self.lock = threading.RLock()
-        self.deliverer = Deliverer(workers=delivery_workers, retry_base=retry_base)
+        #: The one time source of both sites and the deliveries (sandbox/clock.py).
+        self.clock = SandboxClock()
+        self.deliverer = Deliverer(workers=delivery_workers, retry_base=retry_base,
+                                   wall=self.clock.now)
         self.faults: dict[str, FaultState] = {v: FaultState(v) for v in VENDORS}
         self.log: list[LogEntry] = []
         self._seq = 0
@@ -109,9 +113,9 @@ class Sandbox:
             self.deliverer.stop()
             raise SeedInvalid(str(exc)) from exc
 
-    @staticmethod
-    def now() -> datetime:
-        return datetime.now(UTC)
+    def now(self) -> datetime:
+        """The sandbox's time (the system's unless a test set it: sandbox/clock.py)."""
+        return self.clock.now()
 
     def sim(self, vendor: str) -> JiraSim | ZendeskSim:
         return self.jira if vendor == "jira" else self.zendesk

@@ -3,6 +3,13 @@
 
 `tierdesk serve` and `tierdesk worker` (webhooks/cli/service.py) call these; the tests start the
 real service through them too.
+
+Time: each of them takes one `clock` (epoch seconds, default the system's `time.time`), and
+every wall-clock read on the way of an event and of an SLA timer comes from it: the inbox
+(arrival, leases, retries, due timers, notices, pauses), the receiver's signature-age and
+replay-horizon checks, the worker's `now` for decisions and clocks, and the timers recomputed
+after a reload. A test runs the real service in "story time" by passing a settable clock
+(tests/policies/test_story_clocks.py). Durations measured for metrics stay monotonic.
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ import resource
 import signal
 import socket
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,6 +119,15 @@ def build_connectors(
     return out
 
 
+#: Epoch seconds now: the service's one time source (module docstring).
+Clock = Callable[[], float]
+
+
+def _datetime_clock(clock: Clock) -> Callable[[], datetime]:
+    """`clock` as aware UTC datetimes (the receiver's and the worker's form)."""
+    return lambda: datetime.fromtimestamp(clock(), UTC)
+
+
 class StartupError(RuntimeError):
     """The service cannot start; `lines` say what to fix."""
 
@@ -152,10 +169,12 @@ def build_service(
     with_worker: bool,
     connectors: Mapping[str, Connector] | None = None,
     create_inbox: bool = True,
+    clock: Clock = time.time,
 ) -> Service:
     """Load the policy, open the inbox and build the worker pool. `connectors` replaces the
     ones built from the settings (tests start the real service with a test connector).
-    `create_inbox=False` (`worker --once`) refuses a database that does not exist yet."""
+    `create_inbox=False` (`worker --once`) refuses a database that does not exist yet.
+    `clock` is the service's time source (module docstring)."""
     try:
         policy = load_policy_for(settings)
     except ServiceError as exc:
@@ -169,7 +188,7 @@ def build_service(
         raise StartupError(["cannot send SLA notifications:", *(
             f"  {line}" for line in str(exc).splitlines())]) from None
     try:
-        inbox = open_inbox(settings.database_url, create=create_inbox)
+        inbox = open_inbox(settings.database_url, create=create_inbox, clock=clock)
     except InboxUnavailable as exc:
         raise StartupError(exc.lines) from None
     metrics = Metrics()
@@ -196,6 +215,7 @@ def build_service(
                 retry_max_delay=settings.retry_max_delay,
                 metrics=metrics,
                 name=f"worker-{i + 1}",
+                now=_datetime_clock(inbox.clock),
                 limits=limits,  # shared: a 429 seen by any thread stops every thread at once
                 throttle=throttle,
                 loop_guard=LoopGuard(max_rewrites=settings.loop_max_rewrites,
@@ -244,7 +264,7 @@ def build_service(
 
 def _recompute_timers(inbox: Inbox, policy: Policy) -> None:
     try:
-        changed = recompute_timers(inbox, policy, now=datetime.now(UTC))
+        changed = recompute_timers(inbox, policy, now=datetime.fromtimestamp(inbox.clock(), UTC))
     except Exception as exc:
         log("sla timers not recomputed after the reload", level=40, error=repr(exc)[:300])
         return
@@ -259,10 +279,18 @@ def build_server(
     vendors: Mapping[str, Vendor] | None = None,
     host: str | None = None,
     port: int | None = None,
+    clock: Clock = time.time,
 ) -> tuple[uvicorn.Server, Service]:
     """The uvicorn server of `tierdesk serve` (receiver, plus the worker pool unless
-    `with_worker` is false). Run it with `.run()`; SIGTERM/SIGINT stop it gracefully."""
-    service = build_service(settings, with_worker=with_worker, connectors=connectors)
+    `with_worker` is false). Run it with `.run()`; SIGTERM/SIGINT stop it gracefully.
+    `clock` is the service's time source (module docstring); another than the system's needs
+    TIERDESK_INBOX_WRITER=thread, since the writer process keeps the system time."""
+    if clock is not time.time and settings.inbox_writer == "process":
+        raise StartupError([
+            "the receiver's inbox writer process records arrivals by the system clock, not the"
+            " clock given to build_server: set TIERDESK_INBOX_WRITER=thread"])
+    service = build_service(settings, with_worker=with_worker, connectors=connectors,
+                            clock=clock)
     secrets = {v: settings.webhook_secret(v) for v in VENDORS}
     configured = settings.configured_vendors()
     for vendor in configured:
@@ -297,6 +325,7 @@ def build_server(
             max_body_bytes=settings.max_body_bytes,
             signature_max_age=settings.signature_max_age,
             replay_horizon=settings.webhook_replay_horizon(),
+            clock=_datetime_clock(clock),
             previous_secrets={v: settings.previous_webhook_secret(v) for v in VENDORS},
             basic_auth={v: settings.webhook_basic_auth(v) for v in VENDORS},
             # A vendor protected by the Basic opt-in alone needs no secret to be ready.
@@ -395,13 +424,15 @@ def run_worker(
     once: bool = False,
     connectors: Mapping[str, Connector] | None = None,
     metrics_port: int | None = None,
+    clock: Clock = time.time,
 ) -> int:
     """Run the worker pool until SIGTERM/SIGINT (or, with `once`, until nothing is ready);
     return the number of tickets processed by `once`. `metrics_port` serves the worker's
-    Prometheus metrics on 0.0.0.0:PORT/ (split deployments have no receiver in this process)."""
+    Prometheus metrics on 0.0.0.0:PORT/ (split deployments have no receiver in this process).
+    `clock` is the service's time source (module docstring)."""
     # Draining a database that does not exist is a wrong directory, not "0 tickets".
     service = build_service(settings, with_worker=True, connectors=connectors,
-                            create_inbox=not once)
+                            create_inbox=not once, clock=clock)
     pool = service.pool
     if metrics_port is not None and not once:
         try:

@@ -11,8 +11,6 @@ from sandbox.jira import fields as date_fields
 from sandbox.jira.comments import JiraComments
 from sandbox.jira.records import (
     ISSUE_TYPES,
-    STATUSES,
-    TRANSITIONS,
     Comment,
     Issue,
     _bad_json,
@@ -121,7 +119,7 @@ class JiraIssues(JiraComments):
         return Response(200, {"expand": "transitions", "transitions": [
             {"id": tid, "name": name, "to": self.status_json(name), "hasScreen": False,
              "isGlobal": True, "isInitial": False, "isAvailable": True, "isConditional": False}
-            for tid, name in TRANSITIONS.items() if name != issue.status
+            for tid, name in self.workflow_transitions.items() if name != issue.status
         ]})
 
     def transition(self, request: Request) -> Response:
@@ -143,7 +141,7 @@ class JiraIssues(JiraComments):
         ident = wanted.get("id") if isinstance(wanted, dict) else None
         if not isinstance(ident, str | int) or isinstance(ident, bool):
             raise _error(400, "No transition specified: give {\"transition\": {\"id\": ...}}.")
-        target = TRANSITIONS.get(str(ident))
+        target = self.workflow_transitions.get(str(ident))
         if target is None or target == issue.status:
             raise _error(400, f"Transition id '{ident}' is not valid for this issue.")
         extra = [k for k in ("fields", "update") if body.get(k)]
@@ -155,8 +153,8 @@ class JiraIssues(JiraComments):
         issue.updated = self.now()
         item = {
             "field": "status", "fieldtype": "jira", "fieldId": "status",
-            "from": STATUSES[before][0], "fromString": before,
-            "to": STATUSES[target][0], "toString": target,
+            "from": self.workflow_statuses[before][0], "fromString": before,
+            "to": self.workflow_statuses[target][0], "toString": target,
         }
         self._issue_updated(issue, actor, [item], None)
         return Response(204, None, wrote=True)

@@ -146,6 +146,9 @@ class JiraSiteBase:
     organization_fields: set[str]
     organizations: dict[str, JiraOrganizationSeed]
     priorities: dict[str, str]
+    #: The workflow: STATUSES and TRANSITIONS with the seed's added statuses.
+    workflow_statuses: dict[str, tuple[str, str]]
+    workflow_transitions: dict[str, str]
     issues: dict[str, Issue]
     webhooks: dict[int, Webhook]
     _ids: Iterator[int]

@@ -6,7 +6,7 @@ from typing import Any
 
 from sandbox.jira.fields import due_json
 from sandbox.jira.permissions import JiraPermissions
-from sandbox.jira.records import CATEGORIES, ISSUE_TYPES, STATUSES, Comment, Issue, jira_time
+from sandbox.jira.records import CATEGORIES, ISSUE_TYPES, Comment, Issue, jira_time
 from sandbox.wire import Request
 
 
@@ -40,7 +40,7 @@ class JiraRender(JiraPermissions):
 
     def status_json(self, name: str) -> dict[str, Any]:
         """A StatusDetails (platform-openapi-v3.json): name, id and statusCategory."""
-        status_id, category = STATUSES[name]
+        status_id, category = self.workflow_statuses[name]
         return {"self": f"{self.base_url}/rest/api/2/status/{status_id}", "name": name,
                 "id": status_id, "description": "", "statusCategory": self.category_json(category)}
 
@@ -48,7 +48,7 @@ class JiraRender(JiraPermissions):
         """GET issue's shape; `wanted` None means all fields."""
         base = self.base_url
         project = self.projects[issue.project]
-        status_id, category = STATUSES.get(issue.status, ("10000", "new"))
+        status_id, category = self.workflow_statuses.get(issue.status, ("10000", "new"))
         fields: dict[str, Any] = {
             "summary": issue.summary,
             "description": issue.description,

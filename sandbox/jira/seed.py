@@ -111,4 +111,10 @@ class JiraSeed(_Seed):
     priorities: list[str] = Field(
         default_factory=lambda: ["Highest", "High", "Medium", "Low", "Lowest"], min_length=1
     )
+    #: Workflow statuses beside the default four (records.py STATUSES): name -> status category
+    #: key. Jira administrators add statuses to a workflow, each in one of the three categories
+    #: To Do, In Progress, Done ("What are issue statuses, priorities, and resolutions?",
+    #: https://support.atlassian.com/jira-cloud-administration/docs/what-are-issue-statuses-priorities-and-resolutions/;
+    #: statusCategory in StatusDetails, platform-openapi-v3.json). Each gets a global transition.
+    statuses: dict[str, Literal["new", "indeterminate", "done"]] = {}
     issues: list[JiraIssueSeed] = []

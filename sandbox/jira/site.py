@@ -35,7 +35,16 @@ from typing import Any
 
 from sandbox.jira import contract
 from sandbox.jira.issues import JiraIssues
-from sandbox.jira.records import Comment, Emit, Issue, Webhook, _error, jira_time
+from sandbox.jira.records import (
+    STATUSES,
+    TRANSITIONS,
+    Comment,
+    Emit,
+    Issue,
+    Webhook,
+    _error,
+    jira_time,
+)
 from sandbox.jira.seed import JiraSeed
 from sandbox.wire import ApiError, Handler, Request, Response, Route, route
 
@@ -58,6 +67,11 @@ class JiraSim(JiraIssues):
         self.organization_fields = {f.id for f in seed.fields if f.type == "organizations"}
         self.organizations = {o.id: o for o in seed.organizations}
         self.priorities = {name: str(n) for n, name in enumerate(seed.priorities, 1)}
+        added = [(n, c) for n, c in seed.statuses.items() if n not in STATUSES]
+        self.workflow_statuses = {
+            **STATUSES, **{n: (str(10100 + i), c) for i, (n, c) in enumerate(added)}}
+        self.workflow_transitions = {
+            **TRANSITIONS, **{str(101 + 10 * i): n for i, (n, _) in enumerate(added)}}
         self.issues: dict[str, Issue] = {}
         self.webhooks: dict[int, Webhook] = {}
         self._ids = itertools.count(10000)

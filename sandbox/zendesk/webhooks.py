@@ -300,7 +300,7 @@ class ZendeskWebhooks(ZendeskSearch):
             account_id=self.seed.account_id,
         )
         try:
-            answer = requests.post(endpoint, data=raw, headers=delivery.headers(),
+            answer = requests.post(endpoint, data=raw, headers=delivery.headers(self.now()),
                                    timeout=DELIVERY_TIMEOUT)
         except requests.RequestException as exc:
             return Response(200, {"response": {"status": None, "body": str(exc)[:500],

@@ -3,11 +3,14 @@
 Shared by tests/e2e/ and bench/e2e.py. Everything talks real HTTP on 127.0.0.1:
 
     SandboxProcess   `tierdesk sandbox --port 0 --json` in its own process; `.client` is a
-                     `SandboxClient` over the control API (/_sandbox/state, log, faults, agent)
+                     `SandboxClient` over the control API (/_sandbox/state, log, faults, agent,
+                     clock)
     Service          `tierdesk serve` on a free port with a temporary SQLite inbox; kill it
                      (SIGKILL) and start it again on the same inbox
     install()        `tierdesk install jira|zendesk --callback-url ...` run as a subprocess,
                      returning the TIERDESK_*_SECRET lines it prints
+    served_in_thread()  a uvicorn server built in the test process (`build_server`) served
+                     from a thread, for tests that inject the service's clock
     InboxView        read-only look at the SQLite inbox (pending, dead letters, decisions)
     settle()         wait until nothing is queued anywhere: no sandbox delivery in flight, no
                      pending inbox event, and the vendor request log has stopped growing
@@ -24,14 +27,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import requests
+import uvicorn
 
 from sandbox.demo import NotReady, stop_process, tail, wait_until_ready
 from sandbox.demo import free_port as free_port  # part of the harness (bench, tests)
@@ -131,6 +138,15 @@ class SandboxClient:
         r = self.http.post(self._url("wait"), params={"timeout": timeout}, timeout=timeout + 30)
         r.raise_for_status()
         return bool(r.json()["idle"])
+
+    def set_clock(self, when: datetime | None) -> datetime:
+        """Stop the sandbox's clock at `when` (aware; forward only), or None: back to the
+        system time (sandbox/clock.py); the sandbox's time after the change."""
+        r = self.http.post(self._url("clock"), json={"now": None if when is None
+                                                      else when.isoformat()}, timeout=30)
+        if r.status_code != 200:
+            raise HarnessError(f"sandbox refused the clock {when}: {r.status_code} {r.text}")
+        return datetime.fromisoformat(r.json()["now"].replace("Z", "+00:00"))
 
     def agent(
         self, vendor: str, as_user: str, method: str, path: str, body: Any = None
@@ -272,6 +288,24 @@ class Service:
         return "\n".join(
             tail(self.workdir / f"serve-{i}.log", 40) for i in range(1, self.starts + 1)
         )
+
+
+@contextmanager
+def served_in_thread(server: uvicorn.Server, *, timeout: float = 30.0) -> Iterator[None]:
+    """Serve `server` (e.g. `build_server`'s, in this process) from a thread until the block
+    ends, then let it finish its requests and stop."""
+    thread = threading.Thread(target=server.run, name="tierdesk-test-server", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise HarnessError(f"the server did not start within {timeout:.0f} s")
+            time.sleep(0.02)
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout)
 
 
 # -------------------------------------------------------------------------------- inbox

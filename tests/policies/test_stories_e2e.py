@@ -17,7 +17,8 @@ words it must contain). `replay_problems` is that loop; a `Desk` is all that dif
                  none, as when Jira hides it), the customers' JSM organizations in the
                  Organizations field (customfield_10002, read by tierdesk through
                  TIERDESK_JIRA_ORGANIZATION_FIELD), and an "Urgent" priority beside Jira's
-                 default five (stories and policies say urgent; Jira's top one is Highest).
+                 default five (stories and policies say urgent; Jira's top one is Highest),
+                 and the Jira statuses the policy maps by name in the workflow.
                  One request to create an issue (fields, labels, organization included).
                  Owner: exactly the latest Jira target's assignee (None for a component-only
                  target) and component (the connector replaces the previous target's: it
@@ -43,6 +44,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -83,12 +85,19 @@ from tiering import decide
 from tiering.models import Ticket, note_key_in
 from tiering.policy import Policy
 from tiering.policy_models import Target
+from tiering.sla_actions import sla_note_keys_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 SEED = Path(__file__).resolve().parents[2] / "sandbox" / "seed.json"
 #: One agent request of a step: None creates the ticket, an Edit changes it.
 Act = Edit | None
+
+
+def is_note(body: str | None) -> bool:
+    """A note tierdesk posted: the checklist's (`tierdesk-note:`) or an SLA note's
+    (`tierdesk-sla:`, which an SLA-only note carries alone)."""
+    return note_key_in(body) is not None or bool(sla_note_keys_in(body))
 
 
 @dataclass(frozen=True)
@@ -255,7 +264,7 @@ class ZendeskDesk:
     def seen(self, state: dict[str, Any], t: TicketStory) -> Seen:
         ticket = state["zendesk"]["tickets"][self.refs[t.name]]
         notes = [c["body"] for c in ticket["comments"]
-                 if str(c["author_id"]) == str(ZENDESK_BOT[1]) and note_key_in(c["body"])]
+                 if str(c["author_id"]) == str(ZENDESK_BOT[1]) and is_note(c["body"])]
         return Seen(frozenset(ticket["tags"]), ticket["group_id"], notes)
 
 
@@ -334,6 +343,7 @@ class JiraDesk:
             "organizations": [{"id": oid, "name": name}
                               for name, oid in self.organizations.items()],
             "priorities": priorities,
+            "statuses": self._statuses(),
             "issues": [],
         }
         return {"jira": jira, "zendesk": json.loads(SEED.read_text("utf-8"))["zendesk"]}
@@ -341,6 +351,15 @@ class JiraDesk:
     def bind(self, client: SandboxClient, env: dict[str, str]) -> None:
         self.client = client
         env["TIERDESK_JIRA_ORGANIZATION_FIELD"] = JIRA_ORG_FIELD
+
+    def _statuses(self) -> dict[str, str]:
+        """The Jira statuses the policy maps by name (`sla.statuses.jira.names`, e.g.
+        external-vendor's "Waiting for vendor"), added to the sandbox's workflow in the
+        category of their neutral status (new: To Do; solved, closed: Done; else In Progress)."""
+        spec = self.policy.sla.spec
+        names = spec.statuses.jira.names if spec is not None else {}
+        category = {"new": "new", "solved": "done", "closed": "done"}
+        return {name: category.get(status, "indeterminate") for name, status in names.items()}
 
     def _agent(self, method: str, path: str, body: Any = None) -> Any:
         assert self.client is not None
@@ -424,7 +443,7 @@ class JiraDesk:
     def seen(self, state: dict[str, Any], t: TicketStory) -> Seen:
         issue = state["jira"]["issues"][self.refs[t.name]]
         notes = [c["body"] for c in issue["comments"]
-                 if c["author"] == JIRA_BOT[1] and note_key_in(c["body"])]
+                 if c["author"] == JIRA_BOT[1] and is_note(c["body"])]
         return Seen(frozenset(issue["labels"]), (issue["assignee"], frozenset(issue["components"])),
                     notes)
 
@@ -445,9 +464,33 @@ class Replay:
     env: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class Site:
+    """A sandbox seeded for one story with tierdesk's webhooks installed, before any service:
+    the service's environment (`env`, the inbox `workdir/inbox.db`) and port to listen on."""
+
+    story: Story
+    policy: Policy
+    desk: Desk
+    sandbox: SandboxProcess
+    env: dict[str, str]
+    port: int
+    workdir: Path
+
+    @property
+    def vendor(self) -> str:
+        return "jira" if isinstance(self.desk, JiraDesk) else "zendesk"
+
+    def replay(self) -> Replay:
+        return Replay(self.story, self.policy, self.desk, self.sandbox.client,
+                      InboxView(self.workdir / "inbox.db"), self.env)
+
+
 @contextmanager
-def running(vendor: str, story_name: str) -> Iterator[Replay]:
-    """A sandbox seeded for the story, `tierdesk install <vendor>` and `tierdesk serve`."""
+def story_site(vendor: str, story_name: str, *, clock: datetime | None = None
+               ) -> Iterator[Site]:
+    """A sandbox seeded for the story (its clock stopped at `clock`, if given, before anything
+    is dated) and `tierdesk install <vendor>` pointed at a free port."""
     story = load_story(next(p for p in story_paths() if p.stem == story_name))
     policy = policy_of(story.policy)
     desk: Desk = JiraDesk(story, policy) if vendor == "jira" else ZendeskDesk(story, policy)
@@ -455,8 +498,9 @@ def running(vendor: str, story_name: str) -> Iterator[Replay]:
     seed_path = workdir / "seed.json"
     seed_path.write_text(json.dumps(desk.seed()), "utf-8")
     sandbox = SandboxProcess(workdir, seed=seed_path)
-    service: Service | None = None
     try:
+        if clock is not None:
+            sandbox.client.set_clock(clock)
         port = free_port()
         env = vendor_env(sandbox, workdir / "inbox.db", story.policy_path)
         desk.bind(sandbox.client, env)
@@ -466,14 +510,22 @@ def running(vendor: str, story_name: str) -> Iterator[Replay]:
         for name in [k for k in env if k.startswith(f"TIERDESK_{other}_")]:
             del env[name]
         env.update(install(vendor, env, f"http://127.0.0.1:{port}/webhooks/{vendor}"))
-        service = Service(env, port, workdir)
-        service.start()
-        yield Replay(story, policy, desk, sandbox.client, InboxView(workdir / "inbox.db"), env)
+        yield Site(story, policy, desk, sandbox, env, port, workdir)
     finally:
-        if service is not None:
-            service.stop()
         sandbox.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def running(vendor: str, story_name: str) -> Iterator[Replay]:
+    """A sandbox seeded for the story, `tierdesk install <vendor>` and `tierdesk serve`."""
+    with story_site(vendor, story_name) as site:
+        service = Service(site.env, site.port, site.workdir)
+        try:
+            service.start()
+            yield site.replay()
+        finally:
+            service.stop()
 
 
 @dataclass(frozen=True)
@@ -489,9 +541,10 @@ class Want:
 def playable(t: TicketStory) -> list[Step]:
     """The steps a replay in real time plays: those before the first that waits (`after`).
 
-    Hours of office time cannot pass in a test; the clocks' warnings and breaches of the
-    reference policies are replayed by tests/policies/test_stories.py, and here each played
-    ticket's clocks are checked as the service keeps them (`clock_problems`)."""
+    Hours of office time cannot pass in real time: the clocks' warnings and breaches of the
+    reference policies are replayed by tests/policies/test_stories.py (pure) and by
+    tests/policies/test_stories_timed.py (end to end, the service's clock injected); here each
+    played ticket's clocks are checked as the service keeps them (`clock_problems`)."""
     waits = [i for i, s in enumerate(t.steps) if s.after]
     return t.steps[:waits[0]] if waits else list(t.steps)
 
@@ -550,7 +603,6 @@ def replay_problems(replay: Replay) -> list[str]:
     ticket's requests take the last rounds, so every ticket's final request of the step lands
     in the step's last round."""
     story, policy, desk = replay.story, replay.policy, replay.desk
-    managed = policy.managed_labels
     problems: list[str] = []
     model: dict[str, Ticket] = {}
     owners: dict[str, object] = {t.name: desk.no_owner for t in story.tickets}
@@ -578,28 +630,46 @@ def replay_problems(replay: Replay) -> list[str]:
                 where = f"{t.name} step {i + 1} ({step.say})" + (
                     f", request {k + 1} of {n}" if n > 1 else "")
                 if k == n - 1:
-                    want = Want(expected_labels(t, i), step.expect.note,
-                                tuple(step.expect.note_contains), step.expect.assign)
+                    want = story_want(t, i)
                 else:
                     want = Want(decision.labels_after(before.labels), decision.comment is not None,
                                 (), decision.assign)
-                seen = desk.seen(state, t)
-                if seen.labels & managed != want.labels & managed:
-                    problems.append(f"{where}: labels {sorted(seen.labels & managed)},"
-                                    f" expected {sorted(want.labels & managed)}")
-                target = policy.targets.get(want.assign) if want.assign else None
-                owners[t.name] = desk.owner(owners[t.name], target)
-                if seen.owner != owners[t.name]:
-                    problems.append(f"{where}: owner {seen.owner!r}, expected {owners[t.name]!r}")
-                new = seen.notes[notes.get(t.name, 0):]
-                notes[t.name] = len(seen.notes)
-                if want.note and len(new) != 1:
-                    problems.append(f"{where}: expected one new checklist note, got {len(new)}")
-                if not want.note and new:
-                    problems.append(f"{where}: expected no note, got {new}")
-                for words in want.note_contains if new else ():
-                    if words not in new[-1]:
-                        problems.append(f"{where}: note does not contain {words!r}: {new[-1]!r}")
+                problems += seen_problems(replay, t, state, want, where, owners, notes)
+    return problems
+
+
+def story_want(t: TicketStory, i: int) -> Want:
+    """What step `i` of the story must leave on the ticket (its last request's decision)."""
+    step = t.steps[i]
+    return Want(expected_labels(t, i), step.expect.note, tuple(step.expect.note_contains),
+                step.expect.assign)
+
+
+def seen_problems(replay: Replay, t: TicketStory, state: dict[str, Any], want: Want, where: str,
+                  owners: dict[str, object], notes: dict[str, int]) -> list[str]:
+    """How ticket `t` in the sandbox `state` differs from `want`: the managed labels, the owner
+    (`owners`: each ticket's owner so far, updated), and the notes posted since the previous
+    check (`notes`: each ticket's count so far, updated); one line each, starting `where`."""
+    policy, desk = replay.policy, replay.desk
+    managed = policy.managed_labels
+    problems: list[str] = []
+    seen = desk.seen(state, t)
+    if seen.labels & managed != want.labels & managed:
+        problems.append(f"{where}: labels {sorted(seen.labels & managed)},"
+                        f" expected {sorted(want.labels & managed)}")
+    target = policy.targets.get(want.assign) if want.assign else None
+    owners[t.name] = desk.owner(owners.get(t.name, desk.no_owner), target)
+    if seen.owner != owners[t.name]:
+        problems.append(f"{where}: owner {seen.owner!r}, expected {owners[t.name]!r}")
+    new = seen.notes[notes.get(t.name, 0):]
+    notes[t.name] = len(seen.notes)
+    if want.note and len(new) != 1:
+        problems.append(f"{where}: expected one new note, got {len(new)}")
+    if not want.note and new:
+        problems.append(f"{where}: expected no note, got {new}")
+    for words in want.note_contains if new else ():
+        if words not in new[-1]:
+            problems.append(f"{where}: note does not contain {words!r}: {new[-1]!r}")
     return problems
 
 

@@ -11,6 +11,8 @@ the right one.
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,10 +103,12 @@ def _missing(url: str) -> list[str] | None:
     ]
 
 
-def open_inbox(url: str, *, create: bool, verbose: bool = False) -> Inbox:
+def open_inbox(
+    url: str, *, create: bool, verbose: bool = False, clock: Callable[[], float] = time.time
+) -> Inbox:
     """Open the inbox at `url`. With `create=False` (read-only commands) a database that does
     not exist yet is refused rather than created. With `verbose` the database opened is named
-    on stderr. Raises InboxUnavailable."""
+    on stderr. `clock` (epoch seconds) is the inbox's time source. Raises InboxUnavailable."""
     from webhooks.inbox.database import InboxError
     from webhooks.inbox.store import Inbox
 
@@ -113,7 +117,7 @@ def open_inbox(url: str, *, create: bool, verbose: bool = False) -> Inbox:
         if problem is not None:
             raise InboxUnavailable(problem)
     try:
-        inbox = Inbox.connect(url)
+        inbox = Inbox.connect(url, clock=clock)
     except InboxError as exc:
         raise InboxUnavailable([str(exc)]) from None
     if verbose:
