@@ -253,6 +253,12 @@ class ZendeskDesk:
                 update["comment"] = {"body": "Attached.", "public": False,
                                      "uploads": self._uploads(more)}
             self.attachments[t.name] = edit.attachments
+        if edit.reply:
+            # The agent's first public reply, in the same update: the public reply trigger
+            # (connectors/zendesk/reply_trigger.py) sees a public comment by an agent. Uploads
+            # of the same step ride on it, as an agent's reply with attachments does.
+            reply = update.setdefault("comment", {"uploads": []})
+            reply.update(body="Thanks, we are looking into it.", public=True)
         if update:
             self._agent("PUT", f"/api/v2/tickets/{ref}.json", {"ticket": update})
 
@@ -383,6 +389,8 @@ class JiraDesk:
             self.attachments[t.name] = edit.attachments
         if edit.status is not None:
             acts.append(Edit(status=edit.status))
+        if edit.reply:
+            acts.append(Edit(reply=True))
         if edit.add_labels or edit.remove_labels or edit.fields:
             acts.append(Edit(add_labels=edit.add_labels, remove_labels=edit.remove_labels,
                              fields=edit.fields))
@@ -396,6 +404,12 @@ class JiraDesk:
                         {"filename": f"doc{act.attachments}.log", "content": "evidence"})
         elif act.status is not None:
             self._transition(t, act.status)
+        elif act.reply:
+            # The agent's public reply: a comment without visibility, which Jira sends as
+            # comment_created; tierdesk reads the issue's comments (connectors/jira/tickets.py
+            # first_reply_of) and records the first one by someone other than the reporter.
+            self._agent("POST", f"/rest/api/2/issue/{self.refs[t.name]}/comment",
+                        {"body": "Thanks, we are looking into it."})
         else:
             body: dict[str, Any] = {}
             labels = [*({"add": x} for x in act.add_labels),
