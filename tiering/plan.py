@@ -98,6 +98,15 @@ class TicketChange:
         return self.after.tier
 
     @property
+    def route_before(self) -> str | None:
+        """The route (billing, sales ...) the current policy hands the ticket to; None: none."""
+        return self.before.route
+
+    @property
+    def route_after(self) -> str | None:
+        return self.after.route
+
+    @property
     def target_before(self) -> str | None:
         return self.before.assign
 
@@ -141,13 +150,19 @@ class Plan:
         return out
 
 
+def outcome_key(tier: str | None, route: str | None) -> str:
+    """The distribution key of a tier and a route (a routed decision has no tier): the tier,
+    `route:<name>` or `(none)`."""
+    if tier is not None:
+        return tier
+    if route is not None:
+        return f"route:{route}"
+    return NO_TIER
+
+
 def tier_key(decision: Decision) -> str:
     """The distribution key of a decision: its tier, `route:<name>` or `(none)`."""
-    if decision.tier is not None:
-        return decision.tier
-    if decision.route is not None:
-        return f"route:{decision.route}"
-    return NO_TIER
+    return outcome_key(decision.tier, decision.route)
 
 
 def _outcome(ticket: Ticket, decision: Decision) -> tuple[object, ...]:

@@ -9,17 +9,20 @@ paused) are read from the database at scrape time, so every replica reports the 
 `tierdesk_vendor_configured` is set by the receiver (`serve`) for each configured vendor.
 SLA (issue 18): warnings and breaches acted on by clock, the timer lag (due instant to the
 decision that acted on it) and, read at scrape time, the open clocks per vendor.
+They start at 0 for each vendor a worker of this process serves (`serve_sla`).
 deploy/observability/ holds the Grafana dashboard and the alert rules built on these.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from tiering.sla_models import Clock
 from webhooks.inbox.records import Depth
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -158,6 +161,16 @@ class Metrics:
             ["vendor"], buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300),
             registry=r,
         )
+
+    def serve_sla(self, vendors: Iterable[str]) -> None:
+        """Start the SLA counters (every clock) and the timer lag at 0 for each vendor this
+        process's workers serve: the alert rules' `increase()` then sees the first warning or
+        breach (a series that appears at 1 shows no increase), and the dashboard shows 0."""
+        for vendor in vendors:
+            for clock in get_args(Clock):
+                self.sla_warnings.labels(vendor, clock)
+                self.sla_breaches.labels(vendor, clock)
+            self.sla_timer_lag.labels(vendor)
 
     def watch_clocks(self, count: Callable[[], dict[str, int]]) -> None:
         """Report the open SLA clocks per vendor (`Inbox.open_clock_count`) at scrape time."""

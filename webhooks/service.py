@@ -209,6 +209,8 @@ def build_service(
                                        max_attempts=settings.max_attempts,
                                        strategy=RetryStrategy(maximum=settings.retry_max_delay))
     metrics.watch_clocks(inbox.open_clock_count)
+    if pool is not None:
+        metrics.serve_sla(connectors or {})
     log("policy loaded", source=policy.source, digest=policy.digest[:12])
     service = Service(policy=policy, inbox=inbox, metrics=metrics, pool=pool)
     if settings.policy is not None:

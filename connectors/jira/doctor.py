@@ -6,8 +6,9 @@ Every request is a GET (safe against production at any time). Requests, in order
     GET /rest/api/2/serverInfo                     which admin webhook API the site serves
     GET <webhook API>                              tierdesk's webhook: active, callback URL, JQL
     GET /rest/api/2/mypermissions?projectKey=K&permissions=...   per project of the JQL
-    GET /rest/api/2/field                          every policy field and the JSM Organizations
-                                                   field exist, with a usable type
+    GET /rest/api/2/field                          every policy field, the JSM Organizations
+                                                   field and the SLA due field exist, with a
+                                                   usable type (one read for all three)
     GET /rest/api/2/user/assignable/search?project=K&accountId=X  per target assignee
     GET /rest/api/2/project/K/components           per project, when a target names a component
     GET /rest/api/2/project/K/role (+ /role/{id})  role visibility (needs Administer Projects)
@@ -29,12 +30,15 @@ from jira import JIRA
 
 from connectors.base import ConnectorError, CredentialsRejected
 from connectors.checks import Check, fail, ok, warn
+from connectors.jira import due
 from connectors.jira.admin import DEFAULT_WEBHOOK_NAME, JiraAdmin
 from connectors.jira.client import CREDENTIALS_FIX, json_object, send
 from connectors.jira.config import JiraConfig
 from tiering.policy import Policy
 
 V = "jira"
+#: The name of the SLA due field check.
+NAME_DUE = "sla due field"
 #: The admin webhook's JQL filter key (../shared/vendor/README.md, Jira registering).
 FILTER_KEY = "issue-related-events-section"
 #: What tierdesk's account needs in every project it works in (see the admin guide).
@@ -109,7 +113,9 @@ def run_checks(
                            " permissions and targets"))
     for key in keys:
         _permission_checks(client, config, checks, key)
-    _field_checks(client, config, policy, checks)
+    fields = _field_checks(client, config, policy, checks)
+    if fields is not None:
+        _due_field_check(policy, fields, checks)
     for key in keys:
         _target_checks(client, config, policy, checks, key, bot)
     return checks
@@ -180,12 +186,16 @@ def _permission_checks(client: JIRA, config: JiraConfig, checks: list[Check], ke
                                "no ADMINISTER_PROJECTS (optional: only quiet edits need it)"))
 
 
-def _field_checks(client: JIRA, config: JiraConfig, policy: Policy, checks: list[Check]) -> None:
+def _field_checks(
+    client: JIRA, config: JiraConfig, policy: Policy, checks: list[Check]
+) -> dict[str, Mapping[str, Any]] | None:
+    """The policy's documentation fields and the Organizations field; returns the fields read
+    (by id) for the other field checks, or None when they could not be listed."""
     try:
         listed = _get(client, "/rest/api/2/field")
     except ConnectorError as exc:
         checks.append(fail(V, "fields", str(exc), "tierdesk's account must be able to list fields"))
-        return
+        return None
     fields = {str(f.get("id")): f for f in listed if isinstance(f, Mapping)} if isinstance(
         listed, list) else {}
     kinds = _requirement_kinds(policy)
@@ -221,6 +231,55 @@ def _field_checks(client: JIRA, config: JiraConfig, policy: Policy, checks: list
                                " sd-customer-organizations"))
         else:
             checks.append(ok(V, "organization field", f"{org} ({found.get('name')!r})"))
+    return fields
+
+
+def _due_field_check(
+    policy: Policy, fields: Mapping[str, Mapping[str, Any]], checks: list[Check]
+) -> None:
+    """`sla.due_field.jira`, from the fields GET /rest/api/2/field listed (no request)."""
+    fid = due.field_id(policy)
+    if fid is not None:
+        checks.append(due_field_check(fid, fields.get(fid)))
+
+
+def due_field_check(fid: str, found: Mapping[str, Any] | None) -> Check:
+    """Whether field `fid` (as GET /rest/api/2/field lists it, or None) can hold the due time.
+
+    connectors/jira/due.py writes `duedate` as a date and a custom field as a date and time.
+    The field's type is its `schema.type` (FieldDetails.schema, JsonTypeBean.type "The data type
+    of the field" in platform-openapi-v3.json): `date` for duedate (`"system": "duedate"`) and a
+    Date Picker, `datetime` for a Date Time Picker (`customfieldtypes:datetime`, a key the same
+    OpenAPI names among the date field types; "fields with schema type `datetime`" in
+    sooperset/mcp-atlassian #863). A Date Picker takes `YYYY-MM-DD` only (DatePickerField in
+    "Jira REST API examples"), so the date-and-time value written to a custom field does not
+    fit it; a text or number field would not sort as a time in agents' views.
+    """
+    key = "sla.due_field.jira"
+    pick = (f"{key}: duedate, or the id of a Date Time Picker custom field (Jira settings >"
+            " Issues > Custom fields; GET /rest/api/2/field lists the ids)")
+    if found is None:
+        if fid == due.DUE_DATE_FIELD:
+            # Get fields lists a field only to an account that can browse a project using it.
+            return fail(V, NAME_DUE, f"{key}: Jira lists no duedate field to tierdesk's account",
+                        "give tierdesk's account Browse Projects in the projects it works in"
+                        " and keep Due date in their field configuration, or set"
+                        f" {key} to a Date Time Picker custom field")
+        return fail(V, NAME_DUE, f"{key}: {fid} does not exist in Jira", pick)
+    given = found.get("schema")
+    schema: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    kind = str(schema.get("type") or "none")
+    label = f"{fid} ({found.get('name')!r}, {kind})"
+    wanted = "date" if fid == due.DUE_DATE_FIELD else "datetime"
+    if kind == wanted:
+        what = "a date: agents see the due day" if wanted == "date" else "a date and time"
+        return ok(V, NAME_DUE, f"{label}: {what}")
+    if kind == "date":
+        return fail(V, NAME_DUE, f"{key}: {label} is a Date Picker: it takes a day only, and"
+                    " tierdesk writes a date and time to a custom due field",
+                    f"{key}: use a Date Time Picker custom field, or duedate (the day only)")
+    return fail(V, NAME_DUE, f"{key}: {label} is not a"
+                f" {'date' if wanted == 'date' else 'date and time'} field", pick)
 
 
 def _requirement_kinds(policy: Policy) -> dict[str, set[str]]:

@@ -3,7 +3,8 @@
 Requests (all GET, except the webhook test, which writes nothing in Zendesk):
 
     GET  /api/v2/users/me                        credentials and the bot's identity
-    GET  /api/v2/ticket_fields, /api/v2/ticket_forms   policy fields exist, usable type, on a form
+    GET  /api/v2/ticket_fields, /api/v2/ticket_forms   policy fields exist, usable type, on a form;
+                                                 the SLA due field exists, active, date or text
     GET  /api/v2/groups, /api/v2/groups/{id}/memberships   target groups and agents
     GET  /api/v2/organization_fields             entitlement.zendesk_organization_field exists
     GET  /api/v2/webhooks?filter[name_contains]=tierdesk   the webhook: active, endpoint
@@ -25,6 +26,7 @@ from typing import Any
 
 from connectors.base import ConnectorError, CredentialsRejected
 from connectors.checks import Check, fail, ok, warn
+from connectors.zendesk import due
 from connectors.zendesk.admin import (
     TRIGGER_TITLE,
     WEBHOOK_NAME,
@@ -35,8 +37,11 @@ from connectors.zendesk.admin import (
 )
 from connectors.zendesk.client import CREDENTIALS_FIX
 from connectors.zendesk.trigger_body import render_template
+from tiering.policy import Policy
 
 V = "zendesk"
+#: The name of the SLA due field check.
+NAME_DUE = "sla due field"
 #: Ticket field types whose value is text (min_length, pattern); any listed type can be read.
 TEXT_TYPES = frozenset({"text", "textarea", "regexp", "integer", "decimal"})
 CHOICE_TYPES = TEXT_TYPES | frozenset({"tagger", "multiselect", "checkbox", "date"})
@@ -85,7 +90,9 @@ def run_checks(
         checks.append(warn(V, "role", f"the user is {role!r}, not admin",
                            "install and doctor need an admin (webhooks and triggers); the worker"
                            " needs an agent"))
-    _field_checks(admin, policy, checks)
+    fields = _field_checks(admin, policy, checks)
+    if fields is not None:
+        _due_field_check(policy, fields, checks)
     _target_checks(admin, policy, checks)
     _organization_field_check(admin, policy, checks)
     hook_id = _webhook_checks(admin, checks, callback_url)
@@ -96,7 +103,11 @@ def run_checks(
     return checks
 
 
-def _field_checks(admin: ZendeskAdmin, policy: Any, checks: list[Check]) -> None:
+def _field_checks(
+    admin: ZendeskAdmin, policy: Any, checks: list[Check]
+) -> dict[Any, Mapping[str, Any]] | None:
+    """The policy's documentation fields; returns the ticket fields read (by id) for the due
+    field check, or None when they could not be listed."""
     try:
         fields = {f.get("id"): f for f in _items(admin.read("/api/v2/ticket_fields"),
                                                   "ticket_fields")}
@@ -104,7 +115,7 @@ def _field_checks(admin: ZendeskAdmin, policy: Any, checks: list[Check]) -> None
                  if f.get("active", True)]
     except ConnectorError as exc:
         checks.append(fail(V, "fields", str(exc), "the user must be able to list ticket fields"))
-        return
+        return None
     text_fields = {
         r.field for reqs in policy.doc.documentation.values() for r in reqs
         if r.min_length is not None or r.pattern is not None
@@ -133,6 +144,54 @@ def _field_checks(admin: ZendeskAdmin, policy: Any, checks: list[Check]) -> None
                                f"add field {fid} to the ticket forms in use"))
         else:
             checks.append(ok(V, f"field {name}", f"{fid} ({found.get('title')!r}, {kind})"))
+    return fields
+
+
+def _due_field_check(
+    policy: Policy, fields: Mapping[Any, Mapping[str, Any]], checks: list[Check]
+) -> None:
+    """`sla.due_field.zendesk`, from the ticket fields already listed (no request)."""
+    found = due.field(policy)
+    spec = policy.sla.spec
+    if found is not None and spec is not None and spec.due_field is not None:
+        fid = found[0]
+        checks.append(due_field_check(fid, spec.due_field.zendesk_type, fields.get(fid)))
+
+
+def due_field_check(fid: int, declared: str, found: Mapping[str, Any] | None) -> Check:
+    """Whether ticket field `fid` (as GET /api/v2/ticket_fields lists it, or None) can hold the
+    due time written as `declared` (`sla.due_field.zendesk_type`: date or text).
+
+    Ticket Fields API (developer.zendesk.com/api-reference/ticketing/tickets/ticket_fields/):
+    `active` "Whether this field is available"; `type` is the field type (text, textarea,
+    checkbox, date, integer, decimal, regexp, tagger, multiselect, ...). connectors/zendesk/due.py
+    writes `YYYY-MM-DD` to a date field (a datetime is refused with 422, facetoe/zenpy #425) and
+    the UTC minute as text to a text field. Zendesk ignores an unknown field id without an error
+    (support article 4418443326106), so a wrong id would go unnoticed but for this check.
+    """
+    key = "sla.due_field.zendesk"
+    if found is None:
+        return fail(V, NAME_DUE, f"{key}: {fid} is not a ticket field",
+                    f"{key}: the id of a date ticket field (or a text one, with zendesk_type:"
+                    " text), as Admin Center > Objects and rules > Tickets > Fields shows"
+                    " (Zendesk ignores unknown ids without an error)")
+    kind = str(found.get("type") or "")
+    label = f"{fid} ({found.get('title')!r}, {kind})"
+    if found.get("active") is False:
+        return fail(V, NAME_DUE, f"{key}: {label} is inactive, so agents do not see the due"
+                    " time", f"{key}: activate field {fid} (Admin Center > Objects and rules >"
+                    " Tickets > Fields), or name an active date field")
+    if kind not in ("date", "text"):
+        return fail(V, NAME_DUE, f"{key}: {label} is neither a date nor a text field",
+                    f"{key}: the id of a date ticket field (or a text one, with zendesk_type:"
+                    " text)")
+    if kind != declared:
+        why = ("Zendesk refuses the due time written as text to a date field (422)"
+               if kind == "date" else "the due time would be written as a bare date")
+        return fail(V, NAME_DUE, f"{key}: {label} is a {kind} field but sla.due_field."
+                    f"zendesk_type is {declared}: {why}",
+                    f"set sla.due_field.zendesk_type: {kind}")
+    return ok(V, NAME_DUE, f"{label}, active")
 
 
 def _target_checks(admin: ZendeskAdmin, policy: Any, checks: list[Check]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sandbox.jira.fields import CUSTOM_SCHEMAS, DUE_DATE, DUE_DATE_SCHEMA
 from sandbox.jira.records import _error, jira_time
 from sandbox.jira.render import JiraRender
 from sandbox.jira.seed import JiraProjectSeed
@@ -175,6 +176,12 @@ class JiraDirectory(JiraRender):
             for name in self.issue_json_keys()
             if not name.startswith("customfield_")
         ]
+        # The system Due Date field, with its schema (sandbox/jira/fields.py has the sources).
+        out.append({
+            "id": DUE_DATE, "key": DUE_DATE, "name": "Due date", "custom": False,
+            "orderable": True, "navigable": True, "searchable": True,
+            "clauseNames": ["due", DUE_DATE], "schema": dict(DUE_DATE_SCHEMA),
+        })
         for fid, title in self.field_names.items():
             number = fid.rsplit("_", 1)[1]
             out.append(
@@ -187,7 +194,9 @@ class JiraDirectory(JiraRender):
                     "navigable": True,
                     "searchable": True,
                     "clauseNames": [f"cf[{number}]", title],
-                    "schema": {"type": "any", "custom": "sandbox", "customId": int(number)}
+                    "schema": {**CUSTOM_SCHEMAS[self.field_types[fid]], "customId": int(number)}
+                    if self.field_types.get(fid) in CUSTOM_SCHEMAS
+                    else {"type": "any", "custom": "sandbox", "customId": int(number)}
                     if fid not in self.organization_fields
                     else {
                         "type": "array",

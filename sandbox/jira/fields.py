@@ -13,6 +13,17 @@ What Jira takes (the sources are those of connectors/jira/due.py):
   offset with a colon is refused with "Error parsing time" (sooperset/mcp-atlassian #863);
 - anything that is not text: "Operation value must be a string" (AtlassianPS/JiraPS #173,
   getsentry/sentry-plugins #185).
+- a date picker custom field (`type: date` in the seed) takes what `duedate` takes ("Jira
+  REST API examples", developer.atlassian.com/server/jira/platform/jira-rest-api-examples:
+  DatePickerField `"customfield_10002": "2011-10-03"`, quoted in guilhemmarchand/
+  TA-jira-service-desk-simple-addon #191).
+
+GET /rest/api/2/field describes each field's type in `schema` (FieldDetails and JsonTypeBean
+in platform-openapi-v3.json: `type`, plus `system` for a system field or the `custom` type
+key): `schema_json` gives duedate `{"type": "date", "system": "duedate"}` and the custom types
+`com.atlassian.jira.plugin.system.customfieldtypes:datetime` / `:datepicker` (the keys the same
+OpenAPI names among its date field types) with `type` datetime / date, as public captures of
+Jira's answer show; `tierdesk doctor` reads them (connectors/jira/doctor.py).
 
 The exact wording of Jira's refusal of a malformed date string is unconfirmed (connectors/jira/
 README.md); the status (400) and the `errors.<field>` shape are Jira's usual edit refusal.
@@ -41,17 +52,33 @@ def datetime_fields(site: JiraIssues) -> set[str]:
     return {f.id for f in seed.fields if f.type == "datetime"} if seed is not None else set()
 
 
-def _check_date(value: Any) -> str | None:
+def date_fields(site: JiraIssues) -> set[str]:
+    """The seed's date picker custom fields."""
+    seed = getattr(site, "seed", None)
+    return {f.id for f in seed.fields if f.type == "date"} if seed is not None else set()
+
+
+#: GET /rest/api/2/field `schema` of the system due date and of the date custom field types.
+DUE_DATE_SCHEMA = {"type": "date", "system": DUE_DATE}
+CUSTOM_SCHEMAS = {
+    "datetime": {"type": "datetime",
+                 "custom": "com.atlassian.jira.plugin.system.customfieldtypes:datetime"},
+    "date": {"type": "date",
+             "custom": "com.atlassian.jira.plugin.system.customfieldtypes:datepicker"},
+}
+
+
+def _check_date(value: Any, fid: str = DUE_DATE) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _error(400, **{DUE_DATE: "Operation value must be a string"})
+        raise _error(400, **{fid: "Operation value must be a string"})
     try:
         if not _DATE.match(value):
             raise ValueError(value)
         date.fromisoformat(value)
     except ValueError:
-        raise _error(400, **{DUE_DATE: f"Error parsing date string: {value}"}) from None
+        raise _error(400, **{fid: f"Error parsing date string: {value}"}) from None
     return value
 
 
@@ -77,6 +104,9 @@ def check(site: JiraIssues, fields: Mapping[str, Any], update: Mapping[str, Any]
     for fid in datetime_fields(site):
         if fid in fields:
             _check_datetime(fid, fields[fid])
+    for fid in date_fields(site):
+        if fid in fields:
+            _check_date(fields[fid], fid)
 
 
 def edit(

@@ -142,6 +142,7 @@ class JiraSiteBase:
     projects: dict[str, JiraProjectSeed]
     components: dict[str, JiraComponentSeed]
     field_names: dict[str, str]
+    field_types: dict[str, str]
     organization_fields: set[str]
     organizations: dict[str, JiraOrganizationSeed]
     priorities: dict[str, str]

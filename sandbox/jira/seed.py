@@ -44,7 +44,8 @@ class JiraFieldSeed(_Seed):
     #: Organizations field (sd-customer-organizations): set with a list of organization ids
     #: (`[8]`), read as `[{"id": "8", "name": ..., "_links": {...}}]`, empty as `[]`.
     #: "datetime" is a date time picker: set as YYYY-MM-DDThh:mm:ss.sss+hhmm (jira/fields.py).
-    type: Literal["any", "organizations", "datetime"] = "any"
+    #: "date" is a date picker: set as YYYY-MM-DD, like duedate (jira/fields.py).
+    type: Literal["any", "organizations", "datetime", "date"] = "any"
 
 
 class JiraOrganizationSeed(_Seed):

@@ -54,6 +54,7 @@ class JiraSim(JiraIssues):
         self.projects = {p.key: p for p in seed.projects}
         self.components = {c.id: c for c in seed.components}
         self.field_names = {f.id: f.name for f in seed.fields}
+        self.field_types = {f.id: f.type for f in seed.fields}
         self.organization_fields = {f.id for f in seed.fields if f.type == "organizations"}
         self.organizations = {o.id: o for o in seed.organizations}
         self.priorities = {name: str(n) for n, name in enumerate(seed.priorities, 1)}

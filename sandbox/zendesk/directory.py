@@ -103,7 +103,7 @@ class ZendeskDirectory(ZendeskRender):
                 "id": f.id,
                 "title": f.title,
                 "type": f.type,
-                "active": True,
+                "active": f.active,  # Ticket Fields API: "Whether this field is available"
                 "url": f"{self.base_url}/api/v2/ticket_fields/{f.id}.json",
             }
             for f in self.fields.values()

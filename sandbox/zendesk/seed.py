@@ -59,6 +59,9 @@ class ZendeskFieldSeed(_Seed):
     id: int
     title: str
     type: str = "text"
+    #: `active` of GET /api/v2/ticket_fields: "Whether this field is available" (Ticket Fields
+    #: API, developer.zendesk.com/api-reference/ticketing/tickets/ticket_fields/).
+    active: bool = True
 
 
 class ZendeskCommentSeed(_Seed):

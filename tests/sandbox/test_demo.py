@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from sandbox.demo import NotReady, secret_lines, wait_until_ready
+from sandbox.demo import (
+    DEMO_ENV,
+    Counts,
+    NotReady,
+    install_stack,
+    secret_lines,
+    service,
+    summary_line,
+    wait_until_ready,
+)
 from sandbox.story import Case, Expect, View
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +50,19 @@ def test_demo_runs_the_story_and_exits_zero(site: str) -> None:
     assert "L3 request from a basic-plan customer" not in act1
     assert act2.count("L3 request from a basic-plan customer") == 2
     assert "It always waited as long as a vendor asked it to." in out
-    assert "to look at tickets" in out and "to change them)" in out
+    # The plain-words summary says what --verbose counts exactly: install's requests apart
+    # from the story's, and no start-up doctor read among the story's.
+    exact = re.search(r"install Jira (\d+) reads \+ (\d+) writes, Zendesk (\d+) reads \+ (\d+)"
+                      r" writes; story Jira (\d+) reads \+ (\d+) writes, Zendesk (\d+) reads \+"
+                      r" (\d+) writes \(start-up doctor off", out)
+    assert exact is not None, out
+    ir, iw, zr, zw, jr, jw, sr, sw = (int(n) for n in exact.groups())
+    assert (f"`tierdesk install` called Jira {ir + iw} time(s) and Zendesk {zr + zw} time(s)."
+            f" During the story tierdesk called Jira {jr + jw} time(s) ({jr} to look at tickets,"
+            f" {jw} to change them) and Zendesk {sr + sw} time(s) ({sr} to look at tickets,"
+            f" {sw} to change them).") in out
+    # Each install creates a webhook; every ticket of the story is changed at least once.
+    assert iw >= 1 and zw >= 1 and jw >= 7 and sw >= 7
     assert "\n✘" not in out and "    ✘ label" not in out
     assert "Checklist for L2 (0 of 4 done)" in out
     assert "documentation for L2 is complete" in out
@@ -76,19 +99,52 @@ def test_install_output_secrets_are_picked_up() -> None:
 
 
 def test_summary_line_in_plain_words() -> None:
-    """The summary says how often tierdesk called each vendor to look and to change, and
-    whether it ever called before a vendor's asked-for wait was over."""
-    from sandbox.demo import summary_line
-
-    state = {"requests": {"jira": {"reads": 1, "writes": 9}, "zendesk": {"reads": 3, "writes": 8}},
-             "retry_after_violations": 0}
-    assert summary_line(state) == (
-        "tierdesk called Jira 10 time(s) (1 to look at tickets, 9 to change them) and Zendesk"
-        " 11 time(s) (3 to look at tickets, 8 to change them). It always waited as long as a"
-        " vendor asked it to.")
-    state["retry_after_violations"] = 2
-    assert summary_line(state).endswith(
+    """The summary says how often `install` called each vendor, apart from how often tierdesk
+    called it during the story to look and to change, and whether it ever called before a
+    vendor's asked-for wait was over."""
+    start = {"jira": {"reads": 0, "writes": 0}, "zendesk": {"reads": 0, "writes": 0}}
+    installed = {"jira": {"reads": 2, "writes": 1}, "zendesk": {"reads": 3, "writes": 2}}
+    end = {"jira": {"reads": 3, "writes": 10}, "zendesk": {"reads": 6, "writes": 10}}
+    setup, story = Counts.between(start, installed), Counts.between(installed, end)
+    assert story == Counts({"jira": 1, "zendesk": 3}, {"jira": 9, "zendesk": 8})
+    assert summary_line(setup, story, retry_after_violations=0) == (
+        "Setting up its webhooks, `tierdesk install` called Jira 3 time(s) and Zendesk 5"
+        " time(s). During the story tierdesk called Jira 10 time(s) (1 to look at tickets, 9 to"
+        " change them) and Zendesk 11 time(s) (3 to look at tickets, 8 to change them). It"
+        " always waited as long as a vendor asked it to.")
+    assert story.exact() == "Jira 1 reads + 9 writes, Zendesk 3 reads + 8 writes"
+    assert summary_line(setup, story, retry_after_violations=2).endswith(
         "✘ It called a vendor 2 time(s) before the wait the vendor asked for was over.")
+
+
+def _requests_while_serving(workdir: Path, extra_env: dict[str, str] | None) -> int:
+    """Install against a fresh sandbox, serve (no ticket, no story) and return how many
+    requests tierdesk sent while serving: polled until the first one arrives (then a second
+    more, so the rest arrive too) or for at most 5 s."""
+    from sandbox.server import run_in_thread
+
+    workdir.mkdir()
+    handle = run_in_thread()
+    try:
+        stack = install_stack(handle, workdir, extra_env=extra_env)
+        installed = len(handle.sandbox.log)
+        with service(stack):
+            deadline = time.monotonic() + 5
+            while len(handle.sandbox.log) == installed and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.0)
+            return len(handle.sandbox.log) - installed
+    finally:
+        handle.stop()
+
+
+@pytest.mark.slow
+def test_the_demos_serve_sends_no_start_up_doctor_read(tmp_path: Path) -> None:
+    """Without the demo's environment, serve's start-up doctor reads the vendors before any
+    ticket arrives (reads the summary once counted as looking at tickets); with it, serve
+    sends nothing until the story starts, so the story's counts are the story's."""
+    assert _requests_while_serving(tmp_path / "default", None) > 0
+    assert _requests_while_serving(tmp_path / "demo", DEMO_ENV) == 0
 
 
 def test_an_expectation_by_target_key_resolves_per_vendor() -> None:

@@ -12,9 +12,9 @@ HOSTILE = '<script>window.__tierdesk_xss = 1</script><img src=x onerror="window.
 
 
 def sample_document() -> dict[str, Any]:
-    """A plan over 9 tickets of which 6 change and 1 could not be planned: most kinds of change,
-    both vendors, hostile text in a note, a label, reasons, a ticket key, a target, a skipped
-    ticket's reason and a policy path."""
+    """A plan over 10 tickets of which 7 change and 1 could not be planned: most kinds of change
+    (one ticket handed to the billing route), both vendors, hostile text in a note, a label,
+    reasons, a ticket key, a target, a skipped ticket's reason and a policy path."""
     return copy.deepcopy(_SAMPLE)
 
 
@@ -25,21 +25,22 @@ _SAMPLE: dict[str, Any] = {
         "current": {"path": "deploy/policy.yaml", "digest": "sha256:1f2e3d4c5b6a"},
         "proposed": {"path": f"policies/next{HOSTILE}.yaml", "digest": "sha256:a6b5c4d3e2f1"},
     },
-    "source": {"kinds": ["backlog", "inbox"], "since": "30d", "tickets": 9, "skipped": 1},
+    "source": {"kinds": ["backlog", "inbox"], "since": "30d", "tickets": 10, "skipped": 1},
     "summary": {
-        "tickets": 9,
-        "changed": 6,
-        "tiers_before": {"L1": 5, "L2": 3, "L3": 0, "(none)": 1},
-        "tiers_after": {"L1": 3, "L2": 4, "L3": 1, "(none)": 1},
+        "tickets": 10,
+        "changed": 7,
+        "tiers_before": {"L1": 6, "L2": 3, "L3": 0, "(none)": 1},
+        "tiers_after": {"L1": 3, "L2": 4, "L3": 1, "route:billing": 1, "(none)": 1},
         "transitions": [
             {"from": "L1", "to": "L2", "count": 2},
             {"from": "L1", "to": "L3", "count": 1},
+            {"from": "L1", "to": "route:billing", "count": 1},
             {"from": "L2", "to": "L1", "count": 1},
         ],
         "changes": {"escalate": 3, "de-escalate": 1, "refused": 1,
-                    "waiting-for-documentation": 0, "route": 0, "labels-or-note": 1},
-        "writes": {"jira": 7, "zendesk": 4, "total": 11},
-        "enforce_seconds": {"jira": 7.0, "zendesk": 2.4, "total": 9.4},
+                    "waiting-for-documentation": 0, "route": 1, "labels-or-note": 1},
+        "writes": {"jira": 8, "zendesk": 4, "total": 12},
+        "enforce_seconds": {"jira": 8.0, "zendesk": 2.4, "total": 10.4},
         "rates": {"jira": {"writes_per_minute": 60.0, "source": "assumed: one request a second"},
                   "zendesk": {"writes_per_minute": 100.0,
                               "source": "Zendesk developer docs, Rate limits"}},
@@ -74,13 +75,21 @@ _SAMPLE: dict[str, Any] = {
          "tier_before": None, "tier_after": None, "labels_added": ["needs-triage"],
          "labels_removed": [], "target_before": None, "target_after": None,
          "note": None, "reasons": ["new label rule"], "reasons_before": [], "writes": 1},
+        # Handed to billing: no tier after, the route names where it goes.
+        {"vendor": "jira", "ticket": "SUP-106", "change": "route",
+         "tier_before": "L1", "tier_after": None, "route_before": None, "route_after": "billing",
+         "labels_added": ["tier-route-billing"], "labels_removed": ["tier-l1"],
+         "target_before": None, "target_after": "billing", "note": None,
+         "reasons": ["rule billing: Not a support request; billing takes it."],
+         "reasons_before": ["No rule matched: default tier L1."], "writes": 1},
     ],
     "skipped": [{"vendor": "zendesk", "ticket": "4799",
                  "reason": f"the stored body is not a ticket: {HOSTILE}"}],
 }
 
-#: The keys webhooks/plan_document.py adds to the agreed shape (the report reads them when there).
-ADDITIVE = {"source": ["skipped"], "summary": ["rates"], "tickets": ["reasons_before", "writes"],
+#: The keys webhooks/plan/document.py adds to the agreed shape (the report reads them when there).
+ADDITIVE = {"source": ["skipped"], "summary": ["rates"],
+            "tickets": ["route_before", "route_after", "reasons_before", "writes"],
             "": ["skipped"]}
 
 
@@ -94,5 +103,5 @@ def agreed_shape_only() -> dict[str, Any]:
             del doc[part][key]
     for ticket in doc["tickets"]:
         for key in ADDITIVE["tickets"]:
-            del ticket[key]
+            ticket.pop(key, None)
     return doc

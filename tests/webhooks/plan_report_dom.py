@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.webhooks.browser import chromium
-from webhooks.plan_charts import tier_order
-from webhooks.plan_report import CHANGE_HEADINGS, format_duration, render_html
+from webhooks.plan.charts import tier_order
+from webhooks.plan.report import CHANGE_HEADINGS, format_duration, render_html
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -115,6 +115,10 @@ def _pair(before: str | None, after: str | None, none: str) -> str:
     return shown[0] if before == after else f"{shown[0]} → {shown[1]}"
 
 
+def _outcome(tier: str | None, route: str | None) -> str | None:
+    return tier if tier is not None else None if route is None else f"route:{route}"
+
+
 def check_ticket_table(page: Page, tickets: list[dict[str, Any]]) -> None:
     """One row per changed ticket, in order, each cell showing the JSON's value as text."""
     rows = page.locator("#ticket-table tbody tr")
@@ -130,7 +134,10 @@ def check_ticket_table(page: Page, tickets: list[dict[str, Any]]) -> None:
         assert cell("vendor") == ticket["vendor"]
         assert cell("ticket") == ticket["ticket"]
         assert cell("change") == ticket["change"]
-        assert cell("tier") == _pair(ticket["tier_before"], ticket["tier_after"], "(none)")
+        # The tier or, for a routed ticket (no tier), its route as the tier chart names it.
+        assert cell("tier") == _pair(_outcome(ticket["tier_before"], ticket.get("route_before")),
+                                     _outcome(ticket["tier_after"], ticket.get("route_after")),
+                                     "(none)")
         assert cell("target") == _pair(ticket["target_before"], ticket["target_after"], "—")
         for name, key, sign in (("labels-added", "labels_added", "+"),
                                 ("labels-removed", "labels_removed", "−")):

@@ -1,4 +1,4 @@
-"""The HTML plan report (webhooks/plan_report.py) read back with an HTML parser: escaping of
+"""The HTML plan report (webhooks/plan/report.py) read back with an HTML parser: escaping of
 hostile text, the format check, self-containment and the numbers on the chart elements."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 
 from tests.webhooks.plan_documents import HOSTILE, agreed_shape_only, sample_document
 from tiering.plan import CHANGE_KINDS
-from webhooks.plan_charts import format_count, tier_order
-from webhooks.plan_report import CHANGE_HEADINGS, format_duration, render_html
-from webhooks.plan_schema import PlanDocumentError, read_document
+from webhooks.plan.charts import format_count, tier_order
+from webhooks.plan.report import CHANGE_HEADINGS, format_duration, render_html
+from webhooks.plan.schema import PlanDocumentError, read_document
 
 
 class _Elements(HTMLParser):
@@ -36,8 +36,12 @@ class _Elements(HTMLParser):
 
 
 def parse(document: dict[str, Any]) -> _Elements:
+    return parse_markup(render_html(document))
+
+
+def parse_markup(markup: str) -> _Elements:
     parser = _Elements()
-    parser.feed(render_html(document))
+    parser.feed(markup)
     parser.close()
     return parser
 
@@ -79,7 +83,8 @@ def test_tier_bars_carry_the_documents_counts_and_proportional_heights() -> None
     parsed = parse(doc)
     groups = parsed.having("g", "bar")
     expected = {(tier, series): doc["summary"][f"tiers_{series}"].get(tier, 0)
-                for tier in ("L1", "L2", "L3", "(none)") for series in ("before", "after")}
+                for tier in ("L1", "L2", "L3", "route:billing", "(none)")
+                for series in ("before", "after")}
     assert {(g["data-tier"], g["data-series"]): int(g["data-count"] or "") for g in groups} \
         == expected
     heights = [float(r["height"] or "") for r in parsed.having("rect")][:len(groups)]
@@ -87,7 +92,7 @@ def test_tier_bars_carry_the_documents_counts_and_proportional_heights() -> None
     for group, height in zip(groups, heights, strict=True):
         assert height == pytest.approx(int(group["data-count"] or "") * unit, abs=0.01)
     assert [a["data-tier"] for a in parsed.having("text", "tier-label")] \
-        == ["L1", "L2", "L3", "(none)"]
+        == ["L1", "L2", "L3", "route:billing", "(none)"]
 
 
 @pytest.mark.parametrize(
@@ -165,6 +170,25 @@ def test_additive_keys_are_shown() -> None:
     assert "1 could not be planned" in text
 
 
+def test_a_routed_ticket_shows_its_route_where_the_tier_would_be() -> None:
+    """A ticket handed to billing has no tier after: its tier cell names `route:billing`, as the
+    chart counts it, and carries the route in data-route-*; a ticket without `route_*` (a
+    document from before they were added) reads as not routed."""
+    doc = sample_document()
+    parsed = read_document(doc)
+    assert [(t.ticket, t.route_before, t.route_after) for t in parsed.tickets
+            if t.route_before or t.route_after] == [("SUP-106", None, "billing")]
+    [cell] = [a for a in parse(doc).having("td", "tier") if a.get("data-route-after")]
+    # Attributes whose value is null are left out.
+    assert {k: v for k, v in cell.items() if k.startswith("data-")} == {
+        "data-before": "L1", "data-route-after": "billing"}
+    page = render_html(doc)
+    row = page[page.index('data-ticket="SUP-106"'):]
+    row = row[:row.index("</tr>")]
+    shown = "".join(parse_markup(row).text)
+    assert "L1 → route:billing" in shown
+
+
 def test_unknown_keys_are_ignored() -> None:
     """A key a later tierdesk adds does not stop the report."""
     doc = sample_document()
@@ -225,6 +249,9 @@ _DELETE = object()
         ("tickets.2.reasons", _DELETE, "tickets[2].reasons: missing (required)"),
         # A label that is not a string.
         ("tickets.0.labels_added.0", 7, "tickets[0].labels_added[0]: Input should be a valid"),
+        # A route that is not a name (null means not routed).
+        ("tickets.6.route_after", ["billing"],
+         "tickets[6].route_after: Input should be a valid string (got a list)"),
         # A date that is not ISO 8601.
         ("generated_at", "yesterday", "expected an ISO 8601 date and time, got 'yesterday'"),
         # A policy without its digest.

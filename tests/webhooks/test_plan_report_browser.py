@@ -14,8 +14,9 @@ from tests.webhooks.plan_report_dom import open_report
 
 def test_the_report_shows_the_documents_numbers_in_chromium(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Bars, labels, summary and ticket rows read back from Chromium match the JSON; hostile
-    text in a note, a label, a ticket key and the policy path is shown as text, never run."""
+    """Bars, labels, summary and ticket rows read back from Chromium match the JSON (a routed
+    ticket's route in its tier cell); hostile text in a note, a label, a ticket key and the
+    policy path is shown as text, never run."""
     doc = sample_document()
     with open_report(doc, tmp_path) as (page, screenshot):
         notes = page.locator("#ticket-table td.note").all_inner_texts()
@@ -23,6 +24,10 @@ def test_the_report_shows_the_documents_numbers_in_chromium(
         assert HOSTILE in page.title()
         assert HOSTILE in page.locator("#ticket-table tbody tr").nth(3).locator(
             "td.ticket").inner_text()
+        # The ticket handed to billing shows its route where the tier would be, as the chart.
+        routed = page.locator('#ticket-table tbody tr[data-ticket="SUP-106"] td.tier')
+        assert routed.inner_text().strip() == "L1 → route:billing"
+        assert page.locator('#tier-chart text.tier-label[data-tier="route:billing"]').count() == 1
     with capsys.disabled():
         print(f"\nplan report screenshot: {screenshot}")
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

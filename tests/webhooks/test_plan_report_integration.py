@@ -1,5 +1,5 @@
 """The HTML report of a real plan opened in Chromium: two policies decided over a few tickets by
-tiering/plan.py and made into a document by webhooks/plan_document.py; and `tierdesk plan`'s own
+tiering/plan.py and made into a document by webhooks/plan/document.py; and `tierdesk plan`'s own
 --format html file checked against its --format json output over one inbox."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.webhooks.test_cli_plan import env, plan  # noqa: F401 (env: a fixture
 from tiering import load_policy
 from tiering.plan import PlanInput, plan_change
 from webhooks.defaults import default_policy_text
-from webhooks.plan_document import Rate, Skipped, dumps, plan_document
+from webhooks.plan.document import Rate, Skipped, dumps, plan_document
 
 #: The proposed policy's edits: unmatched tickets start in L0, "refund" no longer routes to
 #: billing, and a crash at medium priority needs advanced support too.

@@ -29,7 +29,7 @@ from sandbox.story import JIRA_SITES, jira_site_seed
               show_default=True, help="Which Jira the sandbox plays: Cloud, Data Center 9 or 10.")
 def demo(keep: bool, verbose: bool, jira_site: str) -> None:
     """Show tierdesk at work on a local Jira and Zendesk sandbox: no account needed."""
-    from sandbox.demo import install_stack, play, service, summary_line, tail
+    from sandbox.demo import DEMO_ENV, Counts, install_stack, play, service, summary_line, tail
     from sandbox.server import run_in_thread
 
     started = time.monotonic()
@@ -39,22 +39,26 @@ def demo(keep: bool, verbose: bool, jira_site: str) -> None:
     failed = False
     try:
         click.echo(f"Sandbox: Jira {handle.jira_url} ({jira_site}), Zendesk {handle.zendesk_url}")
-        extra = {"TIERDESK_JIRA_DEPLOYMENT": "datacenter"} if datacenter else None
+        extra = {**DEMO_ENV, **({"TIERDESK_JIRA_DEPLOYMENT": "datacenter"} if datacenter
+                                else {})}
+        before = handle.state()["requests"]
         stack = install_stack(handle, workdir, echo=click.echo, extra_env=extra)
+        installed = handle.state()["requests"]
         with service(stack):
             click.echo(f"tierdesk serve on {stack.base_url} (policy: {stack.policy_name})\n")
             failed = play(handle, datacenter=datacenter)
             if failed:
                 click.echo(f"\nService log (last lines):\n{tail(stack.log_path)}", err=True)
         state = handle.state()
-        click.echo("\n" + summary_line(state))
+        setup = Counts.between(before, installed)
+        story = Counts.between(installed, state["requests"])
+        violations = int(state["retry_after_violations"])
+        click.echo("\n" + summary_line(setup, story, retry_after_violations=violations))
         if verbose:
-            jira, zd = state["requests"]["jira"], state["requests"]["zendesk"]
             click.echo(
-                f"Vendor requests by tierdesk: Jira {jira['reads']} reads + {jira['writes']}"
-                f" writes, Zendesk {zd['reads']} reads + {zd['writes']} writes; Retry-After"
-                f" violations: {state['retry_after_violations']}."
-                f" Took {time.monotonic() - started:.1f} s."
+                f"Vendor requests by tierdesk: install {setup.exact()}; story {story.exact()}"
+                f" (start-up doctor off: TIERDESK_STARTUP_DOCTOR=false); Retry-After"
+                f" violations: {violations}. Took {time.monotonic() - started:.1f} s."
             )
     finally:
         handle.stop()

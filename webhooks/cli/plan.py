@@ -27,9 +27,8 @@ from connectors.retry import retry_reads
 from tiering.plan import Plan, plan_change
 from tiering.policy import Policy
 from webhooks.command_settings import admin_settings, verbose_option
-from webhooks.plan_document import Rate, Skipped, dumps, plan_document
-from webhooks.plan_text import duration_text, render_text
-from webhooks.planning import (
+from webhooks.plan.document import Rate, Skipped, dumps, plan_document
+from webhooks.plan.sources import (
     BacklogSource,
     InboxSource,
     Search,
@@ -38,6 +37,7 @@ from webhooks.planning import (
     reads_alike,
     requeue_changed,
 )
+from webhooks.plan.text import duration_text, render_text
 from webhooks.settings import Settings
 
 
@@ -304,8 +304,8 @@ def plan_command(policy_path: str, against: str | None, since_text: str, use_inb
     if fmt == "json":
         text = dumps(doc)
     elif fmt == "html":
-        from webhooks.plan_report import render_html
-        from webhooks.plan_schema import PlanDocumentError
+        from webhooks.plan.report import render_html
+        from webhooks.plan.schema import PlanDocumentError
 
         try:
             text = render_html(doc)

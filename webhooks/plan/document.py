@@ -13,10 +13,15 @@ policy change: tierdesk plan", describes every key):
                  "writes": {vendor: int, "total": int},
                  "enforce_seconds": {vendor: float, "total": float},
                  "rates": {vendor: {"writes_per_minute": float, "source": str}}},
-     "tickets": [{"vendor", "ticket", "change", "tier_before", "tier_after", "labels_added",
-                  "labels_removed", "target_before", "target_after", "note", "reasons",
-                  "reasons_before", "writes"}],
+     "tickets": [{"vendor", "ticket", "change", "tier_before", "tier_after", "route_before",
+                  "route_after", "labels_added", "labels_removed", "target_before",
+                  "target_after", "note", "reasons", "reasons_before", "writes"}],
      "skipped": [{"vendor", "ticket", "reason"}]}
+
+A routed ticket (handed to billing, sales ...) has no tier: its `tier_*` is null and its
+`route_*` names the route, as the distribution counts it (`route:<name>`). `route_before` and
+`route_after` came after the first documents of this format; being added keys (null: not
+routed), they keep it `tierdesk-plan/1`, and a reader of an older document takes them as null.
 
 Order is part of the format: `dumps` sorts every object's keys; tickets and skipped tickets are
 sorted by vendor, then key in natural order (SUP-9 before SUP-10), transitions by (from, to).
@@ -73,6 +78,8 @@ def _ticket(change: TicketChange) -> dict[str, Any]:
         "change": change.change,
         "tier_before": change.tier_before,
         "tier_after": change.tier_after,
+        "route_before": change.route_before,
+        "route_after": change.route_after,
         "labels_added": list(change.labels_added),
         "labels_removed": list(change.labels_removed),
         "target_before": change.target_before,

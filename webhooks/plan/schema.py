@@ -1,10 +1,12 @@
 """The plan document (format tierdesk-plan/1) as the HTML report reads it: models that check a
 parsed `tierdesk plan --format json` document and name every problem with its key path.
 
-The models hold the agreed shape plus the keys webhooks/plan_document.py adds to it
-(`source.skipped`, `summary.rates`, `tickets[].reasons_before`, `tickets[].writes`, `skipped`);
-those are optional, so a document with the agreed shape alone is read too. Keys this version
-does not know are ignored: a format version may only add keys (webhooks/plan_document.py).
+The models hold the agreed shape plus the keys webhooks/plan/document.py adds to it
+(`source.skipped`, `summary.rates`, `tickets[].route_before`, `tickets[].route_after`,
+`tickets[].reasons_before`, `tickets[].writes`, `skipped`); those are optional, so a document
+with the agreed shape alone is read too (a ticket without `route_*` reads as not routed). Keys
+this version does not know are ignored: a format version may only add keys
+(webhooks/plan/document.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tiering.plan import CHANGE_KINDS
-from webhooks.plan_document import FORMAT
+from webhooks.plan.document import FORMAT
 
 Count = Annotated[int, Field(ge=0)]
 Seconds = Annotated[float, Field(ge=0)]
@@ -102,6 +104,10 @@ class TicketChange(_Model):
     change: str
     tier_before: str | None
     tier_after: str | None
+    #: The route (billing, sales ...) each policy hands the ticket to; None: not routed. A routed
+    #: ticket has no tier.
+    route_before: str | None = None
+    route_after: str | None = None
     labels_added: list[str]
     labels_removed: list[str]
     target_before: str | None

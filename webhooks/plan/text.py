@@ -1,9 +1,10 @@
 """The readable plan: `tierdesk plan`'s default output, drawn from its tierdesk-plan/1 document.
 
-One block per changed ticket (kind, tier before -> after, labels, target, the reasons that
-changed, the note), then the aggregate (tier distribution, transitions, changes per kind, the
-writes enforcing would cost and their time) and the tickets that could not be planned. The JSON
-(webhooks/plan_document.py) and the HTML report (webhooks/plan_report.py) show the same.
+One block per changed ticket (kind; tier or route before -> after, named as the distribution
+names them: `L2`, `route:billing`, `(none)`; labels, target, the reasons that changed, the note),
+then the aggregate (tier distribution, transitions, changes per kind, the writes enforcing would
+cost and their time) and the tickets that could not be planned. The JSON
+(webhooks/plan/document.py) and the HTML report (webhooks/plan/report.py) show the same.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tiering.plan import CHANGE_KINDS
-from webhooks.plan_charts import tier_order
+from tiering.plan import CHANGE_KINDS, outcome_key
+from webhooks.plan.charts import tier_order
 
 
 def duration_text(seconds: float) -> str:
@@ -40,7 +41,9 @@ def render_text(doc: Mapping[str, Any]) -> str:
     ]
     for t in doc["tickets"]:
         lines.append("")
-        tier = f"tier {t['tier_before'] or '-'} -> {t['tier_after'] or '-'}"
+        before = outcome_key(t["tier_before"], t.get("route_before"))
+        after = outcome_key(t["tier_after"], t.get("route_after"))
+        tier = f"tier {before} -> {after}"
         lines.append(f"{t['vendor']} {t['ticket']}: {t['change']}; {tier}")
         marks = [f"+{x}" for x in t["labels_added"]] + [f"-{x}" for x in t["labels_removed"]]
         if marks:

@@ -1,19 +1,20 @@
 """The HTML plan report: one self-contained page drawn from a `tierdesk plan` JSON document.
 
-`render_html(document)` checks the document (format tierdesk-plan/1, webhooks/plan_schema.py)
+`render_html(document)` checks the document (format tierdesk-plan/1, webhooks/plan/schema.py)
 and returns one HTML file that needs nothing else: inline CSS, charts as inline SVG drawn in
-Python (webhooks/plan_charts.py), no script, font, image or request. Drawing the charts in Python
+Python (webhooks/plan/charts.py), no script, font, image or request. Drawing the charts in Python
 instead of a script in the page keeps the file readable where scripts are blocked (mail
 attachments, CI artifact viewers) and lets the page carry a Content-Security-Policy that forbids
 every script and every request, so a ticket text that slipped past escaping still could not run.
 
-Ticket text is hostile input: every value reaches the page through webhooks/markup.py, which
+Ticket text is hostile input: every value reaches the page through webhooks/plan/markup.py, which
 escapes whatever is not markup built here, in text and attributes alike.
 
 The page, top to bottom: the policies compared and the source; the summary (changes by kind,
 writes and time per vendor at its rate); the tier distribution before and after, with the same
-figures as a table; the tier changes; every changed ticket; the tickets that could not be
-planned. Chart and table elements carry their numbers in data-* attributes.
+figures as a table; the tier changes; every changed ticket (its tier or route named as the
+chart names it); the tickets that could not be planned. Chart and table elements carry their
+numbers in data-* attributes.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tiering.plan import NO_TIER
-from webhooks.markup import Html, esc, join, tag
-from webhooks.plan_charts import (
+from tiering.plan import NO_TIER, outcome_key
+from webhooks.plan.charts import (
     AFTER_COLOUR,
     BEFORE_COLOUR,
     format_count,
@@ -31,7 +31,8 @@ from webhooks.plan_charts import (
     tier_order,
     transition_chart,
 )
-from webhooks.plan_schema import PlanDocument, PolicyRef, Source, read_document
+from webhooks.plan.markup import Html, esc, join, tag
+from webhooks.plan.schema import PlanDocument, PolicyRef, Source, read_document
 
 #: The kinds of change (tiering/plan.py's CHANGE_KINDS), as the summary names them.
 CHANGE_HEADINGS: tuple[tuple[str, str], ...] = (
@@ -195,6 +196,17 @@ def _pair(before: str | None, after: str | None, *, none: str) -> Html:
     return join([one(before), tag("span", {"class": "arrow"}, " → "), one(after)])
 
 
+def _outcome(tier_before: str | None, route_before: str | None, tier_after: str | None,
+             route_after: str | None) -> Html:
+    """A ticket's tier or route before → after, named as the tier chart names them (`L2`,
+    `route:billing`; `(none)` in grey)."""
+    def key(tier: str | None, route: str | None) -> str | None:
+        named = outcome_key(tier, route)
+        return None if named == NO_TIER else named
+
+    return _pair(key(tier_before, route_before), key(tier_after, route_after), none=NO_TIER)
+
+
 def _items(values: list[str], *, cls: str, sign: str = "") -> Html:
     if not values:
         return _none()
@@ -215,7 +227,7 @@ def _tickets(doc: PlanDocument) -> Html:
         return _section("tickets", "Tickets that would change",
                         tag("p", {"class": "empty"}, "No ticket would change."))
     with_writes = any(t.writes is not None for t in doc.tickets)
-    columns = ("Vendor", "Ticket", "Change", "Tier (before → after)", "Labels added",
+    columns = ("Vendor", "Ticket", "Change", "Tier or route (before → after)", "Labels added",
                "Labels removed", "Target (before → after)", "Note to be posted", "Reasons",
                *(("Writes",) if with_writes else ()))
     rows = [
@@ -225,8 +237,9 @@ def _tickets(doc: PlanDocument) -> Html:
             tag("td", {"class": "change"}, tag("span", {"class": "badge",
                                                         "data-kind": t.change}, t.change)),
             tag("td", {"class": "tier", "data-before": t.tier_before,
-                       "data-after": t.tier_after},
-                _pair(t.tier_before, t.tier_after, none=NO_TIER)),
+                       "data-after": t.tier_after, "data-route-before": t.route_before,
+                       "data-route-after": t.route_after},
+                _outcome(t.tier_before, t.route_before, t.tier_after, t.route_after)),
             tag("td", {"class": "labels-added"}, _items(t.labels_added, cls="added", sign="+")),
             tag("td", {"class": "labels-removed"},
                 _items(t.labels_removed, cls="removed", sign="−")),
@@ -278,7 +291,8 @@ svg text { font-size: 13px; fill: #1a1a1a; } svg text.count { font-weight: 600; 
 table.compact { margin-top: 12px; font-size: .9rem; }
 .table-box { overflow-x: auto; }
 #ticket-table td { overflow-wrap: anywhere; max-width: 320px; }
-#ticket-table td.vendor, #ticket-table td.change { overflow-wrap: normal; white-space: nowrap; }
+#ticket-table td.vendor, #ticket-table td.change, #ticket-table td.tier { overflow-wrap: normal;
+  white-space: nowrap; }
 #ticket-table td.note, #ticket-table td.reasons { min-width: 220px; }
 #ticket-table thead th { position: sticky; top: 0; }
 td ul { margin: 0; padding-left: 18px; } ul.added, ul.removed { list-style: none; padding: 0; }

@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 
 from tiering.plan import NO_TIER
-from webhooks.markup import Html, tag
-from webhooks.plan_schema import Transition
+from webhooks.plan.markup import Html, tag
+from webhooks.plan.schema import Transition
 
 #: Okabe-Ito blue and vermillion: told apart with any colour vision, each at least 3:1 against
 #: white (WCAG 2.1, 1.4.11 non-text contrast); the legend and the count on every bar say the same.

@@ -31,7 +31,7 @@ from tiering.models import Decision, Ticket
 from tiering.plan import PlanInput, TicketChange, WriteCost, one_write
 from tiering.policy import Policy
 from webhooks.inbox.reads import InboxReads
-from webhooks.plan_document import Skipped
+from webhooks.plan.document import Skipped
 
 _SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
