@@ -1,5 +1,6 @@
 """Fixtures of the end-to-end suite: one sandbox process and one `tierdesk serve` process per
-session, installed through tierdesk's own `install` commands; a figures table at the end.
+session (per xdist worker), installed through tierdesk's own `install` commands; the figures
+table they fill is printed at the end by tests/conftest.py.
 
 Scale (the issue's full figures in brackets; CI runs the defaults on 2 cores):
 
@@ -21,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import (
-    FIGURES,
     REPO,
     VENDORS,
     InboxView,
@@ -111,16 +111,3 @@ def quiet_stack(stack: Stack) -> Iterator[Stack]:
     while stack.inbox.pending() and time.monotonic() < deadline:
         time.sleep(0.2)
 
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the figures the end-to-end tests measured, as a table."""
-    if not FIGURES:
-        return
-    tr = terminalreporter
-    tr.section("tierdesk end-to-end figures")
-    w1 = max(len(r[0]) for r in FIGURES)
-    w2 = max(len(r[1]) for r in FIGURES)
-    tr.write_line(f"{'test':<{w1}}  {'figure':<{w2}}  value")
-    tr.write_line(f"{'-' * w1}  {'-' * w2}  -----")
-    for test, name, value in FIGURES:
-        tr.write_line(f"{test:<{w1}}  {name:<{w2}}  {value}")

@@ -12,6 +12,8 @@ import responses
 from click.testing import CliRunner, Result
 from responses import matchers
 
+from connectors.jira.admin import JiraAdmin
+from connectors.retry import READ_ATTEMPTS
 from tests.connectors.jira.conftest import BASE, DC_BASE, HERE, load
 from webhooks.cli import main
 
@@ -327,15 +329,19 @@ def test_backfill_skips_unreadable_issue_and_says_why(
 
 
 def test_backfill_stops_with_clear_error_on_rate_limit(
-    env: Path, rsps: responses.RequestsMock
+    env: Path, rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A 429 mid-backfill stops with how far it got and the retry hint."""
+    """A 429 mid-backfill stops with how far it got and the retry hint, after waiting out
+    Retry-After between its read attempts (the waits are recorded, not slept: 4 x 30 s)."""
+    waits: list[float] = []
+    monkeypatch.setitem(JiraAdmin.__init__.__kwdefaults__, "sleep", waits.append)
     rsps.post(f"{BASE}/rest/api/2/search/approximate-count", json={"count": 2})
     rsps.get(f"{BASE}/rest/api/2/search/jql", status=429, headers={"Retry-After": "30"})
     result = cli("backfill", "jira", "--jql", "project = KT")
     assert result.exit_code == 1
     assert "backfill stopped after 0 ticket(s)" in result.output
     assert "retry after 30 s" in result.output
+    assert len(waits) == READ_ATTEMPTS - 1 and min(waits) >= 30
 
 
 def test_backfill_requires_non_empty_jql(env: Path, rsps: responses.RequestsMock) -> None:
