@@ -26,6 +26,7 @@ SPLIT = frozenset({
     "tests/e2e/test_decisions.py",
     "tests/e2e/test_jira_truths.py",
     "tests/policies/test_stories_e2e.py",
+    "tests/policies/test_stories_timed.py",
     "tests/sandbox/test_demo.py",
     "tests/sandbox/test_stale_deliveries.py",
     "tests/webhooks/test_limits.py",
