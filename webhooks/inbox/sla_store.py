@@ -38,6 +38,7 @@ from webhooks.inbox.records import (
     Notice,
     OutgoingNotice,
     SlaMark,
+    SlaRearm,
     SlaTimer,
     SlaWrite,
 )
@@ -60,6 +61,17 @@ MARK_KINDS = (MARK_CREATED, MARK_STATUS, MARK_TIER, MARK_REPLY)
 
 #: Timers per statement when due timers are enqueued (bounded bind parameters: 14 a row).
 ENQUEUE_CHUNK = 200
+
+#: A timer re-armed after its due event became a dead letter is due again after
+#: REARM_INITIAL * 2**(re-arms before) seconds, at most REARM_MAX: a ticket whose writes the
+#: vendor keeps refusing is retried hourly, not in a hot loop (`SlaStore._rearm_dead`).
+REARM_INITIAL = 60.0
+REARM_MAX = 3600.0
+
+
+def rearm_delay(rearms: int) -> float:
+    """Seconds until a timer re-armed for the (`rearms` + 1)-th time in a row falls due."""
+    return min(REARM_MAX, REARM_INITIAL * 2.0 ** min(rearms, 32))
 
 
 def due_delivery_id(ticket: str, due_at: float) -> str:
@@ -120,6 +132,7 @@ def _timer_of(row: Any) -> SlaTimer:
         plan=row.plan, tier=row.tier, priority=row.priority,
         clocks=tuple(json.loads(row.clocks or "[]")), open_clocks=int(row.open_clocks or 0),
         updated_at=row.updated_at, lease_token=row.lease_token, lease_until=row.lease_until,
+        rearms=int(row.rearms or 0), rearm_error=row.rearm_error,
     )
 
 
@@ -247,9 +260,53 @@ class SlaStore:
             "clocks": json.dumps([dict(c) for c in timer.clocks]),
             "open_clocks": timer.open_clocks, "updated_at": now,
             "lease_token": None, "lease_until": None,
+            # A decision recorded the timer: it is no longer a re-arm after a dead letter.
+            "rearms": 0, "rearm_error": None,
         }
         stmt = self._insert(sla_timers).values(vendor=vendor, ticket=ticket, **values)
         conn.execute(stmt.on_conflict_do_update(index_elements=["vendor", "ticket"], set_=values))
+
+    def _rearm_dead(
+        self, conn: Connection, vendor: str, ticket: str, dead: Iterable[Any], error: str,
+        now: float,
+    ) -> SlaRearm | None:
+        """In the transaction that dead-letters `dead` (events, or rows with `event_type`):
+        when one of them is the ticket's SLA due event, re-arm the ticket's timer so that
+        nothing is lost (nothing else would fire it before the ticket's next event).
+
+        Only a timer still open and waiting (clocks open, no due instant: the due event's
+        enqueue cleared it and no decision has set it since) is re-armed, due after
+        `rearm_delay(rearms)` with rearms counted up. The synthetic event it then enqueues has
+        a new delivery id (its due instant) and the worker decides on the ticket afresh from
+        the recorded history, the policy in force and the fired keys, so a threshold already
+        acted on (a replayed dead letter, say) is never acted on again."""
+        if not any(e.event_type == SLA_DUE_EVENT for e in dead):
+            return None
+        t = sla_timers.c
+        row = conn.execute(
+            sa.select(t.id, t.rearms).where(
+                t.vendor == vendor, t.ticket == ticket, t.due_at.is_(None), t.open_clocks > 0)
+        ).first()
+        if row is None:
+            return None
+        rearms = int(row.rearms or 0)
+        due = now + rearm_delay(rearms)
+        done = conn.execute(
+            sla_timers.update()
+            .where(t.id == row.id, t.due_at.is_(None), t.rearms == rearms)
+            .values(due_at=due, rearms=rearms + 1, rearm_error=error[:2000],
+                    lease_token=None, lease_until=None, updated_at=now)
+        )
+        if done.rowcount != 1:
+            return None  # a decision set the timer meanwhile: its due instant stands
+        return SlaRearm(vendor=vendor, ticket=ticket, due_at=due, rearms=rearms + 1,
+                        error=error)
+
+    def _notify_rearm(self, rearm: SlaRearm | None) -> None:
+        if rearm is None:
+            return
+        for listener in list(self._timer_listeners()):
+            listener(rearm.due_at)
 
     # ------------------------------------------------------------------ reading
 
@@ -443,13 +500,15 @@ class SlaStore:
         if new:
             upsert = self._insert(tickets).values([
                 {"vendor": v, "ticket": k, "pending": True, "next_attempt_at": now,
-                 "attempts": 0, "updated_at": now}
+                 "attempts": 0, "updated_at": now, "sla_due": True}
                 for v, k in sorted(new)  # one order for every loop: no deadlock on PostgreSQL
             ])
-            # A ticket waiting out a backoff keeps its next_attempt_at (as enqueue_many does).
+            # A ticket waiting out a backoff keeps its next_attempt_at (as enqueue_many does);
+            # sla_due puts it before the ordinary backlog (Inbox.claim).
             conn.execute(upsert.on_conflict_do_update(
                 index_elements=["vendor", "ticket"],
-                set_={"pending": True, "updated_at": upsert.excluded.updated_at},
+                set_={"pending": True, "sla_due": True,
+                      "updated_at": upsert.excluded.updated_at},
             ))
         return new
 

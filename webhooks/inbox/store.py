@@ -16,7 +16,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any
@@ -28,12 +28,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from connectors.base import Envelope
 from webhooks.inbox.database import (
-    REPLAY_LOOKUP,
-    SQLITE_REPLAY_LOOKUP,
     SQLITE_TICKET_UPSERT,
     InboxError,
     make_engine,
     sqlite_insert_events,
+    without_replays,
 )
 from webhooks.inbox.migrations import migrate
 from webhooks.inbox.reads import Clock, InboxReads
@@ -41,6 +40,7 @@ from webhooks.inbox.records import (
     Claim,
     DecisionRecord,
     Delivery,
+    SlaRearm,
     SlaWrite,
     event_row,
     stored_event,
@@ -49,6 +49,7 @@ from webhooks.inbox.schema import (
     DEAD,
     DONE,
     PENDING,
+    SLA_DUE_EVENT,
     UNFINISHED_ERROR,
     decisions,
     events,
@@ -57,6 +58,9 @@ from webhooks.inbox.schema import (
 )
 from webhooks.inbox.sla_store import SlaStore
 from webhooks.inbox.upkeep import InboxUpkeep
+
+#: Told of a timer re-armed after a dead letter (`Inbox.retry`, `dead_letter`, `claim`).
+RearmListener = Callable[[SlaRearm], None]
 
 
 class Inbox(InboxReads, SlaStore, InboxUpkeep):
@@ -140,7 +144,7 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
             .returning(events.c.vendor, events.c.delivery_id)
         )
         with self._tx() as conn:
-            rows = self._without_replays(conn, rows)
+            rows = without_replays(conn, self.dialect, rows)
             if not rows:
                 new: set[tuple[str, str]] = set()
             elif self.dialect == "sqlite":
@@ -170,37 +174,6 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                 )
         return [is_first and key in new for key, is_first in zip(keys, first, strict=True)]
 
-    def _without_replays(
-        self, conn: Connection, rows: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """`rows` without deliveries whose body is byte for byte one already stored for the same
-        ticket and event time: a captured signed body replayed under a fresh delivery header.
-
-        Jira signs the body but not `X-Atlassian-Webhook-Identifier`, and Zendesk signs the
-        timestamp and body but not the invocation id, so the dedupe key alone lets a replay in
-        (issue 14). The receiver refuses bodies older than the replay horizon; within it, this
-        keeps one copy. One indexed lookup per row that names a ticket and an event time."""
-        kept: list[dict[str, Any]] = []
-        bodies: set[tuple[str, str, int, str]] = set()
-        for row in rows:
-            if row["ticket"] is None or row["occurred_at"] is None:
-                kept.append(row)
-                continue
-            key = (row["vendor"], row["ticket"], row["occurred_at"], row["payload"])
-            if key in bodies:
-                continue
-            bodies.add(key)
-            # Plain SQL, compiled once: building a select per row cost ~0.5 ms of Python.
-            if self.dialect == "sqlite":
-                found = conn.exec_driver_sql(SQLITE_REPLAY_LOOKUP, key).first()
-            else:
-                found = conn.execute(REPLAY_LOOKUP, {
-                    "vendor": key[0], "ticket": key[1], "occurred_at": key[2],
-                    "payload": key[3]}).first()
-            if found is None:
-                kept.append(row)
-        return kept
-
     # ------------------------------------------------------------------ working
 
     def claim(
@@ -210,9 +183,12 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
         vendors: Sequence[str] | None = None,
         max_events: int = 200,
         max_unfinished: int | None = None,
+        on_rearm: RearmListener | None = None,
     ) -> Claim | None:
         """Lease the ticket that has waited longest among those with pending events, whose
-        backoff has passed and whose vendor is not paused; None when there is none.
+        backoff has passed and whose vendor is not paused; None when there is none. Tickets
+        with a pending SLA due event (`tickets.sla_due`) come first: a breach escalation never
+        waits behind an ordinary backlog (a 10,000-ticket backfill).
 
         Poison pills (`max_unfinished`, the worker's MAX_ATTEMPTS): a claim that ends neither in
         a counted attempt (`retry`, `dead_letter`), nor done, nor handed back (`release`) means
@@ -229,25 +205,33 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
             sa.or_(tickets.c.lease_until.is_(None), tickets.c.lease_until < now),
         )
         paused = sa.select(vendor_pauses.c.vendor).where(vendor_pauses.c.until > now)
-        pick = (
+        ready = (
             sa.select(tickets.c.id)
             .where(free, tickets.c.next_attempt_at <= now, tickets.c.vendor.not_in(paused))
             .order_by(tickets.c.next_attempt_at, tickets.c.id)
             .limit(1)
         )
         if vendors is not None:
-            pick = pick.where(tickets.c.vendor.in_(list(vendors)))
+            ready = ready.where(tickets.c.vendor.in_(list(vendors)))
+        # Due first: the seek on ix_tierdesk_tickets_sla_due finds the few tickets holding a
+        # due event; only when none is ready does the ordinary pick run (COALESCE evaluates
+        # its second argument only when the first is NULL).
+        due_first = ready.where(tickets.c.sla_due.is_(True))
         if self.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
+            ready = ready.with_for_update(skip_locked=True)
+            due_first = due_first.with_for_update(skip_locked=True)
+        pick = sa.func.coalesce(due_first.scalar_subquery(), ready.scalar_subquery())
         stmt = (
             tickets.update()
-            .where(tickets.c.id == pick.scalar_subquery(), free)
+            .where(tickets.c.id == pick, free)
             .values(lease_token=token, lease_until=until, updated_at=now)
             .returning(
                 tickets.c.id, tickets.c.vendor, tickets.c.ticket, tickets.c.last_note_key,
                 tickets.c.last_occurred_at, tickets.c.attempts, tickets.c.known_at,
             )
         )
+        rearm: SlaRearm | None = None
+        given_back: Claim | None = None
         with self._tx() as conn:
             row = conn.execute(stmt).first()
             if row is None:
@@ -273,6 +257,10 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                             .values(status=DEAD, finished_at=now,
                                     last_error=UNFINISHED_ERROR.format(claims=r.claims))
                         )
+                if poisoned:
+                    rearm = self._rearm_dead(
+                        conn, row.vendor, row.ticket, [r for r in found if r.id in poisoned],
+                        UNFINISHED_ERROR.format(claims=max_unfinished), now)
                 found = [r for r in found if r.id not in poisoned]
                 suspect = min(2, max(1, max_unfinished - 1))
                 if any(r.claims - r.attempts >= suspect for r in found):
@@ -296,19 +284,22 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                             events.c.status == PENDING).exists(),
                     )
                 )
-                return Claim(ticket_row=row.id, vendor=row.vendor, ticket=row.ticket,
-                             token=token, lease_until=now, events=(),
-                             last_note_key=row.last_note_key,
-                             last_occurred_at=row.last_occurred_at, attempts=row.attempts,
-                             known_at=row.known_at, dead_on_claim=tuple(poisoned))
-            if not found:
+                given_back = Claim(ticket_row=row.id, vendor=row.vendor, ticket=row.ticket,
+                                   token=token, lease_until=now, events=(),
+                                   last_note_key=row.last_note_key,
+                                   last_occurred_at=row.last_occurred_at,
+                                   attempts=row.attempts, known_at=row.known_at,
+                                   dead_on_claim=tuple(poisoned))
+            elif not found:
                 # Nothing left (replayed elsewhere, or a stale flag): clear the flag and lease.
                 conn.execute(
                     tickets.update()
                     .where(tickets.c.id == row.id, tickets.c.lease_token == token)
-                    .values(pending=False, lease_token=None, lease_until=None)
+                    .values(pending=False, sla_due=False, lease_token=None, lease_until=None)
                 )
-                return None
+        self._rearmed(rearm, on_rearm)
+        if not found:
+            return given_back if poisoned else None
         return Claim(
             ticket_row=row.id,
             vendor=row.vendor,
@@ -380,12 +371,16 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
         delay: float,
         max_attempts: int,
         record: DecisionRecord | None = None,
+        on_rearm: RearmListener | None = None,
     ) -> list[int]:
         """Count a failed attempt on the claim's events and try again after `delay` seconds.
-        Events that reach `max_attempts` become dead letters; their ids are returned."""
+        Events that reach `max_attempts` become dead letters; their ids are returned. A dead
+        SLA due event re-arms the ticket's timer in the same transaction (`_rearm_dead`;
+        `on_rearm` is told after the commit)."""
         now = self.clock()
         ids = [e.id for e in claim.events]
         dead = [e.id for e in claim.events if e.attempts + 1 >= max_attempts]
+        rearm: SlaRearm | None = None
         with self._tx() as conn:
             conn.execute(
                 events.update()
@@ -405,13 +400,19 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                 .where(tickets.c.id == claim.ticket_row)
                 .values(attempts=tickets.c.attempts + 1, last_error=error, updated_at=now)
             )
+            if dead:
+                rearm = self._rearm_dead(conn, claim.vendor, claim.ticket,
+                                         [e for e in claim.events if e.id in dead], error, now)
             self._release(conn, claim, now, next_attempt_at=now + max(0.0, delay))
+        self._rearmed(rearm, on_rearm)
         return dead
 
     def dead_letter(
-        self, claim: Claim, *, error: str, record: DecisionRecord | None = None
-    ) -> None:
-        """Give up on the claim's events now (the vendor refused: retrying cannot help)."""
+        self, claim: Claim, *, error: str, record: DecisionRecord | None = None,
+        on_rearm: RearmListener | None = None,
+    ) -> SlaRearm | None:
+        """Give up on the claim's events now (the vendor refused: retrying cannot help). A dead
+        SLA due event re-arms the ticket's timer in the same transaction (returned)."""
         now = self.clock()
         ids = [e.id for e in claim.events]
         with self._tx() as conn:
@@ -428,9 +429,15 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                 .where(tickets.c.id == claim.ticket_row)
                 .values(attempts=0, last_error=error, updated_at=now)
             )
+            rearm = self._rearm_dead(conn, claim.vendor, claim.ticket, claim.events, error, now)
             self._release(conn, claim, now, next_attempt_at=now)
+        self._rearmed(rearm, on_rearm)
+        return rearm
 
-    def dead_letter_events(self, claim: Claim, event_ids: Sequence[int], *, error: str) -> Claim:
+    def dead_letter_events(
+        self, claim: Claim, event_ids: Sequence[int], *, error: str,
+        on_rearm: RearmListener | None = None,
+    ) -> Claim:
         """Dead-letter some of the claim's events (malformed ones) and keep the lease on the
         rest; return the claim over the rest."""
         now = self.clock()
@@ -442,7 +449,18 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                 .values(status=DEAD, finished_at=now, last_error=error,
                         attempts=events.c.attempts + 1)
             )
+            rearm = self._rearm_dead(conn, claim.vendor, claim.ticket,
+                                     [e for e in claim.events if e.id in ids], error, now)
+        self._rearmed(rearm, on_rearm)
         return replace(claim, events=tuple(e for e in claim.events if e.id not in ids))
+
+    def _rearmed(self, rearm: SlaRearm | None, on_rearm: RearmListener | None) -> None:
+        """After the commit: wake the timer loop, tell the caller (it logs and counts)."""
+        if rearm is None:
+            return
+        self._notify_rearm(rearm)
+        if on_rearm is not None:
+            on_rearm(rearm)
 
     def extend(self, claim: Claim, *, lease_seconds: float) -> Claim | None:
         """Renew the claim's lease; None if it was lost (expired and taken over meanwhile)."""
@@ -480,10 +498,23 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
             )
             .exists()
         )
+        due_pending = (
+            sa.select(events.c.id)
+            .where(
+                events.c.vendor == claim.vendor,
+                events.c.ticket == claim.ticket,
+                events.c.status == PENDING,
+                events.c.event_type == SLA_DUE_EVENT,
+            )
+            .exists()
+        )
         values: dict[str, Any] = {
             "lease_token": None,
             "lease_until": None,
             "pending": still_pending,
+            # Only a claim holding a due event can have changed whether one is pending.
+            "sla_due": due_pending if any(
+                e.event_type == SLA_DUE_EVENT for e in claim.events) else tickets.c.sla_due,
         }
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
