@@ -27,6 +27,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
 from connectors.base import Envelope
+from webhooks.inbox import statements as st
 from webhooks.inbox.database import (
     SQLITE_TICKET_UPSERT,
     InboxError,
@@ -47,11 +48,9 @@ from webhooks.inbox.records import (
 )
 from webhooks.inbox.schema import (
     DEAD,
-    DONE,
     PENDING,
     SLA_DUE_EVENT,
     UNFINISHED_ERROR,
-    decisions,
     events,
     tickets,
     vendor_pauses,
@@ -200,52 +199,15 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
         now = self.clock()
         token = secrets.token_hex(16)
         until = now + lease_seconds
-        free = sa.and_(
-            tickets.c.pending.is_(True),
-            sa.or_(tickets.c.lease_until.is_(None), tickets.c.lease_until < now),
-        )
-        paused = sa.select(vendor_pauses.c.vendor).where(vendor_pauses.c.until > now)
-        ready = (
-            sa.select(tickets.c.id)
-            .where(free, tickets.c.next_attempt_at <= now, tickets.c.vendor.not_in(paused))
-            .order_by(tickets.c.next_attempt_at, tickets.c.id)
-            .limit(1)
-        )
-        if vendors is not None:
-            ready = ready.where(tickets.c.vendor.in_(list(vendors)))
-        # Due first: the seek on ix_tierdesk_tickets_sla_due finds the few tickets holding a
-        # due event; only when none is ready does the ordinary pick run (COALESCE evaluates
-        # its second argument only when the first is NULL).
-        due_first = ready.where(tickets.c.sla_due.is_(True))
-        if self.dialect == "postgresql":
-            ready = ready.with_for_update(skip_locked=True)
-            due_first = due_first.with_for_update(skip_locked=True)
-        pick = sa.func.coalesce(due_first.scalar_subquery(), ready.scalar_subquery())
-        stmt = (
-            tickets.update()
-            .where(tickets.c.id == pick, free)
-            .values(lease_token=token, lease_until=until, updated_at=now)
-            .returning(
-                tickets.c.id, tickets.c.vendor, tickets.c.ticket, tickets.c.last_note_key,
-                tickets.c.last_occurred_at, tickets.c.attempts, tickets.c.known_at,
-            )
-        )
+        stmt = st.claim_ticket(self.dialect, None if vendors is None else tuple(vendors))
         rearm: SlaRearm | None = None
         given_back: Claim | None = None
         with self._tx() as conn:
-            row = conn.execute(stmt).first()
+            row = conn.execute(stmt, {"p_now": now, "p_token": token, "p_until": until}).first()
             if row is None:
                 return None
-            found = conn.execute(
-                sa.select(events)
-                .where(
-                    events.c.vendor == row.vendor,
-                    events.c.ticket == row.ticket,
-                    events.c.status == PENDING,
-                )
-                .order_by(events.c.id)
-                .limit(max_events)
-            ).all()
+            found = conn.execute(st.pending_events(max_events),
+                                 {"p_vendor": row.vendor, "p_ticket": row.ticket}).all()
             poisoned: list[int] = []
             if max_unfinished is not None and found:
                 poisoned = [r.id for r in found if r.claims - r.attempts >= max_unfinished]
@@ -266,11 +228,7 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                 if any(r.claims - r.attempts >= suspect for r in found):
                     found = found[:1]  # one at a time until the poison pill is found
             if found:
-                conn.execute(
-                    events.update()
-                    .where(events.c.id.in_([r.id for r in found]))
-                    .values(claims=events.c.claims + 1)
-                )
+                conn.execute(st.COUNT_CLAIMS, {"p_ids": [r.id for r in found]})
             if not found and poisoned:
                 # Every event handed out would have been a poison pill: give the ticket back
                 # (other events, if any beyond max_events, are claimable at once).
@@ -333,33 +291,25 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
         ids = [e.id for e in claim.events]
         newest = max((e.occurred_at for e in claim.events if e.occurred_at is not None),
                      default=None)
+        shape = {"note": note_key is not None, "known": known_at is not None,
+                 "newest": newest is not None}
+        params = {"p_row": claim.ticket_row, "p_token": claim.token, "p_vendor": claim.vendor,
+                  "p_ticket": claim.ticket, "p_now": now, "p_next": now,
+                  "p_note_key": note_key, "p_known": known_at, "p_newest": newest}
         with self._tx() as conn:
-            conn.execute(
-                events.update()
-                .where(events.c.id.in_(ids), events.c.status == PENDING)
-                .values(status=DONE, finished_at=now, last_error=None)
-            )
+            conn.execute(st.EVENTS_DONE, {"p_ids": ids, "p_now": now})
             if record is not None:
                 self._record(conn, record, now)
             if sla is not None:
                 self._write_sla(conn, claim.vendor, claim.ticket, sla, now)
-            values: dict[str, Any] = {"updated_at": now, "attempts": 0, "last_error": None}
-            if note_key is not None:
-                values["last_note_key"] = note_key
-            if known_at is not None:
-                values["known_at"] = sa.case(
-                    (tickets.c.known_at.is_(None), known_at),
-                    (tickets.c.known_at < known_at, known_at),
-                    else_=tickets.c.known_at,
-                )
-            if newest is not None:
-                values["last_occurred_at"] = sa.case(
-                    (tickets.c.last_occurred_at.is_(None), newest),
-                    (tickets.c.last_occurred_at < newest, newest),
-                    else_=tickets.c.last_occurred_at,
-                )
-            conn.execute(tickets.update().where(tickets.c.id == claim.ticket_row).values(values))
-            kept = self._release(conn, claim, now, next_attempt_at=now)
+            # What the decision learnt and the lease's release: one UPDATE of the ticket.
+            kept = conn.execute(st.finish_ticket(
+                done=True, due_claim=_holds_due(claim), **shape), params).rowcount == 1
+            if not kept:
+                # The lease expired and another worker holds the ticket now: record what this
+                # decision learnt, leave the lease alone, keep the pending flag if events remain.
+                conn.execute(st.record_ticket_only(**shape), params)
+                conn.execute(st.KEEP_PENDING, params)
         self._notify_timer(sla)
         return kept
 
@@ -489,49 +439,15 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
     def _release(
         self, conn: Connection, claim: Claim, now: float, *, next_attempt_at: float | None
     ) -> bool:
-        still_pending = (
-            sa.select(events.c.id)
-            .where(
-                events.c.vendor == claim.vendor,
-                events.c.ticket == claim.ticket,
-                events.c.status == PENDING,
-            )
-            .exists()
-        )
-        due_pending = (
-            sa.select(events.c.id)
-            .where(
-                events.c.vendor == claim.vendor,
-                events.c.ticket == claim.ticket,
-                events.c.status == PENDING,
-                events.c.event_type == SLA_DUE_EVENT,
-            )
-            .exists()
-        )
-        values: dict[str, Any] = {
-            "lease_token": None,
-            "lease_until": None,
-            "pending": still_pending,
-            # Only a claim holding a due event can have changed whether one is pending.
-            "sla_due": due_pending if any(
-                e.event_type == SLA_DUE_EVENT for e in claim.events) else tickets.c.sla_due,
-        }
-        if next_attempt_at is not None:
-            values["next_attempt_at"] = next_attempt_at
-        result = conn.execute(
-            tickets.update()
-            .where(tickets.c.id == claim.ticket_row, tickets.c.lease_token == claim.token)
-            .values(values)
-        )
-        if result.rowcount == 1:
+        params = {"p_row": claim.ticket_row, "p_token": claim.token, "p_vendor": claim.vendor,
+                  "p_ticket": claim.ticket, "p_next": next_attempt_at}
+        stmt = st.finish_ticket(done=False, next_attempt=next_attempt_at is not None,
+                                due_claim=_holds_due(claim))
+        if conn.execute(stmt, params).rowcount == 1:
             return True
         # The lease expired and another worker holds the ticket now: leave its lease alone but
         # keep the pending flag true if events remain (the holder recomputes it anyway).
-        conn.execute(
-            tickets.update()
-            .where(tickets.c.id == claim.ticket_row, still_pending)
-            .values(pending=True)
-        )
+        conn.execute(st.KEEP_PENDING, params)
         return False
 
     def pause_vendor(self, vendor: str, *, until: float, reason: str) -> None:
@@ -552,7 +468,7 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
 
     def _record(self, conn: Connection, record: DecisionRecord, now: float) -> None:
         conn.execute(
-            decisions.insert().values(
+            st.DECISION_INSERT, dict(
                 vendor=record.vendor,
                 ticket=record.ticket,
                 created_at=now,
@@ -567,3 +483,8 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                 error=record.error,
             )
         )
+
+
+def _holds_due(claim: Claim) -> bool:
+    """The claim covers an SLA due event (its release recomputes tickets.sla_due)."""
+    return any(e.event_type == SLA_DUE_EVENT for e in claim.events)
