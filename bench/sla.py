@@ -364,6 +364,8 @@ def fire_and_measure(
 
 
 def lag_text(lags: list[float]) -> str:
+    if not lags:
+        return "none written"
     return (f"p50 {quantile(lags, 0.5) * 1000:.0f} ms, p99 {quantile(lags, 0.99) * 1000:.0f} ms,"
             f" max {max(lags) * 1000:.0f} ms, mean {statistics.fmean(lags) * 1000:.0f} ms")
 
