@@ -132,23 +132,3 @@ def test_lone_malformed_event_is_dead_lettered(inbox: Inbox, policy: Policy) -> 
     _enqueue(inbox, "bad", "T-1", 1, malformed=True)
     make_worker(inbox, policy, connector).drain()
     assert inbox.counts() == {"dead": 1}
-
-
-def test_a_poison_pill_claimed_in_a_batch_does_not_condemn_its_neighbours(
-    inbox: Inbox, clock: FakeClock, policy: Policy  # noqa: F811
-) -> None:
-    """Workers lease several tickets per claiming transaction. A crash while deciding on the
-    first leaves the others claimed but never run: from then on a ticket with an unfinished
-    claim is claimed alone, so only the poison pill accumulates unfinished claims and its
-    neighbours are decided on, not dead-lettered as poison."""
-    connector = PoisonConnector()
-    _enqueue(inbox, "poison", "T-1", 1, poison=True)
-    for i in range(2, 6):
-        _enqueue(inbox, f"ok-{i}", f"T-{i}", 1)
-    crashes = _run_with_crashes(inbox, clock, policy, connector, max_attempts=3)
-    assert crashes == 3
-    assert inbox.counts() == {"done": 4, "dead": 1}
-    assert [d.delivery_id for d in inbox.dead_letters()] == ["poison"]
-    for i in range(2, 6):
-        [event] = inbox.events_of("jira", f"T-{i}")
-        assert event.claims <= 2  # once in the crashed batch, once when decided on

@@ -84,20 +84,6 @@ def pending_events(limit: int) -> sa.Select[Any]:
     )
 
 
-#: A pending event of the ticket claimed before and never finished (p_vendor, p_ticket).
-UNFINISHED_BEFORE = sa.select(events.c.id).where(
-    events.c.vendor == sa.bindparam("p_vendor"), events.c.ticket == sa.bindparam("p_ticket"),
-    events.c.status == PENDING, events.c.claims > events.c.attempts,
-).limit(1)
-
-#: Give back a ticket just leased in this transaction (p_row, p_token): nothing counted.
-UNLEASE = (
-    tickets.update()
-    .where(tickets.c.id == sa.bindparam("p_row"),
-           tickets.c.lease_token == sa.bindparam("p_token"))
-    .values(lease_token=None, lease_until=None)
-)
-
 _ids: sa.BindParameter[Any] = sa.bindparam("p_ids", expanding=True)
 
 #: Count a claim on events: p_ids.

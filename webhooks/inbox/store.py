@@ -215,12 +215,7 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
         waiting), each ticket with its own lease, in one transaction: a worker working
         through a backlog pays one claiming commit per `limit` tickets instead of one each.
         Per-ticket serialisation is unchanged: each ticket is leased to this worker alone
-        until its claim is completed, retried, dead-lettered or released.
-
-        A ticket with an unfinished earlier claim (a crash or hang may have been its doing) is
-        always claimed alone: it ends the batch, or, met after the first, is left for the next
-        claim. Otherwise a poison pill's crashes would count unfinished claims on the tickets
-        leased beside it, which never ran, until they were dead-lettered as poison too."""
+        until its claim is completed, retried, dead-lettered or released."""
         now = self.clock()
         until = now + lease_seconds
         stmt = st.claim_ticket(self.dialect, None if vendors is None else tuple(vendors))
@@ -233,18 +228,12 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                     stmt, {"p_now": now, "p_token": token, "p_until": until}).first()
                 if row is None:
                     break
-                if out and conn.execute(st.UNFINISHED_BEFORE, {
-                        "p_vendor": row.vendor, "p_ticket": row.ticket}).first() is not None:
-                    conn.execute(st.UNLEASE, {"p_row": row.id, "p_token": token})
-                    break
                 claim, rearm = self._take_events(conn, row, token, until, now,
                                                  max_events, max_unfinished)
-                if rearm is not None:
-                    rearms.append(rearm)
                 if claim is not None:
                     out.append(claim)
-                    if any(e.claims - 1 > e.attempts for e in claim.events):
-                        break  # claimed before and never finished: alone
+                if rearm is not None:
+                    rearms.append(rearm)
         for rearm in rearms:
             self._rearmed(rearm, on_rearm)
         return out
