@@ -1,8 +1,6 @@
 """The worker: claims one ticket's pending events, decides once on its current state, applies.
 
-Claims are leased up to `claim_batch` tickets per transaction, due tickets first
-(webhooks/claims.py, Inbox.claim_many); each ticket keeps its own lease. Per claimed ticket
-(see connectors/base.py for the connector's side):
+Per claimed ticket (see connectors/base.py for the connector's side):
 
     1. events whose actor is tierdesk's own bot: all of them -> done, no request at all
     2. ticket   = connector.current_ticket(payloads in arrival order, fresh=..., last_note_key=...)
@@ -67,7 +65,6 @@ from tiering.engine import DecideFunction
 from tiering.engine import decide as engine_decide
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
-from webhooks.claims import ClaimsInHand
 from webhooks.inbox.records import Claim, DecisionRecord, SlaRearm, SlaWrite
 from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX, SLA_DUE_EVENT, UNFINISHED_ERROR
 from webhooks.inbox.store import Inbox
@@ -114,11 +111,8 @@ class Worker:
         limits: Mapping[str, VendorLimit] | None = None,
         throttle: LogThrottle | None = None,
         loop_guard: LoopGuard | None = None,
-        claim_batch: int = 4,
     ) -> None:
         self.inbox = inbox
-        #: Tickets leased per claiming transaction, processed one by one (webhooks/claims.py).
-        self.claims = ClaimsInHand(inbox, batch=claim_batch)
         self.connectors = dict(connectors)
         self.policy = policy
         #: A new policy and its connectors, taken up between two tickets (`swap`).
@@ -170,11 +164,6 @@ class Worker:
             wait = idle if soonest is None else min(idle, max(0.01, soonest))
             self._wake.wait(wait)
             self._wake.clear()
-        try:
-            self.claims.release_all()
-        except Exception as exc:  # the leases expire anyway
-            log("worker cannot hand back its claims", level=30, worker=self.name,
-                error=repr(exc)[:300])
         log("worker stopped", worker=self.name)
 
     def swap(self, policy: Policy, connectors: Mapping[str, Connector]) -> None:
@@ -189,10 +178,8 @@ class Worker:
             (self.policy, self.connectors), self._next = self._next, None
         if not self.connectors:
             return False
-        claim = self.claims.next(
-            vendors=self.connectors, paused=lambda v: self.vendor_limit(v).closed_for() > 0,
-            lease_seconds=self.lease_seconds, max_unfinished=self.max_attempts,
-            on_rearm=self._rearmed)
+        claim = self.inbox.claim(lease_seconds=self.lease_seconds, vendors=list(self.connectors),
+                                 max_unfinished=self.max_attempts, on_rearm=self._rearmed)
         if claim is None:
             return False
         if claim.dead_on_claim:

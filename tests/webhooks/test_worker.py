@@ -269,16 +269,16 @@ def test_limit_closed_by_another_thread_hands_the_ticket_back(
     worker = Worker(inbox=inbox, connectors={"jira": fake}, policy=policy, decide=fake_decide,
                     limits={"jira": limit})
     put(inbox, "d1")
-    claim = inbox.claim_many
+    claim = inbox.claim
 
     def claim_then_refused(**kwargs):  # type: ignore[no-untyped-def]
         claimed = claim(**kwargs)
         limit.close(20, reason="HTTP 429 (another thread)")  # a sibling's 429 arrives now
         return claimed
 
-    worker.inbox.claim_many = claim_then_refused  # type: ignore[method-assign]
+    worker.inbox.claim = claim_then_refused  # type: ignore[method-assign]
     assert worker.run_once()
-    worker.inbox.claim_many = claim  # type: ignore[method-assign]
+    worker.inbox.claim = claim  # type: ignore[method-assign]
     assert fake.current_calls == [] and inbox.counts() == {"pending": 1}
     assert inbox.paused_until("jira") == pytest.approx(clock.now + 20)
     clock.advance(21)
@@ -410,59 +410,3 @@ def test_vendor_paused_hands_the_ticket_back_without_an_attempt(
     assert worker.drain() == 1
     assert len(fake.applied) == 1
     assert fake.current_calls[-1].fresh is False  # no attempt was counted
-
-
-def test_batch_claims_lease_each_ticket_to_one_worker_across_processes(
-    db_url: str, clock: FakeClock
-) -> None:
-    """Two inboxes (two processes' connections) claiming four tickets per transaction at once:
-    every ticket is leased exactly once, each claim with its own lease token."""
-    first = Inbox.connect(db_url, clock=clock)
-    second = Inbox.connect(db_url, clock=clock)
-    for i in range(40):
-        put(first, f"d{i}", f"T-{i}")
-    got: list[list[str]] = [[], []]
-    tokens: set[str] = set()
-
-    def claim_all(box: Inbox, out: list[str]) -> None:
-        for _ in range(40):  # bounded
-            claims = box.claim_many(lease_seconds=60, limit=4)
-            if not claims:
-                return
-            out.extend(c.ticket for c in claims)
-            tokens.update(c.token for c in claims)
-
-    threads = [threading.Thread(target=claim_all, args=(box, out))
-               for box, out in ((first, got[0]), (second, got[1]))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    both = got[0] + got[1]
-    assert sorted(both) == sorted(f"T-{i}" for i in range(40)) and len(tokens) == 40
-    first.close()
-    second.close()
-
-
-def test_claims_in_hand_are_handed_back_on_stop_and_when_the_vendor_pauses(
-    inbox: Inbox, policy: Policy, clock: FakeClock
-) -> None:
-    fake = FakeConnector()
-    worker = make_worker(inbox, policy, fake)
-    assert worker.claims.batch == 4
-    for i in range(3):
-        put(inbox, f"d{i}", f"T-{i}")
-    assert worker.run_once()  # leases all three, decides on T-0
-    assert len(worker.claims) == 2 and inbox.claim(lease_seconds=60) is None
-    stop = threading.Event()
-    stop.set()
-    worker.run(stop)  # stopping hands back the two claims in hand, untouched
-    assert len(worker.claims) == 0 and inbox.counts() == {"done": 1, "pending": 2}
-    assert [e.claims for e in inbox.events_of("jira", "T-1")] == [0]
-    assert worker.run_once() and len(worker.claims) == 1
-    worker.vendor_limit("jira").close(30, reason="HTTP 429 (another thread)")
-    assert not worker.run_once()  # the claim in hand is handed back, nothing read
-    assert [c.payloads[-1]["ticket"] for c in fake.current_calls] == ["T-0", "T-1"]
-    assert inbox.counts() == {"done": 2, "pending": 1}
-    clock.advance(31)
-    assert worker.drain() == 1 and inbox.counts() == {"done": 3}

@@ -196,105 +196,68 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
         Once any event of the ticket has two unfinished claims, its events are handed out one
         at a time, oldest first, so that only the event that never finishes accumulates
         claims while the ticket's other events are evaluated."""
-        claims = self.claim_many(lease_seconds=lease_seconds, vendors=vendors, limit=1,
-                                 max_events=max_events, max_unfinished=max_unfinished,
-                                 on_rearm=on_rearm)
-        return claims[0] if claims else None
-
-    def claim_many(
-        self,
-        *,
-        lease_seconds: float,
-        vendors: Sequence[str] | None = None,
-        limit: int = 1,
-        max_events: int = 200,
-        max_unfinished: int | None = None,
-        on_rearm: RearmListener | None = None,
-    ) -> list[Claim]:
-        """Up to `limit` claims as `claim` makes them (due tickets first, then the longest
-        waiting), each ticket with its own lease, in one transaction: a worker working
-        through a backlog pays one claiming commit per `limit` tickets instead of one each.
-        Per-ticket serialisation is unchanged: each ticket is leased to this worker alone
-        until its claim is completed, retried, dead-lettered or released."""
         now = self.clock()
+        token = secrets.token_hex(16)
         until = now + lease_seconds
         stmt = st.claim_ticket(self.dialect, None if vendors is None else tuple(vendors))
-        out: list[Claim] = []
-        rearms: list[SlaRearm] = []
-        with self._tx() as conn:
-            for _ in range(max(1, limit)):
-                token = secrets.token_hex(16)
-                row = conn.execute(
-                    stmt, {"p_now": now, "p_token": token, "p_until": until}).first()
-                if row is None:
-                    break
-                claim, rearm = self._take_events(conn, row, token, until, now,
-                                                 max_events, max_unfinished)
-                if claim is not None:
-                    out.append(claim)
-                if rearm is not None:
-                    rearms.append(rearm)
-        for rearm in rearms:
-            self._rearmed(rearm, on_rearm)
-        return out
-
-    def _take_events(
-        self, conn: Connection, row: Any, token: str, until: float, now: float,
-        max_events: int, max_unfinished: int | None,
-    ) -> tuple[Claim | None, SlaRearm | None]:
-        """The claim of the ticket `row` just leased: its pending events (poison pills
-        dead-lettered, see `claim`); None when nothing is left to hand out."""
         rearm: SlaRearm | None = None
-        found = conn.execute(st.pending_events(max_events),
-                             {"p_vendor": row.vendor, "p_ticket": row.ticket}).all()
-        poisoned: list[int] = []
-        if max_unfinished is not None and found:
-            poisoned = [r.id for r in found if r.claims - r.attempts >= max_unfinished]
-            for r in found:
-                if r.id in poisoned:
-                    conn.execute(
-                        events.update()
-                        .where(events.c.id == r.id, events.c.status == PENDING)
-                        .values(status=DEAD, finished_at=now,
-                                last_error=UNFINISHED_ERROR.format(claims=r.claims))
+        given_back: Claim | None = None
+        with self._tx() as conn:
+            row = conn.execute(stmt, {"p_now": now, "p_token": token, "p_until": until}).first()
+            if row is None:
+                return None
+            found = conn.execute(st.pending_events(max_events),
+                                 {"p_vendor": row.vendor, "p_ticket": row.ticket}).all()
+            poisoned: list[int] = []
+            if max_unfinished is not None and found:
+                poisoned = [r.id for r in found if r.claims - r.attempts >= max_unfinished]
+                for r in found:
+                    if r.id in poisoned:
+                        conn.execute(
+                            events.update()
+                            .where(events.c.id == r.id, events.c.status == PENDING)
+                            .values(status=DEAD, finished_at=now,
+                                    last_error=UNFINISHED_ERROR.format(claims=r.claims))
+                        )
+                if poisoned:
+                    rearm = self._rearm_dead(
+                        conn, row.vendor, row.ticket, [r for r in found if r.id in poisoned],
+                        UNFINISHED_ERROR.format(claims=max_unfinished), now)
+                found = [r for r in found if r.id not in poisoned]
+                suspect = min(2, max(1, max_unfinished - 1))
+                if any(r.claims - r.attempts >= suspect for r in found):
+                    found = found[:1]  # one at a time until the poison pill is found
+            if found:
+                conn.execute(st.COUNT_CLAIMS, {"p_ids": [r.id for r in found]})
+            if not found and poisoned:
+                # Every event handed out would have been a poison pill: give the ticket back
+                # (other events, if any beyond max_events, are claimable at once).
+                conn.execute(
+                    tickets.update()
+                    .where(tickets.c.id == row.id, tickets.c.lease_token == token)
+                    .values(
+                        lease_token=None, lease_until=None, next_attempt_at=now,
+                        pending=sa.select(events.c.id).where(
+                            events.c.vendor == row.vendor, events.c.ticket == row.ticket,
+                            events.c.status == PENDING).exists(),
                     )
-            if poisoned:
-                rearm = self._rearm_dead(
-                    conn, row.vendor, row.ticket, [r for r in found if r.id in poisoned],
-                    UNFINISHED_ERROR.format(claims=max_unfinished), now)
-            found = [r for r in found if r.id not in poisoned]
-            suspect = min(2, max(1, max_unfinished - 1))
-            if any(r.claims - r.attempts >= suspect for r in found):
-                found = found[:1]  # one at a time until the poison pill is found
-        if found:
-            conn.execute(st.COUNT_CLAIMS, {"p_ids": [r.id for r in found]})
-        elif poisoned:
-            # Every event handed out would have been a poison pill: give the ticket back
-            # (other events, if any beyond max_events, are claimable at once).
-            conn.execute(
-                tickets.update()
-                .where(tickets.c.id == row.id, tickets.c.lease_token == token)
-                .values(
-                    lease_token=None, lease_until=None, next_attempt_at=now,
-                    pending=sa.select(events.c.id).where(
-                        events.c.vendor == row.vendor, events.c.ticket == row.ticket,
-                        events.c.status == PENDING).exists(),
                 )
-            )
-            return Claim(ticket_row=row.id, vendor=row.vendor, ticket=row.ticket,
-                         token=token, lease_until=now, events=(),
-                         last_note_key=row.last_note_key,
-                         last_occurred_at=row.last_occurred_at,
-                         attempts=row.attempts, known_at=row.known_at,
-                         dead_on_claim=tuple(poisoned)), rearm
-        else:
-            # Nothing left (replayed elsewhere, or a stale flag): clear the flag and lease.
-            conn.execute(
-                tickets.update()
-                .where(tickets.c.id == row.id, tickets.c.lease_token == token)
-                .values(pending=False, sla_due=False, lease_token=None, lease_until=None)
-            )
-            return None, rearm
+                given_back = Claim(ticket_row=row.id, vendor=row.vendor, ticket=row.ticket,
+                                   token=token, lease_until=now, events=(),
+                                   last_note_key=row.last_note_key,
+                                   last_occurred_at=row.last_occurred_at,
+                                   attempts=row.attempts, known_at=row.known_at,
+                                   dead_on_claim=tuple(poisoned))
+            elif not found:
+                # Nothing left (replayed elsewhere, or a stale flag): clear the flag and lease.
+                conn.execute(
+                    tickets.update()
+                    .where(tickets.c.id == row.id, tickets.c.lease_token == token)
+                    .values(pending=False, sla_due=False, lease_token=None, lease_until=None)
+                )
+        self._rearmed(rearm, on_rearm)
+        if not found:
+            return given_back if poisoned else None
         return Claim(
             ticket_row=row.id,
             vendor=row.vendor,
@@ -307,7 +270,7 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
             attempts=row.attempts,
             known_at=row.known_at,
             dead_on_claim=tuple(poisoned),
-        ), rearm
+        )
 
     def complete(
         self,
