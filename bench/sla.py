@@ -411,7 +411,7 @@ def service_figures(url: str, label: str, idle_seconds: float, backlog: int = 0)
     print(f"  of which the timer loop's part (due instant to the ticket's event stored): p50"
           f" {quantile(queued, 0.5) * 1000:.0f} ms, p99 {quantile(queued, 0.99) * 1000:.0f} ms;"
           f" the rest is the workers deciding and recording ({WORKER_THREADS} threads, one"
-          " ticket each at a time, up to 4 tickets leased per claiming transaction)")
+          " ticket each at a time)")
     fired = sum(len(inbox.sla_fired_keys("jira", k)) for k in keys)
     print(f"thresholds recorded as fired: {fired:,} (one per ticket expected)")
     if backlog:
