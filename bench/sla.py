@@ -27,7 +27,11 @@ hour. Printed:
   on it: p50, p99 and max, and the timer loop's part of it (due instant to the ticket's
   synthetic event stored).
 
-Run: .venv/bin/python bench/sla.py [--idle-seconds 30] [--skip-engine]
+- with --backlog N: 1,000 other thresholds fall due while N ordinary tickets (a backfill)
+  already wait: the firing lag then (due tickets are claimed first), and how many backlog
+  tickets were written meanwhile.
+
+Run: .venv/bin/python bench/sla.py [--idle-seconds 30] [--skip-engine] [--backlog 10000]
 [--postgres postgresql://postgres@127.0.0.1:5432/test] (PostgreSQL too: in a fresh schema of
 that database, dropped afterwards). No test asserts on these figures.
 """
@@ -330,7 +334,43 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def service_figures(url: str, label: str, idle_seconds: float) -> None:
+def fire_and_measure(
+    url: str, policy: Policy, inbox: Inbox, vendor: MemoryJira, loop: TimerLoop,
+    workers: list[Worker], created: dict[str, float], keys: list[str],
+) -> tuple[list[float], list[float], int]:
+    """Make `keys` due in the same second (from 3 s ahead), run the loop and the workers until
+    each has its vendor write (at most 120 s); return the due-to-write lags, the due-to-event
+    lags and how many were not written."""
+    at = float(int(time.time()) + 3)
+    due = make_due(url, policy, created, keys, at)
+    stop = threading.Event()
+    threads = [threading.Thread(target=fn, args=(stop,), daemon=True)
+               for fn in (loop.run, *(w.run for w in workers))]
+    for t in threads:
+        t.start()
+    deadline = at + 120
+    while any(k not in vendor.writes for k in keys) and time.time() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    loop.stop()
+    for w in workers:
+        w.wake()
+    for t in threads:
+        t.join(timeout=30)
+    lags = [vendor.writes[k] - due[k] for k in keys if k in vendor.writes]
+    queued = [e.received_at - due[k] for k in keys for e in inbox.events_of("jira", k)
+              if e.event_type == SLA_DUE_EVENT]
+    return lags, queued, len(keys) - len(lags)
+
+
+def lag_text(lags: list[float]) -> str:
+    if not lags:
+        return "none written"
+    return (f"p50 {quantile(lags, 0.5) * 1000:.0f} ms, p99 {quantile(lags, 0.99) * 1000:.0f} ms,"
+            f" max {max(lags) * 1000:.0f} ms, mean {statistics.fmean(lags) * 1000:.0f} ms")
+
+
+def service_figures(url: str, label: str, idle_seconds: float, backlog: int = 0) -> None:
     policy = load_policy(POLICY, source="bench-sla.yaml")
     rng = random.Random(18)
     created, took = seed(url, policy, rng)
@@ -363,36 +403,36 @@ def service_figures(url: str, label: str, idle_seconds: float) -> None:
           f" grown while idle {grown_alone / 1024:.0f} KiB (loop), {grown / 1024:.0f} KiB"
           f" (loop and workers){size}")
     keys = rng.sample(sorted(created), LAG_TICKETS)
-    at = float(int(time.time()) + 3)
-    due = make_due(url, policy, created, keys, at)
-    stop = threading.Event()
-    threads = [threading.Thread(target=fn, args=(stop,), daemon=True)
-               for fn in (loop.run, *(w.run for w in workers))]
-    for t in threads:
-        t.start()
-    deadline = at + 120
-    while len(vendor.writes) < LAG_TICKETS and time.time() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    loop.stop()
-    wake()
-    for t in threads:
-        t.join(timeout=30)
-    lags = [vendor.writes[k] - due[k] for k in keys if k in vendor.writes]
-    missing = LAG_TICKETS - len(lags)
+    lags, queued, missing = fire_and_measure(url, policy, inbox, vendor, loop, workers,
+                                             created, keys)
     print(f"firing lag, {LAG_TICKETS:,} thresholds due in the same second, {WORKER_THREADS}"
-          f" workers: p50 {quantile(lags, 0.5) * 1000:.0f} ms, p99"
-          f" {quantile(lags, 0.99) * 1000:.0f} ms, max {max(lags) * 1000:.0f} ms, mean"
-          f" {statistics.fmean(lags) * 1000:.0f} ms"
-          + (f"; {missing} not fired within 120 s" if missing else ""))
-    queued = [e.received_at - due[k] for k in keys for e in inbox.events_of("jira", k)
-              if e.event_type == SLA_DUE_EVENT]
+          f" workers: {lag_text(lags)}" + (f"; {missing} not fired within 120 s" if missing
+                                            else ""))
     print(f"  of which the timer loop's part (due instant to the ticket's event stored): p50"
           f" {quantile(queued, 0.5) * 1000:.0f} ms, p99 {quantile(queued, 0.99) * 1000:.0f} ms;"
           f" the rest is the workers deciding and recording ({WORKER_THREADS} threads, one"
           " ticket each at a time)")
     fired = sum(len(inbox.sla_fired_keys("jira", k)) for k in keys)
     print(f"thresholds recorded as fired: {fired:,} (one per ticket expected)")
+    if backlog:
+        # An ordinary backlog (a backfill) already waiting when the thresholds fall due.
+        rest = sorted(set(created) - set(keys))
+        others = rng.sample(rest, LAG_TICKETS + backlog)
+        due_keys, backlog_keys = others[:LAG_TICKETS], others[LAG_TICKETS:]
+        for i in range(0, backlog, 500):
+            inbox.enqueue_many([
+                (Envelope(vendor="jira", event_type="jira:issue_updated", handled=True,
+                          ticket=k, delivery_id=f"backfill-{k}", actor="agent"),
+                 {"ticket": k}, None) for k in backlog_keys[i:i + 500]])
+        for k in backlog_keys:  # their write changes a label, as a backfill's would
+            vendor.labels[k] = frozenset()
+        lags, _, missing = fire_and_measure(url, policy, inbox, vendor, loop, workers,
+                                            created, due_keys)
+        done = sum(1 for k in backlog_keys if k in vendor.writes)
+        print(f"with {backlog:,} ordinary tickets waiting (a backfill) when {LAG_TICKETS:,}"
+              f" thresholds fall due: firing lag {lag_text(lags)}"
+              + (f"; {missing} not fired within 120 s" if missing else "")
+              + f"; backlog tickets written meanwhile: {done:,}")
     inbox.close()
 
 
@@ -418,14 +458,16 @@ def main() -> None:
     parser.add_argument("--postgres", default=None, metavar="URL",
                         help="also on this PostgreSQL database, in a fresh schema")
     parser.add_argument("--skip-engine", action="store_true")
+    parser.add_argument("--backlog", type=int, default=0, metavar="N",
+                        help="then fire 1,000 more thresholds with N ordinary tickets waiting")
     args = parser.parse_args()
     if not args.skip_engine:
         engine_figures()
     with tempfile.TemporaryDirectory(prefix="tierdesk-bench-sla-") as tmp:
-        service_figures(f"sqlite:///{tmp}/inbox.db", "SQLite", args.idle_seconds)
+        service_figures(f"sqlite:///{tmp}/inbox.db", "SQLite", args.idle_seconds, args.backlog)
     if args.postgres:
         with pg_schema(args.postgres) as url:
-            service_figures(url, "PostgreSQL", args.idle_seconds)
+            service_figures(url, "PostgreSQL", args.idle_seconds, args.backlog)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,11 @@ class Metrics:
         self.sla_breaches = Counter(
             "tierdesk_sla_breaches", "SLA breaches acted on", ["vendor", "clock"], registry=r,
         )
+        self.sla_timer_rearms = Counter(
+            "tierdesk_sla_timer_rearms",
+            "SLA timers re-armed (with backoff) because the ticket's due event became a dead"
+            " letter", ["vendor"], registry=r,
+        )
         self.sla_timer_lag = Histogram(
             "tierdesk_sla_timer_lag_seconds",
             "Due instant of an SLA timer to the decision that acted on it",

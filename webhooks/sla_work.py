@@ -5,10 +5,11 @@ Per evaluated ticket, when the policy has SLA clocks (`SlaStep.evaluate`):
 
     1. marks    = what the ticket in hand shows: its creation, its status at its update time,
                   and the tier the decision puts it in (a tier entry when it changes)
-    2. history  = Inbox.sla_history(vendor, ticket, extra=marks)     one inbox read
+    2. history  = the recorded marks and fired keys (Inbox.sla_state: one inbox read) with
+                  the marks in hand, in memory
     3. report   = tiering.sla.sla_for(history, plan, tier, priority, now)   pure
     4. outcome  = tiering.sla_actions.apply_clocks(ticket, policy, decision, report,
-                                                   fired=Inbox.sla_fired_keys(...))   one read
+                                                   fired=the fired keys read in 2)
     5. timer    = the soonest threshold still ahead (the clocks under the final tier)
     6. the worker applies outcome.decision, and Inbox.complete records the marks, the keys
        fired, the notices and the timer in the decision's transaction: a threshold counts as
@@ -45,6 +46,7 @@ from webhooks.inbox.schema import (
     MARK_TIER,
     SLA_DUE_EVENT,
 )
+from webhooks.inbox.sla_store import check_mark, history_from_marks
 from webhooks.inbox.store import Inbox
 from webhooks.logging import log
 from webhooks.metrics import Metrics
@@ -192,15 +194,24 @@ class SlaStep:
         if not policy.sla.enabled:
             return SlaPlan(decision=decision, write=None)
         marks = observed_marks(ticket, now)
-        history = self.inbox.sla_history(vendor, ticket.key, extra=marks)
+        # One read for the recorded marks and fired keys; every history below is built from
+        # them in memory (the tier entries this evaluation adds are marks too).
+        recorded, fired = self.inbox.sla_state(vendor, ticket.key)
+        for mark in marks:
+            check_mark(mark)
+
+        def history_with(extra: Sequence[SlaMark]) -> TicketHistory | None:
+            return history_from_marks([*recorded, *extra])
+
+        history = history_with(marks)
         entered = _tier_mark(history, marks, decision.tier, now)
         if entered is not None:
             marks.append(entered)
-            history = self.inbox.sla_history(vendor, ticket.key, extra=marks)
+            history = history_with(marks)
         if history is None:
             # The creation is unknown (the vendor sent no created time): no clock can run.
-            return SlaPlan(decision=decision, write=SlaWrite(marks=tuple(marks)))
-        fired = self.inbox.sla_fired_keys(vendor, ticket.key)
+            return SlaPlan(decision=decision,
+                           write=SlaWrite(marks=_new_marks(marks, recorded)))
 
         def clocks(tier: str | None, at_history: TicketHistory) -> SlaReport:
             return sla_for(at_history, policy.sla, plan=decision.plan, tier=tier,
@@ -215,7 +226,7 @@ class SlaStep:
             moved = _tier_mark(history, marks, final.tier, now)
             if moved is not None:
                 marks.append(moved)
-                again = self.inbox.sla_history(vendor, ticket.key, extra=marks)
+                again = history_with(marks)
                 if again is not None:
                     history = again
             report = clocks(final.tier, history)
@@ -232,10 +243,18 @@ class SlaStep:
             return apply_clocks(fresh, policy, base, clocks(base.tier, history),
                                 fired=fired, now=now).decision
 
-        write = SlaWrite(marks=tuple(marks), fired=tuple(sorted(outcome.fired)),
+        write = SlaWrite(marks=_new_marks(marks, recorded), fired=tuple(sorted(outcome.fired)),
                          notices=notices, timer=timer)
         return SlaPlan(decision=final, write=write, crossings=outcome.crossings,
                        redecide=redecide)
+
+
+def _new_marks(marks: Sequence[SlaMark], recorded: Sequence[SlaMark]) -> tuple[SlaMark, ...]:
+    """`marks` without those recorded already, exactly (kind, instant, value): writing them
+    again would change nothing (the marks' unique key), and costs statements in the
+    decision's transaction. A due event's ticket usually shows only what is recorded."""
+    known = {(m.kind, m.at, m.value) for m in recorded}
+    return tuple(m for m in marks if (m.kind, m.at, m.value[:64]) not in known)
 
 
 def observe_sla(metrics: Metrics, claim: Claim, plan: SlaPlan, *, done_at: float) -> None:

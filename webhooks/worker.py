@@ -36,6 +36,8 @@ Failures:
                          deployed later still processes the event
 
 After `max_attempts` failed attempts an event becomes a dead letter (`tierdesk dead-letters`).
+A dead SLA due event re-arms its ticket's timer in the same transaction, with a backoff
+(Inbox._rearm_dead: nothing is lost), counted in tierdesk_sla_timer_rearms and logged.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from tiering.engine import DecideFunction
 from tiering.engine import decide as engine_decide
 from tiering.models import Decision, Ticket
 from tiering.policy import Policy
-from webhooks.inbox.records import Claim, DecisionRecord, SlaWrite
+from webhooks.inbox.records import Claim, DecisionRecord, SlaRearm, SlaWrite
 from webhooks.inbox.schema import CREDENTIALS_PAUSE_PREFIX, SLA_DUE_EVENT, UNFINISHED_ERROR
 from webhooks.inbox.store import Inbox
 from webhooks.logging import LogThrottle, log
@@ -177,7 +179,7 @@ class Worker:
         if not self.connectors:
             return False
         claim = self.inbox.claim(lease_seconds=self.lease_seconds, vendors=list(self.connectors),
-                                 max_unfinished=self.max_attempts)
+                                 max_unfinished=self.max_attempts, on_rearm=self._rearmed)
         if claim is None:
             return False
         if claim.dead_on_claim:
@@ -359,7 +361,8 @@ class Worker:
                     payloads_for(claim), fresh=fresh, last_note_key=claim.last_note_key)
             event, problem = culprit
             error = _error_text(problem)
-            claim = self.inbox.dead_letter_events(claim, [event.id], error=error)
+            claim = self.inbox.dead_letter_events(claim, [event.id], error=error,
+                                                  on_rearm=self._rearmed)
             self.metrics.dead_lettered.labels(claim.vendor).inc()
             log("events dead-lettered", level=40, error=error, dead_letters=[event.id],
                 **{**fields, "delivery_id": event.delivery_id})
@@ -484,7 +487,8 @@ class Worker:
         outcome = DEAD if exhausted else RETRY
         record = self._failure_record(claim, outcome, error, decision, ticket)
         dead = self.inbox.retry(
-            claim, error=error, delay=delay, max_attempts=self.max_attempts, record=record
+            claim, error=error, delay=delay, max_attempts=self.max_attempts, record=record,
+            on_rearm=self._rearmed,
         )
         self.metrics.decisions.labels(claim.vendor, outcome).inc()
         if dead:
@@ -508,7 +512,7 @@ class Worker:
         if status is not None:
             self.metrics.vendor_calls.labels(claim.vendor, str(status)).inc()
         record = self._failure_record(claim, DEAD, error, decision, ticket)
-        self.inbox.dead_letter(claim, error=error, record=record)
+        self.inbox.dead_letter(claim, error=error, record=record, on_rearm=self._rearmed)
         self.metrics.decisions.labels(claim.vendor, DEAD).inc()
         self.metrics.dead_lettered.labels(claim.vendor).inc(len(claim.events))
         extra: dict[str, Any] = {}
@@ -517,6 +521,14 @@ class Worker:
             self.metrics.configuration_refusals.labels(claim.vendor, exc.reason).inc()
             extra = {"reason": exc.reason, "fix": exc.fix}
         log("events dead-lettered", level=40, error=error, **extra, **fields)
+
+    def _rearmed(self, rearm: SlaRearm) -> None:
+        """The ticket's SLA due event became a dead letter: the inbox re-armed its timer (in
+        the dead letter's transaction) so the threshold is not lost; count and say so."""
+        self.metrics.sla_timer_rearms.labels(rearm.vendor).inc()
+        log("sla timer re-armed after a dead letter", level=30, vendor=rearm.vendor,
+            ticket=rearm.ticket, due_at=rearm.due_at, rearms=rearm.rearms,
+            error=rearm.error[:500])
 
     def _failure_record(
         self,

@@ -323,7 +323,7 @@ def test_migration_2_adds_known_at_to_a_version_1_database(db_url: str) -> None:
     box.close()
     again = Inbox.connect(db_url)
     columns = {c["name"] for c in sa.inspect(again.engine).get_columns("tierdesk_tickets")}
-    assert "known_at" in columns and again.migrate() == SCHEMA_VERSION == 6
+    assert "known_at" in columns and again.migrate() == SCHEMA_VERSION == 7
     claim = again.claim(lease_seconds=30)
     assert claim is not None and claim.known_at is None
     again.close()

@@ -232,7 +232,7 @@ def test_migration_5_adds_the_sla_tables_to_a_version_4_database(db_url: str) ->
         conn.execute(schema_version.update().values(version=4))
     box.close()
     again = Inbox.connect(db_url)
-    assert again.migrate() == SCHEMA_VERSION == 6
+    assert again.migrate() == SCHEMA_VERSION == 7
     names = set(sa.inspect(again.engine).get_table_names())
     assert {"tierdesk_sla_marks", "tierdesk_sla_timers", "tierdesk_sla_fired",
             "tierdesk_sla_notices"} <= names
@@ -362,7 +362,7 @@ def test_migration_6_indexes_the_timers_of_a_version_5_database(db_url: str) -> 
     again = Inbox.connect(db_url)
     names = {i["name"] for i in sa.inspect(again.engine).get_indexes("tierdesk_sla_timers")}
     assert "ix_tierdesk_sla_timers_lease_due" in names
-    assert again.migrate() == SCHEMA_VERSION == 6
+    assert again.migrate() == SCHEMA_VERSION == 7
     assert again.next_timer_in() is not None and again.sla_timer("jira", "T-1") is not None
     again.close()
 
@@ -405,3 +405,117 @@ def test_prune_deletes_finished_notices_and_keeps_the_history(
     history = inbox.sla_history("jira", "T-1")
     assert history is not None and history.created_at == dt(T0)
     assert inbox.prune(older_than=cutoff) == Pruned(events=0, decisions=0, notices=0)
+
+
+def test_due_tickets_are_claimed_before_an_ordinary_backlog(
+    inbox: Inbox, clock: FakeClock
+) -> None:
+    """A breach escalation does not wait behind a backfill: a ticket holding a due event is
+    claimed first, however long the ordinary tickets have waited; then the backlog, oldest
+    first. A due ticket backing off after a failure waits for its backoff like any other."""
+    clock.now = T0
+    inbox.enqueue_many([(env(f"b{i}", f"B-{i}"), {}, None) for i in range(30)])
+    clock.now = T0 + 5
+    inbox.enqueue(env("late", "T-late"), {})
+    inbox.set_timer(timer("T-due", T0 + 4))
+    inbox.set_timer(timer("T-wait", T0 + 4))
+    inbox.enqueue(env("w1", "T-wait"), {})
+    first = inbox.claim(lease_seconds=30)
+    assert first is not None and first.ticket == "B-0"
+    clock.now = T0 + 6
+    # T-wait fails and backs off before its due event is stored.
+    waiting = inbox.claim(lease_seconds=30)
+    assert waiting is not None and waiting.ticket == "B-1"
+    inbox.release(waiting)
+    enqueued = inbox.enqueue_due_timers(inbox.claim_due_timers(lease_seconds=5))
+    assert sorted(t.ticket for t in enqueued) == ["T-due", "T-wait"]
+    with inbox.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE tierdesk_tickets SET next_attempt_at = :at"
+                             " WHERE ticket = 'T-wait'"), {"at": T0 + 100})
+    due = inbox.claim(lease_seconds=30)
+    assert due is not None and due.ticket == "T-due"
+    assert [e.event_type for e in due.events] == [SLA_DUE_EVENT]
+    inbox.complete(due, record=None)
+    order = []
+    while (claim := inbox.claim(lease_seconds=30)) is not None:
+        order.append(claim.ticket)
+        inbox.complete(claim, record=None)
+    # The backlog in its own order: longest waiting first, then the ticket rows' order.
+    assert order == [*sorted(f"B-{i}" for i in range(1, 30)), "T-late"]
+    clock.now = T0 + 100
+    # Its backoff over, the due ticket goes before a ticket that waited longer.
+    inbox.enqueue(env("b-again", "B-3"), {})
+    clock.now = T0 + 101
+    inbox.enqueue(env("b-again2", "B-4"), {})
+    claim = inbox.claim(lease_seconds=30)
+    assert claim is not None and claim.ticket == "T-wait"
+    assert sorted(e.event_type for e in claim.events) == ["jira:issue_updated", SLA_DUE_EVENT]
+    inbox.complete(claim, record=None)
+    with inbox.engine.begin() as conn:
+        flags = dict(conn.execute(sa.text("SELECT ticket, sla_due FROM tierdesk_tickets"
+                                          " WHERE ticket IN ('T-due', 'T-wait')")).all())
+    assert flags == {"T-due": False, "T-wait": False}
+
+
+def test_a_retried_due_event_keeps_its_place_ahead_of_the_backlog(
+    inbox: Inbox, clock: FakeClock
+) -> None:
+    clock.now = T0 + 61
+    inbox.set_timer(timer("T-due", T0 + 60))
+    inbox.enqueue_due_timers(inbox.claim_due_timers(lease_seconds=5))
+    claim = inbox.claim(lease_seconds=30)
+    assert claim is not None and claim.ticket == "T-due"
+    inbox.retry(claim, error="503", delay=1, max_attempts=5)
+    inbox.enqueue_many([(env(f"b{i}", f"B-{i}"), {}, None) for i in range(5)])
+    clock.now = T0 + 63
+    again = inbox.claim(lease_seconds=30)
+    assert again is not None and again.ticket == "T-due"
+
+
+def test_migration_7_adds_due_first_claims_and_rearms_to_a_version_6_database(
+    db_url: str, clock: FakeClock
+) -> None:
+    clock.now = T0 + 61
+    box = Inbox.connect(db_url, clock=clock)
+    box.enqueue(env("d1", "T-old"), {})
+    box.set_timer(timer("T-due", T0 + 60))
+    box.enqueue_due_timers(box.claim_due_timers(lease_seconds=5))
+    with box.engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_tierdesk_tickets_sla_due"))
+        conn.execute(sa.text("ALTER TABLE tierdesk_tickets DROP COLUMN sla_due"))
+        conn.execute(sa.text("ALTER TABLE tierdesk_sla_timers DROP COLUMN rearms"))
+        conn.execute(sa.text("ALTER TABLE tierdesk_sla_timers DROP COLUMN rearm_error"))
+        conn.execute(schema_version.update().values(version=6))
+    box.close()
+    again = Inbox.connect(db_url, clock=clock)
+    assert again.migrate() == SCHEMA_VERSION == 7
+    names = {i["name"] for i in sa.inspect(again.engine).get_indexes("tierdesk_tickets")}
+    assert "ix_tierdesk_tickets_sla_due" in names
+    kept = again.sla_timer("jira", "T-due")
+    assert kept is not None and (kept.rearms, kept.rearm_error) == (0, None)
+    # The due event stored before the upgrade is claimed first, ahead of the older webhook.
+    claim = again.claim(lease_seconds=30)
+    assert claim is not None and claim.ticket == "T-due"
+    again.dead_letter(claim, error="VendorRejected (HTTP 400): x")
+    rearmed = again.sla_timer("jira", "T-due")
+    assert rearmed is not None and rearmed.rearms == 1 and rearmed.due_at == T0 + 121
+    again.close()
+
+
+def test_a_dead_due_event_rearms_only_a_waiting_open_timer(inbox: Inbox, clock: FakeClock) -> None:
+    """The store's rule: re-armed only when the timer still waits (no due instant, clocks
+    open); a timer a decision set meanwhile, or a ticket with no open clock, is left alone."""
+    clock.now = T0 + 61
+    for key in ("T-1", "T-2", "T-3"):
+        inbox.set_timer(timer(key, T0 + 60))
+    inbox.enqueue_due_timers(inbox.claim_due_timers(lease_seconds=5))
+    inbox.set_timer(timer("T-2", T0 + 500))  # a decision (another path) set it meanwhile
+    inbox.clear_timer("jira", "T-3")  # solved: no clock open
+    got = []
+    while (claim := inbox.claim(lease_seconds=30)) is not None:
+        got.append(inbox.dead_letter(claim, error="VendorRejected (HTTP 400): x"))
+    assert [(r.ticket, r.due_at, r.rearms) for r in got if r is not None] == [
+        ("T-1", T0 + 121, 1)]
+    t2 = inbox.sla_timer("jira", "T-2")
+    assert t2 is not None and t2.due_at == T0 + 500 and t2.rearms == 0
+    assert inbox.sla_timer("jira", "T-3") is None

@@ -155,5 +155,5 @@ def test_migration_4_adds_the_replay_index(db_url: str) -> None:
     again = Inbox.connect(db_url)
     names = {i["name"] for i in sa.inspect(again.engine).get_indexes("tierdesk_events")}
     assert "ix_tierdesk_events_occurred" in names
-    assert again.migrate() == SCHEMA_VERSION == 6 and again.counts() == {"pending": 1}
+    assert again.migrate() == SCHEMA_VERSION == 7 and again.counts() == {"pending": 1}
     again.close()

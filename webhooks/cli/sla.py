@@ -89,6 +89,9 @@ class TicketClocks:
     #: Clocks the policy sets for this ticket that tierdesk cannot measure on its vendor
     #: (connectors.base.Vendor.unmeasured_clocks): left out, and said so.
     unmeasured: tuple[str, ...] = ()
+    #: The timer as the inbox holds it, when a dead-lettered due event re-armed it (the worker
+    #: tries the ticket again at its due instant): (times in a row, due instant, the error).
+    rearmed: tuple[int, float | None, str | None] | None = None
 
 
 def ticket_clocks(
@@ -112,8 +115,12 @@ def ticket_clocks(
             basis = "last decision"
     history = inbox.sla_history(vendor, ticket)
 
+    rearmed = ((timer.rearms, timer.due_at, timer.rearm_error)
+               if timer is not None and timer.rearms else None)
+
     def nothing(why: str) -> TicketClocks:
-        return TicketClocks(plan, tier, priority, basis, None, fired, digest, why)
+        return TicketClocks(plan, tier, priority, basis, None, fired, digest, why,
+                            rearmed=rearmed)
 
     if not policy.sla.enabled:
         return nothing(f"SLA is not configured: the policy ({policy.source}) has no sla.plans")
@@ -140,7 +147,7 @@ def ticket_clocks(
         return nothing(f"the policy sets no clock for plan {plan or '(none)'} in tier"
                        f" {tier or '(none)'}")
     return TicketClocks(plan, tier, priority, basis, report, fired, digest,
-                        unmeasured=unmeasured)
+                        unmeasured=unmeasured, rearmed=rearmed)
 
 
 def _thresholds(c: ClockState, warn_at: Sequence[float], fired: frozenset[str]
@@ -185,7 +192,16 @@ def clocks_view(tc: TicketClocks, policy: Policy, now: datetime) -> dict[str, An
         "fired_elsewhere": sorted(tc.fired - matched),
         "none_because": tc.none_because,
         "unmeasured": list(tc.unmeasured),
+        "rearmed": None if tc.rearmed is None else {
+            "times": tc.rearmed[0],
+            "due": when_iso(tc.rearmed[1]),
+            "error": tc.rearmed[2],
+        },
     }
+
+
+def when_iso(at: float | None) -> str | None:
+    return None if at is None else datetime.fromtimestamp(at, UTC).isoformat()
 
 
 def clocks_lines(view: Mapping[str, Any], show: Any = str) -> list[str]:
@@ -219,6 +235,11 @@ def clocks_lines(view: Mapping[str, Any], show: Any = str) -> list[str]:
     for name in view.get("unmeasured", ()):
         lines.append(f"  {name:<14} not measured on this vendor yet: the policy sets it, but"
                      " tierdesk does not record what stops it here (left out, never breaches)")
+    if view.get("rearmed"):
+        r = view["rearmed"]
+        lines.append(f"  timer re-armed after its due event became a dead letter ({r['times']}"
+                     f" in a row): tried again at {when(r['due'])}; error:"
+                     f" {show(str(r['error'] or '-'))[:200]}")
     if view["fired_elsewhere"]:
         lines.append("  thresholds acted on earlier (another tier or target): "
                      + ", ".join(show(k) for k in view["fired_elsewhere"]))
@@ -244,6 +265,9 @@ def open_clocks(timers: Iterable[Any]) -> list[dict[str, Any]]:
                 "target_seconds": c.get("target_seconds"),
                 "source": c.get("source"), "computed_at": timer.updated_at,
                 "policy_digest": timer.policy_digest,
+                # Re-armed after a dead-lettered due event (0: not): tried again at retry_at.
+                "rearms": timer.rearms, "rearm_error": timer.rearm_error,
+                "retry_at": when_iso(timer.due_at) if timer.rearms else None,
             })
     far = datetime.max.replace(tzinfo=UTC)
     rows.sort(key=lambda r: (datetime.fromisoformat(r["due"]) if r["due"] else far,
@@ -354,6 +378,11 @@ def list_command(risky: bool, within: str, vendor: str | None, limit: int,
         )
     click.echo(f"({len(rows)} clocks; LEFT is wall-clock time to the due time, as of"
                f" {when(now)})")
+    rearmed = {(r["vendor"], r["ticket"]): r for r in rows if r["rearms"]}
+    for (v, t), r in rearmed.items():
+        click.echo(f"re-armed: {v} {printable(str(t))}: its due event became a dead letter"
+                   f" ({r['rearms']} in a row), tried again at {when(r['retry_at'])}: "
+                   f"{printable(str(r['rearm_error'] or '-'))[:160]}")
 
 
 def register(main: click.Group) -> None:

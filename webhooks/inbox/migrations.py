@@ -63,6 +63,28 @@ def _migration_6(conn: Connection) -> None:
     index.create(conn, checkfirst=True)
 
 
+def _migration_7(conn: Connection) -> None:
+    """tickets.sla_due (due events are claimed first) and sla_timers.rearms / rearm_error (a
+    timer re-armed after its ticket's due event became a dead letter), with the claim's index."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("tierdesk_tickets")}
+    if "sla_due" not in columns:
+        conn.execute(sa.text("ALTER TABLE tierdesk_tickets ADD COLUMN sla_due BOOLEAN"
+                             " NOT NULL DEFAULT FALSE"))
+    timer_columns = {c["name"] for c in sa.inspect(conn).get_columns("tierdesk_sla_timers")}
+    if "rearms" not in timer_columns:
+        conn.execute(sa.text("ALTER TABLE tierdesk_sla_timers ADD COLUMN rearms INTEGER"
+                             " NOT NULL DEFAULT 0"))
+    if "rearm_error" not in timer_columns:
+        conn.execute(sa.text("ALTER TABLE tierdesk_sla_timers ADD COLUMN rearm_error TEXT"))
+    index = next(i for i in tickets.indexes if i.name == "ix_tierdesk_tickets_sla_due")
+    index.create(conn, checkfirst=True)
+    # Tickets already holding a due event (stored by a tierdesk before this one) go first too.
+    conn.execute(sa.text(
+        "UPDATE tierdesk_tickets SET sla_due = TRUE WHERE pending = TRUE AND EXISTS (SELECT 1"
+        " FROM tierdesk_events e WHERE e.vendor = tierdesk_tickets.vendor AND e.ticket ="
+        " tierdesk_tickets.ticket AND e.status = 'pending' AND e.event_type = 'tierdesk:sla-due')"))
+
+
 #: Versioned migrations, applied in order on connect. Never edit a released one: append.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _migration_1),
@@ -71,6 +93,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (4, _migration_4),
     (5, _migration_5),
     (6, _migration_6),
+    (7, _migration_7),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

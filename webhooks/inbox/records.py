@@ -219,9 +219,25 @@ class SlaTimer:
     #: How many clocks are open (not stopped).
     open_clocks: int = 0
     updated_at: float = 0.0
+    #: Times in a row a dead-lettered due event re-armed this timer, and that dead letter's
+    #: error (0 and None once a decision records the timer).
+    rearms: int = 0
+    rearm_error: str | None = None
     #: Set on a timer claimed by `Inbox.claim_due_timers`.
     lease_token: str | None = None
     lease_until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlaRearm:
+    """A ticket's SLA timer re-armed because its due event became a dead letter
+    (`Inbox.rearm_after_dead`): due again at `due_at`, the `rearms`-th time in a row."""
+
+    vendor: str
+    ticket: str
+    due_at: float
+    rearms: int
+    error: str
 
 
 #: `SlaWrite.timer` value that deletes the ticket's timer (no clock left open).

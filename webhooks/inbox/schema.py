@@ -5,7 +5,8 @@
                     on) is final from the start.
     tickets         one row per (vendor, ticket): `pending` (has pending events), the lease
                     (`lease_token`, `lease_until`), backoff (`next_attempt_at`), `last_note_key`
-                    (the checklist last posted) and `last_occurred_at` (newest event processed).
+                    (the checklist last posted), `last_occurred_at` (newest event processed)
+                    and `sla_due` (a pending SLA due event: claimed first).
     decisions       every evaluation: policy digest, tier before/after, reasons, vendor calls.
     vendor_pauses   a vendor's rate limit is per account: no ticket of it is claimed until then.
     sla_marks       what tierdesk saw of each ticket's history, for the SLA clocks (issue 18):
@@ -13,8 +14,9 @@
                     and instant; `Inbox.sla_history` turns them into a tiering.sla.TicketHistory.
     sla_timers      one row per ticket with open clocks: `due_at` (the next instant a clock
                     crosses a threshold; NULL: nothing to fire), its lease (`lease_token`,
-                    `lease_until`, like events), the policy digest it was computed under, and the
-                    clocks as JSON for `tierdesk sla list`.
+                    `lease_until`, like events), the policy digest it was computed under, the
+                    clocks as JSON for `tierdesk sla list`, and `rearms` / `rearm_error` when a
+                    dead-lettered due event re-armed it (Inbox.rearm: nothing is lost).
     sla_fired       one row per (vendor, ticket, threshold_key) acted on: the exactly-once record.
     sla_notices     the outbox of outgoing notification webhooks (webhooks/notify.py sends them).
     schema_version  the migration level (webhooks/inbox/migrations.py).
@@ -90,8 +92,13 @@ tickets = sa.Table(
     #: last write, or the start of its last fresh read. An event that happened before this
     #: carries a stale snapshot, so the worker reads fresh instead of deciding on it.
     sa.Column("known_at", sa.BigInteger),
+    #: True while the ticket has a pending synthetic SLA due event (migration 7): such tickets
+    #: are claimed before the ordinary backlog (a breach must not wait behind a backfill).
+    sa.Column("sla_due", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.UniqueConstraint("vendor", "ticket", name="uq_tierdesk_tickets_ticket"),
     sa.Index("ix_tierdesk_tickets_ready", "pending", "next_attempt_at"),
+    #: The due-first claim's seek (migration 7): the few tickets with a due event, by backoff.
+    sa.Index("ix_tierdesk_tickets_sla_due", "sla_due", "pending", "next_attempt_at"),
 )
 
 decisions = sa.Table(
@@ -179,6 +186,11 @@ sla_timers = sa.Table(
     #: How many of those clocks are open (not stopped), for the open-clocks gauge.
     sa.Column("open_clocks", sa.Integer, nullable=False, default=0),
     sa.Column("updated_at", sa.Float, nullable=False),
+    #: Times in a row the timer was re-armed because the ticket's due event became a dead
+    #: letter (migration 7; 0 once a decision records the timer again): sets the backoff.
+    sa.Column("rearms", sa.Integer, nullable=False, default=0, server_default="0"),
+    #: The dead letter's error that last re-armed the timer (NULL once a decision records it).
+    sa.Column("rearm_error", sa.Text),
     sa.UniqueConstraint("vendor", "ticket", name="uq_tierdesk_sla_timers_ticket"),
     sa.Index("ix_tierdesk_sla_timers_due", "due_at"),
     #: `next_timer_in`'s seeks (migration 6): the soonest due among unleased timers is the

@@ -33,11 +33,13 @@ from sqlalchemy.engine import Connection
 
 from tiering.sla import TicketHistory, TierEntry
 from tiering.sla_models import STATUSES
+from webhooks.inbox import statements as st
 from webhooks.inbox.records import (
     CLEAR_TIMER,
     Notice,
     OutgoingNotice,
     SlaMark,
+    SlaRearm,
     SlaTimer,
     SlaWrite,
 )
@@ -60,6 +62,17 @@ MARK_KINDS = (MARK_CREATED, MARK_STATUS, MARK_TIER, MARK_REPLY)
 
 #: Timers per statement when due timers are enqueued (bounded bind parameters: 14 a row).
 ENQUEUE_CHUNK = 200
+
+#: A timer re-armed after its due event became a dead letter is due again after
+#: REARM_INITIAL * 2**(re-arms before) seconds, at most REARM_MAX: a ticket whose writes the
+#: vendor keeps refusing is retried hourly, not in a hot loop (`SlaStore._rearm_dead`).
+REARM_INITIAL = 60.0
+REARM_MAX = 3600.0
+
+
+def rearm_delay(rearms: int) -> float:
+    """Seconds until a timer re-armed for the (`rearms` + 1)-th time in a row falls due."""
+    return min(REARM_MAX, REARM_INITIAL * 2.0 ** min(rearms, 32))
 
 
 def due_delivery_id(ticket: str, due_at: float) -> str:
@@ -113,6 +126,18 @@ def history_from_marks(marks: Iterable[SlaMark]) -> TicketHistory | None:
     )
 
 
+# Prebuilt statements of the per-ticket path (building a Core statement per call, and its
+# cache key, cost more Python time than running it): parameters are bound at execution.
+_MARKS_OF = (
+    sa.select(sla_marks.c.kind, sla_marks.c.at, sla_marks.c.value)
+    .where(sla_marks.c.vendor == sa.bindparam("vendor"),
+           sla_marks.c.ticket == sa.bindparam("ticket"))
+    .order_by(sla_marks.c.at, sla_marks.c.id)
+)
+_FIRED_OF = sa.select(sla_fired.c.threshold_key).where(
+    sla_fired.c.vendor == sa.bindparam("vendor"), sla_fired.c.ticket == sa.bindparam("ticket"))
+
+
 def _timer_of(row: Any) -> SlaTimer:
     return SlaTimer(
         vendor=row.vendor, ticket=row.ticket, due_at=row.due_at, clock=row.clock,
@@ -120,6 +145,7 @@ def _timer_of(row: Any) -> SlaTimer:
         plan=row.plan, tier=row.tier, priority=row.priority,
         clocks=tuple(json.loads(row.clocks or "[]")), open_clocks=int(row.open_clocks or 0),
         updated_at=row.updated_at, lease_token=row.lease_token, lease_until=row.lease_until,
+        rearms=int(row.rearms or 0), rearm_error=row.rearm_error,
     )
 
 
@@ -202,28 +228,20 @@ class SlaStore:
     def _write_mark(
         self, conn: Connection, vendor: str, ticket: str, mark: SlaMark, now: float
     ) -> None:
-        mine = sa.and_(sla_marks.c.vendor == vendor, sla_marks.c.ticket == ticket,
-                       sla_marks.c.kind == mark.kind)
+        params = {"p_vendor": vendor, "p_ticket": ticket, "p_kind": mark.kind, "p_at": mark.at,
+                  "p_value": mark.value[:64], "p_now": now}
         if mark.kind in (MARK_STATUS, MARK_TIER):
             # A repeat of the state already in force at that instant adds nothing.
-            before = conn.execute(
-                sa.select(sla_marks.c.value).where(mine, sla_marks.c.at <= mark.at)
-                .order_by(sla_marks.c.at.desc(), sla_marks.c.id.desc()).limit(1)
-            ).scalar()
+            before = conn.execute(st.MARK_BEFORE, params).scalar()
             if before == mark.value:
                 return
         else:
             # Only the earliest creation / reply counts: one row, replaced by an earlier one.
-            earliest = conn.execute(sa.select(sa.func.min(sla_marks.c.at)).where(mine)).scalar()
+            earliest = conn.execute(st.MARK_EARLIEST, params).scalar()
             if earliest is not None and float(earliest) <= mark.at:
                 return
-            conn.execute(sla_marks.delete().where(mine))
-        conn.execute(
-            self._insert(sla_marks)
-            .values(vendor=vendor, ticket=ticket, kind=mark.kind, value=mark.value[:64],
-                    at=mark.at, recorded_at=now)
-            .on_conflict_do_nothing(index_elements=["vendor", "ticket", "kind", "at", "value"])
-        )
+            conn.execute(st.MARK_DELETE, params)
+        conn.execute(st.mark_insert(self.dialect), params)
 
     def _write_notice(
         self, conn: Connection, vendor: str, ticket: str, notice: Notice, now: float
@@ -240,28 +258,76 @@ class SlaStore:
     def _write_timer(
         self, conn: Connection, vendor: str, ticket: str, timer: SlaTimer, now: float
     ) -> None:
-        values: dict[str, Any] = {
-            "due_at": timer.due_at, "clock": timer.clock, "fraction": timer.fraction,
-            "breach_at": timer.breach_at, "policy_digest": timer.policy_digest,
-            "plan": timer.plan, "tier": timer.tier, "priority": timer.priority,
-            "clocks": json.dumps([dict(c) for c in timer.clocks]),
-            "open_clocks": timer.open_clocks, "updated_at": now,
-            "lease_token": None, "lease_until": None,
-        }
-        stmt = self._insert(sla_timers).values(vendor=vendor, ticket=ticket, **values)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["vendor", "ticket"], set_=values))
+        conn.execute(st.timer_upsert(self.dialect), {
+            "p_vendor": vendor, "p_ticket": ticket,
+            "p_due_at": timer.due_at, "p_clock": timer.clock, "p_fraction": timer.fraction,
+            "p_breach_at": timer.breach_at, "p_policy_digest": timer.policy_digest,
+            "p_plan": timer.plan, "p_tier": timer.tier, "p_priority": timer.priority,
+            "p_clocks": json.dumps([dict(c) for c in timer.clocks]),
+            "p_open_clocks": timer.open_clocks, "p_updated_at": now,
+            "p_lease_token": None, "p_lease_until": None,
+            # A decision recorded the timer: it is no longer a re-arm after a dead letter.
+            "p_rearms": 0, "p_rearm_error": None,
+        })
+
+    def _rearm_dead(
+        self, conn: Connection, vendor: str, ticket: str, dead: Iterable[Any], error: str,
+        now: float,
+    ) -> SlaRearm | None:
+        """In the transaction that dead-letters `dead` (events, or rows with `event_type`):
+        when one of them is the ticket's SLA due event, re-arm the ticket's timer so that
+        nothing is lost (nothing else would fire it before the ticket's next event).
+
+        Only a timer still open and waiting (clocks open, no due instant: the due event's
+        enqueue cleared it and no decision has set it since) is re-armed, due after
+        `rearm_delay(rearms)` with rearms counted up. The synthetic event it then enqueues has
+        a new delivery id (its due instant) and the worker decides on the ticket afresh from
+        the recorded history, the policy in force and the fired keys, so a threshold already
+        acted on (a replayed dead letter, say) is never acted on again."""
+        if not any(e.event_type == SLA_DUE_EVENT for e in dead):
+            return None
+        t = sla_timers.c
+        row = conn.execute(
+            sa.select(t.id, t.rearms).where(
+                t.vendor == vendor, t.ticket == ticket, t.due_at.is_(None), t.open_clocks > 0)
+        ).first()
+        if row is None:
+            return None
+        rearms = int(row.rearms or 0)
+        due = now + rearm_delay(rearms)
+        done = conn.execute(
+            sla_timers.update()
+            .where(t.id == row.id, t.due_at.is_(None), t.rearms == rearms)
+            .values(due_at=due, rearms=rearms + 1, rearm_error=error[:2000],
+                    lease_token=None, lease_until=None, updated_at=now)
+        )
+        if done.rowcount != 1:
+            return None  # a decision set the timer meanwhile: its due instant stands
+        return SlaRearm(vendor=vendor, ticket=ticket, due_at=due, rearms=rearms + 1,
+                        error=error)
+
+    def _notify_rearm(self, rearm: SlaRearm | None) -> None:
+        if rearm is None:
+            return
+        for listener in list(self._timer_listeners()):
+            listener(rearm.due_at)
 
     # ------------------------------------------------------------------ reading
 
     def sla_marks(self, vendor: str, ticket: str) -> list[SlaMark]:
         """Every recorded mark of one ticket, by instant."""
         with self._read() as conn:
-            rows = conn.execute(
-                sa.select(sla_marks.c.kind, sla_marks.c.at, sla_marks.c.value)
-                .where(sla_marks.c.vendor == vendor, sla_marks.c.ticket == ticket)
-                .order_by(sla_marks.c.at, sla_marks.c.id)
-            ).all()
+            rows = conn.execute(_MARKS_OF, {"vendor": vendor, "ticket": ticket}).all()
         return [SlaMark(kind=r.kind, at=float(r.at), value=r.value) for r in rows]
+
+    def sla_state(self, vendor: str, ticket: str) -> tuple[list[SlaMark], frozenset[str]]:
+        """The ticket's recorded marks (by instant) and fired threshold keys, in one read (the
+        worker's SLA step; two prebuilt statements)."""
+        with self._read() as conn:
+            rows = conn.execute(_MARKS_OF, {"vendor": vendor, "ticket": ticket}).all()
+            keys = conn.execute(_FIRED_OF, {"vendor": vendor, "ticket": ticket}).scalars().all()
+        return ([SlaMark(kind=r.kind, at=float(r.at), value=r.value) for r in rows],
+                frozenset(str(k) for k in keys))
 
     def sla_history(
         self, vendor: str, ticket: str, *, extra: Sequence[SlaMark] = ()
@@ -275,10 +341,7 @@ class SlaStore:
     def sla_fired_keys(self, vendor: str, ticket: str) -> frozenset[str]:
         """The threshold keys already acted on for one ticket."""
         with self._read() as conn:
-            rows = conn.execute(
-                sa.select(sla_fired.c.threshold_key)
-                .where(sla_fired.c.vendor == vendor, sla_fired.c.ticket == ticket)
-            ).scalars().all()
+            rows = conn.execute(_FIRED_OF, {"vendor": vendor, "ticket": ticket}).scalars().all()
         return frozenset(str(r) for r in rows)
 
     def sla_timer(self, vendor: str, ticket: str) -> SlaTimer | None:
@@ -443,13 +506,15 @@ class SlaStore:
         if new:
             upsert = self._insert(tickets).values([
                 {"vendor": v, "ticket": k, "pending": True, "next_attempt_at": now,
-                 "attempts": 0, "updated_at": now}
+                 "attempts": 0, "updated_at": now, "sla_due": True}
                 for v, k in sorted(new)  # one order for every loop: no deadlock on PostgreSQL
             ])
-            # A ticket waiting out a backoff keeps its next_attempt_at (as enqueue_many does).
+            # A ticket waiting out a backoff keeps its next_attempt_at (as enqueue_many does);
+            # sla_due puts it before the ordinary backlog (Inbox.claim).
             conn.execute(upsert.on_conflict_do_update(
                 index_elements=["vendor", "ticket"],
-                set_={"pending": True, "updated_at": upsert.excluded.updated_at},
+                set_={"pending": True, "sla_due": True,
+                      "updated_at": upsert.excluded.updated_at},
             ))
         return new
 

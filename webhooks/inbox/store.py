@@ -16,7 +16,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any
@@ -27,13 +27,13 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
 from connectors.base import Envelope
+from webhooks.inbox import statements as st
 from webhooks.inbox.database import (
-    REPLAY_LOOKUP,
-    SQLITE_REPLAY_LOOKUP,
     SQLITE_TICKET_UPSERT,
     InboxError,
     make_engine,
     sqlite_insert_events,
+    without_replays,
 )
 from webhooks.inbox.migrations import migrate
 from webhooks.inbox.reads import Clock, InboxReads
@@ -41,22 +41,25 @@ from webhooks.inbox.records import (
     Claim,
     DecisionRecord,
     Delivery,
+    SlaRearm,
     SlaWrite,
     event_row,
     stored_event,
 )
 from webhooks.inbox.schema import (
     DEAD,
-    DONE,
     PENDING,
+    SLA_DUE_EVENT,
     UNFINISHED_ERROR,
-    decisions,
     events,
     tickets,
     vendor_pauses,
 )
 from webhooks.inbox.sla_store import SlaStore
 from webhooks.inbox.upkeep import InboxUpkeep
+
+#: Told of a timer re-armed after a dead letter (`Inbox.retry`, `dead_letter`, `claim`).
+RearmListener = Callable[[SlaRearm], None]
 
 
 class Inbox(InboxReads, SlaStore, InboxUpkeep):
@@ -140,7 +143,7 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
             .returning(events.c.vendor, events.c.delivery_id)
         )
         with self._tx() as conn:
-            rows = self._without_replays(conn, rows)
+            rows = without_replays(conn, self.dialect, rows)
             if not rows:
                 new: set[tuple[str, str]] = set()
             elif self.dialect == "sqlite":
@@ -170,37 +173,6 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                 )
         return [is_first and key in new for key, is_first in zip(keys, first, strict=True)]
 
-    def _without_replays(
-        self, conn: Connection, rows: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """`rows` without deliveries whose body is byte for byte one already stored for the same
-        ticket and event time: a captured signed body replayed under a fresh delivery header.
-
-        Jira signs the body but not `X-Atlassian-Webhook-Identifier`, and Zendesk signs the
-        timestamp and body but not the invocation id, so the dedupe key alone lets a replay in
-        (issue 14). The receiver refuses bodies older than the replay horizon; within it, this
-        keeps one copy. One indexed lookup per row that names a ticket and an event time."""
-        kept: list[dict[str, Any]] = []
-        bodies: set[tuple[str, str, int, str]] = set()
-        for row in rows:
-            if row["ticket"] is None or row["occurred_at"] is None:
-                kept.append(row)
-                continue
-            key = (row["vendor"], row["ticket"], row["occurred_at"], row["payload"])
-            if key in bodies:
-                continue
-            bodies.add(key)
-            # Plain SQL, compiled once: building a select per row cost ~0.5 ms of Python.
-            if self.dialect == "sqlite":
-                found = conn.exec_driver_sql(SQLITE_REPLAY_LOOKUP, key).first()
-            else:
-                found = conn.execute(REPLAY_LOOKUP, {
-                    "vendor": key[0], "ticket": key[1], "occurred_at": key[2],
-                    "payload": key[3]}).first()
-            if found is None:
-                kept.append(row)
-        return kept
-
     # ------------------------------------------------------------------ working
 
     def claim(
@@ -210,9 +182,12 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
         vendors: Sequence[str] | None = None,
         max_events: int = 200,
         max_unfinished: int | None = None,
+        on_rearm: RearmListener | None = None,
     ) -> Claim | None:
         """Lease the ticket that has waited longest among those with pending events, whose
-        backoff has passed and whose vendor is not paused; None when there is none.
+        backoff has passed and whose vendor is not paused; None when there is none. Tickets
+        with a pending SLA due event (`tickets.sla_due`) come first: a breach escalation never
+        waits behind an ordinary backlog (a 10,000-ticket backfill).
 
         Poison pills (`max_unfinished`, the worker's MAX_ATTEMPTS): a claim that ends neither in
         a counted attempt (`retry`, `dead_letter`), nor done, nor handed back (`release`) means
@@ -224,44 +199,15 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
         now = self.clock()
         token = secrets.token_hex(16)
         until = now + lease_seconds
-        free = sa.and_(
-            tickets.c.pending.is_(True),
-            sa.or_(tickets.c.lease_until.is_(None), tickets.c.lease_until < now),
-        )
-        paused = sa.select(vendor_pauses.c.vendor).where(vendor_pauses.c.until > now)
-        pick = (
-            sa.select(tickets.c.id)
-            .where(free, tickets.c.next_attempt_at <= now, tickets.c.vendor.not_in(paused))
-            .order_by(tickets.c.next_attempt_at, tickets.c.id)
-            .limit(1)
-        )
-        if vendors is not None:
-            pick = pick.where(tickets.c.vendor.in_(list(vendors)))
-        if self.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        stmt = (
-            tickets.update()
-            .where(tickets.c.id == pick.scalar_subquery(), free)
-            .values(lease_token=token, lease_until=until, updated_at=now)
-            .returning(
-                tickets.c.id, tickets.c.vendor, tickets.c.ticket, tickets.c.last_note_key,
-                tickets.c.last_occurred_at, tickets.c.attempts, tickets.c.known_at,
-            )
-        )
+        stmt = st.claim_ticket(self.dialect, None if vendors is None else tuple(vendors))
+        rearm: SlaRearm | None = None
+        given_back: Claim | None = None
         with self._tx() as conn:
-            row = conn.execute(stmt).first()
+            row = conn.execute(stmt, {"p_now": now, "p_token": token, "p_until": until}).first()
             if row is None:
                 return None
-            found = conn.execute(
-                sa.select(events)
-                .where(
-                    events.c.vendor == row.vendor,
-                    events.c.ticket == row.ticket,
-                    events.c.status == PENDING,
-                )
-                .order_by(events.c.id)
-                .limit(max_events)
-            ).all()
+            found = conn.execute(st.pending_events(max_events),
+                                 {"p_vendor": row.vendor, "p_ticket": row.ticket}).all()
             poisoned: list[int] = []
             if max_unfinished is not None and found:
                 poisoned = [r.id for r in found if r.claims - r.attempts >= max_unfinished]
@@ -273,16 +219,16 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                             .values(status=DEAD, finished_at=now,
                                     last_error=UNFINISHED_ERROR.format(claims=r.claims))
                         )
+                if poisoned:
+                    rearm = self._rearm_dead(
+                        conn, row.vendor, row.ticket, [r for r in found if r.id in poisoned],
+                        UNFINISHED_ERROR.format(claims=max_unfinished), now)
                 found = [r for r in found if r.id not in poisoned]
                 suspect = min(2, max(1, max_unfinished - 1))
                 if any(r.claims - r.attempts >= suspect for r in found):
                     found = found[:1]  # one at a time until the poison pill is found
             if found:
-                conn.execute(
-                    events.update()
-                    .where(events.c.id.in_([r.id for r in found]))
-                    .values(claims=events.c.claims + 1)
-                )
+                conn.execute(st.COUNT_CLAIMS, {"p_ids": [r.id for r in found]})
             if not found and poisoned:
                 # Every event handed out would have been a poison pill: give the ticket back
                 # (other events, if any beyond max_events, are claimable at once).
@@ -296,19 +242,22 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                             events.c.status == PENDING).exists(),
                     )
                 )
-                return Claim(ticket_row=row.id, vendor=row.vendor, ticket=row.ticket,
-                             token=token, lease_until=now, events=(),
-                             last_note_key=row.last_note_key,
-                             last_occurred_at=row.last_occurred_at, attempts=row.attempts,
-                             known_at=row.known_at, dead_on_claim=tuple(poisoned))
-            if not found:
+                given_back = Claim(ticket_row=row.id, vendor=row.vendor, ticket=row.ticket,
+                                   token=token, lease_until=now, events=(),
+                                   last_note_key=row.last_note_key,
+                                   last_occurred_at=row.last_occurred_at,
+                                   attempts=row.attempts, known_at=row.known_at,
+                                   dead_on_claim=tuple(poisoned))
+            elif not found:
                 # Nothing left (replayed elsewhere, or a stale flag): clear the flag and lease.
                 conn.execute(
                     tickets.update()
                     .where(tickets.c.id == row.id, tickets.c.lease_token == token)
-                    .values(pending=False, lease_token=None, lease_until=None)
+                    .values(pending=False, sla_due=False, lease_token=None, lease_until=None)
                 )
-                return None
+        self._rearmed(rearm, on_rearm)
+        if not found:
+            return given_back if poisoned else None
         return Claim(
             ticket_row=row.id,
             vendor=row.vendor,
@@ -342,33 +291,25 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
         ids = [e.id for e in claim.events]
         newest = max((e.occurred_at for e in claim.events if e.occurred_at is not None),
                      default=None)
+        shape = {"note": note_key is not None, "known": known_at is not None,
+                 "newest": newest is not None}
+        params = {"p_row": claim.ticket_row, "p_token": claim.token, "p_vendor": claim.vendor,
+                  "p_ticket": claim.ticket, "p_now": now, "p_next": now,
+                  "p_note_key": note_key, "p_known": known_at, "p_newest": newest}
         with self._tx() as conn:
-            conn.execute(
-                events.update()
-                .where(events.c.id.in_(ids), events.c.status == PENDING)
-                .values(status=DONE, finished_at=now, last_error=None)
-            )
+            conn.execute(st.EVENTS_DONE, {"p_ids": ids, "p_now": now})
             if record is not None:
                 self._record(conn, record, now)
             if sla is not None:
                 self._write_sla(conn, claim.vendor, claim.ticket, sla, now)
-            values: dict[str, Any] = {"updated_at": now, "attempts": 0, "last_error": None}
-            if note_key is not None:
-                values["last_note_key"] = note_key
-            if known_at is not None:
-                values["known_at"] = sa.case(
-                    (tickets.c.known_at.is_(None), known_at),
-                    (tickets.c.known_at < known_at, known_at),
-                    else_=tickets.c.known_at,
-                )
-            if newest is not None:
-                values["last_occurred_at"] = sa.case(
-                    (tickets.c.last_occurred_at.is_(None), newest),
-                    (tickets.c.last_occurred_at < newest, newest),
-                    else_=tickets.c.last_occurred_at,
-                )
-            conn.execute(tickets.update().where(tickets.c.id == claim.ticket_row).values(values))
-            kept = self._release(conn, claim, now, next_attempt_at=now)
+            # What the decision learnt and the lease's release: one UPDATE of the ticket.
+            kept = conn.execute(st.finish_ticket(
+                done=True, due_claim=_holds_due(claim), **shape), params).rowcount == 1
+            if not kept:
+                # The lease expired and another worker holds the ticket now: record what this
+                # decision learnt, leave the lease alone, keep the pending flag if events remain.
+                conn.execute(st.record_ticket_only(**shape), params)
+                conn.execute(st.KEEP_PENDING, params)
         self._notify_timer(sla)
         return kept
 
@@ -380,12 +321,16 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
         delay: float,
         max_attempts: int,
         record: DecisionRecord | None = None,
+        on_rearm: RearmListener | None = None,
     ) -> list[int]:
         """Count a failed attempt on the claim's events and try again after `delay` seconds.
-        Events that reach `max_attempts` become dead letters; their ids are returned."""
+        Events that reach `max_attempts` become dead letters; their ids are returned. A dead
+        SLA due event re-arms the ticket's timer in the same transaction (`_rearm_dead`;
+        `on_rearm` is told after the commit)."""
         now = self.clock()
         ids = [e.id for e in claim.events]
         dead = [e.id for e in claim.events if e.attempts + 1 >= max_attempts]
+        rearm: SlaRearm | None = None
         with self._tx() as conn:
             conn.execute(
                 events.update()
@@ -405,13 +350,19 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                 .where(tickets.c.id == claim.ticket_row)
                 .values(attempts=tickets.c.attempts + 1, last_error=error, updated_at=now)
             )
+            if dead:
+                rearm = self._rearm_dead(conn, claim.vendor, claim.ticket,
+                                         [e for e in claim.events if e.id in dead], error, now)
             self._release(conn, claim, now, next_attempt_at=now + max(0.0, delay))
+        self._rearmed(rearm, on_rearm)
         return dead
 
     def dead_letter(
-        self, claim: Claim, *, error: str, record: DecisionRecord | None = None
-    ) -> None:
-        """Give up on the claim's events now (the vendor refused: retrying cannot help)."""
+        self, claim: Claim, *, error: str, record: DecisionRecord | None = None,
+        on_rearm: RearmListener | None = None,
+    ) -> SlaRearm | None:
+        """Give up on the claim's events now (the vendor refused: retrying cannot help). A dead
+        SLA due event re-arms the ticket's timer in the same transaction (returned)."""
         now = self.clock()
         ids = [e.id for e in claim.events]
         with self._tx() as conn:
@@ -428,9 +379,15 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                 .where(tickets.c.id == claim.ticket_row)
                 .values(attempts=0, last_error=error, updated_at=now)
             )
+            rearm = self._rearm_dead(conn, claim.vendor, claim.ticket, claim.events, error, now)
             self._release(conn, claim, now, next_attempt_at=now)
+        self._rearmed(rearm, on_rearm)
+        return rearm
 
-    def dead_letter_events(self, claim: Claim, event_ids: Sequence[int], *, error: str) -> Claim:
+    def dead_letter_events(
+        self, claim: Claim, event_ids: Sequence[int], *, error: str,
+        on_rearm: RearmListener | None = None,
+    ) -> Claim:
         """Dead-letter some of the claim's events (malformed ones) and keep the lease on the
         rest; return the claim over the rest."""
         now = self.clock()
@@ -442,7 +399,18 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                 .values(status=DEAD, finished_at=now, last_error=error,
                         attempts=events.c.attempts + 1)
             )
+            rearm = self._rearm_dead(conn, claim.vendor, claim.ticket,
+                                     [e for e in claim.events if e.id in ids], error, now)
+        self._rearmed(rearm, on_rearm)
         return replace(claim, events=tuple(e for e in claim.events if e.id not in ids))
+
+    def _rearmed(self, rearm: SlaRearm | None, on_rearm: RearmListener | None) -> None:
+        """After the commit: wake the timer loop, tell the caller (it logs and counts)."""
+        if rearm is None:
+            return
+        self._notify_rearm(rearm)
+        if on_rearm is not None:
+            on_rearm(rearm)
 
     def extend(self, claim: Claim, *, lease_seconds: float) -> Claim | None:
         """Renew the claim's lease; None if it was lost (expired and taken over meanwhile)."""
@@ -471,36 +439,15 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
     def _release(
         self, conn: Connection, claim: Claim, now: float, *, next_attempt_at: float | None
     ) -> bool:
-        still_pending = (
-            sa.select(events.c.id)
-            .where(
-                events.c.vendor == claim.vendor,
-                events.c.ticket == claim.ticket,
-                events.c.status == PENDING,
-            )
-            .exists()
-        )
-        values: dict[str, Any] = {
-            "lease_token": None,
-            "lease_until": None,
-            "pending": still_pending,
-        }
-        if next_attempt_at is not None:
-            values["next_attempt_at"] = next_attempt_at
-        result = conn.execute(
-            tickets.update()
-            .where(tickets.c.id == claim.ticket_row, tickets.c.lease_token == claim.token)
-            .values(values)
-        )
-        if result.rowcount == 1:
+        params = {"p_row": claim.ticket_row, "p_token": claim.token, "p_vendor": claim.vendor,
+                  "p_ticket": claim.ticket, "p_next": next_attempt_at}
+        stmt = st.finish_ticket(done=False, next_attempt=next_attempt_at is not None,
+                                due_claim=_holds_due(claim))
+        if conn.execute(stmt, params).rowcount == 1:
             return True
         # The lease expired and another worker holds the ticket now: leave its lease alone but
         # keep the pending flag true if events remain (the holder recomputes it anyway).
-        conn.execute(
-            tickets.update()
-            .where(tickets.c.id == claim.ticket_row, still_pending)
-            .values(pending=True)
-        )
+        conn.execute(st.KEEP_PENDING, params)
         return False
 
     def pause_vendor(self, vendor: str, *, until: float, reason: str) -> None:
@@ -521,7 +468,7 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
 
     def _record(self, conn: Connection, record: DecisionRecord, now: float) -> None:
         conn.execute(
-            decisions.insert().values(
+            st.DECISION_INSERT, dict(
                 vendor=record.vendor,
                 ticket=record.ticket,
                 created_at=now,
@@ -536,3 +483,8 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                 error=record.error,
             )
         )
+
+
+def _holds_due(claim: Claim) -> bool:
+    """The claim covers an SLA due event (its release recomputes tickets.sla_due)."""
+    return any(e.event_type == SLA_DUE_EVENT for e in claim.events)

@@ -19,6 +19,7 @@ from webhooks.inbox.schema import (
     DONE,
     IGNORED,
     PENDING,
+    SLA_DUE_EVENT,
     decisions,
     events,
     sla_notices,
@@ -59,7 +60,14 @@ class InboxUpkeep:
                 conn.execute(
                     tickets.update()
                     .where(tickets.c.vendor == vendor, tickets.c.ticket == ticket)
-                    .values(pending=True, attempts=0, next_attempt_at=now, updated_at=now)
+                    .values(pending=True, attempts=0, next_attempt_at=now, updated_at=now,
+                            # A replayed SLA due event is claimed first, as when it was new.
+                            sla_due=sa.or_(tickets.c.sla_due.is_(True), sa.select(events.c.id)
+                                           .where(events.c.vendor == vendor,
+                                                  events.c.ticket == ticket,
+                                                  events.c.status == PENDING,
+                                                  events.c.event_type == SLA_DUE_EVENT)
+                                           .exists()))
                 )
         return len(rows)
 
