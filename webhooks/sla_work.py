@@ -88,7 +88,7 @@ def _vendor_time(text: str | None) -> datetime | None:
 
 def observed_marks(ticket: Ticket, now: datetime) -> list[SlaMark]:
     """What the ticket in hand shows of its history: its creation, its status as of its last
-    update (not later than `now`, not before its creation) and its first public agent reply."""
+    update and its first public agent reply (each not later than `now`, not before its creation)."""
     marks: list[SlaMark] = []
     created = ticket.created_at
     if created is not None:
@@ -99,8 +99,14 @@ def observed_marks(ticket: Ticket, now: datetime) -> list[SlaMark]:
         if created is not None:
             at = max(at, created)
         marks.append(SlaMark(MARK_STATUS, at.timestamp(), ticket.status))
-    if ticket.first_reply_at is not None and ticket.first_reply_at <= now:
-        marks.append(SlaMark(MARK_REPLY, ticket.first_reply_at.timestamp()))
+    if ticket.first_reply_at is not None:
+        # A reply the vendor dates after `now` (its clock ahead of ours, or Jira dating each
+        # change a little after the one before) has happened by now, since its event is in
+        # hand: it is recorded at `now`, as the status is, rather than dropped.
+        reply = min(ticket.first_reply_at, now)
+        if created is not None:
+            reply = max(reply, created)
+        marks.append(SlaMark(MARK_REPLY, reply.timestamp()))
     return marks
 
 

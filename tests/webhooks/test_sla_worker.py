@@ -16,10 +16,10 @@ from connectors.base import VENDORS, Applied, Call, Decide, Envelope
 from tests.webhooks.conftest import FakeClock
 from tiering.models import Customer, Decision, Ticket
 from tiering.policy import Policy, load_policy
-from webhooks.inbox.schema import SLA_DUE_EVENT
+from webhooks.inbox.schema import MARK_REPLY, SLA_DUE_EVENT
 from webhooks.inbox.store import Inbox
 from webhooks.metrics import Metrics
-from webhooks.sla_work import TimerLoop, recompute_timers
+from webhooks.sla_work import TimerLoop, observed_marks, recompute_timers
 from webhooks.worker import Worker
 
 T0 = 1_800_000_000.0
@@ -346,3 +346,22 @@ def test_first_response_is_left_out_on_a_vendor_that_cannot_measure_it(
     assert fire(inbox, work) == 0
     assert vendor.issues["T-1"].comments == []
     assert "sla-breached" not in vendor.issues["T-1"].labels
+
+
+@pytest.mark.parametrize(("reply_at", "recorded"), [
+    # A reply dated before now is recorded at its own time.
+    (datetime(2026, 11, 23, 9, 30, tzinfo=UTC), datetime(2026, 11, 23, 9, 30, tzinfo=UTC)),
+    # One the vendor dates a little after the worker's now (Jira dates each change at least
+    # 1 ms after the one before; a vendor clock ahead of ours) has happened by now: at now.
+    (datetime(2026, 11, 23, 10, 0, 0, 5000, tzinfo=UTC),
+     datetime(2026, 11, 23, 10, 0, tzinfo=UTC)),
+    # Never before the ticket's creation (a history refuses a reply before it).
+    (datetime(2026, 11, 23, 7, 0, tzinfo=UTC), datetime(2026, 11, 23, 8, 0, tzinfo=UTC)),
+])
+def test_observed_reply_is_kept_within_creation_and_now(reply_at: datetime,
+                                                        recorded: datetime) -> None:
+    ticket = Ticket(key="SUP-1", subject="s", description="d",
+                    created_at=datetime(2026, 11, 23, 8, 0, tzinfo=UTC), first_reply_at=reply_at)
+    marks = observed_marks(ticket, datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+    replies = [m for m in marks if m.kind == MARK_REPLY]
+    assert [m.at for m in replies] == [recorded.timestamp()]

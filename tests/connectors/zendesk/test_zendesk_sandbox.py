@@ -309,9 +309,10 @@ def test_a_public_reply_that_also_changes_the_ticket_costs_one_write(
     assert worker.drain() == 1
     after = requests.get(f"{api}/{tid}.json", auth=AGENT, timeout=5).json()["ticket"]
     # The sandbox moves `updated_at` on by at least a second per change (creation, then
-    # tierdesk's write), so a change right after would be stamped up to two seconds ahead,
-    # and a reply dated after the worker's `now` is not recorded (webhooks/sla_work.py
-    # observed_marks). Zendesk stamps `{{ticket.updated_at_with_timestamp}}` to the minute.
+    # tierdesk's write), so a change right after would be stamped up to two seconds ahead;
+    # a reply dated after the worker's `now` is recorded at `now` (webhooks/sla_work.py
+    # observed_marks), and the wait keeps the recorded reply at the stamp Zendesk sent
+    # (`{{ticket.updated_at_with_timestamp}}`, to the minute).
     time.sleep(2.1)
 
     changed = requests.put(f"{api}/{tid}.json", auth=AGENT, timeout=5, json={"ticket": {
