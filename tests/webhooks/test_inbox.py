@@ -398,3 +398,57 @@ def test_raw_body_in_another_encoding_is_stored_parsed(inbox: Inbox) -> None:
     raw = '{"a": "é"}'.encode("utf-16")
     inbox.enqueue(env("d1"), {"a": "é"}, raw=raw)
     assert inbox.events_of("jira", "T-1")[0].payload == {"a": "é"}
+
+
+@pytest.mark.postgres
+def test_completion_never_clears_the_pending_flag_of_an_event_committed_meanwhile(
+    pg_url: str, clock: FakeClock
+) -> None:
+    """A receiver's transaction stores a new event of a ticket (and sets its pending flag)
+    while a worker completes that ticket: the worker waits on the ticket's row lock, and once
+    the receiver commits, the new event stays claimable. Without the lock taken in its own
+    statement first (statements.LOCK_TICKET), the completing UPDATE computed `pending` from a
+    snapshot older than the receiver's commit and cleared the flag: the event was never
+    claimed (found by tests/replicas on PostgreSQL)."""
+    import threading
+    import time
+
+    from webhooks.inbox.database import normalize_url
+    from webhooks.inbox.schema import events, tickets
+
+    inbox = Inbox.connect(pg_url, clock=clock)
+    engine = sa.create_engine(normalize_url(pg_url))
+    try:
+        inbox.enqueue(env("d1"), {})
+        claim = inbox.claim(lease_seconds=30)
+        assert claim is not None
+        receiver = engine.connect()
+        tx = receiver.begin()
+        receiver.execute(events.insert().values(
+            vendor="jira", delivery_id="d2", event_type="jira:issue_updated", ticket="T-1",
+            status="pending", received_at=clock(), payload="{}", attempts=0, claims=0))
+        receiver.execute(tickets.update().where(tickets.c.id == claim.ticket_row)
+                         .values(pending=True))
+        done: list[bool] = []
+        worker = threading.Thread(target=lambda: done.append(inbox.complete(claim, record=None)))
+        worker.start()
+        with engine.connect() as watch:  # until the worker waits on the row lock (bounded)
+            for _ in range(200):
+                waiting = watch.execute(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()")).scalar_one()
+                if waiting:
+                    break
+                time.sleep(0.05)
+        assert waiting, "the completing worker never waited on the ticket's lock"
+        tx.commit()
+        receiver.close()
+        worker.join(timeout=30)
+        assert done == [True]
+        state = inbox.ticket_state("jira", "T-1")
+        assert state is not None and state["pending"] is True
+        again = inbox.claim(lease_seconds=30)
+        assert again is not None and [e.delivery_id for e in again.events] == ["d2"]
+    finally:
+        engine.dispose()
+        inbox.close()

@@ -163,6 +163,18 @@ def record_ticket_only(*, note: bool, known: bool, newest: bool) -> sa.Update:
 
 
 #: The lease was lost: keep the pending flag true if events remain: p_row, p_vendor, p_ticket.
+#: Lock the ticket's row before a statement that recomputes its pending flag (PostgreSQL):
+#: p_row. Under READ COMMITTED each statement reads a snapshot taken when it starts, and an
+#: UPDATE that waits on a row lock re-checks only its WHERE, not its SET subqueries
+#: (PostgreSQL docs, "Transaction Isolation", 13.2.1 Read Committed Isolation Level). An
+#: UPDATE whose snapshot predates a receiver's commit (a new event, the ticket's pending flag
+#: set) would compute `pending` without that event and clear the flag over it: the event is
+#: then never claimed (tests/replicas caught it). Taking the lock first, in its own statement,
+#: makes the recomputing statement start after any such commit.
+LOCK_TICKET = (
+    sa.select(tickets.c.id).where(tickets.c.id == sa.bindparam("p_row")).with_for_update()
+)
+
 KEEP_PENDING = (
     tickets.update()
     .where(tickets.c.id == sa.bindparam("p_row"), _exists_pending(due_only=False))

@@ -303,6 +303,7 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
             if sla is not None:
                 self._write_sla(conn, claim.vendor, claim.ticket, sla, now)
             # What the decision learnt and the lease's release: one UPDATE of the ticket.
+            self._lock_ticket(conn, claim.ticket_row)
             kept = conn.execute(st.finish_ticket(
                 done=True, due_claim=_holds_due(claim), **shape), params).rowcount == 1
             if not kept:
@@ -443,12 +444,20 @@ class Inbox(InboxReads, SlaStore, InboxUpkeep):
                   "p_ticket": claim.ticket, "p_next": next_attempt_at}
         stmt = st.finish_ticket(done=False, next_attempt=next_attempt_at is not None,
                                 due_claim=_holds_due(claim))
+        self._lock_ticket(conn, claim.ticket_row)
         if conn.execute(stmt, params).rowcount == 1:
             return True
         # The lease expired and another worker holds the ticket now: leave its lease alone but
         # keep the pending flag true if events remain (the holder recomputes it anyway).
         conn.execute(st.KEEP_PENDING, params)
         return False
+
+    def _lock_ticket(self, conn: Connection, row: int) -> None:
+        """On PostgreSQL, lock the ticket's row before recomputing its pending flag, so that the
+        recomputing statement sees every event committed before it (st.LOCK_TICKET). SQLite
+        runs one writer at a time: nothing to do."""
+        if self.dialect == "postgresql":
+            conn.execute(st.LOCK_TICKET, {"p_row": row})
 
     def pause_vendor(self, vendor: str, *, until: float, reason: str) -> None:
         """Claim no ticket of `vendor` before `until` (epoch seconds); a later pause wins."""
