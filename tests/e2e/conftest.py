@@ -36,6 +36,16 @@ from tests.e2e.harness import (
 
 POLICY = REPO / "deploy" / "policy.example.yaml"
 
+
+def example_policy_with_sla(workdir: Path, name: str, sla: str) -> Path:
+    """`workdir/name`: the example policy with its calendars and sla sections replaced by
+    `sla` (YAML text for both), for the end-to-end tests' second-scale clocks."""
+    text = POLICY.read_text("utf-8")
+    cut = text.index("\ncalendars:")
+    path = workdir / name
+    path.write_text(text[:cut] + "\n" + sla, "utf-8")
+    return path
+
 def outage_seconds() -> float:
     return float(os.environ.get("TIERDESK_E2E_OUTAGE_SECONDS", "20"))
 

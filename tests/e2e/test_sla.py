@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import POLICY, Stack, running_stack
+from tests.e2e.conftest import Stack, example_policy_with_sla, running_stack
 from tests.e2e.harness import (
     JIRA_AGENT,
     VENDORS,
@@ -59,11 +59,7 @@ sla:
 
 def sla_policy(workdir: Path) -> Path:
     """The example policy with its calendars and sla sections replaced by second-scale ones."""
-    text = POLICY.read_text("utf-8")
-    cut = text.index("\ncalendars:")
-    path = workdir / "policy.sla.yaml"
-    path.write_text(text[:cut] + "\n" + SLA, "utf-8")
-    return path
+    return example_policy_with_sla(workdir, "policy.sla.yaml", SLA)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import POLICY, Stack, running_stack
+from tests.e2e.conftest import Stack, example_policy_with_sla, running_stack
 from tests.e2e.harness import REPO, TIERDESK, ZENDESK_AGENT, SandboxClient, Traffic
 from tests.e2e.story import Case, bot_comment_bodies, create
 from tiering.sla_actions import SLA_MARKER
@@ -50,11 +50,7 @@ sla:
 def reply_policy(workdir: Path) -> Path:
     """The example policy with its calendars and sla sections replaced by a first_response
     target in seconds."""
-    text = POLICY.read_text("utf-8")
-    cut = text.index("\ncalendars:")
-    path = workdir / "policy.first-reply.yaml"
-    path.write_text(text[:cut] + "\n" + SLA, "utf-8")
-    return path
+    return example_policy_with_sla(workdir, "policy.first-reply.yaml", SLA)
 
 
 @pytest.fixture(scope="module")

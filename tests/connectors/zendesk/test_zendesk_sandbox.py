@@ -42,6 +42,21 @@ def sandbox() -> Iterator[Any]:
         handle.stop()
 
 
+def installed_worker(sandbox: Any, inbox: Receiver, tmp_path: Any) -> tuple[Any, Any]:
+    """tierdesk installed on the sandbox with the example policy (webhook and triggers calling
+    `inbox`), and a real inbox and worker over it: (inbox, worker)."""
+    from webhooks.inbox.store import Inbox as EventInbox
+    from webhooks.worker import Worker
+
+    policy = load_policy(default_policy_text(), source="example policy")
+    config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
+                           api_token="sandbox-token", bot_user_id=BOT_ID, timeout=5.0)
+    connector = ZendeskConnector(config, policy)
+    ZendeskAdmin(connector).install_webhook(callback_url=inbox.url + "/webhooks/zendesk")
+    events = EventInbox.connect(f"sqlite:///{tmp_path / 'inbox.db'}")
+    return events, Worker(inbox=events, connectors={"zendesk": connector}, policy=policy)
+
+
 def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Receiver) -> None:
     """An agent's change reaches tierdesk as the installed trigger body; the decision lands in
     one guarded PUT and nothing else; the bot's own write fires no further delivery."""
@@ -104,16 +119,7 @@ def test_trigger_round_trip_through_sandbox(sandbox: Any, inbox: Receiver) -> No
 def test_worker_pipeline_through_sandbox(sandbox: Any, inbox: Receiver, tmp_path: Any) -> None:
     """Deliveries go through the real inbox and worker: triage, then an agent's escalation
     request without documentation gets the checklist note once; every decision is 1 PUT."""
-    from webhooks.inbox.store import Inbox as EventInbox
-    from webhooks.worker import Worker
-
-    policy = load_policy(default_policy_text(), source="example policy")
-    config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
-                           api_token="sandbox-token", bot_user_id=BOT_ID, timeout=5.0)
-    connector = ZendeskConnector(config, policy)
-    ZendeskAdmin(connector).install_webhook(callback_url=inbox.url + "/webhooks/zendesk")
-    events = EventInbox.connect(f"sqlite:///{tmp_path / 'inbox.db'}")
-    worker = Worker(inbox=events, connectors={"zendesk": connector}, policy=policy)
+    events, worker = installed_worker(sandbox, inbox, tmp_path)
 
     def deliver(count: int) -> None:
         for call in inbox.wait_for(count)[count - 1:count]:
@@ -284,16 +290,7 @@ def test_a_public_reply_that_also_changes_the_ticket_costs_one_write(
     """An agent's public reply that also asks for L2 fires both triggers. The first delivery
     decided writes once; the second, showing the ticket before that write, writes nothing.
     Whichever comes first, the reply is recorded (first_response stops)."""
-    from webhooks.inbox.store import Inbox as EventInbox
-    from webhooks.worker import Worker
-
-    policy = load_policy(default_policy_text(), source="example policy")
-    config = ZendeskConfig(base_url=sandbox.zendesk_url, email="bot@tierdesk.example",
-                           api_token="sandbox-token", bot_user_id=BOT_ID, timeout=5.0)
-    connector = ZendeskConnector(config, policy)
-    ZendeskAdmin(connector).install_webhook(callback_url=inbox.url + "/webhooks/zendesk")
-    events = EventInbox.connect(f"sqlite:///{tmp_path / 'inbox.db'}")
-    worker = Worker(inbox=events, connectors={"zendesk": connector}, policy=policy)
+    events, worker = installed_worker(sandbox, inbox, tmp_path)
 
     def enqueue(call: Any) -> dict[str, Any]:
         body = zendesk_webhook.parse(call.body)
